@@ -1,0 +1,88 @@
+/**
+ * `npm run export -- --checkpoint <file> --tokenizer <file> --name taesr-edge --version 0.1.0 --out ../model-artifacts`
+ *
+ * Exports a saved params checkpoint (training/src/model/params.ts format) and a tokenizer JSON as a versioned artifact
+ * (fp32 + int8 ONNX graphs, manifest with sha256 of every file). The checkpoint's `meta` becomes the manifest's
+ * `training` record unless --training-json is given; --eval-json supplies the `eval` record.
+ *
+ * @module
+ */
+import { readFile } from "node:fs/promises";
+import { Command } from "commander";
+import { exportArtifact } from "../export/artifact.js";
+import { loadParams } from "../model/params.js";
+
+interface ExportCliOptions {
+  checkpoint: string;
+  tokenizer: string;
+  name: string;
+  version: string;
+  out: string;
+  easyMaxTokens: string;
+  mediumMaxTokens: string;
+  earlyExitEpsilon: string;
+  trainingJson?: string;
+  evalJson?: string;
+  force?: boolean;
+}
+
+async function readJsonObject(file: string): Promise<Record<string, unknown>> {
+  const value: unknown = JSON.parse(await readFile(file, "utf8"));
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${file}: expected a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function nonNegativeNumber(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag}: expected a non-negative number, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = new Command()
+    .name("export")
+    .description("Export a TAESR checkpoint as a versioned ONNX artifact (fp32 + int8)")
+    .requiredOption("--checkpoint <file>", "params checkpoint written by saveParams")
+    .requiredOption("--tokenizer <file>", "tokenizer JSON")
+    .requiredOption("--version <semver>", "artifact version (directory <name>@<version>)")
+    .option("--name <name>", "artifact name", "taesr-edge")
+    .option("--out <dir>", "artifacts directory", "../model-artifacts")
+    .option("--easy-max-tokens <n>", "router rule: inputs with at most this many tokens are easy", "8")
+    .option("--medium-max-tokens <n>", "router rule: … at most this many are medium", "24")
+    .option("--early-exit-epsilon <x>", "stop recursing when 1 − cos(e_t, e_{t−1}) < epsilon", "0.001")
+    .option("--training-json <file>", "JSON object for the manifest's training record (default: checkpoint meta)")
+    .option("--eval-json <file>", "JSON object for the manifest's eval record")
+    .option("--force", "replace an existing version directory", false)
+    .parse(argv);
+  const o = program.opts<ExportCliOptions>();
+
+  const { architecture, weights, meta } = await loadParams(o.checkpoint);
+  const tokenizerJson = await readFile(o.tokenizer, "utf8");
+  JSON.parse(tokenizerJson); // fail early on a broken tokenizer file rather than shipping it
+  const easyMaxTokens = nonNegativeNumber("--easy-max-tokens", o.easyMaxTokens);
+  const mediumMaxTokens = nonNegativeNumber("--medium-max-tokens", o.mediumMaxTokens);
+  if (easyMaxTokens > mediumMaxTokens) throw new Error("--easy-max-tokens must be ≤ --medium-max-tokens");
+
+  const { dir, manifest } = await exportArtifact({
+    outDir: o.out,
+    name: o.name,
+    version: o.version,
+    arch: architecture,
+    weights,
+    tokenizerJson,
+    router: { kind: "rule", easyMaxTokens, mediumMaxTokens },
+    earlyExitEpsilon: nonNegativeNumber("--early-exit-epsilon", o.earlyExitEpsilon),
+    training: o.trainingJson ? await readJsonObject(o.trainingJson) : { checkpoint: o.checkpoint, ...meta },
+    eval: o.evalJson ? await readJsonObject(o.evalJson) : {},
+    force: Boolean(o.force),
+  });
+  process.stdout.write(`exported ${dir}\n`);
+  for (const [file, { bytes, sha256 }] of Object.entries(manifest.files)) {
+    process.stdout.write(`  ${file.padEnd(18)} ${String(bytes).padStart(10)} B  ${sha256.slice(0, 16)}…\n`);
+  }
+}
+
+main(process.argv).catch((err: unknown) => {
+  process.stderr.write(`export failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,135 @@
+/**
+ * Turns pairs into padded token batches for in-batch-negative contrastive training.
+ *
+ * - Order: each epoch is a seeded permutation of the pairs, so (epoch, index) is a complete data cursor: a resumed run
+ *   rebuilds the same epoch and skips to the index, with no RNG state to save.
+ * - Bucketing: within windows of `bucketWindow` batches the pairs are sorted by document length before cutting
+ *   batches, so a batch pads to a length close to its members' (documents dominate the compute). Batch order is then
+ *   shuffled again so lengths do not trend within an epoch.
+ * - No duplicate documents or queries within a batch: an in-batch negative equal to the positive is a false negative
+ *   that teaches the model to separate identical texts. A conflicting pair waits for the next batch.
+ * - Tokenisation is lazy (per batch), so start-up does not pay for the whole corpus; lengths for bucketing use the
+ *   character count, which tracks token count closely enough for sorting.
+ *
+ * @module
+ */
+import { createRng, deriveSeed, hashString, shuffleInPlace } from "./random.js";
+import { normKey, type TextPair } from "./pairs.js";
+
+/** What the batcher needs from a tokenizer (WordPieceTokenizer satisfies it). */
+export interface BatchTokenizer {
+  encode(text: string, options: { maxLength: number }): number[];
+  readonly padId: number;
+}
+
+/** A padded, row-major token matrix and its mask (1 = token, 0 = padding). */
+export interface TokenMatrix {
+  ids: Int32Array;
+  mask: Float32Array;
+  rows: number;
+  length: number;
+  /** Non-padding tokens. */
+  tokens: number;
+}
+
+export interface EncodedBatch {
+  queries: TokenMatrix;
+  docs: TokenMatrix;
+}
+
+export interface BatcherOptions {
+  batchSize: number;
+  maxQueryLength: number;
+  maxDocLength: number;
+  seed: number;
+  /** Batches per length-sorting window (larger = tighter padding, less randomness in batch composition). */
+  bucketWindow?: number;
+}
+
+export class PairBatcher {
+  private readonly docKeys: number[];
+  private readonly queryKeys: number[];
+  private readonly epochCache = new Map<number, number[][]>();
+
+  constructor(
+    readonly pairs: readonly TextPair[],
+    private readonly tokenizer: BatchTokenizer,
+    readonly options: BatcherOptions,
+  ) {
+    if (pairs.length < options.batchSize) {
+      throw new Error(`only ${pairs.length} training pairs for batch size ${options.batchSize}`);
+    }
+    this.docKeys = pairs.map((p) => hashString(normKey(p.doc)));
+    this.queryKeys = pairs.map((p) => hashString(normKey(p.query)));
+  }
+
+  /** The batches (as pair indices) of an epoch; deterministic in (seed, epoch). Only full batches are returned. */
+  epochBatches(epoch: number): number[][] {
+    const cached = this.epochCache.get(epoch);
+    if (cached) return cached;
+    const { batchSize, seed } = this.options;
+    const window = batchSize * (this.options.bucketWindow ?? 32);
+    const rng = createRng(deriveSeed(seed, `epoch:${epoch}`));
+    const order = shuffleInPlace(
+      this.pairs.map((_, i) => i),
+      rng,
+    );
+    const batches: number[][] = [];
+    let current: number[] = [];
+    let currentDocs = new Set<number>();
+    let currentQueries = new Set<number>();
+    let waiting: number[] = [];
+    const tryAdd = (i: number): boolean => {
+      const d = this.docKeys[i] as number;
+      const q = this.queryKeys[i] as number;
+      if (currentDocs.has(d) || currentQueries.has(q)) return false;
+      current.push(i);
+      currentDocs.add(d);
+      currentQueries.add(q);
+      if (current.length === batchSize) {
+        batches.push(current);
+        current = [];
+        currentDocs = new Set();
+        currentQueries = new Set();
+        // Pairs that conflicted with the finished batch get the first chance at the next one.
+        const retry = waiting;
+        waiting = [];
+        for (const j of retry) if (!tryAdd(j)) waiting.push(j);
+      }
+      return true;
+    };
+    for (let start = 0; start < order.length; start += window) {
+      const slice = order.slice(start, start + window);
+      slice.sort((a, b) => (this.pairs[a] as TextPair).doc.length - (this.pairs[b] as TextPair).doc.length);
+      for (const i of slice) if (!tryAdd(i)) waiting.push(i);
+    }
+    // The final partial batch and any leftovers are dropped: fixed batch size keeps the loss scale comparable.
+    shuffleInPlace(batches, rng);
+    // Keep only the current and next epoch: memory stays bounded on long runs.
+    for (const key of this.epochCache.keys()) if (key < epoch) this.epochCache.delete(key);
+    this.epochCache.set(epoch, batches);
+    return batches;
+  }
+
+  encode(indices: readonly number[]): EncodedBatch {
+    const pairs = indices.map((i) => this.pairs[i] as TextPair);
+    return {
+      queries: this.pad(pairs.map((p) => this.tokenizer.encode(p.query, { maxLength: this.options.maxQueryLength }))),
+      docs: this.pad(pairs.map((p) => this.tokenizer.encode(p.doc, { maxLength: this.options.maxDocLength }))),
+    };
+  }
+
+  /** Pads to the longest row of the batch (each row already capped by the tokenizer's maxLength). */
+  pad(rows: number[][]): TokenMatrix {
+    const length = Math.max(1, ...rows.map((r) => r.length));
+    const ids = new Int32Array(rows.length * length).fill(this.tokenizer.padId);
+    const mask = new Float32Array(rows.length * length);
+    let tokens = 0;
+    rows.forEach((row, r) => {
+      ids.set(row, r * length);
+      mask.fill(1, r * length, r * length + row.length);
+      tokens += row.length;
+    });
+    return { ids, mask, rows: rows.length, length, tokens };
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Writes a versioned TAESR artifact directory: tokenizer, fp32 and int8 ONNX graphs, and manifest.json.
+ *
+ *   <outDir>/<name>@<version>/
+ *     tokenizer.json
+ *     fp32/embed.onnx  fp32/step.onnx
+ *     int8/embed.onnx  int8/step.onnx
+ *     manifest.json    (ArtifactManifest of src/model/spec.ts: sha256 + byte length of every other file)
+ *
+ * A published version is immutable: exporting into an existing version directory fails unless `force` is set. The
+ * directory is assembled under a temporary name beside the target and renamed into place, so a crash never leaves a
+ * half-written version that looks complete.
+ *
+ * @example
+ *   const { dir, manifest } = await exportArtifact({ outDir: "../model-artifacts", name: "taesr-edge", version: "0.1.0",
+ *     arch, weights, tokenizerJson, router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 24 },
+ *     earlyExitEpsilon: 1e-3, training: {...}, eval: {...} });
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import {
+  WEIGHT_NAMES,
+  weightShapes,
+  type ArtifactManifest,
+  type RouterRule,
+  type TaesrArchitecture,
+  type WeightName,
+} from "../../../src/model/spec.js";
+import { parameterCount } from "../model/params.js";
+import { buildEmbedGraph, buildStepGraph, type Variant } from "../onnx/taesr-graphs.js";
+
+export interface ExportArtifactOptions {
+  outDir: string;
+  name: string;
+  version: string;
+  arch: TaesrArchitecture;
+  weights: Record<WeightName, Float32Array>;
+  /** The tokenizer as JSON text or as the object to serialise. */
+  tokenizerJson: string | object;
+  router: RouterRule;
+  earlyExitEpsilon: number;
+  training: Record<string, unknown>;
+  eval: Record<string, unknown>;
+  /** Replace an existing version directory (default: refuse). */
+  force?: boolean;
+  /** Timestamp to record (default: now); fixed in tests for reproducible manifests. */
+  createdAt?: string;
+}
+
+export interface ExportedArtifact {
+  dir: string;
+  manifest: ArtifactManifest;
+}
+
+export const MANIFEST_FILE = "manifest.json";
+export const TOKENIZER_FILE = "tokenizer.json";
+const VARIANTS: readonly Variant[] = ["fp32", "int8"];
+
+/** Names and versions become one path segment: keep them to a safe alphabet. */
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
+export function artifactDirName(name: string, version: string): string {
+  return `${name}@${version}`;
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function checkWeights(arch: TaesrArchitecture, weights: Record<WeightName, Float32Array>): void {
+  const shapes = weightShapes(arch);
+  for (const name of WEIGHT_NAMES) {
+    const w = weights[name];
+    const size = shapes[name].reduce((p, d) => p * d, 1);
+    if (!w) throw new Error(`exportArtifact: weight ${name} is missing`);
+    if (w.length !== size) throw new Error(`exportArtifact: weight ${name} has ${w.length} values, shape [${shapes[name].join(",")}] needs ${size}`);
+    for (let i = 0; i < w.length; i++) {
+      if (!Number.isFinite(w[i]!)) throw new Error(`exportArtifact: weight ${name} has a non-finite value at ${i}`);
+    }
+  }
+}
+
+/** Builds every file of the artifact in memory (relative POSIX path → bytes), manifest excluded. */
+export function buildArtifactFiles(options: Pick<ExportArtifactOptions, "arch" | "weights" | "tokenizerJson" | "name" | "version">): Map<string, Uint8Array> {
+  const { arch, weights, name, version } = options;
+  const files = new Map<string, Uint8Array>();
+  const tokenizerText = typeof options.tokenizerJson === "string" ? options.tokenizerJson : JSON.stringify(options.tokenizerJson);
+  files.set(TOKENIZER_FILE, new TextEncoder().encode(tokenizerText));
+  const metadata = { "taesr.name": name, "taesr.version": version };
+  for (const variant of VARIANTS) {
+    files.set(`${variant}/embed.onnx`, buildEmbedGraph(arch, weights, variant, { metadata }));
+    files.set(`${variant}/step.onnx`, buildStepGraph(arch, weights, variant, { metadata }));
+  }
+  return files;
+}
+
+/** Exports the artifact (see module comment). Returns its directory and manifest. */
+export async function exportArtifact(options: ExportArtifactOptions): Promise<ExportedArtifact> {
+  const { outDir, name, version, arch } = options;
+  if (!SEGMENT.test(name)) throw new Error(`exportArtifact: invalid artifact name ${JSON.stringify(name)}`);
+  if (!SEGMENT.test(version)) throw new Error(`exportArtifact: invalid version ${JSON.stringify(version)}`);
+  checkWeights(arch, options.weights);
+
+  const dir = path.join(outDir, artifactDirName(name, version));
+  if ((await exists(dir)) && !options.force) {
+    throw new Error(`exportArtifact: ${dir} already exists; a published version is immutable (bump the version or pass force)`);
+  }
+
+  const files = buildArtifactFiles(options);
+  const manifest: ArtifactManifest = {
+    format: "taesr-artifact/1",
+    name,
+    version,
+    createdAt: options.createdAt ?? new Date().toISOString(),
+    architecture: arch,
+    files: Object.fromEntries(
+      [...files.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([rel, bytes]) => [rel, { sha256: sha256Hex(bytes), bytes: bytes.byteLength }]),
+    ),
+    tokenizer: TOKENIZER_FILE,
+    variants: {
+      fp32: { embed: "fp32/embed.onnx", step: "fp32/step.onnx" },
+      int8: { embed: "int8/embed.onnx", step: "int8/step.onnx" },
+    },
+    parameters: parameterCount(arch),
+    router: options.router,
+    earlyExitEpsilon: options.earlyExitEpsilon,
+    training: options.training,
+    eval: options.eval,
+  };
+
+  await mkdir(outDir, { recursive: true });
+  const staging = path.join(outDir, `.${artifactDirName(name, version)}.tmp-${process.pid}-${Date.now()}`);
+  try {
+    for (const [rel, bytes] of files) {
+      const target = path.join(staging, ...rel.split("/"));
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(target, bytes);
+    }
+    await writeFile(path.join(staging, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
+    if (await exists(dir)) {
+      // Only reachable with force (checked above).
+      await rm(dir, { recursive: true, force: true });
+    }
+    await rename(staging, dir);
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+  return { dir, manifest };
+}
+
+async function listFiles(root: string, rel = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(path.join(root, rel), { withFileTypes: true })) {
+    const child = rel ? `${rel}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(root, child)));
+    else out.push(child);
+  }
+  return out;
+}
+
+/**
+ * Re-reads an artifact directory and checks it against its manifest: every listed file present with the recorded byte
+ * length and sha256, and no unlisted file besides manifest.json. Returns the manifest.
+ */
+export async function verifyArtifactDir(dir: string): Promise<ArtifactManifest> {
+  const manifest = JSON.parse(await readFile(path.join(dir, MANIFEST_FILE), "utf8")) as ArtifactManifest;
+  const onDisk = new Set(await listFiles(dir));
+  onDisk.delete(MANIFEST_FILE);
+  for (const [rel, expected] of Object.entries(manifest.files)) {
+    if (!onDisk.has(rel)) throw new Error(`${dir}: ${rel} is listed in the manifest but missing`);
+    onDisk.delete(rel);
+    const bytes = await readFile(path.join(dir, ...rel.split("/")));
+    if (bytes.byteLength !== expected.bytes) throw new Error(`${dir}: ${rel} has ${bytes.byteLength} bytes, manifest says ${expected.bytes}`);
+    const sha = sha256Hex(bytes);
+    if (sha !== expected.sha256) throw new Error(`${dir}: ${rel} has sha256 ${sha}, manifest says ${expected.sha256}`);
+  }
+  if (onDisk.size > 0) throw new Error(`${dir}: files not listed in the manifest: ${[...onDisk].join(", ")}`);
+  return manifest;
+}

@@ -1,0 +1,238 @@
+/**
+ * TAESR parameters: initialisation, conversion to plain arrays, and the single-file checkpoint format.
+ *
+ * Weight names and shapes come from src/model/spec.ts (the contract); nothing here invents a tensor.
+ *
+ * Checkpoint file layout (little-endian):
+ *   bytes 0..7    magic "TAESRPRM"
+ *   bytes 8..11   uint32 header length n (bytes of UTF-8 JSON)
+ *   bytes 12..    JSON header { format, architecture, tensors: [{ name, shape, offset, length }], meta }
+ *   padding to a multiple of 4, then every tensor's float32 data back to back (offset/length in elements,
+ *   relative to the start of the data section).
+ * One file, readable without TensorFlow.js (the exporter and tests load it into Float32Arrays).
+ *
+ * @example
+ *   const params = initParams(arch, 42);
+ *   await saveParams("ckpt/step-1000.taesr", params, arch, { step: 1000 });
+ *   const { weights, architecture } = await loadParams("ckpt/step-1000.taesr");
+ *
+ * @module
+ */
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
+
+export type TaesrParams = Record<WeightName, tf.Variable>;
+export type TaesrWeights = Record<WeightName, Float32Array>;
+
+/** Seeded PRNG (mulberry32): initialisation must be reproducible across backends, so it is drawn in JS, not by tfjs. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fills `out` with N(0, std²) samples (Box–Muller), optionally truncated at ±2σ like BERT-style inits. */
+export function fillNormal(out: Float32Array, std: number, rand: () => number, truncate = true): Float32Array {
+  for (let i = 0; i < out.length; i++) {
+    let z: number;
+    do {
+      const u = Math.max(rand(), 1e-12);
+      const v = rand();
+      z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    } while (truncate && Math.abs(z) > 2);
+    out[i] = z * std;
+  }
+  return out;
+}
+
+/**
+ * Initial values as plain arrays (also used by tests that need weights without variables).
+ * - embeddings: N(0, 0.02²)
+ * - matrices: Glorot normal, std = √(2/(in+out))
+ * - the residual projections (attn.wo, ffn.w2) additionally × 1/√(2·maxDepth): the shared block is applied up to
+ *   depths.hard times, each adding two residual branches to h, so without the damping h's variance grows with depth
+ *   and the deepest embeddings start far from the shallow ones.
+ * - LayerNorm gamma 1, beta 0; biases 0.
+ */
+export function initWeights(arch: TaesrArchitecture, seed: number): TaesrWeights {
+  const shapes = weightShapes(arch);
+  const rand = mulberry32(seed);
+  const maxDepth = Math.max(arch.depths.easy, arch.depths.medium, arch.depths.hard, 1);
+  const residualScale = 1 / Math.sqrt(2 * maxDepth);
+  const out = {} as TaesrWeights;
+  for (const name of WEIGHT_NAMES) {
+    const shape = shapes[name];
+    const size = shape.reduce((p, d) => p * d, 1);
+    const data = new Float32Array(size);
+    if (name === "embed.token" || name === "embed.position") {
+      fillNormal(data, 0.02, rand);
+    } else if (shape.length === 2) {
+      const [fanIn, fanOut] = shape as [number, number];
+      let std = Math.sqrt(2 / (fanIn + fanOut));
+      if (name === "block.attn.wo" || name === "block.ffn.w2") std *= residualScale;
+      fillNormal(data, std, rand);
+    } else if (name.endsWith(".gamma")) {
+      data.fill(1);
+    }
+    // remaining vectors (biases, betas) stay 0
+    out[name] = data;
+  }
+  return out;
+}
+
+/** The architecture each params object was built for (heads cannot be read off weight shapes). */
+const architectures = new WeakMap<object, TaesrArchitecture>();
+
+/** The architecture recorded for params made by initParams/paramsFromWeights (or registered explicitly). */
+export function architectureOf(params: object): TaesrArchitecture | undefined {
+  return architectures.get(params);
+}
+
+/** Records the architecture of a params record built by other means (e.g. constant tensors for evaluation). */
+export function registerArchitecture(params: object, arch: TaesrArchitecture): void {
+  architectures.set(params, arch);
+}
+
+/** Trainable tf.Variables for every weight of the contract, created from `weights`. Unnamed: tfjs requires globally
+ * unique variable names, and a trainer may hold several models (teacher, EMA) at once. */
+export function paramsFromWeights(arch: TaesrArchitecture, weights: TaesrWeights): TaesrParams {
+  const shapes = weightShapes(arch);
+  const out = {} as TaesrParams;
+  for (const name of WEIGHT_NAMES) {
+    const data = weights[name];
+    const shape = shapes[name];
+    const size = shape.reduce((p, d) => p * d, 1);
+    if (data.length !== size) {
+      throw new Error(`weight ${name}: expected ${size} values for shape [${shape.join(",")}], got ${data.length}`);
+    }
+    const initial = tf.tensor(data, shape, "float32");
+    out[name] = tf.variable(initial, true);
+    initial.dispose(); // the variable holds its own reference to the data
+
+  }
+  architectures.set(out, arch);
+  return out;
+}
+
+/** Freshly initialised trainable parameters (see initWeights for the scheme). */
+export function initParams(arch: TaesrArchitecture, seed: number): TaesrParams {
+  return paramsFromWeights(arch, initWeights(arch, seed));
+}
+
+/** Copies every parameter out of the backend (synchronous read; call between steps, not inside a tape). */
+export function paramsToFloat32(params: Record<WeightName, tf.Tensor>): TaesrWeights {
+  const out = {} as TaesrWeights;
+  for (const name of WEIGHT_NAMES) out[name] = params[name].dataSync() as Float32Array;
+  return out;
+}
+
+/** Total number of scalar parameters of an architecture. */
+export function parameterCount(arch: TaesrArchitecture): number {
+  const shapes = weightShapes(arch);
+  return WEIGHT_NAMES.reduce((sum, n) => sum + shapes[n].reduce((p, d) => p * d, 1), 0);
+}
+
+const MAGIC = "TAESRPRM";
+const FORMAT = "taesr-params/1";
+
+interface CheckpointHeader {
+  format: typeof FORMAT;
+  architecture: TaesrArchitecture;
+  tensors: Array<{ name: WeightName; shape: number[]; offset: number; length: number }>;
+  meta: Record<string, unknown>;
+}
+
+export interface LoadedParams {
+  architecture: TaesrArchitecture;
+  weights: TaesrWeights;
+  meta: Record<string, unknown>;
+}
+
+/** Serialises weights to the checkpoint byte layout described in the module comment. */
+export function encodeParams(
+  weights: TaesrWeights,
+  arch: TaesrArchitecture,
+  meta: Record<string, unknown> = {},
+): Uint8Array {
+  const shapes = weightShapes(arch);
+  const tensors: CheckpointHeader["tensors"] = [];
+  let offset = 0;
+  for (const name of WEIGHT_NAMES) {
+    const length = weights[name].length;
+    tensors.push({ name, shape: shapes[name], offset, length });
+    offset += length;
+  }
+  const header: CheckpointHeader = { format: FORMAT, architecture: arch, tensors, meta };
+  const headerBytes = new TextEncoder().encode(JSON.stringify(header));
+  const dataStart = Math.ceil((12 + headerBytes.length) / 4) * 4;
+  const bytes = new Uint8Array(dataStart + offset * 4);
+  bytes.set(new TextEncoder().encode(MAGIC), 0);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(8, headerBytes.length, true);
+  bytes.set(headerBytes, 12);
+  for (const t of tensors) {
+    const src = weights[t.name];
+    const base = dataStart + t.offset * 4;
+    for (let i = 0; i < src.length; i++) view.setFloat32(base + i * 4, src[i]!, true);
+  }
+  return bytes;
+}
+
+/** Parses the checkpoint byte layout, validating shapes against the stored architecture. */
+export function decodeParams(bytes: Uint8Array): LoadedParams {
+  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (magic !== MAGIC) throw new Error(`not a TAESR params file (magic ${JSON.stringify(magic)})`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getUint32(8, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLength))) as CheckpointHeader;
+  if (header.format !== FORMAT) throw new Error(`unsupported params format ${String(header.format)}`);
+  const dataStart = Math.ceil((12 + headerLength) / 4) * 4;
+  const shapes = weightShapes(header.architecture);
+  const weights = {} as TaesrWeights;
+  for (const name of WEIGHT_NAMES) {
+    const t = header.tensors.find((x) => x.name === name);
+    if (!t) throw new Error(`params file lacks weight ${name}`);
+    const expected = shapes[name];
+    if (t.shape.join(",") !== expected.join(",")) {
+      throw new Error(`weight ${name}: shape [${t.shape.join(",")}] ≠ architecture's [${expected.join(",")}]`);
+    }
+    const out = new Float32Array(t.length);
+    const base = dataStart + t.offset * 4;
+    if (base + t.length * 4 > bytes.length) throw new Error(`params file truncated in ${name}`);
+    for (let i = 0; i < t.length; i++) out[i] = view.getFloat32(base + i * 4, true);
+    weights[name] = out;
+  }
+  return { architecture: header.architecture, weights, meta: header.meta ?? {} };
+}
+
+/**
+ * Writes a checkpoint. Accepts live variables or plain arrays. The file is written beside its target and renamed into
+ * place, so a crash mid-write never leaves a truncated checkpoint under the final name.
+ */
+export async function saveParams(
+  filePath: string,
+  params: Record<WeightName, tf.Tensor> | TaesrWeights,
+  arch: TaesrArchitecture,
+  meta: Record<string, unknown> = {},
+): Promise<void> {
+  const first = params[WEIGHT_NAMES[0]];
+  const weights = first instanceof Float32Array ? (params as TaesrWeights) : paramsToFloat32(params as Record<WeightName, tf.Tensor>);
+  const bytes = encodeParams(weights, arch, meta);
+  await mkdir(path.dirname(filePath), { recursive: true });
+  const tmp = `${filePath}.tmp-${process.pid}`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, filePath);
+}
+
+/** Reads a checkpoint written by saveParams. */
+export async function loadParams(filePath: string): Promise<LoadedParams> {
+  const buf = await readFile(filePath);
+  return decodeParams(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
+}

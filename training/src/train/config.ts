@@ -1,0 +1,190 @@
+/**
+ * The training run's configuration: schema, defaults, and loading from a JSON file with errors that name the field.
+ *
+ * Relative paths in a config (tokenizer, export.outDir) are resolved against the config file's directory, so the same
+ * file works whether `npm run train` is started from the repository root or from training/.
+ *
+ * @module
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+
+const positiveInt = z.number().int().positive();
+
+const sourceSchema = z
+  .object({
+    /** Cap on pairs drawn from this source (a seeded sample of all its pairs); omit for all. */
+    maxPairs: positiveInt.optional(),
+  })
+  .strict();
+
+export const archSchema = z
+  .object({
+    /** Must equal the tokenizer's vocabulary size when given; taken from the tokenizer when omitted. */
+    vocabSize: positiveInt.optional(),
+    hidden: positiveInt,
+    heads: positiveInt,
+    ffn: positiveInt,
+    maxLength: positiveInt,
+    outputDim: z.literal(384).default(384),
+    matryoshkaDims: z.array(positiveInt).nonempty().default([64, 128, 256, 384]),
+    depths: z
+      .object({ easy: positiveInt, medium: positiveInt, hard: positiveInt })
+      .strict()
+      .default({ easy: 1, medium: 3, hard: 6 }),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.hidden % a.heads !== 0) {
+      ctx.addIssue({ code: "custom", path: ["heads"], message: `hidden (${a.hidden}) must be divisible by heads (${a.heads})` });
+    }
+    const dims = a.matryoshkaDims;
+    if (dims.some((d, i) => i > 0 && d <= (dims[i - 1] ?? 0)) || dims[dims.length - 1] !== a.outputDim) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["matryoshkaDims"],
+        message: `must be strictly ascending and end at outputDim (${a.outputDim}); got [${dims.join(", ")}]`,
+      });
+    }
+    if (!(a.depths.easy <= a.depths.medium && a.depths.medium <= a.depths.hard)) {
+      ctx.addIssue({ code: "custom", path: ["depths"], message: "must satisfy easy ≤ medium ≤ hard" });
+    }
+  });
+
+export const trainConfigSchema = z
+  .object({
+    /** Run name: the default run directory is training/runs/<name>/. */
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' and '-' only"),
+    seed: z.number().int().nonnegative().default(42),
+    backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
+    /** Path of the WordPiece tokenizer JSON (relative to this config file). */
+    tokenizer: z.string().min(1),
+    arch: archSchema,
+    data: z
+      .object({
+        sources: z
+          .object({ debian: sourceSchema.optional(), wordnet: sourceSchema.optional(), scifact: sourceSchema.optional() })
+          .strict()
+          .refine((s) => Object.values(s).some((v) => v !== undefined), "enable at least one source"),
+        /** Fraction of pairs held out for validation, chosen by a hash of the pair (stable across runs and seeds). */
+        validationFraction: z.number().min(0).max(0.5).default(0.01),
+        /** Validation uses at most this many held-out pairs (it runs every evalEvery steps; keep it cheap). */
+        maxValidationPairs: positiveInt.default(512),
+        /** Pairs whose document is shorter than this (characters) carry too little signal and are dropped. */
+        minDocChars: z.number().int().nonnegative().default(16),
+      })
+      .strict(),
+    training: z
+      .object({
+        batchSize: z.number().int().min(2),
+        /** Exactly one of steps / epochs. */
+        steps: positiveInt.optional(),
+        epochs: z.number().positive().optional(),
+        lr: z.number().positive(),
+        /** Floor of the cosine cooldown as a fraction of lr. */
+        minLrRatio: z.number().min(0).max(1).default(0.05),
+        warmupSteps: z.number().int().nonnegative().default(0),
+        weightDecay: z.number().nonnegative().default(0.01),
+        beta1: z.number().min(0).lt(1).default(0.9),
+        beta2: z.number().min(0).lt(1).default(0.999),
+        adamEps: z.number().positive().default(1e-8),
+        clipNorm: z.number().positive().default(1),
+        temperature: z.number().min(0.01).max(1).default(0.05),
+        /** Symmetric InfoNCE (query→doc and doc→query) or query→doc only. */
+        symmetric: z.boolean().default(true),
+        /** Recursion steps that receive the contrastive loss (deep supervision), with optional weights (default equal). */
+        lossSteps: z.array(positiveInt).nonempty().default([1, 3, 6]),
+        lossStepWeights: z.array(z.number().positive()).optional(),
+        maxQueryLength: positiveInt,
+        maxDocLength: positiveInt,
+        logEvery: positiveInt.default(10),
+        evalEvery: positiveInt.default(500),
+        checkpointEvery: positiveInt.default(500),
+        keepCheckpoints: positiveInt.default(3),
+      })
+      .strict(),
+    export: z
+      .object({
+        name: z.string().min(1),
+        version: z.string().min(1),
+        /** Directory that receives <name>@<version>/ (relative to this config file). */
+        outDir: z.string().min(1),
+        /** Overwrite an existing <name>@<version> (published versions are immutable; only throwaway configs set this). */
+        force: z.boolean().default(false),
+        earlyExitEpsilon: z.number().nonnegative().default(0.002),
+        router: z
+          .object({ easyMaxTokens: positiveInt, mediumMaxTokens: positiveInt })
+          .strict()
+          .default({ easyMaxTokens: 8, mediumMaxTokens: 32 }),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const t = c.training;
+    if ((t.steps === undefined) === (t.epochs === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["training"], message: "set exactly one of training.steps or training.epochs" });
+    }
+    if (t.lossStepWeights && t.lossStepWeights.length !== t.lossSteps.length) {
+      ctx.addIssue({ code: "custom", path: ["training", "lossStepWeights"], message: "must have one weight per lossSteps entry" });
+    }
+    const maxStep = Math.max(...t.lossSteps);
+    if (maxStep > c.arch.depths.hard) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["training", "lossSteps"],
+        message: `step ${maxStep} exceeds arch.depths.hard (${c.arch.depths.hard})`,
+      });
+    }
+    for (const key of ["maxQueryLength", "maxDocLength"] as const) {
+      if (t[key] > c.arch.maxLength) {
+        ctx.addIssue({ code: "custom", path: ["training", key], message: `exceeds arch.maxLength (${c.arch.maxLength})` });
+      }
+    }
+  });
+
+export type TrainConfig = z.infer<typeof trainConfigSchema>;
+
+/** Thrown for a config that cannot be used; the message lists every problem with its field path. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Validates an already-parsed config object; `source` names it in error messages. */
+export function parseConfig(raw: unknown, source = "config"): TrainConfig {
+  const result = trainConfigSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(`invalid training config ${source}:\n${z.prettifyError(result.error)}`);
+  }
+  return result.data;
+}
+
+/** A validated config plus the directory its relative paths are resolved against. */
+export interface LoadedConfig {
+  config: TrainConfig;
+  path: string;
+  baseDir: string;
+}
+
+export async function loadConfig(file: string): Promise<LoadedConfig> {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(abs, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read training config ${abs}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`training config ${abs} is not valid JSON: ${(err as Error).message}`);
+  }
+  return { config: parseConfig(raw, abs), path: abs, baseDir: path.dirname(abs) };
+}
+
+/** Resolves a path from the config against the config file's directory. */
+export function resolveFromConfig(loaded: { baseDir: string }, p: string): string {
+  return path.isAbsolute(p) ? p : path.resolve(loaded.baseDir, p);
+}

@@ -1,0 +1,93 @@
+/**
+ * Matryoshka InfoNCE with in-batch negatives, applied at every supervised recursion step (deep supervision).
+ *
+ * For each supervised step t and each Matryoshka prefix m: slice the first m dims of the query and document
+ * embeddings, L2-normalise, logits = q·dᵀ / τ, and the cross-entropy of the diagonal (the positive) — row-wise
+ * (query→doc) and, when symmetric, column-wise (doc→query). Prefix losses are averaged; step losses are combined with
+ * the configured step weights (normalised to sum 1), so the total's scale does not depend on how many are supervised.
+ *
+ * Wasm-friendly by construction: the similarity matMul takes an explicitly transposed operand (ops.matMul2d, whose
+ * gradients also avoid the slow transposed paths), and log-sum-exp is spelled with Max/Sub/Exp/Sum/Log because wasm has
+ * no LogSoftmax kernel.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { matMul2d } from "../model/ops.js";
+
+export interface ContrastiveLossOptions {
+  temperature: number;
+  symmetric: boolean;
+  /** Matryoshka prefixes (ascending, last = full width). */
+  dims: readonly number[];
+  /** 1-based recursion steps that receive the loss, and their weights (same length). */
+  steps: readonly number[];
+  stepWeights: readonly number[];
+}
+
+export interface ContrastiveLoss {
+  total: tf.Scalar;
+  /** Loss per supervised step (mean over prefixes), same order as options.steps. */
+  perStep: tf.Scalar[];
+}
+
+/** Row-wise L2 normalisation; the epsilon keeps an all-zero row finite (it happens at initialisation with tiny inits). */
+export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), 1, true), 1e-12)));
+}
+
+/** log Σ exp along `axis`, stabilised by the max (Max's gradient cancels exactly, so the value is what matters). */
+function logSumExp(x: tf.Tensor2D, axis: 0 | 1): tf.Tensor1D {
+  const max = tf.max(x, axis, true);
+  return tf.add(tf.log(tf.sum(tf.exp(tf.sub(x, max)), axis)), tf.reshape(max, [-1])) as tf.Tensor1D;
+}
+
+const eyeCache = new Map<number, Float32Array>();
+/** The identity as data (not tf.eye) so no backend-specific kernel is involved; cached per batch size. */
+function eyeData(n: number): Float32Array {
+  let eye = eyeCache.get(n);
+  if (!eye) {
+    eye = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+    eyeCache.set(n, eye);
+  }
+  return eye;
+}
+
+/** InfoNCE of a [B,B] logit matrix whose diagonal holds the positives. */
+export function infoNce(logits: tf.Tensor2D, symmetric: boolean): tf.Scalar {
+  const n = logits.shape[0];
+  const positives = tf.sum(tf.mul(logits, tf.tensor2d(eyeData(n), [n, n])), 1);
+  const rowLoss = tf.mean(tf.sub(logSumExp(logits, 1), positives));
+  if (!symmetric) return rowLoss as tf.Scalar;
+  const colLoss = tf.mean(tf.sub(logSumExp(logits, 0), positives));
+  return tf.mul(tf.add(rowLoss, colLoss), 0.5) as tf.Scalar;
+}
+
+/** InfoNCE at every Matryoshka prefix of one pair of embedding matrices, averaged over prefixes. */
+export function matryoshkaInfoNce(q: tf.Tensor2D, d: tf.Tensor2D, opts: ContrastiveLossOptions): tf.Scalar {
+  const invTemp = 1 / opts.temperature;
+  const losses = opts.dims.map((m) => {
+    const qn = l2Normalize(m === q.shape[1] ? q : tf.slice(q, [0, 0], [-1, m]));
+    const dn = l2Normalize(m === d.shape[1] ? d : tf.slice(d, [0, 0], [-1, m]));
+    const logits = tf.mul(matMul2d(qn, tf.transpose(dn)), invTemp) as tf.Tensor2D;
+    return infoNce(logits, opts.symmetric);
+  });
+  return tf.div(tf.addN(losses), losses.length) as tf.Scalar;
+}
+
+/**
+ * The deep-supervised loss. `qSteps[t-1]` / `dSteps[t-1]` are the embeddings after recursion step t (as forward returns
+ * them); only the configured steps contribute.
+ */
+export function contrastiveLoss(qSteps: tf.Tensor2D[], dSteps: tf.Tensor2D[], opts: ContrastiveLossOptions): ContrastiveLoss {
+  const weightSum = opts.stepWeights.reduce((a, b) => a + b, 0);
+  const perStep = opts.steps.map((step) => {
+    const q = qSteps[step - 1];
+    const d = dSteps[step - 1];
+    if (!q || !d) throw new Error(`loss wants recursion step ${step} but forward returned ${qSteps.length} steps`);
+    return matryoshkaInfoNce(q, d, opts);
+  });
+  const weighted = perStep.map((l, i) => tf.mul(l, (opts.stepWeights[i] ?? 1) / weightSum));
+  return { total: tf.addN(weighted) as tf.Scalar, perStep };
+}

@@ -1,0 +1,459 @@
+/**
+ * The training loop: config → data → model → (loss, AdamW, clipping, schedule) → metrics, validation, checkpoints,
+ * and the artifact export at the end.
+ *
+ * Exact resume: the batch order is a pure function of (seed, epoch), so a checkpoint stores only the cursor
+ * (epoch, batch), the step and the parameter + moment tensors; a resumed run sees the same batches and applies
+ * bit-identical updates on the same backend.
+ *
+ * @module
+ */
+import { appendFile, mkdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tf from "@tensorflow/tfjs-core";
+import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
+import { WEIGHT_NAMES, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
+import { initBackend, type BackendName } from "../backend.js";
+import { PairBatcher, type EncodedBatch } from "../data/batches.js";
+import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
+import { buildPairs, type PairInputs, type PairSet } from "../data/pairs.js";
+import { hashString } from "../data/random.js";
+import { forward } from "../model/forward.js";
+import { initParams, parameterCount, saveParams, type TaesrParams } from "../model/params.js";
+import { loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
+import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type CheckpointState, type DataCursor } from "./checkpoint.js";
+import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
+import { AdamW, clipByGlobalNorm, learningRate } from "./optimizer.js";
+import { createProgress, type Progress } from "./progress.js";
+import { exportRun } from "./export.js";
+import { validate, type ValidationResult } from "./validate.js";
+
+export interface TrainOptions {
+  /** Path of the config JSON. */
+  config: string;
+  /** Defaults to training/runs/<config.name>/. */
+  runDir?: string;
+  /** Continue from the newest checkpoint in the run dir (a fresh start when there is none). */
+  resume?: boolean;
+  /** Stop (with a checkpoint) after this much training wall time in this process. */
+  maxMinutes?: number;
+  /** Stop (with a checkpoint) after this many updates in this process; the schedule is unchanged (tests). */
+  stopAfterSteps?: number;
+  /** Skip training: export the newest checkpoint (or the fresh init when there is none). */
+  exportOnly?: boolean;
+  /** Show the progress bar (default: on). */
+  progress?: boolean;
+  /** Diagnostic lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export interface TrainResult {
+  runDir: string;
+  step: number;
+  totalSteps: number;
+  stoppedBy: "done" | "time" | "stopAfterSteps" | "export";
+  /** Loss of each supervised step at the last logged update (key = recursion step). */
+  lastLoss: Record<string, number>;
+  /** Every update's total loss in this process, in order (tests and quick curves). */
+  lossHistory: number[];
+  tokens: number;
+  trainSeconds: number;
+  validation?: ValidationResult;
+  exportDir?: string;
+  finalParamsPath?: string;
+}
+
+/** training/runs/, next to src/ in the training package (gitignored). */
+export const DEFAULT_RUNS_DIR = fileURLToPath(new URL("../../runs/", import.meta.url));
+
+function openSources(config: TrainConfig): PairInputs {
+  const s = config.data.sources;
+  const inputs: PairInputs = {};
+  if (s.debian) inputs.debian = readDebianPackages();
+  if (s.wordnet) inputs.wordnet = readWordNetSynsets();
+  if (s.scifact) inputs.scifact = readSciFactCorpus();
+  return inputs;
+}
+
+/** Fields that shape the model or the data stream; a resume with any of them changed would not be a continuation. */
+function resumeKey(config: TrainConfig): string {
+  const t = config.training;
+  return JSON.stringify({
+    arch: config.arch,
+    data: config.data,
+    seed: config.seed,
+    tokenizer: config.tokenizer,
+    batch: [t.batchSize, t.maxQueryLength, t.maxDocLength],
+  });
+}
+
+function dataFingerprint(pairs: PairSet): string {
+  let h = hashString(JSON.stringify(pairs.stats));
+  for (const p of pairs.train) h = hashString(p.query + "\u0000" + p.doc, h % 2 ** 31);
+  return h.toString(16);
+}
+
+/** Everything the loop needs, built once per process. */
+interface Session {
+  loaded: LoadedConfig;
+  config: TrainConfig;
+  arch: TaesrArchitecture;
+  backend: BackendName;
+  tokenizer: WordPieceTokenizer;
+  tokenizerJson: TokenizerJSON;
+  pairs: PairSet;
+  batcher: PairBatcher;
+  totalSteps: number;
+  params: TaesrParams;
+  optimizer: AdamW;
+  runDir: string;
+  lossOptions: ContrastiveLossOptions;
+  fingerprint: string;
+  log: (line: string) => void;
+}
+
+async function setUp(opts: TrainOptions): Promise<Session> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`[taesr] ${line}\n`));
+  const loaded = await loadConfig(opts.config);
+  const { config } = loaded;
+  const backend = await initBackend(config.backend);
+
+  const tokenizerPath = resolveFromConfig(loaded, config.tokenizer);
+  let tokenizerJson: TokenizerJSON;
+  try {
+    tokenizerJson = JSON.parse(await readFile(tokenizerPath, "utf8")) as TokenizerJSON;
+  } catch (err) {
+    throw new Error(`cannot load tokenizer ${tokenizerPath}: ${(err as Error).message}`);
+  }
+  const tokenizer = WordPieceTokenizer.fromJSON(tokenizerJson);
+  if (config.arch.vocabSize !== undefined && config.arch.vocabSize !== tokenizer.vocabSize) {
+    throw new Error(`arch.vocabSize is ${config.arch.vocabSize} but the tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} tokens`);
+  }
+  const arch: TaesrArchitecture = { ...config.arch, vocabSize: tokenizer.vocabSize };
+
+  const t0 = performance.now();
+  const pairs = await buildPairs(openSources(config), {
+    seed: config.seed,
+    validationFraction: config.data.validationFraction,
+    maxValidationPairs: config.data.maxValidationPairs,
+    minDocChars: config.data.minDocChars,
+    sources: config.data.sources,
+  });
+  log(
+    `pairs: ${pairs.stats.train} train, ${pairs.stats.validation} validation ` +
+      `(${pairs.stats.duplicatesDropped} duplicates dropped) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  const t = config.training;
+  const batcher = new PairBatcher(pairs.train, tokenizer, {
+    batchSize: t.batchSize,
+    maxQueryLength: t.maxQueryLength,
+    maxDocLength: t.maxDocLength,
+    seed: config.seed,
+  });
+  const batchesPerEpoch = batcher.epochBatches(0).length;
+  const totalSteps = t.steps ?? Math.max(1, Math.ceil((t.epochs ?? 1) * batchesPerEpoch));
+  log(`${batchesPerEpoch} batches of ${t.batchSize} per epoch; ${totalSteps} steps (${(totalSteps / batchesPerEpoch).toFixed(2)} epochs)`);
+
+  const params = initParams(arch, config.seed);
+  const optimizer = new AdamW(params, { beta1: t.beta1, beta2: t.beta2, eps: t.adamEps, weightDecay: t.weightDecay });
+  log(`model: H=${arch.hidden} heads=${arch.heads} ffn=${arch.ffn} V=${arch.vocabSize} L=${arch.maxLength}, ${parameterCount(arch)} parameters`);
+
+  return {
+    loaded,
+    config,
+    arch,
+    backend,
+    tokenizer,
+    tokenizerJson,
+    pairs,
+    batcher,
+    totalSteps,
+    params,
+    optimizer,
+    runDir: path.resolve(opts.runDir ?? path.join(DEFAULT_RUNS_DIR, config.name)),
+    lossOptions: {
+      temperature: t.temperature,
+      symmetric: t.symmetric,
+      dims: arch.matryoshkaDims,
+      steps: t.lossSteps,
+      stepWeights: t.lossStepWeights ?? t.lossSteps.map(() => 1),
+    },
+    fingerprint: dataFingerprint(pairs),
+    log,
+  };
+}
+
+function toTensors(batch: EncodedBatch): { qIds: tf.Tensor2D; qMask: tf.Tensor2D; dIds: tf.Tensor2D; dMask: tf.Tensor2D } {
+  const { queries: q, docs: d } = batch;
+  return {
+    qIds: tf.tensor2d(q.ids, [q.rows, q.length], "int32"),
+    qMask: tf.tensor2d(q.mask, [q.rows, q.length], "float32"),
+    dIds: tf.tensor2d(d.ids, [d.rows, d.length], "int32"),
+    dMask: tf.tensor2d(d.mask, [d.rows, d.length], "float32"),
+  };
+}
+
+interface StepOutcome {
+  loss: number;
+  perStep: number[];
+  gradNorm: number;
+  skipped: boolean;
+}
+
+/** One optimizer update on one batch. */
+function trainStep(s: Session, batch: EncodedBatch, lr: number): StepOutcome {
+  const maxStep = Math.max(...s.lossOptions.steps);
+  const variables = WEIGHT_NAMES.map((n) => s.params[n]);
+  const byVarName = new Map<string, WeightName>(WEIGHT_NAMES.map((n) => [s.params[n].name, n]));
+  let perStepTensors: tf.Scalar[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    const x = toTensors(batch);
+    const qSteps = forward(s.params, x.qIds, x.qMask, maxStep);
+    const dSteps = forward(s.params, x.dIds, x.dMask, maxStep);
+    const { total, perStep } = contrastiveLoss(qSteps, dSteps, s.lossOptions);
+    // variableGrads runs f inside a tidy; keep the per-step losses for logging (disposed below).
+    perStepTensors = perStep.map((l) => tf.keep(l));
+    return total;
+  }, variables);
+  const named: Record<string, tf.Tensor> = {};
+  for (const [varName, g] of Object.entries(grads)) named[byVarName.get(varName) ?? varName] = g;
+  const loss = value.dataSync()[0] as number;
+  const perStep = perStepTensors.map((l) => l.dataSync()[0] as number);
+  value.dispose();
+  for (const l of perStepTensors) l.dispose();
+  const clipped = clipByGlobalNorm(named, s.config.training.clipNorm);
+  // A non-finite loss or gradient would poison the moments for good: skip the update and let the log show it.
+  const skipped = !Number.isFinite(loss) || !Number.isFinite(clipped.norm);
+  if (!skipped) s.optimizer.apply(clipped.grads, lr);
+  for (const g of Object.values(clipped.grads)) g.dispose();
+  return { loss, perStep, gradNorm: clipped.norm, skipped };
+}
+
+function checkpointTensors(s: Session): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const n of WEIGHT_NAMES) {
+    out[`param.${n}`] = s.params[n];
+    out[`adam.m.${n}`] = s.optimizer.m[n] as tf.Variable;
+    out[`adam.v.${n}`] = s.optimizer.v[n] as tf.Variable;
+  }
+  return out;
+}
+
+function round(x: number, digits = 5): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const s = await setUp(opts);
+  try {
+    return await run(s, opts);
+  } finally {
+    // Free the backend memory: a process (tests, sweeps) may train several models in turn.
+    for (const n of WEIGHT_NAMES) s.params[n].dispose();
+    s.optimizer.dispose();
+  }
+}
+
+async function run(s: Session, opts: TrainOptions): Promise<TrainResult> {
+  const { config, log } = s;
+  const t = config.training;
+  await mkdir(s.runDir, { recursive: true });
+  const metricsPath = path.join(s.runDir, "metrics.jsonl");
+  const writeMetric = (record: Record<string, unknown>): Promise<void> => appendFile(metricsPath, JSON.stringify(record) + "\n");
+
+  let step = 0;
+  let cursor: DataCursor = { epoch: 0, batch: 0 };
+  let tokens = 0;
+  let priorSeconds = 0;
+  const latest = await loadLatestCheckpoint(s.runDir);
+  if (latest && (opts.resume || opts.exportOnly)) {
+    const savedKey = resumeKey(latest.state.config as TrainConfig);
+    if (savedKey !== resumeKey(config)) {
+      throw new Error(
+        `${latest.dir} was written with a different model/data config; resuming it would not continue the same run ` +
+          `(use another --run-dir for a new run)`,
+      );
+    }
+    if (latest.state.dataFingerprint !== s.fingerprint) {
+      throw new Error(`${latest.dir}: the training pairs differ from the checkpointed run's (datasets changed?)`);
+    }
+    restoreVariables(latest, "param.", s.params);
+    restoreVariables(latest, "adam.m.", s.optimizer.m);
+    restoreVariables(latest, "adam.v.", s.optimizer.v);
+    s.optimizer.t = latest.state.adamT;
+    step = latest.state.step;
+    cursor = latest.state.cursor;
+    tokens = latest.state.counters.tokens;
+    priorSeconds = latest.state.counters.trainSeconds;
+    log(`resumed from ${latest.dir} at step ${step} (epoch ${cursor.epoch}, batch ${cursor.batch})`);
+  } else if (latest && !opts.resume) {
+    throw new Error(`${s.runDir} already has checkpoints: pass --resume to continue it, or choose another --run-dir`);
+  } else if (opts.resume) {
+    log(`no checkpoint in ${s.runDir}: starting from scratch`);
+  }
+  if (!opts.exportOnly) {
+    await writeMetric({
+      type: "start",
+      step,
+      totalSteps: s.totalSteps,
+      backend: s.backend,
+      parameters: parameterCount(s.arch),
+      pairs: s.pairs.stats,
+      resumed: step > 0,
+      time: new Date().toISOString(),
+    });
+  }
+
+  const validationOptions = {
+    depths: [...new Set([s.arch.depths.easy, s.arch.depths.medium, s.arch.depths.hard])],
+    dim: s.arch.matryoshkaDims.includes(128) ? 128 : (s.arch.matryoshkaDims[0] as number),
+    maxQueryLength: t.maxQueryLength,
+    maxDocLength: t.maxDocLength,
+  };
+  const runValidation = async (): Promise<ValidationResult> => {
+    const v0 = performance.now();
+    const result = validate(s.params, s.pairs.validation, s.tokenizer, validationOptions);
+    await writeMetric({ type: "eval", step, ...result, seconds: round((performance.now() - v0) / 1000, 2) });
+    const summary = Object.entries(result.byDepth)
+      .map(([d, r]) => `k=${d} acc@1 ${r.acc1.toFixed(3)} mrr ${r.mrr.toFixed(3)}`)
+      .join(" | ");
+    log(`step ${step} validation (${result.pairs} pairs, ${result.dim}-d): ${summary}`);
+    return result;
+  };
+  const checkpoint = async (): Promise<void> => {
+    const state: CheckpointState = {
+      format: "taesr-train-checkpoint/1",
+      step,
+      cursor,
+      adamT: s.optimizer.t,
+      counters: { tokens, trainSeconds: priorSeconds + (performance.now() - loopStart) / 1000 },
+      config,
+      dataFingerprint: s.fingerprint,
+      savedAt: new Date().toISOString(),
+    };
+    await saveCheckpoint(s.runDir, state, checkpointTensors(s), t.keepCheckpoints);
+    lastCheckpointStep = step;
+  };
+
+  const lossHistory: number[] = [];
+  let lastLoss: Record<string, number> = {};
+  let stoppedBy: TrainResult["stoppedBy"] = opts.exportOnly ? "export" : "done";
+  let lastCheckpointStep = step;
+  let validation: ValidationResult | undefined;
+  const loopStart = performance.now();
+  const deadline = opts.maxMinutes !== undefined ? loopStart + opts.maxMinutes * 60_000 : Infinity;
+  const stepsThisProcess = opts.stopAfterSteps ?? Infinity;
+  const progress: Progress | undefined =
+    opts.progress === false || opts.exportOnly ? undefined : createProgress(s.totalSteps, step);
+  let windowStart = performance.now();
+  let windowTokens = 0;
+  // Padded positions are what the backend computes on; their rate against the real-token rate shows padding waste.
+  let windowPadded = 0;
+  let windowLoss: number[][] = [];
+  let done = 0;
+
+  try {
+    while (!opts.exportOnly && step < s.totalSteps) {
+      if (done >= stepsThisProcess) {
+        stoppedBy = "stopAfterSteps";
+        break;
+      }
+      if (performance.now() >= deadline) {
+        stoppedBy = "time";
+        break;
+      }
+      const batches = s.batcher.epochBatches(cursor.epoch);
+      const indices = batches[cursor.batch];
+      if (!indices) {
+        cursor = { epoch: cursor.epoch + 1, batch: 0 };
+        continue;
+      }
+      const batch = s.batcher.encode(indices);
+      const lr = learningRate(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: s.totalSteps, minLrRatio: t.minLrRatio });
+      const outcome = trainStep(s, batch, lr);
+      step += 1;
+      done += 1;
+      cursor = { epoch: cursor.epoch, batch: cursor.batch + 1 };
+      const batchTokens = batch.queries.tokens + batch.docs.tokens;
+      tokens += batchTokens;
+      windowTokens += batchTokens;
+      windowPadded += batch.queries.rows * batch.queries.length + batch.docs.rows * batch.docs.length;
+      lossHistory.push(outcome.loss);
+      windowLoss.push(outcome.perStep);
+      if (outcome.skipped) log(`step ${step}: non-finite loss/gradient (loss ${outcome.loss}, norm ${outcome.gradNorm}); update skipped`);
+
+      const now = performance.now();
+      const tokensPerSec = windowTokens / Math.max(1e-9, (now - windowStart) / 1000);
+      progress?.update(step, { loss: outcome.loss, tokensPerSec, lr });
+      if (step % t.logEvery === 0 || step === s.totalSteps) {
+        // Losses are averaged over the window: single-batch InfoNCE is noisy.
+        lastLoss = Object.fromEntries(
+          s.lossOptions.steps.map((k, i) => [String(k), round(windowLoss.reduce((a, l) => a + (l[i] ?? 0), 0) / windowLoss.length)]),
+        );
+        await writeMetric({
+          type: "train",
+          step,
+          epoch: cursor.epoch,
+          loss: round(lossHistory.slice(-windowLoss.length).reduce((a, b) => a + b, 0) / windowLoss.length),
+          lossByStep: lastLoss,
+          lr: round(lr, 8),
+          gradNorm: round(outcome.gradNorm, 4),
+          tokens,
+          tokensPerSec: Math.round(tokensPerSec),
+          paddedTokensPerSec: Math.round(windowPadded / Math.max(1e-9, (now - windowStart) / 1000)),
+          elapsedSec: round(priorSeconds + (now - loopStart) / 1000, 1),
+          // A growing count means a leak in the step (tensors not disposed); it must stay flat.
+          liveTensors: tf.memory().numTensors,
+          skipped: outcome.skipped || undefined,
+        });
+        windowStart = now;
+        windowTokens = 0;
+        windowPadded = 0;
+        windowLoss = [];
+      }
+      if (step % t.evalEvery === 0 && step < s.totalSteps) validation = await runValidation();
+      if (step % t.checkpointEvery === 0) await checkpoint();
+    }
+  } finally {
+    progress?.stop();
+  }
+  const trainSeconds = priorSeconds + (performance.now() - loopStart) / 1000;
+  if (!opts.exportOnly && step !== lastCheckpointStep) await checkpoint();
+  const result: TrainResult = {
+    runDir: s.runDir,
+    step,
+    totalSteps: s.totalSteps,
+    stoppedBy,
+    lastLoss,
+    lossHistory,
+    tokens,
+    trainSeconds: round(trainSeconds, 1),
+  };
+  if (stoppedBy !== "done" && stoppedBy !== "export") {
+    log(`stopped at step ${step}/${s.totalSteps} (${stoppedBy}); continue with --resume`);
+    return result;
+  }
+  result.validation = await runValidation();
+  result.finalParamsPath = path.join(s.runDir, "final.taesr");
+  await saveParams(result.finalParamsPath, s.params, s.arch, { step, tokens });
+  result.exportDir = await exportRun({
+    config,
+    loaded: s.loaded,
+    arch: s.arch,
+    params: s.params,
+    tokenizerJson: s.tokenizerJson,
+    pairs: s.pairs.stats,
+    backend: s.backend,
+    step,
+    totalSteps: s.totalSteps,
+    tokens,
+    trainSeconds,
+    lastLoss,
+    validation: result.validation,
+    log,
+  });
+  await writeMetric({ type: "end", step, tokens, trainSeconds: result.trainSeconds, exportDir: result.exportDir });
+  return result;
+}

@@ -1,0 +1,124 @@
+/**
+ * Validation on the held-out pairs: each held-out query retrieves among all held-out documents, at one Matryoshka
+ * prefix (128 by default: the edge's working width) and at each routed depth. Reports top-1 accuracy and MRR.
+ *
+ * Documents shared by several held-out pairs are counted once: a document identical to the positive is never
+ * scored as a competitor (the split is by document, so such duplicates can only occur inside the validation slice).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { WeightName } from "../../../src/model/spec.js";
+import type { BatchTokenizer, TokenMatrix } from "../data/batches.js";
+import { PairBatcher } from "../data/batches.js";
+import { normKey, type TextPair } from "../data/pairs.js";
+import { hashString } from "../data/random.js";
+import { forward } from "../model/forward.js";
+
+export interface ValidationOptions {
+  depths: readonly number[];
+  dim: number;
+  maxQueryLength: number;
+  maxDocLength: number;
+  /** Rows per forward call (bounds memory; no gradients are kept). */
+  chunk?: number;
+}
+
+export interface DepthScores {
+  acc1: number;
+  mrr: number;
+}
+
+export interface ValidationResult {
+  pairs: number;
+  dim: number;
+  byDepth: Record<string, DepthScores>;
+}
+
+/** Normalised prefix embeddings for each requested depth, as row-major [n, dim] arrays. */
+function embedAll(
+  params: Record<WeightName, tf.Tensor>,
+  matrices: TokenMatrix[],
+  depths: readonly number[],
+  dim: number,
+): Float32Array[] {
+  const maxDepth = Math.max(...depths);
+  const rows = matrices.reduce((n, m) => n + m.rows, 0);
+  const out = depths.map(() => new Float32Array(rows * dim));
+  let at = 0;
+  for (const m of matrices) {
+    const values = tf.tidy(() => {
+      const ids = tf.tensor2d(m.ids, [m.rows, m.length], "int32");
+      const mask = tf.tensor2d(m.mask, [m.rows, m.length], "float32");
+      const steps = forward(params, ids, mask, maxDepth);
+      return depths.map((d) => {
+        const e = tf.slice(steps[d - 1] as tf.Tensor2D, [0, 0], [-1, dim]);
+        return tf.mul(e, tf.rsqrt(tf.add(tf.sum(tf.square(e), 1, true), 1e-12))).dataSync() as Float32Array;
+      });
+    });
+    values.forEach((v, i) => (out[i] as Float32Array).set(v, at * dim));
+    at += m.rows;
+  }
+  return out;
+}
+
+export function validate(
+  params: Record<WeightName, tf.Tensor>,
+  pairs: readonly TextPair[],
+  tokenizer: BatchTokenizer,
+  opts: ValidationOptions,
+): ValidationResult {
+  const n = pairs.length;
+  const byDepth: Record<string, DepthScores> = {};
+  if (n < 2) return { pairs: n, dim: opts.dim, byDepth };
+  const chunk = opts.chunk ?? 64;
+  // Sorting by length before chunking keeps padding low; results are mapped back through `order`.
+  const order = pairs.map((_, i) => i);
+  const qOrder = [...order].sort((a, b) => (pairs[a] as TextPair).query.length - (pairs[b] as TextPair).query.length);
+  const dOrder = [...order].sort((a, b) => (pairs[a] as TextPair).doc.length - (pairs[b] as TextPair).doc.length);
+  const padder = new PairBatcher(pairs, tokenizer, { batchSize: 1, maxQueryLength: opts.maxQueryLength, maxDocLength: opts.maxDocLength, seed: 0 });
+  const chunks = (idx: number[], pick: (p: TextPair) => string, maxLength: number): TokenMatrix[] => {
+    const out: TokenMatrix[] = [];
+    for (let s = 0; s < idx.length; s += chunk) {
+      out.push(padder.pad(idx.slice(s, s + chunk).map((i) => tokenizer.encode(pick(pairs[i] as TextPair), { maxLength }))));
+    }
+    return out;
+  };
+  const qEmb = embedAll(params, chunks(qOrder, (p) => p.query, opts.maxQueryLength), opts.depths, opts.dim);
+  const dEmb = embedAll(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), opts.depths, opts.dim);
+  // qRow[i] / dRow[i]: where pair i's query / document sits in the embedding matrices.
+  const qRow = new Int32Array(n);
+  const dRow = new Int32Array(n);
+  qOrder.forEach((pairIndex, row) => (qRow[pairIndex] = row));
+  dOrder.forEach((pairIndex, row) => (dRow[pairIndex] = row));
+  const docKey = pairs.map((p) => hashString(normKey(p.doc)));
+  const dim = opts.dim;
+  opts.depths.forEach((depth, di) => {
+    const Q = qEmb[di] as Float32Array;
+    const D = dEmb[di] as Float32Array;
+    let hits = 0;
+    let rr = 0;
+    for (let i = 0; i < n; i++) {
+      const qo = (qRow[i] as number) * dim;
+      const score = (j: number): number => {
+        const doff = (dRow[j] as number) * dim;
+        let s = 0;
+        for (let k = 0; k < dim; k++) s += (Q[qo + k] as number) * (D[doff + k] as number);
+        return s;
+      };
+      const positive = score(i);
+      const seen = new Set<number>([docKey[i] as number]);
+      let better = 0;
+      for (let j = 0; j < n; j++) {
+        const key = docKey[j] as number;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        if (score(j) > positive) better++;
+      }
+      if (better === 0) hits++;
+      rr += 1 / (better + 1);
+    }
+    byDepth[String(depth)] = { acc1: hits / n, mrr: rr / n };
+  });
+  return { pairs: n, dim: opts.dim, byDepth };
+}
