@@ -1,6 +1,7 @@
 /**
  * Runs the edge worker locally under `wrangler dev` (workerd, embedded Durable Object store, local KV) and waits
- * until it answers `/v1/health`. Used by `npm start` and by the end-to-end tests, so both exercise the same service.
+ * until it answers `/v1/health`. Used by `npm start`, the end-to-end tests and the benchmarks, so all of them exercise
+ * the same service.
  *
  * @example
  *   const service = await startLocalService({ port: 8787 });
@@ -17,19 +18,32 @@ import { fileURLToPath } from "node:url";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
-export interface LocalServiceOptions {
+export interface WranglerDevOptions {
+  /** The wrangler config to run (default: the edge Worker's, wrangler.toml at the root). */
+  configPath?: string;
+  /** A GET path that answers 2xx once the Worker is ready (default /v1/health, which loads the model). */
+  readyPath?: string;
   /** Port to listen on; a free one is picked when omitted. */
   port?: number;
   /** Where KV and Durable Object state persist; a fresh temporary directory when omitted. */
   persistTo?: string;
-  apiKey?: string;
-  webhookSecret?: string;
-  /** Extra `--var NAME:VALUE` bindings. */
+  /** `--var NAME:VALUE` bindings. */
   vars?: Record<string, string>;
   /** How long to wait for the first healthy answer (the model loads on the first request). */
   readyTimeoutMs?: number;
   /** Echo wrangler's output (useful for `npm start`, noisy in tests). */
   inheritOutput?: boolean;
+}
+
+export interface WranglerDev {
+  url: string;
+  persistTo: string;
+  stop(): Promise<void>;
+}
+
+export interface LocalServiceOptions extends Omit<WranglerDevOptions, "configPath" | "readyPath"> {
+  apiKey?: string;
+  webhookSecret?: string;
 }
 
 export interface LocalService {
@@ -52,17 +66,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The edge search service with fresh (or given) secrets; ready once `/v1/health` answers. */
 export async function startLocalService(options: LocalServiceOptions = {}): Promise<LocalService> {
-  const port = options.port ?? (await freePort());
-  const persistTo = options.persistTo ?? (await mkdtemp(path.join(tmpdir(), "taesr-edge-state-")));
   const apiKey = options.apiKey ?? randomBytes(18).toString("base64url");
   const webhookSecret = options.webhookSecret ?? randomBytes(24).toString("base64url");
-  const vars = { ...options.vars, API_KEY: apiKey, WEBHOOK_SECRET: webhookSecret };
+  const dev = await startWranglerDev({ ...options, vars: { ...options.vars, API_KEY: apiKey, WEBHOOK_SECRET: webhookSecret } });
+  return { ...dev, apiKey, webhookSecret };
+}
+
+/** Any Worker config under `wrangler dev --local`, offline, on loopback. */
+export async function startWranglerDev(options: WranglerDevOptions = {}): Promise<WranglerDev> {
+  const port = options.port ?? (await freePort());
+  const persistTo = options.persistTo ?? (await mkdtemp(path.join(tmpdir(), "taesr-edge-state-")));
+  const vars = options.vars ?? {};
 
   const args = [
     path.join(repoRoot, "node_modules", "wrangler", "bin", "wrangler.js"),
     "dev",
-    "--config", path.join(repoRoot, "wrangler.toml"),
+    "--config", options.configPath ?? path.join(repoRoot, "wrangler.toml"),
     "--local",
     "--ip", "127.0.0.1",
     "--port", String(port),
@@ -85,30 +106,30 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
   const url = `http://127.0.0.1:${port}`;
   const stop = () => stopChild(child);
   try {
-    await waitForHealth(url, child, options.readyTimeoutMs ?? 120_000);
+    await waitUntilReady(`${url}${options.readyPath ?? "/v1/health"}`, child, options.readyTimeoutMs ?? 120_000);
   } catch (error) {
     await stop();
     const tail = output.join("").split("\n").slice(-40).join("\n");
     throw new Error(`${(error as Error).message}\n--- wrangler output (last lines) ---\n${tail}`);
   }
-  return { url, apiKey, webhookSecret, persistTo, stop };
+  return { url, persistTo, stop };
 }
 
-async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+async function waitUntilReady(readyUrl: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastProblem = "no answer yet";
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode} before the service was ready`);
     try {
-      const response = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(30_000) });
+      const response = await fetch(readyUrl, { signal: AbortSignal.timeout(30_000) });
       if (response.ok) return;
-      lastProblem = `GET /v1/health answered ${response.status}: ${(await response.text()).slice(0, 300)}`;
+      lastProblem = `GET ${readyUrl} answered ${response.status}: ${(await response.text()).slice(0, 300)}`;
     } catch (error) {
       lastProblem = (error as Error).message;
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(`the local service at ${url} was not healthy within ${timeoutMs} ms (${lastProblem})`);
+  throw new Error(`${readyUrl} was not ready within ${timeoutMs} ms (${lastProblem})`);
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

@@ -1,0 +1,174 @@
+/**
+ * `npm run eval`: retrieval quality of a TAESR artifact on a BEIR-layout dataset, in Node (onnxruntime-node).
+ *
+ *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode dense|lexical|hybrid] [--dims 128]
+ *                   [--depth auto|1|3|6] [--quant int8|fp32] [--model model-artifacts/<name>@<version>] [--out file.json]
+ *
+ * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
+ * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings. Documents are embedded the way
+ * the Worker indexes them (title + "\n" + text, depth auto, batches of 16); queries one at a time, as the edge serves them.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { Presets, SingleBar } from "cli-progress";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { parseCorpus, parseQrels, parseQueries } from "../src/eval/beir.js";
+import { averagePrecisionAt, mean, mrrAt, ndcgAt, percentile, recallAt } from "../src/eval/metrics.js";
+import { TaesrEncoder } from "../src/model/index.js";
+import {
+  bm25Search,
+  combineRankings,
+  denseSearch,
+  documentText,
+  lexicalTerms,
+  packMatrix,
+  termFrequencies,
+  type RankedHit,
+  type SearchMode,
+  type TermPostings,
+} from "../src/retrieval/index.js";
+import { WordPieceTokenizer } from "../src/tokenizer/index.js";
+import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
+import { ortNode } from "../workers/origin/src/ort-node.js";
+import { defaultArtifactDir } from "./default-artifact.js";
+
+const CANDIDATES = 100;
+
+function choice<T extends string>(allowed: readonly T[]) {
+  return (value: string): T => {
+    if (!allowed.includes(value as T)) throw new InvalidArgumentError(`expected one of ${allowed.join(", ")}`);
+    return value as T;
+  };
+}
+
+const program = new Command()
+  .name("npm run eval --")
+  .description("Evaluate a TAESR artifact on a BEIR dataset (NDCG@10, MRR@10, Recall@50/100, MAP@100, latency).")
+  .requiredOption("--dataset <dir>", "BEIR folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+  .option("--split <name>", "qrels split", "test")
+  .addOption(new Option("--mode <mode>", "retrieval mode").choices(["dense", "lexical", "hybrid"]).default("dense"))
+  .option("--dims <n>", "Matryoshka prefix", (v) => Number(choice(["64", "128", "256", "384"] as const)(v)), 128)
+  .option("--depth <d>", "recursion depth: 1, 3, 6 or auto", choice(["1", "3", "6", "auto"] as const), "auto")
+  .addOption(new Option("--quant <variant>", "model variant").choices(["int8", "fp32"]).default("int8"))
+  .option("--model <dir>", "artifact directory (default: the one the Worker bundles)")
+  .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", (v) => Number(v))
+  .option("--out <file>", "also write the JSON result here")
+  .parse();
+
+type Options = {
+  dataset: string;
+  split: string;
+  mode: SearchMode;
+  dims: number;
+  depth: "1" | "3" | "6" | "auto";
+  quant: "int8" | "fp32";
+  model?: string;
+  limitQueries?: number;
+  out?: string;
+};
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch {
+    throw new Error(`cannot read ${what} at ${file}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const options = program.opts<Options>();
+  const modelDir = options.model ?? (await defaultArtifactDir());
+  const depth = options.depth === "auto" ? ("auto" as const) : (Number(options.depth) as 1 | 3 | 6);
+
+  const corpus = parseCorpus(await readText(path.join(options.dataset, "corpus.jsonl"), "the corpus"));
+  const queries = parseQueries(await readText(path.join(options.dataset, "queries.jsonl"), "the queries"));
+  const qrels = parseQrels(await readText(path.join(options.dataset, "qrels", `${options.split}.tsv`), `the ${options.split} qrels`));
+  let judged = queries.filter((query) => [...(qrels.get(query.id)?.values() ?? [])].some((gain) => gain > 0));
+  if (options.limitQueries) judged = judged.slice(0, options.limitQueries);
+  if (judged.length === 0) throw new Error(`no query in queries.jsonl has a relevant document in qrels/${options.split}.tsv`);
+
+  const artifact = await readArtifactDir(modelDir, [options.quant]);
+  const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
+  const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant: options.quant, tokenizer });
+  const useDense = options.mode !== "lexical";
+  const useLexical = options.mode !== "dense";
+
+  let matrix = new Float32Array(0);
+  if (useDense) {
+    const bar = new SingleBar({ format: "embedding corpus [{bar}] {value}/{total} docs  {eta_formatted} left", stream: process.stderr }, Presets.shades_classic);
+    bar.start(corpus.length, 0);
+    const vectors: Float32Array[] = [];
+    for (let start = 0; start < corpus.length; start += 16) {
+      const batch = corpus.slice(start, start + 16).map(documentText);
+      vectors.push(...(await encoder.embed(batch, { dims: options.dims as 64 | 128 | 256 | 384, depth })).embeddings);
+      bar.update(Math.min(start + 16, corpus.length));
+    }
+    bar.stop();
+    matrix = packMatrix(vectors, options.dims);
+  }
+
+  const postings = new Map<string, TermPostings<number>>();
+  let totalLength = 0;
+  if (useLexical) {
+    corpus.forEach((document, docId) => {
+      const terms = lexicalTerms(tokenizer.tokenize(documentText(document)));
+      totalLength += terms.length;
+      for (const [term, tf] of termFrequencies(terms)) {
+        let entry = postings.get(term);
+        if (!entry) postings.set(term, (entry = { df: 0, postings: [] }));
+        entry.df++;
+        entry.postings.push({ docId, tf, docLength: terms.length });
+      }
+    });
+  }
+  const stats = { docCount: corpus.length, avgDocLength: totalLength / Math.max(1, corpus.length) };
+
+  const perQuery = { ndcg10: [] as number[], mrr10: [] as number[], recall50: [] as number[], recall100: [] as number[], map100: [] as number[] };
+  const latencies: number[] = [];
+  const depths: number[] = [];
+  for (const query of judged) {
+    const started = performance.now();
+    const lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] } = {};
+    if (useDense) {
+      const embedded = await encoder.embed([query.text], { dims: options.dims as 64 | 128 | 256 | 384, depth });
+      depths.push(embedded.depth);
+      lists.dense = denseSearch(matrix, options.dims, embedded.embeddings[0]!, CANDIDATES);
+    }
+    if (useLexical) lists.lexical = bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), stats, postings, CANDIDATES);
+    const ranked = combineRankings(options.mode, lists, { topK: CANDIDATES }).map((hit) => corpus[hit.id]!.id);
+    latencies.push(performance.now() - started);
+    const judgements = qrels.get(query.id)!;
+    perQuery.ndcg10.push(ndcgAt(10, ranked, judgements));
+    perQuery.mrr10.push(mrrAt(10, ranked, judgements));
+    perQuery.recall50.push(recallAt(50, ranked, judgements));
+    perQuery.recall100.push(recallAt(100, ranked, judgements));
+    perQuery.map100.push(averagePrecisionAt(100, ranked, judgements));
+  }
+
+  const round = (value: number) => Math.round(value * 10_000) / 10_000;
+  const result = {
+    dataset: path.basename(path.resolve(options.dataset)),
+    split: options.split,
+    "ndcg@10": round(mean(perQuery.ndcg10)),
+    "mrr@10": round(mean(perQuery.mrr10)),
+    "recall@50": round(mean(perQuery.recall50)),
+    "recall@100": round(mean(perQuery.recall100)),
+    "map@100": round(mean(perQuery.map100)),
+    queries: judged.length,
+    docs: corpus.length,
+    latency_ms: { p50: round(percentile(latencies, 50)), p95: round(percentile(latencies, 95)) },
+    mode: options.mode,
+    dims: options.dims,
+    depth: options.depth,
+    mean_depth: depths.length ? round(mean(depths)) : null,
+    quant: options.quant,
+    model: `${artifact.manifest.name}@${artifact.manifest.version}`,
+  };
+  if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(JSON.stringify(result));
+}
+
+main().catch((error: unknown) => {
+  console.error(`eval failed: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,104 @@
+/**
+ * `npm run bench [-- --json]`: speed and size figures of the bundled edge model. Never part of the test run's
+ * pass/fail; it prints what it measured. Progress goes to stderr; with --json the last stdout line is one JSON object.
+ *
+ * - embed latency of one short query per call, per depth, inside workerd (onnxruntime-web, WASM SIMD, 1 thread;
+ *   blocks of calls because workerd's clock has 1 ms steps — see bench/workerd/embed-bench.ts) and in Node
+ *   (onnxruntime-node, 1 thread; per call);
+ * - cold start inside workerd: encoder creation (wasm instantiation, sessions, sha256 checks) and first embed;
+ * - artifact size: parameters, bytes of the fp32 and int8 graphs.
+ */
+import { Command } from "commander";
+import path from "node:path";
+import { percentile } from "../src/eval/metrics.js";
+import { TaesrEncoder } from "../src/model/index.js";
+import { WordPieceTokenizer } from "../src/tokenizer/index.js";
+import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
+import { ortNode } from "../workers/origin/src/ort-node.js";
+import { repoRoot, startWranglerDev } from "../workers/edge/dev/local-service.js";
+import { defaultArtifactDir } from "./default-artifact.js";
+
+const program = new Command()
+  .name("npm run bench --")
+  .description("Benchmark the bundled edge model (workerd and Node) and print JSON figures.")
+  .option("--json", "end with one JSON line holding every figure", false)
+  .option("--runs <n>", "Node: timed calls per setting", (v) => Number(v), 2000)
+  .parse();
+const options = program.opts<{ json: boolean; runs: number }>();
+
+const DEPTHS = ["1", "3", "6", "auto"] as const;
+const QUERIES = ["clean a bicycle chain", "why do volcanoes erupt", "sourdough starter", "vaccine immune memory", "rust ownership and borrowing", "lighthouse keeper", "chess opening principles", "tide pool animals"];
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+const round = (value: number) => Math.round(value * 1000) / 1000;
+
+async function nodeLatency(dir: string) {
+  const artifact = await readArtifactDir(dir, ["int8", "fp32"]);
+  const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
+  const figures: Record<string, Record<string, { p50_ms: number; p95_ms: number }>> = {};
+  for (const variant of ["int8", "fp32"] as const) {
+    const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant, tokenizer });
+    figures[variant] = {};
+    for (const depthName of DEPTHS) {
+      const depth = depthName === "auto" ? ("auto" as const) : (Number(depthName) as 1 | 3 | 6);
+      const earlyExit = depth === "auto";
+      for (const query of QUERIES) await encoder.embed([query], { dims: 128, depth, earlyExit });
+      const samples: number[] = [];
+      for (let i = 0; i < options.runs; i++) {
+        const started = performance.now();
+        await encoder.embed([QUERIES[i % QUERIES.length]!], { dims: 128, depth, earlyExit });
+        samples.push(performance.now() - started);
+      }
+      figures[variant]![depthName] = { p50_ms: round(percentile(samples, 50)), p95_ms: round(percentile(samples, 95)) };
+      log(`node ${variant} depth ${depthName}: p50 ${figures[variant]![depthName]!.p50_ms} ms`);
+    }
+  }
+  return { artifact, figures };
+}
+
+async function workerdLatency() {
+  log("starting the bench Worker under wrangler dev…");
+  const worker = await startWranglerDev({ configPath: path.join(repoRoot, "bench", "workerd", "wrangler.toml"), readyPath: "/cold", readyTimeoutMs: 180_000 });
+  try {
+    const cold = (await (await fetch(`${worker.url}/cold`)).json()) as { loadMs: number; firstEmbedMs: number };
+    const byDepth: Record<string, { p50_ms: number; p95_ms: number; mean_steps: number }> = {};
+    for (const depth of DEPTHS) {
+      const response = await fetch(`${worker.url}/embed?depth=${depth}&dims=128&blocks=30&perBlock=50`);
+      if (!response.ok) throw new Error(`bench Worker answered ${response.status}: ${await response.text()}`);
+      const figures = (await response.json()) as { p50_ms: number; p95_ms: number; mean_steps: number };
+      byDepth[depth] = { p50_ms: round(figures.p50_ms), p95_ms: round(figures.p95_ms), mean_steps: round(figures.mean_steps) };
+      log(`workerd int8 depth ${depth}: p50 ${byDepth[depth]!.p50_ms} ms (block means)`);
+    }
+    return { cold, byDepth };
+  } finally {
+    await worker.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = await defaultArtifactDir();
+  const { artifact, figures: node } = await nodeLatency(dir);
+  const workerd = await workerdLatency();
+  const bytes = (variant: "fp32" | "int8") =>
+    Object.entries(artifact.manifest.files)
+      .filter(([file]) => file.startsWith(`${variant}/`))
+      .reduce((total, [, file]) => total + file.bytes, 0);
+  const result = {
+    model: `${artifact.manifest.name}@${artifact.manifest.version}`,
+    parameters: artifact.manifest.parameters,
+    artifact_bytes: { fp32: bytes("fp32"), int8: bytes("int8"), tokenizer: artifact.manifest.files[artifact.manifest.tokenizer]?.bytes },
+    embed_p50_ms: workerd.byDepth.auto!.p50_ms,
+    embed_p95_ms: workerd.byDepth.auto!.p95_ms,
+    workerd_int8_128d: workerd.byDepth,
+    node_128d: node,
+    cold_start_ms: round(workerd.cold.loadMs + workerd.cold.firstEmbedMs),
+    cold_start_detail_ms: { encoder_create: round(workerd.cold.loadMs), first_embed: round(workerd.cold.firstEmbedMs) },
+    notes: "workerd figures are per-query means of blocks of 50 single-query calls (1 ms clock), p50/p95 across 30 blocks; Node figures are per call.",
+  };
+  if (options.json) console.log(JSON.stringify(result));
+  else console.log(JSON.stringify(result, null, 2));
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench failed: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,329 @@
+/**
+ * The TAESR encoder runtime: tokenise → embed.onnx once → step.onnx k times (adaptive k, early exit) → Matryoshka prefix,
+ * L2-normalised. Engine-agnostic: it talks to onnxruntime only through {@link OrtLike}.
+ *
+ * Batching: texts are padded to the longest one in the batch (attention_mask 0 on padding, so padding changes nothing
+ * but cost). The whole batch runs at one depth; with `depth: "auto"` that is the deepest depth any of its texts is
+ * routed to, so a short text in a batch with a long one gets more steps than it would alone (never fewer). Callers that
+ * care about per-query cost (the search path) embed queries one at a time; the indexer batches documents.
+ *
+ * Empty input: a text that encodes to zero ids (the empty string, whitespace, only characters the normaliser drops)
+ * is fed as a single [UNK] token. Without it, the masked mean pools nothing and the embedding degenerates to the
+ * projection bias, identical for every such text and possibly zero (no direction to normalise); a lone [UNK] gives all
+ * such inputs one well-defined "unknown content" embedding, and keeps an all-empty batch from having length 0.
+ *
+ * Concurrency: `embed` calls on one encoder are serialised. The wasm engine is single-threaded anyway, and an
+ * ORT session is not documented as safe for overlapping runs; requests in the same isolate therefore queue.
+ *
+ * @module
+ */
+import { parseManifest, variantFiles, verifyArtifactFiles, type ArtifactVariant } from "./manifest.js";
+import { readFloat32, type OrtLike, type OrtSessionLike, type OrtSessionOptions, type OrtTensorLike } from "./ort-seam.js";
+import { depthForRoute, hardestRoute, routeByTokenCount, type Route } from "./router.js";
+import { GRAPH_IO, type ArtifactManifest, type TaesrArchitecture } from "./spec.js";
+
+/** What the encoder needs from a tokenizer (`WordPieceTokenizer` from src/tokenizer satisfies it). */
+export interface EncoderTokenizer {
+  /** Word-piece ids, no special tokens, truncated to `maxLength`. */
+  encode(text: string, options: { maxLength: number }): number[];
+  readonly padId: number;
+  /** Fed in place of an input that encodes to no ids at all (see the module doc). */
+  readonly unkId: number;
+}
+
+export interface TaesrEncoderInit {
+  ort: OrtLike;
+  /** manifest.json: its text, its parsed JSON, or an {@link ArtifactManifest}; validated either way. */
+  manifest: unknown;
+  /** Artifact files by their manifest path. Only the chosen variant's graphs are needed (plus whatever else is given). */
+  files: Readonly<Record<string, Uint8Array>>;
+  variant: ArtifactVariant;
+  tokenizer: EncoderTokenizer;
+  /** Check sha256 and size of the variant's files before loading them. Default true. */
+  verify?: boolean;
+  /** Passed to both sessions (after the adapter's own defaults). */
+  sessionOptions?: OrtSessionOptions;
+}
+
+export interface EmbedOptions {
+  /** Matryoshka prefix to return; one of architecture.matryoshkaDims (64, 128, 256, 384 in TAESR). Default outputDim. */
+  dims?: number;
+  /** Recursion steps, 1…architecture.depths.hard (TAESR trains 1, 3 and 6), or "auto" for the rule router. Default "auto". */
+  depth?: number | "auto";
+  /** Stop before `depth` once every embedding has converged (manifest.earlyExitEpsilon). Default true. */
+  earlyExit?: boolean;
+}
+
+/** "fixed" when the caller chose the depth; otherwise the route of the batch's hardest text. */
+export type EmbedRoute = Route | "fixed";
+
+export interface EmbedResult {
+  /** One unit-length vector of `dims` components per input text, in input order. */
+  embeddings: Float32Array[];
+  /** Recursion steps actually run (less than requestedDepth after an early exit). */
+  depth: number;
+  requestedDepth: number;
+  route: EmbedRoute;
+  earlyExit: boolean;
+  timings: { tokenizeMs: number; inferenceMs: number };
+}
+
+/** Validated embed() options. */
+interface Plan {
+  dims: number;
+  depth: number | "auto";
+  earlyExit: boolean;
+}
+
+interface Batch {
+  ids: BigInt64Array;
+  mask: Float32Array;
+  rows: number;
+  length: number;
+  tokenCounts: number[];
+}
+
+export class TaesrEncoder {
+  readonly manifest: ArtifactManifest;
+  readonly variant: ArtifactVariant;
+  private readonly ort: OrtLike;
+  private readonly tokenizer: EncoderTokenizer;
+  private readonly embedSession: OrtSessionLike;
+  private readonly stepSession: OrtSessionLike;
+  /** Tail of the serialised embed() calls. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    init: TaesrEncoderInit,
+    manifest: ArtifactManifest,
+    embedSession: OrtSessionLike,
+    stepSession: OrtSessionLike,
+  ) {
+    this.ort = init.ort;
+    this.tokenizer = init.tokenizer;
+    this.variant = init.variant;
+    this.manifest = manifest;
+    this.embedSession = embedSession;
+    this.stepSession = stepSession;
+  }
+
+  /**
+   * Validates the manifest, verifies the variant's files (unless `verify: false`), creates both ONNX sessions and checks
+   * their input/output names against spec.ts GRAPH_IO.
+   */
+  static async create(init: TaesrEncoderInit): Promise<TaesrEncoder> {
+    const manifest = parseManifest(init.manifest);
+    if (init.variant !== "fp32" && init.variant !== "int8") {
+      throw new Error(`variant must be "fp32" or "int8", got ${JSON.stringify(init.variant)}`);
+    }
+    const { embed, step } = manifest.variants[init.variant];
+    if (init.verify !== false) {
+      // The tokenizer file is not needed here (the caller built the tokenizer), so only the graphs are required.
+      const given = variantFiles(manifest, init.variant).filter((p) => p in init.files);
+      await verifyArtifactFiles(manifest, init.files, { paths: [...new Set([embed, step, ...given])] });
+    }
+    const embedBytes = init.files[embed];
+    const stepBytes = init.files[step];
+    if (!embedBytes) throw new Error(`artifact file "${embed}" (${init.variant} embed graph) is missing`);
+    if (!stepBytes) throw new Error(`artifact file "${step}" (${init.variant} step graph) is missing`);
+
+    const created = await Promise.allSettled([
+      init.ort.InferenceSession.create(embedBytes, init.sessionOptions),
+      init.ort.InferenceSession.create(stepBytes, init.sessionOptions),
+    ]);
+    const sessions = created.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    try {
+      const [embedResult, stepResult] = created;
+      if (embedResult!.status === "rejected") throw new Error(`cannot load "${embed}": ${errorMessage(embedResult!.reason)}`);
+      if (stepResult!.status === "rejected") throw new Error(`cannot load "${step}": ${errorMessage(stepResult!.reason)}`);
+      checkGraphIo(embedResult!.value, "embed", embed);
+      checkGraphIo(stepResult!.value, "step", step);
+      return new TaesrEncoder(init, manifest, embedResult!.value, stepResult!.value);
+    } catch (err) {
+      // Sessions hold wasm/native memory for the isolate's lifetime unless released; do not leak them on a bad artifact.
+      await Promise.allSettled(sessions.map((s) => s.release()));
+      throw err;
+    }
+  }
+
+  get architecture(): TaesrArchitecture {
+    return this.manifest.architecture;
+  }
+
+  /** Embeds `texts` (at least one). See {@link EmbedOptions} for defaults and the module doc for batching rules. */
+  embed(texts: readonly string[], options: EmbedOptions = {}): Promise<EmbedResult> {
+    // Validate before queueing, so a bad call fails at once (as a rejection) instead of waiting behind other calls.
+    let plan: Plan;
+    try {
+      plan = this.plan(texts, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.queue.then(() => this.run(texts, plan));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Releases both ONNX sessions; the encoder is unusable afterwards. */
+  async release(): Promise<void> {
+    await this.queue;
+    await Promise.all([this.embedSession.release(), this.stepSession.release()]);
+  }
+
+  private plan(texts: readonly string[], options: EmbedOptions): Plan {
+    const arch = this.architecture;
+    if (!Array.isArray(texts) || texts.length === 0) throw new TypeError("embed() needs a non-empty array of texts");
+    texts.forEach((t, i) => {
+      if (typeof t !== "string") throw new TypeError(`texts[${i}] must be a string, got ${typeof t}`);
+    });
+    const dims = options.dims ?? arch.outputDim;
+    if (!arch.matryoshkaDims.includes(dims)) {
+      throw new RangeError(`dims must be one of ${arch.matryoshkaDims.join(", ")} (the trained Matryoshka prefixes), got ${dims}`);
+    }
+    const depth = options.depth ?? "auto";
+    if (depth !== "auto" && !(Number.isInteger(depth) && depth >= 1 && depth <= arch.depths.hard)) {
+      throw new RangeError(`depth must be "auto" or an integer from 1 to ${arch.depths.hard}, got ${String(depth)}`);
+    }
+    const earlyExit = options.earlyExit ?? true;
+    if (typeof earlyExit !== "boolean") throw new TypeError(`earlyExit must be a boolean, got ${typeof earlyExit}`);
+    return { dims, depth, earlyExit };
+  }
+
+  private async run(texts: readonly string[], plan: Plan): Promise<EmbedResult> {
+    const arch = this.architecture;
+    const t0 = performance.now();
+    const batch = this.tokenize(texts);
+    const t1 = performance.now();
+
+    let route: EmbedRoute = "fixed";
+    let requestedDepth: number;
+    if (plan.depth === "auto") {
+      let hardest: Route = "easy";
+      for (const n of batch.tokenCounts) hardest = hardestRoute(hardest, routeByTokenCount(n, this.manifest.router));
+      route = hardest;
+      requestedDepth = depthForRoute(hardest, arch.depths);
+    } else {
+      requestedDepth = plan.depth;
+    }
+
+    const { rows: B, length: T } = batch;
+    const H = arch.hidden;
+    const D = arch.outputDim;
+    const [embedIn] = GRAPH_IO.embed.inputs;
+    const [embedOut] = GRAPH_IO.embed.outputs;
+    const [hIn, xIn, maskIn] = GRAPH_IO.step.inputs;
+    const [hOut, eOut] = GRAPH_IO.step.outputs;
+
+    const embedded = await this.embedSession.run({ [embedIn]: new this.ort.Tensor("int64", batch.ids, [B, T]) });
+    const x = embedded[embedOut];
+    expectDims(x, embedOut, [B, T, H]);
+    const mask = new this.ort.Tensor("float32", batch.mask, [B, T]);
+    let h: OrtTensorLike = new this.ort.Tensor("float32", new Float32Array(B * T * H), [B, T, H]);
+
+    let embedding: Float32Array | undefined;
+    let steps = 0;
+    const epsilon = this.manifest.earlyExitEpsilon;
+    while (steps < requestedDepth) {
+      const out = await this.stepSession.run({ [hIn]: h, [xIn]: x!, [maskIn]: mask });
+      steps++;
+      expectDims(out[eOut], eOut, [B, D]);
+      const next = readFloat32(out[eOut], eOut);
+      const hNext = out[hOut];
+      expectDims(hNext, hOut, [B, T, H]);
+      // Early exit needs two embeddings to compare, so it can only trigger from step 2 on.
+      const converged = plan.earlyExit && embedding !== undefined && maxCosineDistance(embedding, next, B, D) < epsilon;
+      embedding = next;
+      h = hNext!;
+      if (converged) break;
+    }
+    const t2 = performance.now();
+
+    return {
+      embeddings: prefixNormalizeRows(embedding!, B, D, plan.dims),
+      depth: steps,
+      requestedDepth,
+      route,
+      earlyExit: steps < requestedDepth,
+      timings: { tokenizeMs: t1 - t0, inferenceMs: t2 - t1 },
+    };
+  }
+
+  /** Encodes and pads the batch to its longest row (at least 1, see the module doc on empty inputs). */
+  private tokenize(texts: readonly string[]): Batch {
+    const maxLength = this.architecture.maxLength;
+    const encoded = texts.map((text) => this.tokenizer.encode(text, { maxLength }));
+    const tokenCounts = encoded.map((ids) => ids.length);
+    const rows = encoded.map((ids) => (ids.length === 0 ? [this.tokenizer.unkId] : ids));
+    const length = rows.reduce((max, r) => Math.max(max, r.length), 1);
+    const ids = new BigInt64Array(rows.length * length).fill(BigInt(this.tokenizer.padId));
+    const mask = new Float32Array(rows.length * length);
+    rows.forEach((row, r) => {
+      for (let i = 0; i < row.length; i++) ids[r * length + i] = BigInt(row[i]!);
+      mask.fill(1, r * length, r * length + row.length);
+    });
+    return { ids, mask, rows: rows.length, length, tokenCounts };
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function checkGraphIo(session: OrtSessionLike, graph: keyof typeof GRAPH_IO, path: string): void {
+  const io = GRAPH_IO[graph];
+  const missingIn = io.inputs.filter((n) => !session.inputNames.includes(n));
+  const missingOut = io.outputs.filter((n) => !session.outputNames.includes(n));
+  if (missingIn.length > 0 || missingOut.length > 0) {
+    throw new Error(
+      `${path} does not match the ${graph} graph contract (spec.ts GRAPH_IO): ` +
+        `inputs [${session.inputNames.join(", ")}], outputs [${session.outputNames.join(", ")}]; ` +
+        `expected inputs [${io.inputs.join(", ")}], outputs [${io.outputs.join(", ")}]`,
+    );
+  }
+}
+
+function expectDims(tensor: OrtTensorLike | undefined, name: string, expected: readonly number[]): void {
+  if (tensor === undefined) throw new Error(`ONNX output "${name}" is missing`);
+  if (tensor.dims.length !== expected.length || tensor.dims.some((d, i) => d !== expected[i])) {
+    throw new Error(`ONNX output "${name}" has shape [${tensor.dims.join(", ")}], expected [${expected.join(", ")}]`);
+  }
+}
+
+/** max over rows of 1 − cos(a_r, b_r) for two row-major [rows, dims] matrices; a zero row counts as unconverged. */
+export function maxCosineDistance(a: Float32Array, b: Float32Array, rows: number, dims: number): number {
+  let worst = 0;
+  for (let r = 0; r < rows; r++) {
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    for (let i = r * dims, end = i + dims; i < end; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      dot += x * y;
+      na += x * x;
+      nb += y * y;
+    }
+    const distance = na > 0 && nb > 0 ? 1 - dot / Math.sqrt(na * nb) : Number.POSITIVE_INFINITY;
+    if (distance > worst) worst = distance;
+  }
+  return worst;
+}
+
+/**
+ * Matryoshka: the first `prefix` components of each row, rescaled to unit length (a prefix of a unit vector is not unit
+ * length, and each prefix was trained as an embedding of its own). A zero row stays zero.
+ */
+export function prefixNormalizeRows(matrix: Float32Array, rows: number, dims: number, prefix: number): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (let r = 0; r < rows; r++) {
+    const v = matrix.slice(r * dims, r * dims + prefix);
+    let sumSquares = 0;
+    for (const x of v) sumSquares += x * x;
+    if (sumSquares > 0) {
+      const scale = 1 / Math.sqrt(sumSquares);
+      for (let i = 0; i < prefix; i++) v[i]! *= scale;
+    }
+    out.push(v);
+  }
+  return out;
+}

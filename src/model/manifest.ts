@@ -1,0 +1,164 @@
+/**
+ * The artifact's manifest.json: parsing with validation, and integrity checks of the files it lists.
+ *
+ * A manifest is trusted by every consumer (runtime shapes, router, early exit), so it is validated structurally and for
+ * consistency (Matryoshka dims end at outputDim, every referenced file is listed, …) before anything is loaded.
+ * Integrity uses `crypto.subtle` (present in Workers, Node ≥ 19 and browsers), so this module stays platform-neutral.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { ArtifactManifest } from "./spec.js";
+
+const positiveInt = z.number().int().positive();
+const relativePath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), "must be a relative path inside the artifact");
+
+const architectureSchema = z
+  .object({
+    vocabSize: positiveInt,
+    hidden: positiveInt,
+    heads: positiveInt,
+    ffn: positiveInt,
+    maxLength: positiveInt,
+    outputDim: positiveInt,
+    matryoshkaDims: z.array(positiveInt).min(1),
+    depths: z.object({ easy: positiveInt, medium: positiveInt, hard: positiveInt }),
+  })
+  .superRefine((a, ctx) => {
+    if (a.hidden % a.heads !== 0) {
+      ctx.addIssue({ code: "custom", path: ["heads"], message: `hidden (${a.hidden}) must be divisible by heads` });
+    }
+    const dims = a.matryoshkaDims;
+    if (dims.some((d, i) => i > 0 && d <= dims[i - 1]!)) {
+      ctx.addIssue({ code: "custom", path: ["matryoshkaDims"], message: "must be strictly ascending" });
+    }
+    if (dims[dims.length - 1] !== a.outputDim) {
+      ctx.addIssue({ code: "custom", path: ["matryoshkaDims"], message: `last entry must equal outputDim (${a.outputDim})` });
+    }
+    if (!(a.depths.easy <= a.depths.medium && a.depths.medium <= a.depths.hard)) {
+      ctx.addIssue({ code: "custom", path: ["depths"], message: "must satisfy easy ≤ medium ≤ hard" });
+    }
+  });
+
+const variantSchema = z.object({ embed: relativePath, step: relativePath });
+
+const manifestSchema = z
+  .object({
+    format: z.literal("taesr-artifact/1"),
+    name: z.string().min(1),
+    version: z.string().min(1),
+    createdAt: z.string().min(1),
+    architecture: architectureSchema,
+    files: z.record(
+      relativePath,
+      z.object({
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits"),
+        bytes: z.number().int().nonnegative(),
+      }),
+    ),
+    tokenizer: relativePath,
+    variants: z.object({ fp32: variantSchema, int8: variantSchema }),
+    parameters: z.number().int().nonnegative(),
+    router: z
+      .object({ kind: z.literal("rule"), easyMaxTokens: z.number().int().nonnegative(), mediumMaxTokens: z.number().int().nonnegative() })
+      .refine((r) => r.easyMaxTokens <= r.mediumMaxTokens, "easyMaxTokens must be ≤ mediumMaxTokens"),
+    earlyExitEpsilon: z.number().nonnegative(),
+    training: z.record(z.string(), z.unknown()),
+    eval: z.record(z.string(), z.unknown()),
+  })
+  .superRefine((m, ctx) => {
+    const referenced: [string, (string | number)[]][] = [[m.tokenizer, ["tokenizer"]]];
+    for (const variant of ["fp32", "int8"] as const) {
+      referenced.push([m.variants[variant].embed, ["variants", variant, "embed"]]);
+      referenced.push([m.variants[variant].step, ["variants", variant, "step"]]);
+    }
+    for (const [path, at] of referenced) {
+      if (!(path in m.files)) ctx.addIssue({ code: "custom", path: at, message: `"${path}" is not listed in files` });
+    }
+  });
+
+// Compile-time guarantee that the schema and the contract in spec.ts describe the same object.
+type Parsed = z.infer<typeof manifestSchema>;
+const _sameShape: [Parsed extends ArtifactManifest ? true : false, ArtifactManifest extends Parsed ? true : false] = [true, true];
+void _sameShape;
+
+/** The artifact variants: fp32 for the origin, int8 (dynamic quantisation) for the edge. */
+export type ArtifactVariant = keyof ArtifactManifest["variants"];
+
+/**
+ * Parses and validates manifest.json (its text or the already-parsed JSON value).
+ * @throws Error listing every problem with its JSON path.
+ */
+export function parseManifest(input: string | unknown): ArtifactManifest {
+  let value: unknown = input;
+  if (typeof input === "string") {
+    try {
+      value = JSON.parse(input);
+    } catch (err) {
+      throw new Error(`manifest.json is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const result = manifestSchema.safeParse(value);
+  if (!result.success) throw new Error(`invalid manifest.json:\n${z.prettifyError(result.error)}`);
+  return result.data;
+}
+
+/** The files one variant needs at run time: its two graphs and the tokenizer. */
+export function variantFiles(manifest: ArtifactManifest, variant: ArtifactVariant): string[] {
+  const v = manifest.variants[variant];
+  return [v.embed, v.step, manifest.tokenizer];
+}
+
+export interface VerifyOptions {
+  /**
+   * Paths that must be present and verified. Default: every file the manifest lists. A Worker usually bundles one
+   * variant only, so it passes `variantFiles(manifest, "int8")`.
+   */
+  paths?: readonly string[];
+}
+
+/**
+ * Checks byte length and sha256 of artifact files against the manifest. Every required path must be present, and every
+ * file supplied must be listed in the manifest (an unlisted file means the caller mixed artifacts).
+ * @throws Error naming the first offending file and what differs.
+ */
+export async function verifyArtifactFiles(
+  manifest: ArtifactManifest,
+  files: Readonly<Record<string, Uint8Array>>,
+  options: VerifyOptions = {},
+): Promise<void> {
+  for (const path of Object.keys(files)) {
+    if (!(path in manifest.files)) {
+      throw new Error(`artifact file "${path}" is not listed in ${manifest.name}@${manifest.version}'s manifest`);
+    }
+  }
+  const required = options.paths ?? Object.keys(manifest.files);
+  const verified = new Set<string>();
+  for (const path of [...required, ...Object.keys(files)]) {
+    if (verified.has(path)) continue;
+    verified.add(path);
+    const expected = manifest.files[path];
+    if (expected === undefined) throw new Error(`artifact file "${path}" is not listed in the manifest`);
+    const bytes = files[path];
+    if (bytes === undefined) throw new Error(`artifact file "${path}" is missing`);
+    if (bytes.byteLength !== expected.bytes) {
+      throw new Error(`artifact file "${path}" has ${bytes.byteLength} bytes, the manifest says ${expected.bytes}`);
+    }
+    const actual = await sha256Hex(bytes);
+    if (actual !== expected.sha256) {
+      throw new Error(`artifact file "${path}" has sha256 ${actual}, the manifest says ${expected.sha256}`);
+    }
+  }
+}
+
+/** Lowercase hex sha256 of `bytes`. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  // crypto.subtle wants a BufferSource backed by an ArrayBuffer; a view over a SharedArrayBuffer would be rejected.
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  let hex = "";
+  for (const b of new Uint8Array(digest)) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}

@@ -1,0 +1,320 @@
+/**
+ * The retrieval core against hand-computed cases: cosine top-k, BM25 (k1 = 0.9, b = 0.4) and weighted RRF (k = 60).
+ * Expected numbers are written out as the formula with the case's own values, so a reader can check them by hand.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  BM25_DEFAULTS,
+  DEFAULT_FUSION_WEIGHTS,
+  TopK,
+  bm25Idf,
+  bm25Scores,
+  bm25Search,
+  candidateDepth,
+  combineRankings,
+  denseSearch,
+  documentText,
+  lexicalTerms,
+  listsFor,
+  makeSnippet,
+  packMatrix,
+  prefixNormalize,
+  reciprocalRankFusion,
+  termFrequencies,
+  type RankedHit,
+  type TermPostings,
+} from "../../src/retrieval/index.js";
+
+/** Deterministic pseudo-random numbers (mulberry32) so the property checks are reproducible. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("TopK", () => {
+  it("keeps the k best, best first, and breaks ties towards the smaller key", () => {
+    const best = new TopK<number>(3);
+    [0.1, 0.9, 0.5, 0.9, 0.3, 0.7].forEach((score, key) => best.push(key, score));
+    expect(best.sorted()).toEqual([
+      { key: 1, score: 0.9 },
+      { key: 3, score: 0.9 },
+      { key: 5, score: 0.7 },
+    ]);
+  });
+
+  it("accepts k = 0 and ignores NaN scores", () => {
+    const none = new TopK<string>(0);
+    none.push("a", 1);
+    expect(none.sorted()).toEqual([]);
+    const some = new TopK<string>(2);
+    some.push("a", Number.NaN);
+    some.push("b", 1);
+    expect(some.sorted()).toEqual([{ key: "b", score: 1 }]);
+  });
+
+  it("rejects a negative or fractional k", () => {
+    expect(() => new TopK(-1)).toThrow(RangeError);
+    expect(() => new TopK(1.5)).toThrow(RangeError);
+  });
+});
+
+describe("dense", () => {
+  it("normalises a Matryoshka prefix: [3, 4, 12] → first 2 dims → [0.6, 0.8]", () => {
+    const prefix = prefixNormalize([3, 4, 12], 2);
+    expect(prefix[0]).toBeCloseTo(0.6, 6);
+    expect(prefix[1]).toBeCloseTo(0.8, 6);
+    expect(Array.from(prefixNormalize([0, 0, 1], 2))).toEqual([0, 0]); // zero prefix stays zero, not NaN
+    expect(() => prefixNormalize([1], 2)).toThrow(/fewer than the 2/);
+  });
+
+  it("prefix of a normalised vector renormalises to the normalised prefix", () => {
+    const raw = [2, -1, 4, 0.5];
+    const fromNormalised = prefixNormalize(prefixNormalize(raw, 4), 2);
+    const direct = prefixNormalize(raw, 2);
+    expect(fromNormalised[0]).toBeCloseTo(direct[0]!, 6);
+    expect(fromNormalised[1]).toBeCloseTo(direct[1]!, 6);
+  });
+
+  it("ranks rows by cosine: q = [0.8, 0.6] against [1,0], [0.6,0.8], [0,1]", () => {
+    const matrix = packMatrix([[1, 0], [0.6, 0.8], [0, 1]], 2);
+    const hits = denseSearch(matrix, 2, [0.8, 0.6], 3);
+    // dots: row0 0.8·1 = 0.8; row1 0.8·0.6 + 0.6·0.8 = 0.96; row2 0.6·1 = 0.6
+    expect(hits.map((hit) => hit.id)).toEqual([1, 0, 2]);
+    expect(hits.map((hit) => hit.rank)).toEqual([1, 2, 3]);
+    expect(hits[0]!.score).toBeCloseTo(0.96, 6);
+    expect(hits[1]!.score).toBeCloseTo(0.8, 6);
+    expect(hits[2]!.score).toBeCloseTo(0.6, 6);
+    expect(denseSearch(matrix, 2, [0.8, 0.6], 1).map((hit) => hit.id)).toEqual([1]);
+  });
+
+  it("caps k at the number of rows, returns nothing for an empty matrix, and orders ties by row", () => {
+    const matrix = packMatrix([[0, 1], [1, 0], [0, 1]], 2);
+    expect(denseSearch(matrix, 2, [0, 1], 10).map((hit) => hit.id)).toEqual([0, 2, 1]);
+    expect(denseSearch(new Float32Array(0), 2, [0, 1], 5)).toEqual([]);
+  });
+
+  it("rejects a query of the wrong width", () => {
+    expect(() => denseSearch(packMatrix([[1, 0]], 2), 2, [1, 0, 0], 1)).toThrow(/3 dimensions, the matrix has 2/);
+  });
+
+  it("agrees with a full sort on 500 random rows", () => {
+    const next = random(7);
+    const dims = 16;
+    const vectors = Array.from({ length: 500 }, () => Array.from({ length: dims }, () => next() * 2 - 1));
+    const matrix = packMatrix(vectors, dims);
+    const query = prefixNormalize(Array.from({ length: dims }, () => next() * 2 - 1), dims);
+    const brute = vectors
+      .map((_, row) => {
+        let dot = 0;
+        for (let i = 0; i < dims; i++) dot += matrix[row * dims + i]! * query[i]!;
+        return { row, dot };
+      })
+      .sort((a, b) => b.dot - a.dot)
+      .slice(0, 10)
+      .map(({ row }) => row);
+    expect(denseSearch(matrix, dims, query, 10).map((hit) => hit.id)).toEqual(brute);
+  });
+});
+
+describe("bm25", () => {
+  // Corpus: d1 |d|=4 has "cat"×2; d2 |d|=6 has "cat"×1; d3 |d|=2 has "dog"×1. N = 3, avgdl = (4+6+2)/3 = 4.
+  const corpus = { docCount: 3, avgDocLength: 4 };
+  const postings = new Map<string, TermPostings>([
+    ["cat", { df: 2, postings: [{ docId: "d1", tf: 2, docLength: 4 }, { docId: "d2", tf: 1, docLength: 6 }] }],
+    ["dog", { df: 1, postings: [{ docId: "d3", tf: 1, docLength: 2 }] }],
+  ]);
+  const idfCat = Math.log(1 + (3 - 2 + 0.5) / (2 + 0.5)); // ln 1.6 ≈ 0.4700
+  const idfDog = Math.log(1 + (3 - 1 + 0.5) / (1 + 0.5)); // ln 2.667 ≈ 0.9808
+  // norm = k1·(1 − b + b·|d|/avgdl): d1 0.9·1.0 = 0.9; d2 0.9·1.2 = 1.08; d3 0.9·0.8 = 0.72
+  const d1 = (idfCat * 2 * 1.9) / (2 + 0.9); // ≈ 0.6159
+  const d2 = (idfCat * 1 * 1.9) / (1 + 1.08); // ≈ 0.4293
+  const d3 = (idfDog * 1 * 1.9) / (1 + 0.72); // ≈ 1.0835
+
+  it("uses k1 = 0.9 and b = 0.4 by default", () => {
+    expect(BM25_DEFAULTS).toEqual({ k1: 0.9, b: 0.4 });
+  });
+
+  it("computes the Lucene idf, which stays positive for a term in every document", () => {
+    expect(bm25Idf(2, 3)).toBeCloseTo(0.470004, 5);
+    expect(bm25Idf(3, 3)).toBeGreaterThan(0);
+  });
+
+  it("scores the hand-computed corpus", () => {
+    const scores = bm25Scores(["cat", "dog"], corpus, postings);
+    expect(scores.get("d1")).toBeCloseTo(d1, 10);
+    expect(scores.get("d2")).toBeCloseTo(d2, 10);
+    expect(scores.get("d3")).toBeCloseTo(d3, 10);
+    expect(d1).toBeCloseTo(0.615867, 5);
+    expect(d2).toBeCloseTo(0.42933, 5);
+    expect(d3).toBeCloseTo(1.083475, 5);
+  });
+
+  it("ranks best first, limits to k, and ignores unknown terms", () => {
+    const hits = bm25Search(["cat", "dog", "zebra"], corpus, postings, 2);
+    expect(hits.map((hit) => [hit.id, hit.rank])).toEqual([["d3", 1], ["d1", 2]]);
+    expect(bm25Search(["zebra"], corpus, postings, 5)).toEqual([]);
+  });
+
+  it("counts a repeated query term once per occurrence", () => {
+    const scores = bm25Scores(["cat", "cat"], corpus, postings);
+    expect(scores.get("d1")).toBeCloseTo(2 * d1, 10);
+  });
+
+  it("honours custom parameters: b = 0 ignores document length", () => {
+    const scores = bm25Scores(["cat"], corpus, postings, { k1: 0.9, b: 0 });
+    expect(scores.get("d2")).toBeCloseTo((idfCat * 1.9) / (1 + 0.9), 10);
+  });
+
+  it("stays finite on a corpus whose average length is 0", () => {
+    const empty = new Map<string, TermPostings>([["x", { df: 1, postings: [{ docId: "a", tf: 1, docLength: 0 }] }]]);
+    const score = bm25Scores(["x"], { docCount: 1, avgDocLength: 0 }, empty).get("a");
+    expect(Number.isFinite(score)).toBe(true);
+  });
+
+  it("counts term frequencies in first-seen order", () => {
+    expect([...termFrequencies(["b", "a", "b"])]).toEqual([["b", 2], ["a", 1]]);
+  });
+});
+
+describe("fusion", () => {
+  const hits = (...ids: string[]): RankedHit[] => ids.map((id, index) => ({ id, score: 1 / (index + 1), rank: index + 1 }));
+  const dense = hits("a", "b", "c");
+  const lexical = hits("b", "d");
+
+  it("defaults to lexical × 3, dense × 1", () => {
+    expect(DEFAULT_FUSION_WEIGHTS).toEqual({ dense: 1, lexical: 3 });
+  });
+
+  it("fuses with weights dense 1, lexical 3, k = 60", () => {
+    const fused = reciprocalRankFusion({ dense, lexical }, { weights: DEFAULT_FUSION_WEIGHTS });
+    // a 1/61 ≈ 0.01639 · b 1/62 + 3/61 ≈ 0.06531 · c 1/63 ≈ 0.01587 · d 3/62 ≈ 0.04839
+    expect(fused.map((hit) => hit.id)).toEqual(["b", "d", "a", "c"]);
+    expect(fused[0]!.score).toBeCloseTo(1 / 62 + 3 / 61, 12);
+    expect(fused[1]!.score).toBeCloseTo(3 / 62, 12);
+    expect(fused[0]!.ranks).toEqual({ dense: 2, lexical: 1 });
+    expect(fused[0]!.scores).toEqual({ dense: 0.5, lexical: 1 });
+    expect(fused[1]!.ranks).toEqual({ lexical: 2 });
+  });
+
+  it("is classic RRF with equal weights", () => {
+    const fused = reciprocalRankFusion({ dense, lexical });
+    // a 1/61 ≈ 0.01639 · b 1/62 + 1/61 ≈ 0.03252 · c 1/63 ≈ 0.01587 · d 1/62 ≈ 0.01613
+    expect(fused.map((hit) => hit.id)).toEqual(["b", "a", "d", "c"]);
+  });
+
+  it("keeps a dense-only hit below lexical hits ranked up to 122 with the default weights", () => {
+    const lexicalLong = hits(...Array.from({ length: 122 }, (_, i) => `l${i}`));
+    const fused = reciprocalRankFusion({ dense: hits("only-dense"), lexical: lexicalLong }, { weights: DEFAULT_FUSION_WEIGHTS });
+    expect(fused.at(-1)!.id).toBe("only-dense");
+  });
+
+  it("breaks score ties by best rank, then id; limits; drops weight-0 lists", () => {
+    expect(reciprocalRankFusion({ x: hits("q"), y: hits("p") }).map((hit) => hit.id)).toEqual(["p", "q"]);
+    expect(reciprocalRankFusion({ dense, lexical }, { limit: 2 })).toHaveLength(2);
+    const lexicalOnly = reciprocalRankFusion({ dense, lexical }, { weights: { dense: 0, lexical: 1 } });
+    expect(lexicalOnly.map((hit) => hit.id)).toEqual(["b", "d"]);
+    expect(lexicalOnly[0]!.ranks).toEqual({ lexical: 1 });
+  });
+
+  it("uses the custom k", () => {
+    const fused = reciprocalRankFusion({ dense }, { k: 0 });
+    expect(fused.map((hit) => hit.score)).toEqual([1, 1 / 2, 1 / 3]);
+  });
+
+  it("rejects negative weights and k", () => {
+    expect(() => reciprocalRankFusion({ dense }, { weights: { dense: -1 } })).toThrow(/≥ 0/);
+    expect(() => reciprocalRankFusion({ dense }, { k: -1 })).toThrow(/k must be/);
+  });
+});
+
+describe("hybrid policy", () => {
+  const dense: RankedHit[] = [
+    { id: "a", score: 0.9, rank: 1 },
+    { id: "b", score: 0.5, rank: 2 },
+  ];
+  const lexical: RankedHit[] = [{ id: "b", score: 7.5, rank: 1 }];
+
+  it("reads topK candidates for one list and max(4·topK, 50) ≤ 500 for fusion", () => {
+    expect(candidateDepth("dense", 10)).toBe(10);
+    expect(candidateDepth("lexical", 7)).toBe(7);
+    expect(candidateDepth("hybrid", 10)).toBe(50);
+    expect(candidateDepth("hybrid", 100)).toBe(400);
+    expect(candidateDepth("hybrid", 10, 1_000)).toBe(500);
+    expect(candidateDepth("hybrid", 10, 5)).toBe(10);
+  });
+
+  it("names the lists each mode needs", () => {
+    expect(listsFor("dense")).toEqual({ dense: true, lexical: false });
+    expect(listsFor("lexical")).toEqual({ dense: false, lexical: true });
+    expect(listsFor("hybrid")).toEqual({ dense: true, lexical: true });
+  });
+
+  it("keeps the list's own score in single-list modes", () => {
+    expect(combineRankings("dense", { dense, lexical }, { topK: 1 })).toEqual([
+      { id: "a", score: 0.9, ranks: { dense: 1 }, scores: { dense: 0.9 } },
+    ]);
+    expect(combineRankings("lexical", { lexical }, { topK: 5 })).toEqual([
+      { id: "b", score: 7.5, ranks: { lexical: 1 }, scores: { lexical: 7.5 } },
+    ]);
+  });
+
+  it("fuses in hybrid mode with the default weights unless overridden", () => {
+    // b: 1/62 + 3/61 ≈ 0.0653 · a: 1/61 ≈ 0.0164
+    const fused = combineRankings("hybrid", { dense, lexical }, { topK: 10 });
+    expect(fused.map((hit) => hit.id)).toEqual(["b", "a"]);
+    expect(fused[0]!.score).toBeCloseTo(1 / 62 + 3 / 61, 12);
+    // dense 10, lexical 1 — a: 10/61 ≈ 0.164 · b: 10/62 + 1/61 ≈ 0.178
+    const denseHeavy = combineRankings("hybrid", { dense, lexical }, { topK: 10, weights: { dense: 10, lexical: 1 } });
+    expect(denseHeavy[0]!.score).toBeCloseTo(10 / 62 + 1 / 61, 12);
+    expect(combineRankings("hybrid", { dense }, { topK: 1 }).map((hit) => hit.id)).toEqual(["a"]);
+  });
+});
+
+describe("lexical terms", () => {
+  it("drops [UNK] and pieces without a letter or digit, keeps continuation pieces", () => {
+    expect(lexicalTerms(["the", "[UNK]", ",", "lens", "##es", "42", "é", "-"])).toEqual(["the", "lens", "##es", "42", "é"]);
+  });
+});
+
+describe("snippets", () => {
+  const filler = "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore. ";
+  const text = `${filler.repeat(3)}The lighthouse keeper trimmed the wick at dusk. ${filler.repeat(3)}`;
+
+  it("returns a short text whole, with whitespace collapsed", () => {
+    expect(makeSnippet("  a  short\n text ", "short", 50)).toBe("a short text");
+  });
+
+  it("centres on the window with the most distinct query words, cut at word boundaries", () => {
+    const snippet = makeSnippet(text, "lighthouse wick", 120);
+    expect(snippet).toContain("The lighthouse keeper trimmed the wick");
+    expect(snippet.startsWith("…")).toBe(true);
+    expect(snippet.endsWith("…")).toBe(true);
+    expect(snippet.length).toBeLessThanOrEqual(122);
+    expect(snippet).toMatch(/^…\S/); // starts on a whole word
+  });
+
+  it("matches through normalisation (case, accents)", () => {
+    const accented = `${filler.repeat(3)}Un CAFÉ au lait, s'il vous plaît. ${filler.repeat(3)}`;
+    expect(makeSnippet(accented, "cafe", 80)).toContain("CAFÉ au lait");
+  });
+
+  it("falls back to the start of the text when nothing matches", () => {
+    const snippet = makeSnippet(text, "glacier", 60);
+    expect(snippet.startsWith("Lorem ipsum")).toBe(true);
+    expect(snippet.endsWith("…")).toBe(true);
+  });
+});
+
+describe("document text", () => {
+  it("puts the title first, on its own line, and omits an empty title", () => {
+    expect(documentText({ title: "Glaciers", text: "Ice carves valleys." })).toBe("Glaciers\nIce carves valleys.");
+    expect(documentText({ title: "", text: "Untitled." })).toBe("Untitled.");
+    expect(documentText({ text: "No title field." })).toBe("No title field.");
+  });
+});

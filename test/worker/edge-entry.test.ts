@@ -1,0 +1,36 @@
+/**
+ * The Worker's real entry (workers/edge/src/index.ts) as wrangler runs it: bindings from wrangler.toml, the bundled
+ * model through model-loader.ts, no test wiring. Proves the wiring; the behaviour is covered by the other worker tests.
+ */
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { manifest } from "../../workers/edge/src/bundled-model.js";
+
+const worker = exports.default;
+
+describe("worker entry", () => {
+  it("serves the search page and 404s unknown routes as JSON", async () => {
+    const page = await worker.fetch("http://edge.test/");
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<form");
+    const missing = await worker.fetch("http://edge.test/v1/missing");
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: { code: "not_found" } });
+  });
+
+  it("reports health with the bundled model", async () => {
+    const response = await worker.fetch("http://edge.test/v1/health");
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { status: string; model: Record<string, unknown>; index: { shard: string; documents: number } };
+    expect(body.status).toBe("ok");
+    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8" });
+    expect(body.model.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(body.index).toMatchObject({ shard: env.INDEX_SHARD || "default" });
+  });
+
+  it.skipIf(Boolean(env.API_KEY))("keeps document management closed when API_KEY is not set", async () => {
+    const response = await worker.fetch("http://edge.test/v1/documents", { method: "POST", body: "{}" });
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ error: { code: "not_configured" } });
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * model-loader's real path inside workerd — artifact bundle → WordPiece tokenizer → sha256 check → TaesrEncoder on
+ * onnxruntime-web (int8) — driven through the whole app with the committed random-weight fixture. Random weights make
+ * no ranking meaningful, so these tests assert wiring and contracts only: shapes, unit norms, model identity, the cache,
+ * idempotency and deletion.
+ */
+import { describe, expect, it } from "vitest";
+import { manifest } from "../../workers/edge/src/bundled-model.js";
+import { createEdgeModel, loadEdgeModel } from "../../workers/edge/src/model-loader.js";
+import { harness, json } from "./support/edge-harness.js";
+import { fixtureBundle, fixtureModel } from "./support/fixture-model.js";
+
+const documents = [
+  { id: "a", title: "Edge search", text: "How fast is the edge model for a vector query?" },
+  { id: "b", title: "Second", text: "What is the search model of the edge?" },
+];
+
+describe("edge model from an artifact bundle (random-weight fixture)", () => {
+  it("loads with the manifest's identity and the int8 variant", async () => {
+    const model = await fixtureModel();
+    expect(model.modelVersion).toBe("0.0.0-test");
+    expect(model.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int8" });
+  });
+
+  it("refuses a bundle whose graph does not match the manifest's sha256", async () => {
+    const step = new Uint8Array(fixtureBundle.files["int8/step.onnx"] as ArrayBuffer).slice();
+    step[20]! ^= 1;
+    await expect(createEdgeModel({ ...fixtureBundle, files: { ...fixtureBundle.files, "int8/step.onnx": step } })).rejects.toThrow(/sha256/);
+  });
+
+  it("indexes, searches, caches and embeds through the app", async () => {
+    const h = await harness({ model: await fixtureModel() });
+    expect(await json(await h.request("/v1/documents", { method: "POST", json: { documents } }))).toEqual({ upserted: 2, unchanged: 0, ids: ["a", "b"] });
+    expect(await json(await h.request("/v1/documents", { method: "POST", json: { documents } }))).toMatchObject({ unchanged: 2 });
+
+    const search = () => h.request("/v1/search", { method: "POST", json: { query: "how fast is the edge", topK: 5 } });
+    const first = await json<{ results: { id: string }[]; model: Record<string, unknown>; timings: { cache: string } }>(await search());
+    expect(first.results.map((r) => r.id).sort()).toEqual(["a", "b"]);
+    expect(first.model).toMatchObject({ version: "0.0.0-test", dims: 128, route: "easy", depth: 1, cached: false });
+    const calls = h.embedder.calls;
+    const second = await json<{ timings: { cache: string } }>(await search());
+    expect(second.timings.cache).toBe("hit");
+    expect(h.embedder.calls).toBe(calls);
+
+    const embedded = await json<{ embeddings: number[][]; route: string; depth: number }>(
+      await h.request("/v1/embed", { method: "POST", json: { input: ["edge", "how fast is the edge model for a vector query"], dims: 64 } }),
+    );
+    expect(embedded.embeddings.map((v) => v.length)).toEqual([64, 64]);
+    for (const v of embedded.embeddings) expect(Math.hypot(...v)).toBeCloseTo(1, 4);
+    expect(["easy", "medium", "hard"]).toContain(embedded.route);
+
+    expect((await h.request("/v1/documents/a", { method: "DELETE" })).status).toBe(200);
+    const after = await json<{ results: { id: string }[] }>(await h.request("/v1/search", { method: "POST", json: { query: "edge", mode: "dense" } }));
+    expect(after.results.map((r) => r.id)).toEqual(["b"]);
+
+    const health = await json(await h.request("/v1/health"));
+    expect(health).toMatchObject({ status: "ok", model: { name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int8" } });
+  });
+
+  it("loadEdgeModel loads the bundled artifact once per isolate", async () => {
+    const [first, second] = await Promise.all([loadEdgeModel(), loadEdgeModel()]);
+    expect(first).toBe(second);
+    expect(await loadEdgeModel()).toBe(first);
+    expect(first.info).toEqual({ name: manifest.name, version: manifest.version, dims: manifest.architecture.outputDim, variant: "int8" });
+  });
+});

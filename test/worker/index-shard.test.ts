@@ -1,0 +1,184 @@
+/// <reference types="@cloudflare/vitest-pool-workers/types" />
+/**
+ * The IndexShard Durable Object on its real SQLite storage, called over RPC: idempotent upserts, replacement and
+ * deletion of every trace (row, vector, postings), dense/lexical/hybrid ranking, model-version separation, stats.
+ * Vectors are hand-made 4-d unit vectors so every expected ranking can be read off the test.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { IndexShard } from "../../workers/edge/src/index-shard.js";
+import type { PreparedDocument } from "../../workers/edge/src/shard-api.js";
+
+const MODEL = "1.0.0-test";
+
+function shard(): DurableObjectStub<IndexShard> {
+  return env.INDEX.get(env.INDEX.idFromName(`shard-test-${crypto.randomUUID()}`));
+}
+
+function unit(...values: number[]): Float32Array {
+  const norm = Math.hypot(...values);
+  return Float32Array.from(values, (v) => v / norm);
+}
+
+function doc(id: string, vector: Float32Array, words: string, overrides: Partial<PreparedDocument> = {}): PreparedDocument {
+  const counts = new Map<string, number>();
+  for (const word of words.split(" ")) counts.set(word, (counts.get(word) ?? 0) + 1);
+  return {
+    id,
+    title: `title ${id}`,
+    text: words,
+    metadataJson: JSON.stringify({ source: "test" }),
+    contentHash: `hash-of-${words}`,
+    modelVersion: MODEL,
+    vector,
+    terms: [...counts],
+    length: words.split(" ").length,
+    ...overrides,
+  };
+}
+
+const corpus = [
+  doc("north", unit(1, 0, 0, 0), "lighthouse keeper wick lens"),
+  doc("east", unit(0, 1, 0, 0), "glacier valley bedrock"),
+  doc("northeast", unit(1, 1, 0, 0), "lighthouse glacier"),
+];
+
+/** Rows left in each table for a document, read straight from SQLite. */
+async function traces(stub: DurableObjectStub<IndexShard>, id: string): Promise<{ documents: number; postings: number }> {
+  return runInDurableObject(stub, (_instance, state) => ({
+    documents: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM documents WHERE id = ?", id).one().n,
+    postings: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM postings WHERE doc_id = ?", id).one().n,
+  }));
+}
+
+describe("IndexShard", () => {
+  it("upserts, then skips an identical document as unchanged", async () => {
+    const stub = shard();
+    expect(await stub.upsert(corpus)).toEqual({ upserted: ["north", "east", "northeast"], unchanged: [] });
+    expect(await stub.upsert(corpus)).toEqual({ upserted: [], unchanged: ["north", "east", "northeast"] });
+    expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 4 });
+  });
+
+  it("reports which documents need (re)indexing by content hash and model version", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    const pending = await stub.pending([
+      { id: "north", contentHash: "hash-of-lighthouse keeper wick lens", modelVersion: MODEL },
+      { id: "east", contentHash: "something else", modelVersion: MODEL },
+      { id: "northeast", contentHash: "hash-of-lighthouse glacier", modelVersion: "2.0.0" },
+      { id: "new", contentHash: "x", modelVersion: MODEL },
+    ]);
+    expect(pending).toEqual(["east", "northeast", "new"]);
+  });
+
+  it("replaces every trace of a changed document", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    await stub.search({ mode: "dense", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL }); // warm the matrix
+    const changed = doc("north", unit(0, 0, 1, 0), "espresso pressure", { title: "changed" });
+    expect(await stub.upsert([changed])).toEqual({ upserted: ["north"], unchanged: [] });
+    expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 2 });
+
+    const lexical = await stub.search({ mode: "lexical", topK: 10, terms: ["wick"] });
+    expect(lexical.hits).toEqual([]);
+    const espresso = await stub.search({ mode: "lexical", topK: 10, terms: ["espresso"] });
+    expect(espresso.hits.map((h) => [h.id, h.title])).toEqual([["north", "changed"]]);
+    // The cached matrix was invalidated: the new vector answers, the old one does not.
+    const dense = await stub.search({ mode: "dense", topK: 1, vector: unit(0, 0, 1, 0), modelVersion: MODEL });
+    expect(dense.hits[0]!.id).toBe("north");
+    expect(dense.hits[0]!.score).toBeCloseTo(1, 6);
+  });
+
+  it("deletes every trace and says whether the document existed", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    await stub.search({ mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["lighthouse"] });
+    expect(await stub.delete("north")).toEqual({ deleted: true });
+    expect(await stub.delete("north")).toEqual({ deleted: false });
+    expect(await traces(stub, "north")).toEqual({ documents: 0, postings: 0 });
+    expect(await stub.get("north")).toBeNull();
+
+    const dense = await stub.search({ mode: "dense", topK: 10, vector: unit(1, 0, 0, 0), modelVersion: MODEL });
+    expect(dense.hits.map((h) => h.id)).toEqual(["northeast", "east"]);
+    const lexical = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "keeper"] });
+    expect(lexical.hits.map((h) => h.id)).toEqual(["northeast"]);
+  });
+
+  it("ranks dense hits by cosine with per-list ranks and scores", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    const result = await stub.search({ mode: "dense", topK: 2, vector: unit(1, 0.2, 0, 0), modelVersion: MODEL });
+    // cosines: north 1/√1.04 ≈ 0.981, northeast 1.2/√2.08 ≈ 0.832, east 0.2/√1.04 ≈ 0.196
+    expect(result.hits.map((h) => h.id)).toEqual(["north", "northeast"]);
+    expect(result.hits[0]!.score).toBeCloseTo(1 / Math.sqrt(1.04), 5);
+    expect(result.hits[0]!.ranks).toEqual({ dense: 1 });
+    expect(result.hits[1]!.scores.dense).toBeCloseTo(1.2 / Math.sqrt(2.08), 5);
+    expect(result.hits[0]).toMatchObject({ title: "title north", text: "lighthouse keeper wick lens", metadataJson: '{"source":"test"}' });
+    expect(result.candidates).toEqual({ dense: 2, lexical: 0 });
+  });
+
+  it("serves a 2-d Matryoshka prefix of 4-d stored vectors, renormalised", async () => {
+    const stub = shard();
+    await stub.upsert([doc("a", unit(3, 4, 12, 0), "x"), doc("b", unit(0, 1, 0, 0), "y")]);
+    const result = await stub.search({ mode: "dense", topK: 2, vector: unit(3, 4), modelVersion: MODEL });
+    expect(result.hits[0]!.id).toBe("a");
+    expect(result.hits[0]!.score).toBeCloseTo(1, 5); // prefix (3,4)/5 is the query itself
+  });
+
+  it("fuses dense and lexical with RRF, lexical weighted 3 by default", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    // dense: north 1, northeast 2, east 3 · lexical ("glacier"): east and northeast (BM25 favours the shorter doc)
+    const result = await stub.search({ mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["glacier"] });
+    const byId = Object.fromEntries(result.hits.map((h) => [h.id, h]));
+    expect(byId.northeast!.ranks).toEqual({ dense: 2, lexical: 1 });
+    expect(byId.northeast!.score).toBeCloseTo(1 / 62 + 3 / 61, 10);
+    expect(byId.east!.ranks).toEqual({ dense: 3, lexical: 2 });
+    expect(byId.north!.ranks).toEqual({ dense: 1 });
+    expect(result.hits.map((h) => h.id)).toEqual(["northeast", "east", "north"]);
+
+    const equal = await stub.search({
+      mode: "hybrid",
+      topK: 3,
+      vector: unit(1, 0, 0, 0),
+      modelVersion: MODEL,
+      terms: ["glacier"],
+      weights: { dense: 1, lexical: 1 },
+    });
+    // northeast 1/62 + 1/61 · north 1/61 · east 1/63 + 1/62
+    expect(equal.hits.map((h) => h.id)).toEqual(["northeast", "east", "north"]);
+    expect(equal.hits[0]!.score).toBeCloseTo(1 / 62 + 1 / 61, 10);
+  });
+
+  it("compares the query only with vectors of the same model version", async () => {
+    const stub = shard();
+    await stub.upsert([...corpus, doc("old", unit(1, 0, 0, 0), "lighthouse", { modelVersion: "0.9.0" })]);
+    const dense = await stub.search({ mode: "dense", topK: 10, vector: unit(1, 0, 0, 0), modelVersion: MODEL });
+    expect(dense.hits.map((h) => h.id)).not.toContain("old");
+    const lexical = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse"] });
+    expect(lexical.hits.map((h) => h.id)).toContain("old"); // still findable by its words until re-embedded
+  });
+
+  it("returns the stored document and the shard's statistics", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    expect(await stub.get("east")).toMatchObject({
+      id: "east",
+      title: "title east",
+      text: "glacier valley bedrock",
+      metadataJson: '{"source":"test"}',
+      contentHash: "hash-of-glacier valley bedrock",
+      modelVersion: MODEL,
+      dims: 4,
+      length: 3,
+    });
+    expect(await stub.stats()).toEqual({
+      documents: 3,
+      terms: 7, // lighthouse keeper wick lens glacier valley bedrock
+      postings: 9,
+      avgDocLength: 3,
+      modelVersions: { [MODEL]: 3 },
+    });
+  });
+});

@@ -1,0 +1,78 @@
+/// <reference types="@cloudflare/vitest-pool-workers/types" />
+/**
+ * Builds the edge app for worker tests from the REAL parts: the bundled model (model-loader.ts → bundled-model.ts, the
+ * artifact `npm run bundle` selected), the SQLite IndexShard Durable Object and KV. Only the secrets and the clock (for
+ * the webhook window) are test-controlled, and the embedder is wrapped to count model calls.
+ *
+ * Every harness gets its own shard name, so tests never see each other's documents whatever the pool's storage isolation.
+ */
+import { env } from "cloudflare:workers";
+import { createApp } from "../../../workers/edge/src/app.js";
+import type { AppDeps, EdgeModel, EmbedOptions, EmbedResult, Embedder } from "../../../workers/edge/src/contracts.js";
+import { loadEdgeModel } from "../../../workers/edge/src/model-loader.js";
+import { edgeDeps } from "../../../workers/edge/src/wiring.js";
+
+export const API_KEY = "test-api-key-0123456789";
+export const WEBHOOK_SECRET = "test-webhook-secret-abcdef";
+
+/** Wraps an embedder to count model calls (a cache hit or an unchanged document must not make one). */
+export class CountingEmbedder implements Embedder {
+  calls = 0;
+  constructor(private readonly inner: Embedder) {}
+  embed(texts: readonly string[], options?: EmbedOptions): Promise<EmbedResult> {
+    this.calls++;
+    return this.inner.embed(texts, options);
+  }
+}
+
+export interface Harness {
+  app: ReturnType<typeof createApp>;
+  deps: AppDeps;
+  embedder: CountingEmbedder;
+  model: EdgeModel;
+  shardName: string;
+  /** Moves the app's clock (webhook replay window). */
+  setNow(ms: number): void;
+  /** A request to the app; `json` becomes the body, the API key is sent unless `apiKey: null`. */
+  request(path: string, init?: RequestInit & { json?: unknown; apiKey?: string | null }): Promise<Response>;
+}
+
+/** An app on the real bindings. `model` replaces the bundled model; `overrides` replace any dependency. */
+export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel } = {}): Promise<Harness> {
+  const { model: chosen, ...depOverrides } = overrides;
+  const model = chosen ?? (await loadEdgeModel(env));
+  const embedder = new CountingEmbedder(model.embedder);
+  const counted: EdgeModel = { ...model, embedder };
+  let now = Date.now();
+  const shardName = `test-${crypto.randomUUID()}`;
+  const deps: AppDeps = {
+    ...edgeDeps(env),
+    loadModel: async () => counted,
+    secrets: { apiKey: API_KEY, webhookSecret: WEBHOOK_SECRET },
+    shardName,
+    now: () => now,
+    ...depOverrides,
+  };
+  const app = createApp(deps);
+  return {
+    app,
+    deps,
+    embedder,
+    model: counted,
+    shardName,
+    setNow: (ms) => {
+      now = ms;
+    },
+    async request(path, init = {}) {
+      const { json, apiKey, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (json !== undefined) headers.set("content-type", "application/json");
+      if (apiKey !== null) headers.set("authorization", `Bearer ${apiKey ?? API_KEY}`);
+      return app.request(path, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }, env);
+    },
+  };
+}
+
+export async function json<T = Record<string, unknown>>(response: Response): Promise<T> {
+  return (await response.json()) as T;
+}

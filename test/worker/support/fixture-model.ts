@@ -1,0 +1,24 @@
+/**
+ * The committed random-weight TAESR fixture (test/fixtures/taesr-random@0.0.0-test, written by the real exporter) as an
+ * artifact bundle — the same shape bundled-model.ts exports — so tests can drive model-loader's real path (tokenizer,
+ * sha256 verification, onnxruntime-web sessions in workerd) before a trained artifact is bundled.
+ */
+import type { ArtifactManifest } from "../../../src/model/index.js";
+import { createEdgeModel, type BundledModelModule, type LoadedEdgeModel } from "../../../workers/edge/src/model-loader.js";
+import embedOnnx from "../../fixtures/taesr-random@0.0.0-test/int8/embed.onnx";
+import stepOnnx from "../../fixtures/taesr-random@0.0.0-test/int8/step.onnx";
+import manifestJson from "../../fixtures/taesr-random@0.0.0-test/manifest.json";
+import tokenizerJson from "../../fixtures/taesr-random@0.0.0-test/tokenizer.json";
+
+export const fixtureBundle: BundledModelModule = {
+  manifest: manifestJson as ArtifactManifest,
+  files: { "int8/embed.onnx": embedOnnx, "int8/step.onnx": stepOnnx },
+  tokenizerJson,
+};
+
+let model: Promise<LoadedEdgeModel> | undefined;
+
+export function fixtureModel(): Promise<LoadedEdgeModel> {
+  model ??= createEdgeModel(fixtureBundle);
+  return model;
+}

@@ -1,0 +1,162 @@
+/**
+ * The edge worker's HTTP surface (Hono), built from injected dependencies so tests and platforms can wire their own.
+ * Routes only parse, authenticate and shape responses; the work happens in search-service.ts and indexer.ts.
+ *
+ *   GET    /                       search page (server-rendered; `?q=` renders results without JavaScript)
+ *   POST   /v1/search              {query, topK?, dims?, depth?, mode?, weights?}
+ *   POST   /v1/embed               {input, dims?, depth?}
+ *   POST   /v1/documents           {documents: [...]}            (Authorization: Bearer <API_KEY>)
+ *   GET    /v1/documents/:id       the stored document          (API key)
+ *   DELETE /v1/documents/:id                                     (API key)
+ *   POST   /v1/webhooks/index      {event, documents | ids}      (X-TAESR-Timestamp + X-TAESR-Signature)
+ *   GET    /v1/health
+ *
+ * Every failure answers JSON `{error: {code, message, issues?}}` (see errors.ts).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
+import { HTTPException } from "hono/http-exception";
+import { requireApiKey, requireWebhookSignature } from "./auth.js";
+import type { AppDeps } from "./contracts.js";
+import { ApiError } from "./errors.js";
+import { background, limit, parseJsonText, readJson, validate } from "./http.js";
+import { deleteDocuments, indexDocuments } from "./indexer.js";
+import { pageSecurityPolicy, renderSearchPage, type PageState } from "./page.js";
+import { LIMITS, documentId, embedRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
+import { embed, parseMetadata, search, type SearchResponse } from "./search-service.js";
+
+/** Turns a model-loading failure into a 503 that says why, instead of a generic 500. */
+function withModelErrors(deps: AppDeps): AppDeps {
+  return {
+    ...deps,
+    loadModel: () =>
+      deps.loadModel().catch((error: unknown) => {
+        throw new ApiError(503, "model_unavailable", `the embedding model is not available: ${(error as Error).message}`);
+      }),
+  };
+}
+
+export function createApp(rawDeps: AppDeps): Hono {
+  const deps = withModelErrors(rawDeps);
+  const app = new Hono();
+  const shard = () => deps.shard(deps.shardName);
+  // Checked before the body is read, so an unauthenticated client cannot make the worker buffer megabytes.
+  const apiKey = createMiddleware(async (c, next) => {
+    await requireApiKey(c.req.header("Authorization"), deps.secrets.apiKey);
+    await next();
+  });
+
+  app.use("/v1/*", async (c, next) => {
+    await next();
+    c.header("X-Content-Type-Options", "nosniff");
+    c.header("Cache-Control", "no-store");
+  });
+
+  app.get("/", async (c) => {
+    const nonce = crypto.randomUUID().replaceAll("-", "");
+    const query = c.req.query("q") ?? "";
+    const modeParam = c.req.query("mode");
+    const mode: PageState["mode"] = modeParam === "dense" || modeParam === "lexical" ? modeParam : "hybrid";
+    let response: SearchResponse | undefined;
+    let error: string | undefined;
+    let status: 200 | 400 | 503 = 200;
+    if (query.trim()) {
+      try {
+        response = await search(deps, validate(searchRequest, { query, mode }, "search"), background(c));
+      } catch (caught) {
+        if (!(caught instanceof ApiError)) throw caught;
+        error = caught.message;
+        status = caught.status === 503 ? 503 : 400;
+      }
+    }
+    c.header("Content-Security-Policy", pageSecurityPolicy(nonce));
+    return c.html(renderSearchPage({ query, mode, response, error, nonce }), status);
+  });
+
+  app.post("/v1/search", limit(LIMITS.body.search), async (c) => {
+    const request = await readJson(c, searchRequest, "search request");
+    return c.json(await search(deps, request, background(c)));
+  });
+
+  app.post("/v1/embed", limit(LIMITS.body.embed), async (c) => {
+    const request = await readJson(c, embedRequest, "embed request");
+    return c.json(await embed(deps, request));
+  });
+
+  app.post("/v1/documents", apiKey, limit(LIMITS.body.documents), async (c) => {
+    const { documents } = await readJson(c, upsertRequest, "documents request");
+    const outcome = await indexDocuments(await deps.loadModel(), shard(), documents);
+    return c.json({ upserted: outcome.upserted.length, unchanged: outcome.unchanged.length, ids: documents.map((d) => d.id) });
+  });
+
+  app.get("/v1/documents/:id", apiKey, async (c) => {
+    const id = validate(documentId, c.req.param("id"), "document id");
+    const document = await shard().get(id);
+    if (!document) throw new ApiError(404, "not_found", `no document with id "${id}"`);
+    const { metadataJson, ...fields } = document;
+    return c.json({ ...fields, metadata: parseMetadata(metadataJson) });
+  });
+
+  app.delete("/v1/documents/:id", apiKey, async (c) => {
+    const id = validate(documentId, c.req.param("id"), "document id");
+    const { deleted } = await shard().delete(id);
+    if (!deleted) throw new ApiError(404, "not_found", `no document with id "${id}"`);
+    return c.json({ deleted: true, id });
+  });
+
+  app.post("/v1/webhooks/index", limit(LIMITS.body.documents), async (c) => {
+    // Authenticate the exact bytes received before parsing anything from them.
+    const rawBody = await c.req.text();
+    await requireWebhookSignature(rawBody, c.req.raw.headers, deps.secrets.webhookSecret, deps.now());
+    const event = validate(webhookRequest, parseJsonText(rawBody), "webhook body");
+    if (event.event === "upsert") {
+      const outcome = await indexDocuments(await deps.loadModel(), shard(), event.documents);
+      return c.json({
+        event: "upsert",
+        upserted: outcome.upserted.length,
+        unchanged: outcome.unchanged.length,
+        ids: event.documents.map((d) => d.id),
+      });
+    }
+    const { deleted, missing } = await deleteDocuments(shard(), event.ids);
+    return c.json({ event: "delete", deleted: deleted.length, missing, ids: event.ids });
+  });
+
+  app.get("/v1/health", async (c) => {
+    const [model, stats] = await Promise.all([deps.loadModel(), shard().stats()]);
+    return c.json({
+      status: "ok",
+      model: { name: model.info.name, version: model.info.version, dims: model.info.dims, variant: model.info.variant },
+      index: { shard: deps.shardName, documents: stats.documents },
+    });
+  });
+
+  // A known path with the wrong method is a 405 naming the allowed ones, not a misleading 404. Derived from the
+  // routes registered above (middleware shows up as "ALL"), so the list cannot drift from them.
+  const allowed = new Map<string, string[]>();
+  for (const { path, method } of app.routes) {
+    if (method !== "ALL") allowed.set(path, [...new Set([...(allowed.get(path) ?? []), method])]);
+  }
+  for (const [path, methods] of allowed) {
+    app.all(path, () => {
+      throw new ApiError(405, "method_not_allowed", `${path} accepts ${methods.join(", ")}`, undefined, { Allow: methods.join(", ") });
+    });
+  }
+
+  app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).toBody(), 404));
+
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return c.json(error.toBody(), error.status, error.headers);
+    if (error instanceof HTTPException) {
+      // Raised by Hono itself (not by our routes): keep its status, give it our shape.
+      const status = error.status as ApiError["status"];
+      return c.json(new ApiError(status, status === 413 ? "payload_too_large" : "invalid_request", error.message || "bad request").toBody(), status);
+    }
+    console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, error);
+    return c.json(new ApiError(500, "internal", "internal error; the details are in the worker's log").toBody(), 500);
+  });
+
+  return app;
+}

@@ -1,0 +1,70 @@
+/**
+ * What the edge app depends on, as interfaces: the embedder (the shape of `TaesrEncoder.embed`), the lexical tokenizer,
+ * the index shard client, the query-embedding cache and the model's identity. `wiring.ts` supplies the
+ * real implementations; tests and future platforms wire others. Nothing here imports a platform.
+ *
+ * @module
+ */
+import type { EmbedOptions, EmbedResult, EmbedRoute } from "../../../src/model/index.js";
+import type { ShardApi } from "./shard-api.js";
+
+export type { EmbedOptions, EmbedResult, EmbedRoute };
+
+/** The model seam: `TaesrEncoder` satisfies it, so does any test double with the same `embed`. */
+export interface Embedder {
+  embed(texts: readonly string[], options?: EmbedOptions): Promise<EmbedResult>;
+}
+
+/** The tokenizer seam for lexical search: word pieces of normalised text (`WordPieceTokenizer` satisfies it). */
+export interface LexicalTokenizer {
+  tokenize(text: string): string[];
+}
+
+/** The model's identity as reported by /v1/health and recorded beside every stored vector. */
+export interface ModelInfo {
+  name: string;
+  version: string;
+  /** Widest embedding the model produces (384 for TAESR). */
+  dims: number;
+  /** Weights variant in use (e.g. "int8" at the edge). */
+  variant: string;
+}
+
+/** A loaded model: everything the app needs to embed and tokenize. */
+export interface EdgeModel {
+  embedder: Embedder;
+  tokenizer: LexicalTokenizer;
+  info: ModelInfo;
+}
+
+/** A cached query embedding with the facts about how it was computed. */
+export interface CachedEmbedding {
+  vector: Float32Array;
+  depth: number;
+  route: EmbedRoute;
+  earlyExit: boolean;
+}
+
+/** The query-embedding cache seam (Workers KV in production). Keys are built by `embed-cache.ts`. */
+export interface EmbeddingCache {
+  get(key: string): Promise<CachedEmbedding | null>;
+  put(key: string, value: CachedEmbedding): Promise<void>;
+}
+
+/** Everything `createApp` needs; all of it injected so each piece can be replaced in tests. */
+export interface AppDeps {
+  /** Loads (once) and returns the model; rejects with a clear error when none is available. */
+  loadModel(): Promise<EdgeModel>;
+  /** The index shard with this name (one shard, "default", for now). */
+  shard(name: string): ShardApi;
+  cache: EmbeddingCache;
+  /** Secrets; an absent secret disables the routes that need it (503), it never opens them. */
+  secrets: { apiKey?: string; webhookSecret?: string };
+  /** Shard every route uses until sharding lands. */
+  shardName: string;
+  /** Current time in ms; injectable so the webhook replay window can be tested. */
+  now(): number;
+}
+
+/** Lets background work (a cache write) outlive the response; absent → the caller awaits it. */
+export type Background = (promise: Promise<unknown>) => void;

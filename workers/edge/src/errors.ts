@@ -1,0 +1,59 @@
+/**
+ * The API's one error shape, `{ error: { code, message, issues? } }`, and the exception that carries it. Routes throw
+ * `ApiError`; `app.onError` renders it — so every failure path answers JSON with a code a client can branch on and a
+ * message a person can act on.
+ *
+ * @module
+ */
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+
+export type ErrorCode =
+  | "invalid_json"
+  | "invalid_request"
+  | "payload_too_large"
+  | "unauthorized"
+  | "not_found"
+  | "method_not_allowed"
+  | "not_configured"
+  | "model_unavailable"
+  | "internal";
+
+export interface Issue {
+  /** Where in the input, e.g. "documents.3.id" ("" = the body itself). */
+  path: string;
+  message: string;
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; issues?: Issue[] };
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: ErrorCode,
+    message: string,
+    readonly issues?: Issue[],
+    /** Extra response headers (WWW-Authenticate, Allow). */
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message, ...(this.issues ? { issues: this.issues } : {}) } };
+  }
+}
+
+/** A zod failure as a 400 whose message names the first problems, e.g. `query: expected string, received number`. */
+export function invalidRequest(error: z.ZodError, what: string): ApiError {
+  const issues: Issue[] = error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+  const summary = issues
+    .slice(0, 3)
+    .map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message))
+    .join("; ");
+  const more = issues.length > 3 ? ` (and ${issues.length - 3} more)` : "";
+  return new ApiError(400, "invalid_request", `invalid ${what}: ${summary}${more}`, issues);
+}

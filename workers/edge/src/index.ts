@@ -1,0 +1,28 @@
+/**
+ * The edge worker's entry: the Hono app (app.ts) over the real dependencies (wiring.ts), and the `IndexShard` Durable
+ * Object class. Only handlers and entrypoint classes may be exported from this module — workerd treats every export
+ * as one.
+ *
+ * The app is built once per isolate (Hono compiles its router on first use); per-request state (waitUntil) comes from
+ * the request's execution context, not from the app.
+ *
+ * @module
+ */
+import { createApp } from "./app.js";
+import type { Env } from "./env.js";
+import { edgeDeps } from "./wiring.js";
+
+export { IndexShard } from "./index-shard.js";
+
+const apps = new WeakMap<Env, ReturnType<typeof createApp>>();
+
+export default {
+  fetch(request, env, ctx) {
+    let app = apps.get(env);
+    if (!app) {
+      app = createApp(edgeDeps(env));
+      apps.set(env, app);
+    }
+    return app.fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;

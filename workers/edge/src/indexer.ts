@@ -1,0 +1,95 @@
+/**
+ * Document indexing: content hash → ask the shard what changed → embed and tokenize only those → store.
+ *
+ * Idempotency is by (id, content hash, model version). The hash covers title, text and metadata (canonical JSON, so
+ * key order does not matter); the model version is checked beside it so that a model switch re-embeds everything it
+ * touches. Unchanged documents cost one hash and one shard lookup — never a model call.
+ *
+ * Document-side embedding: title + "\n" + text (src/retrieval/documents.ts) at {@link DOCUMENT_EMBEDDING}. 128 dims are stored because search
+ * serves 64 and 128 (a prefix of a stored unit vector renormalises to the 64-d embedding). Depth is the router's
+ * choice. Batches of ≤ 16 documents are sorted by length first: a batch runs at the depth of its longest text and is
+ * padded to it, so grouping similar lengths wastes the least compute.
+ *
+ * @module
+ */
+import { documentText, lexicalTerms, termFrequencies } from "../../../src/retrieval/index.js";
+import type { EdgeModel } from "./contracts.js";
+import type { DocumentInput, Metadata } from "./schemas.js";
+import type { PreparedDocument, ShardApi } from "./shard-api.js";
+
+export const DOCUMENT_EMBEDDING = { dims: 128, depth: "auto", batchSize: 16 } as const;
+
+export interface IndexOutcome {
+  upserted: string[];
+  unchanged: string[];
+}
+
+/** JSON with object keys sorted at every level, so equal values always serialise to equal strings. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export async function contentHash(document: { title: string; text: string; metadata?: Metadata | null }): Promise<string> {
+  const canonical = canonicalJson({ title: document.title, text: document.text, metadata: document.metadata ?? null });
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+export async function indexDocuments(model: EdgeModel, shard: ShardApi, documents: readonly DocumentInput[]): Promise<IndexOutcome> {
+  const modelVersion = model.info.version;
+  const hashed = await Promise.all(
+    documents.map(async (document) => ({
+      ...document,
+      metadataJson: document.metadata === undefined ? null : JSON.stringify(document.metadata),
+      contentHash: await contentHash(document),
+      modelVersion,
+    })),
+  );
+  const pending = new Set(await shard.pending(hashed.map(({ id, contentHash, modelVersion }) => ({ id, contentHash, modelVersion }))));
+  const outcome: IndexOutcome = { upserted: [], unchanged: hashed.filter((d) => !pending.has(d.id)).map((d) => d.id) };
+
+  const work = hashed.filter((d) => pending.has(d.id)).map((d) => ({ ...d, input: documentText(d) }));
+  work.sort((a, b) => a.input.length - b.input.length);
+  for (let start = 0; start < work.length; start += DOCUMENT_EMBEDDING.batchSize) {
+    const batch = work.slice(start, start + DOCUMENT_EMBEDDING.batchSize);
+    const { embeddings } = await model.embedder.embed(
+      batch.map((d) => d.input),
+      { dims: DOCUMENT_EMBEDDING.dims, depth: DOCUMENT_EMBEDDING.depth },
+    );
+    const prepared: PreparedDocument[] = batch.map((d, i) => {
+      const counts = termFrequencies(lexicalTerms(model.tokenizer.tokenize(d.input)));
+      let length = 0;
+      for (const tf of counts.values()) length += tf;
+      return {
+        id: d.id,
+        title: d.title,
+        text: d.text,
+        metadataJson: d.metadataJson,
+        contentHash: d.contentHash,
+        modelVersion: d.modelVersion,
+        vector: embeddings[i]!,
+        terms: [...counts],
+        length,
+      };
+    });
+    // Stored batch by batch: a failure part-way keeps what was done, and a retry skips it as unchanged.
+    const stored = await shard.upsert(prepared);
+    outcome.upserted.push(...stored.upserted);
+    outcome.unchanged.push(...stored.unchanged);
+  }
+  return outcome;
+}
+
+export async function deleteDocuments(shard: ShardApi, ids: readonly string[]): Promise<{ deleted: string[]; missing: string[] }> {
+  const deleted: string[] = [];
+  const missing: string[] = [];
+  for (const id of new Set(ids)) ((await shard.delete(id)).deleted ? deleted : missing).push(id);
+  return { deleted, missing };
+}

@@ -1,0 +1,126 @@
+/**
+ * Request schemas (zod) for every route, with the limits the API promises. Objects are strict: an unknown field is an
+ * error rather than silently ignored, so a typo like `top_k` is reported instead of quietly using the default.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+export const LIMITS = {
+  queryChars: 2_000,
+  topK: { min: 1, max: 100, default: 10 },
+  embedInputs: 64,
+  embedInputChars: 8_000,
+  documentsPerRequest: 256,
+  idChars: 256,
+  titleChars: 1_000,
+  textChars: 100_000,
+  metadataBytes: 16_384,
+  /** Request body caps, bytes. */
+  body: { search: 16_384, embed: 1_048_576, documents: 8_388_608 },
+} as const;
+
+/** Search is served from stored 128-d vectors, so 64 and 128 are the widths it can answer. */
+export const searchDims = z.union([z.literal(64), z.literal(128)], { error: "dims must be 64 or 128" });
+export const embedDims = z.union([z.literal(64), z.literal(128), z.literal(256), z.literal(384)], {
+  error: "dims must be 64, 128, 256 or 384",
+});
+export const depthSetting = z.union([z.literal(1), z.literal(3), z.literal(6), z.literal("auto")], {
+  error: 'depth must be 1, 3, 6 or "auto"',
+});
+export const searchMode = z.enum(["hybrid", "dense", "lexical"], { error: 'mode must be "hybrid", "dense" or "lexical"' });
+
+const nonNegativeWeight = z.number().finite().min(0, "weights must be ≥ 0").max(1_000, "weights must be ≤ 1000");
+
+export const searchRequest = z.strictObject({
+  query: z
+    .string({ error: (issue) => (issue.input === undefined ? "query is required" : "query must be a string") })
+    .max(LIMITS.queryChars, `query must be at most ${LIMITS.queryChars} characters`)
+    .refine((query) => query.trim().length > 0, "query must contain some text"),
+  topK: z
+    .number({ error: "topK must be a number" })
+    .int("topK must be a whole number")
+    .min(LIMITS.topK.min, `topK must be at least ${LIMITS.topK.min}`)
+    .max(LIMITS.topK.max, `topK must be at most ${LIMITS.topK.max}`)
+    .default(LIMITS.topK.default),
+  dims: searchDims.default(128),
+  depth: depthSetting.default("auto"),
+  mode: searchMode.default("hybrid"),
+  /** RRF weights per list (hybrid mode); defaults are lexical 3, dense 1. */
+  weights: z.strictObject({ dense: nonNegativeWeight.optional(), lexical: nonNegativeWeight.optional() }).optional(),
+});
+export type SearchRequest = z.infer<typeof searchRequest>;
+
+const embedText = z
+  .string({ error: "each input must be a string" })
+  .min(1, "input texts must not be empty")
+  .max(LIMITS.embedInputChars, `input texts must be at most ${LIMITS.embedInputChars} characters`);
+
+export const embedRequest = z.strictObject({
+  // A single string is a batch of one; wrapping it first lets the array's limits and messages apply to both forms.
+  input: z.preprocess(
+    (value) => (typeof value === "string" ? [value] : value),
+    z
+      .array(embedText, { error: "input must be a string or an array of strings" })
+      .min(1, "input must not be an empty array")
+      .max(LIMITS.embedInputs, `input takes at most ${LIMITS.embedInputs} texts`),
+  ),
+  dims: embedDims.default(128),
+  depth: depthSetting.default("auto"),
+});
+export type EmbedRequest = z.infer<typeof embedRequest>;
+
+export const documentId = z
+  .string({ error: "id must be a string" })
+  .min(1, "id must not be empty")
+  .max(LIMITS.idChars, `id must be at most ${LIMITS.idChars} characters`)
+  .regex(/^[^\p{Cc}]+$/u, "id must not contain control characters");
+
+const metadata = z
+  .record(z.string(), z.json(), { error: "metadata must be a JSON object" })
+  .refine(
+    (value) => new TextEncoder().encode(JSON.stringify(value)).byteLength <= LIMITS.metadataBytes,
+    `metadata must serialise to at most ${LIMITS.metadataBytes} bytes`,
+  );
+
+export const documentInput = z.strictObject({
+  id: documentId,
+  title: z.string({ error: "title must be a string" }).max(LIMITS.titleChars, `title must be at most ${LIMITS.titleChars} characters`).default(""),
+  text: z
+    .string({ error: (issue) => (issue.input === undefined ? "text is required" : "text must be a string") })
+    .max(LIMITS.textChars, `text must be at most ${LIMITS.textChars} characters`)
+    .refine((text) => text.trim().length > 0, "text must contain some text"),
+  metadata: metadata.optional(),
+});
+export type DocumentInput = z.infer<typeof documentInput>;
+export type Metadata = NonNullable<DocumentInput["metadata"]>;
+
+/** A batch of documents with distinct ids: two versions of one id in one batch would make the outcome order-dependent. */
+const documentBatch = z
+  .array(documentInput, { error: "documents must be an array" })
+  .min(1, "documents must not be empty")
+  .max(LIMITS.documentsPerRequest, `at most ${LIMITS.documentsPerRequest} documents per request`)
+  .superRefine((documents, ctx) => {
+    const seen = new Set<string>();
+    documents.forEach((document, index) => {
+      if (seen.has(document.id)) ctx.addIssue({ code: "custom", path: [index, "id"], message: `duplicate id "${document.id}" in this batch` });
+      seen.add(document.id);
+    });
+  });
+
+export const upsertRequest = z.strictObject({ documents: documentBatch });
+
+const idBatch = z
+  .array(documentId, { error: "ids must be an array of strings" })
+  .min(1, "ids must not be empty")
+  .max(LIMITS.documentsPerRequest, `at most ${LIMITS.documentsPerRequest} ids per request`);
+
+export const webhookRequest = z.discriminatedUnion(
+  "event",
+  [
+    z.strictObject({ event: z.literal("upsert"), documents: documentBatch }),
+    z.strictObject({ event: z.literal("delete"), ids: idBatch }),
+  ],
+  { error: 'event must be "upsert" (with documents) or "delete" (with ids)' },
+);
+export type WebhookRequest = z.infer<typeof webhookRequest>;

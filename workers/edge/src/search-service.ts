@@ -1,0 +1,137 @@
+/**
+ * The query path: normalise → cached or fresh query embedding → shard search (dense + BM25 + RRF) → results with
+ * query-biased snippets. Also the plain embedding API. Routes call these; nothing here knows about HTTP.
+ *
+ * Lexical mode never touches the model's encoder (BM25 needs only the tokenizer), so it reports depth 0, route "none"
+ * and cache "none".
+ *
+ * @module
+ */
+import { lexicalTerms, listsFor, makeSnippet } from "../../../src/retrieval/index.js";
+import { normalize } from "../../../src/tokenizer/normalize.js";
+import type { AppDeps, Background, EdgeModel, EmbedRoute } from "./contracts.js";
+import { queryCacheKey } from "./embed-cache.js";
+import type { EmbedRequest, Metadata, SearchRequest } from "./schemas.js";
+import type { MetadataJson } from "./shard-api.js";
+
+export interface SearchResult {
+  id: string;
+  score: number;
+  title: string;
+  snippet: string;
+  metadata: Metadata | null;
+  ranks: { dense?: number; lexical?: number };
+}
+
+export interface SearchResponse {
+  results: SearchResult[];
+  model: { version: string; dims: number; depth: number; route: EmbedRoute | "none"; earlyExit: boolean; cached: boolean };
+  timings: { embedMs: number; searchMs: number; totalMs: number; cache: "hit" | "miss" | "none" };
+}
+
+interface QueryEmbedding {
+  vector: Float32Array;
+  depth: number;
+  route: EmbedRoute;
+  earlyExit: boolean;
+  cached: boolean;
+}
+
+/** Metadata as stored (JSON text) back to the object the client sent. */
+export function parseMetadata(json: MetadataJson): Metadata | null {
+  return json === null ? null : (JSON.parse(json) as Metadata);
+}
+
+/** Rounds a duration to 0.01 ms: finer digits are noise, and workerd's clock is coarser still. */
+function ms(start: number): number {
+  return Math.round((performance.now() - start) * 100) / 100;
+}
+
+/**
+ * The query's embedding from the KV cache, or from the model (then cached in the background). The model embeds the
+ * normalised text — the string the key hashes — so a cached vector is exactly what the model would return; the
+ * tokenizer normalises the same way anyway, so this costs nothing in quality.
+ */
+async function embedQuery(
+  deps: AppDeps,
+  model: EdgeModel,
+  normalized: string,
+  request: SearchRequest,
+  background?: Background,
+): Promise<QueryEmbedding> {
+  const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized);
+  const hit = await deps.cache.get(key);
+  if (hit && hit.vector.length === request.dims) return { ...hit, cached: true };
+
+  const result = await model.embedder.embed([normalized], { dims: request.dims, depth: request.depth });
+  const vector = result.embeddings[0];
+  if (!vector) throw new Error("the embedder returned no vector for the query");
+  const fresh = { vector, depth: result.depth, route: result.route, earlyExit: result.earlyExit };
+  const write = deps.cache.put(key, fresh);
+  if (background) background(write);
+  else await write;
+  return { ...fresh, cached: false };
+}
+
+export async function search(deps: AppDeps, request: SearchRequest, background?: Background): Promise<SearchResponse> {
+  const started = performance.now();
+  const model = await deps.loadModel();
+  const normalized = normalize(request.query);
+
+  const embedStarted = performance.now();
+  const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background) : null;
+  const embedMs = embedding ? ms(embedStarted) : 0;
+
+  const searchStarted = performance.now();
+  const found = await deps.shard(deps.shardName).search({
+    mode: request.mode,
+    topK: request.topK,
+    vector: embedding?.vector,
+    modelVersion: model.info.version,
+    terms: listsFor(request.mode).lexical ? lexicalTerms(model.tokenizer.tokenize(normalized)) : undefined,
+    weights: request.weights,
+  });
+  const searchMs = ms(searchStarted);
+
+  return {
+    results: found.hits.map((hit) => ({
+      id: hit.id,
+      score: hit.score,
+      title: hit.title,
+      snippet: makeSnippet(hit.text, request.query),
+      metadata: parseMetadata(hit.metadataJson),
+      ranks: hit.ranks,
+    })),
+    model: {
+      version: model.info.version,
+      dims: request.dims,
+      depth: embedding?.depth ?? 0,
+      route: embedding?.route ?? "none",
+      earlyExit: embedding?.earlyExit ?? false,
+      cached: embedding?.cached ?? false,
+    },
+    timings: { embedMs, searchMs, totalMs: ms(started), cache: embedding ? (embedding.cached ? "hit" : "miss") : "none" },
+  };
+}
+
+export interface EmbedResponse {
+  embeddings: number[][];
+  dims: number;
+  depth: number;
+  route: EmbedRoute;
+  earlyExit: boolean;
+  model: { name: string; version: string };
+}
+
+export async function embed(deps: AppDeps, request: EmbedRequest): Promise<EmbedResponse> {
+  const model = await deps.loadModel();
+  const result = await model.embedder.embed(request.input, { dims: request.dims, depth: request.depth });
+  return {
+    embeddings: result.embeddings.map((vector) => Array.from(vector)),
+    dims: request.dims,
+    depth: result.depth,
+    route: result.route,
+    earlyExit: result.earlyExit,
+    model: { name: model.info.name, version: model.info.version },
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * SQLite persistence of one index shard (Durable Object `ctx.storage.sql`): the schema and every statement, so the
+ * Durable Object class reads as policy (caching, ranking) and this file as storage.
+ *
+ * Schema (v1):
+ *   documents(id PK, title, text, metadata JSON, content_hash, model_version, dims, dense BLOB float32 LE, length,
+ *             updated_at)   — `length` is the BM25 document length (Σ tf of its lexical terms)
+ *   postings(term, doc_id, tf) PK(term, doc_id) WITHOUT ROWID — the inverted index, clustered by term for lookups,
+ *             with a doc_id index for deletes
+ *
+ * Durable Object SQLite allows at most 100 bound parameters per statement; multi-row statements are chunked below it.
+ *
+ * @module
+ */
+import type { Bm25CorpusStats, TermPostings } from "../../../src/retrieval/index.js";
+import type { DocumentRef, MetadataJson, PreparedDocument, ShardStats, StoredDocument } from "./shard-api.js";
+
+const MAX_BOUND_PARAMETERS = 99;
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS documents (
+     id TEXT PRIMARY KEY,
+     title TEXT NOT NULL,
+     text TEXT NOT NULL,
+     metadata TEXT,
+     content_hash TEXT NOT NULL,
+     model_version TEXT NOT NULL,
+     dims INTEGER NOT NULL,
+     dense BLOB NOT NULL,
+     length INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   )`,
+  `CREATE TABLE IF NOT EXISTS postings (
+     term TEXT NOT NULL,
+     doc_id TEXT NOT NULL,
+     tf INTEGER NOT NULL,
+     PRIMARY KEY (term, doc_id)
+   ) WITHOUT ROWID`,
+  `CREATE INDEX IF NOT EXISTS postings_by_doc ON postings (doc_id)`,
+];
+
+type DocumentRow = {
+  id: string;
+  title: string;
+  text: string;
+  metadata: string | null;
+  content_hash: string;
+  model_version: string;
+  dims: number;
+  length: number;
+  updated_at: number;
+};
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let start = 0; start < items.length; start += size) out.push(items.slice(start, start + size));
+  return out;
+}
+
+function placeholders(count: number): string {
+  return Array.from({ length: count }, () => "?").join(", ");
+}
+
+/** Copies exactly the vector's bytes (a view may sit inside a larger buffer). */
+function vectorBytes(vector: Float32Array): ArrayBuffer {
+  return vector.buffer.slice(vector.byteOffset, vector.byteOffset + vector.byteLength) as ArrayBuffer;
+}
+
+export class ShardStore {
+  constructor(private readonly sql: SqlStorage) {
+    for (const statement of SCHEMA) sql.exec(statement);
+  }
+
+  /** Stored (content hash, model version) per id, for the ids asked about that exist. */
+  states(ids: readonly string[]): Map<string, { contentHash: string; modelVersion: string }> {
+    const states = new Map<string, { contentHash: string; modelVersion: string }>();
+    for (const chunk of chunks([...new Set(ids)], MAX_BOUND_PARAMETERS)) {
+      const rows = this.sql.exec<{ id: string; content_hash: string; model_version: string }>(
+        `SELECT id, content_hash, model_version FROM documents WHERE id IN (${placeholders(chunk.length)})`,
+        ...chunk,
+      );
+      for (const row of rows) states.set(row.id, { contentHash: row.content_hash, modelVersion: row.model_version });
+    }
+    return states;
+  }
+
+  /** True when the stored copy of `ref.id` has the same content hash and model version. */
+  isCurrent(ref: DocumentRef): boolean {
+    const state = this.states([ref.id]).get(ref.id);
+    return state !== undefined && state.contentHash === ref.contentHash && state.modelVersion === ref.modelVersion;
+  }
+
+  /** Writes a document and its postings, replacing every trace of a previous version. Call inside a transaction. */
+  write(document: PreparedDocument, now: number): void {
+    this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, document.id);
+    this.sql.exec(
+      `INSERT INTO documents (id, title, text, metadata, content_hash, model_version, dims, dense, length, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET title = excluded.title, text = excluded.text, metadata = excluded.metadata,
+         content_hash = excluded.content_hash, model_version = excluded.model_version, dims = excluded.dims,
+         dense = excluded.dense, length = excluded.length, updated_at = excluded.updated_at`,
+      document.id,
+      document.title,
+      document.text,
+      document.metadataJson,
+      document.contentHash,
+      document.modelVersion,
+      document.vector.length,
+      vectorBytes(document.vector),
+      document.length,
+      now,
+    );
+    for (const chunk of chunks(document.terms, Math.floor(MAX_BOUND_PARAMETERS / 3))) {
+      this.sql.exec(
+        `INSERT INTO postings (term, doc_id, tf) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")}`,
+        ...chunk.flatMap(([term, tf]) => [term, document.id, tf]),
+      );
+    }
+  }
+
+  /** Removes a document and its postings; false when it did not exist. Call inside a transaction. */
+  remove(id: string): boolean {
+    const existed = this.sql.exec(`SELECT 1 AS found FROM documents WHERE id = ?`, id).toArray().length > 0;
+    if (!existed) return false;
+    this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, id);
+    this.sql.exec(`DELETE FROM documents WHERE id = ?`, id);
+    return true;
+  }
+
+  /** Every vector made by `modelVersion` that is at least `minDims` wide, in a stable order. */
+  vectors(modelVersion: string, minDims: number): { ids: string[]; vectors: Float32Array[] } {
+    const ids: string[] = [];
+    const vectors: Float32Array[] = [];
+    const rows = this.sql.exec<{ id: string; dense: ArrayBuffer }>(
+      `SELECT id, dense FROM documents WHERE model_version = ? AND dims >= ? ORDER BY id`,
+      modelVersion,
+      minDims,
+    );
+    for (const row of rows) {
+      ids.push(row.id);
+      vectors.push(new Float32Array(row.dense));
+    }
+    return { ids, vectors };
+  }
+
+  corpusStats(): Bm25CorpusStats {
+    const row = this.sql.exec<{ n: number; avgdl: number | null }>(`SELECT COUNT(*) AS n, AVG(length) AS avgdl FROM documents`).one();
+    return { docCount: row.n, avgDocLength: row.avgdl ?? 0 };
+  }
+
+  /** Full postings (with document lengths) of each distinct term; df is the number of postings. */
+  postings(terms: readonly string[]): Map<string, TermPostings> {
+    const byTerm = new Map<string, TermPostings>();
+    for (const chunk of chunks([...new Set(terms)], MAX_BOUND_PARAMETERS)) {
+      const rows = this.sql.exec<{ term: string; doc_id: string; tf: number; length: number }>(
+        `SELECT p.term, p.doc_id, p.tf, d.length FROM postings p JOIN documents d ON d.id = p.doc_id
+         WHERE p.term IN (${placeholders(chunk.length)})`,
+        ...chunk,
+      );
+      for (const row of rows) {
+        let entry = byTerm.get(row.term);
+        if (!entry) {
+          entry = { df: 0, postings: [] };
+          byTerm.set(row.term, entry);
+        }
+        entry.postings.push({ docId: row.doc_id, tf: row.tf, docLength: row.length });
+        entry.df++;
+      }
+    }
+    return byTerm;
+  }
+
+  /** The display fields of the given documents, keyed by id. */
+  fields(ids: readonly string[]): Map<string, { title: string; text: string; metadataJson: MetadataJson }> {
+    const out = new Map<string, { title: string; text: string; metadataJson: MetadataJson }>();
+    for (const chunk of chunks([...new Set(ids)], MAX_BOUND_PARAMETERS)) {
+      const rows = this.sql.exec<{ id: string; title: string; text: string; metadata: string | null }>(
+        `SELECT id, title, text, metadata FROM documents WHERE id IN (${placeholders(chunk.length)})`,
+        ...chunk,
+      );
+      for (const row of rows) out.set(row.id, { title: row.title, text: row.text, metadataJson: row.metadata });
+    }
+    return out;
+  }
+
+  get(id: string): StoredDocument | null {
+    const row = this.sql
+      .exec<DocumentRow>(
+        `SELECT id, title, text, metadata, content_hash, model_version, dims, length, updated_at FROM documents WHERE id = ?`,
+        id,
+      )
+      .toArray()[0];
+    if (!row) return null;
+    return {
+      id: row.id,
+      title: row.title,
+      text: row.text,
+      metadataJson: row.metadata,
+      contentHash: row.content_hash,
+      modelVersion: row.model_version,
+      dims: row.dims,
+      length: row.length,
+      updatedAt: row.updated_at,
+    };
+  }
+
+  stats(): ShardStats {
+    const { docCount, avgDocLength } = this.corpusStats();
+    const postings = this.sql.exec<{ n: number; terms: number }>(`SELECT COUNT(*) AS n, COUNT(DISTINCT term) AS terms FROM postings`).one();
+    const modelVersions: Record<string, number> = {};
+    for (const row of this.sql.exec<{ model_version: string; n: number }>(
+      `SELECT model_version, COUNT(*) AS n FROM documents GROUP BY model_version ORDER BY model_version`,
+    )) {
+      modelVersions[row.model_version] = row.n;
+    }
+    return { documents: docCount, terms: postings.terms, postings: postings.n, avgDocLength, modelVersions };
+  }
+}

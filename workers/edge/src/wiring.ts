@@ -1,0 +1,39 @@
+/**
+ * The real dependencies of the edge app on Cloudflare: the bundled model (model-loader.ts), `IndexShard` Durable
+ * Objects by shard name, the KV embedding cache, the secrets and the clock. Kept out of index.ts because every export
+ * of a Worker's entry module is taken for a handler or entrypoint.
+ *
+ * @module
+ */
+import type { AppDeps } from "./contracts.js";
+import { KvEmbeddingCache } from "./embed-cache.js";
+import type { Env } from "./env.js";
+import { loadEdgeModel } from "./model-loader.js";
+import type { ShardApi } from "./shard-api.js";
+
+export const DEFAULT_SHARD = "default";
+
+/** The RPC client of the named shard. */
+export function shardClient(env: Env, name: string): ShardApi {
+  return env.INDEX.get(env.INDEX.idFromName(name));
+}
+
+// The assignment above checks the stub against ShardApi, but a result type RPC cannot serialise becomes `never`, which
+// is assignable to anything. This names any such method at compile time.
+type ShardStub = ReturnType<Env["INDEX"]["get"]>;
+type UnserialisableMethods = {
+  [K in keyof ShardApi]: [Awaited<ReturnType<ShardStub[K]>>] extends [never] ? K : never;
+}[keyof ShardApi];
+const everyShardResultSerialises: [UnserialisableMethods] extends [never] ? true : UnserialisableMethods = true;
+void everyShardResultSerialises;
+
+export function edgeDeps(env: Env): AppDeps {
+  return {
+    loadModel: () => loadEdgeModel(env),
+    shard: (name) => shardClient(env, name),
+    cache: new KvEmbeddingCache(env.EMBED_CACHE),
+    secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
+    shardName: env.INDEX_SHARD || DEFAULT_SHARD,
+    now: () => Date.now(),
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * Reads a model artifact directory from disk into the platform-neutral shape the runtime takes
+ * (`manifest` + `files` by manifest path + tokenizer JSON). Node only: the Worker bundles its artifact as modules.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { parseManifest, type ArtifactManifest } from "../../../src/model/index.js";
+import type { TokenizerJSON } from "../../../src/tokenizer/index.js";
+
+export interface ArtifactOnDisk {
+  dir: string;
+  manifest: ArtifactManifest;
+  files: Record<string, Uint8Array>;
+  tokenizerJson: TokenizerJSON;
+}
+
+export async function readArtifactDir(dir: string, variants: ReadonlyArray<"fp32" | "int8"> = ["fp32", "int8"]): Promise<ArtifactOnDisk> {
+  let manifestText: string;
+  try {
+    manifestText = await readFile(path.join(dir, "manifest.json"), "utf8");
+  } catch {
+    throw new Error(`no manifest.json in ${dir}: is this a model artifact directory (model-artifacts/<name>@<version>)?`);
+  }
+  const manifest = parseManifest(manifestText);
+  const wanted = [manifest.tokenizer, ...variants.flatMap((variant) => [manifest.variants[variant].embed, manifest.variants[variant].step])];
+  const files: Record<string, Uint8Array> = {};
+  for (const relative of wanted) files[relative] = new Uint8Array(await readFile(path.join(dir, relative)));
+  const tokenizerJson = JSON.parse(new TextDecoder().decode(files[manifest.tokenizer])) as TokenizerJSON;
+  return { dir, manifest, files, tokenizerJson };
+}
