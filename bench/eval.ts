@@ -3,10 +3,16 @@
  *
  *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode dense|lexical|hybrid] [--dims 128]
  *                   [--depth auto|1|3|6] [--quant int8|fp32] [--model model-artifacts/<name>@<version>] [--out file.json]
+ *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]          (the last three: hybrid only)
  *
  * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
- * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings. Documents are embedded the way
- * the Worker indexes them (title + "\n" + text, depth auto, batches of 16); queries one at a time, as the edge serves them.
+ * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings — in hybrid mode including the
+ * fusion and the weights in effect (the fusion's defaults unless --weights). Documents are embedded the way the Worker
+ * indexes them (title + "\n" + text, depth auto, batches of 16); queries one at a time, as the edge serves them.
+ *
+ * --sweep (hybrid) tunes the fusion weights without re-embedding: the candidate lists of every query are kept, then
+ * re-fused with lexical weight 0.50, 0.55, …, 1.00 and dense = 1 − lexical under the chosen --fusion, and the JSON gains
+ * `sweep: [{lexical, dense, "ndcg@10"}]`. Tune on a train split; report the chosen weights on test.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { Presets, SingleBar } from "cli-progress";
@@ -20,9 +26,12 @@ import {
   combineRankings,
   denseSearch,
   documentText,
+  hybridWeights,
   lexicalTerms,
   packMatrix,
   termFrequencies,
+  type FusionMethod,
+  type HybridList,
   type RankedHit,
   type SearchMode,
   type TermPostings,
@@ -34,11 +43,25 @@ import { defaultArtifactDir } from "./default-artifact.js";
 
 const CANDIDATES = 100;
 
+/** Lexical weights the sweep tries, in hundredths so the steps do not accumulate float error: 0.50, 0.55, …, 1.00. */
+const SWEEP_LEXICAL = Array.from({ length: 11 }, (_, i) => (50 + 5 * i) / 100);
+
 function choice<T extends string>(allowed: readonly T[]) {
   return (value: string): T => {
     if (!allowed.includes(value as T)) throw new InvalidArgumentError(`expected one of ${allowed.join(", ")}`);
     return value as T;
   };
+}
+
+/** "0.7,0.3" → {lexical: 0.7, dense: 0.3}: two finite numbers ≥ 0, lexical first, not both 0. */
+function parseWeights(value: string): Record<HybridList, number> {
+  const parts = value.split(",").map((part) => part.trim());
+  const numbers = parts.map(Number);
+  if (parts.length !== 2 || parts.some((part) => part === "") || numbers.some((n) => !Number.isFinite(n) || n < 0)) {
+    throw new InvalidArgumentError("expected <lexical>,<dense>: two numbers ≥ 0, e.g. 0.7,0.3");
+  }
+  if (numbers[0] === 0 && numbers[1] === 0) throw new InvalidArgumentError("at least one weight must be above 0");
+  return { lexical: numbers[0]!, dense: numbers[1]! };
 }
 
 const program = new Command()
@@ -51,6 +74,9 @@ const program = new Command()
   .option("--depth <d>", "recursion depth: 1, 3, 6 or auto", choice(["1", "3", "6", "auto"] as const), "auto")
   .addOption(new Option("--quant <variant>", "model variant").choices(["int8", "fp32"]).default("int8"))
   .option("--model <dir>", "artifact directory (default: the one the Worker bundles)")
+  .addOption(new Option("--fusion <method>", "hybrid fusion").choices(["convex", "rrf"]).default("convex"))
+  .option("--weights <lexical,dense>", "hybrid fusion weights (default: the fusion's defaults)", parseWeights)
+  .option("--sweep", "hybrid: also report NDCG@10 for lexical weights 0.50..1.00 (step 0.05), dense = 1 − lexical")
   .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", (v) => Number(v))
   .option("--out <file>", "also write the JSON result here")
   .parse();
@@ -62,6 +88,9 @@ type Options = {
   dims: number;
   depth: "1" | "3" | "6" | "auto";
   quant: "int8" | "fp32";
+  fusion: FusionMethod;
+  weights?: Record<HybridList, number>;
+  sweep?: boolean;
   model?: string;
   limitQueries?: number;
   out?: string;
@@ -77,6 +106,8 @@ async function readText(file: string, what: string): Promise<string> {
 
 async function main(): Promise<void> {
   const options = program.opts<Options>();
+  // Weights or a sweep outside hybrid mode would be silently ignored; say so instead of printing a misleading figure.
+  if (options.mode !== "hybrid" && (options.weights || options.sweep)) throw new Error("--weights and --sweep need --mode hybrid");
   const modelDir = options.model ?? (await defaultArtifactDir());
   const depth = options.depth === "auto" ? ("auto" as const) : (Number(options.depth) as 1 | 3 | 6);
 
@@ -123,9 +154,13 @@ async function main(): Promise<void> {
   }
   const stats = { docCount: corpus.length, avgDocLength: totalLength / Math.max(1, corpus.length) };
 
+  const fusion = options.fusion;
+  const weights = options.mode === "hybrid" ? hybridWeights(fusion, options.weights) : null;
   const perQuery = { ndcg10: [] as number[], mrr10: [] as number[], recall50: [] as number[], recall100: [] as number[], map100: [] as number[] };
   const latencies: number[] = [];
   const depths: number[] = [];
+  /** Every query's candidate lists, kept only for --sweep (a few MB for SciFact train). */
+  const kept: { lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] }; judgements: Map<string, number> }[] = [];
   for (const query of judged) {
     const started = performance.now();
     const lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] } = {};
@@ -135,9 +170,11 @@ async function main(): Promise<void> {
       lists.dense = denseSearch(matrix, options.dims, embedded.embeddings[0]!, CANDIDATES);
     }
     if (useLexical) lists.lexical = bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), stats, postings, CANDIDATES);
-    const ranked = combineRankings(options.mode, lists, { topK: CANDIDATES }).map((hit) => corpus[hit.id]!.id);
+    const fused = combineRankings(options.mode, lists, { topK: CANDIDATES, fusion, weights: weights ?? undefined, candidates: CANDIDATES });
+    const ranked = fused.map((hit) => corpus[hit.id]!.id);
     latencies.push(performance.now() - started);
     const judgements = qrels.get(query.id)!;
+    if (options.sweep) kept.push({ lists, judgements });
     perQuery.ndcg10.push(ndcgAt(10, ranked, judgements));
     perQuery.mrr10.push(mrrAt(10, ranked, judgements));
     perQuery.recall50.push(recallAt(50, ranked, judgements));
@@ -146,6 +183,17 @@ async function main(): Promise<void> {
   }
 
   const round = (value: number) => Math.round(value * 10_000) / 10_000;
+  const sweep = options.sweep
+    ? SWEEP_LEXICAL.map((lexical) => {
+        const dense = Math.round((1 - lexical) * 100) / 100;
+        const ndcg = kept.map(({ lists, judgements }) => {
+          const ranked = combineRankings("hybrid", lists, { topK: CANDIDATES, fusion, weights: { lexical, dense }, candidates: CANDIDATES });
+          return ndcgAt(10, ranked.map((hit) => corpus[hit.id]!.id), judgements);
+        });
+        return { lexical, dense, "ndcg@10": round(mean(ndcg)) };
+      })
+    : undefined;
+
   const result = {
     dataset: path.basename(path.resolve(options.dataset)),
     split: options.split,
@@ -158,6 +206,9 @@ async function main(): Promise<void> {
     docs: corpus.length,
     latency_ms: { p50: round(percentile(latencies, 50)), p95: round(percentile(latencies, 95)) },
     mode: options.mode,
+    fusion: options.mode === "hybrid" ? fusion : null,
+    weights,
+    ...(sweep ? { sweep } : {}),
     dims: options.dims,
     depth: options.depth,
     mean_depth: depths.length ? round(mean(depths)) : null,

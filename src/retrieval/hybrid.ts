@@ -2,23 +2,49 @@
  * Hybrid ranking policy: which lists a search mode uses, how deep each list is read, and how the lists become one
  * ranking. Storage reads the candidates; this module decides what to do with them, so every store ranks alike.
  *
+ * Hybrid mode fuses by convex combination of normalised scores unless the caller asks for RRF (see fusion.ts for why
+ * score-aware fusion is the default). Caller weights override the chosen fusion's defaults list by list.
+ *
  * @module
  * @example
  *   const depth = candidateDepth("hybrid", 10);                       // 50 candidates per list
- *   const ranked = combineRankings("hybrid", { dense, lexical }, { topK: 10 });
+ *   const ranked = combineRankings("hybrid", { dense, lexical }, { topK: 10 });                   // convex 0.7 / 0.3
+ *   const rrf = combineRankings("hybrid", { dense, lexical }, { topK: 10, fusion: "rrf" });       // RRF 3 / 1, k = 60
  */
-import { DEFAULT_FUSION_WEIGHTS, RRF_K, reciprocalRankFusion } from "./fusion.js";
+import {
+  DEFAULT_CONVEX_WEIGHTS,
+  DEFAULT_RRF_WEIGHTS,
+  RRF_K,
+  THEORETICAL_MIN_SCORES,
+  convexCombinationFusion,
+  reciprocalRankFusion,
+} from "./fusion.js";
 import type { FusedHit, RankedHit } from "./types.js";
 
 export type SearchMode = "dense" | "lexical" | "hybrid";
 export type HybridList = "dense" | "lexical";
+export type FusionMethod = "convex" | "rrf";
+
+/** Score-aware fusion unless asked otherwise: it keeps a clear lexical winner on top where RRF can demote it. */
+export const DEFAULT_FUSION: FusionMethod = "convex";
 
 export interface HybridOptions {
   topK: number;
-  /** Overrides of {@link DEFAULT_FUSION_WEIGHTS}, per list. Only hybrid mode uses them. */
+  /** How hybrid mode fuses the lists; default {@link DEFAULT_FUSION}. Single-list modes ignore it. */
+  fusion?: FusionMethod;
+  /**
+   * Overrides of the chosen fusion's default weights, per list: {@link DEFAULT_CONVEX_WEIGHTS} (lexical 0.7, dense
+   * 0.3) or {@link DEFAULT_RRF_WEIGHTS} (lexical 3, dense 1). Only hybrid mode uses them.
+   */
   weights?: Partial<Record<HybridList, number>>;
-  /** RRF k, default 60. */
+  /** RRF k, default 60; convex fusion has no such parameter. */
   k?: number;
+  /**
+   * How many candidates each list was read at ({@link candidateDepth}). Convex fusion needs it to tell a list that was
+   * cut (a missing document may score just below its last entry) from a complete one (a missing document scores the
+   * minimum); unknown, every list counts as cut.
+   */
+  candidates?: number;
 }
 
 /** Fusion rewards documents that several lists agree on, which needs lists deeper than topK. */
@@ -37,9 +63,16 @@ export function listsFor(mode: SearchMode): { dense: boolean; lexical: boolean }
   return { dense: mode !== "lexical", lexical: mode !== "dense" };
 }
 
+/** The weights hybrid mode fuses with: the fusion's defaults, overridden list by list (undefined keeps the default). */
+export function hybridWeights(fusion: FusionMethod, overrides?: Partial<Record<HybridList, number>>): { dense: number; lexical: number } {
+  const defaults = fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS;
+  return { dense: overrides?.dense ?? defaults.dense, lexical: overrides?.lexical ?? defaults.lexical };
+}
+
 /**
  * One ranking from the mode's lists, best first, at most topK long. Single-list modes keep the list's own score
- * (cosine or BM25: meaningful to a reader); hybrid mode scores by weighted RRF.
+ * (cosine or BM25: meaningful to a reader); hybrid mode scores by the chosen fusion (convex: Σ w·normalised score;
+ * RRF: Σ w/(k + rank)), and every fused hit still carries each list's rank and raw score.
  */
 export function combineRankings<Id extends string | number>(
   mode: SearchMode,
@@ -47,10 +80,18 @@ export function combineRankings<Id extends string | number>(
   options: HybridOptions,
 ): FusedHit<Id, HybridList>[] {
   if (mode === "hybrid") {
-    return reciprocalRankFusion<Id, HybridList>(
-      { dense: lists.dense ?? [], lexical: lists.lexical ?? [] },
-      { weights: { ...DEFAULT_FUSION_WEIGHTS, ...options.weights }, k: options.k ?? RRF_K, limit: options.topK },
-    );
+    const fusion = options.fusion ?? DEFAULT_FUSION;
+    const both = { dense: lists.dense ?? [], lexical: lists.lexical ?? [] };
+    const weights = hybridWeights(fusion, options.weights);
+    if (fusion === "rrf") {
+      return reciprocalRankFusion<Id, HybridList>(both, { weights, k: options.k ?? RRF_K, limit: options.topK });
+    }
+    return convexCombinationFusion<Id, HybridList>(both, {
+      weights,
+      minScores: THEORETICAL_MIN_SCORES,
+      depth: options.candidates,
+      limit: options.topK,
+    });
   }
   const list = lists[mode] ?? [];
   return list.slice(0, options.topK).map((hit) => ({

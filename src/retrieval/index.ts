@@ -1,5 +1,6 @@
 /**
- * The retrieval core: dense cosine top-k, BM25 over any inverted index, and weighted reciprocal rank fusion.
+ * The retrieval core: dense cosine top-k, BM25 over any inverted index, and fusion (convex combination of normalised
+ * scores by default, weighted reciprocal rank fusion on request).
  * Platform-neutral (no `node:` imports, no Workers globals).
  *
  * @module
@@ -8,13 +9,25 @@ export * from "./types.js";
 export { TopK, type Scored } from "./topk.js";
 export { denseSearch, packMatrix, prefixNormalize } from "./dense.js";
 export { BM25_DEFAULTS, bm25Idf, bm25Scores, bm25Search, termFrequencies } from "./bm25.js";
-export { DEFAULT_FUSION_WEIGHTS, RRF_K, reciprocalRankFusion, type FusionOptions } from "./fusion.js";
 export {
+  DEFAULT_CONVEX_WEIGHTS,
+  DEFAULT_RRF_WEIGHTS,
+  RRF_K,
+  THEORETICAL_MIN_SCORES,
+  convexCombinationFusion,
+  reciprocalRankFusion,
+  type ConvexFusionOptions,
+  type FusionOptions,
+} from "./fusion.js";
+export {
+  DEFAULT_FUSION,
   MAX_FUSION_CANDIDATES,
   MIN_FUSION_CANDIDATES,
   candidateDepth,
   combineRankings,
+  hybridWeights,
   listsFor,
+  type FusionMethod,
   type HybridList,
   type HybridOptions,
   type SearchMode,

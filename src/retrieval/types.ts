@@ -21,7 +21,7 @@ export type ListName = string;
 /** One fused result: its fused score plus where it stood in each list it appeared in. */
 export interface FusedHit<Id = string, Name extends ListName = ListName> {
   id: Id;
-  /** Weighted reciprocal-rank score: Σ weight_l / (k + rank_l). */
+  /** Fused score: Σ weight_l · normalised score_l (convex combination) or Σ weight_l / (k + rank_l) (RRF). */
   score: number;
   /** 1-based rank per list; absent when the document was not in that list. */
   ranks: Partial<Record<Name, number>>;

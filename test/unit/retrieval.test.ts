@@ -1,19 +1,25 @@
 /**
- * The retrieval core against hand-computed cases: cosine top-k, BM25 (k1 = 0.9, b = 0.4) and weighted RRF (k = 60).
+ * The retrieval core against hand-computed cases: cosine top-k, BM25 (k1 = 0.9, b = 0.4), convex-combination fusion
+ * (TM2C2) and weighted RRF (k = 60).
  * Expected numbers are written out as the formula with the case's own values, so a reader can check them by hand.
  */
 import { describe, expect, it } from "vitest";
 import {
   BM25_DEFAULTS,
-  DEFAULT_FUSION_WEIGHTS,
+  DEFAULT_CONVEX_WEIGHTS,
+  DEFAULT_FUSION,
+  DEFAULT_RRF_WEIGHTS,
+  THEORETICAL_MIN_SCORES,
   TopK,
   bm25Idf,
   bm25Scores,
   bm25Search,
   candidateDepth,
   combineRankings,
+  convexCombinationFusion,
   denseSearch,
   documentText,
+  hybridWeights,
   lexicalTerms,
   listsFor,
   makeSnippet,
@@ -182,17 +188,153 @@ describe("bm25", () => {
   });
 });
 
-describe("fusion", () => {
+/** A ranked list from [id, score] pairs, best first. */
+function ranked(...entries: [string, number][]): RankedHit[] {
+  return entries.map(([id, score], index) => ({ id, score, rank: index + 1 }));
+}
+
+describe("convex fusion", () => {
+  // lexical (BM25, minimum 0): a 10, b 5, c 2 → a 10/10 = 1, b 5/10 = 0.5, c 2/10 = 0.2; lowest 0.2
+  // dense (cosine, minimum −1): b 0.6, d 0.2, e −0.2 → (s + 1)/(0.6 + 1): b 1, d 1.2/1.6 = 0.75, e 0.8/1.6 = 0.5; lowest 0.5
+  const lexical = ranked(["a", 10], ["b", 5], ["c", 2]);
+  const dense = ranked(["b", 0.6], ["d", 0.2], ["e", -0.2]);
+
+  it("defaults to lexical 0.7, dense 0.3, against minima BM25 0 and cosine −1", () => {
+    expect(DEFAULT_CONVEX_WEIGHTS).toEqual({ dense: 0.3, lexical: 0.7 });
+    expect(THEORETICAL_MIN_SCORES).toEqual({ dense: -1, lexical: 0 });
+    expect(DEFAULT_FUSION).toBe("convex");
+  });
+
+  it("normalises each list by its theoretical minimum and fills an absent document with the list's lowest", () => {
+    const fused = convexCombinationFusion({ dense, lexical }, { weights: DEFAULT_CONVEX_WEIGHTS });
+    // a 0.7·1 + 0.3·0.5 (dense fill) = 0.85 · b 0.7·0.5 + 0.3·1 = 0.65 · d 0.7·0.2 (lexical fill) + 0.3·0.75 = 0.365
+    // c 0.7·0.2 + 0.3·0.5 (dense fill) = 0.29 · e 0.7·0.2 (lexical fill) + 0.3·0.5 = 0.29 — a tie, broken by id
+    expect(fused.map((hit) => hit.id)).toEqual(["a", "b", "d", "c", "e"]);
+    const expected = [0.85, 0.65, 0.365, 0.29, 0.29];
+    fused.forEach((hit, i) => expect(hit.score).toBeCloseTo(expected[i]!, 12));
+    expect(fused[3]!.score).toBe(fused[4]!.score);
+    // Ranks and raw scores are reported for the lists a document was in; a filled-in score is never reported.
+    expect(fused[0]).toMatchObject({ ranks: { lexical: 1 }, scores: { lexical: 10 } });
+    expect(fused[1]).toMatchObject({ ranks: { dense: 1, lexical: 2 }, scores: { dense: 0.6, lexical: 5 } });
+    expect(fused[2]).toMatchObject({ ranks: { dense: 2 }, scores: { dense: 0.2 } });
+  });
+
+  it("fills with 0 instead when a list came back shorter than its read depth (it holds every match)", () => {
+    // depth 5: both lists have 3 entries, so a missing document's true score is the minimum.
+    const fused = convexCombinationFusion({ dense, lexical }, { weights: DEFAULT_CONVEX_WEIGHTS, depth: 5 });
+    // a 0.7 · b 0.65 · c 0.14 · d 0.225 · e 0.15
+    expect(fused.map((hit) => hit.id)).toEqual(["a", "b", "d", "e", "c"]);
+    [0.7, 0.65, 0.225, 0.15, 0.14].forEach((score, i) => expect(fused[i]!.score).toBeCloseTo(score, 12));
+    // depth 3: both lists are full, so they may have been cut — the lowest-observed fill again.
+    expect(convexCombinationFusion({ dense, lexical }, { weights: DEFAULT_CONVEX_WEIGHTS, depth: 3 })[2]!.score).toBeCloseTo(0.365, 12);
+  });
+
+  it("applies the weights (only their ratio matters) and drops a weight-0 list", () => {
+    const denseHeavy = convexCombinationFusion({ dense, lexical }, { weights: { dense: 0.9, lexical: 0.1 } });
+    // a 0.1 + 0.45 = 0.55 · b 0.05 + 0.9 = 0.95 · d 0.02 + 0.675 = 0.695 · c 0.02 + 0.45 = 0.47 · e 0.02 + 0.45 = 0.47
+    expect(denseHeavy.map((hit) => hit.id)).toEqual(["b", "d", "a", "c", "e"]);
+    expect(denseHeavy[1]!.score).toBeCloseTo(0.695, 12);
+    const scaled = convexCombinationFusion({ dense, lexical }, { weights: { dense: 9, lexical: 1 } });
+    expect(scaled.map((hit) => hit.id)).toEqual(denseHeavy.map((hit) => hit.id));
+    expect(scaled[0]!.score).toBeCloseTo(10 * denseHeavy[0]!.score, 12);
+
+    const lexicalOnly = convexCombinationFusion({ dense, lexical }, { weights: { dense: 0, lexical: 0.7 } });
+    expect(lexicalOnly.map((hit) => [hit.id, hit.ranks])).toEqual([["a", { lexical: 1 }], ["b", { lexical: 2 }], ["c", { lexical: 3 }]]);
+    [0.7, 0.35, 0.14].forEach((score, i) => expect(lexicalOnly[i]!.score).toBeCloseTo(score, 12));
+    // Unnamed lists weigh 1.
+    expect(convexCombinationFusion({ dense, lexical })[0]!.score).toBeCloseTo(0.5 + 1, 12); // b: 0.5 + 1
+  });
+
+  it("keeps magnitudes: a flat dense list stays flat, BM25 is scale-free", () => {
+    // Cosines 0.45 and 0.40 normalise to 1 and 1.4/1.45 ≈ 0.966, not to 1 and 0 (no stretching by the observed minimum).
+    const flat = convexCombinationFusion({ dense: ranked(["x", 0.45], ["y", 0.4]) });
+    expect(flat[1]!.score).toBeCloseTo(1.4 / 1.45, 12);
+    const times10 = lexical.map((hit) => ({ ...hit, score: hit.score * 10 }));
+    const a = convexCombinationFusion({ dense, lexical }, { weights: DEFAULT_CONVEX_WEIGHTS });
+    const b = convexCombinationFusion({ dense, lexical: times10 }, { weights: DEFAULT_CONVEX_WEIGHTS });
+    expect(b.map((hit) => hit.id)).toEqual(a.map((hit) => hit.id));
+    b.forEach((hit, i) => expect(hit.score).toBeCloseTo(a[i]!.score, 12));
+  });
+
+  it("breaks ties by id, counts a repeated document once, limits, and handles empty and floor-only lists", () => {
+    // p and q each top one list with equal weight and get the other list's only score as fill: 1 + 1 apiece.
+    const tied = convexCombinationFusion({ dense: ranked(["q", 0.3]), lexical: ranked(["p", 4]) });
+    expect(tied.map((hit) => [hit.id, hit.score])).toEqual([["p", 2], ["q", 2]]);
+    const numeric = convexCombinationFusion({ lexical: [{ id: 10, score: 1, rank: 1 }, { id: 9, score: 1, rank: 2 }] });
+    expect(numeric.map((hit) => hit.id)).toEqual([9, 10]); // numeric ids compare as numbers
+    const repeated = convexCombinationFusion({ lexical: ranked(["a", 4], ["b", 2], ["a", 1]) });
+    expect(repeated.map((hit) => [hit.id, hit.score, hit.ranks.lexical])).toEqual([["a", 1, 1], ["b", 0.5, 2]]);
+    expect(convexCombinationFusion({ dense, lexical }, { limit: 2 })).toHaveLength(2);
+    // An empty list adds nothing to anyone; a list at its floor carries no signal (all 0), without dividing by 0.
+    expect(convexCombinationFusion({ dense: [], lexical }).map((hit) => hit.score)).toEqual([1, 0.5, 0.2]);
+    expect(convexCombinationFusion({ dense: ranked(["x", -1], ["y", -1]) }).map((hit) => hit.score)).toEqual([0, 0]);
+  });
+
+  it("needs a theoretical minimum for a list it does not know, and rejects negative weights", () => {
+    expect(() => convexCombinationFusion({ sparse: lexical })).toThrow(/theoretical minimum score of list "sparse"/);
+    expect(convexCombinationFusion({ sparse: lexical }, { minScores: { sparse: 0 } })[1]!.score).toBeCloseTo(0.5, 12);
+    expect(() => convexCombinationFusion({ dense }, { weights: { dense: -1 } })).toThrow(/≥ 0/);
+  });
+
+  // The local service, query "clean a bicycle chain": lexical puts the bicycle-chain document first by a wide margin
+  // (BM25 24.9 against 7.2), the early dense model has it only at #41; documents at middling ranks in both lists (a
+  // Debian package at dense #9 + lexical #4) overtake it under RRF, and hybrid showed it 5th.
+  describe("regression: a clear lexical winner stays first", () => {
+    const bm25 = [24.9, 7.2, 6.8, 6.5, 6.1, 5.9, 5.4, 5.0, 4.7, 4.1];
+    const lexicalIds = ["bicycle-chain", "debian-apt", "chain-saw", "debian-dpkg", "bike-tyres", "l6", "l7", "l8", "l9", "l10"];
+    const denseAt: Record<number, string> = { 3: "chain-saw", 6: "debian-apt", 9: "debian-dpkg", 12: "bike-tyres", 41: "bicycle-chain" };
+    const bicycleLexical = ranked(...lexicalIds.map((id, i): [string, number] => [id, bm25[i]!]));
+    // 50 dense candidates with the compressed cosines of a weak model: 0.62 at #1 down to ≈ 0.30 at #50.
+    const bicycleDense = ranked(
+      ...Array.from({ length: 50 }, (_, i): [string, number] => [denseAt[i + 1] ?? `d${i + 1}`, 0.62 - 0.0065 * i]),
+    );
+    const lists = { dense: bicycleDense, lexical: bicycleLexical };
+
+    it("RRF (lexical 3, dense 1) demotes it to 5th", () => {
+      // bicycle 3/61 + 1/101 ≈ 0.0591 < debian-apt 3/62 + 1/66 ≈ 0.0635, chain-saw 3/63 + 1/63 ≈ 0.0635,
+      // debian-dpkg 3/64 + 1/69 ≈ 0.0614, bike-tyres 3/65 + 1/72 ≈ 0.0600
+      const fused = combineRankings("hybrid", lists, { topK: 10, fusion: "rrf", candidates: 50 });
+      expect(fused.findIndex((hit) => hit.id === "bicycle-chain")).toBe(4);
+      expect(fused.slice(0, 4).map((hit) => hit.id)).toContain("debian-dpkg");
+    });
+
+    it("convex fusion (the default) keeps it first, with its ranks and scores", () => {
+      const fused = combineRankings("hybrid", lists, { topK: 10, candidates: 50 });
+      // bicycle 0.7·1 + 0.3·(1.3535/1.62) ≈ 0.951; the runner-up is at most 0.7·(7.2/24.9) + 0.3·1 ≈ 0.502
+      expect(fused[0]).toMatchObject({ id: "bicycle-chain", ranks: { dense: 41, lexical: 1 }, scores: { lexical: 24.9 } });
+      expect(fused[0]!.score).toBeCloseTo(0.7 + (0.3 * (1.62 - 0.0065 * 40)) / 1.62, 10);
+      expect(fused[1]!.score).toBeLessThan(0.51);
+      // It stays first even when the dense list does not return it at all.
+      const withoutIt = { ...lists, dense: bicycleDense.filter((hit) => hit.id !== "bicycle-chain") };
+      expect(combineRankings("hybrid", withoutIt, { topK: 10, candidates: 49 })[0]!.id).toBe("bicycle-chain");
+    });
+
+    it("holds in general: a lexical #1 whose runner-up has under 4/7 of its BM25 stays first (0.7·(1 − 4/7) = 0.3)", () => {
+      const next = random(11);
+      for (let trial = 0; trial < 200; trial++) {
+        const top = 5 + 20 * next();
+        const lexicalScores = Array.from({ length: 20 }, () => top * 0.57 * next()).sort((x, y) => y - x);
+        const lexicalList = ranked(["winner", top], ...lexicalScores.map((score, i): [string, number] => [`l${i}`, score]));
+        const denseIds = Array.from({ length: 30 }, (_, i) => (i < 20 && next() < 0.5 ? `l${i}` : `d${i}`));
+        const cosines = Array.from({ length: 30 }, () => 2 * next() - 1).sort((x, y) => y - x);
+        const denseList = ranked(...denseIds.map((id, i): [string, number] => [id, cosines[i]!]));
+        expect(combineRankings("hybrid", { dense: denseList, lexical: lexicalList }, { topK: 1, candidates: 30 })[0]!.id).toBe("winner");
+      }
+    });
+  });
+});
+
+describe("reciprocal rank fusion", () => {
   const hits = (...ids: string[]): RankedHit[] => ids.map((id, index) => ({ id, score: 1 / (index + 1), rank: index + 1 }));
   const dense = hits("a", "b", "c");
   const lexical = hits("b", "d");
 
   it("defaults to lexical × 3, dense × 1", () => {
-    expect(DEFAULT_FUSION_WEIGHTS).toEqual({ dense: 1, lexical: 3 });
+    expect(DEFAULT_RRF_WEIGHTS).toEqual({ dense: 1, lexical: 3 });
   });
 
   it("fuses with weights dense 1, lexical 3, k = 60", () => {
-    const fused = reciprocalRankFusion({ dense, lexical }, { weights: DEFAULT_FUSION_WEIGHTS });
+    const fused = reciprocalRankFusion({ dense, lexical }, { weights: DEFAULT_RRF_WEIGHTS });
     // a 1/61 ≈ 0.01639 · b 1/62 + 3/61 ≈ 0.06531 · c 1/63 ≈ 0.01587 · d 3/62 ≈ 0.04839
     expect(fused.map((hit) => hit.id)).toEqual(["b", "d", "a", "c"]);
     expect(fused[0]!.score).toBeCloseTo(1 / 62 + 3 / 61, 12);
@@ -210,7 +352,7 @@ describe("fusion", () => {
 
   it("keeps a dense-only hit below lexical hits ranked up to 122 with the default weights", () => {
     const lexicalLong = hits(...Array.from({ length: 122 }, (_, i) => `l${i}`));
-    const fused = reciprocalRankFusion({ dense: hits("only-dense"), lexical: lexicalLong }, { weights: DEFAULT_FUSION_WEIGHTS });
+    const fused = reciprocalRankFusion({ dense: hits("only-dense"), lexical: lexicalLong }, { weights: DEFAULT_RRF_WEIGHTS });
     expect(fused.at(-1)!.id).toBe("only-dense");
   });
 
@@ -264,15 +406,38 @@ describe("hybrid policy", () => {
     ]);
   });
 
-  it("fuses in hybrid mode with the default weights unless overridden", () => {
+  it("fuses in hybrid mode by convex combination, lexical 0.7 and dense 0.3 unless overridden", () => {
+    // Read at depth 50, both lists are complete: b 0.7·1 + 0.3·(1.5/1.9) ≈ 0.9368 · a 0.3·(1.9/1.9) + 0 = 0.3
+    const fused = combineRankings("hybrid", { dense, lexical }, { topK: 10, candidates: 50 });
+    expect(fused.map((hit) => hit.id)).toEqual(["b", "a"]);
+    expect(fused[0]!.score).toBeCloseTo(0.7 + (0.3 * 1.5) / 1.9, 12);
+    expect(fused[1]!.score).toBeCloseTo(0.3, 12);
+    expect(fused[0]).toMatchObject({ ranks: { dense: 2, lexical: 1 }, scores: { dense: 0.5, lexical: 7.5 } });
+    // Depth unknown, the lists may have been cut, so a gets lexical's lowest (b's 0.7) as fill: 0.3 + 0.7 = 1.
+    expect(combineRankings("hybrid", { dense, lexical }, { topK: 10 })[0]).toMatchObject({ id: "a", score: 1 });
+    // An override replaces one list's default and keeps the other's: dense 2.1, lexical 0.7 — a 2.1 · b 0.7 + 2.1·(1.5/1.9)
+    const denseHeavy = combineRankings("hybrid", { dense, lexical }, { topK: 10, weights: { dense: 2.1 }, candidates: 50 });
+    expect(denseHeavy.map((hit) => hit.id)).toEqual(["b", "a"]);
+    expect(denseHeavy[0]!.score).toBeCloseTo(0.7 + (2.1 * 1.5) / 1.9, 12);
+    expect(combineRankings("hybrid", { dense }, { topK: 1 }).map((hit) => hit.id)).toEqual(["a"]);
+  });
+
+  it("fuses by RRF on request, lexical 3 and dense 1 unless overridden", () => {
     // b: 1/62 + 3/61 ≈ 0.0653 · a: 1/61 ≈ 0.0164
-    const fused = combineRankings("hybrid", { dense, lexical }, { topK: 10 });
+    const fused = combineRankings("hybrid", { dense, lexical }, { topK: 10, fusion: "rrf" });
     expect(fused.map((hit) => hit.id)).toEqual(["b", "a"]);
     expect(fused[0]!.score).toBeCloseTo(1 / 62 + 3 / 61, 12);
     // dense 10, lexical 1 — a: 10/61 ≈ 0.164 · b: 10/62 + 1/61 ≈ 0.178
-    const denseHeavy = combineRankings("hybrid", { dense, lexical }, { topK: 10, weights: { dense: 10, lexical: 1 } });
+    const denseHeavy = combineRankings("hybrid", { dense, lexical }, { topK: 10, fusion: "rrf", weights: { dense: 10, lexical: 1 } });
     expect(denseHeavy[0]!.score).toBeCloseTo(10 / 62 + 1 / 61, 12);
-    expect(combineRankings("hybrid", { dense }, { topK: 1 }).map((hit) => hit.id)).toEqual(["a"]);
+    expect(combineRankings("hybrid", { dense }, { topK: 1, fusion: "rrf" }).map((hit) => hit.id)).toEqual(["a"]);
+  });
+
+  it("resolves the weights in effect per fusion", () => {
+    expect(hybridWeights("convex")).toEqual({ dense: 0.3, lexical: 0.7 });
+    expect(hybridWeights("rrf")).toEqual({ dense: 1, lexical: 3 });
+    expect(hybridWeights("convex", { dense: 0 })).toEqual({ dense: 0, lexical: 0.7 });
+    expect(hybridWeights("rrf", { dense: undefined, lexical: 1 })).toEqual({ dense: 1, lexical: 1 });
   });
 });
 

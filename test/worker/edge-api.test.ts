@@ -117,14 +117,35 @@ describe("POST /v1/search", () => {
     expect(small.results.map((r) => r.id)).toContain("glacier");
   });
 
-  it("takes fusion weights per request", async () => {
+  it("takes the fusion and its weights per request", async () => {
     const h = await seeded();
-    const lexicalOnly = await json<SearchBody>(
-      await h.request("/v1/search", { method: "POST", json: { query: "glacier", weights: { dense: 0, lexical: 1 } } }),
-    );
-    expect(lexicalOnly.results[0]!.id).toBe("glacier");
-    expect(lexicalOnly.results[0]!.score).toBeCloseTo(1 / 61, 10);
-    expect(lexicalOnly.results.every((r) => r.ranks.dense === undefined)).toBe(true);
+    const search = async (extra: Record<string, unknown>) =>
+      json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query: "glacier", ...extra } }));
+    // Convex (the default): the lexical top hit normalises to 1, times its weight 1.
+    const convex = await search({ weights: { dense: 0, lexical: 1 } });
+    expect(convex.results[0]!.id).toBe("glacier");
+    expect(convex.results[0]!.score).toBeCloseTo(1, 10);
+    expect(convex.results.every((r) => r.ranks.dense === undefined)).toBe(true);
+    expect(await search({ fusion: "convex", weights: { dense: 0, lexical: 1 } })).toMatchObject({ results: convex.results });
+    // RRF: 1/(60 + 1).
+    const rrf = await search({ fusion: "rrf", weights: { dense: 0, lexical: 1 } });
+    expect(rrf.results[0]!.id).toBe("glacier");
+    expect(rrf.results[0]!.score).toBeCloseTo(1 / 61, 10);
+    expect(rrf.results.every((r) => r.ranks.dense === undefined)).toBe(true);
+  });
+
+  it("puts the document a phrase comes from first in hybrid mode, whatever the dense side says", async () => {
+    const h = await seeded();
+    const phrases = { lighthouse: "wound the clockwork", glacier: "a U-shaped valley", espresso: "nine bars of pressure" };
+    for (const [id, query] of Object.entries(phrases)) {
+      // The premise: lexical puts the document first with the runner-up under 4/7 of its BM25, which convex fusion at
+      // lexical 0.7, dense 0.3 guarantees to keep on top (0.7 · (1 − 4/7) = 0.3, the most dense can add).
+      const lexical = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query, mode: "lexical" } }));
+      expect(lexical.results[0]!.id).toBe(id);
+      expect(lexical.results[1]?.score ?? 0).toBeLessThan((4 / 7) * lexical.results[0]!.score);
+      const hybrid = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query } }));
+      expect(hybrid.results[0]).toMatchObject({ id, ranks: { lexical: 1 } });
+    }
   });
 
   it("returns no results from an empty index", async () => {
@@ -146,6 +167,8 @@ describe("POST /v1/search", () => {
     await expectError(await post({ query: "ok", dims: 256 }), 400, "invalid_request", /dims must be 64 or 128/);
     await expectError(await post({ query: "ok", depth: 2 }), 400, "invalid_request", /depth must be 1, 3, 6 or "auto"/);
     await expectError(await post({ query: "ok", mode: "fuzzy" }), 400, "invalid_request", /mode must be/);
+    await expectError(await post({ query: "ok", fusion: "linear" }), 400, "invalid_request", /fusion: fusion must be "convex" or "rrf"/);
+    await expectError(await post({ query: "ok", fusion: 1 }), 400, "invalid_request", /fusion must be "convex" or "rrf"/);
     await expectError(await post({ query: "ok", weights: { dense: -1 } }), 400, "invalid_request", /weights must be ≥ 0/);
     const typo = await expectError(await post({ query: "ok", top_k: 5 }), 400, "invalid_request", /top_k/);
     expect(typo.error.issues?.[0]?.message).toMatch(/Unrecognized key/i);

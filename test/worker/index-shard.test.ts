@@ -126,11 +126,47 @@ describe("IndexShard", () => {
     expect(result.hits[0]!.score).toBeCloseTo(1, 5); // prefix (3,4)/5 is the query itself
   });
 
-  it("fuses dense and lexical with RRF, lexical weighted 3 by default", async () => {
+  it("fuses dense and lexical by convex combination by default, lexical 0.7, dense 0.3", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    // dense cosines: north 1, northeast √½, east 0 → (s + 1)/2: 1, (1 + √½)/2 ≈ 0.854, 0.5
+    // lexical ("glacier", BM25 ∝ 1.9/(1 + 0.9·(0.6 + 0.4·|d|/3))): northeast 1.9/1.78, east 1.9/1.9 → 1, 1.78/1.9 ≈ 0.937
+    // Both lists are shorter than the 50 candidates read, hence complete: north has no lexical score (0).
+    const result = await stub.search({ mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["glacier"] });
+    expect(result.hits.map((h) => h.id)).toEqual(["northeast", "east", "north"]);
+    const [northeast, east, north] = result.hits;
+    expect(northeast!.ranks).toEqual({ dense: 2, lexical: 1 });
+    expect(northeast!.score).toBeCloseTo(0.7 + (0.3 * (1 + Math.SQRT1_2)) / 2, 5);
+    expect(east!.score).toBeCloseTo((0.7 * 1.78) / 1.9 + 0.3 * 0.5, 5);
+    expect(north!.ranks).toEqual({ dense: 1 });
+    expect(north!.score).toBeCloseTo(0.3, 5);
+
+    // An override keeps the other list's default — dense 3, lexical 0.7: northeast 0.7 + 3·0.854 ≈ 3.26 · north 3 ·
+    // east 0.656 + 1.5 ≈ 2.16
+    const denseHeavy = await stub.search({
+      mode: "hybrid",
+      topK: 3,
+      vector: unit(1, 0, 0, 0),
+      modelVersion: MODEL,
+      terms: ["glacier"],
+      fusion: "convex",
+      weights: { dense: 3 },
+    });
+    expect(denseHeavy.hits.map((h) => h.id)).toEqual(["northeast", "north", "east"]);
+  });
+
+  it("fuses dense and lexical with RRF on request, lexical weighted 3 by default", async () => {
     const stub = shard();
     await stub.upsert(corpus);
     // dense: north 1, northeast 2, east 3 · lexical ("glacier"): east and northeast (BM25 favours the shorter doc)
-    const result = await stub.search({ mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["glacier"] });
+    const result = await stub.search({
+      mode: "hybrid",
+      topK: 3,
+      vector: unit(1, 0, 0, 0),
+      modelVersion: MODEL,
+      terms: ["glacier"],
+      fusion: "rrf",
+    });
     const byId = Object.fromEntries(result.hits.map((h) => [h.id, h]));
     expect(byId.northeast!.ranks).toEqual({ dense: 2, lexical: 1 });
     expect(byId.northeast!.score).toBeCloseTo(1 / 62 + 3 / 61, 10);
@@ -144,6 +180,7 @@ describe("IndexShard", () => {
       vector: unit(1, 0, 0, 0),
       modelVersion: MODEL,
       terms: ["glacier"],
+      fusion: "rrf",
       weights: { dense: 1, lexical: 1 },
     });
     // northeast 1/62 + 1/61 · north 1/61 · east 1/63 + 1/62

@@ -3,7 +3,7 @@
  * Routes only parse, authenticate and shape responses; the work happens in search-service.ts and indexer.ts.
  *
  *   GET    /                       search page (server-rendered; `?q=` renders results without JavaScript)
- *   POST   /v1/search              {query, topK?, dims?, depth?, mode?, weights?}
+ *   POST   /v1/search              {query, topK?, dims?, depth?, mode?, fusion?, weights?}
  *   POST   /v1/embed               {input, dims?, depth?}
  *   POST   /v1/documents           {documents: [...]}            (Authorization: Bearer <API_KEY>)
  *   GET    /v1/documents/:id       the stored document          (API key)

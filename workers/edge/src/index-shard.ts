@@ -3,10 +3,11 @@
  *
  * It serves the `ShardApi` contract (shard-api.ts; `shardClient` in wiring.ts checks the stub against it): it stores
  * prepared documents and ranks them — dense cosine top-k over an in-memory matrix, BM25 over the SQLite inverted
- * index, and weighted RRF, all three from `src/retrieval`. The dense matrix is built on the first search after a write
- * and kept in memory for the object's lifetime, because rebuilding it reads every vector; any write drops it, along
- * with the cached BM25 corpus statistics and shard stats. Every method is synchronous (SQLite calls are), so calls
- * never interleave and a cache can never be read half-rebuilt.
+ * index, and their fusion (convex combination of normalised scores, or weighted RRF on request), all three from
+ * `src/retrieval`. The dense matrix is built on the first search after a write and kept in memory for the object's
+ * lifetime, because rebuilding it reads every vector; any write drops it, along with the cached BM25 corpus
+ * statistics and shard stats. Every method is synchronous (SQLite calls are), so calls never interleave and a cache can
+ * never be read half-rebuilt.
  *
  * Upserts are idempotent by (id, content hash, model version): an identical document is skipped and reported
  * unchanged; a changed one replaces every trace (row, vector, postings) in one transaction.
@@ -139,7 +140,7 @@ export class IndexShard extends DurableObject<Env> {
     }
 
     const mark = Date.now();
-    const ranked = combineRankings(mode, { dense, lexical }, { topK, weights: request.weights });
+    const ranked = combineRankings(mode, { dense, lexical }, { topK, fusion: request.fusion, weights: request.weights, candidates: depth });
     const fields = this.store.fields(ranked.map((hit) => hit.id));
     const hits: ShardHit[] = ranked.flatMap((hit) => {
       const stored = fields.get(hit.id);

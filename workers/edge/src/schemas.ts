@@ -29,6 +29,7 @@ export const depthSetting = z.union([z.literal(1), z.literal(3), z.literal(6), z
   error: 'depth must be 1, 3, 6 or "auto"',
 });
 export const searchMode = z.enum(["hybrid", "dense", "lexical"], { error: 'mode must be "hybrid", "dense" or "lexical"' });
+export const fusionMethod = z.enum(["convex", "rrf"], { error: 'fusion must be "convex" or "rrf"' });
 
 const nonNegativeWeight = z.number().finite().min(0, "weights must be ≥ 0").max(1_000, "weights must be ≤ 1000");
 
@@ -46,7 +47,15 @@ export const searchRequest = z.strictObject({
   dims: searchDims.default(128),
   depth: depthSetting.default("auto"),
   mode: searchMode.default("hybrid"),
-  /** RRF weights per list (hybrid mode); defaults are lexical 3, dense 1. */
+  /**
+   * How hybrid mode fuses dense and lexical: "convex" (default; weighted sum of per-list normalised scores) or "rrf"
+   * (weighted reciprocal rank fusion, k = 60). Left undefined here so the retrieval core's default applies.
+   */
+  fusion: fusionMethod.optional(),
+  /**
+   * Weights per list for whichever fusion is chosen (hybrid mode); a list not named keeps its default — convex: lexical
+   * 0.7, dense 0.3; rrf: lexical 3, dense 1. Only the ratio matters.
+   */
   weights: z.strictObject({ dense: nonNegativeWeight.optional(), lexical: nonNegativeWeight.optional() }).optional(),
 });
 export type SearchRequest = z.infer<typeof searchRequest>;

@@ -1,5 +1,5 @@
 /**
- * The query path: normalise → cached or fresh query embedding → shard search (dense + BM25 + RRF) → results with
+ * The query path: normalise → cached or fresh query embedding → shard search (dense + BM25, fused) → results with
  * query-biased snippets. Also the plain embedding API. Routes call these; nothing here knows about HTTP.
  *
  * Lexical mode never touches the model's encoder (BM25 needs only the tokenizer), so it reports depth 0, route "none"
@@ -89,6 +89,7 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
     vector: embedding?.vector,
     modelVersion: model.info.version,
     terms: listsFor(request.mode).lexical ? lexicalTerms(model.tokenizer.tokenize(normalized)) : undefined,
+    fusion: request.fusion,
     weights: request.weights,
   });
   const searchMs = ms(searchStarted);

@@ -17,6 +17,9 @@ export type MetadataJson = string | null;
 
 export type SearchMode = "dense" | "lexical" | "hybrid";
 
+/** How hybrid mode fuses its lists: convex combination of normalised scores, or weighted reciprocal rank fusion. */
+export type FusionMethod = "convex" | "rrf";
+
 /** Which documents a caller already holds in this exact form; the shard answers which of them need (re)indexing. */
 export interface DocumentRef {
   id: string;
@@ -58,6 +61,9 @@ export interface ShardSearchRequest {
   modelVersion?: string;
   /** Query word pieces — required for lexical and hybrid. */
   terms?: string[];
+  /** Hybrid fusion (default "convex"); single-list modes ignore it. */
+  fusion?: FusionMethod;
+  /** Overrides of the chosen fusion's default weights (convex: lexical 0.7, dense 0.3; rrf: lexical 3, dense 1). */
   weights?: FusionWeights;
   /** How many candidates each list contributes to fusion (default: max(4·topK, 50), capped at 500). */
   candidates?: number;
@@ -65,7 +71,7 @@ export interface ShardSearchRequest {
 
 export interface ShardHit {
   id: string;
-  /** Fused RRF score in hybrid mode; the list's own score (cosine or BM25) in single-list modes. */
+  /** Fused score in hybrid mode (convex or RRF, as requested); the list's own score (cosine or BM25) otherwise. */
   score: number;
   ranks: { dense?: number; lexical?: number };
   scores: { dense?: number; lexical?: number };
