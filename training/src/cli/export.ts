@@ -3,11 +3,13 @@
  *
  * Exports a saved params checkpoint (training/src/model/params.ts format) and a tokenizer JSON as a versioned artifact
  * (fp32 + int8 ONNX graphs, manifest with sha256 of every file). The checkpoint's `meta` becomes the manifest's
- * `training` record unless --training-json is given; --eval-json supplies the `eval` record.
+ * `training` record unless --training-json is given; --eval-json supplies the `eval` record. Relative paths are resolved
+ * against the directory npm was started from (INIT_CWD), as in the train CLI, so the same command works from the root.
  *
  * @module
  */
 import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { Command } from "commander";
 import { exportArtifact } from "../export/artifact.js";
 import { loadParams } from "../model/params.js";
@@ -48,13 +50,22 @@ async function main(argv: string[]): Promise<void> {
     .option("--name <name>", "artifact name", "taesr-edge")
     .option("--out <dir>", "artifacts directory", "../model-artifacts")
     .option("--easy-max-tokens <n>", "router rule: inputs with at most this many tokens are easy", "8")
-    .option("--medium-max-tokens <n>", "router rule: … at most this many are medium", "24")
+    .option("--medium-max-tokens <n>", "router rule: … at most this many are medium", "32")
     .option("--early-exit-epsilon <x>", "stop recursing when 1 − cos(e_t, e_{t−1}) < epsilon", "0.001")
     .option("--training-json <file>", "JSON object for the manifest's training record (default: checkpoint meta)")
     .option("--eval-json <file>", "JSON object for the manifest's eval record")
     .option("--force", "replace an existing version directory", false)
     .parse(argv);
-  const o = program.opts<ExportCliOptions>();
+  const base = process.env["INIT_CWD"] ?? process.cwd();
+  const raw = program.opts<ExportCliOptions>();
+  const o: ExportCliOptions = {
+    ...raw,
+    checkpoint: path.resolve(base, raw.checkpoint),
+    tokenizer: path.resolve(base, raw.tokenizer),
+    out: path.resolve(base, raw.out),
+    ...(raw.trainingJson !== undefined ? { trainingJson: path.resolve(base, raw.trainingJson) } : {}),
+    ...(raw.evalJson !== undefined ? { evalJson: path.resolve(base, raw.evalJson) } : {}),
+  };
 
   const { architecture, weights, meta } = await loadParams(o.checkpoint);
   const tokenizerJson = await readFile(o.tokenizer, "utf8");
