@@ -30,18 +30,10 @@ import {
   type RankedHit,
   type TermPostings,
 } from "../../src/retrieval/index.js";
+import { createRng } from "../../training/src/data/random.js";
 
-/** Deterministic pseudo-random numbers (mulberry32) so the property checks are reproducible. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers (mulberry32, the training package's) so the property checks are reproducible. */
+const random = createRng;
 
 describe("TopK", () => {
   it("keeps the k best, best first, and breaks ties towards the smaller key", () => {

@@ -21,22 +21,14 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
+import { createRng } from "../data/random.js";
 import { WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 
 export type TaesrParams = Record<WeightName, tf.Variable>;
 export type TaesrWeights = Record<WeightName, Float32Array>;
 
-/** Seeded PRNG (mulberry32): initialisation must be reproducible across backends, so it is drawn in JS, not by tfjs. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Initialisation must be reproducible across backends, so it is drawn in JS (mulberry32), not by tfjs. */
+export { createRng as mulberry32 };
 
 /** Fills `out` with N(0, std²) samples (Box–Muller), optionally truncated at ±2σ like BERT-style inits. */
 export function fillNormal(out: Float32Array, std: number, rand: () => number, truncate = true): Float32Array {
@@ -63,7 +55,7 @@ export function fillNormal(out: Float32Array, std: number, rand: () => number, t
  */
 export function initWeights(arch: TaesrArchitecture, seed: number): TaesrWeights {
   const shapes = weightShapes(arch);
-  const rand = mulberry32(seed);
+  const rand = createRng(seed);
   const maxDepth = Math.max(arch.depths.easy, arch.depths.medium, arch.depths.hard, 1);
   const residualScale = 1 / Math.sqrt(2 * maxDepth);
   const out = {} as TaesrWeights;
