@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { sha256Hex } from "../digest.js";
 import { z } from "zod";
 import type { ArtifactManifest } from "./spec.js";
 
@@ -154,11 +155,4 @@ export async function verifyArtifactFiles(
   }
 }
 
-/** Lowercase hex sha256 of `bytes`. */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  // crypto.subtle wants a BufferSource backed by an ArrayBuffer; a view over a SharedArrayBuffer would be rejected.
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  let hex = "";
-  for (const b of new Uint8Array(digest)) hex += b.toString(16).padStart(2, "0");
-  return hex;
-}
+export { sha256Hex };

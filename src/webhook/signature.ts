@@ -8,6 +8,8 @@
  *   const verdict = await verifyWebhook(secret, body, headers);  // receiver
  */
 
+import { toHex } from "../digest.js";
+
 export const SIGNATURE_HEADER = "X-TAESR-Signature";
 export const TIMESTAMP_HEADER = "X-TAESR-Timestamp";
 export const REPLAY_WINDOW_SECONDS = 300;
@@ -17,7 +19,7 @@ const encoder = new TextEncoder();
 async function hmacHex(secret: string, message: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(message)));
-  return Array.from(mac, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return toHex(mac);
 }
 
 export async function signWebhook(

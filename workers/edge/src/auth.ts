@@ -4,15 +4,9 @@
  *
  * @module
  */
+import { sha256Hex } from "../../../src/digest.js";
 import { constantTimeEqual, verifyWebhook } from "../../../src/webhook/signature.js";
 import { ApiError } from "./errors.js";
-
-const encoder = new TextEncoder();
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
 
 /**
  * Checks `Authorization: Bearer <key>` against the configured key. Both sides are hashed first, so the comparison

@@ -11,17 +11,14 @@
  *
  * @module
  */
+import { sha256Hex } from "../../../src/digest.js";
 import type { CachedEmbedding, EmbedRoute, EmbeddingCache } from "./contracts.js";
 
 /** Seven days: long enough to keep popular queries warm, short enough that abandoned keys age out. */
 export const EMBED_CACHE_TTL_SECONDS = 7 * 24 * 60 * 60;
 
-const encoder = new TextEncoder();
-
 export async function queryCacheKey(modelVersion: string, dims: number, depth: number | "auto", normalizedQuery: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(normalizedQuery)));
-  const hex = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-  return `emb:${modelVersion}:${dims}:${depth}:${hex}`;
+  return `emb:${modelVersion}:${dims}:${depth}:${await sha256Hex(normalizedQuery)}`;
 }
 
 interface CacheMetadata {

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { sha256Hex } from "../../../src/digest.js";
 import { documentText, lexicalTerms, termFrequencies } from "../../../src/retrieval/index.js";
 import type { EdgeModel } from "./contracts.js";
 import type { DocumentInput, Metadata } from "./schemas.js";
@@ -38,8 +39,7 @@ export function canonicalJson(value: unknown): string {
 
 export async function contentHash(document: { title: string; text: string; metadata?: Metadata | null }): Promise<string> {
   const canonical = canonicalJson({ title: document.title, text: document.text, metadata: document.metadata ?? null });
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return sha256Hex(canonical);
 }
 
 export async function indexDocuments(model: EdgeModel, shard: ShardApi, documents: readonly DocumentInput[]): Promise<IndexOutcome> {
