@@ -1,9 +1,10 @@
 /**
  * `npm run eval`: retrieval quality of a TAESR artifact on a BEIR-layout dataset, in Node (onnxruntime-node).
  *
- *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode dense|lexical|hybrid] [--dims 128]
+ *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode dense|lexical|bm25|hybrid] [--dims 128]
  *                   [--depth auto|1|3|6] [--quant int8|fp32] [--model model-artifacts/<name>@<version>] [--out file.json]
  *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]          (the last three: hybrid only)
+ *                   [--run-file run.txt]   (TREC run format, top 1000 per query, for checking with trec_eval)
  *
  * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
  * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings — in hybrid mode including the
@@ -41,7 +42,9 @@ import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
 import { ortNode } from "../workers/origin/src/ort-node.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 
-const CANDIDATES = 100;
+/** Depth of every ranking: the run file holds the top 1,000 per query as trec_eval expects, and the metrics are computed
+ * on exactly that ranking, so `trec_eval` on the run file reproduces them. */
+const CANDIDATES = 1000;
 
 /** Lexical weights the sweep tries, in hundredths so the steps do not accumulate float error: 0.50, 0.55, …, 1.00. */
 const SWEEP_LEXICAL = Array.from({ length: 11 }, (_, i) => (50 + 5 * i) / 100);
@@ -69,7 +72,7 @@ const program = new Command()
   .description("Evaluate a TAESR artifact on a BEIR dataset (NDCG@10, MRR@10, Recall@50/100, MAP@100, latency).")
   .requiredOption("--dataset <dir>", "BEIR folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
   .option("--split <name>", "qrels split", "test")
-  .addOption(new Option("--mode <mode>", "retrieval mode").choices(["dense", "lexical", "hybrid"]).default("dense"))
+  .addOption(new Option("--mode <mode>", "retrieval mode").choices(["dense", "lexical", "bm25", "hybrid"]).default("dense"))
   .option("--dims <n>", "Matryoshka prefix", (v) => Number(choice(["64", "128", "256", "384"] as const)(v)), 128)
   .option("--depth <d>", "recursion depth: 1, 3, 6 or auto", choice(["1", "3", "6", "auto"] as const), "auto")
   .addOption(new Option("--quant <variant>", "model variant").choices(["int8", "fp32"]).default("int8"))
@@ -79,12 +82,13 @@ const program = new Command()
   .option("--sweep", "hybrid: also report NDCG@10 for lexical weights 0.50..1.00 (step 0.05), dense = 1 − lexical")
   .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", (v) => Number(v))
   .option("--out <file>", "also write the JSON result here")
+  .option("--run-file <file>", "also write the ranking (top 1000 per query) in TREC run format: qid Q0 docid rank score tag")
   .parse();
 
 type Options = {
   dataset: string;
   split: string;
-  mode: SearchMode;
+  mode: SearchMode | "bm25";
   dims: number;
   depth: "1" | "3" | "6" | "auto";
   quant: "int8" | "fp32";
@@ -94,6 +98,7 @@ type Options = {
   model?: string;
   limitQueries?: number;
   out?: string;
+  runFile?: string;
 };
 
 async function readText(file: string, what: string): Promise<string> {
@@ -105,7 +110,9 @@ async function readText(file: string, what: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const options = program.opts<Options>();
+  const parsed = program.opts<Options>();
+  // "bm25" is the lexical mode by its usual name: BM25 over the tokenizer's word pieces.
+  const options = { ...parsed, mode: (parsed.mode === "bm25" ? "lexical" : parsed.mode) as SearchMode };
   // Weights or a sweep outside hybrid mode would be silently ignored; say so instead of printing a misleading figure.
   if (options.mode !== "hybrid" && (options.weights || options.sweep)) throw new Error("--weights and --sweep need --mode hybrid");
   const modelDir = options.model ?? (await defaultArtifactDir());
@@ -160,6 +167,7 @@ async function main(): Promise<void> {
   const latencies: number[] = [];
   const depths: number[] = [];
   /** Every query's candidate lists, kept only for --sweep (a few MB for SciFact train). */
+  const runLines: string[] = [];
   const kept: { lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] }; judgements: Map<string, number> }[] = [];
   for (const query of judged) {
     const started = performance.now();
@@ -173,6 +181,7 @@ async function main(): Promise<void> {
     const fused = combineRankings(options.mode, lists, { topK: CANDIDATES, fusion, weights: weights ?? undefined, candidates: CANDIDATES });
     const ranked = fused.map((hit) => corpus[hit.id]!.id);
     latencies.push(performance.now() - started);
+    if (options.runFile) fused.forEach((hit, rank) => runLines.push(`${query.id} Q0 ${corpus[hit.id]!.id} ${rank + 1} ${hit.score} taesr-${options.mode}`));
     const judgements = qrels.get(query.id)!;
     if (options.sweep) kept.push({ lists, judgements });
     perQuery.ndcg10.push(ndcgAt(10, ranked, judgements));
@@ -215,6 +224,7 @@ async function main(): Promise<void> {
     quant: options.quant,
     model: `${artifact.manifest.name}@${artifact.manifest.version}`,
   };
+  if (options.runFile) await writeFile(options.runFile, `${runLines.join("\n")}\n`);
   if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));
 }
