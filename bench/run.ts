@@ -17,6 +17,7 @@ import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
 import { ortNode } from "../workers/origin/src/ort-node.js";
 import { repoRoot, startWranglerDev } from "../workers/edge/dev/local-service.js";
 import { defaultArtifactDir } from "./default-artifact.js";
+import { SHORT_QUERIES } from "./short-queries.js";
 
 const program = new Command()
   .name("npm run bench --")
@@ -27,7 +28,6 @@ const program = new Command()
 const options = program.opts<{ json: boolean; runs: number }>();
 
 const DEPTHS = ["1", "3", "6", "auto"] as const;
-const QUERIES = ["clean a bicycle chain", "why do volcanoes erupt", "sourdough starter", "vaccine immune memory", "rust ownership and borrowing", "lighthouse keeper", "chess opening principles", "tide pool animals"];
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
@@ -41,11 +41,11 @@ async function nodeLatency(dir: string) {
     for (const depthName of DEPTHS) {
       const depth = depthName === "auto" ? ("auto" as const) : (Number(depthName) as 1 | 3 | 6);
       const earlyExit = depth === "auto";
-      for (const query of QUERIES) await encoder.embed([query], { dims: 128, depth, earlyExit });
+      for (const query of SHORT_QUERIES) await encoder.embed([query], { dims: 128, depth, earlyExit });
       const samples: number[] = [];
       for (let i = 0; i < options.runs; i++) {
         const started = performance.now();
-        await encoder.embed([QUERIES[i % QUERIES.length]!], { dims: 128, depth, earlyExit });
+        await encoder.embed([SHORT_QUERIES[i % SHORT_QUERIES.length]!], { dims: 128, depth, earlyExit });
         samples.push(performance.now() - started);
       }
       figures[variant]![depthName] = { p50_ms: round(percentile(samples, 50)), p95_ms: round(percentile(samples, 95)) };

@@ -7,18 +7,9 @@
  * GET /embed?depth=1|3|6|auto&dims=128&blocks=30&perBlock=50
  */
 import * as bundle from "../../workers/edge/src/bundled-model.js";
+import { SHORT_QUERIES } from "../short-queries.js";
 import { createEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
 
-const QUERIES = [
-  "clean a bicycle chain",
-  "why do volcanoes erupt",
-  "sourdough starter",
-  "vaccine immune memory",
-  "rust ownership and borrowing",
-  "lighthouse keeper",
-  "chess opening principles",
-  "tide pool animals",
-];
 
 let model: LoadedEdgeModel | undefined;
 let coldMs: { loadMs: number; firstEmbedMs: number } | undefined;
@@ -28,7 +19,7 @@ async function ensureModel(): Promise<LoadedEdgeModel> {
     const started = performance.now();
     model = await createEdgeModel(bundle);
     const loaded = performance.now();
-    await model.encoder.embed([QUERIES[0]!], { dims: 128, depth: "auto" });
+    await model.encoder.embed([SHORT_QUERIES[0]!], { dims: 128, depth: "auto" });
     coldMs = { loadMs: loaded - started, firstEmbedMs: performance.now() - loaded };
   }
   return model;
@@ -54,13 +45,13 @@ export default {
     const earlyExit = depth === "auto";
 
     // Warm-up blocks, discarded: the first calls of a new shape pay for ORT's allocations and V8's tier-up.
-    for (let i = 0; i < perBlock * 4; i++) await encoder.embed([QUERIES[i % QUERIES.length]!], { dims, depth, earlyExit });
+    for (let i = 0; i < perBlock * 4; i++) await encoder.embed([SHORT_QUERIES[i % SHORT_QUERIES.length]!], { dims, depth, earlyExit });
     const blockMeans: number[] = [];
     const stepsRun: number[] = [];
     for (let block = 0; block < blocks; block++) {
       const started = performance.now();
       for (let i = 0; i < perBlock; i++) {
-        const result = await encoder.embed([QUERIES[(block * perBlock + i) % QUERIES.length]!], { dims, depth, earlyExit });
+        const result = await encoder.embed([SHORT_QUERIES[(block * perBlock + i) % SHORT_QUERIES.length]!], { dims, depth, earlyExit });
         stepsRun.push(result.depth);
       }
       blockMeans.push((performance.now() - started) / perBlock);
