@@ -12,6 +12,15 @@
  * projection bias, identical for every such text and possibly zero (no direction to normalise); a lone [UNK] gives all
  * such inputs one well-defined "unknown content" embedding, and keeps an all-empty batch from having length 0.
  *
+ * Token vectors (late interaction): with `tokenVectors: true`, embed() also returns, per text, one vector per real token:
+ * h at the last step run, centred over its H components and L2-normalised (LayerNorm without its affine parameters,
+ * then unit length, so a MaxSim dot product is a cosine). Until a late-interaction head is trained, these stand in for
+ * one. The out.ln γ/β live inside the step graph and are not applied. Caveat, measured on taesr-edge-small@0.1.0
+ * (int8): rows of h already have near-zero mean over H, so the centring barely changes them, and one text's tokens
+ * stay alike (mean pairwise cosine ≈ 0.81 at depth 1, 0.98 at depth 6): what they share is not along the all-ones
+ * direction that centring removes. Padding rows are dropped, and a text fed as a lone [UNK] (see above) has one
+ * token vector, so no text has an empty matrix.
+ *
  * Concurrency: `embed` calls on one encoder are serialised. The wasm engine is single-threaded anyway, and an
  * ORT session is not documented as safe for overlapping runs; requests in the same isolate therefore queue.
  *
@@ -52,6 +61,21 @@ export interface EmbedOptions {
   depth?: number | "auto";
   /** Stop before `depth` once every embedding has converged (manifest.earlyExitEpsilon). Default true. */
   earlyExit?: boolean;
+  /**
+   * Also return per-token vectors for late interaction ({@link EmbedResult.tokenVectors}; see the module doc).
+   * Default false, and then nothing extra is read or allocated.
+   */
+  tokenVectors?: boolean;
+}
+
+/**
+ * One text's token vectors: row-major [count, dims] (dims = architecture.hidden), unit-length rows, real tokens only.
+ * Satisfies `TokenMatrix` of src/retrieval/late.ts structurally.
+ */
+export interface TokenVectors {
+  count: number;
+  dims: number;
+  data: Float32Array;
 }
 
 /** "fixed" when the caller chose the depth; otherwise the route of the batch's hardest text. */
@@ -65,6 +89,8 @@ export interface EmbedResult {
   requestedDepth: number;
   route: EmbedRoute;
   earlyExit: boolean;
+  /** Only with `tokenVectors: true`: one matrix per input text, in input order (h of the last step run). */
+  tokenVectors?: TokenVectors[];
   timings: { tokenizeMs: number; inferenceMs: number };
 }
 
@@ -73,6 +99,7 @@ interface Plan {
   dims: number;
   depth: number | "auto";
   earlyExit: boolean;
+  tokenVectors: boolean;
 }
 
 interface Batch {
@@ -81,6 +108,8 @@ interface Batch {
   rows: number;
   length: number;
   tokenCounts: number[];
+  /** Real (unpadded) tokens per row as fed to the graphs: tokenCounts with 0 raised to 1 for the [UNK] row. */
+  rowLengths: number[];
 }
 
 export class TaesrEncoder {
@@ -186,7 +215,9 @@ export class TaesrEncoder {
     }
     const earlyExit = options.earlyExit ?? true;
     if (typeof earlyExit !== "boolean") throw new TypeError(`earlyExit must be a boolean, got ${typeof earlyExit}`);
-    return { dims, depth, earlyExit };
+    const tokenVectors = options.tokenVectors ?? false;
+    if (typeof tokenVectors !== "boolean") throw new TypeError(`tokenVectors must be a boolean, got ${typeof tokenVectors}`);
+    return { dims, depth, earlyExit, tokenVectors };
   }
 
   private async run(texts: readonly string[], plan: Plan): Promise<EmbedResult> {
@@ -237,6 +268,7 @@ export class TaesrEncoder {
       if (converged) break;
     }
     const t2 = performance.now();
+    const tokenVectors = plan.tokenVectors ? centredTokenRows(readFloat32(h, hOut), T, H, batch.rowLengths) : undefined;
 
     return {
       embeddings: prefixNormalizeRows(embedding!, B, D, plan.dims),
@@ -244,6 +276,7 @@ export class TaesrEncoder {
       requestedDepth,
       route,
       earlyExit: steps < requestedDepth,
+      ...(tokenVectors ? { tokenVectors } : {}),
       timings: { tokenizeMs: t1 - t0, inferenceMs: t2 - t1 },
     };
   }
@@ -261,7 +294,7 @@ export class TaesrEncoder {
       for (let i = 0; i < row.length; i++) ids[r * length + i] = BigInt(row[i]!);
       mask.fill(1, r * length, r * length + row.length);
     });
-    return { ids, mask, rows: rows.length, length, tokenCounts };
+    return { ids, mask, rows: rows.length, length, tokenCounts, rowLengths: rows.map((row) => row.length) };
   }
 }
 
@@ -307,6 +340,38 @@ export function maxCosineDistance(a: Float32Array, b: Float32Array, rows: number
     if (distance > worst) worst = distance;
   }
   return worst;
+}
+
+/**
+ * Per batch row b, its first rowLengths[b] token rows of the hidden states [B, T, H], each centred (minus its mean over
+ * the H components) and scaled to unit length: LayerNorm without γ/β followed by L2 normalisation
+ * (which the LayerNorm's 1/σ scaling does not change). A row that is constant across H centres to zero and stays zero.
+ * Accumulates in float64; the result is a fresh array per text, not a view of the engine's output buffer.
+ */
+export function centredTokenRows(hidden: Float32Array, length: number, dims: number, rowLengths: readonly number[]): TokenVectors[] {
+  if (hidden.length !== rowLengths.length * length * dims) {
+    throw new RangeError(`hidden states have ${hidden.length} values, expected ${rowLengths.length}·${length}·${dims}`);
+  }
+  return rowLengths.map((count, b) => {
+    if (!Number.isInteger(count) || count < 0 || count > length) {
+      throw new RangeError(`row ${b} has ${count} tokens, expected an integer from 0 to the padded length ${length}`);
+    }
+    const data = new Float32Array(count * dims);
+    for (let t = 0; t < count; t++) {
+      const src = (b * length + t) * dims;
+      let sum = 0;
+      for (let i = 0; i < dims; i++) sum += hidden[src + i]!;
+      const mean = sum / dims;
+      let sumSquares = 0;
+      for (let i = 0; i < dims; i++) {
+        const c = hidden[src + i]! - mean;
+        sumSquares += c * c;
+      }
+      const scale = sumSquares > 0 ? 1 / Math.sqrt(sumSquares) : 0;
+      for (let i = 0, dst = t * dims; i < dims; i++) data[dst + i] = (hidden[src + i]! - mean) * scale;
+    }
+    return { count, dims, data };
+  });
 }
 
 /**

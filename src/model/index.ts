@@ -12,6 +12,7 @@ export { parseManifest, sha256Hex, variantFiles, verifyArtifactFiles, type Artif
 export { ROUTES, depthForRoute, hardestRoute, routeByTokenCount, type Route } from "./router.js";
 export {
   TaesrEncoder,
+  centredTokenRows,
   maxCosineDistance,
   prefixNormalizeRows,
   type EmbedOptions,
@@ -19,4 +20,6 @@ export {
   type EmbedRoute,
   type EncoderTokenizer,
   type TaesrEncoderInit,
+  type TokenVectors,
 } from "./encoder.js";
+export { queryFlops, type QueryFlops } from "./flops.js";

@@ -1,6 +1,6 @@
 /**
- * The retrieval core: dense cosine top-k, BM25 over any inverted index, and fusion (convex combination of normalised
- * scores by default, weighted reciprocal rank fusion on request).
+ * The retrieval core: dense cosine top-k, BM25 over any inverted index, fusion (convex combination of normalised
+ * scores by default, weighted reciprocal rank fusion on request) and late-interaction (MaxSim) reranking.
  * Platform-neutral (no `node:` imports, no Workers globals).
  *
  * @module
@@ -9,6 +9,7 @@ export * from "./types.js";
 export { TopK, type Scored } from "./topk.js";
 export { denseSearch, packMatrix, prefixNormalize } from "./dense.js";
 export { BM25_DEFAULTS, bm25Idf, bm25Scores, bm25Search, termFrequencies } from "./bm25.js";
+export { PackedBm25, type PackedPostings } from "./bm25-packed.js";
 export {
   DEFAULT_CONVEX_WEIGHTS,
   DEFAULT_RRF_WEIGHTS,
@@ -32,6 +33,31 @@ export {
   type HybridOptions,
   type SearchMode,
 } from "./hybrid.js";
+export {
+  isQuantized,
+  lateRerank,
+  maxSim,
+  quantizeTokenMatrix,
+  quantizedTokenMatrixBytes,
+  type QuantizedTokenMatrix,
+  type TokenMatrix,
+} from "./late.js";
 export { lexicalTerms } from "./lexical.js";
 export { documentText } from "./documents.js";
 export { DEFAULT_SNIPPET_CHARS, makeSnippet } from "./snippet.js";
+export {
+  DEFAULT_RESCORE_FACTOR,
+  binaryRescoreSearch,
+  compressedBytesPerVector,
+  hammingDistance,
+  hammingSearch,
+  int8Dot,
+  int8Search,
+  packSignBits,
+  popcount32,
+  quantizeInt8Rows,
+  rescoreInt8,
+  signWords,
+  type Int8Rows,
+} from "./compressed.js";
+export { explainedVariance, fitPca, pcaProject, pcaProjectRows, symmetricEigen, type PcaModel, type SymmetricEigen } from "./pca.js";

@@ -2,7 +2,8 @@
  * The platform-neutral model runtime in Node (onnxruntime-node): manifest validation and integrity, the rule router,
  * and TaesrEncoder against a random-weight artifact written by the real exporter (training/src/export/artifact.ts).
  * The fp32 encoder is also checked against a plain-JS forward pass written from spec.ts, so the composition
- * (h₀ = 0, x injected every step, mask semantics, pooling) is tested independently of the exporter and of training.
+ * (h₀ = 0, x injected every step, mask semantics, pooling) is tested independently of the exporter and of training;
+ * the per-token vectors for late interaction are checked against the same pass's last hidden states.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   LAYER_NORM_EPS,
   TaesrEncoder,
+  centredTokenRows,
   depthForRoute,
   hardestRoute,
   maxCosineDistance,
@@ -23,6 +25,7 @@ import {
   type TaesrArchitecture,
   type WeightName,
 } from "../../src/model/index.js";
+import { maxSim } from "../../src/retrieval/index.js";
 import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
 import { initWeights } from "../../training/src/model/params.js";
 import { writeFixtureArtifact } from "../support/fixture-artifact.js";
@@ -187,6 +190,11 @@ describe("TaesrEncoder", () => {
     expect(stopped).toMatchObject({ depth: 2, requestedDepth: 6, earlyExit: true });
     const atTwo = await loose.embed(["how fast is the edge model"], { depth: 2, earlyExit: false });
     expect(cosine(stopped.embeddings[0]!, atTwo.embeddings[0]!)).toBeCloseTo(1, 6);
+    // token vectors come from the last step actually run
+    const stoppedTokens = await loose.embed(["how fast is the edge model"], { depth: 6, tokenVectors: true });
+    const atTwoTokens = await loose.embed(["how fast is the edge model"], { depth: 2, earlyExit: false, tokenVectors: true });
+    expect(stoppedTokens.depth).toBe(2);
+    expect(Array.from(stoppedTokens.tokenVectors![0]!.data)).toEqual(Array.from(atTwoTokens.tokenVectors![0]!.data));
     const full = await loose.embed(["how fast is the edge model"], { depth: 6, earlyExit: false });
     expect(full).toMatchObject({ depth: 6, earlyExit: false });
     // depth 1 has nothing to compare with, so early exit cannot shorten it
@@ -235,6 +243,7 @@ describe("TaesrEncoder", () => {
     await expect(int8.embed(["q"], { depth: 2.5 })).rejects.toThrow(/got 2\.5/);
     await expect(int8.embed(["q"], { depth: "deep" as unknown as "auto" })).rejects.toThrow(/got deep/);
     await expect(int8.embed(["q"], { earlyExit: "no" as unknown as boolean })).rejects.toThrow(/earlyExit must be a boolean/);
+    await expect(int8.embed(["q"], { tokenVectors: 1 as unknown as boolean })).rejects.toThrow(/tokenVectors must be a boolean, got number/);
     // a rejected call does not poison later ones
     await expect(int8.embed(["q"])).resolves.toMatchObject({ depth: 1 });
   });
@@ -265,11 +274,93 @@ describe("TaesrEncoder", () => {
   });
 });
 
+describe("token vectors", () => {
+  /** Rows of a token matrix as plain arrays. */
+  const rows = (m: { count: number; dims: number; data: Float32Array }): number[][] =>
+    Array.from({ length: m.count }, (_, t) => Array.from(m.data.subarray(t * m.dims, (t + 1) * m.dims)));
+
+  it("are off by default and cost nothing then", async () => {
+    expect(await fp32.embed(["vector search"], { depth: 1 })).not.toHaveProperty("tokenVectors");
+    expect(await fp32.embed(["vector search"], { depth: 1, tokenVectors: false })).not.toHaveProperty("tokenVectors");
+  });
+
+  it("give one centred unit-length row of H components per real token, [UNK] counting as one", async () => {
+    const texts = ["how fast is the edge model", "vector search", "", textOfTokens(20)];
+    for (const encoder of [fp32, int8]) {
+      const r = await encoder.embed(texts, { depth: 3, tokenVectors: true });
+      expect(r.tokenVectors).toHaveLength(texts.length);
+      r.tokenVectors!.forEach((m, i) => {
+        const count = Math.max(tokenizer.encode(texts[i]!).length, 1);
+        expect(m).toMatchObject({ count, dims: manifest.architecture.hidden });
+        expect(m.data).toBeInstanceOf(Float32Array);
+        expect(m.data).toHaveLength(count * manifest.architecture.hidden);
+        for (const row of rows(m)) {
+          expect(Math.hypot(...row)).toBeCloseTo(1, 5);
+          expect(row.reduce((s, v) => s + v, 0) / row.length).toBeCloseTo(0, 6);
+        }
+      });
+      expect(r.tokenVectors!.map((m) => m.count)).toEqual([6, 2, 1, 20]);
+      // they are retrieval's TokenMatrix as they are: unit rows, so a text's MaxSim with itself is its token count
+      expect(maxSim(r.tokenVectors![0]!, r.tokenVectors![0]!)).toBeCloseTo(6, 4);
+    }
+  });
+
+  it("are the centred, normalised last hidden states of a plain-JS forward pass (fp32)", async () => {
+    const weights = initWeights(manifest.architecture, SEED);
+    const text = "how fast is the edge model";
+    const ids = tokenizer.encode(text, { maxLength: manifest.architecture.maxLength });
+    for (const depth of [1, 3]) {
+      const { hidden } = referenceForward(manifest.architecture, weights, ids, depth);
+      const { tokenVectors } = await fp32.embed([text], { depth, earlyExit: false, tokenVectors: true });
+      rows(tokenVectors![0]!).forEach((row, t) => {
+        const mean = hidden[t]!.reduce((s, v) => s + v, 0) / hidden[t]!.length;
+        const centred = hidden[t]!.map((v) => v - mean);
+        const length = Math.hypot(...centred);
+        row.forEach((v, i) => expect(v).toBeCloseTo(centred[i]! / length, 4));
+      });
+    }
+  });
+
+  it("are unaffected by padding at a fixed depth (fp32, within 1e-5)", async () => {
+    const short = "vector search";
+    const alone = await fp32.embed([short], { depth: 3, earlyExit: false, tokenVectors: true });
+    const padded = await fp32.embed([textOfTokens(20), short], { depth: 3, earlyExit: false, tokenVectors: true });
+    const a = alone.tokenVectors![0]!;
+    const b = padded.tokenVectors![1]!;
+    expect(b.count).toBe(a.count);
+    a.data.forEach((v, i) => expect(Math.abs(v - b.data[i]!)).toBeLessThan(1e-5));
+  });
+
+  it("centre and normalise each real token row, dropping padding; a constant row stays zero", () => {
+    // two batch rows padded to length 2, H = 3: row 0 has tokens [1,2,3] and [9,9,9]; row 1 has [0,0,4] then padding
+    const hidden = Float32Array.from([1, 2, 3, 9, 9, 9, 0, 0, 4, 7, 7, 1]);
+    const [first, second] = centredTokenRows(hidden, 2, 3, [2, 1]);
+    const r2 = Math.SQRT1_2;
+    expect(first!.count).toBe(2);
+    Array.from(first!.data).forEach((v, i) => expect(v).toBeCloseTo([-r2, 0, r2, 0, 0, 0][i]!, 6));
+    // [0,0,4] − 4/3 = [−4/3, −4/3, 8/3], length (4/3)·√6
+    expect(second!.count).toBe(1);
+    Array.from(second!.data).forEach((v, i) => expect(v).toBeCloseTo([-1, -1, 2][i]! / Math.sqrt(6), 6));
+    expect(() => centredTokenRows(hidden, 2, 3, [3, 1])).toThrow(/row 0 has 3 tokens/);
+    expect(() => centredTokenRows(hidden, 2, 4, [2, 1])).toThrow(/hidden states have 12 values/);
+  });
+});
+
+/** spec.ts forward pass (see {@link referenceForward}): e_depth only. */
+function referenceEmbedding(arch: TaesrArchitecture, w: Record<WeightName, Float32Array>, ids: number[], depth: number): Float32Array {
+  return referenceForward(arch, w, ids, depth).embedding;
+}
+
 /**
- * spec.ts forward pass for one unpadded sequence, in float64, straight from the formulas: returns e_depth.
+ * spec.ts forward pass for one unpadded sequence, in float64, straight from the formulas: returns e_depth and h_depth [T,H].
  * Row-major matrices [in, out] with y = xW + b.
  */
-function referenceEmbedding(arch: TaesrArchitecture, w: Record<WeightName, Float32Array>, ids: number[], depth: number): Float32Array {
+function referenceForward(
+  arch: TaesrArchitecture,
+  w: Record<WeightName, Float32Array>,
+  ids: number[],
+  depth: number,
+): { embedding: Float32Array; hidden: number[][] } {
   const { hidden: H, heads, ffn: F, outputDim: D } = arch;
   const T = ids.length;
   const dh = H / heads;
@@ -316,5 +407,5 @@ function referenceEmbedding(arch: TaesrArchitecture, w: Record<WeightName, Float
   }
   const out = ln(h, w["out.ln.gamma"], w["out.ln.beta"]);
   const pooled = [Array.from({ length: H }, (_, i) => out.reduce((s, row) => s + row[i]!, 0) / Math.max(T, 1))];
-  return Float32Array.from(dense(pooled, w["out.proj.w"], w["out.proj.b"], H, D)[0]!);
+  return { embedding: Float32Array.from(dense(pooled, w["out.proj.w"], w["out.proj.b"], H, D)[0]!), hidden: h };
 }
