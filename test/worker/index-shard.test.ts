@@ -60,6 +60,25 @@ describe("IndexShard", () => {
     expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 4 });
   });
 
+  it("keeps BM25's in-memory view in step with writes: an upsert or delete after a search shows in the next search", async () => {
+    const stub = shard();
+    await stub.upsert(corpus);
+    // This search loads the postings of "lighthouse" and "glacier" into the shard's memory.
+    expect((await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] })).hits.map((h) => h.id)).toEqual([
+      "northeast",
+      "east",
+      "north",
+    ]);
+    await stub.upsert([doc("south", unit(0, 0, 1, 0), "lighthouse lighthouse glacier glacier")]);
+    const afterUpsert = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] });
+    expect(afterUpsert.hits.map((h) => h.id)).toEqual(["south", "northeast", "east", "north"]);
+    await stub.delete("northeast");
+    const afterDelete = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] });
+    expect(afterDelete.hits.map((h) => h.id)).toEqual(["south", "east", "north"]);
+    // A term another query loaded does not leak into a query that does not name it.
+    expect((await stub.search({ mode: "lexical", topK: 10, terms: ["bedrock"] })).hits.map((h) => h.id)).toEqual(["east"]);
+  });
+
   it("reports which documents need (re)indexing by content hash and model version", async () => {
     const stub = shard();
     await stub.upsert(corpus);

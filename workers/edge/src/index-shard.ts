@@ -4,10 +4,12 @@
  * It serves the `ShardApi` contract (shard-api.ts; `shardClient` in wiring.ts checks the stub against it): it stores
  * prepared documents and ranks them — dense cosine top-k over an in-memory matrix, BM25 over the SQLite inverted
  * index, and their fusion (convex combination of normalised scores, or weighted RRF on request), all three from
- * `src/retrieval`. The dense matrix is built on the first search after a write and kept in memory for the object's
- * lifetime, because rebuilding it reads every vector; any write drops it, along with the cached BM25 corpus
- * statistics and shard stats. Every method is synchronous (SQLite calls are), so calls never interleave and a cache can
- * never be read half-rebuilt.
+ * `src/retrieval`. SQLite is the source of truth; searches run on in-memory views of it, built on the first search
+ * after a write and kept for the object's lifetime: the packed dense matrix (rebuilding it reads every vector), and for
+ * BM25 the documents' lengths plus each query term's postings as typed arrays, loaded the first time a query uses the
+ * term. Reading a common word piece's postings through SQL on every query cost seconds per query at 100k documents;
+ * in memory the whole BM25 scoring is a few milliseconds. Any write drops every view, and the shard stats. Every
+ * method is synchronous (SQLite calls are), so calls never interleave and a view can never be read half-rebuilt.
  *
  * Upserts are idempotent by (id, content hash, model version): an identical document is skipped and reported
  * unchanged; a changed one replaces every trace (row, vector, postings) in one transaction.
@@ -19,13 +21,13 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import {
-  bm25Search,
+  PackedBm25,
   candidateDepth,
   combineRankings,
   denseSearch,
   listsFor,
   packMatrix,
-  type Bm25CorpusStats,
+  type PackedPostings,
   type RankedHit,
 } from "../../../src/retrieval/index.js";
 import type { Env } from "./env.js";
@@ -50,11 +52,19 @@ interface DenseIndex {
   dims: number;
 }
 
+/** BM25's in-memory view: documents by index (id order), and the postings of every term a query has used so far. */
+interface LexicalIndex {
+  ids: string[];
+  indexOf: Map<string, number>;
+  scorer: PackedBm25;
+  postings: Map<string, PackedPostings>;
+}
+
 export class IndexShard extends DurableObject<Env> {
   private readonly store: ShardStore;
   /** Packed matrices by `${modelVersion}:${dims}`; cleared on every write. */
   private denseIndexes = new Map<string, DenseIndex>();
-  private corpus: Bm25CorpusStats | null = null;
+  private lexical: LexicalIndex | null = null;
   /** stats() scans the postings table; health checks call it often, writes are rarer. Cleared on every write. */
   private statistics: ShardStats | null = null;
 
@@ -132,10 +142,11 @@ export class IndexShard extends DurableObject<Env> {
     if (use.lexical) {
       if (!request.terms) throw new Error(`${mode} search needs the query terms`);
       const mark = Date.now();
-      const terms = request.terms.slice(0, 4 * MAX_QUERY_TERMS);
-      const distinct = [...new Set(terms)].slice(0, MAX_QUERY_TERMS);
-      this.corpus ??= this.store.corpusStats();
-      lexical = bm25Search(terms, this.corpus, this.store.postings(distinct), depth);
+      const distinct = new Set([...new Set(request.terms.slice(0, 4 * MAX_QUERY_TERMS))].slice(0, MAX_QUERY_TERMS));
+      // Only the kept terms score: the view may hold postings of other terms, loaded for earlier queries.
+      const terms = request.terms.slice(0, 4 * MAX_QUERY_TERMS).filter((term) => distinct.has(term));
+      const index = this.lexicalIndex([...distinct]);
+      lexical = index.scorer.search(terms, index.postings, depth).map((hit) => ({ ...hit, id: index.ids[hit.id]! }));
       timings.lexicalMs = Date.now() - mark;
     }
 
@@ -163,9 +174,34 @@ export class IndexShard extends DurableObject<Env> {
     return index;
   }
 
+  /** BM25's view with the postings of `terms` loaded (each term read from SQLite once per view). */
+  private lexicalIndex(terms: readonly string[]): LexicalIndex {
+    if (!this.lexical) {
+      const { ids, lengths } = this.store.documentLengths();
+      this.lexical = { ids, indexOf: new Map(ids.map((id, index) => [id, index])), scorer: new PackedBm25(lengths), postings: new Map() };
+    }
+    const index = this.lexical;
+    for (const term of terms) {
+      if (index.postings.has(term)) continue;
+      const { docIds, tfs } = this.store.termPostings(term);
+      const docs = new Uint32Array(docIds.length);
+      const counts = new Uint16Array(docIds.length);
+      let kept = 0;
+      docIds.forEach((id, i) => {
+        const doc = index.indexOf.get(id);
+        // Postings and documents are written in one transaction, so a miss would mean a damaged store: skip, not crash.
+        if (doc === undefined) return;
+        docs[kept] = doc;
+        counts[kept++] = Math.min(tfs[i]!, 0xffff);
+      });
+      index.postings.set(term, { docs: docs.subarray(0, kept), tfs: counts.subarray(0, kept) });
+    }
+    return index;
+  }
+
   private invalidate(): void {
     this.denseIndexes.clear();
-    this.corpus = null;
+    this.lexical = null;
     this.statistics = null;
   }
 }

@@ -12,10 +12,13 @@
  *
  * @module
  */
-import type { Bm25CorpusStats, TermPostings } from "../../../src/retrieval/index.js";
+import type { Bm25CorpusStats } from "../../../src/retrieval/index.js";
 import type { DocumentRef, MetadataJson, PreparedDocument, ShardStats, StoredDocument } from "./shard-api.js";
 
 const MAX_BOUND_PARAMETERS = 99;
+
+/** Bumped with every change to SCHEMA below; snapshots of an index (the benchmark's) are only valid for their version. */
+export const SHARD_SCHEMA_VERSION = 1;
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS documents (
@@ -148,26 +151,26 @@ export class ShardStore {
     return { docCount: row.n, avgDocLength: row.avgdl ?? 0 };
   }
 
-  /** Full postings (with document lengths) of each distinct term; df is the number of postings. */
-  postings(terms: readonly string[]): Map<string, TermPostings> {
-    const byTerm = new Map<string, TermPostings>();
-    for (const chunk of chunks([...new Set(terms)], MAX_BOUND_PARAMETERS)) {
-      const rows = this.sql.exec<{ term: string; doc_id: string; tf: number; length: number }>(
-        `SELECT p.term, p.doc_id, p.tf, d.length FROM postings p JOIN documents d ON d.id = p.doc_id
-         WHERE p.term IN (${placeholders(chunk.length)})`,
-        ...chunk,
-      );
-      for (const row of rows) {
-        let entry = byTerm.get(row.term);
-        if (!entry) {
-          entry = { df: 0, postings: [] };
-          byTerm.set(row.term, entry);
-        }
-        entry.postings.push({ docId: row.doc_id, tf: row.tf, docLength: row.length });
-        entry.df++;
-      }
+  /** Every document's id and BM25 length, in id order: the document table of the in-memory lexical index. */
+  documentLengths(): { ids: string[]; lengths: Uint32Array } {
+    const ids: string[] = [];
+    const lengths: number[] = [];
+    for (const row of this.sql.exec<{ id: string; length: number }>(`SELECT id, length FROM documents ORDER BY id`)) {
+      ids.push(row.id);
+      lengths.push(row.length);
     }
-    return byTerm;
+    return { ids, lengths: Uint32Array.from(lengths) };
+  }
+
+  /** One term's postings, read through the (term, doc_id) primary key without touching the documents table. */
+  termPostings(term: string): { docIds: string[]; tfs: number[] } {
+    const docIds: string[] = [];
+    const tfs: number[] = [];
+    for (const row of this.sql.exec<{ doc_id: string; tf: number }>(`SELECT doc_id, tf FROM postings WHERE term = ?`, term)) {
+      docIds.push(row.doc_id);
+      tfs.push(row.tf);
+    }
+    return { docIds, tfs };
   }
 
   /** The display fields of the given documents, keyed by id. */
