@@ -1,53 +1,57 @@
 /**
- * `npm run eval`: retrieval quality of a TAESR artifact on a BEIR-layout dataset, in Node (onnxruntime-node).
+ * `npm run eval`: retrieval quality of a TAESR artifact (or a peer encoder) on a BEIR-layout dataset, in Node
+ * (onnxruntime-node). The CLI over the library in bench/eval/ (dataset, corpus index, query embedding, evaluate,
+ * result), which `npm run eval:ablations` (bench/ablations.ts) drives over a whole grid of settings.
  *
- *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode dense|lexical|bm25|hybrid] [--dims 128]
- *                   [--depth auto|1|3|6] [--quant int8|fp32] [--model model-artifacts/<name>@<version>] [--out file.json]
- *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]          (the last three: hybrid only)
+ *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode bm25|dense|hybrid|late|sparse]
+ *                   [--dims 64|128|256|384] [--depth 1|3|6|auto] [--no-early-exit] [--quant int8|fp32|binary]
+ *                   [--vectors float|int8|binary|binary-rescore] [--projection matryoshka|pca]
+ *                   [--model model-artifacts/<name>@<version>] [--encoder taesr|use-lite] [--out file.json]
+ *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]      (hybrid and late; --sweep hybrid only)
  *                   [--run-file run.txt]   (TREC run format, top 1000 per query, for checking with trec_eval)
  *
  * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
  * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings — in hybrid mode including the
- * fusion and the weights in effect (the fusion's defaults unless --weights). Documents are embedded the way the Worker
- * indexes them (title + "\n" + text, depth auto, batches of 16); queries one at a time, as the edge serves them.
+ * fusion and the weights in effect (the fusion's defaults unless --weights), then the vector format, projection, mean
+ * query tokens, encoder FLOPs per query and index bytes per document. `lexical` is accepted as the old name of bm25.
+ * Documents are embedded the way the Worker indexes them (title + "\n" + text, depth auto, batches of 16); queries one
+ * at a time, as the edge serves them. With --depth 1|3|6 both sides run at that depth (a depth ablation: the Worker
+ * itself indexes with the router).
+ *
+ * --quant chooses the model's arithmetic (fp32 or int8 graphs) and, as `binary`, the stored vectors too: int8 graphs,
+ * documents kept as sign bits of the --dims prefix, a Hamming scan for the top 1,000 (10 × k, k = 100), then those
+ * rescored with int8 document vectors against the float query. --vectors picks the stored form on its own (float, int8,
+ * binary alone, binary + rescoring); --projection pca replaces the Matryoshka prefix by a PCA of the corpus vectors.
+ *
+ * --mode late: the hybrid ranking, its top 100 reranked by MaxSim over token vectors (int8 document matrices).
+ * --mode sparse exits non-zero naming the artifact: no artifact has a sparse head yet (issue 4).
+ * --encoder use-lite: the USE-Lite quality peer instead of TAESR (dense, or hybrid with BM25; its corpus embeddings
+ * are cached under bench/out/cache); --dims, --depth, --quant and --projection do not apply to it.
  *
  * --sweep (hybrid) tunes the fusion weights without re-embedding: the candidate lists of every query are kept, then
  * re-fused with lexical weight 0.50, 0.55, …, 1.00 and dense = 1 − lexical under the chosen --fusion, and the JSON gains
  * `sweep: [{lexical, dense, "ndcg@10"}]`. Tune on a train split; report the chosen weights on test.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { Presets, SingleBar } from "cli-progress";
-import { readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
-import { parseCorpus, parseQrels, parseQueries } from "../src/eval/beir.js";
-import { averagePrecisionAt, mean, mrrAt, ndcgAt, percentile, recallAt } from "../src/eval/metrics.js";
-import { TaesrEncoder } from "../src/model/index.js";
-import {
-  bm25Search,
-  combineRankings,
-  denseSearch,
-  documentText,
-  hybridWeights,
-  lexicalTerms,
-  packMatrix,
-  termFrequencies,
-  type FusionMethod,
-  type HybridList,
-  type RankedHit,
-  type SearchMode,
-  type TermPostings,
-} from "../src/retrieval/index.js";
-import { WordPieceTokenizer } from "../src/tokenizer/index.js";
-import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
-import { ortNode } from "../workers/origin/src/ort-node.js";
+import { writeFile } from "node:fs/promises";
+import type { FusionMethod, HybridList } from "../src/retrieval/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-
-/** Depth of every ranking: the run file holds the top 1,000 per query as trec_eval expects, and the metrics are computed
- * on exactly that ranking, so `trec_eval` on the run file reproduces them. */
-const CANDIDATES = 1000;
-
-/** Lexical weights the sweep tries, in hundredths so the steps do not accumulate float error: 0.50, 0.55, …, 1.00. */
-const SWEEP_LEXICAL = Array.from({ length: 11 }, (_, i) => (50 + 5 * i) / 100);
+import { DenseViews, buildLexicalIndex, embedCorpus, type CorpusPass, type Projection } from "./eval/corpus-index.js";
+import { loadBeirDataset } from "./eval/dataset.js";
+import {
+  evaluate,
+  sweepFusionWeights,
+  usesDense,
+  usesLexical,
+  type EvalInputs,
+  type EvalMode,
+  type EvalSetting,
+  type VectorFormat,
+} from "./eval/evaluate.js";
+import { openModel, sparseUnavailableReason } from "./eval/model.js";
+import { PEER_ENCODERS, openPeerSide, type PeerEncoderName } from "./eval/peer.js";
+import { encodeQueries } from "./eval/queries.js";
+import { evalResultJson } from "./eval/result.js";
 
 function choice<T extends string>(allowed: readonly T[]) {
   return (value: string): T => {
@@ -67,20 +71,32 @@ function parseWeights(value: string): Record<HybridList, number> {
   return { lexical: numbers[0]!, dense: numbers[1]! };
 }
 
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
 const program = new Command()
   .name("npm run eval --")
   .description("Evaluate a TAESR artifact on a BEIR dataset (NDCG@10, MRR@10, Recall@50/100, MAP@100, latency).")
   .requiredOption("--dataset <dir>", "BEIR folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
   .option("--split <name>", "qrels split", "test")
-  .addOption(new Option("--mode <mode>", "retrieval mode").choices(["dense", "lexical", "bm25", "hybrid"]).default("dense"))
-  .option("--dims <n>", "Matryoshka prefix", (v) => Number(choice(["64", "128", "256", "384"] as const)(v)), 128)
+  .addOption(
+    new Option("--mode <mode>", "retrieval mode (lexical = bm25)").choices(["dense", "bm25", "lexical", "hybrid", "late", "sparse"]).default("dense"),
+  )
+  .option("--dims <n>", "Matryoshka prefix (or PCA width)", (v) => Number(choice(["64", "128", "256", "384"] as const)(v)), 128)
   .option("--depth <d>", "recursion depth: 1, 3, 6 or auto", choice(["1", "3", "6", "auto"] as const), "auto")
-  .addOption(new Option("--quant <variant>", "model variant").choices(["int8", "fp32"]).default("int8"))
+  .option("--no-early-exit", "run the full depth the router (or --depth) asks for, never stopping on convergence")
+  .addOption(new Option("--quant <variant>", "model variant; binary = int8 graphs + binary vectors with int8 rescoring").choices(["int8", "fp32", "binary"]).default("int8"))
+  .addOption(new Option("--vectors <format>", "stored document vectors (default: float; binary-rescore with --quant binary)").choices(["float", "int8", "binary", "binary-rescore"]))
+  .addOption(new Option("--projection <kind>", "how 384 dims become --dims").choices(["matryoshka", "pca"]).default("matryoshka"))
   .option("--model <dir>", "artifact directory (default: the one the Worker bundles)")
+  .addOption(new Option("--encoder <name>", "dense encoder: our TAESR artifact or a quality peer").choices(["taesr", ...PEER_ENCODERS]).default("taesr"))
   .addOption(new Option("--fusion <method>", "hybrid fusion").choices(["convex", "rrf"]).default("convex"))
   .option("--weights <lexical,dense>", "hybrid fusion weights (default: the fusion's defaults)", parseWeights)
   .option("--sweep", "hybrid: also report NDCG@10 for lexical weights 0.50..1.00 (step 0.05), dense = 1 − lexical")
-  .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", (v) => Number(v))
+  .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", positiveInteger)
   .option("--out <file>", "also write the JSON result here")
   .option("--run-file <file>", "also write the ranking (top 1000 per query) in TREC run format: qid Q0 docid rank score tag")
   .parse();
@@ -88,10 +104,14 @@ const program = new Command()
 type Options = {
   dataset: string;
   split: string;
-  mode: SearchMode | "bm25";
+  mode: EvalMode | "lexical";
   dims: number;
   depth: "1" | "3" | "6" | "auto";
-  quant: "int8" | "fp32";
+  earlyExit: boolean;
+  quant: "int8" | "fp32" | "binary";
+  vectors?: VectorFormat;
+  projection: Projection;
+  encoder: "taesr" | PeerEncoderName;
   fusion: FusionMethod;
   weights?: Record<HybridList, number>;
   sweep?: boolean;
@@ -101,130 +121,80 @@ type Options = {
   runFile?: string;
 };
 
-async function readText(file: string, what: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch {
-    throw new Error(`cannot read ${what} at ${file}`);
+/** Options the user typed (not defaults), to reject combinations that would be silently ignored. */
+function given(name: string): boolean {
+  return program.getOptionValueSource(name) === "cli";
+}
+
+function checkCombinations(options: Options, mode: EvalMode): void {
+  if (options.weights && mode !== "hybrid" && mode !== "late") throw new Error("--weights needs --mode hybrid or late");
+  if (options.sweep && mode !== "hybrid") throw new Error("--sweep needs --mode hybrid");
+  if (options.quant === "binary" && options.vectors && !options.vectors.startsWith("binary")) {
+    throw new Error(`--quant binary stores binary vectors; --vectors ${options.vectors} contradicts it (use --quant int8 --vectors ${options.vectors})`);
+  }
+  if (options.encoder !== "taesr") {
+    if (mode !== "dense" && mode !== "hybrid") throw new Error(`--encoder ${options.encoder} supports --mode dense and hybrid only`);
+    const ours = ["dims", "depth", "quant", "projection", "earlyExit"].filter(given);
+    if (ours.length) {
+      const names = ours.map((o) => (o === "earlyExit" ? "--no-early-exit" : `--${o}`)).join(", ");
+      throw new Error(`${names} ${ours.length === 1 ? "applies" : "apply"} to TAESR only, not to --encoder ${options.encoder}`);
+    }
   }
 }
 
 async function main(): Promise<void> {
-  const parsed = program.opts<Options>();
-  // "bm25" is the lexical mode by its usual name: BM25 over the tokenizer's word pieces.
-  const options = { ...parsed, mode: (parsed.mode === "bm25" ? "lexical" : parsed.mode) as SearchMode };
-  // Weights or a sweep outside hybrid mode would be silently ignored; say so instead of printing a misleading figure.
-  if (options.mode !== "hybrid" && (options.weights || options.sweep)) throw new Error("--weights and --sweep need --mode hybrid");
+  const options = program.opts<Options>();
+  // "lexical" is the old name of bm25: BM25 over the tokenizer's word pieces.
+  const mode: EvalMode = options.mode === "lexical" ? "bm25" : options.mode;
+  checkCombinations(options, mode);
   const modelDir = options.model ?? (await defaultArtifactDir());
-  const depth = options.depth === "auto" ? ("auto" as const) : (Number(options.depth) as 1 | 3 | 6);
+  const variant = options.quant === "fp32" ? "fp32" : "int8";
+  const model = await openModel(modelDir, [variant]);
+  if (mode === "sparse") throw new Error(`--mode sparse: ${sparseUnavailableReason(model)}`);
 
-  const corpus = parseCorpus(await readText(path.join(options.dataset, "corpus.jsonl"), "the corpus"));
-  const queries = parseQueries(await readText(path.join(options.dataset, "queries.jsonl"), "the queries"));
-  const qrels = parseQrels(await readText(path.join(options.dataset, "qrels", `${options.split}.tsv`), `the ${options.split} qrels`));
-  let judged = queries.filter((query) => [...(qrels.get(query.id)?.values() ?? [])].some((gain) => gain > 0));
-  if (options.limitQueries) judged = judged.slice(0, options.limitQueries);
-  if (judged.length === 0) throw new Error(`no query in queries.jsonl has a relevant document in qrels/${options.split}.tsv`);
+  const dataset = await loadBeirDataset(options.dataset, options.split, { limitQueries: options.limitQueries });
+  const inputs: EvalInputs = { dataset, tokenizer: model.tokenizer };
+  if (usesLexical(mode)) inputs.lexical = buildLexicalIndex(model.tokenizer, dataset.corpus);
 
-  const artifact = await readArtifactDir(modelDir, [options.quant]);
-  const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
-  const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant: options.quant, tokenizer });
-  const useDense = options.mode !== "lexical";
-  const useLexical = options.mode !== "dense";
-
-  let matrix = new Float32Array(0);
-  if (useDense) {
-    const bar = new SingleBar({ format: "embedding corpus [{bar}] {value}/{total} docs  {eta_formatted} left", stream: process.stderr }, Presets.shades_classic);
-    bar.start(corpus.length, 0);
-    const vectors: Float32Array[] = [];
-    for (let start = 0; start < corpus.length; start += 16) {
-      const batch = corpus.slice(start, start + 16).map(documentText);
-      vectors.push(...(await encoder.embed(batch, { dims: options.dims as 64 | 128 | 256 | 384, depth })).embeddings);
-      bar.update(Math.min(start + 16, corpus.length));
+  const vectors: VectorFormat = options.vectors ?? (options.quant === "binary" ? "binary-rescore" : "float");
+  let dims = options.dims;
+  let context;
+  if (options.encoder !== "taesr") {
+    const peer = await openPeerSide(options.encoder, dataset);
+    if (usesDense(mode)) {
+      inputs.dense = new DenseViews(peer.index);
+      inputs.queries = peer.queries;
     }
-    bar.stop();
-    matrix = packMatrix(vectors, options.dims);
-  }
-
-  const postings = new Map<string, TermPostings<number>>();
-  let totalLength = 0;
-  if (useLexical) {
-    corpus.forEach((document, docId) => {
-      const terms = lexicalTerms(tokenizer.tokenize(documentText(document)));
-      totalLength += terms.length;
-      for (const [term, tf] of termFrequencies(terms)) {
-        let entry = postings.get(term);
-        if (!entry) postings.set(term, (entry = { df: 0, postings: [] }));
-        entry.df++;
-        entry.postings.push({ docId, tf, docLength: terms.length });
-      }
-    });
-  }
-  const stats = { docCount: corpus.length, avgDocLength: totalLength / Math.max(1, corpus.length) };
-
-  const fusion = options.fusion;
-  const weights = options.mode === "hybrid" ? hybridWeights(fusion, options.weights) : null;
-  const perQuery = { ndcg10: [] as number[], mrr10: [] as number[], recall50: [] as number[], recall100: [] as number[], map100: [] as number[] };
-  const latencies: number[] = [];
-  const depths: number[] = [];
-  /** Every query's candidate lists, kept only for --sweep (a few MB for SciFact train). */
-  const runLines: string[] = [];
-  const kept: { lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] }; judgements: Map<string, number> }[] = [];
-  for (const query of judged) {
-    const started = performance.now();
-    const lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] } = {};
-    if (useDense) {
-      const embedded = await encoder.embed([query.text], { dims: options.dims as 64 | 128 | 256 | 384, depth });
-      depths.push(embedded.depth);
-      lists.dense = denseSearch(matrix, options.dims, embedded.embeddings[0]!, CANDIDATES);
+    dims = peer.dims;
+    context = { depth: null, quant: null, modelVariant: null, earlyExit: null, model: peer.name, encoder: options.encoder };
+    await peer.release();
+  } else {
+    const depth = options.depth === "auto" ? ("auto" as const) : (Number(options.depth) as 1 | 3 | 6);
+    if (usesDense(mode)) {
+      const encoder = await model.encoder(variant);
+      const pass: CorpusPass = { variant, depth, earlyExit: options.earlyExit };
+      const tokenVectors = mode === "late";
+      inputs.dense = new DenseViews(await embedCorpus(encoder, dataset.corpus, pass, { tokenVectors }));
+      inputs.queries = await encodeQueries(encoder, dataset.queries, pass, { tokenVectors, tokenizer: model.tokenizer });
+      inputs.architecture = model.manifest.architecture;
     }
-    if (useLexical) lists.lexical = bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), stats, postings, CANDIDATES);
-    const fused = combineRankings(options.mode, lists, { topK: CANDIDATES, fusion, weights: weights ?? undefined, candidates: CANDIDATES });
-    const ranked = fused.map((hit) => corpus[hit.id]!.id);
-    latencies.push(performance.now() - started);
-    if (options.runFile) fused.forEach((hit, rank) => runLines.push(`${query.id} Q0 ${corpus[hit.id]!.id} ${rank + 1} ${hit.score} taesr-${options.mode}`));
-    const judgements = qrels.get(query.id)!;
-    if (options.sweep) kept.push({ lists, judgements });
-    perQuery.ndcg10.push(ndcgAt(10, ranked, judgements));
-    perQuery.mrr10.push(mrrAt(10, ranked, judgements));
-    perQuery.recall50.push(recallAt(50, ranked, judgements));
-    perQuery.recall100.push(recallAt(100, ranked, judgements));
-    perQuery.map100.push(averagePrecisionAt(100, ranked, judgements));
+    context = {
+      depth: options.depth,
+      quant: options.quant,
+      modelVariant: variant,
+      earlyExit: options.earlyExit,
+      model: model.label,
+      encoder: "taesr",
+    };
   }
 
-  const round = (value: number) => Math.round(value * 10_000) / 10_000;
-  const sweep = options.sweep
-    ? SWEEP_LEXICAL.map((lexical) => {
-        const dense = Math.round((1 - lexical) * 100) / 100;
-        const ndcg = kept.map(({ lists, judgements }) => {
-          const ranked = combineRankings("hybrid", lists, { topK: CANDIDATES, fusion, weights: { lexical, dense }, candidates: CANDIDATES });
-          return ndcgAt(10, ranked.map((hit) => corpus[hit.id]!.id), judgements);
-        });
-        return { lexical, dense, "ndcg@10": round(mean(ndcg)) };
-      })
-    : undefined;
+  const setting: EvalSetting = { mode, dims, vectors, projection: options.projection, fusion: options.fusion, weights: options.weights };
+  const outcome = evaluate(inputs, setting, { keepLists: options.sweep, runTag: options.runFile ? `taesr-${mode}` : undefined });
+  const sweep = options.sweep ? sweepFusionWeights(outcome.kept!, dataset, options.fusion) : undefined;
+  const result = evalResultJson({ ...context, dataset: dataset.name, split: options.split, modeName: options.mode }, setting, outcome, sweep);
+  await model.release();
 
-  const result = {
-    dataset: path.basename(path.resolve(options.dataset)),
-    split: options.split,
-    "ndcg@10": round(mean(perQuery.ndcg10)),
-    "mrr@10": round(mean(perQuery.mrr10)),
-    "recall@50": round(mean(perQuery.recall50)),
-    "recall@100": round(mean(perQuery.recall100)),
-    "map@100": round(mean(perQuery.map100)),
-    queries: judged.length,
-    docs: corpus.length,
-    latency_ms: { p50: round(percentile(latencies, 50)), p95: round(percentile(latencies, 95)) },
-    mode: options.mode,
-    fusion: options.mode === "hybrid" ? fusion : null,
-    weights,
-    ...(sweep ? { sweep } : {}),
-    dims: options.dims,
-    depth: options.depth,
-    mean_depth: depths.length ? round(mean(depths)) : null,
-    quant: options.quant,
-    model: `${artifact.manifest.name}@${artifact.manifest.version}`,
-  };
-  if (options.runFile) await writeFile(options.runFile, `${runLines.join("\n")}\n`);
+  if (options.runFile) await writeFile(options.runFile, `${outcome.runLines!.join("\n")}\n`);
   if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));
 }

@@ -1,0 +1,246 @@
+/**
+ * The corpus side of the evaluation, built once and shared by every setting that can use it.
+ *
+ * - {@link LexicalIndex}: BM25 postings over the tokenizer's word pieces; depends on the tokenizer only, so one serves
+ *   every model variant and depth.
+ * - {@link DenseIndex}: the corpus embedded ONCE per (model variant, depth, early exit) at the full 384 dimensions;
+ *   narrower Matryoshka widths are prefixes of it, renormalised — exactly what the encoder returns when asked for fewer
+ *   dims (`prefixNormalizeRows`: a prefix of any positive rescaling normalises to the same vector), so a 64-d setting
+ *   costs a slice, not another pass over the corpus. Documents are embedded as the Worker indexes them:
+ *   title + "\n" + text ({@link documentText}), batches of 16. Optionally it also keeps every document's token vectors,
+ *   int8-quantised, for late interaction.
+ * - {@link DenseViews}: what a setting derives from the 384-d vectors, cached per (projection, width): the
+ *   Matryoshka-prefix or PCA-projected float matrix, its int8 codes and its sign bits.
+ *
+ * Index sizes are reported per document, as stored (no container overhead): float32 4·d bytes, int8 d + 4, sign bits
+ * d/8; BM25 as uncompressed postings (u32 doc id + u16 tf each), a u32 length per document and the term dictionary
+ * (UTF-8 term + u32 df + u32 offset); token matrices as quantizedTokenMatrixBytes.
+ */
+import { Presets, SingleBar } from "cli-progress";
+import type { BeirDocument } from "../../src/eval/beir.js";
+import type { TaesrEncoder } from "../../src/model/index.js";
+import {
+  documentText,
+  fitPca,
+  lexicalTerms,
+  packSignBits,
+  pcaProject,
+  pcaProjectRows,
+  prefixNormalize,
+  quantizeInt8Rows,
+  quantizeTokenMatrix,
+  quantizedTokenMatrixBytes,
+  termFrequencies,
+  type Bm25CorpusStats,
+  type Int8Rows,
+  type PcaModel,
+  type QuantizedTokenMatrix,
+  type TermPostings,
+} from "../../src/retrieval/index.js";
+import type { WordPieceTokenizer } from "../../src/tokenizer/index.js";
+
+/** Documents per encoder call, as the Worker's indexer batches them. */
+export const DOCUMENT_BATCH = 16;
+
+export interface LexicalIndex {
+  postings: Map<string, TermPostings<number>>;
+  stats: Bm25CorpusStats;
+  /** Estimated stored bytes per document (see the module doc). */
+  bytesPerDoc: number;
+}
+
+export function buildLexicalIndex(tokenizer: WordPieceTokenizer, corpus: readonly BeirDocument[]): LexicalIndex {
+  const postings = new Map<string, TermPostings<number>>();
+  let totalLength = 0;
+  let postingCount = 0;
+  corpus.forEach((document, docId) => {
+    const terms = lexicalTerms(tokenizer.tokenize(documentText(document)));
+    totalLength += terms.length;
+    for (const [term, tf] of termFrequencies(terms)) {
+      let entry = postings.get(term);
+      if (!entry) postings.set(term, (entry = { df: 0, postings: [] }));
+      entry.df++;
+      entry.postings.push({ docId, tf, docLength: terms.length });
+      postingCount++;
+    }
+  });
+  const encoder = new TextEncoder();
+  let dictionaryBytes = 0;
+  for (const term of postings.keys()) dictionaryBytes += encoder.encode(term).length + 8;
+  const bytes = postingCount * 6 + corpus.length * 4 + dictionaryBytes;
+  return {
+    postings,
+    stats: { docCount: corpus.length, avgDocLength: totalLength / Math.max(1, corpus.length) },
+    bytesPerDoc: bytes / Math.max(1, corpus.length),
+  };
+}
+
+/** One corpus pass of the TAESR encoder: which graphs, how deep. */
+export interface CorpusPass {
+  variant: "int8" | "fp32";
+  depth: 1 | 3 | 6 | "auto";
+  earlyExit: boolean;
+}
+
+export function passLabel(pass: CorpusPass): string {
+  const depth = pass.depth === "auto" ? "auto (router)" : `depth ${pass.depth}`;
+  return `${pass.variant}, ${depth}, early exit ${pass.earlyExit ? "on" : "off"}`;
+}
+
+export interface DenseIndex {
+  /** Width of the stored vectors (384 for TAESR, the peer's width for a peer). */
+  fullDims: number;
+  /** rows × fullDims, row-major, unit-length rows. */
+  vectors: Float32Array;
+  rows: number;
+  /** Mean recursion steps run per document (batch depth, TAESR only). */
+  meanDocDepth: number | null;
+  /** int8 token matrices per document (late interaction), when asked for. */
+  tokens?: QuantizedTokenMatrix[];
+  /** Mean stored bytes of a document's token matrix. */
+  tokenBytesPerDoc?: number;
+  embedSeconds: number;
+}
+
+function progressBar(label: string, total: number): SingleBar {
+  const bar = new SingleBar(
+    { format: `${label} [{bar}] {value}/{total} docs  {eta_formatted} left`, stream: process.stderr, etaBuffer: 64 },
+    Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return bar;
+}
+
+/** Embeds the corpus at 384 dims with the pass's depth (and keeps int8 token matrices if `tokenVectors`). */
+export async function embedCorpus(
+  encoder: TaesrEncoder,
+  corpus: readonly BeirDocument[],
+  pass: CorpusPass,
+  options: { tokenVectors?: boolean } = {},
+): Promise<DenseIndex> {
+  const fullDims = encoder.architecture.outputDim;
+  const vectors = new Float32Array(corpus.length * fullDims);
+  const tokens: QuantizedTokenMatrix[] | undefined = options.tokenVectors ? [] : undefined;
+  let tokenBytes = 0;
+  let depthSum = 0;
+  const started = performance.now();
+  const bar = progressBar(`embedding corpus (${passLabel(pass)}${tokens ? ", token vectors" : ""})`, corpus.length);
+  for (let start = 0; start < corpus.length; start += DOCUMENT_BATCH) {
+    const batch = corpus.slice(start, start + DOCUMENT_BATCH).map(documentText);
+    const result = await encoder.embed(batch, { dims: fullDims, depth: pass.depth, earlyExit: pass.earlyExit, tokenVectors: Boolean(tokens) });
+    result.embeddings.forEach((vector, i) => vectors.set(vector, (start + i) * fullDims));
+    depthSum += result.depth * batch.length;
+    if (tokens) {
+      if (!result.tokenVectors) throw new Error("the encoder returned no token vectors (src/model/encoder.ts tokenVectors)");
+      for (const matrix of result.tokenVectors) {
+        const quantized = quantizeTokenMatrix(matrix);
+        tokenBytes += quantizedTokenMatrixBytes(quantized);
+        tokens.push(quantized);
+      }
+    }
+    bar.update(Math.min(start + DOCUMENT_BATCH, corpus.length));
+  }
+  bar.stop();
+  return {
+    fullDims,
+    vectors,
+    rows: corpus.length,
+    meanDocDepth: depthSum / corpus.length,
+    ...(tokens ? { tokens, tokenBytesPerDoc: tokenBytes / corpus.length } : {}),
+    embedSeconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** A dense index from vectors computed elsewhere (a peer encoder, a cache). */
+export function denseIndexFromVectors(vectors: readonly Float32Array[], fullDims: number, embedSeconds: number): DenseIndex {
+  const matrix = new Float32Array(vectors.length * fullDims);
+  vectors.forEach((vector, row) => {
+    if (vector.length !== fullDims) throw new Error(`vector ${row} has ${vector.length} dimensions, expected ${fullDims}`);
+    matrix.set(vector, row * fullDims);
+  });
+  return { fullDims, vectors: matrix, rows: vectors.length, meanDocDepth: null, embedSeconds };
+}
+
+/** How 384 dimensions become fewer: the trained Matryoshka prefix, or a PCA fitted on this corpus. */
+export type Projection = "matryoshka" | "pca";
+
+/** Representations derived from a {@link DenseIndex}, computed on first use and cached. */
+export class DenseViews {
+  private readonly floats = new Map<string, Float32Array>();
+  private readonly int8s = new Map<string, Int8Rows>();
+  private readonly bitRows = new Map<string, Uint32Array>();
+  /** Every principal component of the corpus, fitted on first use; narrower PCAs slice it. */
+  private fullPca: PcaModel | undefined;
+  private readonly pcas = new Map<number, PcaModel>();
+
+  constructor(readonly index: DenseIndex) {}
+
+  private checkDims(dims: number): void {
+    if (!Number.isInteger(dims) || dims <= 0 || dims > this.index.fullDims) {
+      throw new RangeError(`dims must be an integer from 1 to ${this.index.fullDims}, got ${dims}`);
+    }
+  }
+
+  /**
+   * The PCA of the full-width corpus vectors keeping `dims` components. The eigen-decomposition is the cost and yields
+   * every component at once, sorted by variance, so it runs once and each width takes the leading rows.
+   */
+  pca(dims: number): PcaModel {
+    this.checkDims(dims);
+    let model = this.pcas.get(dims);
+    if (!model) {
+      this.fullPca ??= fitPca(this.index.vectors, this.index.fullDims, this.index.fullDims);
+      this.pcas.set(dims, (model = slicePca(this.fullPca, dims)));
+    }
+    return model;
+  }
+
+  /** rows × dims unit-length float vectors. */
+  matrix(projection: Projection, dims: number): Float32Array {
+    this.checkDims(dims);
+    const key = `${projection}:${dims}`;
+    let matrix = this.floats.get(key);
+    if (!matrix) {
+      if (projection === "pca") {
+        matrix = pcaProjectRows(this.pca(dims), this.index.vectors);
+      } else {
+        const { vectors, rows, fullDims } = this.index;
+        matrix = new Float32Array(rows * dims);
+        for (let row = 0; row < rows; row++) matrix.set(prefixNormalize(vectors.subarray(row * fullDims, (row + 1) * fullDims), dims), row * dims);
+      }
+      this.floats.set(key, matrix);
+    }
+    return matrix;
+  }
+
+  int8(projection: Projection, dims: number): Int8Rows {
+    const key = `${projection}:${dims}`;
+    let rows = this.int8s.get(key);
+    if (!rows) this.int8s.set(key, (rows = quantizeInt8Rows(this.matrix(projection, dims), dims)));
+    return rows;
+  }
+
+  bits(projection: Projection, dims: number): Uint32Array {
+    const key = `${projection}:${dims}`;
+    let bits = this.bitRows.get(key);
+    if (!bits) this.bitRows.set(key, (bits = packSignBits(this.matrix(projection, dims), dims)));
+    return bits;
+  }
+
+  /** A full-width query vector in the same space as {@link matrix}(projection, dims): unit length, `dims` wide. */
+  query(projection: Projection, dims: number, vector: Float32Array): Float32Array {
+    return projection === "pca" ? pcaProject(this.pca(dims), vector) : prefixNormalize(vector, dims);
+  }
+}
+
+/** The first `dims` components of a wider PCA: the same directions, since the eigenvectors come sorted by variance. */
+function slicePca(model: PcaModel, dims: number): PcaModel {
+  return {
+    inputDims: model.inputDims,
+    outputDims: dims,
+    mean: model.mean,
+    components: model.components.slice(0, dims * model.inputDims),
+    variances: model.variances.slice(0, dims),
+    totalVariance: model.totalVariance,
+  };
+}

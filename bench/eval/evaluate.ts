@@ -1,0 +1,291 @@
+/**
+ * One evaluation setting over prepared indexes: rank every judged query, compute trec_eval-style metrics on the
+ * 1,000-deep ranking, and time each query (its encode time from queries.ts plus this setting's own search work, which
+ * includes the lexical side's tokenisation, a PCA projection or sign-bit packing of the query, and MaxSim reranking).
+ *
+ * Modes:
+ * - bm25: BM25 over word pieces (the lexical list alone).
+ * - dense: the dense list alone, in the setting's vector format and projection:
+ *   float (exact cosine), int8 (scalar-quantised document vectors · float query), binary (Hamming distance of sign bits
+ *   only), binary-rescore (Hamming scan for the top 10·k, k = 100, then int8 rescoring against the float query; those
+ *   1,000 candidates rescored form the ranking, whose top 100 is exactly binaryRescoreSearch(…, 100)).
+ * - hybrid: both lists, 1,000 deep, fused (convex by default, RRF on request) — the Worker's ranking policy.
+ * - late: the hybrid ranking, then its top 100 reranked by MaxSim of the query's token vectors against each document's
+ *   int8 token matrix (src/retrieval/late.ts); ranks 101–1,000 keep the hybrid order.
+ * - sparse: needs a sparse head no artifact has yet; callers check model.ts's sparseUnavailableReason first.
+ */
+import { Presets, SingleBar } from "cli-progress";
+import { averagePrecisionAt, mean, mrrAt, ndcgAt, percentile, recallAt } from "../../src/eval/metrics.js";
+import { queryFlops, type TaesrArchitecture } from "../../src/model/index.js";
+import {
+  DEFAULT_RESCORE_FACTOR,
+  bm25Search,
+  combineRankings,
+  compressedBytesPerVector,
+  denseSearch,
+  hammingSearch,
+  hybridWeights,
+  int8Search,
+  lateRerank,
+  lexicalTerms,
+  packSignBits,
+  rescoreInt8,
+  type FusedHit,
+  type FusionMethod,
+  type HybridList,
+  type QuantizedTokenMatrix,
+  type RankedHit,
+} from "../../src/retrieval/index.js";
+import type { WordPieceTokenizer } from "../../src/tokenizer/index.js";
+import type { DenseViews, LexicalIndex, Projection } from "./corpus-index.js";
+import { judgementsOf, type EvalDataset } from "./dataset.js";
+import type { EncodedQuery } from "./queries.js";
+
+/** Depth of every ranking: the run file holds the top 1,000 per query as trec_eval expects, and the metrics are computed
+ * on exactly that ranking, so `trec_eval` on the run file reproduces them. */
+export const CANDIDATES = 1000;
+/** How many of the first-stage ranking late interaction reranks. */
+export const LATE_RERANK_DEPTH = 100;
+/** Binary search: k of the two-stage search (it scans for DEFAULT_RESCORE_FACTOR · k Hamming candidates). */
+export const BINARY_RESCORE_K = 100;
+
+export type EvalMode = "bm25" | "dense" | "hybrid" | "late" | "sparse";
+export const EVAL_MODES: readonly EvalMode[] = ["bm25", "dense", "hybrid", "late", "sparse"];
+export type VectorFormat = "float" | "int8" | "binary" | "binary-rescore";
+export const VECTOR_FORMATS: readonly VectorFormat[] = ["float", "int8", "binary", "binary-rescore"];
+
+export interface EvalSetting {
+  mode: EvalMode;
+  /** Width of the dense vectors searched (after projection). */
+  dims: number;
+  vectors: VectorFormat;
+  projection: Projection;
+  /** Hybrid and late: how the lists are fused, and weight overrides (default: the fusion's defaults). */
+  fusion: FusionMethod;
+  weights?: Partial<Record<HybridList, number>>;
+}
+
+export interface EvalInputs {
+  dataset: EvalDataset;
+  tokenizer: WordPieceTokenizer;
+  lexical?: LexicalIndex;
+  dense?: DenseViews;
+  /** The encoded judged queries, in dataset order (with token vectors for late mode). */
+  queries?: readonly EncodedQuery[];
+  /** For FLOPs per query; absent for a peer encoder. */
+  architecture?: TaesrArchitecture;
+}
+
+export interface EvalOptions {
+  /** Keep every query's candidate lists (for a weight sweep). */
+  keepLists?: boolean;
+  /** Collect TREC run lines with this tag. */
+  runTag?: string;
+}
+
+export interface IndexBytesPerDoc {
+  dense: number | null;
+  bm25: number | null;
+  late: number | null;
+  total: number;
+}
+
+export interface EvalOutcome {
+  "ndcg@10": number;
+  "mrr@10": number;
+  "recall@50": number;
+  "recall@100": number;
+  "map@100": number;
+  queries: number;
+  docs: number;
+  latency_ms: { p50: number; p95: number };
+  /** Mean recursion steps run per query (null without an encoder, or for a peer). */
+  mean_depth: number | null;
+  mean_query_tokens: number | null;
+  /** Mean encoder FLOPs per query (src/model/flops.ts at each query's own token count and depth). */
+  flops_per_query: number | null;
+  index_bytes_per_doc: IndexBytesPerDoc;
+  /** Hybrid and late: the fusion weights in effect. */
+  weights: { dense: number; lexical: number } | null;
+  runLines?: string[];
+  kept?: KeptLists[];
+}
+
+export interface KeptLists {
+  lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] };
+  judgements: ReadonlyMap<string, number>;
+}
+
+export function usesDense(mode: EvalMode): boolean {
+  return mode === "dense" || mode === "hybrid" || mode === "late";
+}
+
+export function usesLexical(mode: EvalMode): boolean {
+  return mode === "bm25" || mode === "hybrid" || mode === "late";
+}
+
+/** Stored bytes per document of the dense side of a setting (PCA adds its mean and components, spread over the corpus). */
+export function denseBytesPerDoc(setting: Pick<EvalSetting, "dims" | "vectors" | "projection">, fullDims: number, docs: number): number {
+  const sizes = compressedBytesPerVector(setting.dims);
+  const vectors = {
+    float: sizes.float32,
+    int8: sizes.int8,
+    binary: sizes.binary,
+    "binary-rescore": sizes.binary + sizes.int8,
+  }[setting.vectors];
+  const projection = setting.projection === "pca" ? (4 * (setting.dims * fullDims + fullDims)) / Math.max(1, docs) : 0;
+  return vectors + projection;
+}
+
+export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: EvalOptions = {}): EvalOutcome {
+  const { dataset, tokenizer } = inputs;
+  const { mode } = setting;
+  if (mode === "sparse") throw new Error("sparse mode needs a sparse head (see bench/eval/model.ts sparseUnavailableReason)");
+  const dense = usesDense(mode) ? inputs.dense : undefined;
+  const lexical = usesLexical(mode) ? inputs.lexical : undefined;
+  if (usesDense(mode) && (!dense || !inputs.queries)) throw new Error(`${mode} mode needs the dense index and the encoded queries`);
+  if (usesLexical(mode) && !lexical) throw new Error(`${mode} mode needs the BM25 index`);
+  if (mode === "late" && !dense?.index.tokens) throw new Error("late mode needs the corpus token matrices (embed the corpus with token vectors)");
+  if (inputs.queries && inputs.queries.length !== dataset.queries.length) {
+    throw new Error(`${inputs.queries.length} encoded queries for ${dataset.queries.length} judged queries`);
+  }
+  const { dims, vectors, projection } = setting;
+  const fused = mode === "hybrid" || mode === "late";
+  const weights = fused ? hybridWeights(setting.fusion, setting.weights) : null;
+
+  // Built before the clock starts: these are index structures, not per-query work.
+  const floatMatrix = dense && vectors === "float" ? dense.matrix(projection, dims) : undefined;
+  const int8Rows = dense && (vectors === "int8" || vectors === "binary-rescore") ? dense.int8(projection, dims) : undefined;
+  const bitRows = dense && (vectors === "binary" || vectors === "binary-rescore") ? dense.bits(projection, dims) : undefined;
+  if (dense && projection === "pca") dense.pca(dims);
+  const docTokens = dense?.index.tokens;
+
+  const perQuery = { ndcg10: [] as number[], mrr10: [] as number[], recall50: [] as number[], recall100: [] as number[], map100: [] as number[] };
+  const latencies: number[] = [];
+  const runLines: string[] | undefined = options.runTag ? [] : undefined;
+  const kept: KeptLists[] | undefined = options.keepLists ? [] : undefined;
+  const bar = mode === "late" ? new SingleBar({ format: "late reranking [{bar}] {value}/{total} queries", stream: process.stderr }, Presets.shades_classic) : undefined;
+  bar?.start(dataset.queries.length, 0);
+
+  dataset.queries.forEach((query, index) => {
+    const encoded = inputs.queries?.[index];
+    if (encoded && encoded.id !== query.id) throw new Error(`encoded query ${index} is ${encoded.id}, expected ${query.id}`);
+    const started = performance.now();
+    const lists: KeptLists["lists"] = {};
+    if (dense && encoded) {
+      const q = dense.query(projection, dims, encoded.vector);
+      if (vectors === "float") lists.dense = denseSearch(floatMatrix!, dims, q, CANDIDATES);
+      else if (vectors === "int8") lists.dense = int8Search(int8Rows!, q, CANDIDATES);
+      else if (vectors === "binary") lists.dense = hammingSearch(bitRows!, dims, packSignBits(q, dims), CANDIDATES);
+      else {
+        const candidates = hammingSearch(bitRows!, dims, packSignBits(q, dims), DEFAULT_RESCORE_FACTOR * BINARY_RESCORE_K);
+        lists.dense = rescoreInt8(candidates, int8Rows!, q, CANDIDATES);
+      }
+    }
+    if (lexical) lists.lexical = bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), lexical.stats, lexical.postings, CANDIDATES);
+    const searchMode = mode === "bm25" ? "lexical" : mode === "dense" ? "dense" : "hybrid";
+    let ranking: { id: number; score: number }[] = combineRankings(searchMode, lists, {
+      topK: CANDIDATES,
+      fusion: setting.fusion,
+      weights: weights ?? undefined,
+      candidates: CANDIDATES,
+    });
+    if (mode === "late") ranking = lateRanking(ranking, encoded!, docTokens!);
+    const elapsed = performance.now() - started;
+    latencies.push(elapsed + (encoded && usesDense(mode) ? encoded.encodeMs : 0));
+
+    const ranked = ranking.map((hit) => dataset.corpus[hit.id]!.id);
+    const judgements = judgementsOf(dataset, query.id);
+    if (runLines) ranking.forEach((hit, rank) => runLines.push(`${query.id} Q0 ${ranked[rank]} ${rank + 1} ${hit.score} ${options.runTag}`));
+    kept?.push({ lists, judgements });
+    perQuery.ndcg10.push(ndcgAt(10, ranked, judgements));
+    perQuery.mrr10.push(mrrAt(10, ranked, judgements));
+    perQuery.recall50.push(recallAt(50, ranked, judgements));
+    perQuery.recall100.push(recallAt(100, ranked, judgements));
+    perQuery.map100.push(averagePrecisionAt(100, ranked, judgements));
+    bar?.increment();
+  });
+  bar?.stop();
+
+  const encoded = dense ? inputs.queries! : [];
+  const depths = encoded.flatMap((q) => (q.depth === null ? [] : [q.depth]));
+  const tokens = encoded.flatMap((q) => (q.tokens === null ? [] : [q.tokens]));
+  const architecture = inputs.architecture;
+  const flops =
+    architecture && depths.length === encoded.length && encoded.length > 0
+      ? mean(encoded.map((q) => queryFlops(architecture, Math.min(Math.max(1, q.tokens ?? 1), architecture.maxLength), q.depth!).total))
+      : null;
+  const denseBytes = dense ? denseBytesPerDoc(setting, dense.index.fullDims, dense.index.rows) : null;
+  const bm25Bytes = lexical ? lexical.bytesPerDoc : null;
+  const lateBytes = mode === "late" ? (dense?.index.tokenBytesPerDoc ?? null) : null;
+
+  return {
+    "ndcg@10": mean(perQuery.ndcg10),
+    "mrr@10": mean(perQuery.mrr10),
+    "recall@50": mean(perQuery.recall50),
+    "recall@100": mean(perQuery.recall100),
+    "map@100": mean(perQuery.map100),
+    queries: dataset.queries.length,
+    docs: dataset.corpus.length,
+    latency_ms: { p50: percentile(latencies, 50), p95: percentile(latencies, 95) },
+    mean_depth: depths.length ? mean(depths) : null,
+    mean_query_tokens: tokens.length ? mean(tokens) : null,
+    flops_per_query: flops,
+    index_bytes_per_doc: {
+      dense: denseBytes,
+      bm25: bm25Bytes,
+      late: lateBytes,
+      total: (denseBytes ?? 0) + (bm25Bytes ?? 0) + (lateBytes ?? 0),
+    },
+    weights,
+    ...(runLines ? { runLines } : {}),
+    ...(kept ? { kept } : {}),
+  };
+}
+
+/**
+ * Late interaction over a first-stage ranking: its top {@link LATE_RERANK_DEPTH} reranked by MaxSim, the rest after
+ * them in first-stage order. Scores stay strictly decreasing down the whole list (the tail is scored below the lowest
+ * MaxSim, one unit per rank) so that trec_eval, which orders a run by score, reads the same ranking from the run file.
+ */
+function lateRanking(
+  first: readonly { id: number; score: number }[],
+  query: EncodedQuery,
+  docTokens: readonly QuantizedTokenMatrix[],
+): { id: number; score: number }[] {
+  if (!query.tokenVectors) throw new Error(`query ${query.id} has no token vectors (encode the queries with token vectors)`);
+  const head: RankedHit<number>[] = first.slice(0, LATE_RERANK_DEPTH).map((hit, index) => ({ id: hit.id, score: hit.score, rank: index + 1 }));
+  const reranked = lateRerank(head, query.tokenVectors, (id) => docTokens[id], LATE_RERANK_DEPTH);
+  const floor = reranked.length ? reranked[reranked.length - 1]!.score : 0;
+  const tail = first.slice(LATE_RERANK_DEPTH).map((hit, index) => ({ id: hit.id, score: floor - 1 - index }));
+  return [...reranked, ...tail];
+}
+
+/** Lexical weights the sweep tries, in hundredths so the steps do not accumulate float error: 0.50, 0.55, …, 1.00. */
+export const SWEEP_LEXICAL = Array.from({ length: 11 }, (_, i) => (50 + 5 * i) / 100);
+
+/** Re-fuses kept candidate lists at each lexical weight of {@link SWEEP_LEXICAL} (dense = 1 − lexical): NDCG@10 each. */
+export function sweepFusionWeights(
+  kept: readonly KeptLists[],
+  dataset: EvalDataset,
+  fusion: FusionMethod,
+): { lexical: number; dense: number; "ndcg@10": number }[] {
+  return SWEEP_LEXICAL.map((lexical) => {
+    const dense = Math.round((1 - lexical) * 100) / 100;
+    const ndcg = kept.map(({ lists, judgements }) => {
+      const ranked: FusedHit<number, HybridList>[] = combineRankings("hybrid", lists, {
+        topK: CANDIDATES,
+        fusion,
+        weights: { lexical, dense },
+        candidates: CANDIDATES,
+      });
+      return ndcgAt(10, ranked.map((hit) => dataset.corpus[hit.id]!.id), judgements);
+    });
+    return { lexical, dense, "ndcg@10": mean(ndcg) };
+  });
+}
+
+/** Four decimals, as every figure of the JSON is printed. */
+export function round4(value: number): number {
+  return Math.round(value * 10_000) / 10_000;
+}

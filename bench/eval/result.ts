@@ -1,0 +1,73 @@
+/**
+ * The JSON object `npm run eval` prints last on stdout (and `--out` writes): the metrics, rounded to four decimals,
+ * followed by every setting that produced them. The leading keys are those of the original eval CLI, in its order, so
+ * scripts that read them keep working; what came later (vector format, projection, encoder, FLOPs, index bytes) follows.
+ */
+import type { EvalOutcome, EvalSetting } from "./evaluate.js";
+import { round4 } from "./evaluate.js";
+
+export interface ResultContext {
+  dataset: string;
+  split: string;
+  /** The mode as the caller named it ("lexical" and "bm25" are the same ranking). */
+  modeName: string;
+  /** "1", "3", "6", "auto", or null for a peer encoder. */
+  depth: string | null;
+  /** The --quant value: fp32, int8 or binary; null for a peer. */
+  quant: string | null;
+  /** The ONNX variant that ran (binary runs the int8 graphs). */
+  modelVariant: string | null;
+  earlyExit: boolean | null;
+  /** "name@version" of the artifact, or the peer's name. */
+  model: string;
+  encoder: string;
+}
+
+export interface EvalResultJson {
+  [key: string]: unknown;
+}
+
+export function evalResultJson(
+  context: ResultContext,
+  setting: EvalSetting,
+  outcome: EvalOutcome,
+  sweep?: { lexical: number; dense: number; "ndcg@10": number }[],
+): EvalResultJson {
+  const fused = setting.mode === "hybrid" || setting.mode === "late";
+  const bytes = outcome.index_bytes_per_doc;
+  const roundOrNull = (value: number | null) => (value === null ? null : round4(value));
+  return {
+    dataset: context.dataset,
+    split: context.split,
+    "ndcg@10": round4(outcome["ndcg@10"]),
+    "mrr@10": round4(outcome["mrr@10"]),
+    "recall@50": round4(outcome["recall@50"]),
+    "recall@100": round4(outcome["recall@100"]),
+    "map@100": round4(outcome["map@100"]),
+    queries: outcome.queries,
+    docs: outcome.docs,
+    latency_ms: { p50: round4(outcome.latency_ms.p50), p95: round4(outcome.latency_ms.p95) },
+    mode: context.modeName,
+    fusion: fused ? setting.fusion : null,
+    weights: outcome.weights,
+    ...(sweep ? { sweep: sweep.map((point) => ({ ...point, "ndcg@10": round4(point["ndcg@10"]) })) } : {}),
+    dims: setting.dims,
+    depth: context.depth,
+    mean_depth: roundOrNull(outcome.mean_depth),
+    quant: context.quant,
+    model: context.model,
+    encoder: context.encoder,
+    model_variant: context.modelVariant,
+    early_exit: context.earlyExit,
+    vectors: setting.vectors,
+    projection: setting.projection,
+    mean_query_tokens: roundOrNull(outcome.mean_query_tokens),
+    flops_per_query: outcome.flops_per_query === null ? null : Math.round(outcome.flops_per_query),
+    index_bytes_per_doc: {
+      dense: roundOrNull(bytes.dense),
+      bm25: roundOrNull(bytes.bm25),
+      late: roundOrNull(bytes.late),
+      total: round4(bytes.total),
+    },
+  };
+}

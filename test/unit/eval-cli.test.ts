@@ -1,0 +1,104 @@
+/**
+ * The evaluation CLIs as a user runs them (`tsx bench/eval.ts …`, `tsx bench/ablations.ts …`) with the bundled model on
+ * a tiny BEIR fixture (test/fixtures/beir-tiny: 12 documents, 6 judged queries and one unjudged): the JSON printed last
+ * on stdout carries the documented keys, the run and result files are written, --mode sparse fails with a message that
+ * names the artifact, and the ablation writes its four report files.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const tsx = path.join(root, "node_modules", ".bin", "tsx");
+const dataset = path.join(root, "test", "fixtures", "beir-tiny");
+const scratch = mkdtempSync(path.join(os.tmpdir(), "eval-cli-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function run(script: string, args: string[]): { status: number | null; stdout: string; stderr: string; json: Record<string, unknown> | null } {
+  const result = spawnSync(tsx, [path.join(root, script), ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
+  const last = result.stdout.trim().split("\n").pop() ?? "";
+  let json: Record<string, unknown> | null = null;
+  try {
+    json = JSON.parse(last) as Record<string, unknown>;
+  } catch {
+    json = null;
+  }
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, json };
+}
+
+const METRIC_KEYS = ["ndcg@10", "mrr@10", "recall@50", "recall@100", "map@100"];
+
+describe("npm run eval", () => {
+  it("bm25: prints the metrics and settings as one JSON object last, writes --out and --run-file", () => {
+    const out = path.join(scratch, "bm25.json");
+    const runFile = path.join(scratch, "bm25.run");
+    const { status, json, stderr } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "bm25", "--out", out, "--run-file", runFile]);
+    expect(status, stderr).toBe(0);
+    expect(json).not.toBeNull();
+    for (const key of [...METRIC_KEYS, "queries", "docs", "latency_ms", "mode", "dims", "depth", "quant", "model"]) expect(json).toHaveProperty(key);
+    for (const key of METRIC_KEYS) {
+      expect(json![key]).toBeGreaterThanOrEqual(0);
+      expect(json![key]).toBeLessThanOrEqual(1);
+    }
+    expect(json).toMatchObject({ dataset: "beir-tiny", queries: 6, docs: 12, mode: "bm25", model: "taesr-edge-small@0.1.0" });
+    expect(Object.keys(json!.latency_ms as object)).toEqual(["p50", "p95"]);
+    // Lexical search finds each query's document: every judged query here shares its words with it.
+    expect(json!["recall@100"]).toBe(1);
+    expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(json);
+    const lines = readFileSync(runFile, "utf8").trim().split("\n");
+    expect(lines[0]).toMatch(/^q1 Q0 d1 1 [\d.e-]+ taesr-bm25$/);
+  });
+
+  it("binary vectors in hybrid mode: int8 graphs, sign bits + int8 rescoring, FLOPs and index bytes reported", () => {
+    const { status, json, stderr } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--quant", "binary", "--dims", "64", "--depth", "1"]);
+    expect(status, stderr).toBe(0);
+    expect(json).toMatchObject({ mode: "hybrid", quant: "binary", model_variant: "int8", vectors: "binary-rescore", dims: 64, depth: "1", mean_depth: 1 });
+    expect(json!.flops_per_query).toBeGreaterThan(0);
+    // 64 sign bits (8 bytes) + 64 int8 codes and a float32 scale (68 bytes), plus the BM25 postings.
+    expect((json!.index_bytes_per_doc as { dense: number }).dense).toBe(76);
+  });
+
+  it("--mode sparse exits non-zero with a message naming the artifact and the missing head", () => {
+    const { status, stderr, json } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "sparse"]);
+    expect(status).not.toBe(0);
+    expect(json).toBeNull();
+    expect(stderr).toMatch(/taesr-edge-small@0\.1\.0 has no sparse head/);
+    expect(stderr).toMatch(/manifest\.json declares no sparse \(SPLADE\) output/);
+  });
+
+  it("rejects an option the mode would silently ignore", () => {
+    const { status, stderr } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--sweep"]);
+    expect(status).not.toBe(0);
+    expect(stderr).toContain("--sweep needs --mode hybrid");
+  });
+});
+
+describe("npm run eval:ablations", () => {
+  it("writes ablations.json, ablations.md and both charts, and prints the JSON last", () => {
+    const outDir = path.join(scratch, "ablations");
+    const { status, json, stderr } = run("bench/ablations.ts", ["--dataset", dataset, "--out-dir", outDir]);
+    expect(status, stderr).toBe(0);
+    const saved = JSON.parse(readFileSync(path.join(outDir, "ablations.json"), "utf8")) as { rows: { id: string; kind: string; note?: string; metrics?: object }[] };
+    expect(json).toEqual(saved);
+    const ids = saved.rows.map((row) => row.id);
+    for (const id of ["mode-bm25", "mode-dense", "mode-hybrid-convex", "mode-hybrid-rrf", "mode-late", "depth-1", "depth-3", "depth-6", "depth-auto", "matryoshka-64", "matryoshka-384", "quant-fp32", "vectors-binary-rescore-128", "pca-64"]) {
+      expect(ids).toContain(id);
+    }
+    const sparse = saved.rows.find((row) => row.id === "mode-sparse")!;
+    expect(sparse).toMatchObject({ kind: "unavailable", note: "not available: taesr-edge-small@0.1.0 has no sparse head" });
+    expect(sparse.metrics).toBeUndefined();
+    const markdown = readFileSync(path.join(outDir, "ablations.md"), "utf8");
+    expect(markdown).toContain("| group | setting | NDCG@10 |");
+    expect(markdown).toContain("not available: taesr-edge-small@0.1.0 has no sparse head");
+    expect(stderr).toContain("# Ablations: taesr-edge-small@0.1.0 on beir-tiny");
+    for (const chart of ["quality-vs-dims.svg", "quality-vs-latency.svg"]) {
+      const svg = readFileSync(path.join(outDir, chart), "utf8");
+      expect(svg.startsWith("<svg")).toBe(true);
+      expect(svg.trim().endsWith("</svg>")).toBe(true);
+      expect(svg).toContain("<circle data-series=");
+    }
+  });
+});
