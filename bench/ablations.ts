@@ -24,7 +24,7 @@
  * Writes ablations.json, ablations.md (table, a short reading of it, memory and compute), quality-vs-dims.svg and
  * quality-vs-latency.svg to --out-dir; prints the Markdown on stderr at the end and the JSON last on stdout.
  */
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { mean } from "../src/eval/metrics.js";
@@ -50,12 +50,7 @@ import {
   type MeasuredMetrics,
   type PassInfo,
 } from "./report/ablation-report.js";
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
+import { positiveInteger } from "./cli-options.js";
 
 const program = new Command()
   .name("npm run eval:ablations --")

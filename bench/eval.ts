@@ -52,6 +52,7 @@ import { openModel, sparseUnavailableReason } from "./eval/model.js";
 import { PEER_ENCODERS, openPeerSide, type PeerEncoderName } from "./eval/peer.js";
 import { encodeQueries } from "./eval/queries.js";
 import { evalResultJson } from "./eval/result.js";
+import { positiveInteger } from "./cli-options.js";
 
 function choice<T extends string>(allowed: readonly T[]) {
   return (value: string): T => {
@@ -69,12 +70,6 @@ function parseWeights(value: string): Record<HybridList, number> {
   }
   if (numbers[0] === 0 && numbers[1] === 0) throw new InvalidArgumentError("at least one weight must be above 0");
   return { lexical: numbers[0]!, dense: numbers[1]! };
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
 }
 
 const program = new Command()

@@ -6,9 +6,16 @@
  *   blocks of calls because workerd's clock has 1 ms steps — see bench/workerd/embed-bench.ts) and in Node
  *   (onnxruntime-node, 1 thread; per call);
  * - cold start inside workerd: encoder creation (wasm instantiation, sessions, sha256 checks) and first embed;
- * - artifact size: parameters, bytes of the fp32 and int8 graphs.
+ * - artifact size: parameters, bytes of the fp32 and int8 graphs;
+ * - the speed peer (bench/peers/speed.ts): an all-MiniLM-L6-v2-shaped encoder (random weights, timing only) against
+ *   ours on onnxruntime-node, onnxruntime-web (wasm) in Node and inside workerd: query latency, document throughput and
+ *   their ratios (`peers.minilm_l6_shaped`; `embed_peer_speedup` = workerd int8 peer p50 ÷ our int8 depth-auto p50,
+ *   timed interleaved in one isolate);
+ * - the service under wrangler dev (bench/search-load.ts): indexing throughput (`index_docs_per_s`) and hybrid search
+ *   latency at 10k and 100k documents with 16 concurrent clients (`search_10k_*`, `search_100k_*`). The first run
+ *   builds those indexes once (tens of minutes); later runs reuse them from bench/out/state.
  */
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
 import { percentile } from "../src/eval/metrics.js";
 import { TaesrEncoder } from "../src/model/index.js";
@@ -18,14 +25,44 @@ import { ortNode } from "../workers/origin/src/ort-node.js";
 import { repoRoot, startWranglerDev } from "../workers/edge/dev/local-service.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { SHORT_QUERIES } from "./short-queries.js";
+import { ensureMinilmShapedGraphs } from "./peers/minilm-shaped.js";
+import { measurePeerSpeedInNode, measurePeerSpeedInWorkerd, minilmShapedReport } from "./peers/speed.js";
+import { measureIndexing, measureSearch } from "./search-load.js";
+import { positiveInteger } from "./cli-options.js";
+
+/** "10000,100000" → [10000, 100000]; at most the ~180k documents the shared datasets hold. */
+function parseSizes(value: string): number[] {
+  const sizes = value.split(",").map((part) => positiveInteger(part.trim()));
+  if (sizes.some((size) => size > 150_000)) throw new InvalidArgumentError("index sizes above 150000 are not available from the shared datasets");
+  return [...new Set(sizes)].sort((a, b) => a - b);
+}
 
 const program = new Command()
   .name("npm run bench --")
   .description("Benchmark the bundled edge model (workerd and Node) and print JSON figures.")
   .option("--json", "end with one JSON line holding every figure", false)
   .option("--runs <n>", "Node: timed calls per setting", (v) => Number(v), 2000)
+  .option("--no-peers", "skip the MiniLM-shaped speed peer")
+  .option("--peer-runs <n>", "speed peer: timed single-query calls per model and runtime in Node", (v) => Number(v), 400)
+  .option("--peer-docs <n>", "speed peer: SciFact abstracts for the docs/s figure (batches of 16)", (v) => Number(v), 64)
+  .option("--peer-blocks <n>", "speed peer: interleaved timing rounds inside workerd", (v) => Number(v), 30)
+  .option("--no-search", "skip indexing throughput and search latency over the service")
+  .option("--search-sizes <list>", "index sizes for search latency (built once into bench/out/state, then reused)", parseSizes, [10_000, 100_000])
+  .option("--clients <n>", "concurrent search clients", positiveInteger, 16)
+  .option("--index-docs <n>", "SciFact abstracts indexed for the docs/s figure", positiveInteger, 1024)
   .parse();
-const options = program.opts<{ json: boolean; runs: number }>();
+const options = program.opts<{
+  json: boolean;
+  runs: number;
+  peers: boolean;
+  peerRuns: number;
+  peerDocs: number;
+  peerBlocks: number;
+  search: boolean;
+  searchSizes: number[];
+  clients: number;
+  indexDocs: number;
+}>();
 
 const DEPTHS = ["1", "3", "6", "auto"] as const;
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
@@ -77,16 +114,38 @@ async function workerdLatency() {
   }
 }
 
+/** The MiniLM-shaped speed peer in Node (both engines) and inside workerd; see bench/peers/speed.ts. */
+async function peerSpeed(oursWorkerdP50Ms: number) {
+  const graphs = await ensureMinilmShapedGraphs({ log });
+  const node = await measurePeerSpeedInNode({ queryRuns: options.peerRuns, documents: options.peerDocs, log });
+  const workerd = await measurePeerSpeedInWorkerd({ blocks: options.peerBlocks, log });
+  return {
+    // Both models timed interleaved in one isolate: a change in machine load between two wrangler runs cannot skew it.
+    embedPeerSpeedup: workerd.same_isolate.query_speedup.int8!,
+    report: minilmShapedReport(graphs, node, workerd, oursWorkerdP50Ms),
+  };
+}
+
 async function main(): Promise<void> {
   const dir = await defaultArtifactDir();
   const { artifact, figures: node } = await nodeLatency(dir);
   const workerd = await workerdLatency();
+  const peers = options.peers ? await peerSpeed(workerd.byDepth.auto!.p50_ms) : undefined;
+  const model = `${artifact.manifest.name}@${artifact.manifest.version}`;
+  const indexing = options.search ? await measureIndexing(options.indexDocs) : undefined;
+  const search = options.search ? await measureSearch(model, options.searchSizes, options.clients) : undefined;
+  const searchKeys: Record<string, number> = {};
+  for (const [size, figures] of Object.entries(search ?? {})) {
+    const label = Number(size) % 1000 === 0 ? `${Number(size) / 1000}k` : size;
+    searchKeys[`search_${label}_p50_ms`] = figures.cache_miss.p50_ms;
+    searchKeys[`search_${label}_p95_ms`] = figures.cache_miss.p95_ms;
+  }
   const bytes = (variant: "fp32" | "int8") =>
     Object.entries(artifact.manifest.files)
       .filter(([file]) => file.startsWith(`${variant}/`))
       .reduce((total, [, file]) => total + file.bytes, 0);
   const result = {
-    model: `${artifact.manifest.name}@${artifact.manifest.version}`,
+    model,
     parameters: artifact.manifest.parameters,
     artifact_bytes: { fp32: bytes("fp32"), int8: bytes("int8"), tokenizer: artifact.manifest.files[artifact.manifest.tokenizer]?.bytes },
     embed_p50_ms: workerd.byDepth.auto!.p50_ms,
@@ -96,6 +155,19 @@ async function main(): Promise<void> {
     cold_start_ms: round(workerd.cold.loadMs + workerd.cold.firstEmbedMs),
     cold_start_detail_ms: { encoder_create: round(workerd.cold.loadMs), first_embed: round(workerd.cold.firstEmbedMs) },
     notes: "workerd figures are per-query means of blocks of 50 single-query calls (1 ms clock), p50/p95 across 30 blocks; Node figures are per call.",
+    ...(peers ? { embed_peer_speedup: peers.embedPeerSpeedup, peers: { minilm_l6_shaped: peers.report } } : {}),
+    ...(indexing ? { index_docs_per_s: indexing.docs_per_s, indexing } : {}),
+    ...(search
+      ? {
+          ...searchKeys,
+          search: {
+            by_size: search,
+            note:
+              `hybrid, topK 10, ${options.clients} concurrent clients (closed loop), end to end over loopback HTTP to wrangler dev; ` +
+              "search_*_ms keys are the cache-miss pass (every query embedded); cache_hit repeats the same queries.",
+          },
+        }
+      : {}),
   };
   if (options.json) console.log(JSON.stringify(result));
   else console.log(JSON.stringify(result, null, 2));

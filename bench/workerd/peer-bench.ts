@@ -5,8 +5,8 @@
  * (workerd's clock advances in 1 ms steps).
  *
  * Our edge model is loaded here too, so the same isolate can time both in interleaved blocks: on a busy machine the
- * load drifts over minutes, and interleaving charges the drift to both sides alike. (`npm run bench`'s headline figure
- * for ours still comes from embed-bench.ts; this is the cross-check.)
+ * load drifts over minutes, and interleaving charges the drift to both sides alike. `embed_peer_speedup` is therefore
+ * this same-isolate ratio; `embed_p50_ms` for ours alone still comes from embed-bench.ts.
  *
  * GET /cold?model=peer-int8|peer-fp32|ours → { loadMs, firstEmbedMs } (creates that model on first use)
  * GET /embed?models=ours:50,peer-int8:10&blocks=30 → per model { p50_ms, p95_ms, perBlock, mean_tokens }: each of the

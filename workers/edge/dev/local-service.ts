@@ -74,8 +74,22 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
   return { ...dev, apiKey, webhookSecret };
 }
 
+/** Attempts when the ports were picked here: another process may take a probed free port before wrangler binds it. */
+const PORT_RACE_ATTEMPTS = 3;
+
 /** Any Worker config under `wrangler dev --local`, offline, on loopback. */
 export async function startWranglerDev(options: WranglerDevOptions = {}): Promise<WranglerDev> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWranglerDevOnce(options);
+    } catch (error) {
+      const lostRace = options.port === undefined && /Address already in use/.test((error as Error).message);
+      if (!lostRace || attempt >= PORT_RACE_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startWranglerDevOnce(options: WranglerDevOptions): Promise<WranglerDev> {
   const port = options.port ?? (await freePort());
   const persistTo = options.persistTo ?? (await mkdtemp(path.join(tmpdir(), "taesr-edge-state-")));
   const vars = options.vars ?? {};
