@@ -41,7 +41,7 @@ const program = new Command()
   .name("npm run bench --")
   .description("Benchmark the bundled edge model (workerd and Node) and print JSON figures.")
   .option("--json", "end with one JSON line holding every figure", false)
-  .option("--runs <n>", "Node: timed calls per setting", (v) => Number(v), 2000)
+  .option("--runs <n>", "Node: timed calls per setting (variant × width × depth)", positiveInteger, 1000)
   .option("--no-peers", "skip the MiniLM-shaped speed peer")
   .option("--peer-runs <n>", "speed peer: timed single-query calls per model and runtime in Node", (v) => Number(v), 400)
   .option("--peer-docs <n>", "speed peer: SciFact abstracts for the docs/s figure (batches of 16)", (v) => Number(v), 64)
@@ -65,29 +65,40 @@ const options = program.opts<{
 }>();
 
 const DEPTHS = ["1", "3", "6", "auto"] as const;
+/** Node times every Matryoshka width; workerd the widths the edge serves (search reads 64 or 128 dims). */
+const NODE_DIMS = [64, 128, 256, 384] as const;
+const WORKERD_DIMS = [64, 128] as const;
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
+type Latency = { p50_ms: number; p95_ms: number };
+
+/** Per variant, per width, per depth: one short query per call (onnxruntime-node, 1 thread). */
 async function nodeLatency(dir: string) {
   const artifact = await readArtifactDir(dir, ["int8", "fp32"]);
   const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
-  const figures: Record<string, Record<string, { p50_ms: number; p95_ms: number }>> = {};
+  const figures: Record<string, Record<string, Record<string, Latency>>> = {};
   for (const variant of ["int8", "fp32"] as const) {
     const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant, tokenizer });
     figures[variant] = {};
-    for (const depthName of DEPTHS) {
-      const depth = depthName === "auto" ? ("auto" as const) : (Number(depthName) as 1 | 3 | 6);
-      const earlyExit = depth === "auto";
-      for (const query of SHORT_QUERIES) await encoder.embed([query], { dims: 128, depth, earlyExit });
-      const samples: number[] = [];
-      for (let i = 0; i < options.runs; i++) {
-        const started = performance.now();
-        await encoder.embed([SHORT_QUERIES[i % SHORT_QUERIES.length]!], { dims: 128, depth, earlyExit });
-        samples.push(performance.now() - started);
+    for (const dims of NODE_DIMS) {
+      const byDepth: Record<string, Latency> = {};
+      for (const depthName of DEPTHS) {
+        const depth = depthName === "auto" ? ("auto" as const) : (Number(depthName) as 1 | 3 | 6);
+        const earlyExit = depth === "auto";
+        for (const query of SHORT_QUERIES) await encoder.embed([query], { dims, depth, earlyExit });
+        const samples: number[] = [];
+        for (let i = 0; i < options.runs; i++) {
+          const started = performance.now();
+          await encoder.embed([SHORT_QUERIES[i % SHORT_QUERIES.length]!], { dims, depth, earlyExit });
+          samples.push(performance.now() - started);
+        }
+        byDepth[depthName] = { p50_ms: round(percentile(samples, 50)), p95_ms: round(percentile(samples, 95)) };
       }
-      figures[variant]![depthName] = { p50_ms: round(percentile(samples, 50)), p95_ms: round(percentile(samples, 95)) };
-      log(`node ${variant} depth ${depthName}: p50 ${figures[variant]![depthName]!.p50_ms} ms`);
+      figures[variant]![dims] = byDepth;
+      log(`node ${variant} ${dims}-d: p50 ${DEPTHS.map((d) => `depth ${d} ${byDepth[d]!.p50_ms}`).join(", ")} ms`);
     }
+    await encoder.release();
   }
   return { artifact, figures };
 }
@@ -97,18 +108,22 @@ async function workerdLatency() {
   const worker = await startWranglerDev({ configPath: path.join(repoRoot, "bench", "workerd", "wrangler.toml"), readyPath: "/cold", readyTimeoutMs: 180_000 });
   try {
     const cold = (await (await fetch(`${worker.url}/cold`)).json()) as { loadMs: number; firstEmbedMs: number };
-    const byDepth: Record<string, { p50_ms: number; p95_ms: number; mean_steps: number }> = {};
+    const byDims: Record<string, Record<string, Latency & { mean_steps: number }>> = {};
     // A discarded pass over every depth first: the isolate's first thousands of calls run slower (V8 tier-up, ORT
     // arena growth), which would otherwise be charged to whichever depth is measured first.
     for (const depth of DEPTHS) await (await fetch(`${worker.url}/embed?depth=${depth}&dims=128&blocks=10&perBlock=50`)).text();
-    for (const depth of DEPTHS) {
-      const response = await fetch(`${worker.url}/embed?depth=${depth}&dims=128&blocks=30&perBlock=50`);
-      if (!response.ok) throw new Error(`bench Worker answered ${response.status}: ${await response.text()}`);
-      const figures = (await response.json()) as { p50_ms: number; p95_ms: number; mean_steps: number };
-      byDepth[depth] = { p50_ms: round(figures.p50_ms), p95_ms: round(figures.p95_ms), mean_steps: round(figures.mean_steps) };
-      log(`workerd int8 depth ${depth}: p50 ${byDepth[depth]!.p50_ms} ms (block means)`);
+    for (const dims of WORKERD_DIMS) {
+      const byDepth: Record<string, Latency & { mean_steps: number }> = {};
+      for (const depth of DEPTHS) {
+        const response = await fetch(`${worker.url}/embed?depth=${depth}&dims=${dims}&blocks=30&perBlock=50`);
+        if (!response.ok) throw new Error(`bench Worker answered ${response.status}: ${await response.text()}`);
+        const figures = (await response.json()) as { p50_ms: number; p95_ms: number; mean_steps: number };
+        byDepth[depth] = { p50_ms: round(figures.p50_ms), p95_ms: round(figures.p95_ms), mean_steps: round(figures.mean_steps) };
+      }
+      byDims[dims] = byDepth;
+      log(`workerd int8 ${dims}-d: p50 ${DEPTHS.map((d) => `depth ${d} ${byDepth[d]!.p50_ms}`).join(", ")} ms (block means)`);
     }
-    return { cold, byDepth };
+    return { cold, byDims };
   } finally {
     await worker.stop();
   }
@@ -130,7 +145,8 @@ async function main(): Promise<void> {
   const dir = await defaultArtifactDir();
   const { artifact, figures: node } = await nodeLatency(dir);
   const workerd = await workerdLatency();
-  const peers = options.peers ? await peerSpeed(workerd.byDepth.auto!.p50_ms) : undefined;
+  const edge = workerd.byDims[128]!;
+  const peers = options.peers ? await peerSpeed(edge.auto!.p50_ms) : undefined;
   const model = `${artifact.manifest.name}@${artifact.manifest.version}`;
   const indexing = options.search ? await measureIndexing(options.indexDocs) : undefined;
   const search = options.search ? await measureSearch(model, options.searchSizes, options.clients) : undefined;
@@ -148,10 +164,10 @@ async function main(): Promise<void> {
     model,
     parameters: artifact.manifest.parameters,
     artifact_bytes: { fp32: bytes("fp32"), int8: bytes("int8"), tokenizer: artifact.manifest.files[artifact.manifest.tokenizer]?.bytes },
-    embed_p50_ms: workerd.byDepth.auto!.p50_ms,
-    embed_p95_ms: workerd.byDepth.auto!.p95_ms,
-    workerd_int8_128d: workerd.byDepth,
-    node_128d: node,
+    embed_p50_ms: edge.auto!.p50_ms,
+    embed_p95_ms: edge.auto!.p95_ms,
+    workerd_int8: workerd.byDims,
+    node,
     cold_start_ms: round(workerd.cold.loadMs + workerd.cold.firstEmbedMs),
     cold_start_detail_ms: { encoder_create: round(workerd.cold.loadMs), first_embed: round(workerd.cold.firstEmbedMs) },
     notes: "workerd figures are per-query means of blocks of 50 single-query calls (1 ms clock), p50/p95 across 30 blocks; Node figures are per call.",
