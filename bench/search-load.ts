@@ -12,7 +12,7 @@
  * - Load: `clients` concurrent clients, each sending its next query as soon as its previous answer arrived (closed
  *   loop), hybrid mode, topK 10. Latency is per request, from sending to the parsed JSON body.
  */
-import { Presets, SingleBar } from "cli-progress";
+import { progressBar } from "./progress.js";
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { percentile } from "../src/eval/metrics.js";
@@ -38,8 +38,7 @@ async function upsert(service: LocalService, documents: readonly BenchDocument[]
 }
 
 async function indexAll(service: LocalService, documents: readonly BenchDocument[], label: string): Promise<number> {
-  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} docs  {eta_formatted} left`, stream: process.stderr }, Presets.shades_classic);
-  bar.start(documents.length, 0);
+  const bar = progressBar(label, documents.length, "docs");
   const started = performance.now();
   for (let start = 0; start < documents.length; start += UPSERT_BATCH) {
     await upsert(service, documents.slice(start, start + UPSERT_BATCH));

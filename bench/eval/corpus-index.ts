@@ -16,7 +16,7 @@
  * d/8; BM25 as uncompressed postings (u32 doc id + u16 tf each), a u32 length per document and the term dictionary
  * (UTF-8 term + u32 df + u32 offset); token matrices as quantizedTokenMatrixBytes.
  */
-import { Presets, SingleBar } from "cli-progress";
+import { progressBar } from "../progress.js";
 import type { BeirDocument } from "../../src/eval/beir.js";
 import type { TaesrEncoder } from "../../src/model/index.js";
 import {
@@ -102,15 +102,6 @@ export interface DenseIndex {
   embedSeconds: number;
 }
 
-function progressBar(label: string, total: number): SingleBar {
-  const bar = new SingleBar(
-    { format: `${label} [{bar}] {value}/{total} docs  {eta_formatted} left`, stream: process.stderr, etaBuffer: 64 },
-    Presets.shades_classic,
-  );
-  bar.start(total, 0);
-  return bar;
-}
-
 /** Embeds the corpus at 384 dims with the pass's depth (and keeps int8 token matrices if `tokenVectors`). */
 export async function embedCorpus(
   encoder: TaesrEncoder,
@@ -124,7 +115,7 @@ export async function embedCorpus(
   let tokenBytes = 0;
   let depthSum = 0;
   const started = performance.now();
-  const bar = progressBar(`embedding corpus (${passLabel(pass)}${tokens ? ", token vectors" : ""})`, corpus.length);
+  const bar = progressBar(`embedding corpus (${passLabel(pass)}${tokens ? ", token vectors" : ""})`, corpus.length, "docs");
   for (let start = 0; start < corpus.length; start += DOCUMENT_BATCH) {
     const batch = corpus.slice(start, start + DOCUMENT_BATCH).map(documentText);
     const result = await encoder.embed(batch, { dims: fullDims, depth: pass.depth, earlyExit: pass.earlyExit, tokenVectors: Boolean(tokens) });

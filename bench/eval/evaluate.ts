@@ -14,7 +14,7 @@
  *   int8 token matrix (src/retrieval/late.ts); ranks 101–1,000 keep the hybrid order.
  * - sparse: needs a sparse head no artifact has yet; callers check model.ts's sparseUnavailableReason first.
  */
-import { Presets, SingleBar } from "cli-progress";
+import { progressBar } from "../progress.js";
 import { averagePrecisionAt, mean, mrrAt, ndcgAt, percentile, recallAt } from "../../src/eval/metrics.js";
 import { queryFlops, type TaesrArchitecture } from "../../src/model/index.js";
 import {
@@ -164,8 +164,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   const latencies: number[] = [];
   const runLines: string[] | undefined = options.runTag ? [] : undefined;
   const kept: KeptLists[] | undefined = options.keepLists ? [] : undefined;
-  const bar = mode === "late" ? new SingleBar({ format: "late reranking [{bar}] {value}/{total} queries", stream: process.stderr }, Presets.shades_classic) : undefined;
-  bar?.start(dataset.queries.length, 0);
+  const bar = mode === "late" ? progressBar("late reranking", dataset.queries.length, "queries") : undefined;
 
   dataset.queries.forEach((query, index) => {
     const encoded = inputs.queries?.[index];

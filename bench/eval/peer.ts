@@ -5,7 +5,8 @@
  * here, about 7 minutes for SciFact, so a second run reads the cache instead. Documents are the same text the Worker
  * indexes ({@link documentText}); queries are embedded one per call, timed, as for our encoder.
  */
-import { Presets, SingleBar } from "cli-progress";
+import type { SingleBar } from "cli-progress";
+import { progressBar } from "../progress.js";
 import { documentText } from "../../src/retrieval/index.js";
 import { cachedEmbed } from "../peers/embedding-cache.js";
 import type { PeerTextEncoder } from "../peers/types.js";
@@ -43,16 +44,15 @@ async function createPeer(name: PeerEncoderName): Promise<PeerTextEncoder> {
 export async function openPeerSide(name: PeerEncoderName, dataset: EvalDataset): Promise<PeerSide> {
   const peer = await createPeer(name);
   try {
-    const bar = new SingleBar({ format: `embedding corpus (${PEER_SHORT_NAMES[name]}) [{bar}] {value}/{total} docs  {eta_formatted} left`, stream: process.stderr, etaBuffer: 512 }, Presets.shades_classic);
-    let started = false;
+    // Started on the first progress report only: a cache hit embeds nothing and shows no bar.
+    let bar: SingleBar | undefined;
     const corpus = await cachedEmbed(peer, dataset.corpus.map(documentText), `${dataset.name}-corpus`, undefined, {
       onProgress(done, total) {
-        if (!started) bar.start(total, 0);
-        started = true;
+        bar ??= progressBar(`embedding corpus (${PEER_SHORT_NAMES[name]})`, total, "docs", { etaBuffer: 512 });
         bar.update(done);
       },
     });
-    if (started) bar.stop();
+    if (bar) bar.stop();
     else process.stderr.write(`[eval] ${PEER_SHORT_NAMES[name]} corpus embeddings read from ${corpus.file}\n`);
     const queries = await encodeQueriesWithPeer(peer, dataset.queries);
     return {

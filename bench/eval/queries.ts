@@ -8,7 +8,7 @@
  * A few untimed calls come first: the first calls into a fresh ONNX session are slower (allocation, kernel choice),
  * and that would be charged to whichever query happened to be first.
  */
-import { Presets, SingleBar } from "cli-progress";
+import { progressBar } from "../progress.js";
 import type { BeirQuery } from "../../src/eval/beir.js";
 import type { TaesrEncoder, TokenVectors } from "../../src/model/index.js";
 import type { PeerTextEncoder } from "../peers/types.js";
@@ -31,12 +31,6 @@ export interface EncodedQuery {
 
 const WARMUP_CALLS = 3;
 
-function queryBar(label: string, total: number): SingleBar {
-  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} queries`, stream: process.stderr }, Presets.shades_classic);
-  bar.start(total, 0);
-  return bar;
-}
-
 export async function encodeQueries(
   encoder: TaesrEncoder,
   queries: readonly BeirQuery[],
@@ -47,7 +41,7 @@ export async function encodeQueries(
   const maxLength = encoder.architecture.maxLength;
   const embedOptions = { dims, depth: pass.depth, earlyExit: pass.earlyExit, tokenVectors: Boolean(options.tokenVectors) };
   for (const query of queries.slice(0, WARMUP_CALLS)) await encoder.embed([query.text], embedOptions);
-  const bar = queryBar(`embedding queries${options.tokenVectors ? " (token vectors)" : ""}`, queries.length);
+  const bar = progressBar(`embedding queries${options.tokenVectors ? " (token vectors)" : ""}`, queries.length, "queries");
   const encoded: EncodedQuery[] = [];
   for (const query of queries) {
     const started = performance.now();
@@ -72,7 +66,7 @@ export async function encodeQueries(
 
 export async function encodeQueriesWithPeer(peer: PeerTextEncoder, queries: readonly BeirQuery[]): Promise<EncodedQuery[]> {
   for (const query of queries.slice(0, WARMUP_CALLS)) await peer.embed([query.text]);
-  const bar = queryBar(`embedding queries (${peer.name})`, queries.length);
+  const bar = progressBar(`embedding queries (${peer.name})`, queries.length, "queries");
   const encoded: EncodedQuery[] = [];
   for (const query of queries) {
     const started = performance.now();
