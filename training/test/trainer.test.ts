@@ -13,6 +13,7 @@ import { buildPairs, normKey, type PairBuildOptions } from "../src/data/pairs.js
 import { loadCheckpoint, listCheckpoints } from "../src/train/checkpoint.js";
 import { ConfigError, loadConfig, parseConfig } from "../src/train/config.js";
 import { learningRate } from "../src/train/optimizer.js";
+import { loadParams } from "../src/model/params.js";
 import { train } from "../src/train/trainer.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -185,6 +186,32 @@ describe("training (tiny config, wasm)", () => {
     expect(t.dataSources.scifact.use).toMatch(/UNSUPERVISED IN-DOMAIN/);
     expect(t.dataSources.debian.trainPairs).toBeGreaterThan(0);
     expect(Object.keys(manifest.eval.heldOutValidation.byDepth)).toEqual(["1", "3", "6"]);
+  });
+
+  it("starts from given weights with initFrom, and refuses weights of another architecture", async () => {
+    const quiet = { progress: false, log: () => {} };
+    // Runs that finish (final.taesr is written at the end of a run, not when it is interrupted).
+    const source = await train({ config: await tinyConfig("init-source", { steps: 3, warmupSteps: 1 }), runDir: path.join(tmp, "init-source"), ...quiet });
+    // A learning rate too small to move any weight: the run's final weights must be the ones it started from.
+    const config = await tinyConfig("init-from", { steps: 1, lr: 1e-12, warmupSteps: 0, crossStepLoss: true });
+    const raw = JSON.parse(await readFile(config, "utf8")) as Record<string, any>;
+    await writeFile(config, JSON.stringify({ ...raw, initFrom: source.finalParamsPath }));
+    const started = await train({ config, runDir: path.join(tmp, "init-from"), ...quiet });
+    const [before, after] = await Promise.all([loadParams(source.finalParamsPath!), loadParams(started.finalParamsPath!)]);
+    for (const [name, weights] of Object.entries(before.weights)) {
+      const moved = after.weights[name as keyof typeof after.weights];
+      let largest = 0;
+      weights.forEach((w, i) => (largest = Math.max(largest, Math.abs(w - moved[i]!))));
+      expect(largest, name).toBeLessThan(1e-6);
+    }
+
+    const wider = JSON.parse(await readFile(config, "utf8")) as Record<string, any>;
+    wider.arch = { ...wider.arch, hidden: 32, ffn: 64 };
+    const widerConfig = path.join(tmp, "init-wider.json");
+    await writeFile(widerConfig, JSON.stringify(wider));
+    await expect(train({ config: widerConfig, runDir: path.join(tmp, "init-wider"), stopAfterSteps: 1, ...quiet })).rejects.toThrow(
+      /initFrom: .* was trained with hidden 64, ffn 128, this config has hidden 32, ffn 64/,
+    );
   });
 
   it("resumes from a checkpoint exactly where an uninterrupted run would be", async () => {

@@ -60,6 +60,9 @@ export const trainConfigSchema = z
     backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
     /** Path of the WordPiece tokenizer JSON (relative to this config file). */
     tokenizer: z.string().min(1),
+    /** Start from these weights (a run's final.taesr or a checkpoint's params, relative to this config file) instead of a
+     * random initialisation; the architecture must match. Optimiser moments start fresh. */
+    initFrom: z.string().min(1).optional(),
     arch: archSchema,
     data: z
       .object({
@@ -96,6 +99,8 @@ export const trainConfigSchema = z
         /** Recursion steps that receive the contrastive loss (deep supervision), with optional weights (default equal). */
         lossSteps: z.array(positiveInt).nonempty().default([1, 3, 6]),
         lossStepWeights: z.array(z.number().positive()).optional(),
+        /** Also pair queries and documents across supervised steps, as the router's mixed depths compare them (loss.ts). */
+        crossStepLoss: z.boolean().default(false),
         maxQueryLength: positiveInt,
         maxDocLength: positiveInt,
         logEvery: positiveInt.default(10),

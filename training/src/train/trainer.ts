@@ -20,7 +20,7 @@ import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets
 import { buildPairs, type PairInputs, type PairSet } from "../data/pairs.js";
 import { hashString } from "../data/random.js";
 import { forward } from "../model/forward.js";
-import { initParams, parameterCount, saveParams, type TaesrParams } from "../model/params.js";
+import { initParams, loadParams, parameterCount, paramsFromWeights, saveParams, type TaesrParams } from "../model/params.js";
 import { loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type CheckpointState, type DataCursor } from "./checkpoint.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
@@ -84,8 +84,28 @@ function resumeKey(config: TrainConfig): string {
     data: config.data,
     seed: config.seed,
     tokenizer: config.tokenizer,
+    initFrom: config.initFrom,
     batch: [t.batchSize, t.maxQueryLength, t.maxDocLength],
   });
+}
+
+/** The weights of `file` as trainable variables, after checking they were trained for exactly this architecture. */
+async function paramsFrom(file: string, arch: TaesrArchitecture, log: (message: string) => void): Promise<TaesrParams> {
+  let loaded;
+  try {
+    loaded = await loadParams(file);
+  } catch (error) {
+    throw new Error(`initFrom: cannot read weights from ${file}: ${(error as Error).message}`);
+  }
+  const differing = (Object.keys(arch) as (keyof TaesrArchitecture)[]).filter(
+    (key) => JSON.stringify(loaded.architecture[key]) !== JSON.stringify(arch[key]),
+  );
+  if (differing.length > 0) {
+    const show = (a: TaesrArchitecture) => differing.map((key) => `${key} ${JSON.stringify(a[key])}`).join(", ");
+    throw new Error(`initFrom: ${file} was trained with ${show(loaded.architecture)}, this config has ${show(arch)}`);
+  }
+  log(`initialised from ${file}`);
+  return paramsFromWeights(arch, loaded.weights);
 }
 
 function dataFingerprint(pairs: PairSet): string {
@@ -155,7 +175,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
   const totalSteps = t.steps ?? Math.max(1, Math.ceil((t.epochs ?? 1) * batchesPerEpoch));
   log(`${batchesPerEpoch} batches of ${t.batchSize} per epoch; ${totalSteps} steps (${(totalSteps / batchesPerEpoch).toFixed(2)} epochs)`);
 
-  const params = initParams(arch, config.seed);
+  const params = config.initFrom ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, log) : initParams(arch, config.seed);
   const optimizer = new AdamW(params, { beta1: t.beta1, beta2: t.beta2, eps: t.adamEps, weightDecay: t.weightDecay });
   log(`model: H=${arch.hidden} heads=${arch.heads} ffn=${arch.ffn} V=${arch.vocabSize} L=${arch.maxLength}, ${parameterCount(arch)} parameters`);
 
@@ -178,6 +198,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
       dims: arch.matryoshkaDims,
       steps: t.lossSteps,
       stepWeights: t.lossStepWeights ?? t.lossSteps.map(() => 1),
+      crossSteps: t.crossStepLoss,
     },
     fingerprint: dataFingerprint(pairs),
     log,
