@@ -40,7 +40,7 @@ afterAll(async () => {
 
 describe("config validation", () => {
   it("accepts the shipped configs", async () => {
-    for (const f of ["tiny.json", "edge-small.json"]) {
+    for (const f of ["tiny.json", "edge-small.json", "edge-small-crossdepth.json"]) {
       const { config } = await loadConfig(path.join(here, "../configs", f));
       expect(config.arch.outputDim).toBe(384);
     }
