@@ -13,7 +13,9 @@
  *   timed interleaved in one isolate);
  * - the service under wrangler dev (bench/search-load.ts): indexing throughput (`index_docs_per_s`) and hybrid search
  *   latency at 10k and 100k documents with 16 concurrent clients (`search_10k_*`, `search_100k_*`). The first run
- *   builds those indexes once (tens of minutes); later runs reuse them from bench/out/state.
+ *   builds those indexes once (tens of minutes); later runs reuse them from bench/out/state;
+ * - training throughput (bench/train-throughput.ts): tokens/s of the edge-small training config with one process and
+ *   with two data-parallel processes (`train_tokens_per_s_1proc`, `train_tokens_per_s_2proc`).
  */
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
@@ -29,6 +31,7 @@ import { ensureMinilmShapedGraphs } from "./peers/minilm-shaped.js";
 import { measurePeerSpeedInNode, measurePeerSpeedInWorkerd, minilmShapedReport } from "./peers/speed.js";
 import { measureIndexing, measureSearch } from "./search-load.js";
 import { positiveInteger } from "./cli-options.js";
+import { measureTrainingThroughput } from "./train-throughput.js";
 
 /** "10000,100000" → [10000, 100000]; at most the ~180k documents the shared datasets hold. */
 function parseSizes(value: string): number[] {
@@ -50,6 +53,8 @@ const program = new Command()
   .option("--search-sizes <list>", "index sizes for search latency (built once into bench/out/state, then reused)", parseSizes, [10_000, 100_000])
   .option("--clients <n>", "concurrent search clients", positiveInteger, 16)
   .option("--index-docs <n>", "SciFact abstracts indexed for the docs/s figure", positiveInteger, 1024)
+  .option("--no-train", "skip the training throughput runs")
+  .option("--train-updates <n>", "training throughput: timed updates per process count (even)", positiveInteger, 8)
   .parse();
 const options = program.opts<{
   json: boolean;
@@ -62,6 +67,8 @@ const options = program.opts<{
   searchSizes: number[];
   clients: number;
   indexDocs: number;
+  train: boolean;
+  trainUpdates: number;
 }>();
 
 const DEPTHS = ["1", "3", "6", "auto"] as const;
@@ -150,6 +157,9 @@ async function main(): Promise<void> {
   const model = `${artifact.manifest.name}@${artifact.manifest.version}`;
   const indexing = options.search ? await measureIndexing(options.indexDocs) : undefined;
   const search = options.search ? await measureSearch(model, options.searchSizes, options.clients) : undefined;
+  const training = options.train
+    ? await measureTrainingThroughput([1, 2], { timed: options.trainUpdates + (options.trainUpdates % 2), log })
+    : undefined;
   const searchKeys: Record<string, number> = {};
   for (const [size, figures] of Object.entries(search ?? {})) {
     const label = Number(size) % 1000 === 0 ? `${Number(size) / 1000}k` : size;
@@ -181,6 +191,16 @@ async function main(): Promise<void> {
             note:
               `hybrid, topK 10, ${options.clients} concurrent clients (closed loop), end to end over loopback HTTP to wrangler dev; ` +
               "search_*_ms keys are the cache-miss pass (every query embedded); cache_hit repeats the same queries.",
+          },
+        }
+      : {}),
+    ...(training
+      ? {
+          train_tokens_per_s_1proc: training["1"]!.tokens_per_s,
+          train_tokens_per_s_2proc: training["2"]!.tokens_per_s,
+          training_throughput: {
+            by_processes: training,
+            note: "training/configs/edge-small.json (wasm backend, batches of 64 pairs per process), first 2 updates excluded",
           },
         }
       : {}),

@@ -1,5 +1,8 @@
 /**
  * `npm run train -- --config <file.json> [--resume] [--run-dir DIR] [--max-minutes N] [--export]`
+ * `npm run train -- --adapt <corpus dir> [--from model-artifacts/<name>@<version>] [--name NAME] [--steps N]
+ *    [--max-minutes N] [--run-dir DIR] [--resume]` — domain adaptation (train/adapt.ts): fine-tunes the base artifact
+ *    (default: the bundled one) on a BEIR or JSONL corpus and exports <name>@<next minor> into model-artifacts/.
  *
  * Relative --config / --run-dir paths are resolved against the directory npm was started from (INIT_CWD), so the
  * command behaves the same from the repository root (through a root script) and from training/.
@@ -8,6 +11,8 @@
  */
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
+import { AdaptCorpusError } from "../data/adapt-corpus.js";
+import { adapt } from "../train/adapt.js";
 import { ConfigError } from "../train/config.js";
 import { train } from "../train/trainer.js";
 
@@ -17,10 +22,20 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
 const program = new Command()
   .name("train")
   .description("Train a TAESR model (contrastive, deep-supervised, Matryoshka) and export its artifact")
-  .requiredOption("-c, --config <file>", "training config JSON (see training/configs/)")
+  .option("-c, --config <file>", "training config JSON (see training/configs/)")
+  .option("--adapt <dir>", "domain adaptation: fine-tune the base artifact on this BEIR or JSONL corpus directory")
+  .option("--from <artifact dir>", "--adapt: base artifact (default: the one model-artifacts/bundled.json names)")
+  .option("--name <name>", "--adapt: artifact name (default: <base name without -small>-<corpus dir name>)")
+  .option("--steps <n>", "--adapt: training steps (default: training/configs/adapt.json's)", positiveInteger)
   .option("--resume", "continue from the newest checkpoint in the run dir", false)
   .option("--run-dir <dir>", "run directory (default training/runs/<config name>)")
   .option("--max-minutes <n>", "stop with a checkpoint after this much training time", positiveNumber)
@@ -29,7 +44,11 @@ const program = new Command()
 
 program.parse();
 const opts = program.opts<{
-  config: string;
+  config?: string;
+  adapt?: string;
+  from?: string;
+  name?: string;
+  steps?: number;
   resume: boolean;
   runDir?: string;
   maxMinutes?: number;
@@ -38,17 +57,47 @@ const opts = program.opts<{
 }>();
 
 const base = process.env["INIT_CWD"] ?? process.cwd();
+if ((opts.config === undefined) === (opts.adapt === undefined)) program.error("error: pass exactly one of --config <file> or --adapt <dir>");
+if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps) !== undefined) program.error("error: --from, --name and --steps go with --adapt");
+if (opts.adapt !== undefined && opts.export) program.error("error: --export goes with --config (an adaptation exports when it finishes)");
 try {
-  const result = await train({
-    config: path.resolve(base, opts.config),
-    ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
-    resume: opts.resume || opts.export,
-    ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-    exportOnly: opts.export,
-    progress: opts.progress,
-  });
-  process.stdout.write(
-    JSON.stringify({
+  // One summary JSON line on stdout either way (progress and logs go to stderr).
+  let summary: Record<string, unknown>;
+  if (opts.adapt !== undefined) {
+    const result = await adapt({
+      corpusDir: path.resolve(base, opts.adapt),
+      ...(opts.from !== undefined ? { from: path.resolve(base, opts.from) } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
+      ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
+      ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
+      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
+      resume: opts.resume,
+      progress: opts.progress,
+    });
+    summary = {
+      runDir: result.runDir,
+      config: result.configPath,
+      step: result.step,
+      totalSteps: result.totalSteps,
+      stoppedBy: result.stoppedBy,
+      tokens: result.tokens,
+      trainSeconds: result.trainSeconds,
+      lastLoss: result.lastLoss,
+      validation: result.validation,
+      artifact: result.artifact,
+      exportDir: result.exportDir,
+      finalParams: result.finalParamsPath,
+    };
+  } else {
+    const result = await train({
+      config: path.resolve(base, opts.config!),
+      ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
+      resume: opts.resume || opts.export,
+      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
+      exportOnly: opts.export,
+      progress: opts.progress,
+    });
+    summary = {
       runDir: result.runDir,
       step: result.step,
       totalSteps: result.totalSteps,
@@ -59,12 +108,13 @@ try {
       validation: result.validation,
       exportDir: result.exportDir,
       finalParams: result.finalParamsPath,
-    }) + "\n",
-  );
+    };
+  }
+  process.stdout.write(JSON.stringify(summary) + "\n");
 } catch (err) {
   // Exit here rather than rethrow: the wasm backend's emscripten glue hooks uncaughtException and would print its
   // whole minified source around the error.
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof AdaptCorpusError) {
     process.stderr.write(`${err.message}\n`);
     process.exit(2);
   }

@@ -6,16 +6,23 @@
  * - WordNet synsets: the synset's terms → definition; each usage example (≤ 2) → definition.
  * - SciFact corpus (titles and abstracts only, never queries or qrels; unsupervised in-domain use, declared in the
  *   manifest): title → abstract; one sentence (chosen by hash) → the rest of the abstract.
+ * - A user's corpus for domain adaptation (adapt-corpus.ts, `--adapt`): title → text; up to two sentences (chosen by
+ *   hash) → the rest of the text; and, when the corpus ships qrels/train.tsv, each judged train query → its document.
  *
  * Pairs are deduplicated on normalised (query, doc) text, capped per source by a seeded sample, and split into train /
- * validation by a hash of the normalised *document*: every pair that shares a document lands on the same side, so
- * validation never scores a document the model was trained to retrieve. The split does not depend on the seed.
+ * validation by a hash of the normalised *document* (or of the pair's `group`, the source document's id, when the
+ * source sets one): every pair that shares a document lands on the same side, so validation never scores a document
+ * the model was trained to retrieve. The split does not depend on the seed. A source may be oversampled (`repeat`):
+ * its train pairs are copied into the stream that many times, its validation pairs are not.
  *
  * @module
  */
 import { createRng, deriveSeed, hashString, hashUnit, shuffleInPlace } from "./random.js";
 
-export type PairSource = "debian" | "wordnet" | "scifact";
+export type PairSource = "debian" | "wordnet" | "scifact" | "adapt";
+
+/** Every source, in the order buildPairs reads them (the order is part of the pair set: dedup keeps the first). */
+export const PAIR_SOURCES: readonly PairSource[] = ["debian", "wordnet", "scifact", "adapt"];
 
 export interface TextPair {
   query: string;
@@ -23,6 +30,11 @@ export interface TextPair {
   source: PairSource;
   /** Which construction produced the pair (e.g. "title->text"); reported in the manifest. */
   kind: string;
+  /**
+   * What the validation split hashes instead of the document text: pairs of one source document (title → text,
+   * sentence → rest, query → text all have different `doc` strings) must land on the same side.
+   */
+  group?: string;
 }
 
 export interface DebianRecord {
@@ -39,6 +51,14 @@ export interface ScifactRecord {
   _id: string;
   title: string;
   text: string;
+}
+/** A document of a user's corpus with the train queries judged relevant to it (adapt-corpus.ts). */
+export interface AdaptRecord {
+  id: string;
+  title: string;
+  text: string;
+  /** Texts of the train-qrels queries with score > 0 for this document (never test or dev qrels). */
+  queries: string[];
 }
 
 /** Whitespace-collapsed, trimmed text: the corpora contain stray newlines and double spaces. */
@@ -75,25 +95,74 @@ export function splitSentences(text: string): string[] {
   return text.split(/(?<=[.!?])\s+(?=[A-Z0-9(])/).map((s) => s.trim()).filter(Boolean);
 }
 
-export function* scifactPairs(r: ScifactRecord): Generator<TextPair> {
+/**
+ * Title → abstract, and `sentencesPerDoc` (default 1) distinct sentence → rest-of-abstract pairs. A single claim-like
+ * sentence against the rest of its abstract is the unsupervised pair closest to SciFact's claim → abstract task, so a
+ * run aimed at it can take several per abstract.
+ */
+export function* scifactPairs(r: ScifactRecord, sentencesPerDoc = 1): Generator<TextPair> {
   const title = cleanText(r.title ?? "");
   const text = cleanText(r.text ?? "");
   if (!text) return;
   if (title) yield { query: title, doc: text, source: "scifact", kind: "title->abstract" };
   const sentences = splitSentences(text);
-  if (sentences.length >= 3) {
-    // The sentence is picked by a hash of the id, not by the run's seed: the pair set is a property of the data.
-    const i = Math.floor(hashUnit(r._id, 7) * sentences.length);
+  if (sentences.length < 3) return;
+  // Sentences are picked by a hash of the id, not by the run's seed: the pair set is a property of the data. The first
+  // pick is the one a single-sentence run makes, so raising sentencesPerDoc only adds pairs.
+  const order = sentences.map((_, j) => j);
+  const first = Math.floor(hashUnit(r._id, 7) * sentences.length);
+  order.sort((a, b) => (a === first ? -1 : b === first ? 1 : hashUnit(`${r._id}:${a}`, 11) - hashUnit(`${r._id}:${b}`, 11)));
+  let taken = 0;
+  for (const i of order) {
+    if (taken >= Math.min(sentencesPerDoc, sentences.length - 2)) break;
     const query = sentences[i] ?? "";
-    if (query.length >= 20) {
-      const rest = sentences.filter((_, j) => j !== i).join(" ");
-      yield { query, doc: rest, source: "scifact", kind: "sentence->rest" };
+    if (query.length < 20) {
+      if (i === first && sentencesPerDoc === 1) return;
+      continue;
     }
+    taken++;
+    const rest = sentences.filter((_, j) => j !== i).join(" ");
+    yield { query, doc: rest, source: "scifact", kind: "sentence->rest" };
+  }
+}
+
+/**
+ * Up to `count` sentences of `text` → the rest of it, each sentence chosen by a hash of `id` (the pair set is a property
+ * of the data, not of the run's seed). Texts of fewer than three sentences give none: the rest would be too thin.
+ */
+export function* sentencePairs(id: string, text: string, count: number): Generator<{ query: string; rest: string }> {
+  const sentences = splitSentences(text);
+  if (sentences.length < 3) return;
+  const left = sentences.map((_, i) => i);
+  for (let k = 0; k < count && left.length > 0; k++) {
+    const i = left.splice(Math.floor(hashUnit(id, 7 + k) * left.length), 1)[0] as number;
+    const query = sentences[i] ?? "";
+    if (query.length < 20) continue;
+    yield { query, rest: sentences.filter((_, j) => j !== i).join(" ") };
+  }
+}
+
+export function* adaptPairs(r: AdaptRecord): Generator<TextPair> {
+  const title = cleanText(r.title ?? "");
+  const text = cleanText(r.text ?? "");
+  if (!text) return;
+  const group = `adapt:${r.id}`;
+  if (title) yield { query: title, doc: text, source: "adapt", kind: "title->text", group };
+  for (const { query, rest } of sentencePairs(r.id, text, 2)) yield { query, doc: rest, source: "adapt", kind: "sentence->rest", group };
+  // The document side is the text alone, as for title → text: the batcher then keeps the two pairs out of one batch
+  // (same document), where one would be the other's near-duplicate false negative.
+  for (const q of r.queries ?? []) {
+    const query = cleanText(q);
+    if (query) yield { query, doc: text, source: "adapt", kind: "train-query->text", group };
   }
 }
 
 export interface PairSourceOptions {
   maxPairs?: number | undefined;
+  /** Copies of each train pair in the stream (default 1): oversamples a small source. Validation keeps one copy. */
+  repeat?: number | undefined;
+  /** SciFact: sentence → rest pairs per abstract (default 1). */
+  sentencesPerDoc?: number | undefined;
 }
 
 export interface PairBuildOptions {
@@ -105,8 +174,12 @@ export interface PairBuildOptions {
 }
 
 export interface PairStats {
-  /** Pairs kept per source and kind (train + validation). */
-  bySource: Record<string, { train: number; validation: number; kinds: Record<string, number> }>;
+  /**
+   * Pairs kept per source and kind (train + validation; kinds count unique pairs). With repeat > 1, `train` counts the
+   * copies in the stream and `uniqueTrain` the distinct train pairs (both absent otherwise, so older stats stay as they
+   * were: the stats are part of a run's data fingerprint).
+   */
+  bySource: Record<string, { train: number; validation: number; kinds: Record<string, number>; repeat?: number; uniqueTrain?: number }>;
   duplicatesDropped: number;
   shortDropped: number;
   train: number;
@@ -124,12 +197,14 @@ export type PairInputs = Partial<{
   debian: AsyncIterable<DebianRecord> | Iterable<DebianRecord>;
   wordnet: AsyncIterable<WordnetRecord> | Iterable<WordnetRecord>;
   scifact: AsyncIterable<ScifactRecord> | Iterable<ScifactRecord>;
+  adapt: AsyncIterable<AdaptRecord> | Iterable<AdaptRecord>;
 }>;
 
-const BUILDERS: { [S in PairSource]: (r: never) => Generator<TextPair> } = {
+const BUILDERS: { [S in PairSource]: (r: never, o: PairSourceOptions) => Generator<TextPair> } = {
   debian: debianPairs as (r: never) => Generator<TextPair>,
   wordnet: wordnetPairs as (r: never) => Generator<TextPair>,
-  scifact: scifactPairs as (r: never) => Generator<TextPair>,
+  scifact: ((r: ScifactRecord, o: PairSourceOptions) => scifactPairs(r, o.sentencesPerDoc)) as (r: never, o: PairSourceOptions) => Generator<TextPair>,
+  adapt: adaptPairs as (r: never) => Generator<TextPair>,
 };
 
 /** Salt of the validation hash: fixed forever so the held-out slice never moves between runs. */
@@ -140,13 +215,13 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
   const stats: PairStats = { bySource: {}, duplicatesDropped: 0, shortDropped: 0, train: 0, validation: 0 };
   const train: TextPair[] = [];
   let validation: TextPair[] = [];
-  for (const source of ["debian", "wordnet", "scifact"] as const) {
+  for (const source of PAIR_SOURCES) {
     const sourceOpts = opts.sources[source];
     const records = inputs[source];
     if (!sourceOpts || !records) continue;
     const pairs: TextPair[] = [];
     for await (const record of records) {
-      for (const pair of BUILDERS[source](record as never)) {
+      for (const pair of BUILDERS[source](record as never, sourceOpts)) {
         if (pair.doc.length < opts.minDocChars) {
           stats.shortDropped++;
           continue;
@@ -163,16 +238,23 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
     // A seeded sample, not the first N: the files are sorted (Debian alphabetically, WordNet by offset).
     shuffleInPlace(pairs, createRng(deriveSeed(opts.seed, `sample:${source}`)));
     const kept = sourceOpts.maxPairs !== undefined ? pairs.slice(0, sourceOpts.maxPairs) : pairs;
-    const s = (stats.bySource[source] = { train: 0, validation: 0, kinds: {} as Record<string, number> });
+    const repeat = sourceOpts.repeat ?? 1;
+    if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`buildPairs: ${source}.repeat must be an integer ≥ 1, got ${repeat}`);
+    const s: PairStats["bySource"][string] = (stats.bySource[source] = { train: 0, validation: 0, kinds: {} });
     for (const pair of kept) {
       s.kinds[pair.kind] = (s.kinds[pair.kind] ?? 0) + 1;
-      if (hashUnit(normKey(pair.doc), VALIDATION_SALT) < opts.validationFraction) {
+      if (hashUnit(pair.group ?? normKey(pair.doc), VALIDATION_SALT) < opts.validationFraction) {
         validation.push(pair);
         s.validation++;
       } else {
-        train.push(pair);
-        s.train++;
+        // Copies only on the train side: a repeated validation pair would count the same question several times.
+        for (let r = 0; r < repeat; r++) train.push(pair);
+        s.train += repeat;
       }
+    }
+    if (repeat > 1) {
+      s.repeat = repeat;
+      s.uniqueTrain = s.train / repeat;
     }
   }
   shuffleInPlace(train, createRng(deriveSeed(opts.seed, "train-order")));

@@ -44,6 +44,8 @@ export interface ExportArtifactOptions {
   earlyExitEpsilon: number;
   training: Record<string, unknown>;
   eval: Record<string, unknown>;
+  /** The manifest's `adaptation` record, for a model fine-tuned from another artifact on a user's corpus. */
+  adaptation?: Record<string, unknown>;
   /** Replace an existing version directory (default: refuse). */
   force?: boolean;
   /** Timestamp to record (default: now); fixed in tests for reproducible manifests. */
@@ -64,6 +66,30 @@ const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
 export function artifactDirName(name: string, version: string): string {
   return `${name}@${version}`;
+}
+
+/**
+ * The version the next export of `name` into `outDir` gets: the minor after the highest existing `<name>@x.y.z`
+ * (pre-release and build suffixes count as their x.y.z, so an experiment's 0.2.0-exp also takes 0.2), or 0.1.0 when
+ * there is none. Every export is a new, immutable version; exportArtifact still refuses to overwrite if two runs race.
+ */
+export async function nextMinorVersion(outDir: string, name: string): Promise<string> {
+  let entries: string[];
+  try {
+    entries = await readdir(outDir);
+  } catch {
+    return "0.1.0";
+  }
+  let best: [number, number] | undefined;
+  const prefix = `${name}@`;
+  for (const entry of entries) {
+    if (!entry.startsWith(prefix)) continue;
+    const m = /^(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$/.exec(entry.slice(prefix.length));
+    if (!m) continue;
+    const v: [number, number] = [Number(m[1]), Number(m[2])];
+    if (!best || v[0] > best[0] || (v[0] === best[0] && v[1] > best[1])) best = v;
+  }
+  return best ? `${best[0]}.${best[1] + 1}.0` : "0.1.0";
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -138,6 +164,7 @@ export async function exportArtifact(options: ExportArtifactOptions): Promise<Ex
     parameters: parameterCount(arch),
     router: options.router,
     earlyExitEpsilon: options.earlyExitEpsilon,
+    ...(options.adaptation ? { adaptation: options.adaptation } : {}),
     training: options.training,
     eval: options.eval,
   };

@@ -19,13 +19,17 @@
  * Speed on wasm: every matrix product goes through ops.ts (untransposed matMul, explicit transposes in gradients), and
  * the embedding lookup uses a ScatterNd gradient because wasm has no UnsortedSegmentSum.
  *
+ * Gradient checkpointing (`{ checkpoint: true }`): each application of the shared block becomes one tape node that keeps
+ * only its inputs and recomputes the block in the backward pass (see checkpointedStep), trading one extra block forward
+ * per step for not holding every step's attention probabilities and FFN activations until the backward pass.
+ *
  * @example
  *   const [e1, e2, e3] = forward(params, ids, mask, 3);
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { ATTENTION_MASK_VALUE, type WeightName } from "../../../src/model/spec.js";
+import { ATTENTION_MASK_VALUE, WEIGHT_NAMES, type WeightName } from "../../../src/model/spec.js";
 import { architectureOf } from "./params.js";
 import { batchMatMul, gatherRows, geluTanh, layerNorm, linear } from "./ops.js";
 
@@ -78,6 +82,67 @@ export function step(params: ParamTensors, h: tf.Tensor3D, x: tf.Tensor3D, bias:
   return tf.add(tf.add(h, a), m) as tf.Tensor3D;
 }
 
+type BlockWeightName = Extract<WeightName, `block.${string}`>;
+/** The shared block's weights, in a fixed order: the explicit inputs of a checkpointed step after h, x and the bias. */
+const BLOCK_WEIGHTS: readonly BlockWeightName[] = WEIGHT_NAMES.filter((n): n is BlockWeightName => n.startsWith("block."));
+
+/**
+ * Runs `f` (a nested tf.grads) with a tape of its own. tfjs 4.22's engine.gradients() starts a fresh tape when no other
+ * gradient is being recorded and, on finishing, disposes that tape's saved tensors and sets the engine's activeTape to
+ * null. Called from inside an outer backward pass (where the gradient depth is already back to 0) it would thus replace
+ * the outer tape, and the outer pass would then crash on the null tape (and never dispose the outer saved tensors).
+ * Putting the outer tape back afterwards leaves both passes intact; under a higher-order gradient (depth > 0) the inner
+ * pass appends to the outer tape instead, which is also correct, only without the memory saving.
+ */
+function withOwnTape<T>(f: () => T): T {
+  const state = tf.engine().state;
+  const outer = state.activeTape;
+  try {
+    return f();
+  } finally {
+    state.activeTape = outer;
+  }
+}
+
+/**
+ * `step` as one tf.customGrad node (gradient checkpointing). Forward: customGrad runs the block with the tape off and
+ * inside a tidy, so none of its intermediates survive; only the inputs are saved (clones that share their data, so
+ * h, x and the weights cost no extra bytes). Backward: the block is recomputed from the saved inputs under a nested
+ * tf.grads and dy is backpropagated through that recomputation, inside a tidy, so one step's activations are alive at
+ * a time. The block weights are explicit inputs, so the outer tape routes their gradient to the variables and sums it
+ * over the recursion steps like any other op sharing an input. The bias is an input only so that save() keeps it alive
+ * until the backward pass (the forward scope disposes it before then); it comes from the mask, not from a variable, so
+ * the outer tape prunes it and its zero gradient is never used.
+ */
+function checkpointedStep(params: ParamTensors, h: tf.Tensor3D, x: tf.Tensor3D, bias: tf.Tensor4D, heads: number): tf.Tensor3D {
+  const withBlock = (weights: tf.Tensor[]): ParamTensors => {
+    const out: ParamTensors = { ...params };
+    BLOCK_WEIGHTS.forEach((n, i) => (out[n] = weights[i]!));
+    return out;
+  };
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const inputs = args.slice(0, -1) as tf.Tensor[];
+    save(inputs);
+    const [h0, x0, b0, ...w0] = inputs as [tf.Tensor3D, tf.Tensor3D, tf.Tensor4D, ...tf.Tensor[]];
+    return {
+      value: step(withBlock(w0), h0, x0, b0, heads),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sh, sx, sb, ...sw] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor4D, ...tf.Tensor[]];
+        const recompute = (hh: tf.Tensor, xx: tf.Tensor, ...ws: tf.Tensor[]): tf.Tensor =>
+          step(withBlock(ws), hh as tf.Tensor3D, xx as tf.Tensor3D, sb, heads);
+        return withOwnTape(() =>
+          tf.tidy(() => {
+            const [dh, dx, ...dw] = tf.grads(recompute)([sh, sx, ...sw], dy);
+            return [dh!, dx!, tf.zerosLike(sb), ...dw];
+          }),
+        );
+      },
+    };
+  });
+  return op(h, x, bias, ...BLOCK_WEIGHTS.map((n) => params[n])) as tf.Tensor3D;
+}
+
 /** e = proj(maskedMean(LNout(h))) → [B, outputDim]; the mean divides by max(Σmask, 1). */
 export function pool(params: ParamTensors, h: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
   const normed = layerNorm(h, params["out.ln.gamma"], params["out.ln.beta"]);
@@ -93,6 +158,12 @@ export interface EncodeResult {
   states: tf.Tensor3D[];
 }
 
+export interface EncodeOptions {
+  /** Gradient checkpointing: recompute each block application in the backward pass instead of keeping its
+   * activations (lower peak memory for about one extra forward pass). Same values and gradients; default false. */
+  checkpoint?: boolean;
+}
+
 function headsFor(params: ParamTensors): number {
   const arch = architectureOf(params);
   if (arch) return arch.heads;
@@ -106,15 +177,17 @@ export function encode(
   mask: tf.Tensor2D,
   steps: number,
   heads: number = headsFor(params),
+  options: EncodeOptions = {},
 ): EncodeResult {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
   const x = embedTokens(params, inputIds);
   const bias = attentionBias(mask);
   const embeddings: tf.Tensor2D[] = [];
   const states: tf.Tensor3D[] = [];
+  const apply = options.checkpoint ? checkpointedStep : step;
   let h: tf.Tensor3D = tf.zerosLike(x);
   for (let t = 0; t < steps; t++) {
-    h = step(params, h, x, bias, heads);
+    h = apply(params, h, x, bias, heads);
     states.push(h);
     embeddings.push(pool(params, h, mask));
   }
@@ -125,6 +198,7 @@ export function encode(
  * e_1 … e_steps for a batch: inputIds int32 [B,T], mask float32 [B,T] (1 token, 0 padding).
  * The head count is not recoverable from weight shapes: it is read from the architecture that initParams /
  * paramsFromWeights recorded for this params object, or pass `heads` explicitly (e.g. for a rebuilt params record).
+ * `options.checkpoint` turns on gradient checkpointing (see EncodeOptions).
  */
 export function forward(
   params: ParamTensors,
@@ -132,6 +206,7 @@ export function forward(
   mask: tf.Tensor2D,
   steps: number,
   heads?: number,
+  options: EncodeOptions = {},
 ): tf.Tensor2D[] {
-  return encode(params, inputIds, mask, steps, heads ?? headsFor(params)).embeddings;
+  return encode(params, inputIds, mask, steps, heads ?? headsFor(params), options).embeddings;
 }

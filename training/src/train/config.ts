@@ -16,6 +16,21 @@ const sourceSchema = z
   .object({
     /** Cap on pairs drawn from this source (a seeded sample of all its pairs); omit for all. */
     maxPairs: positiveInt.optional(),
+    /** Copies of each train pair in the stream (default 1) to oversample a small source; validation keeps one. Optional
+     * rather than defaulted: a default would change the parsed config, hence the resume key, of every existing run. */
+    repeat: positiveInt.optional(),
+    /** SciFact only: sentence → rest-of-abstract pairs per abstract (default 1). */
+    sentencesPerDoc: positiveInt.max(8).optional(),
+  })
+  .strict();
+
+/** A user's corpus for domain adaptation (data/adapt-corpus.ts): a BEIR directory or a directory with one JSONL file. */
+const adaptSourceSchema = z
+  .object({
+    /** The corpus directory (relative to this config file). */
+    dir: z.string().min(1),
+    maxPairs: positiveInt.optional(),
+    repeat: positiveInt.optional(),
   })
   .strict();
 
@@ -60,14 +75,20 @@ export const trainConfigSchema = z
     backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
     /** Path of the WordPiece tokenizer JSON (relative to this config file). */
     tokenizer: z.string().min(1),
-    /** Start from these weights (a run's final.taesr or a checkpoint's params, relative to this config file) instead of a
-     * random initialisation; the architecture must match. Optimiser moments start fresh. */
+    /** Start from these weights instead of a random initialisation: a run's final.taesr or a checkpoint's params, or an
+     * artifact directory (its fp32 graphs are read back), relative to this config file. The architecture must match.
+     * Optimiser moments start fresh. */
     initFrom: z.string().min(1).optional(),
     arch: archSchema,
     data: z
       .object({
         sources: z
-          .object({ debian: sourceSchema.optional(), wordnet: sourceSchema.optional(), scifact: sourceSchema.optional() })
+          .object({
+            debian: sourceSchema.optional(),
+            wordnet: sourceSchema.optional(),
+            scifact: sourceSchema.optional(),
+            adapt: adaptSourceSchema.optional(),
+          })
           .strict()
           .refine((s) => Object.values(s).some((v) => v !== undefined), "enable at least one source"),
         /** Fraction of pairs held out for validation, chosen by a hash of the pair (stable across runs and seeds). */
@@ -103,6 +124,15 @@ export const trainConfigSchema = z
         crossStepLoss: z.boolean().default(false),
         maxQueryLength: positiveInt,
         maxDocLength: positiveInt,
+        /** Processes computing gradients in parallel (data parallelism; rank 0 is the trainer itself). One update
+         * consumes workers × accumulationSteps micro-batches of batchSize pairs, each with its own in-batch negatives. */
+        workers: positiveInt.default(1),
+        /** Micro-batches each process runs (and sums) per update: a larger effective batch at the same peak memory. */
+        accumulationSteps: positiveInt.default(1),
+        /** Recompute each recursion step's block in the backward pass instead of keeping its activations (forward.ts):
+         * lower peak memory for about one extra forward pass of compute; the gradients are the same. Not in the resume
+         * key, since it changes no number. */
+        gradientCheckpointing: z.boolean().default(false),
         logEvery: positiveInt.default(10),
         evalEvery: positiveInt.default(500),
         checkpointEvery: positiveInt.default(500),
@@ -112,6 +142,8 @@ export const trainConfigSchema = z
     export: z
       .object({
         name: z.string().min(1),
+        /** A version, or "next": the next minor version after the highest existing <name>@x.y.z in outDir (0.1.0 when
+         * there is none), decided at export time so a resumed or long run still gets a fresh one. */
         version: z.string().min(1),
         /** Directory that receives <name>@<version>/ (relative to this config file). */
         outDir: z.string().min(1),
@@ -165,6 +197,18 @@ export function parseConfig(raw: unknown, source = "config"): TrainConfig {
   return result.data;
 }
 
+/**
+ * The directory each config loaded from a file resolves its relative paths against, for code that receives only the
+ * config (trainer.ts openSources). A WeakMap, like params.ts's architectures: the config object stays plain JSON, and
+ * the checkpoint (which stores it) and the resume key do not change.
+ */
+const configDirs = new WeakMap<TrainConfig, string>();
+
+/** The directory of the file `config` was loaded from (undefined for a config parsed from an object). */
+export function configDir(config: TrainConfig): string | undefined {
+  return configDirs.get(config);
+}
+
 /** A validated config plus the directory its relative paths are resolved against. */
 export interface LoadedConfig {
   config: TrainConfig;
@@ -186,7 +230,9 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
   } catch (err) {
     throw new ConfigError(`training config ${abs} is not valid JSON: ${(err as Error).message}`);
   }
-  return { config: parseConfig(raw, abs), path: abs, baseDir: path.dirname(abs) };
+  const config = parseConfig(raw, abs);
+  configDirs.set(config, path.dirname(abs));
+  return { config, path: abs, baseDir: path.dirname(abs) };
 }
 
 /** Resolves a path from the config against the config file's directory. */

@@ -3,17 +3,24 @@
  * pair counts (SciFact corpus use declared as unsupervised in-domain), steps, tokens, wall time, final losses and the
  * full config.
  *
+ * A run with the "adapt" source (domain adaptation, `--adapt`) also gets the manifest's `adaptation` record: the base
+ * artifact, the corpus, its pair kinds and counts, whether its train qrels were used (supervised in-domain), and the
+ * held-out figures on the corpus's own pairs (the run's validation mixes in the general sources). `export.version`
+ * "next" takes the next minor version free in the output directory.
+ *
  * @module
  */
 import type { TaesrArchitecture } from "../../../src/model/spec.js";
-import type { TokenizerJSON } from "../../../src/tokenizer/index.js";
+import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import type { BackendName } from "../backend.js";
+import { readAdaptCorpus, TRAIN_QRELS, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
 import { CORPUS_FILES } from "../data/corpora.js";
-import { exportArtifact } from "../export/artifact.js";
-import type { PairStats } from "../data/pairs.js";
+import { exportArtifact, nextMinorVersion } from "../export/artifact.js";
+import { buildPairs, normKey, type PairStats } from "../data/pairs.js";
+import { isDirectory, readArtifactManifest } from "../model/artifact-weights.js";
 import { paramsToFloat32, type TaesrParams } from "../model/params.js";
 import { resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
-import type { ValidationResult } from "./validate.js";
+import { validate, type ValidationResult } from "./validate.js";
 
 export interface ExportRunInput {
   config: TrainConfig;
@@ -40,19 +47,40 @@ const SOURCE_NOTES: Record<string, string> = {
     "No SciFact queries or qrels (train or test) were used; report zero-shot numbers beside this model's.",
 };
 
+/** The pair kind adapt-corpus queries produce (pairs.ts adaptPairs). */
+const TRAIN_QUERY_KIND = "train-query->text";
+
+/** What the export says about an adaptation run's corpus (see {@link adaptationSummary}). */
+export interface AdaptationSummary {
+  corpus: AdaptCorpusInfo;
+  /** The data-source note: what was read, and whether it was supervised. */
+  note: string;
+  /** The manifest's `adaptation` record. */
+  record: Record<string, unknown>;
+  /** Held-out figures on the corpus's own pairs. */
+  inDomain: ValidationResult;
+}
+
 /** The manifest's `training` record. */
-export function trainingRecord(input: ExportRunInput): Record<string, unknown> {
+export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSummary): Record<string, unknown> {
   const dataSources = Object.fromEntries(
-    Object.entries(input.pairs.bySource).map(([source, counts]) => [
-      source,
-      {
-        file: `shared/datasets/${CORPUS_FILES[source as keyof typeof CORPUS_FILES]}`,
-        use: SOURCE_NOTES[source],
-        trainPairs: counts.train,
-        heldOutPairs: counts.validation,
-        pairKinds: counts.kinds,
-      },
-    ]),
+    Object.entries(input.pairs.bySource).map(([source, counts]) => {
+      const adapt = source === "adapt" ? adaptation : undefined;
+      return [
+        source,
+        {
+          file: adapt
+            ? `${adapt.corpus.name}/${adapt.corpus.corpusFile}`
+            : `shared/datasets/${CORPUS_FILES[source as keyof typeof CORPUS_FILES]}`,
+          use: adapt ? adapt.note : SOURCE_NOTES[source],
+          // Unique pairs; a repeated source also says how often each appears in the stream.
+          trainPairs: counts.uniqueTrain ?? counts.train,
+          ...(counts.repeat !== undefined ? { repeat: counts.repeat, trainPairsWithRepeats: counts.train } : {}),
+          heldOutPairs: counts.validation,
+          pairKinds: counts.kinds,
+        },
+      ];
+    }),
   );
   return {
     trainer: "training/src/train/trainer.ts",
@@ -71,21 +99,98 @@ export function trainingRecord(input: ExportRunInput): Record<string, unknown> {
   };
 }
 
+/** "<name>@<version>" of the artifact the run started from, its path when initFrom is a params file, or "none". */
+async function describeBase(input: ExportRunInput): Promise<string> {
+  const from = input.config.initFrom;
+  if (!from) return "none (random initialisation)";
+  const file = resolveFromConfig(input.loaded, from);
+  if (!(await isDirectory(file))) return from;
+  const manifest = await readArtifactManifest(file);
+  return `${manifest.name}@${manifest.version}`;
+}
+
+/**
+ * The adaptation record of a run with the "adapt" source (undefined otherwise). The corpus is read again and its pairs
+ * rebuilt alone with the run's options: the split is a hash of each pair's document id, independent of the seed and of
+ * the other sources, so its held-out side is the run's held-out side for this corpus.
+ */
+export async function adaptationSummary(input: ExportRunInput): Promise<AdaptationSummary | undefined> {
+  const { config } = input;
+  const source = config.data.sources.adapt;
+  const counts = input.pairs.bySource["adapt"];
+  if (!source || !counts) return undefined;
+  const corpus = await readAdaptCorpus(resolveFromConfig(input.loaded, source.dir));
+  const own = await buildPairs(
+    { adapt: corpus.records },
+    {
+      seed: config.seed,
+      validationFraction: config.data.validationFraction,
+      maxValidationPairs: config.data.maxValidationPairs,
+      minDocChars: config.data.minDocChars,
+      sources: { adapt: source },
+    },
+  );
+  const queriesIn = (pairs: typeof own.train) => new Set(pairs.filter((p) => p.kind === TRAIN_QUERY_KIND).map((p) => normKey(p.query))).size;
+  const trainQueries = queriesIn(own.train);
+  const info = corpus.info;
+  const supervision =
+    trainQueries > 0
+      ? `supervised in-domain: ${trainQueries} train queries (${info.name}/${TRAIN_QRELS} only, score > 0; test and dev qrels never read)`
+      : `unsupervised in-domain: documents only, no queries or qrels${info.trainQrels ? "" : ` (the corpus has no ${TRAIN_QRELS})`}`;
+  const note =
+    `Adaptation corpus "${info.name}" (${info.layout === "beir" ? "BEIR layout" : "JSONL"}, ${info.corpusFile}, ${info.documents} documents) ` +
+    `used IN-DOMAIN: title → text; up to two sentences → rest of text${trainQueries > 0 ? "; train query → judged document" : ""}. ` +
+    `${supervision.charAt(0).toUpperCase()}${supervision.slice(1)}. Report figures on this corpus as in-domain, beside the base model's.`;
+  const dim = input.arch.matryoshkaDims.includes(128) ? 128 : (input.arch.matryoshkaDims[0] as number);
+  const inDomain = validate(input.params, own.validation, WordPieceTokenizer.fromJSON(input.tokenizerJson), {
+    depths: [...new Set([input.arch.depths.easy, input.arch.depths.medium, input.arch.depths.hard])],
+    dim,
+    maxQueryLength: config.training.maxQueryLength,
+    maxDocLength: config.training.maxDocLength,
+  });
+  const streamTrain = Object.values(input.pairs.bySource).reduce((n, s) => n + s.train, 0);
+  const record: Record<string, unknown> = {
+    base: await describeBase(input),
+    corpus: info.name,
+    corpusLayout: info.layout,
+    corpusFile: info.corpusFile,
+    documents: info.documents,
+    pairKinds: counts.kinds,
+    trainPairs: counts.uniqueTrain ?? counts.train,
+    heldOutPairs: counts.validation,
+    repeat: counts.repeat ?? 1,
+    // The in-domain share of the training stream (the rest keeps the general sources' ability).
+    streamShare: streamTrain > 0 ? Math.round((counts.train / streamTrain) * 1000) / 1000 : 0,
+    trainQrelsUsed: trainQueries > 0,
+    trainQueries,
+    ...(info.trainQrels ? { trainQrels: info.trainQrels } : {}),
+    supervision,
+    otherSources: Object.keys(input.pairs.bySource).filter((s) => s !== "adapt"),
+    inDomainHeldOut: inDomain,
+  };
+  return { corpus: info, note, record, inDomain };
+}
+
 /** Exports the artifact into the config's export.outDir; returns the artifact directory. */
 export async function exportRun(input: ExportRunInput): Promise<string> {
   const { config } = input;
   const outDir = resolveFromConfig(input.loaded, config.export.outDir);
+  const adaptation = await adaptationSummary(input);
+  // Decided now, not when the run was configured: a run that took an hour (or was resumed) must not reuse a version
+  // another export took meanwhile. exportArtifact refuses an existing directory in any case.
+  const version = config.export.version === "next" ? await nextMinorVersion(outDir, config.export.name) : config.export.version;
   const result = await exportArtifact({
     outDir,
     name: config.export.name,
-    version: config.export.version,
+    version,
     arch: input.arch,
     weights: paramsToFloat32(input.params),
     tokenizerJson: input.tokenizerJson,
     router: { kind: "rule", ...config.export.router },
     earlyExitEpsilon: config.export.earlyExitEpsilon,
-    training: trainingRecord(input),
-    eval: { heldOutValidation: input.validation },
+    training: trainingRecord(input, adaptation),
+    eval: { heldOutValidation: input.validation, ...(adaptation ? { inDomainHeldOut: adaptation.inDomain } : {}) },
+    ...(adaptation ? { adaptation: adaptation.record } : {}),
     force: config.export.force,
   });
   input.log(`exported ${result.dir}`);

@@ -15,19 +15,23 @@ import * as tf from "@tensorflow/tfjs-core";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import { WEIGHT_NAMES, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 import { initBackend, type BackendName } from "../backend.js";
-import { PairBatcher, type EncodedBatch } from "../data/batches.js";
+import { PairBatcher } from "../data/batches.js";
 import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
 import { buildPairs, type PairInputs, type PairSet } from "../data/pairs.js";
+import { adaptRecords } from "../data/adapt-corpus.js";
 import { hashString } from "../data/random.js";
-import { forward } from "../model/forward.js";
-import { initParams, loadParams, parameterCount, paramsFromWeights, saveParams, type TaesrParams } from "../model/params.js";
-import { loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
+import { isDirectory, loadArtifactWeights } from "../model/artifact-weights.js";
+import { initParams, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams } from "../model/params.js";
+import { configDir, loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type CheckpointState, type DataCursor } from "./checkpoint.js";
-import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
+import type { ContrastiveLossOptions } from "./loss.js";
+import { GradientWorkerError, GradientWorkerPool, type WorkerResult } from "./data-parallel.js";
+import { microBatchGradients } from "./micro-batch.js";
 import { AdamW, clipByGlobalNorm, learningRate } from "./optimizer.js";
 import { createProgress, type Progress } from "./progress.js";
 import { exportRun } from "./export.js";
 import { validate, type ValidationResult } from "./validate.js";
+import { createMetricsSink, type MetricsSink } from "./wandb-logger.js";
 
 export interface TrainOptions {
   /** Path of the config JSON. */
@@ -73,6 +77,8 @@ function openSources(config: TrainConfig): PairInputs {
   if (s.debian) inputs.debian = readDebianPackages();
   if (s.wordnet) inputs.wordnet = readWordNetSynsets();
   if (s.scifact) inputs.scifact = readSciFactCorpus();
+  // Relative to the config file, like every path in a config (the CLI's --adapt writes one beside its run).
+  if (s.adapt) inputs.adapt = adaptRecords(path.resolve(configDir(config) ?? process.cwd(), s.adapt.dir));
   return inputs;
 }
 
@@ -86,14 +92,20 @@ function resumeKey(config: TrainConfig): string {
     tokenizer: config.tokenizer,
     initFrom: config.initFrom,
     batch: [t.batchSize, t.maxQueryLength, t.maxDocLength],
+    // Micro-batches per update: changing it changes which batches each update sees.
+    microBatchesPerUpdate: t.workers * t.accumulationSteps,
   });
 }
 
-/** The weights of `file` as trainable variables, after checking they were trained for exactly this architecture. */
+/**
+ * The weights of `file` as trainable variables, after checking they were trained for exactly this architecture. `file`
+ * is a params file (final.taesr, a checkpoint's params) or an artifact directory, whose fp32 graphs are read back and
+ * whose manifest gives the architecture.
+ */
 async function paramsFrom(file: string, arch: TaesrArchitecture, log: (message: string) => void): Promise<TaesrParams> {
   let loaded;
   try {
-    loaded = await loadParams(file);
+    loaded = (await isDirectory(file)) ? await loadArtifactWeights(file) : await loadParams(file);
   } catch (error) {
     throw new Error(`initFrom: cannot read weights from ${file}: ${(error as Error).message}`);
   }
@@ -172,8 +184,12 @@ async function setUp(opts: TrainOptions): Promise<Session> {
     seed: config.seed,
   });
   const batchesPerEpoch = batcher.epochBatches(0).length;
-  const totalSteps = t.steps ?? Math.max(1, Math.ceil((t.epochs ?? 1) * batchesPerEpoch));
-  log(`${batchesPerEpoch} batches of ${t.batchSize} per epoch; ${totalSteps} steps (${(totalSteps / batchesPerEpoch).toFixed(2)} epochs)`);
+  // An update consumes workers × accumulationSteps batches, so an epoch is that many times fewer updates.
+  const totalSteps = t.steps ?? Math.max(1, Math.ceil(((t.epochs ?? 1) * batchesPerEpoch) / (t.workers * t.accumulationSteps)));
+  log(
+    `${batchesPerEpoch} batches of ${t.batchSize} per epoch; ${totalSteps} updates of ${t.workers * t.accumulationSteps} ` +
+      `(${((totalSteps * t.workers * t.accumulationSteps) / batchesPerEpoch).toFixed(2)} epochs)`,
+  );
 
   const params = config.initFrom ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, log) : initParams(arch, config.seed);
   const optimizer = new AdamW(params, { beta1: t.beta1, beta2: t.beta2, eps: t.adamEps, weightDecay: t.weightDecay });
@@ -205,50 +221,84 @@ async function setUp(opts: TrainOptions): Promise<Session> {
   };
 }
 
-function toTensors(batch: EncodedBatch): { qIds: tf.Tensor2D; qMask: tf.Tensor2D; dIds: tf.Tensor2D; dMask: tf.Tensor2D } {
-  const { queries: q, docs: d } = batch;
-  return {
-    qIds: tf.tensor2d(q.ids, [q.rows, q.length], "int32"),
-    qMask: tf.tensor2d(q.mask, [q.rows, q.length], "float32"),
-    dIds: tf.tensor2d(d.ids, [d.rows, d.length], "int32"),
-    dMask: tf.tensor2d(d.mask, [d.rows, d.length], "float32"),
-  };
-}
-
 interface StepOutcome {
   loss: number;
   perStep: number[];
   gradNorm: number;
   skipped: boolean;
+  tokens: number;
+  paddedTokens: number;
 }
 
-/** One optimizer update on one batch. */
-function trainStep(s: Session, batch: EncodedBatch, lr: number): StepOutcome {
-  const maxStep = Math.max(...s.lossOptions.steps);
-  const variables = WEIGHT_NAMES.map((n) => s.params[n]);
-  const byVarName = new Map<string, WeightName>(WEIGHT_NAMES.map((n) => [s.params[n].name, n]));
-  let perStepTensors: tf.Scalar[] = [];
-  const { value, grads } = tf.variableGrads(() => {
-    const x = toTensors(batch);
-    const qSteps = forward(s.params, x.qIds, x.qMask, maxStep);
-    const dSteps = forward(s.params, x.dIds, x.dMask, maxStep);
-    const { total, perStep } = contrastiveLoss(qSteps, dSteps, s.lossOptions);
-    // variableGrads runs f inside a tidy; keep the per-step losses for logging (disposed below).
-    perStepTensors = perStep.map((l) => tf.keep(l));
-    return total;
-  }, variables);
-  const named: Record<string, tf.Tensor> = {};
-  for (const [varName, g] of Object.entries(grads)) named[byVarName.get(varName) ?? varName] = g;
-  const loss = value.dataSync()[0] as number;
-  const perStep = perStepTensors.map((l) => l.dataSync()[0] as number);
-  value.dispose();
-  for (const l of perStepTensors) l.dispose();
-  const clipped = clipByGlobalNorm(named, s.config.training.clipNorm);
+/**
+ * One optimizer update over `microBatches` (pair indices): rank 0 runs the first `accumulationSteps` of them while the
+ * gradient workers run theirs, then the mean gradient is clipped and applied (data-parallel.ts).
+ */
+async function trainStep(s: Session, microBatches: number[][], lr: number, pool: GradientWorkerPool | undefined): Promise<StepOutcome> {
+  const share = s.config.training.accumulationSteps;
+  const shares = pool ? Array.from({ length: pool.size }, (_, i) => microBatches.slice((i + 1) * share, (i + 2) * share)) : [];
+  // Start the children before rank 0's own compute so both cores work at once.
+  const remote = pool ? pool.compute(paramsToFloat32(s.params), shares) : Promise.resolve([]);
+  // A failing child must not leave an unhandled rejection while rank 0 computes.
+  remote.catch(() => {});
+  const local = microBatchGradients(
+    s.params,
+    s.lossOptions,
+    microBatches.slice(0, share).map((indices) => s.batcher.encode(indices)),
+    { checkpoint: s.config.training.gradientCheckpointing },
+  );
+  let results: WorkerResult[];
+  try {
+    results = await remote;
+  } catch (error) {
+    for (const g of Object.values(local.gradSums)) g.dispose();
+    throw error;
+  }
+  const losses = [...local.losses, ...results.flatMap((r) => r.losses)];
+  const perStepRows = [...local.perStep, ...results.flatMap((r) => r.perStep)];
+  const count = losses.length;
+  const mean = {} as Record<WeightName, tf.Tensor>;
+  for (const name of WEIGHT_NAMES) {
+    mean[name] = tf.tidy(() => {
+      let sum: tf.Tensor = local.gradSums[name];
+      for (const r of results) sum = tf.add(sum, tf.tensor(r.gradSums[name], local.gradSums[name].shape, "float32"));
+      return tf.div(sum, count);
+    });
+    local.gradSums[name].dispose();
+  }
+  const loss = losses.reduce((a, b) => a + b, 0) / count;
+  const perStep = (perStepRows[0] ?? []).map((_, k) => perStepRows.reduce((a, row) => a + (row[k] ?? 0), 0) / count);
+  const clipped = clipByGlobalNorm(mean, s.config.training.clipNorm);
   // A non-finite loss or gradient would poison the moments for good: skip the update and let the log show it.
   const skipped = !Number.isFinite(loss) || !Number.isFinite(clipped.norm);
   if (!skipped) s.optimizer.apply(clipped.grads, lr);
   for (const g of Object.values(clipped.grads)) g.dispose();
-  return { loss, perStep, gradNorm: clipped.norm, skipped };
+  for (const g of Object.values(mean)) if (!g.isDisposed) g.dispose();
+  return {
+    loss,
+    perStep,
+    gradNorm: clipped.norm,
+    skipped,
+    tokens: local.tokens + results.reduce((a, r) => a + r.tokens, 0),
+    paddedTokens: local.paddedTokens + results.reduce((a, r) => a + r.paddedTokens, 0),
+  };
+}
+
+/** The next `count` batches from `cursor` (crossing into the next epoch when one runs out) and the cursor after them. */
+function takeMicroBatches(s: Session, cursor: DataCursor, count: number): { microBatches: number[][]; next: DataCursor } {
+  const microBatches: number[][] = [];
+  let { epoch, batch } = cursor;
+  while (microBatches.length < count) {
+    const indices = s.batcher.epochBatches(epoch)[batch];
+    if (!indices) {
+      epoch += 1;
+      batch = 0;
+      continue;
+    }
+    microBatches.push(indices);
+    batch += 1;
+  }
+  return { microBatches, next: { epoch, batch } };
 }
 
 function checkpointTensors(s: Session): Record<string, tf.Tensor> {
@@ -268,21 +318,30 @@ function round(x: number, digits = 5): number {
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const s = await setUp(opts);
+  // W&B (only when WANDB_API_KEY is set) gets every metrics record; its run is closed however this one ends.
+  const sink = createMetricsSink(s.config, opts.exportOnly ? {} : process.env, { name: path.basename(s.runDir), log: s.log });
+  let exitCode = 1;
   try {
-    return await run(s, opts);
+    const result = await run(s, opts, sink);
+    exitCode = 0;
+    return result;
   } finally {
+    await sink.finish(exitCode);
     // Free the backend memory: a process (tests, sweeps) may train several models in turn.
     for (const n of WEIGHT_NAMES) s.params[n].dispose();
     s.optimizer.dispose();
   }
 }
 
-async function run(s: Session, opts: TrainOptions): Promise<TrainResult> {
+async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<TrainResult> {
   const { config, log } = s;
   const t = config.training;
   await mkdir(s.runDir, { recursive: true });
   const metricsPath = path.join(s.runDir, "metrics.jsonl");
-  const writeMetric = (record: Record<string, unknown>): Promise<void> => appendFile(metricsPath, JSON.stringify(record) + "\n");
+  const writeMetric = (record: Record<string, unknown>): Promise<void> => {
+    sink.log(record);
+    return appendFile(metricsPath, JSON.stringify(record) + "\n");
+  };
 
   let step = 0;
   let cursor: DataCursor = { epoch: 0, batch: 0 };
@@ -336,11 +395,11 @@ async function run(s: Session, opts: TrainOptions): Promise<TrainResult> {
   const runValidation = async (): Promise<ValidationResult> => {
     const v0 = performance.now();
     const result = validate(s.params, s.pairs.validation, s.tokenizer, validationOptions);
-    await writeMetric({ type: "eval", step, ...result, seconds: round((performance.now() - v0) / 1000, 2) });
+    await writeMetric({ type: "eval", step, epoch: cursor.epoch, ...result, seconds: round((performance.now() - v0) / 1000, 2) });
     const summary = Object.entries(result.byDepth)
-      .map(([d, r]) => `k=${d} acc@1 ${r.acc1.toFixed(3)} mrr ${r.mrr.toFixed(3)}`)
+      .map(([d, r]) => `k=${d} acc@1 ${r.acc1.toFixed(3)} mrr ${r.mrr.toFixed(3)} ndcg@10 ${r.ndcg10.toFixed(3)}`)
       .join(" | ");
-    log(`step ${step} validation (${result.pairs} pairs, ${result.dim}-d): ${summary}`);
+    log(`step ${step} (epoch ${cursor.epoch}) validation (${result.pairs} pairs, ${result.dim}-d): ${summary}`);
     return result;
   };
   const checkpoint = async (): Promise<void> => {
@@ -375,7 +434,14 @@ async function run(s: Session, opts: TrainOptions): Promise<TrainResult> {
   let windowLoss: number[][] = [];
   let done = 0;
 
+  const microBatchesPerUpdate = t.workers * t.accumulationSteps;
+  let pool: GradientWorkerPool | undefined;
   try {
+    if (!opts.exportOnly && t.workers > 1 && step < s.totalSteps) {
+      const w0 = performance.now();
+      pool = await GradientWorkerPool.start(t.workers - 1, s.loaded.path, { fingerprint: s.fingerprint, backend: s.backend });
+      log(`data parallel: ${t.workers} processes × ${t.accumulationSteps} micro-batches of ${t.batchSize} pairs per update (workers ready in ${((performance.now() - w0) / 1000).toFixed(1)} s)`);
+    }
     while (!opts.exportOnly && step < s.totalSteps) {
       if (done >= stepsThisProcess) {
         stoppedBy = "stopAfterSteps";
@@ -385,22 +451,24 @@ async function run(s: Session, opts: TrainOptions): Promise<TrainResult> {
         stoppedBy = "time";
         break;
       }
-      const batches = s.batcher.epochBatches(cursor.epoch);
-      const indices = batches[cursor.batch];
-      if (!indices) {
-        cursor = { epoch: cursor.epoch + 1, batch: 0 };
-        continue;
-      }
-      const batch = s.batcher.encode(indices);
+      const { microBatches, next } = takeMicroBatches(s, cursor, microBatchesPerUpdate);
       const lr = learningRate(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: s.totalSteps, minLrRatio: t.minLrRatio });
-      const outcome = trainStep(s, batch, lr);
+      let outcome: StepOutcome;
+      try {
+        outcome = await trainStep(s, microBatches, lr, pool);
+      } catch (error) {
+        // The update in flight was not applied: the checkpoint holds the state after the last completed update.
+        if (error instanceof GradientWorkerError && step !== lastCheckpointStep) await checkpoint();
+        throw error;
+      }
       step += 1;
       done += 1;
-      cursor = { epoch: cursor.epoch, batch: cursor.batch + 1 };
-      const batchTokens = batch.queries.tokens + batch.docs.tokens;
-      tokens += batchTokens;
-      windowTokens += batchTokens;
-      windowPadded += batch.queries.rows * batch.queries.length + batch.docs.rows * batch.docs.length;
+      // This update reached into a new epoch: validate below, so every epoch gets a figure whatever evalEvery is.
+      const crossedEpoch = next.epoch > cursor.epoch;
+      cursor = next;
+      tokens += outcome.tokens;
+      windowTokens += outcome.tokens;
+      windowPadded += outcome.paddedTokens;
       lossHistory.push(outcome.loss);
       windowLoss.push(outcome.perStep);
       if (outcome.skipped) log(`step ${step}: non-finite loss/gradient (loss ${outcome.loss}, norm ${outcome.gradNorm}); update skipped`);
@@ -434,11 +502,13 @@ async function run(s: Session, opts: TrainOptions): Promise<TrainResult> {
         windowPadded = 0;
         windowLoss = [];
       }
-      if (step % t.evalEvery === 0 && step < s.totalSteps) validation = await runValidation();
+      // One validation when both triggers fall on the same step; the last step always gets the final one after the loop.
+      if ((step % t.evalEvery === 0 || crossedEpoch) && step < s.totalSteps) validation = await runValidation();
       if (step % t.checkpointEvery === 0) await checkpoint();
     }
   } finally {
     progress?.stop();
+    await pool?.close();
   }
   const trainSeconds = priorSeconds + (performance.now() - loopStart) / 1000;
   if (!opts.exportOnly && step !== lastCheckpointStep) await checkpoint();
@@ -478,3 +548,7 @@ async function run(s: Session, opts: TrainOptions): Promise<TrainResult> {
   await writeMetric({ type: "end", step, tokens, trainSeconds: result.trainSeconds, exportDir: result.exportDir });
   return result;
 }
+
+/** The session a gradient worker builds: the same config, tokenizer, pairs and model shape as rank 0. */
+export const prepareSession = setUp;
+export type { Session };

@@ -1,6 +1,8 @@
 /**
  * Validation on the held-out pairs: each held-out query retrieves among all held-out documents, at one Matryoshka
- * prefix (128 by default: the edge's working width) and at each routed depth. Reports top-1 accuracy and MRR.
+ * prefix (128 by default: the edge's working width) and at each routed depth. Reports top-1 accuracy, MRR and NDCG@10
+ * (each query has exactly one relevant document, its pair's, so NDCG@10 is 1/log2(rank + 1) inside the top 10, else 0:
+ * the figure the BEIR benchmarks report, on the held-out slice).
  *
  * Documents shared by several held-out pairs are counted once: a document identical to the positive is never
  * scored as a competitor (the split is by document, so such duplicates can only occur inside the validation slice).
@@ -27,12 +29,32 @@ export interface ValidationOptions {
 export interface DepthScores {
   acc1: number;
   mrr: number;
+  ndcg10: number;
 }
 
 export interface ValidationResult {
   pairs: number;
   dim: number;
   byDepth: Record<string, DepthScores>;
+}
+
+/**
+ * Retrieval figures from each query's 1-based rank of its one relevant document. With a single relevant document the
+ * ideal DCG is 1, so NDCG@10 reduces to the discount at that rank (the same value src/eval/metrics.ts's ndcgAt gives).
+ */
+export function scoreRanks(ranks: ArrayLike<number>): DepthScores {
+  const n = ranks.length;
+  if (n === 0) return { acc1: 0, mrr: 0, ndcg10: 0 };
+  let hits = 0;
+  let rr = 0;
+  let ndcg = 0;
+  for (let i = 0; i < n; i++) {
+    const rank = ranks[i] as number;
+    if (rank === 1) hits++;
+    rr += 1 / rank;
+    if (rank <= 10) ndcg += 1 / Math.log2(rank + 1);
+  }
+  return { acc1: hits / n, mrr: rr / n, ndcg10: ndcg / n };
 }
 
 /** Normalised prefix embeddings for each requested depth, as row-major [n, dim] arrays. */
@@ -96,8 +118,7 @@ export function validate(
   opts.depths.forEach((depth, di) => {
     const Q = qEmb[di] as Float32Array;
     const D = dEmb[di] as Float32Array;
-    let hits = 0;
-    let rr = 0;
+    const ranks = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       const qo = (qRow[i] as number) * dim;
       const score = (j: number): number => {
@@ -115,10 +136,9 @@ export function validate(
         seen.add(key);
         if (score(j) > positive) better++;
       }
-      if (better === 0) hits++;
-      rr += 1 / (better + 1);
+      ranks[i] = better + 1;
     }
-    byDepth[String(depth)] = { acc1: hits / n, mrr: rr / n };
+    byDepth[String(depth)] = scoreRanks(ranks);
   });
   return { pairs: n, dim: opts.dim, byDepth };
 }

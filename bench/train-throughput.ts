@@ -1,0 +1,85 @@
+/**
+ * Training throughput of the real trainer on this machine: real (unpadded) tokens per second of the edge-small
+ * configuration (training/configs/edge-small.json: H 128, 4 heads, FFN 256, batches of 64 pairs), with one process and
+ * with data-parallel processes (training/src/train/data-parallel.ts).
+ *
+ * Each setting runs a short training into a temporary directory; the first logged window (pair building, process
+ * start-up, the backend's first kernels) is left out, so the figure is the steady state a long run sees.
+ *
+ * @module
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { repoRoot } from "../workers/edge/dev/local-service.js";
+import { train } from "../training/src/train/trainer.js";
+
+export interface ThroughputFigure {
+  /** Real tokens (queries + documents, no padding) per second over the timed updates. */
+  tokens_per_s: number;
+  /** Pairs per second (each update is workers × batchSize pairs). */
+  pairs_per_s: number;
+  seconds_per_update: number;
+  timed_updates: number;
+}
+
+interface TrainLine {
+  type: string;
+  step: number;
+  tokens: number;
+  elapsedSec: number;
+}
+
+const LOG_EVERY = 2;
+
+/**
+ * Trains `warmup + timed` updates (both multiples of {@link LOG_EVERY}) per worker count and measures the timed ones.
+ */
+export async function measureTrainingThroughput(
+  workerCounts: readonly number[],
+  options: { warmup?: number; timed?: number; log?: (line: string) => void } = {},
+): Promise<Record<string, ThroughputFigure>> {
+  const warmup = options.warmup ?? 2;
+  const timed = options.timed ?? 8;
+  const log = options.log ?? (() => {});
+  const configPath = path.join(repoRoot, "training", "configs", "edge-small.json");
+  const base = JSON.parse(await readFile(configPath, "utf8")) as Record<string, Record<string, unknown>>;
+  const tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-train-bench-"));
+  const out: Record<string, ThroughputFigure> = {};
+  try {
+    for (const workers of workerCounts) {
+      const config = {
+        ...base,
+        name: `throughput-${workers}`,
+        tokenizer: path.resolve(path.dirname(configPath), base["tokenizer"] as unknown as string),
+        training: { ...base["training"], workers, logEvery: LOG_EVERY, evalEvery: 1_000_000, checkpointEvery: 1_000_000 },
+        export: { ...base["export"], outDir: path.join(tmp, "artifacts") },
+      };
+      const file = path.join(tmp, `throughput-${workers}.json`);
+      await writeFile(file, JSON.stringify(config));
+      const runDir = path.join(tmp, `run-${workers}`);
+      log(`training throughput: ${workers} process(es), ${warmup} + ${timed} updates of ${workers} × 64 pairs`);
+      await train({ config: file, runDir, stopAfterSteps: warmup + timed, progress: false, log: () => {} });
+      const lines = (await readFile(path.join(runDir, "metrics.jsonl"), "utf8"))
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as TrainLine)
+        .filter((line) => line.type === "train");
+      const first = lines.find((line) => line.step === warmup);
+      const last = lines.find((line) => line.step === warmup + timed);
+      if (!first || !last) throw new Error(`training throughput: metrics of steps ${warmup} and ${warmup + timed} missing in ${runDir}`);
+      const seconds = last.elapsedSec - first.elapsedSec;
+      const batchSize = (base["training"]?.["batchSize"] as number | undefined) ?? 64;
+      out[String(workers)] = {
+        tokens_per_s: Math.round((last.tokens - first.tokens) / seconds),
+        pairs_per_s: Math.round(((timed * workers * batchSize) / seconds) * 10) / 10,
+        seconds_per_update: Math.round((seconds / timed) * 100) / 100,
+        timed_updates: timed,
+      };
+      log(`training throughput (${workers}): ${JSON.stringify(out[String(workers)])}`);
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return out;
+}

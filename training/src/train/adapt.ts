@@ -1,0 +1,358 @@
+/**
+ * Domain adaptation as a product feature: `npm run train -- --adapt <corpus dir> [--from <artifact>] [--name <name>]`
+ * fine-tunes a published artifact on a user's corpus and exports a new, versioned artifact.
+ *
+ * 1. The corpus is read first (adapt-corpus.ts), so a bad corpus fails before any model work.
+ * 2. The run's config is derived from the preset training/configs/adapt.json: the base artifact's architecture and
+ *    tokenizer, `initFrom` = the base artifact directory (its fp32 graphs are read back), the corpus as the "adapt"
+ *    source, oversampled (`repeat`) so that it is about half the training stream beside the capped general sources
+ *    (which keep the general ability), and `export.version: "next"`. The derived config is written into the run
+ *    directory (adapt-config.json), so `--resume` continues exactly that run.
+ * 3. The trainer runs it and exports `<name>@<next minor>` (export.ts adds the manifest's `adaptation` record).
+ * 4. A row goes into the artifacts directory's CHANGELOG.md with the held-out figures; the benchmark figures (SciFact
+ *    test NDCG@10…) are left for a human to add after `npm run eval`.
+ *
+ * @module
+ */
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ArtifactManifest } from "../../../src/model/spec.js";
+import { AdaptCorpusError, readAdaptCorpus, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
+import { buildPairs, type AdaptRecord, type PairSource } from "../data/pairs.js";
+import { readArtifactManifest } from "../model/artifact-weights.js";
+import { ConfigError, parseConfig, type TrainConfig } from "./config.js";
+import { DEFAULT_RUNS_DIR, train, type TrainResult } from "./trainer.js";
+import type { ValidationResult } from "./validate.js";
+
+/** The repository's model-artifacts/ (the default home of base and adapted artifacts, and of CHANGELOG.md). */
+export const DEFAULT_ARTIFACTS_DIR = fileURLToPath(new URL("../../../model-artifacts/", import.meta.url));
+export const DEFAULT_ADAPT_PRESET = fileURLToPath(new URL("../../configs/adapt.json", import.meta.url));
+/** The derived config's file name inside the run directory. */
+export const ADAPT_CONFIG_FILE = "adapt-config.json";
+/** More copies than this would mostly teach the model a small corpus by heart. */
+export const MAX_REPEAT = 32;
+
+export interface AdaptOptions {
+  /** The user's corpus: a BEIR directory or a directory with one JSONL file. */
+  corpusDir: string;
+  /** Base artifact directory (default: the one <artifactsDir>/bundled.json names). */
+  from?: string;
+  /** Artifact name (default: the base name without "-small", a dash, and the corpus directory's base name). */
+  name?: string;
+  /** Training steps (default: the preset's). */
+  steps?: number;
+  maxMinutes?: number;
+  /** Run directory (default: <runsDir>/adapt-<name>, or -2, -3… when taken; see {@link chooseRunDir}). */
+  runDir?: string;
+  resume?: boolean;
+  /** Where the artifact is exported and CHANGELOG.md kept (default: the repository's model-artifacts/). */
+  artifactsDir?: string;
+  /** Where default run directories go (default: training/runs/). */
+  runsDir?: string;
+  /** The preset config (default: training/configs/adapt.json). */
+  preset?: string;
+  /** Deep-merged into the derived config last, null removing a key (tests: small batches, caps, fewer sources). */
+  overrides?: Record<string, unknown>;
+  /** Stop after this many updates in this process (tests; the run can be resumed). */
+  stopAfterSteps?: number;
+  progress?: boolean;
+  log?: (line: string) => void;
+  /** Date of the CHANGELOG row (default: today, UTC). */
+  date?: string;
+}
+
+export interface AdaptResult extends TrainResult {
+  configPath: string;
+  corpus: AdaptCorpusInfo;
+  /** "<name>@<version>" of the exported artifact (absent when the run stopped early). */
+  artifact?: string;
+  /** The row appended to CHANGELOG.md. */
+  changelogRow?: string;
+}
+
+/** Artifact names become a path segment (artifact.ts SEGMENT); run names are stricter (config.ts). */
+const ARTIFACT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
+/** A corpus directory's base name as an artifact-name part: lower case, anything else than [a-z0-9._-] → "-". */
+export function slug(text: string): string {
+  const s = text
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/^[-._]+|[-._]+$/g, "");
+  return s || "corpus";
+}
+
+/** The default artifact name: "taesr-edge-small" adapted to …/scifact → "taesr-edge-scifact". */
+export function adaptedName(baseName: string, corpusName: string): string {
+  return `${baseName.replace(/-small$/, "")}-${slug(corpusName)}`;
+}
+
+/**
+ * Copies of each in-domain train pair so that the corpus is about half the stream: the general sources contribute about
+ * Σ maxPairs × (1 − validationFraction) train pairs. Undefined when a general source is uncapped (its size is unknown
+ * here): the preset's repeat is kept then.
+ */
+export function chooseRepeat(config: TrainConfig, adaptTrainPairs: number): number | undefined {
+  let general = 0;
+  for (const [source, options] of Object.entries(config.data.sources) as [PairSource, { maxPairs?: number } | undefined][]) {
+    if (source === "adapt" || !options) continue;
+    if (options.maxPairs === undefined) return undefined;
+    general += options.maxPairs * (1 - config.data.validationFraction);
+  }
+  if (general === 0 || adaptTrainPairs === 0) return 1;
+  return Math.min(MAX_REPEAT, Math.max(1, Math.round(general / adaptTrainPairs)));
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The run directory when none is given. A fresh run takes the first free one of adapt-<name>, adapt-<name>-2, …, so a
+ * second adaptation of the same corpus does not collide with the first; --resume takes the newest one that has not
+ * finished (no final.taesr), since resuming a finished run would only export its weights again as a new version.
+ */
+export async function chooseRunDir(runsDir: string, name: string, resume: boolean): Promise<string> {
+  const candidate = (i: number) => path.join(runsDir, i === 1 ? `adapt-${name}` : `adapt-${name}-${i}`);
+  let last = 0;
+  while (await exists(candidate(last + 1))) last++;
+  if (!resume) return candidate(last + 1);
+  for (let i = last; i >= 1; i--) {
+    if (!(await exists(path.join(candidate(i), "final.taesr")))) return candidate(i);
+  }
+  throw new Error(`--resume: no unfinished adaptation run of ${name} under ${runsDir} (every adapt-${name}* run has finished)`);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** `base` with `over` merged in, objects recursively (arrays and scalars replace; null removes the key). */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === null) delete out[k];
+    else out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/** The base artifact named by <artifactsDir>/bundled.json (the model the Worker ships). */
+export async function bundledArtifactDir(artifactsDir: string): Promise<string> {
+  const file = path.join(artifactsDir, "bundled.json");
+  let pointer: { artifact?: unknown };
+  try {
+    pointer = JSON.parse(await readFile(file, "utf8")) as { artifact?: unknown };
+  } catch (err) {
+    throw new Error(`cannot read ${file} to find the base artifact (${(err as Error).message}); pass --from <artifact dir>`);
+  }
+  if (typeof pointer.artifact !== "string") throw new Error(`${file} has no "artifact" string; pass --from <artifact dir>`);
+  return path.join(artifactsDir, pointer.artifact);
+}
+
+interface Derived {
+  raw: Record<string, unknown>;
+  config: TrainConfig;
+}
+
+/** The run's config (see the module comment); paths are written relative to the run directory that will hold it. */
+async function deriveConfig(
+  opts: AdaptOptions,
+  ctx: { runDir: string; baseDir: string; base: ArtifactManifest; corpusDir: string; artifactsDir: string; name: string },
+  corpusRecords: AdaptRecord[],
+): Promise<Derived> {
+  const presetPath = path.resolve(opts.preset ?? DEFAULT_ADAPT_PRESET);
+  let preset: Record<string, unknown>;
+  try {
+    preset = JSON.parse(await readFile(presetPath, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`cannot read the adaptation preset ${presetPath}: ${(err as Error).message}`);
+  }
+  // Relative to the run directory, so a run tree that moves with the repository stays resumable; absolute when the two
+  // share nothing but the filesystem root (a run in /tmp on a corpus in /home).
+  const rel = (p: string) => {
+    const r = path.relative(ctx.runDir, p) || ".";
+    const ups = r.split(path.sep).filter((part) => part === "..").length;
+    return ups >= ctx.runDir.split(path.sep).filter(Boolean).length ? p : r;
+  };
+  const arch = ctx.base.architecture;
+  const data = preset["data"] as Record<string, any>;
+  const training = preset["training"] as Record<string, any>;
+  const lossSteps = (training["lossSteps"] as number[] | undefined)?.filter((k) => k <= arch.depths.hard);
+  let raw: Record<string, unknown> = {
+    ...preset,
+    name: `adapt-${ctx.name}`.replace(/[^A-Za-z0-9._-]/g, "-"),
+    // The base artifact's tokenizer and architecture: its weights are only meaningful with exactly these.
+    tokenizer: rel(path.join(ctx.baseDir, ctx.base.tokenizer)),
+    initFrom: rel(ctx.baseDir),
+    arch,
+    data: { ...data, sources: { ...data["sources"], adapt: { ...data["sources"]?.["adapt"], dir: rel(ctx.corpusDir) } } },
+    training: {
+      ...training,
+      ...(opts.steps !== undefined ? { steps: opts.steps, epochs: undefined } : {}),
+      // A base artifact with a shorter context (tests, tiny models) caps the preset's lengths.
+      maxQueryLength: Math.min(Number(training["maxQueryLength"]), arch.maxLength),
+      maxDocLength: Math.min(Number(training["maxDocLength"]), arch.maxLength),
+      // …and a shallower one the supervised steps.
+      ...(lossSteps && training["lossStepWeights"] === undefined ? { lossSteps: lossSteps.length > 0 ? lossSteps : [arch.depths.hard] } : {}),
+    },
+    export: { ...(preset["export"] as object), name: ctx.name, version: "next", outDir: rel(ctx.artifactsDir), force: false },
+  };
+  const overrides = opts.overrides ?? {};
+  const source = `${presetPath} (derived for ${ctx.corpusDir})`;
+  const config = parseConfig(deepMerge(raw, overrides), source);
+  // Oversample the corpus to about half the stream, counted on its real pairs (train side, after dedup and caps).
+  const adapt = config.data.sources.adapt!;
+  const own = await buildPairs(
+    { adapt: corpusRecords },
+    {
+      seed: config.seed,
+      validationFraction: config.data.validationFraction,
+      maxValidationPairs: config.data.maxValidationPairs,
+      minDocChars: config.data.minDocChars,
+      sources: { adapt: { ...adapt, repeat: 1 } },
+    },
+  );
+  const adaptTrain = own.stats.bySource["adapt"]?.train ?? 0;
+  if (adaptTrain === 0) {
+    throw new AdaptCorpusError(
+      `${ctx.corpusDir} gives no training pairs: documents need a title, or a text of three or more sentences, ` +
+        `of at least ${config.data.minDocChars} characters (or train qrels)`,
+    );
+  }
+  const repeat = chooseRepeat(config, adaptTrain) ?? adapt.repeat;
+  // Overrides are applied last again, so an explicit repeat in them wins over the computed one.
+  raw = deepMerge(deepMerge(raw, { data: { sources: { adapt: { repeat } } } }), overrides);
+  return { raw, config: parseConfig(raw, source) };
+}
+
+function formatBytes(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toPrecision(3)} MB` : `${(n / 1e3).toPrecision(3)} KB`;
+}
+
+function scores(v: ValidationResult | undefined): string {
+  if (!v || Object.keys(v.byDepth).length === 0) return "n/a";
+  return Object.values(v.byDepth)
+    .map((d) => d.mrr.toFixed(3))
+    .join(" / ");
+}
+
+/** One CHANGELOG.md row for an adapted artifact (same columns as the table; eval figures left for a human). */
+export function changelogRow(manifest: ArtifactManifest, date: string): string {
+  const a = (manifest.adaptation ?? {}) as Record<string, any>;
+  const t = manifest.training as Record<string, any>;
+  const ev = manifest.eval as Record<string, any>;
+  const mixed = ev["heldOutValidation"] as ValidationResult | undefined;
+  const inDomain = ev["inDomainHeldOut"] as ValidationResult | undefined;
+  const depths = Object.keys(mixed?.byDepth ?? inDomain?.byDepth ?? {}).join("/");
+  const kinds = Object.entries((a["pairKinds"] ?? {}) as Record<string, number>)
+    .map(([k, n]) => `${k} ${n.toLocaleString("en-US")}`)
+    .join(", ");
+  const seconds = Number(t["wallTimeSeconds"] ?? 0);
+  const wall = seconds < 60 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
+  const cfg = (t["config"] ?? {}) as Record<string, any>;
+  const what =
+    `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${t["steps"]} steps × ${cfg["training"]?.["batchSize"]} pairs ` +
+    `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights; in-domain pairs ${kinds}` +
+    `${Number(a["repeat"]) > 1 ? ` ×${a["repeat"]}` : ""} (${Math.round(Number(a["streamShare"] ?? 0) * 100)}% of the stream) + ` +
+    `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${a["supervision"]}; ` +
+    `held-out MRR@${mixed?.dim ?? inDomain?.dim} at k=${depths}: in-domain ${scores(inDomain)} (${inDomain?.pairs ?? 0} pairs), mixed ${scores(mixed)} (${mixed?.pairs ?? 0} pairs)`;
+  const size = (variant: "fp32" | "int8") =>
+    formatBytes(Object.entries(manifest.files).reduce((n, [rel, f]) => (rel.startsWith(`${variant}/`) ? n + f.bytes : n), 0));
+  const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\s+/g, " ");
+  return `| ${cell(`${manifest.name}@${manifest.version}`)} | ${date} | ${cell(what)} | — (not evaluated yet: add after \`npm run eval\`) | ${size("fp32")} · ${size("int8")} |`;
+}
+
+const CHANGELOG_HEADER = `# Model artifacts
+
+Each directory is one artifact, \`<name>@<version>/\`, never overwritten: a new export gets a new version.
+
+| version | date | what | SciFact test NDCG@10 (dense-128 int8 · BM25 · hybrid) | size (fp32 · int8 graphs) |
+| --- | --- | --- | --- | --- |
+`;
+
+/** Appends `row` after the table's last row (the file is created with the table header when absent). */
+export async function appendChangelogRow(artifactsDir: string, row: string): Promise<string> {
+  const file = path.join(artifactsDir, "CHANGELOG.md");
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    text = CHANGELOG_HEADER;
+  }
+  const lines = text.split("\n");
+  let last = -1;
+  lines.forEach((line, i) => {
+    if (line.startsWith("|")) last = i;
+  });
+  if (last === -1) lines.push("", ...CHANGELOG_HEADER.split("\n").slice(4, 6), row);
+  else lines.splice(last + 1, 0, row);
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, lines.join("\n").replace(/\n*$/, "\n"));
+  await rename(tmp, file);
+  return file;
+}
+
+/** Runs an adaptation (see the module comment). */
+export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`[taesr] ${line}\n`));
+  const corpusDir = path.resolve(opts.corpusDir);
+  const corpus = await readAdaptCorpus(corpusDir);
+  const artifactsDir = path.resolve(opts.artifactsDir ?? DEFAULT_ARTIFACTS_DIR);
+  let baseDir: string;
+  let base: ArtifactManifest;
+  try {
+    baseDir = path.resolve(opts.from ?? (await bundledArtifactDir(artifactsDir)));
+    base = await readArtifactManifest(baseDir);
+  } catch (err) {
+    // A user-input problem (a wrong --from), reported like a config error: one line, no stack.
+    throw new ConfigError(`base artifact: ${(err as Error).message}`);
+  }
+  const name = opts.name ?? adaptedName(base.name, corpus.info.name);
+  if (!ARTIFACT_NAME.test(name)) throw new ConfigError(`--name ${JSON.stringify(name)}: letters, digits, '.', '_', '+' and '-' only`);
+  const runDir = path.resolve(opts.runDir ?? (await chooseRunDir(opts.runsDir ?? DEFAULT_RUNS_DIR, name, opts.resume ?? false)));
+  const configPath = path.join(runDir, ADAPT_CONFIG_FILE);
+  const q = corpus.info.trainQrels;
+  log(
+    `adapting ${base.name}@${base.version} to ${corpusDir}: ${corpus.info.documents} documents` +
+      (q ? `, ${q.queries} train queries (${q.pairs} positives) from qrels/train.tsv` : ", no train qrels (unsupervised)"),
+  );
+
+  if (opts.resume && (await exists(configPath))) {
+    // The saved config is the run's definition: re-deriving could differ (another preset, a changed repeat).
+    log(`resuming ${runDir} with its ${ADAPT_CONFIG_FILE}`);
+  } else {
+    const { raw, config } = await deriveConfig(opts, { runDir, baseDir, base, corpusDir, artifactsDir, name }, corpus.records);
+    await mkdir(runDir, { recursive: true });
+    await writeFile(configPath, JSON.stringify(raw, null, 2) + "\n");
+    const s = config.data.sources;
+    log(
+      `run ${runDir}: ${config.training.steps ?? "?"} steps, lr ${config.training.lr}; adapt ×${s.adapt?.repeat ?? 1}` +
+        (Object.keys(s).length > 1 ? ` + ${Object.keys(s).filter((k) => k !== "adapt").join(" + ")}` : ""),
+    );
+  }
+
+  const trained = await train({
+    config: configPath,
+    runDir,
+    resume: opts.resume ?? false,
+    ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
+    ...(opts.stopAfterSteps !== undefined ? { stopAfterSteps: opts.stopAfterSteps } : {}),
+    progress: opts.progress ?? true,
+    log,
+  });
+  const result: AdaptResult = { ...trained, configPath, corpus: corpus.info };
+  if (!trained.exportDir) return result;
+  const manifest = await readArtifactManifest(trained.exportDir);
+  result.artifact = `${manifest.name}@${manifest.version}`;
+  result.changelogRow = changelogRow(manifest, opts.date ?? new Date().toISOString().slice(0, 10));
+  const changelog = await appendChangelogRow(path.dirname(trained.exportDir), result.changelogRow);
+  log(`exported ${result.artifact}; added its row to ${changelog} (eval figures: add them after npm run eval)`);
+  return result;
+}

@@ -1,0 +1,395 @@
+/**
+ * Domain adaptation (`npm run train -- --adapt`): the corpus reader on BEIR and JSONL directories and its errors; the
+ * "adapt" pair source (train qrels only, never test or dev; document-grouped split; repeat oversampling on the train
+ * side only); weights read back from a fresh export; and two real tiny adaptation runs from a base artifact exported
+ * here, giving <name>@0.1.0 then <name>@0.2.0 with the manifest's adaptation record and CHANGELOG rows.
+ */
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WEIGHT_NAMES, type TaesrArchitecture } from "../../src/model/spec.js";
+import { readAdaptCorpus } from "../src/data/adapt-corpus.js";
+import { adaptPairs, buildPairs, normKey, type AdaptRecord, type PairBuildOptions } from "../src/data/pairs.js";
+import { exportArtifact, nextMinorVersion } from "../src/export/artifact.js";
+import { loadArtifactWeights } from "../src/model/artifact-weights.js";
+import { initWeights, loadParams } from "../src/model/params.js";
+import { adapt, adaptedName, appendChangelogRow, chooseRunDir } from "../src/train/adapt.js";
+import { configDir, loadConfig, resolveFromConfig } from "../src/train/config.js";
+import { train } from "../src/train/trainer.js";
+
+const run = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const trainingDir = path.resolve(here, "..");
+const beirTiny = path.resolve(here, "../../test/fixtures/beir-tiny");
+const tokenizerPath = path.resolve(here, "../vocab/taesr-8k.json");
+
+/** training/configs/tiny.json's architecture with the 8k vocabulary made explicit (a manifest needs it). */
+const TINY_ARCH: TaesrArchitecture = {
+  vocabSize: 8192,
+  hidden: 64,
+  heads: 4,
+  ffn: 128,
+  maxLength: 32,
+  outputDim: 384,
+  matryoshkaDims: [64, 128, 256, 384],
+  depths: { easy: 1, medium: 3, hard: 6 },
+};
+
+let tmp: string;
+/** beir-tiny plus train qrels (q3 → d3, q6 → d7, q5 → d6) and dev qrels (q2 → d2); its test qrels are beir-tiny's. */
+let miniBeir: string;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-adapt-"));
+  miniBeir = path.join(tmp, "minibeir");
+  await mkdir(path.join(miniBeir, "qrels"), { recursive: true });
+  for (const f of ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"]) await copyFile(path.join(beirTiny, f), path.join(miniBeir, f));
+  await writeFile(path.join(miniBeir, "qrels/train.tsv"), "query-id\tcorpus-id\tscore\nq3\td3\t1\nq6\td7\t1\nq5\td6\t2\nq7\td8\t0\nq7\tnope\t1\n");
+  await writeFile(path.join(miniBeir, "qrels/dev.tsv"), "query-id\tcorpus-id\tscore\nq2\td2\t1\n");
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const queryText = async (dir: string): Promise<Map<string, string>> =>
+  new Map(
+    (await readFile(path.join(dir, "queries.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { _id: string; text: string })
+      .map((q) => [q._id, q.text]),
+  );
+
+const pairOptions = (sources: PairBuildOptions["sources"], validationFraction = 0.05): PairBuildOptions => ({
+  seed: 1,
+  validationFraction,
+  maxValidationPairs: 1000,
+  minDocChars: 16,
+  sources,
+});
+
+describe("adapt corpus reader", () => {
+  it("reads a BEIR directory whose only qrels are test qrels: documents, and not one query pair", async () => {
+    const { info, records } = await readAdaptCorpus(beirTiny);
+    expect(info).toMatchObject({ name: "beir-tiny", layout: "beir", corpusFile: "corpus.jsonl", documents: 12, duplicateIds: 0 });
+    expect(info.trainQrels).toBeUndefined();
+    expect(records.every((r) => r.queries.length === 0)).toBe(true);
+    const pairs = await buildPairs({ adapt: records }, pairOptions({ adapt: {} }, 0));
+    // d11 has no title and every text is one sentence: 11 title → text pairs, nothing else.
+    expect(pairs.stats.bySource["adapt"]?.kinds).toEqual({ "title->text": 11 });
+    const queries = new Set([...(await queryText(beirTiny)).values()].map(normKey));
+    expect(pairs.train.some((p) => queries.has(normKey(p.query)))).toBe(false);
+  });
+
+  it("uses train qrels with score > 0 only, never test or dev qrels", async () => {
+    const { info, records } = await readAdaptCorpus(miniBeir);
+    expect(info.trainQrels).toEqual({ file: "qrels/train.tsv", queries: 3, pairs: 3, nonPositive: 1, unresolved: 1 });
+    const q = await queryText(miniBeir);
+    const byId = new Map(records.map((r) => [r.id, r]));
+    expect(byId.get("d3")?.queries).toEqual([q.get("q3")]);
+    expect(byId.get("d7")?.queries).toEqual([q.get("q6")]);
+    expect(byId.get("d6")?.queries).toEqual([q.get("q5")]);
+    const pairs = await buildPairs({ adapt: records }, pairOptions({ adapt: {} }, 0));
+    const used = pairs.train.filter((p) => p.kind === "train-query->text");
+    expect(used.map((p) => p.query).sort()).toEqual([q.get("q3"), q.get("q5"), q.get("q6")].sort());
+    // q1, q4 (test), q2 (dev) and q7 (score 0, or an unknown document) appear nowhere.
+    const never = ["q1", "q2", "q4", "q7"].map((id) => normKey(q.get(id)!));
+    for (const p of pairs.train) expect(never).not.toContain(normKey(p.query));
+  });
+
+  it("reads a directory with one JSONL file of {id|_id, title?, text}; sentence pairs stay with their document", async () => {
+    const dir = path.join(tmp, "notes");
+    await mkdir(dir, { recursive: true });
+    const long = "Cells divide by mitosis in most tissues. The spindle pulls chromatids apart. Cytokinesis then splits the cell in two. Errors here cause aneuploidy in daughter cells.";
+    await writeFile(
+      path.join(dir, "my-notes.jsonl"),
+      [
+        JSON.stringify({ id: "n1", title: "Mitosis", text: long }),
+        "",
+        JSON.stringify({ _id: 42, text: "A note without a title that is long enough to keep." }),
+        JSON.stringify({ id: "n1", title: "Duplicate id", text: "Ignored because n1 came first." }),
+      ].join("\n"),
+    );
+    const { info, records } = await readAdaptCorpus(dir);
+    expect(info).toMatchObject({ name: "notes", layout: "jsonl", corpusFile: "my-notes.jsonl", documents: 2, duplicateIds: 1 });
+    expect(records.map((r) => r.id)).toEqual(["n1", "42"]);
+    const pairs = [...adaptPairs(records[0]!)];
+    expect(pairs.map((p) => p.kind)).toEqual(["title->text", "sentence->rest", "sentence->rest"]);
+    expect(new Set(pairs.map((p) => p.group))).toEqual(new Set(["adapt:n1"]));
+    for (const p of pairs.slice(1)) expect(p.doc).not.toContain(p.query);
+    expect(pairs[1]!.query).not.toBe(pairs[2]!.query);
+    // Grouped by document: with half the documents held out, a document's pairs are all on one side.
+    const set = await buildPairs({ adapt: records }, pairOptions({ adapt: {} }, 0.5));
+    const side = (id: string) => new Set([...set.train.map((p) => ["t", p] as const), ...set.validation.map((p) => ["v", p] as const)].filter(([, p]) => p.group === `adapt:${id}`).map(([s]) => s));
+    expect(side("n1").size).toBe(1);
+  });
+
+  it("fails clearly on a missing directory, no corpus file, malformed lines and missing fields", async () => {
+    await expect(readAdaptCorpus(path.join(tmp, "absent"))).rejects.toThrow(`adapt corpus directory not found: ${path.join(tmp, "absent")}`);
+    await expect(readAdaptCorpus(path.join(beirTiny, "corpus.jsonl"))).rejects.toThrow(/is not a directory/);
+    const empty = path.join(tmp, "empty");
+    await mkdir(empty, { recursive: true });
+    await writeFile(path.join(empty, "README.txt"), "no corpus here");
+    await expect(readAdaptCorpus(empty)).rejects.toThrow(/no corpus file in .*empty: expected corpus\.jsonl .* or one \*\.jsonl file/);
+    await writeFile(path.join(empty, "a.jsonl"), "");
+    await writeFile(path.join(empty, "b.jsonl"), "");
+    await expect(readAdaptCorpus(empty)).rejects.toThrow(/several JSONL files \(a\.jsonl, b\.jsonl\)/);
+
+    const bad = path.join(tmp, "bad");
+    await mkdir(bad, { recursive: true });
+    const file = path.join(bad, "corpus.jsonl");
+    await writeFile(file, '{"_id": "a", "text": "fine text here"}\n\n{"_id": "b", "text": "broken\n');
+    await expect(readAdaptCorpus(bad)).rejects.toThrow(`${file}:3: invalid JSON`);
+    await writeFile(file, '{"_id": "a", "text": "fine text here"}\n{"_id": "b", "title": "no text"}\n');
+    await expect(readAdaptCorpus(bad)).rejects.toThrow(`${file}:2: no "text" field`);
+    await writeFile(file, '{"title": "t", "text": "no id at all"}\n');
+    await expect(readAdaptCorpus(bad)).rejects.toThrow(`${file}:1: no document id`);
+    await writeFile(file, "[1, 2]\n");
+    await expect(readAdaptCorpus(bad)).rejects.toThrow(`${file}:1: expected a JSON object, got an array`);
+    await writeFile(file, "\n");
+    await expect(readAdaptCorpus(bad)).rejects.toThrow(`${file}: no documents`);
+    await writeFile(file, '{"_id": "a", "text": "fine text here"}\n');
+    await mkdir(path.join(bad, "qrels"), { recursive: true });
+    await writeFile(path.join(bad, "qrels/train.tsv"), "q\td\t1\n");
+    await expect(readAdaptCorpus(bad)).rejects.toThrow(/qrels\/train\.tsv exists but .*queries\.jsonl does not/);
+  });
+});
+
+describe("repeat oversampling", () => {
+  const debian = Array.from({ length: 40 }, (_, i) => ({ id: `p${i}`, title: `tool number ${i}`, text: `Tool ${i} does thing ${i} for everyone who asks.` }));
+  const adaptDocs: AdaptRecord[] = Array.from({ length: 30 }, (_, i) => ({
+    id: `d${i}`,
+    title: `Document ${i}`,
+    text: `Document ${i} is about topic ${i} and nothing else.`,
+    queries: i % 3 === 0 ? [`which document covers topic ${i}`] : [],
+  }));
+
+  it("copies train pairs only, keeps validation unique and identical, and leaves other sources alone", async () => {
+    const once = await buildPairs({ debian, adapt: adaptDocs }, pairOptions({ debian: {}, adapt: {} }, 0.3));
+    const thrice = await buildPairs({ debian, adapt: adaptDocs }, pairOptions({ debian: {}, adapt: { repeat: 3 } }, 0.3));
+    const a1 = once.stats.bySource["adapt"]!;
+    const a3 = thrice.stats.bySource["adapt"]!;
+    expect(a1.validation).toBeGreaterThan(0);
+    // Stats of an unrepeated source have no repeat fields (they are part of older runs' fingerprints).
+    expect(Object.keys(a1)).toEqual(["train", "validation", "kinds"]);
+    expect(a3).toMatchObject({ train: a1.train * 3, uniqueTrain: a1.train, validation: a1.validation, repeat: 3, kinds: a1.kinds });
+    expect(thrice.stats.bySource["debian"]).toEqual(once.stats.bySource["debian"]);
+    expect(thrice.validation).toEqual(once.validation);
+    const count = (pairs: typeof once.train) => {
+      const m = new Map<string, number>();
+      for (const p of pairs) m.set(`${p.source}\u0000${p.query}\u0000${p.doc}`, (m.get(`${p.source}\u0000${p.query}\u0000${p.doc}`) ?? 0) + 1);
+      return m;
+    };
+    for (const [key, n] of count(thrice.train)) expect(n, key).toBe(key.startsWith("adapt") ? 3 : 1);
+    expect(new Set(count(thrice.validation).values())).toEqual(new Set([1]));
+    // No held-out document is trained on.
+    const heldOut = new Set(thrice.validation.map((p) => p.group ?? normKey(p.doc)));
+    for (const p of thrice.train) expect(heldOut.has(p.group ?? normKey(p.doc))).toBe(false);
+  });
+});
+
+describe("the adaptation preset", () => {
+  it("is a valid config: the bundled artifact's architecture and weights, SciFact as the corpus, general sources capped", async () => {
+    const loaded = await loadConfig(path.join(trainingDir, "configs/adapt.json"));
+    const { config } = loaded;
+    expect(configDir(config)).toBe(path.join(trainingDir, "configs"));
+    const bundled = JSON.parse(await readFile(path.resolve(trainingDir, "../model-artifacts/bundled.json"), "utf8")) as { artifact: string };
+    expect(resolveFromConfig(loaded, config.initFrom!)).toBe(path.resolve(trainingDir, "../model-artifacts", bundled.artifact));
+    const base = JSON.parse(await readFile(path.join(resolveFromConfig(loaded, config.initFrom!), "manifest.json"), "utf8"));
+    expect(config.arch).toEqual(base.architecture);
+    expect(resolveFromConfig(loaded, config.data.sources.adapt!.dir)).toBe(path.resolve(trainingDir, "../../shared/datasets/scifact"));
+    expect(config.data.sources.debian?.maxPairs).toBeDefined();
+    expect(config.data.sources.wordnet?.maxPairs).toBeDefined();
+    expect(config.training).toMatchObject({ lr: 3e-4, warmupSteps: 20, steps: 300, batchSize: 64, crossStepLoss: true, lossSteps: [1, 3, 6], maxQueryLength: 32, maxDocLength: 96 });
+    expect(config.export).toMatchObject({ version: "next", force: false });
+  });
+});
+
+describe("weights from a fresh export", () => {
+  it("reads an exported artifact's fp32 weights back exactly", async () => {
+    const arch = { ...TINY_ARCH, vocabSize: 300, hidden: 32, ffn: 64, maxLength: 16 };
+    const weights = initWeights(arch, 3);
+    const { dir } = await exportArtifact({
+      outDir: path.join(tmp, "fresh"),
+      name: "fresh",
+      version: "1.0.0",
+      arch,
+      weights,
+      tokenizerJson: { format: "taesr-wordpiece/1", vocab: ["[PAD]"] },
+      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 24 },
+      earlyExitEpsilon: 0.001,
+      training: {},
+      eval: {},
+    });
+    const back = await loadArtifactWeights(dir);
+    expect(back.architecture).toEqual(arch);
+    for (const name of WEIGHT_NAMES) expect(Buffer.from(back.weights[name].buffer).equals(Buffer.from(weights[name].buffer)), name).toBe(true);
+    // A corrupted graph is refused by its sha256 before it is read.
+    const step = path.join(dir, "fp32/step.onnx");
+    const bytes = await readFile(step);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+    await writeFile(step, bytes);
+    await expect(loadArtifactWeights(dir)).rejects.toThrow(/fp32\/step\.onnx" has sha256/);
+  });
+
+  it("takes the next minor version after the highest existing one", async () => {
+    const dir = path.join(tmp, "versions");
+    expect(await nextMinorVersion(dir, "m")).toBe("0.1.0");
+    for (const v of ["m@0.1.0", "m@0.3.2", "m@0.2.0", "m@1.0.0-rc.1", "mx@9.0.0", "m@latest"]) await mkdir(path.join(dir, v), { recursive: true });
+    expect(await nextMinorVersion(dir, "m")).toBe("1.1.0");
+    expect(await nextMinorVersion(dir, "other")).toBe("0.1.0");
+  });
+});
+
+describe("adaptation end to end (tiny base artifact, wasm)", () => {
+  let artifactsDir: string;
+  let baseDir: string;
+  const baseWeights = initWeights(TINY_ARCH, 7);
+
+  beforeAll(async () => {
+    artifactsDir = path.join(tmp, "artifacts");
+    // A tiny base artifact exported the way a training run exports (random weights: what is tested is the plumbing).
+    const { dir } = await exportArtifact({
+      outDir: artifactsDir,
+      name: "taesr-test-small",
+      version: "0.3.0",
+      arch: TINY_ARCH,
+      weights: baseWeights,
+      tokenizerJson: await readFile(tokenizerPath, "utf8"),
+      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 32 },
+      earlyExitEpsilon: 0.002,
+      training: { note: "test base" },
+      eval: {},
+    });
+    baseDir = dir;
+  });
+
+  const quick = {
+    steps: 3,
+    progress: false,
+    log: () => {},
+    date: "2026-01-02",
+    overrides: {
+      data: { sources: { debian: { maxPairs: 300 }, wordnet: { maxPairs: 300 } } },
+      training: { batchSize: 16, warmupSteps: 1, evalEvery: 1000, checkpointEvery: 1000 },
+    },
+  };
+
+  it("exports <name>@0.1.0 then @0.2.0 with the adaptation record, from the base artifact's weights", async () => {
+    const runsDir = path.join(tmp, "runs");
+    const first = await adapt({ corpusDir: miniBeir, from: baseDir, artifactsDir, runsDir, ...quick });
+    expect(adaptedName("taesr-test-small", "minibeir")).toBe("taesr-test-minibeir");
+    expect(first.artifact).toBe("taesr-test-minibeir@0.1.0");
+    expect(first.runDir).toBe(path.join(runsDir, "adapt-taesr-test-minibeir"));
+    expect(first.stoppedBy).toBe("done");
+    const manifest = JSON.parse(await readFile(path.join(first.exportDir!, "manifest.json"), "utf8"));
+    expect(manifest.architecture).toEqual(TINY_ARCH);
+    const a = manifest.adaptation;
+    // d6 and d8 are held out by the document hash: q5 → d6 is a validation pair, q3 and q6 train.
+    expect(a).toMatchObject({
+      base: "taesr-test-small@0.3.0",
+      corpus: "minibeir",
+      corpusLayout: "beir",
+      documents: 12,
+      trainQrelsUsed: true,
+      trainQueries: 2,
+      trainQrels: { file: "qrels/train.tsv", queries: 3, pairs: 3 },
+      supervision: expect.stringMatching(/^supervised in-domain: 2 train queries \(minibeir\/qrels\/train\.tsv only/),
+      otherSources: ["debian", "wordnet"],
+    });
+    expect(a.pairKinds).toEqual({ "title->text": 11, "train-query->text": 3 });
+    expect(a.repeat).toBeGreaterThan(1);
+    expect(a.streamShare).toBeGreaterThan(0.3);
+    expect(a.streamShare).toBeLessThan(0.7);
+    expect(a.inDomainHeldOut.pairs).toBeGreaterThanOrEqual(2);
+    expect(Object.keys(manifest.eval.inDomainHeldOut.byDepth)).toEqual(["1", "3", "6"]);
+    const source = manifest.training.dataSources.adapt;
+    expect(source.file).toBe("minibeir/corpus.jsonl");
+    expect(source.use).toMatch(/IN-DOMAIN.*Supervised in-domain: 2 train queries/);
+    expect(source.repeat).toBe(a.repeat);
+
+    // Started from the base artifact (not from the config's seed): three small updates stay close to it.
+    const final = await loadParams(first.finalParamsPath!);
+    let largest = 0;
+    for (const name of WEIGHT_NAMES) final.weights[name].forEach((w, i) => (largest = Math.max(largest, Math.abs(w - baseWeights[name][i]!))));
+    expect(largest).toBeGreaterThan(0);
+    expect(largest).toBeLessThan(5e-3);
+
+    // The second run on the corpus alone (the general sources are what costs time to read; the first run had them).
+    const second = await adapt({
+      corpusDir: miniBeir,
+      from: baseDir,
+      artifactsDir,
+      runsDir,
+      ...quick,
+      overrides: { data: { sources: { debian: null, wordnet: null, adapt: { repeat: 4 } } }, training: { batchSize: 8, warmupSteps: 1 } },
+    });
+    expect(second.artifact).toBe("taesr-test-minibeir@0.2.0");
+    expect(second.runDir).toBe(path.join(runsDir, "adapt-taesr-test-minibeir-2"));
+    // The first version is untouched.
+    expect(JSON.parse(await readFile(path.join(first.exportDir!, "manifest.json"), "utf8"))).toEqual(manifest);
+
+    const changelog = await readFile(path.join(artifactsDir, "CHANGELOG.md"), "utf8");
+    const rows = changelog.split("\n").filter((l) => l.startsWith("| taesr-test-minibeir@"));
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(/^\| taesr-test-minibeir@0\.1\.0 \| 2026-01-02 \| domain adaptation of taesr-test-small@0\.3\.0 to "minibeir"/);
+    expect(rows[0]).toContain("supervised in-domain: 2 train queries");
+    expect(rows[0]).toMatch(/held-out MRR@128 at k=1\/3\/6: in-domain [0-9.]+ \/ [0-9.]+ \/ [0-9.]+/);
+    expect(rows[1]).toMatch(/^\| taesr-test-minibeir@0\.2\.0 \|.* ×4 \(100% of the stream\) \+ no general sources/);
+    expect(rows[0]!.split(" | ")).toHaveLength(5);
+
+    // --resume finds no unfinished run: both have finished.
+    await expect(chooseRunDir(runsDir, "taesr-test-minibeir", true)).rejects.toThrow(/no unfinished adaptation run/);
+  });
+
+  it("refuses an artifact of another architecture as initFrom", async () => {
+    const config = path.join(tmp, "init-wider.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        name: "init-wider",
+        tokenizer: tokenizerPath,
+        initFrom: baseDir,
+        arch: { ...TINY_ARCH, hidden: 32, ffn: 64 },
+        data: { sources: { adapt: { dir: miniBeir, repeat: 8 } } },
+        training: { batchSize: 8, steps: 1, lr: 1e-3, maxQueryLength: 16, maxDocLength: 32 },
+        export: { name: "x", version: "next", outDir: path.join(tmp, "unused") },
+      }),
+    );
+    await expect(train({ config, runDir: path.join(tmp, "init-wider"), progress: false, log: () => {} })).rejects.toThrow(
+      /initFrom: .*taesr-test-small@0\.3\.0 was trained with hidden 64, ffn 128, this config has hidden 32, ffn 64/,
+    );
+    await expect(stat(path.join(tmp, "unused"))).rejects.toThrow();
+  });
+
+  it("keeps the table when appending to an existing CHANGELOG", async () => {
+    const dir = path.join(tmp, "changelog");
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, "CHANGELOG.md"), "# Models\n\n| version | date |\n| --- | --- |\n| a@0.1.0 | x |\n\nNotes below the table.\n");
+    await appendChangelogRow(dir, "| b@0.1.0 | y |");
+    expect(await readFile(path.join(dir, "CHANGELOG.md"), "utf8")).toBe(
+      "# Models\n\n| version | date |\n| --- | --- |\n| a@0.1.0 | x |\n| b@0.1.0 | y |\n\nNotes below the table.\n",
+    );
+  });
+
+  it("refuses a base that is not an artifact directory, before any training", async () => {
+    await expect(adapt({ corpusDir: miniBeir, from: tmp, artifactsDir, runsDir: path.join(tmp, "runs-x"), ...quick })).rejects.toThrow(
+      /base artifact: .* has no manifest\.json: is it a model artifact directory/,
+    );
+    await expect(stat(path.join(tmp, "runs-x"))).rejects.toThrow();
+  });
+
+  it("the CLI refuses a missing corpus directory with a clear message", async () => {
+    const missing = path.join(tmp, "no-such-corpus");
+    const error = await run("npx", ["tsx", "src/cli/train.ts", "--adapt", missing, "--from", baseDir], { cwd: trainingDir }).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(error?.code).toBe(2);
+    expect(error?.stderr).toContain(`adapt corpus directory not found: ${missing}`);
+  });
+});

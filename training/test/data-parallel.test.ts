@@ -1,0 +1,88 @@
+/**
+ * Data-parallel training with real child processes (tiny config, wasm): two processes computing one micro-batch each
+ * must make exactly the update one process makes accumulating the same two micro-batches, and a run whose gradient
+ * worker dies stops with a clear error and a checkpoint it can resume from.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listCheckpoints, loadCheckpoint } from "../src/train/checkpoint.js";
+import { train } from "../src/train/trainer.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const tinyPath = path.join(here, "../configs/tiny.json");
+let tmp: string;
+
+async function tinyConfig(name: string, training: Record<string, unknown>): Promise<string> {
+  const raw = JSON.parse(await readFile(tinyPath, "utf8")) as Record<string, any>;
+  raw["tokenizer"] = path.resolve(path.dirname(tinyPath), raw["tokenizer"] as string);
+  raw["training"] = { ...raw["training"], evalEvery: 10_000, checkpointEvery: 2, logEvery: 2, batchSize: 16, ...training };
+  raw["export"] = { ...raw["export"], outDir: path.join(tmp, `${name}-artifacts`) };
+  const file = path.join(tmp, `${name}.json`);
+  await writeFile(file, JSON.stringify(raw));
+  return file;
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-dp-"));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const quiet = { progress: false, log: () => {} };
+const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+
+describe("data-parallel training", () => {
+  it("two processes × one micro-batch update exactly as one process accumulating two", async () => {
+    const parallel = await train({
+      config: await tinyConfig("dp", { workers: 2, accumulationSteps: 1 }),
+      runDir: path.join(tmp, "dp"),
+      stopAfterSteps: 2,
+      ...quiet,
+    });
+    const accumulated = await train({
+      config: await tinyConfig("acc", { workers: 1, accumulationSteps: 2 }),
+      runDir: path.join(tmp, "acc"),
+      stopAfterSteps: 2,
+      ...quiet,
+    });
+    expect(parallel.step).toBe(2);
+    // Both consumed four batches of 16 pairs: twice the tokens of a one-process, one-micro-batch run.
+    expect(parallel.tokens).toBe(accumulated.tokens);
+    expect(parallel.lossHistory).toEqual(accumulated.lossHistory);
+    const a = await loadCheckpoint(path.join(tmp, "dp", "checkpoints", "step-00000002"));
+    const b = await loadCheckpoint(path.join(tmp, "acc", "checkpoints", "step-00000002"));
+    expect(a.state.cursor).toEqual({ epoch: 0, batch: 4 });
+    expect(b.state.cursor).toEqual(a.state.cursor);
+    for (const [name, t] of a.tensors) expect(bytes(b.tensors.get(name)!.data).equals(bytes(t.data)), name).toBe(true);
+
+    // And not merely equal to each other: the update differs from one micro-batch per update.
+    const single = await train({
+      config: await tinyConfig("single", { workers: 1, accumulationSteps: 1 }),
+      runDir: path.join(tmp, "single"),
+      stopAfterSteps: 2,
+      ...quiet,
+    });
+    expect(single.tokens).toBeLessThan(parallel.tokens);
+    expect(single.lossHistory).not.toEqual(parallel.lossHistory);
+  });
+
+  it("stops with a clear error and a resumable checkpoint when a gradient worker dies", async () => {
+    const config = await tinyConfig("crash", { workers: 2 });
+    const runDir = path.join(tmp, "crash");
+    // The worker kills itself on its third update (test hook read only by gradient-worker.ts).
+    process.env["TAESR_GRADIENT_WORKER_EXIT_AT"] = "3";
+    try {
+      await expect(train({ config, runDir, stopAfterSteps: 5, ...quiet })).rejects.toThrow(/gradient worker 1 exited/);
+    } finally {
+      delete process.env["TAESR_GRADIENT_WORKER_EXIT_AT"];
+    }
+    // Updates 1 and 2 completed; the third was never applied.
+    expect(await listCheckpoints(runDir)).toEqual(["step-00000002"]);
+    const resumed = await train({ config, runDir, resume: true, stopAfterSteps: 1, ...quiet });
+    expect(resumed.step).toBe(3);
+  });
+});
