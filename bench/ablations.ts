@@ -196,7 +196,7 @@ async function main(): Promise<void> {
   let base: PassData | undefined = await runPass(basePass, true);
   const baseline = addRow("mode-dense", "mode", `dense (int8 graphs, ${BASE_DIMS}-d, router)`, "dense", base, dense(BASE_DIMS));
   addRow("mode-bm25", "mode", "bm25 (word pieces)", "bm25", null, withMode("bm25"));
-  addRow("mode-hybrid-convex", "mode", "hybrid, convex 0.7/0.3 (default)", "hybrid", base, withMode("hybrid"));
+  addRow("mode-hybrid-convex", "mode", "hybrid, convex 0.7/0.3 (built-in)", "hybrid", base, withMode("hybrid"));
   addRow("mode-hybrid-rrf", "mode", "hybrid, RRF 3:1", "hybrid RRF", base, withMode("hybrid", "rrf"));
   addRow("mode-late", "mode", "late: hybrid → MaxSim rerank of top 100 (int8 token matrices)", "late", base, withMode("late"));
   const sparseReason = sparseUnavailableReason(model);

@@ -8,12 +8,16 @@
  *                   [--vectors float|int8|binary|binary-rescore] [--projection matryoshka|pca]
  *                   [--model model-artifacts/<name>@<version>] [--encoder taesr|use-lite] [--out file.json]
  *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]      (hybrid and late; --sweep hybrid only)
+ *                   [--tune-fusion [--save]]   (hybrid: tune the fusion on this split; --save ships it in the manifest)
  *                   [--run-file run.txt]   (TREC run format, top 1000 per query, for checking with trec_eval)
+ *                   [--router manifest|rule|fastrem [--router-file router.json]] [--query-depth 1|3|6]
  *
  * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
  * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings — in hybrid mode including the
- * fusion and the weights in effect (the fusion's defaults unless --weights), then the vector format, projection, mean
- * query tokens, encoder FLOPs per query and index bytes per document. `lexical` is accepted as the old name of bm25.
+ * fusion and the weights in effect and where their default came from (`fusion_default`: "manifest" when the artifact
+ * ships a tuned fusion, "built-in" otherwise; --fusion and --weights override it as a search request's fields do in
+ * the Worker), then the vector format, projection, mean query tokens, encoder FLOPs per query and index bytes per
+ * document. `lexical` is accepted as the old name of bm25.
  * Documents are embedded the way the Worker indexes them (title + "\n" + text, depth auto, batches of 16); queries one
  * at a time, as the edge serves them. With --depth 1|3|6 both sides run at that depth (a depth ablation: the Worker
  * itself indexes with the router).
@@ -31,10 +35,24 @@
  * --sweep (hybrid) tunes the fusion weights without re-embedding: the candidate lists of every query are kept, then
  * re-fused with lexical weight 0.50, 0.55, …, 1.00 and dense = 1 − lexical under the chosen --fusion, and the JSON gains
  * `sweep: [{lexical, dense, "ndcg@10"}]`. Tune on a train split; report the chosen weights on test.
+ *
+ * --router picks what depth auto routes by (documents and queries, as in the Worker): the artifact's own router
+ * (`manifest`, the default), its length rule (`rule`: ≤ 8 pieces → 1 step, ≤ 32 → 3, else 6, also for an artifact that
+ * ships FastREM) or its trained FastREM router (`fastrem`; `--router-file` evaluates a router JSON written by
+ * `npm run train:router -- --out` without touching the artifact). --query-depth runs the queries at a fixed depth while
+ * documents stay at --depth: the per-query cost the router decides, against the same document vectors. The JSON gains
+ * `router`, `query_depth` and `mean_doc_depth`; `mean_depth` is the queries' mean recursion steps.
+ *
+ * --tune-fusion (hybrid) grids convex lexical weight 0…1 and RRF lexical share 0…1 (step 0.05) over the kept lists
+ * and picks the best NDCG@10 on this split (bench/eval/fusion-tuning.ts); the JSON gains `tuning` {chosen, components,
+ * grid}. --save writes the choice into the artifact's manifest (`retrieval.fusion`, TAESR only, in the Worker's
+ * setting: int8 graphs, float vectors, Matryoshka prefix, depth auto, early exit) and appends a line to
+ * model-artifacts/CHANGELOG.md; it refuses --split test.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { writeFile } from "node:fs/promises";
-import type { FusionMethod, HybridList } from "../src/retrieval/index.js";
+import { readFile, writeFile } from "node:fs/promises";
+import { DEFAULT_FUSION, type FusionMethod, type HybridList } from "../src/retrieval/index.js";
+import { lengthRuleOf, parseFastRemRouter, type ArtifactManifest, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, buildLexicalIndex, embedCorpus, type CorpusPass, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
@@ -52,6 +70,15 @@ import { openModel, sparseUnavailableReason } from "./eval/model.js";
 import { PEER_ENCODERS, openPeerSide, type PeerEncoderName } from "./eval/peer.js";
 import { encodeQueries } from "./eval/queries.js";
 import { evalResultJson } from "./eval/result.js";
+import {
+  assertSplitTunable,
+  neverBelowComponents,
+  saveTunedFusion,
+  tieNote,
+  tunedFusionRecord,
+  tuneFusion,
+  tuningJson,
+} from "./eval/fusion-tuning.js";
 import { positiveInteger } from "./cli-options.js";
 
 function choice<T extends string>(allowed: readonly T[]) {
@@ -88,9 +115,14 @@ const program = new Command()
   .addOption(new Option("--projection <kind>", "how 384 dims become --dims").choices(["matryoshka", "pca"]).default("matryoshka"))
   .option("--model <dir>", "artifact directory (default: the one the Worker bundles)")
   .addOption(new Option("--encoder <name>", "dense encoder: our TAESR artifact or a quality peer").choices(["taesr", ...PEER_ENCODERS]).default("taesr"))
-  .addOption(new Option("--fusion <method>", "hybrid fusion").choices(["convex", "rrf"]).default("convex"))
-  .option("--weights <lexical,dense>", "hybrid fusion weights (default: the fusion's defaults)", parseWeights)
+  .addOption(new Option("--fusion <method>", "hybrid fusion (default: the artifact's tuned fusion, else convex)").choices(["convex", "rrf"]))
+  .option("--weights <lexical,dense>", "hybrid fusion weights (default: the artifact's tuned weights, else the fusion's constants)", parseWeights)
   .option("--sweep", "hybrid: also report NDCG@10 for lexical weights 0.50..1.00 (step 0.05), dense = 1 − lexical")
+  .option("--tune-fusion", "hybrid: grid convex and RRF weights (lexical 0..1, step 0.05) on this split and report the best")
+  .option("--save", "with --tune-fusion: write the chosen fusion into the artifact's manifest and CHANGELOG (never on --split test)")
+  .addOption(new Option("--router <kind>", "what depth auto routes by: the artifact's router, its length rule, or FastREM").choices(["manifest", "rule", "fastrem"]).default("manifest"))
+  .option("--router-file <file>", "with --router fastrem: a FastREM router JSON (npm run train:router -- --out) instead of the manifest's")
+  .option("--query-depth <d>", "queries only at this depth (documents stay at --depth)", choice(["1", "3", "6"] as const))
   .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", positiveInteger)
   .option("--out <file>", "also write the JSON result here")
   .option("--run-file <file>", "also write the ranking (top 1000 per query) in TREC run format: qid Q0 docid rank score tag")
@@ -107,10 +139,15 @@ type Options = {
   vectors?: VectorFormat;
   projection: Projection;
   encoder: "taesr" | PeerEncoderName;
-  fusion: FusionMethod;
+  fusion?: FusionMethod;
   weights?: Record<HybridList, number>;
   sweep?: boolean;
+  tuneFusion?: boolean;
+  save?: boolean;
   model?: string;
+  router: "manifest" | "rule" | "fastrem";
+  routerFile?: string;
+  queryDepth?: "1" | "3" | "6";
   limitQueries?: number;
   out?: string;
   runFile?: string;
@@ -122,6 +159,20 @@ function given(name: string): boolean {
 }
 
 function checkCombinations(options: Options, mode: EvalMode): void {
+  if (options.save) {
+    // First, so the most important refusal is the one reported.
+    assertSplitTunable(options.split);
+    if (!options.tuneFusion) throw new Error("--save needs --tune-fusion");
+    // The Worker fuses int8 128-d (or 64-d) float vectors of router-depth embeddings; weights tuned on another dense
+    // setting (another scale of cosines, another quality) would be shipped to a setting they were not measured on.
+    const served = options.quant === "int8" && (options.dims === 128 || options.dims === 64) && (options.vectors ?? "float") === "float" &&
+      options.projection === "matryoshka" && options.depth === "auto" && options.earlyExit && options.router === "manifest" && !options.queryDepth;
+    if (!served) throw new Error("--save needs the Worker's dense setting: --quant int8, --dims 128 (or 64), float vectors, matryoshka projection, --depth auto, early exit on, the manifest's router, no --query-depth");
+    if (options.encoder !== "taesr") throw new Error(`--save writes the TAESR artifact's manifest; weights tuned with --encoder ${options.encoder} do not belong there`);
+    if (options.limitQueries !== undefined) throw new Error("--save tunes on the whole split; drop --limit-queries");
+  }
+  if (options.tuneFusion && mode !== "hybrid") throw new Error("--tune-fusion needs --mode hybrid");
+  if (options.routerFile && options.router !== "fastrem") throw new Error("--router-file needs --router fastrem");
   if (options.weights && mode !== "hybrid" && mode !== "late") throw new Error("--weights needs --mode hybrid or late");
   if (options.sweep && mode !== "hybrid") throw new Error("--sweep needs --mode hybrid");
   if (options.quant === "binary" && options.vectors && !options.vectors.startsWith("binary")) {
@@ -129,12 +180,30 @@ function checkCombinations(options: Options, mode: EvalMode): void {
   }
   if (options.encoder !== "taesr") {
     if (mode !== "dense" && mode !== "hybrid") throw new Error(`--encoder ${options.encoder} supports --mode dense and hybrid only`);
-    const ours = ["dims", "depth", "quant", "projection", "earlyExit"].filter(given);
+    const ours = ["dims", "depth", "quant", "projection", "earlyExit", "router", "routerFile", "queryDepth"].filter(given);
     if (ours.length) {
-      const names = ours.map((o) => (o === "earlyExit" ? "--no-early-exit" : `--${o}`)).join(", ");
+      const names = ours.map((o) => (o === "earlyExit" ? "--no-early-exit" : `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)).join(", ");
       throw new Error(`${names} ${ours.length === 1 ? "applies" : "apply"} to TAESR only, not to --encoder ${options.encoder}`);
     }
   }
+}
+
+/** This run's arguments for the CHANGELOG, without the output files (they change nothing measured and name scratch paths). */
+function commandArgs(): string[] {
+  const files = ["--out", "--run-file"];
+  const args = process.argv.slice(2);
+  return args.filter((arg, i) => !files.includes(arg) && !files.includes(args[i - 1] ?? "") && !files.some((f) => arg.startsWith(`${f}=`)));
+}
+
+/** The router depth auto uses for `--router`, given the artifact's validated manifest (and a --router-file router). */
+function chosenRouter(kind: Options["router"], manifest: ArtifactManifest, file: RouterSpec | undefined): RouterSpec {
+  if (kind === "rule") return lengthRuleOf(manifest.router);
+  if (kind === "fastrem") {
+    if (file) return file;
+    if (manifest.router.kind === "fastrem") return manifest.router;
+    throw new Error(`${manifest.name}@${manifest.version} ships no FastREM router: train one (npm run train:router -- --model <dir> --out router.json) and pass --router-file router.json`);
+  }
+  return manifest.router;
 }
 
 async function main(): Promise<void> {
@@ -144,7 +213,8 @@ async function main(): Promise<void> {
   checkCombinations(options, mode);
   const modelDir = options.model ?? (await defaultArtifactDir());
   const variant = options.quant === "fp32" ? "fp32" : "int8";
-  const model = await openModel(modelDir, [variant]);
+  const routerFile = options.routerFile ? parseFastRemRouter(JSON.parse(await readFile(options.routerFile, "utf8"))) : undefined;
+  const model = await openModel(modelDir, [variant], { router: (manifest) => chosenRouter(options.router, manifest, routerFile) });
   if (mode === "sparse") throw new Error(`--mode sparse: ${sparseUnavailableReason(model)}`);
 
   const dataset = await loadBeirDataset(options.dataset, options.split, { limitQueries: options.limitQueries });
@@ -154,6 +224,7 @@ async function main(): Promise<void> {
   const vectors: VectorFormat = options.vectors ?? (options.quant === "binary" ? "binary-rescore" : "float");
   let dims = options.dims;
   let context;
+  let meanDocDepth: number | null = null;
   if (options.encoder !== "taesr") {
     const peer = await openPeerSide(options.encoder, dataset);
     if (usesDense(mode)) {
@@ -169,8 +240,12 @@ async function main(): Promise<void> {
       const encoder = await model.encoder(variant);
       const pass: CorpusPass = { variant, depth, earlyExit: options.earlyExit };
       const tokenVectors = mode === "late";
-      inputs.dense = new DenseViews(await embedCorpus(encoder, dataset.corpus, pass, { tokenVectors }));
-      inputs.queries = await encodeQueries(encoder, dataset.queries, pass, { tokenVectors, tokenizer: model.tokenizer });
+      const corpus = await embedCorpus(encoder, dataset.corpus, pass, { tokenVectors });
+      meanDocDepth = corpus.meanDocDepth;
+      inputs.dense = new DenseViews(corpus);
+      // --query-depth: the queries alone at a fixed depth, against the same document vectors.
+      const queryPass: CorpusPass = options.queryDepth ? { ...pass, depth: Number(options.queryDepth) as 1 | 3 | 6 } : pass;
+      inputs.queries = await encodeQueries(encoder, dataset.queries, queryPass, { tokenVectors, tokenizer: model.tokenizer });
       inputs.architecture = model.manifest.architecture;
     }
     context = {
@@ -180,14 +255,38 @@ async function main(): Promise<void> {
       earlyExit: options.earlyExit,
       model: model.label,
       encoder: "taesr",
+      router: model.manifest.router.kind,
+      queryDepth: options.queryDepth ?? null,
+      meanDocDepth,
     };
   }
 
-  const setting: EvalSetting = { mode, dims, vectors, projection: options.projection, fusion: options.fusion, weights: options.weights };
-  const outcome = evaluate(inputs, setting, { keepLists: options.sweep, runTag: options.runFile ? `taesr-${mode}` : undefined });
-  const sweep = options.sweep ? sweepFusionWeights(outcome.kept!, dataset, options.fusion) : undefined;
-  const result = evalResultJson({ ...context, dataset: dataset.name, split: options.split, modeName: options.mode }, setting, outcome, sweep);
+  // The hybrid default as the Worker resolves it: the artifact's tuned fusion when it ships one (TAESR only: a peer
+  // encoder's dense scores are not what was tuned), the built-in constant otherwise; --fusion/--weights override.
+  const tuned = options.encoder === "taesr" ? model.manifest.retrieval?.fusion : undefined;
+  const fusion = options.fusion ?? tuned?.method ?? DEFAULT_FUSION;
+  const setting: EvalSetting = { mode, dims, vectors, projection: options.projection, fusion, weights: options.weights, defaults: tuned };
+  const keepLists = options.sweep || options.tuneFusion;
+  const outcome = evaluate(inputs, setting, { keepLists, runTag: options.runFile ? `taesr-${mode}` : undefined });
+  const sweep = options.sweep ? sweepFusionWeights(outcome.kept!, dataset, fusion) : undefined;
+  const fusionDefault = tuned ? ("manifest" as const) : ("built-in" as const);
+  const result = evalResultJson({ ...context, dataset: dataset.name, split: options.split, modeName: options.mode, fusionDefault }, setting, outcome, sweep);
   await model.release();
+
+  if (options.tuneFusion) {
+    if (options.split === "test") console.error("warning: tuning on the test split; tune on a validation split (e.g. --split train) and report test");
+    console.error(`tuning the fusion on ${dataset.name} ${options.split}: ${dataset.queries.length} queries, convex and RRF × 21 lexical weights`);
+    const tuning = tuneFusion(outcome.kept!, dataset);
+    result.tuning = tuningJson(tuning, options.split);
+    if (options.save) {
+      if (!neverBelowComponents(tuning)) throw new Error("the best fusion scores below one of its components on this split; not saving");
+      const record = tunedFusionRecord(tuning, { dataset: dataset.name, split: options.split, dims, variant });
+      const saved = await saveTunedFusion(modelDir, record, { command: `npm run eval -- ${commandArgs().join(" ")}`, note: tieNote(tuning) });
+      const where = saved.changelog ? ` and ${saved.changelog}` : " (no CHANGELOG.md beside the artifact folder)";
+      console.error(`saved ${record.method} lexical ${record.weights.lexical} / dense ${record.weights.dense} into ${saved.manifest}${where}`);
+      result.saved = { manifest: saved.manifest, changelog: saved.changelog, fusion: record };
+    }
+  }
 
   if (options.runFile) await writeFile(options.runFile, `${outcome.runLines!.join("\n")}\n`);
   if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);

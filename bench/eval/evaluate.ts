@@ -31,6 +31,7 @@ import {
   packSignBits,
   rescoreInt8,
   type FusedHit,
+  type FusionDefault,
   type FusionMethod,
   type HybridList,
   type QuantizedTokenMatrix,
@@ -63,6 +64,11 @@ export interface EvalSetting {
   /** Hybrid and late: how the lists are fused, and weight overrides (default: the fusion's defaults). */
   fusion: FusionMethod;
   weights?: Partial<Record<HybridList, number>>;
+  /**
+   * The artifact's tuned fusion (manifest `retrieval.fusion`), whose weights are the defaults when `fusion` is its
+   * method — as in the Worker. Absent: the built-in constants.
+   */
+  defaults?: FusionDefault;
 }
 
 export interface EvalInputs {
@@ -151,7 +157,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   }
   const { dims, vectors, projection } = setting;
   const fused = mode === "hybrid" || mode === "late";
-  const weights = fused ? hybridWeights(setting.fusion, setting.weights) : null;
+  const weights = fused ? hybridWeights(setting.fusion, setting.weights, setting.defaults) : null;
 
   // Built before the clock starts: these are index structures, not per-query work.
   const floatMatrix = dense && vectors === "float" ? dense.matrix(projection, dims) : undefined;
@@ -271,17 +277,36 @@ export function sweepFusionWeights(
 ): { lexical: number; dense: number; "ndcg@10": number }[] {
   return SWEEP_LEXICAL.map((lexical) => {
     const dense = Math.round((1 - lexical) * 100) / 100;
-    const ndcg = kept.map(({ lists, judgements }) => {
-      const ranked: FusedHit<number, HybridList>[] = combineRankings("hybrid", lists, {
-        topK: CANDIDATES,
-        fusion,
-        weights: { lexical, dense },
-        candidates: CANDIDATES,
-      });
-      return ndcgAt(10, ranked.map((hit) => dataset.corpus[hit.id]!.id), judgements);
-    });
-    return { lexical, dense, "ndcg@10": mean(ndcg) };
+    return { lexical, dense, "ndcg@10": keptNdcg10(kept, dataset, "hybrid", { fusion, weights: { lexical, dense } }) };
   });
+}
+
+type KeptFusion = { fusion: FusionMethod; weights: { lexical: number; dense: number } };
+
+/**
+ * NDCG@10 per query of kept candidate lists ranked again — fused with the given fusion and weights (hybrid), or one
+ * list alone — over the same 1,000-deep ranking {@link evaluate} scores, without embedding anything again.
+ */
+export function keptNdcg10PerQuery(
+  kept: readonly KeptLists[],
+  dataset: EvalDataset,
+  mode: "hybrid" | "dense" | "lexical",
+  fusion: KeptFusion = { fusion: "convex", weights: { lexical: 1, dense: 1 } },
+): number[] {
+  return kept.map(({ lists, judgements }) => {
+    const ranked: FusedHit<number, HybridList>[] = combineRankings(mode, lists, {
+      topK: CANDIDATES,
+      fusion: fusion.fusion,
+      weights: fusion.weights,
+      candidates: CANDIDATES,
+    });
+    return ndcgAt(10, ranked.map((hit) => dataset.corpus[hit.id]!.id), judgements);
+  });
+}
+
+/** Mean of {@link keptNdcg10PerQuery}. */
+export function keptNdcg10(kept: readonly KeptLists[], dataset: EvalDataset, mode: "hybrid" | "dense" | "lexical", fusion?: KeptFusion): number {
+  return mean(keptNdcg10PerQuery(kept, dataset, mode, fusion));
 }
 
 /** Four decimals, as every figure of the JSON is printed. */

@@ -10,7 +10,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { TaesrEncoder, type ArtifactManifest, type ArtifactVariant } from "../../src/model/index.js";
+import { TaesrEncoder, type ArtifactManifest, type ArtifactVariant, type RouterSpec } from "../../src/model/index.js";
 import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
 import { readArtifactDir, type ArtifactOnDisk } from "../../workers/origin/src/artifact-files.js";
 import { ortNode } from "../../workers/origin/src/ort-node.js";
@@ -28,8 +28,17 @@ export interface EvalModel {
   release(): Promise<void>;
 }
 
-export async function openModel(dir: string, variants: readonly ArtifactVariant[]): Promise<EvalModel> {
-  const artifact: ArtifactOnDisk = await readArtifactDir(dir, variants);
+/**
+ * `router`: what depth "auto" routes by instead of the manifest's own router (`npm run eval -- --router`), given the
+ * validated manifest. The manifest is outside its sha256 list, so this changes no verified file.
+ */
+export async function openModel(
+  dir: string,
+  variants: readonly ArtifactVariant[],
+  options: { router?: (manifest: ArtifactManifest) => RouterSpec } = {},
+): Promise<EvalModel> {
+  const opened: ArtifactOnDisk = await readArtifactDir(dir, variants);
+  const artifact = options.router ? { ...opened, manifest: { ...opened.manifest, router: options.router(opened.manifest) } } : opened;
   const rawManifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as Record<string, unknown>;
   const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
   const encoders = new Map<ArtifactVariant, Promise<TaesrEncoder>>();

@@ -21,6 +21,12 @@ export interface ResultContext {
   /** "name@version" of the artifact, or the peer's name. */
   model: string;
   encoder: string;
+  /** Where the hybrid default came from: the artifact's tuned fusion ("manifest") or the constants ("built-in"). */
+  fusionDefault?: "manifest" | "built-in";
+  /** What depth auto routed by ("rule" | "fastrem"; `--router`), the fixed query depth if any, documents' mean steps. */
+  router?: string;
+  queryDepth?: string | null;
+  meanDocDepth?: number | null;
 }
 
 export interface EvalResultJson {
@@ -50,10 +56,12 @@ export function evalResultJson(
     mode: context.modeName,
     fusion: fused ? setting.fusion : null,
     weights: outcome.weights,
+    fusion_default: fused ? (context.fusionDefault ?? "built-in") : null,
     ...(sweep ? { sweep: sweep.map((point) => ({ ...point, "ndcg@10": round4(point["ndcg@10"]) })) } : {}),
     dims: setting.dims,
     depth: context.depth,
     mean_depth: roundOrNull(outcome.mean_depth),
+    ...(context.router !== undefined ? { router: context.router, query_depth: context.queryDepth ?? null, mean_doc_depth: roundOrNull(context.meanDocDepth ?? null) } : {}),
     quant: context.quant,
     model: context.model,
     encoder: context.encoder,

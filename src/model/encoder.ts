@@ -28,7 +28,8 @@
  */
 import { parseManifest, variantFiles, verifyArtifactFiles, type ArtifactVariant } from "./manifest.js";
 import { readFloat32, type OrtLike, type OrtSessionLike, type OrtSessionOptions, type OrtTensorLike } from "./ort-seam.js";
-import { depthForRoute, hardestRoute, routeByTokenCount, type Route } from "./router.js";
+import { fastRemVocab } from "./fastrem.js";
+import { createInputRouter, depthForRoute, hardestRoute, type InputRouter, type Route } from "./router.js";
 import { GRAPH_IO, type ArtifactManifest, type TaesrArchitecture } from "./spec.js";
 
 /** What the encoder needs from a tokenizer (`WordPieceTokenizer` from src/tokenizer satisfies it). */
@@ -38,6 +39,12 @@ export interface EncoderTokenizer {
   readonly padId: number;
   /** Fed in place of an input that encodes to no ids at all (see the module doc). */
   readonly unkId: number;
+  /**
+   * The vocabulary, needed only when the manifest's router is FastREM (its features read token strings: "##" pieces,
+   * digits, merge order). `WordPieceTokenizer` has both.
+   */
+  readonly vocabSize?: number;
+  idToToken?(id: number): string | undefined;
 }
 
 export interface TaesrEncoderInit {
@@ -57,7 +64,10 @@ export interface TaesrEncoderInit {
 export interface EmbedOptions {
   /** Matryoshka prefix to return; one of architecture.matryoshkaDims (64, 128, 256, 384 in TAESR). Default outputDim. */
   dims?: number;
-  /** Recursion steps, 1…architecture.depths.hard (TAESR trains 1, 3 and 6), or "auto" for the rule router. Default "auto". */
+  /**
+   * Recursion steps, 1…architecture.depths.hard (TAESR trains 1, 3 and 6), or "auto" for the manifest's router (the
+   * trained FastREM router when the artifact ships one, else the length rule). Default "auto".
+   */
   depth?: number | "auto";
   /** Stop before `depth` once every embedding has converged (manifest.earlyExitEpsilon). Default true. */
   earlyExit?: boolean;
@@ -108,6 +118,8 @@ interface Batch {
   rows: number;
   length: number;
   tokenCounts: number[];
+  /** Each row's ids as encoded (before an empty row becomes [UNK]): what the router reads. */
+  encoded: number[][];
   /** Real (unpadded) tokens per row as fed to the graphs: tokenCounts with 0 raised to 1 for the [UNK] row. */
   rowLengths: number[];
 }
@@ -119,6 +131,8 @@ export class TaesrEncoder {
   private readonly tokenizer: EncoderTokenizer;
   private readonly embedSession: OrtSessionLike;
   private readonly stepSession: OrtSessionLike;
+  /** Depth "auto": the manifest's router (router.ts createInputRouter). */
+  private readonly router: InputRouter;
   /** Tail of the serialised embed() calls. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -127,6 +141,7 @@ export class TaesrEncoder {
     manifest: ArtifactManifest,
     embedSession: OrtSessionLike,
     stepSession: OrtSessionLike,
+    router: InputRouter,
   ) {
     this.ort = init.ort;
     this.tokenizer = init.tokenizer;
@@ -134,6 +149,7 @@ export class TaesrEncoder {
     this.manifest = manifest;
     this.embedSession = embedSession;
     this.stepSession = stepSession;
+    this.router = router;
   }
 
   /**
@@ -146,6 +162,8 @@ export class TaesrEncoder {
       throw new Error(`variant must be "fp32" or "int8", got ${JSON.stringify(init.variant)}`);
     }
     const { embed, step } = manifest.variants[init.variant];
+    // Before any session exists: an artifact whose router cannot run with this tokenizer must not load at all.
+    const router = createInputRouter(manifest.router, () => encoderVocab(init.tokenizer, manifest.architecture.vocabSize));
     if (init.verify !== false) {
       // The tokenizer file is not needed here (the caller built the tokenizer), so only the graphs are required.
       const given = variantFiles(manifest, init.variant).filter((p) => p in init.files);
@@ -167,7 +185,7 @@ export class TaesrEncoder {
       if (stepResult!.status === "rejected") throw new Error(`cannot load "${step}": ${errorMessage(stepResult!.reason)}`);
       checkGraphIo(embedResult!.value, "embed", embed);
       checkGraphIo(stepResult!.value, "step", step);
-      return new TaesrEncoder(init, manifest, embedResult!.value, stepResult!.value);
+      return new TaesrEncoder(init, manifest, embedResult!.value, stepResult!.value, router);
     } catch (err) {
       // Sessions hold wasm/native memory for the isolate's lifetime unless released; do not leak them on a bad artifact.
       await Promise.allSettled(sessions.map((s) => s.release()));
@@ -230,7 +248,7 @@ export class TaesrEncoder {
     let requestedDepth: number;
     if (plan.depth === "auto") {
       let hardest: Route = "easy";
-      for (const n of batch.tokenCounts) hardest = hardestRoute(hardest, routeByTokenCount(n, this.manifest.router));
+      for (const ids of batch.encoded) hardest = hardestRoute(hardest, this.router.route(ids));
       route = hardest;
       requestedDepth = depthForRoute(hardest, arch.depths);
     } else {
@@ -294,8 +312,19 @@ export class TaesrEncoder {
       for (let i = 0; i < row.length; i++) ids[r * length + i] = BigInt(row[i]!);
       mask.fill(1, r * length, r * length + row.length);
     });
-    return { ids, mask, rows: rows.length, length, tokenCounts, rowLengths: rows.map((row) => row.length) };
+    return { ids, mask, rows: rows.length, length, tokenCounts, encoded, rowLengths: rows.map((row) => row.length) };
   }
+}
+
+/** FastREM's vocabulary tables from the encoder's tokenizer, which must expose its tokens and match the architecture. */
+function encoderVocab(tokenizer: EncoderTokenizer, vocabSize: number) {
+  if (tokenizer.vocabSize === undefined || typeof tokenizer.idToToken !== "function") {
+    throw new Error('the manifest\'s router is "fastrem", whose features read token strings: the tokenizer must provide vocabSize and idToToken (WordPieceTokenizer does)');
+  }
+  if (tokenizer.vocabSize !== vocabSize) {
+    throw new Error(`the tokenizer has ${tokenizer.vocabSize} tokens, the architecture ${vocabSize}: the FastREM router was trained on the artifact's own tokenizer`);
+  }
+  return fastRemVocab({ vocabSize: tokenizer.vocabSize, idToToken: (id) => tokenizer.idToToken!(id) });
 }
 
 function errorMessage(err: unknown): string {

@@ -9,7 +9,25 @@ export * from "./spec.js";
 export type { OrtLike, OrtSessionLike, OrtSessionOptions, OrtTensorConstructor, OrtTensorElementType, OrtTensorLike } from "./ort-seam.js";
 export { readFloat32 } from "./ort-seam.js";
 export { parseManifest, sha256Hex, variantFiles, verifyArtifactFiles, type ArtifactVariant, type VerifyOptions } from "./manifest.js";
-export { ROUTES, depthForRoute, hardestRoute, routeByTokenCount, type Route } from "./router.js";
+export { ROUTES, createInputRouter, depthForRoute, hardestRoute, lengthRuleOf, routeByTokenCount, type InputRouter, type Route } from "./router.js";
+export {
+  FASTREM_CLASSES,
+  FASTREM_FEATURES,
+  FastRemRouter,
+  classProbabilities,
+  cumulativeRoute,
+  fastRemFeatureVector,
+  fastRemFeatures,
+  fastRemRouterSchema,
+  fastRemVocab,
+  parseFastRemRouter,
+  routerRuleSchema,
+  softmax,
+  type FastRemFeatureName,
+  type FastRemVocab,
+  type SoftmaxModel,
+  type VocabSource,
+} from "./fastrem.js";
 export {
   TaesrEncoder,
   centredTokenRows,
@@ -23,3 +41,31 @@ export {
   type TokenVectors,
 } from "./encoder.js";
 export { queryFlops, type QueryFlops } from "./flops.js";
+export { initializerToFloat32, readOnnxInitializers, weightsFromArtifactGraphs, type OnnxInitializer } from "./onnx-weights.js";
+export {
+  BLOCK_ARCHITECTURES,
+  SUBSPACE_NAMES,
+  TaesrConfigError,
+  architectureOf,
+  parseTaesrConfig,
+  routerRuleOf,
+  taesrConfigFromJSON,
+  taesrConfigSchema,
+  taesrConfigToJSON,
+  type BlockArchitecture,
+  type SubspaceName,
+  type TAESRConfig,
+  type TAESRConfigInput,
+} from "./taesr-config.js";
+export {
+  TAESRModel,
+  matryoshkaSlice,
+  subspaceShares,
+  subspaceSlice,
+  type SubspaceShares,
+  type TAESRForwardOptions,
+  type TAESRInputs,
+  type TAESRModelOptions,
+  type TAESROutput,
+  type TAESRWeights,
+} from "./taesr-model.js";

@@ -9,6 +9,7 @@
  */
 import { sha256Hex } from "../digest.js";
 import { z } from "zod";
+import { fastRemRouterSchema, routerRuleSchema } from "./fastrem.js";
 import type { ArtifactManifest } from "./spec.js";
 
 const positiveInt = z.number().int().positive();
@@ -46,6 +47,31 @@ const architectureSchema = z
 
 const variantSchema = z.object({ embed: relativePath, step: relativePath });
 
+const fusionWeight = z.number().finite().nonnegative();
+
+// Validated like the rest: a Worker fuses every hybrid search with these numbers, so a typo must fail the load, not
+// quietly rank by NaN. Both weights 0 would leave nothing to rank by.
+const tunedFusionSchema = z.object({
+  method: z.enum(["convex", "rrf"]),
+  weights: z
+    .object({ lexical: fusionWeight, dense: fusionWeight })
+    .refine((w) => w.lexical > 0 || w.dense > 0, "at least one fusion weight must be above 0"),
+  tunedOn: z.object({
+    dataset: z.string().min(1),
+    split: z
+      .string()
+      .min(1)
+      .refine((split) => split !== "test", "a fusion must not be tuned on the test split (the figures reported are test figures)"),
+    queries: z.number().int().positive(),
+    ndcg10: z.number().min(0).max(1),
+    lexicalOnly: z.number().min(0).max(1),
+    denseOnly: z.number().min(0).max(1),
+    date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
+    dims: positiveInt.optional(),
+    variant: z.enum(["fp32", "int8"]).optional(),
+  }),
+});
+
 const manifestSchema = z
   .object({
     format: z.literal("taesr-artifact/1"),
@@ -63,12 +89,13 @@ const manifestSchema = z
     tokenizer: relativePath,
     variants: z.object({ fp32: variantSchema, int8: variantSchema }),
     parameters: z.number().int().nonnegative(),
-    router: z
-      .object({ kind: z.literal("rule"), easyMaxTokens: z.number().int().nonnegative(), mediumMaxTokens: z.number().int().nonnegative() })
-      .refine((r) => r.easyMaxTokens <= r.mediumMaxTokens, "easyMaxTokens must be ≤ mediumMaxTokens"),
+    // The length rule, or a trained FastREM router (validated in full: the encoder routes every "auto" input by it).
+    router: z.discriminatedUnion("kind", [routerRuleSchema, fastRemRouterSchema]),
     earlyExitEpsilon: z.number().nonnegative(),
     training: z.record(z.string(), z.unknown()),
     eval: z.record(z.string(), z.unknown()),
+    adaptation: z.record(z.string(), z.unknown()).optional(),
+    retrieval: z.object({ fusion: tunedFusionSchema.optional() }).optional(),
   })
   .superRefine((m, ctx) => {
     const referenced: [string, (string | number)[]][] = [[m.tokenizer, ["tokenizer"]]];

@@ -1,6 +1,8 @@
 /**
- * The documented rule router (spec.ts {@link RouterRule}): chooses a recursion depth from the length of the encoded
- * input, until a trained router (FastREM) replaces it.
+ * Depth routers: the documented rule router (spec.ts {@link RouterRule}), which chooses a recursion depth from the
+ * length of the encoded input, and — when an artifact's manifest carries one — the trained FastREM router
+ * (src/model/fastrem.ts, `router.kind: "fastrem"`). {@link createInputRouter} picks by the manifest's `kind`, so an
+ * artifact without a trained router routes exactly as before.
  *
  * Rule, with n = number of word-piece ids the tokenizer returns for the text (the TAESR tokenizer adds no special
  * tokens, so every id counts; inputs are counted after truncation to the model's maxLength):
@@ -12,7 +14,8 @@
  *
  * @module
  */
-import type { RouterRule, TaesrArchitecture } from "./spec.js";
+import { FastRemRouter, type FastRemVocab } from "./fastrem.js";
+import type { RouterRule, RouterSpec, TaesrArchitecture } from "./spec.js";
 
 export type Route = "easy" | "medium" | "hard";
 
@@ -37,4 +40,36 @@ export function depthForRoute(route: Route, depths: TaesrArchitecture["depths"])
 /** The deeper of two routes (a batch runs at the depth of its hardest input). */
 export function hardestRoute(a: Route, b: Route): Route {
   return ROUTES.indexOf(a) >= ROUTES.indexOf(b) ? a : b;
+}
+
+/**
+ * The length rule of a router spec: the rule itself, or the rule a FastREM router replaced (kept in its `rule`). For
+ * consumers that only know token-count routing (the pure-TypeScript TAESRModel's config, `--router rule` in the eval).
+ */
+export function lengthRuleOf(spec: RouterSpec): RouterRule {
+  return spec.kind === "rule" ? spec : spec.rule;
+}
+
+/** What depth "auto" consults per input: the route for the word-piece ids the model will read. */
+export interface InputRouter {
+  readonly kind: RouterSpec["kind"];
+  route(ids: readonly number[]): Route;
+}
+
+/**
+ * The router a manifest's `router` describes. The rule needs only the token count; FastREM needs the vocabulary's
+ * per-id tables (fastrem.ts `fastRemVocab`, built from the artifact's tokenizer), passed as a value or a thunk so that
+ * artifacts with the rule never build them.
+ * @throws Error when the spec is FastREM and no vocabulary is given, or the spec is invalid.
+ */
+export function createInputRouter(spec: RouterSpec, vocab?: FastRemVocab | (() => FastRemVocab)): InputRouter {
+  if (spec.kind === "rule") return { kind: "rule", route: (ids) => routeByTokenCount(ids.length, spec) };
+  if (spec.kind === "fastrem") {
+    if (vocab === undefined) {
+      throw new Error('the manifest\'s router is "fastrem", which reads token strings: give the router the tokenizer\'s vocabulary');
+    }
+    const router = new FastRemRouter(spec, typeof vocab === "function" ? vocab() : vocab);
+    return { kind: "fastrem", route: (ids) => router.route(ids) };
+  }
+  throw new Error(`unknown router kind ${JSON.stringify((spec as { kind?: unknown }).kind)}`);
 }

@@ -115,12 +115,63 @@ export interface ArtifactManifest {
   tokenizer: string;
   variants: Record<"fp32" | "int8", { embed: string; step: string }>;
   parameters: number;
-  router: RouterRule;
+  /** How depth "auto" picks 1/3/6 steps: the length rule, or a trained FastREM classifier (src/model/fastrem.ts). */
+  router: RouterSpec;
   /** Early exit: stop recursing when 1 − cos(e_t, e_{t−1}) < epsilon for every input of the batch. */
   earlyExitEpsilon: number;
   training: Record<string, unknown>;
   eval: Record<string, unknown>;
+  /**
+   * Present when the model was fine-tuned from another artifact on a user's corpus (`npm run train -- --adapt`): the
+   * base artifact, the corpus, the pairs drawn from it, and whether its train qrels were used (supervised in-domain).
+   */
+  adaptation?: Record<string, unknown>;
+  /**
+   * Retrieval defaults measured for this artifact, written after export by `npm run eval -- --tune-fusion --save`.
+   * Optional (older artifacts have none: consumers fall back to the built-in constants) and outside `files`, so adding
+   * it changes no sha256: the weights and graphs stay exactly what was exported.
+   */
+  retrieval?: RetrievalDefaults;
 }
+
+/** What a search should do with this artifact's vectors by default. */
+export interface RetrievalDefaults {
+  /** The hybrid fusion tuned for this artifact's dense side against BM25 over its tokenizer's word pieces. */
+  fusion?: TunedFusion;
+}
+
+/**
+ * A hybrid fusion default tuned on a validation split. The fused ranking depends only on the weights' ratio; the tuner
+ * writes lexical + dense = 1. A weight of 0 is allowed (the tuning grid includes each component alone).
+ */
+export interface TunedFusion {
+  method: "convex" | "rrf";
+  weights: { lexical: number; dense: number };
+  tunedOn: FusionTuningRecord;
+}
+
+/** Where and how the fusion was tuned, with the figures that justify it (all NDCG@10 on the tuning split). */
+export interface FusionTuningRecord {
+  /** Dataset folder name, e.g. "scifact". */
+  dataset: string;
+  /** Never "test": tuning on the split that is reported would overstate the figures. */
+  split: string;
+  /** Judged queries tuned on. */
+  queries: number;
+  /** NDCG@10 of the chosen fusion. */
+  ndcg10: number;
+  /** NDCG@10 of BM25 alone and of the dense list alone on the same split: the chosen fusion is at least both. */
+  lexicalOnly: number;
+  denseOnly: number;
+  /** ISO date (YYYY-MM-DD) of the tuning run. */
+  date: string;
+  /** The dense setting tuned with (the edge serves int8 graphs at 128-d); absent in hand-written records. */
+  dims?: number;
+  variant?: "fp32" | "int8";
+}
+
+/** The manifest's `router`: the length rule (every artifact exported so far) or a trained FastREM router. */
+export type RouterSpec = RouterRule | FastRemRouterSpec;
 
 /** The documented routing rule (a trained router replaces it later): token count thresholds on the encoded input. */
 export interface RouterRule {
@@ -129,4 +180,67 @@ export interface RouterRule {
   easyMaxTokens: number;
   /** … at most this many are medium; longer ones are hard. */
   mediumMaxTokens: number;
+}
+
+/**
+ * The trained FastREM router (src/model/fastrem.ts has the features, the maths and the validation; training/src/router
+ * fits it): a softmax regression over standardised cheap features of the encoded input, predicting the smallest depth
+ * that retrieves as well as the deepest. Written into a trained artifact's manifest by `npm run train:router -- --write`;
+ * like `retrieval`, the manifest is outside its own sha256 list, so adding it changes no file.
+ */
+export interface FastRemRouterSpec {
+  kind: "fastrem";
+  /** Feature names (fastrem.ts FASTREM_FEATURES): the column order of `mean`, `std` and each row of `weights`. */
+  features: string[];
+  /** Standardisation fitted on the training examples: z = (x − mean) / std. */
+  mean: number[];
+  std: number[];
+  /** [3][features.length], rows in route order easy, medium, hard (router.ts ROUTES). */
+  weights: number[][];
+  /** [3], same row order. */
+  bias: number[];
+  /** The cheapest route whose cumulative probability P(smallest sufficient route ≤ it) reaches `confidence`. */
+  decision: { rule: "cumulative"; confidence: number };
+  /** Inputs with more word pieces than this go to "hard" without the classifier: it saw none that long (documents). */
+  maxTokens: number;
+  /** The length rule this router replaced, kept so tools can still route by it (`npm run eval -- --router rule`). */
+  rule: RouterRule;
+  labelledBy: FastRemLabelling;
+  trainedOn: FastRemTraining;
+  /** Label accuracy: in-sample on every example, and out-of-fold (k-fold cross-validation) as the held-out figure. */
+  accuracy: { train: number; heldOut: number };
+}
+
+/** How the training labels were made. */
+export interface FastRemLabelling {
+  /** Per-query retrieval metric compared across depths. */
+  metric: "ndcg@10" | "rr";
+  /** Query depths compared (the architecture's easy, medium, hard). */
+  depths: number[];
+  /** Depth the documents were embedded at ("auto": the artifact's rule router, as the indexer does). */
+  documentDepth: "auto" | number;
+  dims: number;
+  variant: "fp32" | "int8";
+  earlyExit: boolean;
+  /** The label in words, e.g. "smallest depth whose ndcg@10 ≥ depth 6's; ties → smaller depth". */
+  rule: string;
+}
+
+/** What the router was fitted on and how. */
+export interface FastRemTraining {
+  /** Labelling sources, e.g. {dataset: "scifact", split: "train", queries: 809}. Never a "test" split. */
+  sources: { dataset: string; split: string; queries: number }[];
+  examples: number;
+  classCounts: { easy: number; medium: number; hard: number };
+  /** The artifact the labels were computed with ("name@version"). */
+  model: string;
+  seed: number;
+  l2: number;
+  epochs: number;
+  learningRate: number;
+  folds: number;
+  /** ISO date (YYYY-MM-DD). */
+  date: string;
+  /** Out-of-fold estimate of the routed policy on the labelling set at the chosen confidence. */
+  estimate?: { meanDepth: number; metric: number; metricAlwaysHard: number };
 }

@@ -17,8 +17,9 @@
  * Normalising by the theoretical rather than the observed minimum keeps a list's spread honest: a query whose
  * candidates all sit at cosine 0.40–0.45 has a flat dense list, not one stretched across [0, 1].
  *
- * Default convex weights: lexical 0.7, dense 0.3 ({@link DEFAULT_CONVEX_WEIGHTS}) — a starting point while the dense
- * side is a small early checkpoint, to be retuned on SciFact train (`npm run eval -- --mode hybrid --sweep`). Only the
+ * Default convex weights: lexical 0.7, dense 0.3 ({@link DEFAULT_CONVEX_WEIGHTS}) — the fallback for an artifact that
+ * ships no tuned fusion. The tuned one is chosen per artifact on a validation split (`npm run eval -- --split train
+ * --mode hybrid --tune-fusion --save`, stored in its manifest; see hybrid.ts for which default applies). Only the
  * ratio matters for the ranking; the weights need not sum to 1.
  *
  * Weighted RRF (Cormack et al., 2009): score(d) = Σ_l w_l / (k + rank_l(d)), ranks 1-based, k = 60. It needs only ranks.
@@ -39,7 +40,7 @@ export const RRF_K = 60;
 /** Weighted RRF defaults: lexical × 3, dense × 1 (see the module note). */
 export const DEFAULT_RRF_WEIGHTS: Readonly<{ dense: number; lexical: number }> = Object.freeze({ dense: 1, lexical: 3 });
 
-/** Convex-combination defaults: lexical 0.7, dense 0.3 — to be tuned on SciFact train once the dense model is final. */
+/** Convex-combination fallback defaults: lexical 0.7, dense 0.3 — used when the model's manifest ships no tuned fusion. */
 export const DEFAULT_CONVEX_WEIGHTS: Readonly<{ dense: number; lexical: number }> = Object.freeze({ dense: 0.3, lexical: 0.7 });
 
 /**
@@ -51,14 +52,19 @@ export const THEORETICAL_MIN_SCORES: Readonly<{ dense: number; lexical: number }
 export interface FusionOptions<Name extends ListName> {
   /** Rank offset; larger k flattens the advantage of the very top ranks. Default {@link RRF_K}. */
   k?: number;
-  /** Weight per list; lists not named weigh 1. A weight of 0 leaves the list out entirely. */
+  /** Weight per list; lists not named weigh 1. A weight of 0 keeps the list out of the score; its hits stay candidates
+   * that rank after every scored document and break ties (see {@link reciprocalRankFusion}). */
   weights?: Partial<Record<Name, number>>;
   /** Keep only the best `limit` fused hits. */
   limit?: number;
 }
 
 export interface ConvexFusionOptions<Name extends ListName> {
-  /** Weight per list; lists not named weigh 1. A weight of 0 leaves the list out entirely (no ranks, no scores). */
+  /**
+   * Weight per list; lists not named weigh 1. A weight of 0 keeps the list out of the fused score, but its hits stay
+   * candidates and break ties on it (by their normalised score): a lexical-only default still answers a query that
+   * shares no word with any document, ranked by the dense list, and never reorders what the weighted lists separate.
+   */
   weights?: Partial<Record<Name, number>>;
   /**
    * The theoretical minimum score per list. Defaults to {@link THEORETICAL_MIN_SCORES} for lists named "dense" and
@@ -84,7 +90,8 @@ function byId<Id extends string | number>(a: Id, b: Id): number {
 
 /**
  * Fuses named ranked lists by a weighted sum of per-list normalised scores (TM2C2, see the module note), best first.
- * Ties on the fused score go to the smaller id, so the output is deterministic. Each hit reports the ranks and raw
+ * Ties on the fused score go to a document a weighted list returned, then to the higher normalised score in the
+ * zero-weight lists, then to the smaller id, so the output is deterministic. Each hit reports the ranks and raw
  * scores of the lists that returned it; a filled-in score for an absent document is used, never reported.
  */
 export function convexCombinationFusion<Id extends string | number, Name extends ListName>(
@@ -92,13 +99,14 @@ export function convexCombinationFusion<Id extends string | number, Name extends
   options: ConvexFusionOptions<Name> = {},
 ): FusedHit<Id, Name>[] {
   const fused = new Map<Id, FusedHit<Id, Name>>();
+  /** Σ normalised scores from zero-weight lists: the tie-break, never part of the reported score. */
+  const tieBreak = new Map<Id, number>();
   /** Per list: weight and the filled-in contribution of a document the list did not return. */
   const active: { name: Name; weight: number; fill: number }[] = [];
 
   for (const name of Object.keys(lists) as Name[]) {
     const weight = options.weights?.[name] ?? 1;
     checkWeight(name, weight);
-    if (weight === 0) continue;
     const min = options.minScores?.[name] ?? (THEORETICAL_MIN_SCORES as Partial<Record<string, number>>)[name];
     if (min === undefined || !Number.isFinite(min)) throw new RangeError(`convex fusion needs the theoretical minimum score of list "${name}"`);
 
@@ -117,6 +125,14 @@ export function convexCombinationFusion<Id extends string | number, Name extends
 
     let lowest = Number.POSITIVE_INFINITY;
     for (const hit of best.values()) {
+      if (weight === 0) {
+        let entry = fused.get(hit.id);
+        if (!entry) fused.set(hit.id, (entry = { id: hit.id, score: 0, ranks: {}, scores: {} }));
+        entry.ranks[name] = hit.rank;
+        entry.scores[name] = hit.score;
+        tieBreak.set(hit.id, (tieBreak.get(hit.id) ?? 0) + normalise(hit.score));
+        continue;
+      }
       const contribution = weight * normalise(hit.score);
       lowest = Math.min(lowest, contribution);
       let entry = fused.get(hit.id);
@@ -128,13 +144,19 @@ export function convexCombinationFusion<Id extends string | number, Name extends
     // A complete list (shorter than its read depth) knows a missing document's score: the minimum. An empty list adds
     // the same (nothing) to every document, so its fill is 0 either way.
     const complete = options.depth !== undefined && best.size < options.depth;
-    active.push({ name, weight, fill: complete || lowest === Number.POSITIVE_INFINITY ? 0 : lowest });
+    if (weight > 0) active.push({ name, weight, fill: complete || lowest === Number.POSITIVE_INFINITY ? 0 : lowest });
   }
 
   for (const entry of fused.values()) {
     for (const { name, fill } of active) if (entry.ranks[name] === undefined) entry.score += fill;
   }
-  const ordered = [...fused.values()].sort((a, b) => b.score - a.score || byId(a.id, b.id));
+  // A document only zero-weight lists returned gets the weighted lists' fills, which can equal the score of the last
+  // document they did return: it must still follow that document, never overtake it.
+  const scored = (hit: FusedHit<Id, Name>) => (active.some(({ name }) => hit.ranks[name] !== undefined) ? 1 : 0);
+  const ordered = [...fused.values()].sort(
+    (a, b) =>
+      b.score - a.score || scored(b) - scored(a) || (tieBreak.get(b.id) ?? 0) - (tieBreak.get(a.id) ?? 0) || byId(a.id, b.id),
+  );
   return options.limit === undefined ? ordered : ordered.slice(0, Math.max(0, options.limit));
 }
 
@@ -153,7 +175,7 @@ export function reciprocalRankFusion<Id extends string | number, Name extends Li
   for (const name of Object.keys(lists) as Name[]) {
     const weight = options.weights?.[name] ?? 1;
     checkWeight(name, weight);
-    if (weight === 0) continue;
+    // A zero-weight list adds nothing to the score; its hits stay candidates and its ranks break ties (bestRank).
     for (const hit of lists[name]) {
       let entry = fused.get(hit.id);
       if (!entry) {

@@ -5,11 +5,18 @@
  * Hybrid mode fuses by convex combination of normalised scores unless the caller asks for RRF (see fusion.ts for why
  * score-aware fusion is the default). Caller weights override the chosen fusion's defaults list by list.
  *
+ * The defaults come in two layers. A model artifact may ship a tuned fusion (manifest `retrieval.fusion`, written by
+ * `npm run eval -- --tune-fusion --save` from a validation split); callers pass it as `defaults` and it then decides
+ * the method when the caller names none, and the weights of that method. Without one — or for the other method, which
+ * was not what was tuned — the built-in constants apply ({@link DEFAULT_CONVEX_WEIGHTS}, {@link DEFAULT_RRF_WEIGHTS}).
+ * An explicit `fusion` or `weights` always wins over both layers.
+ *
  * @module
  * @example
  *   const depth = candidateDepth("hybrid", 10);                       // 50 candidates per list
  *   const ranked = combineRankings("hybrid", { dense, lexical }, { topK: 10 });                   // convex 0.7 / 0.3
  *   const rrf = combineRankings("hybrid", { dense, lexical }, { topK: 10, fusion: "rrf" });       // RRF 3 / 1, k = 60
+ *   const tuned = combineRankings("hybrid", { dense, lexical }, { topK: 10, defaults: manifest.retrieval?.fusion });
  */
 import {
   DEFAULT_CONVEX_WEIGHTS,
@@ -28,15 +35,27 @@ export type FusionMethod = "convex" | "rrf";
 /** Score-aware fusion unless asked otherwise: it keeps a clear lexical winner on top where RRF can demote it. */
 export const DEFAULT_FUSION: FusionMethod = "convex";
 
+/** A hybrid default other than the built-in one, e.g. the tuned fusion a model manifest ships. */
+export interface FusionDefault {
+  method: FusionMethod;
+  weights: { dense: number; lexical: number };
+}
+
+/** The built-in hybrid default: {@link DEFAULT_FUSION} with its constant weights. */
+export const BUILT_IN_FUSION_DEFAULT: Readonly<FusionDefault> = Object.freeze({ method: DEFAULT_FUSION, weights: DEFAULT_CONVEX_WEIGHTS });
+
 export interface HybridOptions {
   topK: number;
-  /** How hybrid mode fuses the lists; default {@link DEFAULT_FUSION}. Single-list modes ignore it. */
+  /** How hybrid mode fuses the lists; default `defaults.method`, else {@link DEFAULT_FUSION}. Single-list modes ignore it. */
   fusion?: FusionMethod;
   /**
-   * Overrides of the chosen fusion's default weights, per list: {@link DEFAULT_CONVEX_WEIGHTS} (lexical 0.7, dense
-   * 0.3) or {@link DEFAULT_RRF_WEIGHTS} (lexical 3, dense 1). Only hybrid mode uses them.
+   * Overrides of the chosen fusion's default weights, per list: `defaults.weights` when `defaults` is of the chosen
+   * method, else {@link DEFAULT_CONVEX_WEIGHTS} (lexical 0.7, dense 0.3) or {@link DEFAULT_RRF_WEIGHTS} (lexical 3,
+   * dense 1). Only hybrid mode uses them.
    */
   weights?: Partial<Record<HybridList, number>>;
+  /** The model's tuned fusion default, if it ships one (see the module note); absent → the built-in constants. */
+  defaults?: FusionDefault;
   /** RRF k, default 60; convex fusion has no such parameter. */
   k?: number;
   /**
@@ -63,16 +82,30 @@ export function listsFor(mode: SearchMode): { dense: boolean; lexical: boolean }
   return { dense: mode !== "lexical", lexical: mode !== "dense" };
 }
 
-/** The weights hybrid mode fuses with: the fusion's defaults, overridden list by list (undefined keeps the default). */
-export function hybridWeights(fusion: FusionMethod, overrides?: Partial<Record<HybridList, number>>): { dense: number; lexical: number } {
-  const defaults = fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS;
+/**
+ * The weights hybrid mode fuses with: the fusion's defaults — the tuned `tuned.weights` if `tuned` is of this method,
+ * else the built-in constants — overridden list by list (undefined keeps the default). Tuned weights of the other
+ * method are ignored: RRF and convex weights live on different scales (3 : 1 ranks vs 0.7 : 0.3 normalised scores).
+ */
+export function hybridWeights(
+  fusion: FusionMethod,
+  overrides?: Partial<Record<HybridList, number>>,
+  tuned?: FusionDefault,
+): { dense: number; lexical: number } {
+  const defaults = tuned?.method === fusion ? tuned.weights : fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS;
   return { dense: overrides?.dense ?? defaults.dense, lexical: overrides?.lexical ?? defaults.lexical };
+}
+
+/** The fusion method and weights a hybrid search uses: explicit choices first, then the tuned default, then constants. */
+export function resolveFusion(options: Pick<HybridOptions, "fusion" | "weights" | "defaults">): FusionDefault {
+  const method = options.fusion ?? options.defaults?.method ?? DEFAULT_FUSION;
+  return { method, weights: hybridWeights(method, options.weights, options.defaults) };
 }
 
 /**
  * One ranking from the mode's lists, best first, at most topK long. Single-list modes keep the list's own score
- * (cosine or BM25: meaningful to a reader); hybrid mode scores by the chosen fusion (convex: Σ w·normalised score;
- * RRF: Σ w/(k + rank)), and every fused hit still carries each list's rank and raw score.
+ * (cosine or BM25: meaningful to a reader); hybrid mode scores by the fusion {@link resolveFusion} picks (convex:
+ * Σ w·normalised score; RRF: Σ w/(k + rank)), and every fused hit still carries each list's rank and raw score.
  */
 export function combineRankings<Id extends string | number>(
   mode: SearchMode,
@@ -80,10 +113,9 @@ export function combineRankings<Id extends string | number>(
   options: HybridOptions,
 ): FusedHit<Id, HybridList>[] {
   if (mode === "hybrid") {
-    const fusion = options.fusion ?? DEFAULT_FUSION;
+    const { method, weights } = resolveFusion(options);
     const both = { dense: lists.dense ?? [], lexical: lists.lexical ?? [] };
-    const weights = hybridWeights(fusion, options.weights);
-    if (fusion === "rrf") {
+    if (method === "rrf") {
       return reciprocalRankFusion<Id, HybridList>(both, { weights, k: options.k ?? RRF_K, limit: options.topK });
     }
     return convexCombinationFusion<Id, HybridList>(both, {

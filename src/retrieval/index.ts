@@ -21,6 +21,7 @@ export {
   type FusionOptions,
 } from "./fusion.js";
 export {
+  BUILT_IN_FUSION_DEFAULT,
   DEFAULT_FUSION,
   MAX_FUSION_CANDIDATES,
   MIN_FUSION_CANDIDATES,
@@ -28,6 +29,8 @@ export {
   combineRankings,
   hybridWeights,
   listsFor,
+  resolveFusion,
+  type FusionDefault,
   type FusionMethod,
   type HybridList,
   type HybridOptions,

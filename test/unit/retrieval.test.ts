@@ -221,7 +221,7 @@ describe("convex fusion", () => {
     expect(convexCombinationFusion({ dense, lexical }, { weights: DEFAULT_CONVEX_WEIGHTS, depth: 3 })[2]!.score).toBeCloseTo(0.365, 12);
   });
 
-  it("applies the weights (only their ratio matters) and drops a weight-0 list", () => {
+  it("applies the weights (only their ratio matters); a weight-0 list only adds candidates after the scored ones", () => {
     const denseHeavy = convexCombinationFusion({ dense, lexical }, { weights: { dense: 0.9, lexical: 0.1 } });
     // a 0.1 + 0.45 = 0.55 · b 0.05 + 0.9 = 0.95 · d 0.02 + 0.675 = 0.695 · c 0.02 + 0.45 = 0.47 · e 0.02 + 0.45 = 0.47
     expect(denseHeavy.map((hit) => hit.id)).toEqual(["b", "d", "a", "c", "e"]);
@@ -231,8 +231,17 @@ describe("convex fusion", () => {
     expect(scaled[0]!.score).toBeCloseTo(10 * denseHeavy[0]!.score, 12);
 
     const lexicalOnly = convexCombinationFusion({ dense, lexical }, { weights: { dense: 0, lexical: 0.7 } });
-    expect(lexicalOnly.map((hit) => [hit.id, hit.ranks])).toEqual([["a", { lexical: 1 }], ["b", { lexical: 2 }], ["c", { lexical: 3 }]]);
-    [0.7, 0.35, 0.14].forEach((score, i) => expect(lexicalOnly[i]!.score).toBeCloseTo(score, 12));
+    // d and e (dense only) get the lexical fill 0.14, c's score: they still follow c, ordered by their dense score.
+    expect(lexicalOnly.map((hit) => [hit.id, hit.ranks])).toEqual([
+      ["a", { lexical: 1 }],
+      ["b", { dense: 1, lexical: 2 }],
+      ["c", { lexical: 3 }],
+      ["d", { dense: 2 }],
+      ["e", { dense: 3 }],
+    ]);
+    [0.7, 0.35, 0.14, 0.14, 0.14].forEach((score, i) => expect(lexicalOnly[i]!.score).toBeCloseTo(score, 12));
+    // With nothing lexical at all, the zero-weight dense list still answers, in its own order.
+    expect(convexCombinationFusion({ dense, lexical: [] }, { weights: { dense: 0, lexical: 1 } }).map((hit) => hit.id)).toEqual(["b", "d", "e"]);
     // Unnamed lists weigh 1.
     expect(convexCombinationFusion({ dense, lexical })[0]!.score).toBeCloseTo(0.5 + 1, 12); // b: 0.5 + 1
   });
@@ -348,12 +357,14 @@ describe("reciprocal rank fusion", () => {
     expect(fused.at(-1)!.id).toBe("only-dense");
   });
 
-  it("breaks score ties by best rank, then id; limits; drops weight-0 lists", () => {
+  it("breaks score ties by best rank, then id; limits; a weight-0 list only adds candidates", () => {
     expect(reciprocalRankFusion({ x: hits("q"), y: hits("p") }).map((hit) => hit.id)).toEqual(["p", "q"]);
     expect(reciprocalRankFusion({ dense, lexical }, { limit: 2 })).toHaveLength(2);
     const lexicalOnly = reciprocalRankFusion({ dense, lexical }, { weights: { dense: 0, lexical: 1 } });
-    expect(lexicalOnly.map((hit) => hit.id)).toEqual(["b", "d"]);
-    expect(lexicalOnly[0]!.ranks).toEqual({ lexical: 1 });
+    // a and c (dense only) score 0 and follow, by their dense rank.
+    expect(lexicalOnly.map((hit) => hit.id)).toEqual(["b", "d", "a", "c"]);
+    expect(lexicalOnly[0]!.ranks).toEqual({ dense: 2, lexical: 1 });
+    expect(lexicalOnly[2]!.score).toBe(0);
   });
 
   it("uses the custom k", () => {

@@ -5,6 +5,7 @@
  * side decides them, and dense-side checks use topK ≥ corpus size (presence, not order).
  */
 import { describe, expect, it } from "vitest";
+import { fusionDefaultOf } from "../../workers/edge/src/search-service.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 
 interface SearchBody {
@@ -55,6 +56,9 @@ describe("POST /v1/search", () => {
     const response = await h.request("/v1/search", { method: "POST", json: { query: "lighthouse keeper wick", topK: 2 } });
     expect(response.status).toBe(200);
     const body = await json<SearchBody>(response);
+    // The dense list takes part unless the model's tuned default weighs it 0: fusion then leaves it out (ranks too),
+    // and only documents sharing a word piece with the query can be returned.
+    // A zero dense weight keeps the dense list out of the score, but its hits still follow the lexical ones.
     expect(body.results).toHaveLength(2);
     expect(body.results[0]).toMatchObject({
       id: "lighthouse",
@@ -125,24 +129,30 @@ describe("POST /v1/search", () => {
     const convex = await search({ weights: { dense: 0, lexical: 1 } });
     expect(convex.results[0]!.id).toBe("glacier");
     expect(convex.results[0]!.score).toBeCloseTo(1, 10);
-    expect(convex.results.every((r) => r.ranks.dense === undefined)).toBe(true);
+    // Dense weight 0: documents without the word follow, scored by the lexical fill alone, never above a lexical hit.
+    expect(convex.results.filter((r) => r.ranks.lexical !== undefined).map((r) => r.id)).toEqual(["glacier"]);
+    expect(convex.results.slice(1).every((r) => r.ranks.lexical === undefined && r.ranks.dense !== undefined)).toBe(true);
     expect(await search({ fusion: "convex", weights: { dense: 0, lexical: 1 } })).toMatchObject({ results: convex.results });
     // RRF: 1/(60 + 1).
     const rrf = await search({ fusion: "rrf", weights: { dense: 0, lexical: 1 } });
     expect(rrf.results[0]!.id).toBe("glacier");
     expect(rrf.results[0]!.score).toBeCloseTo(1 / 61, 10);
-    expect(rrf.results.every((r) => r.ranks.dense === undefined)).toBe(true);
+    expect(rrf.results.slice(1).every((r) => r.score === 0 && r.ranks.lexical === undefined)).toBe(true);
   });
 
   it("puts the document a phrase comes from first in hybrid mode, whatever the dense side says", async () => {
     const h = await seeded();
     const phrases = { lighthouse: "wound the clockwork", glacier: "a U-shaped valley", espresso: "nine bars of pressure" };
+    // The model's hybrid default (built-in convex 0.7 / 0.3, or the manifest's tuned one): convex fusion keeps the
+    // lexical winner on top when the runner-up's BM25 is under (1 − dense/lexical) of its own — at 0.7 / 0.3 that is
+    // 4/7 (0.7 · (1 − 4/7) = 0.3, the most dense can add); at lexical 1 / dense 0 any runner-up.
+    const { method, weights } = fusionDefaultOf(h.model);
+    expect(method).toBe("convex");
+    const margin = 1 - weights.dense / weights.lexical;
     for (const [id, query] of Object.entries(phrases)) {
-      // The premise: lexical puts the document first with the runner-up under 4/7 of its BM25, which convex fusion at
-      // lexical 0.7, dense 0.3 guarantees to keep on top (0.7 · (1 − 4/7) = 0.3, the most dense can add).
       const lexical = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query, mode: "lexical" } }));
       expect(lexical.results[0]!.id).toBe(id);
-      expect(lexical.results[1]?.score ?? 0).toBeLessThan((4 / 7) * lexical.results[0]!.score);
+      expect(lexical.results[1]?.score ?? 0).toBeLessThan(Math.min(4 / 7, margin) * lexical.results[0]!.score);
       const hybrid = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query } }));
       expect(hybrid.results[0]).toMatchObject({ id, ranks: { lexical: 1 } });
     }
@@ -333,7 +343,13 @@ describe("GET /v1/health", () => {
     const body = await json(await h.request("/v1/health"));
     expect(body).toEqual({
       status: "ok",
-      model: { name: h.model.info.name, version: h.model.info.version, dims: h.model.info.dims, variant: h.model.info.variant },
+      model: {
+        name: h.model.info.name,
+        version: h.model.info.version,
+        dims: h.model.info.dims,
+        variant: h.model.info.variant,
+        fusion: fusionDefaultOf(h.model),
+      },
       index: { shard: h.shardName, documents: 3 },
     });
   });

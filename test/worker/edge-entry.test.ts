@@ -23,7 +23,12 @@ describe("worker entry", () => {
     expect(response.status).toBe(200);
     const body = (await response.json()) as { status: string; model: Record<string, unknown>; index: { shard: string; documents: number } };
     expect(body.status).toBe("ok");
-    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8" });
+    // The hybrid default in force: the manifest's tuned fusion when it ships one, else the built-in constants.
+    const tuned = manifest.retrieval?.fusion;
+    const fusion = tuned
+      ? { method: tuned.method, weights: tuned.weights, source: "manifest", tunedOn: tuned.tunedOn }
+      : { method: "convex", weights: { lexical: 0.7, dense: 0.3 }, source: "built-in" };
+    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8", fusion });
     expect(body.model.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(body.index).toMatchObject({ shard: env.INDEX_SHARD || "default" });
   });

@@ -25,7 +25,7 @@ import { background, limit, parseJsonText, readJson, validate } from "./http.js"
 import { deleteDocuments, indexDocuments } from "./indexer.js";
 import { pageSecurityPolicy, renderSearchPage, type PageState } from "./page.js";
 import { LIMITS, documentId, embedRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
-import { embed, parseMetadata, search, type SearchResponse } from "./search-service.js";
+import { embed, fusionDefaultOf, parseMetadata, search, type SearchResponse } from "./search-service.js";
 
 /** Turns a model-loading failure into a 503 that says why, instead of a generic 500. */
 function withModelErrors(deps: AppDeps): AppDeps {
@@ -128,7 +128,14 @@ export function createApp(rawDeps: AppDeps): Hono {
     const [model, stats] = await Promise.all([deps.loadModel(), shard().stats()]);
     return c.json({
       status: "ok",
-      model: { name: model.info.name, version: model.info.version, dims: model.info.dims, variant: model.info.variant },
+      model: {
+        name: model.info.name,
+        version: model.info.version,
+        dims: model.info.dims,
+        variant: model.info.variant,
+        // Which hybrid default a search without fusion/weights gets, and whether it was tuned for this model.
+        fusion: fusionDefaultOf(model),
+      },
       index: { shard: deps.shardName, documents: stats.documents },
     });
   });

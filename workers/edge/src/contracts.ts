@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { EmbedOptions, EmbedResult, EmbedRoute } from "../../../src/model/index.js";
+import type { EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord } from "../../../src/model/index.js";
+import type { FusionDefault } from "../../../src/retrieval/index.js";
 import type { ShardApi } from "./shard-api.js";
 
 export type { EmbedOptions, EmbedResult, EmbedRoute };
@@ -30,11 +31,24 @@ export interface ModelInfo {
   variant: string;
 }
 
+/**
+ * The hybrid fusion a search uses when the request names none (reported by /v1/health). Its method and weights are
+ * the defaults a request's `fusion`/`weights` override, exactly as before; only where the defaults come from changed.
+ */
+export interface FusionInForce extends FusionDefault {
+  /** "manifest": tuned on a validation split and shipped in the model's manifest; "built-in": src/retrieval's constants. */
+  source: "manifest" | "built-in";
+  /** For a tuned default: the split it was tuned on and the figures there. */
+  tunedOn?: FusionTuningRecord;
+}
+
 /** A loaded model: everything the app needs to embed and tokenize. */
 export interface EdgeModel {
   embedder: Embedder;
   tokenizer: LexicalTokenizer;
   info: ModelInfo;
+  /** The hybrid default this model ships; absent (test doubles, older loaders) → the built-in default. */
+  fusion?: FusionInForce;
 }
 
 /** A cached query embedding with the facts about how it was computed. */

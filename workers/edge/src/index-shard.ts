@@ -151,7 +151,13 @@ export class IndexShard extends DurableObject<Env> {
     }
 
     const mark = Date.now();
-    const ranked = combineRankings(mode, { dense, lexical }, { topK, fusion: request.fusion, weights: request.weights, candidates: depth });
+    const ranked = combineRankings(mode, { dense, lexical }, {
+      topK,
+      fusion: request.fusion,
+      weights: request.weights,
+      defaults: request.fusionDefault,
+      candidates: depth,
+    });
     const fields = this.store.fields(ranked.map((hit) => hit.id));
     const hits: ShardHit[] = ranked.flatMap((hit) => {
       const stored = fields.get(hit.id);

@@ -12,8 +12,9 @@
  *   const { embedder, modelVersion, tokenizer } = await loadEdgeModel(env);
  */
 import { TaesrEncoder, type ArtifactManifest } from "../../../src/model/index.js";
+import { BUILT_IN_FUSION_DEFAULT } from "../../../src/retrieval/index.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
-import type { EdgeModel } from "./contracts.js";
+import type { EdgeModel, FusionInForce } from "./contracts.js";
 import type { Env } from "./env.js";
 import { ortWorkerd } from "./ort-workerd.js";
 
@@ -30,6 +31,18 @@ export const EDGE_VARIANT = "int8" as const;
 export interface LoadedEdgeModel extends EdgeModel {
   modelVersion: string;
   encoder: TaesrEncoder;
+  fusion: FusionInForce;
+}
+
+/**
+ * The hybrid default a manifest implies: its tuned fusion (`retrieval.fusion`, validated with the rest of the manifest)
+ * when it ships one, the built-in constants otherwise. The weights travel with the model they were tuned for, so
+ * bundling another artifact switches them together.
+ */
+export function fusionInForce(manifest: ArtifactManifest): FusionInForce {
+  const tuned = manifest.retrieval?.fusion;
+  if (!tuned) return { method: BUILT_IN_FUSION_DEFAULT.method, weights: { ...BUILT_IN_FUSION_DEFAULT.weights }, source: "built-in" };
+  return { method: tuned.method, weights: { ...tuned.weights }, source: "manifest", tunedOn: tuned.tunedOn };
 }
 
 let loading: Promise<LoadedEdgeModel> | null = null;
@@ -66,5 +79,7 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
     tokenizer,
     modelVersion: version,
     info: { name, version, dims: architecture.outputDim, variant: EDGE_VARIANT },
+    // From the validated manifest (the encoder's), not the raw bundle: a malformed tuned fusion has failed the load.
+    fusion: fusionInForce(encoder.manifest),
   };
 }

@@ -48,13 +48,15 @@ export const searchRequest = z.strictObject({
   depth: depthSetting.default("auto"),
   mode: searchMode.default("hybrid"),
   /**
-   * How hybrid mode fuses dense and lexical: "convex" (default; weighted sum of per-list normalised scores) or "rrf"
-   * (weighted reciprocal rank fusion, k = 60). Left undefined here so the retrieval core's default applies.
+   * How hybrid mode fuses dense and lexical: "convex" (weighted sum of per-list normalised scores) or "rrf" (weighted
+   * reciprocal rank fusion, k = 60). Left undefined here so the default applies: the fusion tuned for the model and
+   * shipped in its manifest, else convex (see GET /v1/health → model.fusion).
    */
   fusion: fusionMethod.optional(),
   /**
-   * Weights per list for whichever fusion is chosen (hybrid mode); a list not named keeps its default — convex: lexical
-   * 0.7, dense 0.3; rrf: lexical 3, dense 1. Only the ratio matters.
+   * Weights per list for whichever fusion is chosen (hybrid mode); a list not named keeps its default — the model's
+   * tuned weights when the chosen fusion is the tuned one, else convex: lexical 0.7, dense 0.3; rrf: lexical 3, dense 1.
+   * Only the ratio matters.
    */
   weights: z.strictObject({ dense: nonNegativeWeight.optional(), lexical: nonNegativeWeight.optional() }).optional(),
 });

@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { lexicalTerms, listsFor, makeSnippet } from "../../../src/retrieval/index.js";
+import { BUILT_IN_FUSION_DEFAULT, lexicalTerms, listsFor, makeSnippet } from "../../../src/retrieval/index.js";
 import { normalize } from "../../../src/tokenizer/normalize.js";
-import type { AppDeps, Background, EdgeModel, EmbedRoute } from "./contracts.js";
+import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "./contracts.js";
 import { queryCacheKey } from "./embed-cache.js";
 import type { EmbedRequest, Metadata, SearchRequest } from "./schemas.js";
 import type { MetadataJson } from "./shard-api.js";
@@ -40,6 +40,11 @@ interface QueryEmbedding {
 /** Metadata as stored (JSON text) back to the object the client sent. */
 export function parseMetadata(json: MetadataJson): Metadata | null {
   return json === null ? null : (JSON.parse(json) as Metadata);
+}
+
+/** The hybrid default a model brings (its manifest's tuned fusion), or the built-in one for a model that names none. */
+export function fusionDefaultOf(model: EdgeModel): FusionInForce {
+  return model.fusion ?? { method: BUILT_IN_FUSION_DEFAULT.method, weights: { ...BUILT_IN_FUSION_DEFAULT.weights }, source: "built-in" };
 }
 
 /** Rounds a duration to 0.01 ms: finer digits are noise, and workerd's clock is coarser still. */
@@ -83,6 +88,7 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   const embedMs = embedding ? ms(embedStarted) : 0;
 
   const searchStarted = performance.now();
+  const defaults = fusionDefaultOf(model);
   const found = await deps.shard(deps.shardName).search({
     mode: request.mode,
     topK: request.topK,
@@ -91,6 +97,8 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
     terms: listsFor(request.mode).lexical ? lexicalTerms(model.tokenizer.tokenize(normalized)) : undefined,
     fusion: request.fusion,
     weights: request.weights,
+    // Only the defaults travel: the request's own fusion/weights still override them in the shard, field by field.
+    fusionDefault: { method: defaults.method, weights: defaults.weights },
   });
   const searchMs = ms(searchStarted);
 

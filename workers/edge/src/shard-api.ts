@@ -63,8 +63,16 @@ export interface ShardSearchRequest {
   terms?: string[];
   /** Hybrid fusion (default "convex"); single-list modes ignore it. */
   fusion?: FusionMethod;
-  /** Overrides of the chosen fusion's default weights (convex: lexical 0.7, dense 0.3; rrf: lexical 3, dense 1). */
+  /**
+   * Overrides of the chosen fusion's default weights: `fusionDefault.weights` when that is of the chosen method, else
+   * convex lexical 0.7, dense 0.3; rrf lexical 3, dense 1.
+   */
   weights?: FusionWeights;
+  /**
+   * The model's hybrid default (its manifest's tuned fusion): the method when `fusion` is absent, and that method's
+   * default weights. Sent by the caller because the shard holds no model; absent → the built-in constants.
+   */
+  fusionDefault?: { method: FusionMethod; weights: { dense: number; lexical: number } };
   /** How many candidates each list contributes to fusion (default: max(4·topK, 50), capped at 500). */
   candidates?: number;
 }

@@ -1,0 +1,304 @@
+/**
+ * Tuning the hybrid fusion on a validation split, and shipping the choice with the model (`npm run eval -- --split
+ * train --mode hybrid --tune-fusion [--save]`).
+ *
+ * The grid: convex combination at lexical weight 0, 0.05, …, 1 (dense = 1 − lexical), and separately weighted RRF over
+ * the same lexical shares (λ : 1 − λ, so 0.75 is the 3 : 1 ratio). Both ends are in the grid — lexical 0 is the dense
+ * list alone, lexical 1 BM25 alone — so the best point can never score below either component on the split it was
+ * chosen on: "the default never ranks worse than its best component" holds by construction there, and the components'
+ * own scores are reported beside it to show it. Every point re-fuses the candidate lists `evaluate` kept (1,000 deep,
+ * the ranking the metrics are computed on), so the grid costs no embedding.
+ *
+ * The choice: the best mean NDCG@10, where "ties go to the larger lexical share" (BM25 is the cheaper side and the
+ * one the service can fall back on), then to convex (the score-aware default) — with a tie judged statistically, not
+ * to the last digit: the one-standard-error rule. A point ties with the best when its shortfall is within one standard
+ * error of the paired per-query differences (same queries, so the query-to-query spread cancels), and it is at least
+ * each component alone on this split. Why not the plain argmax: with a weak dense side the curve is flat near BM25,
+ * and its highest point is noise. On SciFact train it picked convex 0.8 / 0.2 for +0.0003 over BM25 alone (809 queries,
+ * one standard error ≈ 0.001), which then scored below BM25 on test; the rule ships a mixture only when it beats the
+ * more lexical choices by more than the noise of the split it was measured on. Identical rankings (RRF and convex at
+ * lexical 1 are both BM25) differ by exactly 0 and tie either way.
+ *
+ * `--save` writes the choice into the artifact's manifest.json as `retrieval.fusion` (the manifest lists the sha256
+ * of every other file and is itself not listed, so the graphs and tokenizer — the weights — stay byte for byte what was
+ * exported) and appends a line to model-artifacts/CHANGELOG.md. It refuses the test split: the figures the project
+ * reports are test figures, and weights chosen on them would overstate every one.
+ *
+ * @module
+ */
+import { access, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { parseManifest, type ArtifactVariant, type TunedFusion } from "../../src/model/index.js";
+import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "../../src/retrieval/index.js";
+import type { EvalDataset } from "./dataset.js";
+import { mean } from "../../src/eval/metrics.js";
+import { keptNdcg10PerQuery, round4, type KeptLists } from "./evaluate.js";
+
+/** Lexical shares the tuner tries, in hundredths so the steps do not accumulate float error: 0, 0.05, …, 1. */
+export const TUNING_LEXICAL: readonly number[] = Array.from({ length: 21 }, (_, i) => (5 * i) / 100);
+/** Convex first: on a tie between methods the score-aware default wins. */
+export const TUNING_METHODS: readonly FusionMethod[] = ["convex", "rrf"];
+/** How many standard errors of the paired difference a shortfall may be and still count as a tie with the best. */
+export const TIE_STANDARD_ERRORS = 1;
+
+export interface TuningPoint {
+  method: FusionMethod;
+  lexical: number;
+  dense: number;
+  "ndcg@10": number;
+  /** NDCG@10 of every query, in one order for all points; without it (hand-made grids) only exact ties count. */
+  perQuery?: readonly number[];
+}
+
+export interface FusionTuningResult {
+  grid: TuningPoint[];
+  /** The point shipped (see the module note for the rule). */
+  chosen: TuningPoint;
+  /** The plain argmax of NDCG@10, for comparison. */
+  best: TuningPoint;
+  /** NDCG@10 of each list ranked alone, on the same kept candidates. */
+  components: { lexicalOnly: number; denseOnly: number };
+  queries: number;
+}
+
+/** Rounds to hundredths: the grid's resolution, so 1 − 0.85 is written 0.15 and not 0.15000000000000002. */
+function hundredths(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/** Share of the lexical list in a weight pair (the ranking depends only on the ratio). */
+function lexicalShare(point: Pick<TuningPoint, "lexical" | "dense">): number {
+  return point.lexical / (point.lexical + point.dense);
+}
+
+/**
+ * Standard error of the mean of the paired differences a − b (0 with fewer than two queries or without per-query
+ * figures: then only exact ties count).
+ */
+export function pairedStandardError(a: readonly number[] | undefined, b: readonly number[] | undefined): number {
+  if (!a || !b || a.length !== b.length || a.length < 2) return 0;
+  const diffs = a.map((value, i) => value - b[i]!);
+  const m = mean(diffs);
+  const variance = diffs.reduce((sum, d) => sum + (d - m) ** 2, 0) / (diffs.length - 1);
+  return Math.sqrt(variance / diffs.length);
+}
+
+/**
+ * The grid point to ship and the plain best: among the points that tie with the best (shortfall within
+ * {@link TIE_STANDARD_ERRORS} paired standard errors) and score at least `floor` (the better component alone), the
+ * largest lexical share, then the method listed first in {@link TUNING_METHODS} (convex), then the higher NDCG@10.
+ * Pure, so the rule can be tested on a hand-made grid.
+ */
+export function chooseFusion(grid: readonly TuningPoint[], floor = Number.NEGATIVE_INFINITY): { chosen: TuningPoint; best: TuningPoint } {
+  if (grid.length === 0) throw new Error("the fusion tuning grid is empty");
+  const methodOrder = (method: FusionMethod) => TUNING_METHODS.indexOf(method);
+  const best = grid.reduce((top, point) => (point["ndcg@10"] > top["ndcg@10"] ? point : top));
+  const ties = grid.filter((point) => {
+    if (point["ndcg@10"] < floor && point !== best) return false;
+    const shortfall = best["ndcg@10"] - point["ndcg@10"];
+    return shortfall <= TIE_STANDARD_ERRORS * pairedStandardError(best.perQuery, point.perQuery);
+  });
+  const chosen = ties.reduce((pick, point) => {
+    const share = lexicalShare(point) - lexicalShare(pick);
+    if (share !== 0) return share > 0 ? point : pick;
+    const order = methodOrder(point.method) - methodOrder(pick.method);
+    if (order !== 0) return order < 0 ? point : pick;
+    return point["ndcg@10"] > pick["ndcg@10"] ? point : pick;
+  });
+  return { chosen, best };
+}
+
+/** Every grid point's NDCG@10 on the kept lists, the choice, and each component alone. */
+export function tuneFusion(kept: readonly KeptLists[], dataset: EvalDataset): FusionTuningResult {
+  if (kept.some(({ lists }) => !lists.dense || !lists.lexical)) throw new Error("fusion tuning needs both candidate lists of every query (hybrid mode)");
+  const grid = TUNING_METHODS.flatMap((method) =>
+    TUNING_LEXICAL.map((lexical): TuningPoint => {
+      const dense = hundredths(1 - lexical);
+      const perQuery = keptNdcg10PerQuery(kept, dataset, "hybrid", { fusion: method, weights: { lexical, dense } });
+      return { method, lexical, dense, "ndcg@10": mean(perQuery), perQuery };
+    }),
+  );
+  const components = { lexicalOnly: mean(keptNdcg10PerQuery(kept, dataset, "lexical")), denseOnly: mean(keptNdcg10PerQuery(kept, dataset, "dense")) };
+  const { chosen, best } = chooseFusion(grid, Math.max(components.lexicalOnly, components.denseOnly));
+  return { grid, chosen, best, components, queries: kept.length };
+}
+
+/**
+ * Whether the choice is at least each component alone on the tuning split. The grid's end points are the components,
+ * so this fails only if fusing a single list reordered it (a float tie in the normalisation); --save refuses then.
+ */
+export function neverBelowComponents(result: FusionTuningResult): boolean {
+  return result.chosen["ndcg@10"] >= Math.max(result.components.lexicalOnly, result.components.denseOnly);
+}
+
+/** --save is for validation splits only (see the module note). */
+export function assertSplitTunable(split: string): void {
+  if (split === "test") {
+    throw new Error(
+      "--save refuses --split test: fusion weights are tuned on a validation split (e.g. --split train) and reported on test; weights chosen on test would overstate every test figure",
+    );
+  }
+}
+
+export interface TuningContext {
+  dataset: string;
+  split: string;
+  /** The dense setting tuned with. */
+  dims: number;
+  variant: ArtifactVariant;
+  /** ISO date (YYYY-MM-DD); default today (UTC). */
+  date?: string;
+}
+
+/** The manifest record of a tuning run (figures to four decimals, as every figure of the eval JSON). */
+export function tunedFusionRecord(result: FusionTuningResult, context: TuningContext): TunedFusion {
+  assertSplitTunable(context.split);
+  const { chosen, components } = result;
+  return {
+    method: chosen.method,
+    weights: { lexical: chosen.lexical, dense: chosen.dense },
+    tunedOn: {
+      dataset: context.dataset,
+      split: context.split,
+      queries: result.queries,
+      ndcg10: round4(chosen["ndcg@10"]),
+      lexicalOnly: round4(components.lexicalOnly),
+      denseOnly: round4(components.denseOnly),
+      date: context.date ?? new Date().toISOString().slice(0, 10),
+      dims: context.dims,
+      variant: context.variant,
+    },
+  };
+}
+
+/** manifest.json's object with `retrieval.fusion` set (other `retrieval` keys and every other field kept, in order). */
+export function withTunedFusion(raw: Readonly<Record<string, unknown>>, fusion: TunedFusion): Record<string, unknown> {
+  const retrieval = typeof raw.retrieval === "object" && raw.retrieval !== null ? (raw.retrieval as Record<string, unknown>) : {};
+  return { ...raw, retrieval: { ...retrieval, fusion } };
+}
+
+/**
+ * manifest.json's text with `retrieval.fusion` set, changing only those lines: the exporter's own formatting (Python
+ * style escapes such as \u2192, numbers such as 1e-08) is kept by appending the `retrieval` member as the last one —
+ * or replacing it where an earlier save put it last — instead of re-serialising the whole file. Whatever the text, the
+ * result must parse to exactly {@link withTunedFusion}'s object; if the splice cannot promise that, the whole object is
+ * written afresh (two-space indent, final newline), which is still the same manifest.
+ */
+export function manifestTextWithFusion(originalText: string, fusion: TunedFusion): string {
+  const raw = JSON.parse(originalText) as Record<string, unknown>;
+  const intended = withTunedFusion(raw, fusion);
+  const member = `"retrieval": ${JSON.stringify(intended.retrieval, null, 2).replaceAll("\n", "\n  ")}`;
+  const body = originalText.replace(/\s*}\s*$/, "");
+  const lastKey = Object.keys(raw).pop();
+  const at = body.lastIndexOf(',\n  "retrieval": ');
+  const spliced =
+    !("retrieval" in raw) ? `${body},\n  ${member}\n}\n` : lastKey === "retrieval" && at >= 0 ? `${body.slice(0, at)},\n  ${member}\n}\n` : null;
+  const same = (text: string) => {
+    try {
+      return JSON.stringify(JSON.parse(text)) === JSON.stringify(intended);
+    } catch {
+      return false;
+    }
+  };
+  return spliced !== null && same(spliced) ? spliced : `${JSON.stringify(intended, null, 2)}\n`;
+}
+
+function describeFusion(fusion: FusionDefault): string {
+  return `${fusion.method} lexical ${fusion.weights.lexical} / dense ${fusion.weights.dense}`;
+}
+
+export interface SaveNotes {
+  /** The command that tuned (for the CHANGELOG). */
+  command?: string;
+  /** Why the choice is not the plain argmax, when it is not (see {@link tieNote}). */
+  note?: string;
+}
+
+/** One sentence for the CHANGELOG when the tie rule chose another point than the plain argmax; undefined otherwise. */
+export function tieNote(result: FusionTuningResult): string | undefined {
+  const { best, chosen } = result;
+  if (best === chosen) return undefined;
+  const se = pairedStandardError(best.perQuery, chosen.perQuery);
+  return (
+    `the argmax, ${describeFusion({ method: best.method, weights: best })} at ${best["ndcg@10"].toFixed(4)}, is within ` +
+    `${TIE_STANDARD_ERRORS} paired standard error (${se.toFixed(4)}) of it: a tie, resolved towards lexical`
+  );
+}
+
+/**
+ * The CHANGELOG line of a save: what the artifact now fuses with, what it replaced, the figures behind it and the
+ * command that produced them.
+ */
+export function changelogLine(label: string, fusion: TunedFusion, previous: FusionDefault | undefined, notes: SaveNotes = {}): string {
+  const { command, note } = notes;
+  const t = fusion.tunedOn;
+  const was = previous ? `tuned ${describeFusion(previous)}` : `built-in ${describeFusion(BUILT_IN_FUSION_DEFAULT)}`;
+  const setting = t.dims !== undefined && t.variant ? `, ${t.dims}-d ${t.variant}` : "";
+  return (
+    `- fusion retuned: ${label}, ${t.date} — hybrid default ${describeFusion(fusion)} (was ${was}); ` +
+    `${t.dataset} ${t.split} (${t.queries} queries${setting}) NDCG@10 ${t.ndcg10.toFixed(4)} ` +
+    `vs BM25 alone ${t.lexicalOnly.toFixed(4)}, dense alone ${t.denseOnly.toFixed(4)}` +
+    (note ? `; ${note}` : "") +
+    (command ? ` (\`${command}\`)` : "")
+  );
+}
+
+/**
+ * The changelog with `line` (a list item) appended at the end: right after an earlier list item, else after a blank
+ * line — directly below the table's last row it would be read as one more row.
+ */
+export function appendChangelogLine(text: string, line: string): string {
+  const trimmed = text.replace(/\s+$/, "");
+  if (trimmed === "") return `${line}\n`;
+  const last = trimmed.split("\n").pop() ?? "";
+  return `${trimmed}${last.startsWith("- ") ? "\n" : "\n\n"}${line}\n`;
+}
+
+export interface SavedTuning {
+  manifest: string;
+  /** The changelog appended to, or null when the artifact's folder has none beside it. */
+  changelog: string | null;
+  line: string;
+}
+
+/**
+ * Writes `fusion` into `<artifactDir>/manifest.json` and appends the changelog line to CHANGELOG.md beside the artifact
+ * folder (model-artifacts/CHANGELOG.md). The new manifest is validated before anything is written, and must list the
+ * same files with the same sha256 as before.
+ */
+export async function saveTunedFusion(artifactDir: string, fusion: TunedFusion, notes: SaveNotes = {}): Promise<SavedTuning> {
+  assertSplitTunable(fusion.tunedOn.split);
+  const manifestPath = path.join(artifactDir, "manifest.json");
+  const originalText = await readFile(manifestPath, "utf8");
+  const before = parseManifest(originalText);
+  const text = manifestTextWithFusion(originalText, fusion);
+  const after = parseManifest(text);
+  if (JSON.stringify(after.files) !== JSON.stringify(before.files)) throw new Error("saving the fusion would change the manifest's file list");
+
+  const label = `${before.name}@${before.version}`;
+  const line = changelogLine(label, fusion, before.retrieval?.fusion, notes);
+  const changelogPath = path.join(path.dirname(path.resolve(artifactDir)), "CHANGELOG.md");
+  const hasChangelog = await access(changelogPath).then(
+    () => true,
+    () => false,
+  );
+  await writeFile(manifestPath, text);
+  if (hasChangelog) await writeFile(changelogPath, appendChangelogLine(await readFile(changelogPath, "utf8"), line));
+  return { manifest: manifestPath, changelog: hasChangelog ? changelogPath : null, line };
+}
+
+/** The tuning as the eval JSON prints it (`tuning` key): figures to four decimals. */
+export function tuningJson(result: FusionTuningResult, split: string): Record<string, unknown> {
+  const point = ({ method, lexical, dense, ...p }: TuningPoint) => ({ method, lexical, dense, "ndcg@10": round4(p["ndcg@10"]) });
+  const se = (p: TuningPoint) => round4(pairedStandardError(result.best.perQuery, p.perQuery));
+  return {
+    split,
+    queries: result.queries,
+    rule: `best NDCG@10; points within ${TIE_STANDARD_ERRORS} paired standard error of the best (and not below either component) tie; ties → larger lexical share, then convex`,
+    chosen: { method: result.chosen.method, weights: { lexical: result.chosen.lexical, dense: result.chosen.dense }, "ndcg@10": round4(result.chosen["ndcg@10"]) },
+    best: { ...point(result.best), shortfall_of_chosen: round4(result.best["ndcg@10"] - result.chosen["ndcg@10"]), standard_error: se(result.chosen) },
+    components: { lexical_only: round4(result.components.lexicalOnly), dense_only: round4(result.components.denseOnly) },
+    never_below_components: neverBelowComponents(result),
+    grid: result.grid.map(point),
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * Fusion tuning (bench/eval/fusion-tuning.ts) and the tuned default it ships: the tuner picks a component alone when
+ * that component is strictly better on the split, ties go to more lexical weight, --save refuses the test split (in
+ * the library and through the CLI), a saved fusion survives the manifest round trip without touching anything the
+ * manifest's sha256 list covers, and the retrieval core resolves the layers (explicit > tuned > built-in) as the
+ * Worker and the eval use them.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import type { EvalDataset } from "../../bench/eval/dataset.js";
+import type { KeptLists } from "../../bench/eval/evaluate.js";
+import {
+  TUNING_LEXICAL,
+  appendChangelogLine,
+  assertSplitTunable,
+  chooseFusion,
+  manifestTextWithFusion,
+  neverBelowComponents,
+  saveTunedFusion,
+  tuneFusion,
+  tunedFusionRecord,
+  type TuningPoint,
+} from "../../bench/eval/fusion-tuning.js";
+import { parseManifest, type TunedFusion } from "../../src/model/index.js";
+import { combineRankings, resolveFusion, type RankedHit } from "../../src/retrieval/index.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const scratch = mkdtempSync(path.join(os.tmpdir(), "fusion-tuning-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Two documents: R is the relevant one, W the distractor; corpus index = id in the lists. */
+const R = 0;
+const W = 1;
+const dataset: EvalDataset = {
+  name: "synthetic",
+  dir: "/nowhere",
+  split: "train",
+  corpus: [
+    { id: "R", title: "", text: "" },
+    { id: "W", title: "", text: "" },
+  ],
+  queries: [{ id: "q1", text: "" }],
+  qrels: new Map([["q1", new Map([["R", 1]])]]),
+};
+
+function list(...entries: [number, number][]): RankedHit<number>[] {
+  return entries.map(([id, score], index) => ({ id, score, rank: index + 1 }));
+}
+
+function kept(lists: KeptLists["lists"]): KeptLists[] {
+  return [{ lists, judgements: dataset.qrels.get("q1")! }];
+}
+
+describe("fusion tuner", () => {
+  it("grids convex and RRF over lexical 0, 0.05, …, 1 (both components alone included)", () => {
+    expect(TUNING_LEXICAL).toHaveLength(21);
+    expect(TUNING_LEXICAL[0]).toBe(0);
+    expect(TUNING_LEXICAL[20]).toBe(1);
+    const result = tuneFusion(kept({ dense: list([R, 0.5], [W, 0.49]), lexical: list([W, 10]) }), dataset);
+    expect(result.grid).toHaveLength(42);
+    expect(result.grid.find((p) => p.method === "convex" && p.lexical === 0.85)!.dense).toBe(0.15);
+  });
+
+  it("picks dense alone when dense is strictly better", () => {
+    // Dense ranks R first by a hair; BM25 found only W. Any lexical weight (even 0.05) lifts W over R.
+    const result = tuneFusion(kept({ dense: list([R, 0.5], [W, 0.49]), lexical: list([W, 10]) }), dataset);
+    expect(result.components).toEqual({ lexicalOnly: 0, denseOnly: 1 });
+    expect(result.chosen).toMatchObject({ method: "convex", lexical: 0, dense: 1, "ndcg@10": 1 });
+    expect(result.grid.find((p) => p.method === "convex" && p.lexical === 0.05)!["ndcg@10"]).toBeLessThan(1);
+    expect(neverBelowComponents(result)).toBe(true);
+  });
+
+  it("picks lexical alone when lexical is strictly better", () => {
+    // BM25 ranks R first by a hair; dense puts W far ahead. Convex at 0.95 already lets W win.
+    const result = tuneFusion(kept({ dense: list([W, 0.9], [R, -0.9]), lexical: list([R, 10], [W, 9.9]) }), dataset);
+    expect(result.components.lexicalOnly).toBe(1);
+    expect(result.components.denseOnly).toBeLessThan(1);
+    expect(result.chosen).toMatchObject({ method: "convex", lexical: 1, dense: 0, "ndcg@10": 1 });
+    expect(result.grid.find((p) => p.method === "convex" && p.lexical === 0.95)!["ndcg@10"]).toBeLessThan(1);
+    expect(neverBelowComponents(result)).toBe(true);
+  });
+
+  it("breaks exact ties towards more lexical weight, then convex", () => {
+    const flat: TuningPoint[] = [
+      { method: "rrf", lexical: 1, dense: 0, "ndcg@10": 0.5 },
+      { method: "convex", lexical: 0.3, dense: 0.7, "ndcg@10": 0.5 },
+      { method: "convex", lexical: 1, dense: 0, "ndcg@10": 0.5 },
+      { method: "convex", lexical: 0.9, dense: 0.1, "ndcg@10": 0.5 },
+    ];
+    expect(chooseFusion(flat).chosen).toEqual({ method: "convex", lexical: 1, dense: 0, "ndcg@10": 0.5 });
+    // Without per-query figures any strict gain beats the tie rule.
+    const gain = { method: "rrf" as const, lexical: 0.2, dense: 0.8, "ndcg@10": 0.5001 };
+    expect(chooseFusion([...flat, gain])).toEqual({ chosen: gain, best: gain });
+  });
+
+  it("counts a gain within one paired standard error as a tie (noise), a consistent gain as a win", () => {
+    const lexicalOnly = { method: "convex" as const, lexical: 1, dense: 0 };
+    const mixed = { method: "convex" as const, lexical: 0.5, dense: 0.5 };
+    // Mixed wins one query, loses the other: mean gain 0.01, paired standard error 0.03 → a tie → lexical alone.
+    const noisy = chooseFusion([
+      { ...lexicalOnly, "ndcg@10": 0.51, perQuery: [0.5, 0.52] },
+      { ...mixed, "ndcg@10": 0.52, perQuery: [0.54, 0.5] },
+    ]);
+    expect(noisy.best).toMatchObject(mixed);
+    expect(noisy.chosen).toMatchObject(lexicalOnly);
+    // The same gain on every query: standard error 0 → mixed wins.
+    const steady = chooseFusion([
+      { ...lexicalOnly, "ndcg@10": 0.5, perQuery: [0.5, 0.5] },
+      { ...mixed, "ndcg@10": 0.51, perQuery: [0.51, 0.51] },
+    ]);
+    expect(steady.chosen).toMatchObject(mixed);
+    // A point below the floor (the better component alone) never ships, however noisy the comparison.
+    const belowFloor = chooseFusion(
+      [
+        { ...mixed, "ndcg@10": 0.6, perQuery: [0.9, 0.3] },
+        { ...lexicalOnly, lexical: 0.9, dense: 0.1, "ndcg@10": 0.55, perQuery: [0.3, 0.8] },
+      ],
+      0.58,
+    );
+    expect(belowFloor.chosen).toMatchObject(mixed);
+  });
+});
+
+describe("--save refuses the test split", () => {
+  it("in the library", () => {
+    expect(() => assertSplitTunable("test")).toThrow(/--save refuses --split test/);
+    expect(() => assertSplitTunable("train")).not.toThrow();
+    const result = tuneFusion(kept({ dense: list([R, 0.5], [W, 0.49]), lexical: list([W, 10]) }), dataset);
+    expect(() => tunedFusionRecord(result, { dataset: "synthetic", split: "test", dims: 128, variant: "int8" })).toThrow(/test/);
+  });
+
+  it("through the CLI: exit 1 with a clear message, before any model work", () => {
+    const tsx = path.join(root, "node_modules", ".bin", "tsx");
+    const args = [path.join(root, "bench/eval.ts"), "--dataset", path.join(root, "test/fixtures/beir-tiny"), "--mode", "hybrid", "--tune-fusion", "--save"];
+    const result = spawnSync(tsx, args, { cwd: root, encoding: "utf8", timeout: 60_000 });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/--save refuses --split test/);
+    expect(result.stdout.trim()).toBe("");
+  });
+});
+
+describe("tuned fusion in the manifest", () => {
+  const fixtureManifest = readFileSync(path.join(root, "test/fixtures/taesr-random@0.0.0-test/manifest.json"), "utf8");
+  const tuned: TunedFusion = {
+    method: "convex",
+    weights: { lexical: 0.85, dense: 0.15 },
+    tunedOn: { dataset: "scifact", split: "train", queries: 809, ndcg10: 0.676, lexicalOnly: 0.6745, denseOnly: 0.021, date: "2026-11-26", dims: 128, variant: "int8" },
+  };
+
+  it("round-trips through save and parse, leaving the file list and every other field as they were", async () => {
+    const artifacts = path.join(scratch, "artifacts");
+    const dir = path.join(artifacts, "taesr-random@0.0.0-test");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "manifest.json"), fixtureManifest);
+    writeFileSync(path.join(artifacts, "CHANGELOG.md"), "# Model artifacts\n\n| version | what |\n| --- | --- |\n| 0.0.0-test | fixture |\n");
+
+    const saved = await saveTunedFusion(dir, tuned, { command: "npm run eval -- --split train --tune-fusion --save" });
+    const text = readFileSync(path.join(dir, "manifest.json"), "utf8");
+    const manifest = parseManifest(text);
+    expect(manifest.retrieval?.fusion).toEqual(tuned);
+    // The exporter's text is kept byte for byte; the fusion is appended as the last member.
+    expect(text.startsWith(fixtureManifest.replace(/\s*}\s*$/, ""))).toBe(true);
+    const { retrieval, ...rest } = JSON.parse(text) as Record<string, unknown>;
+    expect(retrieval).toEqual({ fusion: tuned });
+    expect(rest).toEqual(JSON.parse(fixtureManifest));
+    expect(parseManifest(fixtureManifest).retrieval).toBeUndefined();
+
+    const changelog = readFileSync(saved.changelog!, "utf8");
+    expect(changelog).toContain("| 0.0.0-test | fixture |\n\n- fusion retuned: taesr-random@0.0.0-test, 2026-11-26");
+    expect(saved.line).toContain("convex lexical 0.85 / dense 0.15 (was built-in convex lexical 0.7 / dense 0.3)");
+
+    // A second save replaces the fusion, and its line follows the first directly (one list below the table).
+    const again: TunedFusion = { ...tuned, weights: { lexical: 1, dense: 0 } };
+    const second = await saveTunedFusion(dir, again);
+    expect(parseManifest(readFileSync(path.join(dir, "manifest.json"), "utf8")).retrieval?.fusion).toEqual(again);
+    expect(second.line).toContain("(was tuned convex lexical 0.85 / dense 0.15)");
+    expect(readFileSync(saved.changelog!, "utf8").trimEnd().split("\n").slice(-2).every((line) => line.startsWith("- fusion retuned:"))).toBe(true);
+  });
+
+  it("changes only the retrieval lines, keeping the exporter's escapes and number format", () => {
+    const original = '{\n  "eps": 1e-08,\n  "use": "title \\u2192 abstract"\n}\n';
+    const once = manifestTextWithFusion(original, tuned);
+    expect(once.startsWith('{\n  "eps": 1e-08,\n  "use": "title \\u2192 abstract",\n  "retrieval": {\n    "fusion": {\n      "method": "convex",')).toBe(true);
+    expect(JSON.parse(once)).toEqual({ eps: 1e-8, use: "title → abstract", retrieval: { fusion: tuned } });
+    const again: TunedFusion = { ...tuned, method: "rrf", weights: { lexical: 0.9, dense: 0.1 } };
+    const twice = manifestTextWithFusion(once, again);
+    expect(twice.startsWith('{\n  "eps": 1e-08,\n  "use": "title \\u2192 abstract",\n  "retrieval": {')).toBe(true);
+    expect(JSON.parse(twice)).toEqual({ eps: 1e-8, use: "title → abstract", retrieval: { fusion: again } });
+  });
+
+  it("validates the tuned fusion like the rest of the manifest", () => {
+    const withFusion = (fusion: unknown) => JSON.stringify({ ...JSON.parse(fixtureManifest), retrieval: { fusion } });
+    expect(() => parseManifest(withFusion({ ...tuned, weights: { lexical: 0, dense: 0 } }))).toThrow(/at least one fusion weight/);
+    expect(() => parseManifest(withFusion({ ...tuned, weights: { lexical: -1, dense: 1 } }))).toThrow(/invalid manifest/);
+    expect(() => parseManifest(withFusion({ ...tuned, method: "max" }))).toThrow(/invalid manifest/);
+    expect(() => parseManifest(withFusion({ ...tuned, tunedOn: { ...tuned.tunedOn, split: "test" } }))).toThrow(/test split/);
+  });
+
+  it("keeps the changelog's table intact when the first line is appended", () => {
+    expect(appendChangelogLine("| a |\n| --- |\n| 1 |\n", "- x")).toBe("| a |\n| --- |\n| 1 |\n\n- x\n");
+    expect(appendChangelogLine("| 1 |\n\n- x\n", "- y")).toBe("| 1 |\n\n- x\n- y\n");
+  });
+});
+
+describe("which fusion a hybrid search uses", () => {
+  const defaults = { method: "convex" as const, weights: { lexical: 0.85, dense: 0.15 } };
+
+  it("explicit fusion and weights over the tuned default, the tuned default over the constants", () => {
+    expect(resolveFusion({})).toEqual({ method: "convex", weights: { lexical: 0.7, dense: 0.3 } });
+    expect(resolveFusion({ defaults })).toEqual(defaults);
+    expect(resolveFusion({ defaults, fusion: "convex" })).toEqual(defaults);
+    // RRF was not what was tuned: its own constants, not convex weights on another scale.
+    expect(resolveFusion({ defaults, fusion: "rrf" })).toEqual({ method: "rrf", weights: { lexical: 3, dense: 1 } });
+    expect(resolveFusion({ defaults, weights: { dense: 0.5 } })).toEqual({ method: "convex", weights: { lexical: 0.85, dense: 0.5 } });
+    expect(resolveFusion({ defaults: { method: "rrf", weights: { lexical: 4, dense: 1 } } })).toEqual({ method: "rrf", weights: { lexical: 4, dense: 1 } });
+  });
+
+  it("combineRankings ranks by the tuned default when the caller names none", () => {
+    const dense = list([R, 0.5], [W, 0.49]);
+    const lexical = list([W, 10]);
+    // Built-in 0.7 / 0.3: W (lexical's only hit) wins; a dense-only tuned default puts R first.
+    expect(combineRankings("hybrid", { dense, lexical }, { topK: 2, candidates: 50 })[0]!.id).toBe(W);
+    const denseOnly = { method: "convex" as const, weights: { lexical: 0, dense: 1 } };
+    expect(combineRankings("hybrid", { dense, lexical }, { topK: 2, candidates: 50, defaults: denseOnly })[0]!.id).toBe(R);
+    expect(combineRankings("hybrid", { dense, lexical }, { topK: 2, candidates: 50, defaults: denseOnly, weights: { lexical: 1 } })[0]!.id).toBe(W);
+  });
+});
