@@ -32,6 +32,7 @@ import { parseManifest, type ArtifactVariant, type TunedFusion } from "../../src
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "../../src/retrieval/index.js";
 import type { EvalDataset } from "./dataset.js";
 import { mean } from "../../src/eval/metrics.js";
+import { appendChangelogLine } from "../../src/model/changelog.js";
 import { keptNdcg10PerQuery, round4, type KeptLists } from "./evaluate.js";
 
 /** Lexical shares the tuner tries, in hundredths so the steps do not accumulate float error: 0, 0.05, …, 1. */
@@ -243,16 +244,6 @@ export function changelogLine(label: string, fusion: TunedFusion, previous: Fusi
   );
 }
 
-/**
- * The changelog with `line` (a list item) appended at the end: right after an earlier list item, else after a blank
- * line — directly below the table's last row it would be read as one more row.
- */
-export function appendChangelogLine(text: string, line: string): string {
-  const trimmed = text.replace(/\s+$/, "");
-  if (trimmed === "") return `${line}\n`;
-  const last = trimmed.split("\n").pop() ?? "";
-  return `${trimmed}${last.startsWith("- ") ? "\n" : "\n\n"}${line}\n`;
-}
 
 export interface SavedTuning {
   manifest: string;

@@ -22,6 +22,7 @@
  * @module
  */
 import { maxCosineDistance, prefixNormalizeRows } from "./encoder.js";
+import { initialWeights } from "./init.js";
 import { depthForRoute, routeByTokenCount, type Route } from "./router.js";
 import { ATTENTION_MASK_VALUE, LAYER_NORM_EPS, WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "./spec.js";
 import {
@@ -444,61 +445,6 @@ function checkWeights(arch: TaesrArchitecture, weights: TAESRWeights): TAESRWeig
     }
   }
   return weights;
-}
-
-/**
- * Seeded initial weights, drawn exactly as training's initWeights (training/src/model/params.ts) draws them, so a model
- * built here from a seed starts where a training run with that seed starts:
- * embeddings N(0, 0.02²); matrices Glorot normal √(2/(in+out)), the residual projections (attn.wo, ffn.w2) further
- * × 1/√(2·maxDepth) so h's variance does not grow with recursion; all truncated at ±2σ; LayerNorm γ 1, β 0; biases 0.
- */
-function initialWeights(arch: TaesrArchitecture, seed: number): TAESRWeights {
-  const shapes = weightShapes(arch);
-  const rand = mulberry32(seed);
-  const maxDepth = Math.max(arch.depths.easy, arch.depths.medium, arch.depths.hard, 1);
-  const residualScale = 1 / Math.sqrt(2 * maxDepth);
-  const out = {} as TAESRWeights;
-  for (const name of WEIGHT_NAMES) {
-    const shape = shapes[name];
-    const data = new Float32Array(shape.reduce((p, d) => p * d, 1));
-    if (name === "embed.token" || name === "embed.position") {
-      fillTruncatedNormal(data, 0.02, rand);
-    } else if (shape.length === 2) {
-      const [fanIn, fanOut] = shape as [number, number];
-      let std = Math.sqrt(2 / (fanIn + fanOut));
-      if (name === "block.attn.wo" || name === "block.ffn.w2") std *= residualScale;
-      fillTruncatedNormal(data, std, rand);
-    } else if (name.endsWith(".gamma")) {
-      data.fill(1);
-    }
-    out[name] = data;
-  }
-  return out;
-}
-
-/** Mulberry32, the generator training uses, so seeds mean the same thing on both sides. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** N(0, std²) by Box–Muller, redrawn beyond ±2σ (the same draws, in the same order, as training's fillNormal). */
-function fillTruncatedNormal(out: Float32Array, std: number, rand: () => number): void {
-  for (let i = 0; i < out.length; i++) {
-    let z: number;
-    do {
-      const u = Math.max(rand(), 1e-12);
-      const v = rand();
-      z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-    } while (Math.abs(z) > 2);
-    out[i] = z * std;
-  }
 }
 
 function checkFullWidth(config: TAESRConfig, vec: ArrayLike<number>, what: string): void {

@@ -5,6 +5,7 @@
  * manifest's sha256 list covers, and the retrieval core resolves the layers (explicit > tuned > built-in) as the
  * Worker and the eval use them.
  */
+import { appendChangelogLine } from "../../src/model/changelog.js";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -15,7 +16,6 @@ import type { EvalDataset } from "../../bench/eval/dataset.js";
 import type { KeptLists } from "../../bench/eval/evaluate.js";
 import {
   TUNING_LEXICAL,
-  appendChangelogLine,
   assertSplitTunable,
   chooseFusion,
   manifestTextWithFusion,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { mulberry32 } from "../../../src/model/init.js";
 
 /**
  * 53-bit string hash (cyrb53). Stable across processes and platforms, unlike anything keyed on object identity;
@@ -29,17 +30,8 @@ export function hashUnit(text: string, seed = 0): number {
   return hashString(text, seed) / 2 ** 53;
 }
 
-/** Mulberry32: a tiny, fast, seedable PRNG with a 32-bit state (enough for shuffles; not for cryptography). */
-export function createRng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32 (src/model/init.ts): a tiny, fast, seedable PRNG with a 32-bit state; the same stream everywhere. */
+export const createRng = mulberry32;
 
 /** Derives an independent stream seed from a base seed and a label (e.g. "epoch:3"), so streams never overlap by accident. */
 export function deriveSeed(seed: number, label: string): number {

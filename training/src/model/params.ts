@@ -21,62 +21,18 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { createRng } from "../data/random.js";
+import { fillNormal, initialWeights, mulberry32 } from "../../../src/model/init.js";
 import { WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 
 export type TaesrParams = Record<WeightName, tf.Variable>;
 export type TaesrWeights = Record<WeightName, Float32Array>;
 
-/** Initialisation must be reproducible across backends, so it is drawn in JS (mulberry32), not by tfjs. */
-export { createRng as mulberry32 };
+/** Initialisation must be reproducible across backends, so it is drawn in JS (src/model/init.ts), not by tfjs. */
+export { mulberry32, fillNormal };
 
-/** Fills `out` with N(0, std²) samples (Box–Muller), optionally truncated at ±2σ like BERT-style inits. */
-export function fillNormal(out: Float32Array, std: number, rand: () => number, truncate = true): Float32Array {
-  for (let i = 0; i < out.length; i++) {
-    let z: number;
-    do {
-      const u = Math.max(rand(), 1e-12);
-      const v = rand();
-      z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-    } while (truncate && Math.abs(z) > 2);
-    out[i] = z * std;
-  }
-  return out;
-}
-
-/**
- * Initial values as plain arrays (also used by tests that need weights without variables).
- * - embeddings: N(0, 0.02²)
- * - matrices: Glorot normal, std = √(2/(in+out))
- * - the residual projections (attn.wo, ffn.w2) additionally × 1/√(2·maxDepth): the shared block is applied up to
- *   depths.hard times, each adding two residual branches to h, so without the damping h's variance grows with depth
- *   and the deepest embeddings start far from the shallow ones.
- * - LayerNorm gamma 1, beta 0; biases 0.
- */
+/** Initial values as plain arrays (src/model/init.ts {@link initialWeights}; also used by tests that need weights without variables). */
 export function initWeights(arch: TaesrArchitecture, seed: number): TaesrWeights {
-  const shapes = weightShapes(arch);
-  const rand = createRng(seed);
-  const maxDepth = Math.max(arch.depths.easy, arch.depths.medium, arch.depths.hard, 1);
-  const residualScale = 1 / Math.sqrt(2 * maxDepth);
-  const out = {} as TaesrWeights;
-  for (const name of WEIGHT_NAMES) {
-    const shape = shapes[name];
-    const size = shape.reduce((p, d) => p * d, 1);
-    const data = new Float32Array(size);
-    if (name === "embed.token" || name === "embed.position") {
-      fillNormal(data, 0.02, rand);
-    } else if (shape.length === 2) {
-      const [fanIn, fanOut] = shape as [number, number];
-      let std = Math.sqrt(2 / (fanIn + fanOut));
-      if (name === "block.attn.wo" || name === "block.ffn.w2") std *= residualScale;
-      fillNormal(data, std, rand);
-    } else if (name.endsWith(".gamma")) {
-      data.fill(1);
-    }
-    // remaining vectors (biases, betas) stay 0
-    out[name] = data;
-  }
-  return out;
+  return initialWeights(arch, seed);
 }
 
 /** The architecture each params object was built for (heads cannot be read off weight shapes). */

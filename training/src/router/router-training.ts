@@ -13,6 +13,7 @@ import { lengthRuleOf, parseManifest, routeByTokenCount, type ArtifactManifest, 
 import { buildPairs, normKey, type PairSource } from "../data/pairs.js";
 import { readDebianPackages, readWordNetSynsets } from "../data/corpora.js";
 import { createRng, deriveSeed, shuffleInPlace } from "../data/random.js";
+import { appendChangelogLine } from "../../../src/model/changelog.js";
 import {
   DEFAULT_FIT,
   accuracy,
@@ -308,13 +309,6 @@ export function routerChangelogLine(label: string, router: FastRemRouterSpec, pr
   );
 }
 
-/** The changelog with `line` appended: after an earlier list item, else after a blank line (not as a table row). */
-export function appendChangelogLine(text: string, line: string): string {
-  const trimmed = text.replace(/\s+$/, "");
-  if (trimmed === "") return `${line}\n`;
-  const last = trimmed.split("\n").pop() ?? "";
-  return `${trimmed}${last.startsWith("- ") ? "\n" : "\n\n"}${line}\n`;
-}
 
 /**
  * Writes `router` into `<artifactDir>/manifest.json` and appends a line to CHANGELOG.md beside the artifact folder (when
