@@ -110,22 +110,31 @@ class GradientWorker {
     this.pending.clear();
   }
 
-  private send(message: ToWorker): void {
-    if (this.failure) throw this.failure;
-    this.child.send(message);
+  /**
+   * Resolves once the message is written to the channel. A 5 MB message goes out in pieces from the event loop, so a
+   * caller that starts a long synchronous computation right after send() would hold the rest of it back until that
+   * computation ends, and the child would wait instead of working alongside.
+   */
+  private send(message: ToWorker): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.child.send(message, (error) => (error ? reject(new GradientWorkerError(`gradient worker ${this.rank}: ${error.message}`)) : resolve()));
+    });
   }
 
   init(configPath: string): Promise<Identity> {
     const ready = new Promise<Identity>((resolve, reject) => (this.readyWaiter = { resolve, reject }));
-    this.send({ type: "init", configPath });
+    this.send({ type: "init", configPath }).catch((error: Error) => this.fail(error));
     return ready;
   }
 
-  work(id: number, weights: Record<WeightName, Float32Array>, batches: number[][]): Promise<WorkerResult> {
-    if (this.failure) return Promise.reject(this.failure);
+  /** `sent` resolves when the work is on its way (see {@link send}); `result` when the gradients are back. */
+  work(id: number, weights: Record<WeightName, Float32Array>, batches: number[][]): { sent: Promise<void>; result: Promise<WorkerResult> } {
+    if (this.failure) return { sent: Promise.reject(this.failure), result: Promise.reject(this.failure) };
     const result = new Promise<WorkerResult>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.send({ type: "work", id, weights, batches });
-    return result;
+    const sent = this.send({ type: "work", id, weights, batches });
+    sent.catch((error: Error) => this.fail(error));
+    return { sent, result };
   }
 
   close(): Promise<void> {
@@ -172,11 +181,19 @@ export class GradientWorkerPool {
     return this.workers.length;
   }
 
-  /** Sends each child its micro-batches (by pair index) with the current weights; resolves with every child's result. */
-  compute(weights: Record<WeightName, Float32Array>, shares: number[][][]): Promise<WorkerResult[]> {
+  /**
+   * Sends each child its micro-batches (by pair index) with the current weights. Resolves once every message is
+   * written (so rank 0 can start its own share without starving the children) with the promise of every result.
+   */
+  async dispatch(weights: Record<WeightName, Float32Array>, shares: number[][][]): Promise<{ results: Promise<WorkerResult[]> }> {
     if (shares.length !== this.workers.length) throw new Error(`${shares.length} shares for ${this.workers.length} workers`);
     const id = this.nextId++;
-    return Promise.all(this.workers.map((w, i) => w.work(id, weights, shares[i] as number[][])));
+    const jobs = this.workers.map((w, i) => w.work(id, weights, shares[i] as number[][]));
+    const results = Promise.all(jobs.map((job) => job.result));
+    // Nobody awaits `results` if a send fails: keep that rejection from going unhandled.
+    results.catch(() => {});
+    await Promise.all(jobs.map((job) => job.sent));
+    return { results };
   }
 
   async close(): Promise<void> {

@@ -237,10 +237,9 @@ interface StepOutcome {
 async function trainStep(s: Session, microBatches: number[][], lr: number, pool: GradientWorkerPool | undefined): Promise<StepOutcome> {
   const share = s.config.training.accumulationSteps;
   const shares = pool ? Array.from({ length: pool.size }, (_, i) => microBatches.slice((i + 1) * share, (i + 2) * share)) : [];
-  // Start the children before rank 0's own compute so both cores work at once.
-  const remote = pool ? pool.compute(paramsToFloat32(s.params), shares) : Promise.resolve([]);
-  // A failing child must not leave an unhandled rejection while rank 0 computes.
-  remote.catch(() => {});
+  // The children's work must be fully handed over before rank 0's own (synchronous) compute, or both cores do not work
+  // at once (data-parallel.ts dispatch).
+  const remote = pool ? (await pool.dispatch(paramsToFloat32(s.params), shares)).results : Promise.resolve([]);
   const local = microBatchGradients(
     s.params,
     s.lossOptions,
