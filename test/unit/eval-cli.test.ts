@@ -15,6 +15,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const tsx = path.join(root, "node_modules", ".bin", "tsx");
 const dataset = path.join(root, "test", "fixtures", "beir-tiny");
 const scratch = mkdtempSync(path.join(os.tmpdir(), "eval-cli-"));
+/** The model the eval defaults to: the one model-artifacts/bundled.json names. */
+const bundled = (JSON.parse(readFileSync(path.join(root, "model-artifacts", "bundled.json"), "utf8")) as { artifact: string }).artifact;
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function run(script: string, args: string[]): { status: number | null; stdout: string; stderr: string; json: Record<string, unknown> | null } {
@@ -43,7 +45,7 @@ describe("npm run eval", () => {
       expect(json![key]).toBeGreaterThanOrEqual(0);
       expect(json![key]).toBeLessThanOrEqual(1);
     }
-    expect(json).toMatchObject({ dataset: "beir-tiny", queries: 6, docs: 12, mode: "bm25", model: "taesr-edge-small@0.1.0" });
+    expect(json).toMatchObject({ dataset: "beir-tiny", queries: 6, docs: 12, mode: "bm25", model: bundled });
     expect(Object.keys(json!.latency_ms as object)).toEqual(["p50", "p95"]);
     // Lexical search finds each query's document: every judged query here shares its words with it.
     expect(json!["recall@100"]).toBe(1);
@@ -65,7 +67,7 @@ describe("npm run eval", () => {
     const { status, stderr, json } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "sparse"]);
     expect(status).not.toBe(0);
     expect(json).toBeNull();
-    expect(stderr).toMatch(/taesr-edge-small@0\.1\.0 has no sparse head/);
+    expect(stderr).toContain(`${bundled} has no sparse head`);
     expect(stderr).toMatch(/manifest\.json declares no sparse \(SPLADE\) output/);
   });
 
@@ -88,12 +90,12 @@ describe("npm run eval:ablations", () => {
       expect(ids).toContain(id);
     }
     const sparse = saved.rows.find((row) => row.id === "mode-sparse")!;
-    expect(sparse).toMatchObject({ kind: "unavailable", note: "not available: taesr-edge-small@0.1.0 has no sparse head" });
+    expect(sparse).toMatchObject({ kind: "unavailable", note: `not available: ${bundled} has no sparse head` });
     expect(sparse.metrics).toBeUndefined();
     const markdown = readFileSync(path.join(outDir, "ablations.md"), "utf8");
     expect(markdown).toContain("| group | setting | NDCG@10 |");
-    expect(markdown).toContain("not available: taesr-edge-small@0.1.0 has no sparse head");
-    expect(stderr).toContain("# Ablations: taesr-edge-small@0.1.0 on beir-tiny");
+    expect(markdown).toContain(`not available: ${bundled} has no sparse head`);
+    expect(stderr).toContain(`# Ablations: ${bundled} on beir-tiny`);
     for (const chart of ["quality-vs-dims.svg", "quality-vs-latency.svg"]) {
       const svg = readFileSync(path.join(outDir, chart), "utf8");
       expect(svg.startsWith("<svg")).toBe(true);
