@@ -26,13 +26,11 @@
  *
  * @module
  */
-import { access, readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
-import { parseManifest, type ArtifactVariant, type TunedFusion } from "../../src/model/index.js";
+import type { ArtifactVariant, TunedFusion } from "../../src/model/index.js";
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "../../src/retrieval/index.js";
 import type { EvalDataset } from "./dataset.js";
 import { mean } from "../../src/eval/metrics.js";
-import { appendChangelogLine } from "../../src/model/changelog.js";
+import { editManifest } from "../../training/src/export/manifest-edit.js";
 import { keptNdcg10PerQuery, round4, type KeptLists } from "./evaluate.js";
 
 /** Lexical shares the tuner tries, in hundredths so the steps do not accumulate float error: 0, 0.05, …, 1. */
@@ -259,23 +257,12 @@ export interface SavedTuning {
  */
 export async function saveTunedFusion(artifactDir: string, fusion: TunedFusion, notes: SaveNotes = {}): Promise<SavedTuning> {
   assertSplitTunable(fusion.tunedOn.split);
-  const manifestPath = path.join(artifactDir, "manifest.json");
-  const originalText = await readFile(manifestPath, "utf8");
-  const before = parseManifest(originalText);
-  const text = manifestTextWithFusion(originalText, fusion);
-  const after = parseManifest(text);
-  if (JSON.stringify(after.files) !== JSON.stringify(before.files)) throw new Error("saving the fusion would change the manifest's file list");
-
-  const label = `${before.name}@${before.version}`;
-  const line = changelogLine(label, fusion, before.retrieval?.fusion, notes);
-  const changelogPath = path.join(path.dirname(path.resolve(artifactDir)), "CHANGELOG.md");
-  const hasChangelog = await access(changelogPath).then(
-    () => true,
-    () => false,
+  return editManifest(
+    artifactDir,
+    "saving the fusion",
+    (text) => manifestTextWithFusion(text, fusion),
+    (before) => changelogLine(`${before.name}@${before.version}`, fusion, before.retrieval?.fusion, notes),
   );
-  await writeFile(manifestPath, text);
-  if (hasChangelog) await writeFile(changelogPath, appendChangelogLine(await readFile(changelogPath, "utf8"), line));
-  return { manifest: manifestPath, changelog: hasChangelog ? changelogPath : null, line };
 }
 
 /** The tuning as the eval JSON prints it (`tuning` key): figures to four decimals. */

@@ -5,15 +5,15 @@
  *
  * @module
  */
-import { access, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseCorpus, parseQrels, parseQueries } from "../../../src/eval/beir.js";
 import { FASTREM_CLASSES, FASTREM_FEATURES, classProbabilities, cumulativeRoute, parseFastRemRouter } from "../../../src/model/fastrem.js";
-import { lengthRuleOf, parseManifest, routeByTokenCount, type ArtifactManifest, type FastRemRouterSpec, type RouterRule } from "../../../src/model/index.js";
+import { lengthRuleOf, routeByTokenCount, type ArtifactManifest, type FastRemRouterSpec, type RouterRule } from "../../../src/model/index.js";
 import { buildPairs, normKey, type PairSource } from "../data/pairs.js";
 import { readDebianPackages, readWordNetSynsets } from "../data/corpora.js";
 import { createRng, deriveSeed, shuffleInPlace } from "../data/random.js";
-import { appendChangelogLine } from "../../../src/model/changelog.js";
+import { editManifest } from "../export/manifest-edit.js";
 import {
   DEFAULT_FIT,
   accuracy,
@@ -316,21 +316,12 @@ export function routerChangelogLine(label: string, router: FastRemRouterSpec, pr
  */
 export async function writeRouter(artifactDir: string, router: FastRemRouterSpec, command?: string): Promise<{ manifest: string; changelog: string | null; line: string }> {
   for (const source of router.trainedOn.sources) assertLabellingSplit(source.split);
-  const manifestPath = path.join(artifactDir, "manifest.json");
-  const originalText = await readFile(manifestPath, "utf8");
-  const before = parseManifest(originalText);
-  const text = manifestTextWithRouter(originalText, router);
-  const after = parseManifest(text);
-  if (JSON.stringify(after.files) !== JSON.stringify(before.files)) throw new Error("writing the router would change the manifest's file list");
-  const line = routerChangelogLine(`${before.name}@${before.version}`, router, before, command);
-  const changelogPath = path.join(path.dirname(path.resolve(artifactDir)), "CHANGELOG.md");
-  const hasChangelog = await access(changelogPath).then(
-    () => true,
-    () => false,
+  return editManifest(
+    artifactDir,
+    "writing the router",
+    (text) => manifestTextWithRouter(text, router),
+    (before) => routerChangelogLine(`${before.name}@${before.version}`, router, before, command),
   );
-  await writeFile(manifestPath, text);
-  if (hasChangelog) await writeFile(changelogPath, appendChangelogLine(await readFile(changelogPath, "utf8"), line));
-  return { manifest: manifestPath, changelog: hasChangelog ? changelogPath : null, line };
 }
 
 /** The validation fraction and minimum document length the artifact's trainer used (defaults as in training/src/train/config.ts). */
