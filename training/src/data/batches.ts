@@ -34,6 +34,7 @@ export interface TokenMatrix {
 
 export interface EncodedBatch {
   queries: TokenMatrix;
+  /** The positives (row i belongs to query i), then any hard negatives (docs.rows ≥ queries.rows). */
   docs: TokenMatrix;
 }
 
@@ -111,11 +112,25 @@ export class PairBatcher {
     return batches;
   }
 
+  /**
+   * Queries and documents of a batch. Pairs with a hard negative (data/hard-negatives.ts) append it as an extra
+   * document row after the positives, so `docs.rows` = batch size + negatives (loss.ts scores every query against all
+   * of them). A negative equal to a document already in the batch is left out: it would be some row's positive.
+   */
   encode(indices: readonly number[]): EncodedBatch {
     const pairs = indices.map((i) => this.pairs[i] as TextPair);
+    const docTexts = pairs.map((p) => p.doc);
+    const taken = new Set(indices.map((i) => this.docKeys[i] as number));
+    for (const pair of pairs) {
+      if (pair.negative === undefined) continue;
+      const key = hashString(normKey(pair.negative));
+      if (taken.has(key)) continue;
+      taken.add(key);
+      docTexts.push(pair.negative);
+    }
     return {
       queries: this.pad(pairs.map((p) => this.tokenizer.encode(p.query, { maxLength: this.options.maxQueryLength }))),
-      docs: this.pad(pairs.map((p) => this.tokenizer.encode(p.doc, { maxLength: this.options.maxDocLength }))),
+      docs: this.pad(docTexts.map((text) => this.tokenizer.encode(text, { maxLength: this.options.maxDocLength }))),
     };
   }
 

@@ -35,6 +35,8 @@ export interface TextPair {
    * sentence → rest, query → text all have different `doc` strings) must land on the same side.
    */
   group?: string;
+  /** A hard negative document for this query (data/hard-negatives.ts; train pairs only, set after buildPairs). */
+  negative?: string;
 }
 
 export interface DebianRecord {
@@ -163,6 +165,8 @@ export interface PairSourceOptions {
   repeat?: number | undefined;
   /** SciFact: sentence → rest pairs per abstract (default 1). */
   sentencesPerDoc?: number | undefined;
+  /** Extra copies per pair kind, multiplied with `repeat` (kinds not listed: 1). */
+  kindRepeat?: Readonly<Record<string, number>> | undefined;
 }
 
 export interface PairBuildOptions {
@@ -179,7 +183,18 @@ export interface PairStats {
    * copies in the stream and `uniqueTrain` the distinct train pairs (both absent otherwise, so older stats stay as they
    * were: the stats are part of a run's data fingerprint).
    */
-  bySource: Record<string, { train: number; validation: number; kinds: Record<string, number>; repeat?: number; uniqueTrain?: number }>;
+  bySource: Record<
+    string,
+    {
+      train: number;
+      validation: number;
+      kinds: Record<string, number>;
+      repeat?: number;
+      uniqueTrain?: number;
+      /** Set by the trainer when the source mines hard negatives (data/hard-negatives.ts). */
+      hardNegatives?: { mined: number; none: number; indexed: number; missingKinds?: string[] };
+    }
+  >;
   duplicatesDropped: number;
   shortDropped: number;
   train: number;
@@ -240,6 +255,9 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
     const kept = sourceOpts.maxPairs !== undefined ? pairs.slice(0, sourceOpts.maxPairs) : pairs;
     const repeat = sourceOpts.repeat ?? 1;
     if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`buildPairs: ${source}.repeat must be an integer ≥ 1, got ${repeat}`);
+    for (const [kind, copies] of Object.entries(sourceOpts.kindRepeat ?? {})) {
+      if (!Number.isInteger(copies) || copies < 1) throw new Error(`buildPairs: ${source}.kindRepeat["${kind}"] must be an integer ≥ 1, got ${copies}`);
+    }
     const s: PairStats["bySource"][string] = (stats.bySource[source] = { train: 0, validation: 0, kinds: {} });
     for (const pair of kept) {
       s.kinds[pair.kind] = (s.kinds[pair.kind] ?? 0) + 1;
@@ -248,13 +266,14 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
         s.validation++;
       } else {
         // Copies only on the train side: a repeated validation pair would count the same question several times.
-        for (let r = 0; r < repeat; r++) train.push(pair);
-        s.train += repeat;
+        const copies = repeat * (sourceOpts.kindRepeat?.[pair.kind] ?? 1);
+        for (let r = 0; r < copies; r++) train.push(pair);
+        s.train += copies;
       }
     }
-    if (repeat > 1) {
+    if (repeat > 1 || sourceOpts.kindRepeat) {
       s.repeat = repeat;
-      s.uniqueTrain = s.train / repeat;
+      s.uniqueTrain = kept.length - s.validation;
     }
   }
   shuffleInPlace(train, createRng(deriveSeed(opts.seed, "train-order")));

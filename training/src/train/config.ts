@@ -12,6 +12,21 @@ import { z } from "zod";
 
 const positiveInt = z.number().int().positive();
 
+/** Extra copies of particular pair kinds (multiplied with the source's repeat), e.g. {"train-query->text": 8}: the
+ * supervised pairs of a corpus are a few percent of its pairs and would otherwise be seen about once per run. */
+const kindRepeatSchema = z.record(z.string().min(1), positiveInt);
+
+/** BM25-mined hard negatives (data/hard-negatives.ts) for the pairs of the listed kinds. */
+const hardNegativesSchema = z
+  .object({
+    /** Pair kinds that get a mined negative (e.g. "title->text", "train-query->text"). */
+    kinds: z.array(z.string().min(1)).nonempty(),
+    /** The negative is drawn (seeded) from this many best-ranked non-positive documents: the very top hit is too often
+     * an unjudged positive, a wider pool trades hardness for fewer false negatives. */
+    depth: positiveInt.max(100).default(10),
+  })
+  .strict();
+
 const sourceSchema = z
   .object({
     /** Cap on pairs drawn from this source (a seeded sample of all its pairs); omit for all. */
@@ -21,6 +36,8 @@ const sourceSchema = z
     repeat: positiveInt.optional(),
     /** SciFact only: sentence → rest-of-abstract pairs per abstract (default 1). */
     sentencesPerDoc: positiveInt.max(8).optional(),
+    kindRepeat: kindRepeatSchema.optional(),
+    hardNegatives: hardNegativesSchema.optional(),
   })
   .strict();
 
@@ -31,6 +48,8 @@ const adaptSourceSchema = z
     dir: z.string().min(1),
     maxPairs: positiveInt.optional(),
     repeat: positiveInt.optional(),
+    kindRepeat: kindRepeatSchema.optional(),
+    hardNegatives: hardNegativesSchema.optional(),
   })
   .strict();
 

@@ -12,6 +12,9 @@
  * sides. With `crossSteps`, every (query step, document step) pair of supervised steps gets the loss, weighted by the
  * product of the two steps' weights (normalised to sum 1 over all pairs).
  *
+ * Hard negatives: the document matrix may hold more rows than the query matrix — the positives first (row i is query
+ * i's), then mined negatives that every query is scored against (see infoNce).
+ *
  * Wasm-friendly by construction: the similarity matMul takes an explicitly transposed operand (ops.matMul2d, whose
  * gradients also avoid the slow transposed paths), and log-sum-exp is spelled with Max/Sub/Exp/Sum/Log because wasm has
  * no LogSoftmax kernel.
@@ -50,25 +53,32 @@ function logSumExp(x: tf.Tensor2D, axis: 0 | 1): tf.Tensor1D {
   return tf.add(tf.log(tf.sum(tf.exp(tf.sub(x, max)), axis)), tf.reshape(max, [-1])) as tf.Tensor1D;
 }
 
-const eyeCache = new Map<number, Float32Array>();
-/** The identity as data (not tf.eye) so no backend-specific kernel is involved; cached per batch size. */
-function eyeData(n: number): Float32Array {
-  let eye = eyeCache.get(n);
+const eyeCache = new Map<string, Float32Array>();
+/** The [n, cols] identity (ones on (i, i)) as data, not tf.eye, so no backend-specific kernel is involved; cached. */
+function eyeData(n: number, cols: number): Float32Array {
+  const key = `${n}x${cols}`;
+  let eye = eyeCache.get(key);
   if (!eye) {
-    eye = new Float32Array(n * n);
-    for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-    eyeCache.set(n, eye);
+    eye = new Float32Array(n * cols);
+    for (let i = 0; i < n; i++) eye[i * cols + i] = 1;
+    eyeCache.set(key, eye);
   }
   return eye;
 }
 
-/** InfoNCE of a [B,B] logit matrix whose diagonal holds the positives. */
+/**
+ * InfoNCE of a [B, C] logit matrix (C ≥ B) whose diagonal holds the positives; columns B… are extra negatives (hard
+ * negatives, data/hard-negatives.ts). Query→doc rows normalise over every column. The doc→query direction (symmetric)
+ * only exists for the B positive documents: a negative has no query of its own, so its column is left out there.
+ */
 export function infoNce(logits: tf.Tensor2D, symmetric: boolean): tf.Scalar {
-  const n = logits.shape[0];
-  const positives = tf.sum(tf.mul(logits, tf.tensor2d(eyeData(n), [n, n])), 1);
+  const [n, cols] = logits.shape;
+  if (cols < n) throw new Error(`infoNce: ${n} queries but only ${cols} documents (positives come first, one per query)`);
+  const positives = tf.sum(tf.mul(logits, tf.tensor2d(eyeData(n, cols), [n, cols])), 1);
   const rowLoss = tf.mean(tf.sub(logSumExp(logits, 1), positives));
   if (!symmetric) return rowLoss as tf.Scalar;
-  const colLoss = tf.mean(tf.sub(logSumExp(logits, 0), positives));
+  const square = cols === n ? logits : (tf.slice(logits, [0, 0], [n, n]) as tf.Tensor2D);
+  const colLoss = tf.mean(tf.sub(logSumExp(square, 0), positives));
   return tf.mul(tf.add(rowLoss, colLoss), 0.5) as tf.Scalar;
 }
 
