@@ -23,6 +23,10 @@
  *
  * Writes ablations.json, ablations.md (table, a short reading of it, memory and compute), quality-vs-dims.svg and
  * quality-vs-latency.svg to --out-dir; prints the Markdown on stderr at the end and the JSON last on stdout.
+ *
+ * The block-architecture ablation (self_attention vs mlp_mixer vs hybrid) needs three trained models rather than one
+ * artifact: `npm run eval:architectures` (bench/architectures.ts) trains them with one config and budget and scores each
+ * the same way (held-out validation, and `npm run eval` dense on --dataset).
  */
 import { Command } from "commander";
 import { mkdir, writeFile } from "node:fs/promises";

@@ -4,7 +4,7 @@
  * result), which `npm run eval:ablations` (bench/ablations.ts) drives over a whole grid of settings.
  *
  *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode bm25|dense|hybrid|late|sparse]
- *                   [--dims 64|128|256|384] [--depth 1|3|6|auto] [--no-early-exit] [--quant int8|fp32|binary]
+ *                   [--dims 64|128|256|384] [--depth 1|3|6|auto] [--no-early-exit] [--quant int8|int4|fp32|binary]
  *                   [--vectors float|int8|binary|binary-rescore] [--projection matryoshka|pca]
  *                   [--model model-artifacts/<name>@<version>] [--encoder taesr|use-lite] [--out file.json]
  *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]      (hybrid and late; --sweep hybrid only)
@@ -22,7 +22,8 @@
  * at a time, as the edge serves them. With --depth 1|3|6 both sides run at that depth (a depth ablation: the Worker
  * itself indexes with the router).
  *
- * --quant chooses the model's arithmetic (fp32 or int8 graphs) and, as `binary`, the stored vectors too: int8 graphs,
+ * --quant chooses the model's arithmetic (fp32, int8, or int4: the int8 step graph after a 4-bit token table, in artifacts
+ * that have it) and, as `binary`, the stored vectors too: int8 graphs,
  * documents kept as sign bits of the --dims prefix, a Hamming scan for the top 1,000 (10 × k, k = 100), then those
  * rescored with int8 document vectors against the float query. --vectors picks the stored form on its own (float, int8,
  * binary alone, binary + rescoring); --projection pca replaces the Matryoshka prefix by a PCA of the corpus vectors.
@@ -110,7 +111,11 @@ const program = new Command()
   .option("--dims <n>", "Matryoshka prefix (or PCA width)", (v) => Number(choice(["64", "128", "256", "384"] as const)(v)), 128)
   .option("--depth <d>", "recursion depth: 1, 3, 6 or auto", choice(["1", "3", "6", "auto"] as const), "auto")
   .option("--no-early-exit", "run the full depth the router (or --depth) asks for, never stopping on convergence")
-  .addOption(new Option("--quant <variant>", "model variant; binary = int8 graphs + binary vectors with int8 rescoring").choices(["int8", "fp32", "binary"]).default("int8"))
+  .addOption(
+    new Option("--quant <variant>", "model variant (int4: 4-bit token table + int8 step); binary = int8 graphs + binary vectors with int8 rescoring")
+      .choices(["int8", "int4", "fp32", "binary"])
+      .default("int8"),
+  )
   .addOption(new Option("--vectors <format>", "stored document vectors (default: float; binary-rescore with --quant binary)").choices(["float", "int8", "binary", "binary-rescore"]))
   .addOption(new Option("--projection <kind>", "how 384 dims become --dims").choices(["matryoshka", "pca"]).default("matryoshka"))
   .option("--model <dir>", "artifact directory (default: the one the Worker bundles)")
@@ -135,7 +140,7 @@ type Options = {
   dims: number;
   depth: "1" | "3" | "6" | "auto";
   earlyExit: boolean;
-  quant: "int8" | "fp32" | "binary";
+  quant: "int8" | "int4" | "fp32" | "binary";
   vectors?: VectorFormat;
   projection: Projection;
   encoder: "taesr" | PeerEncoderName;
@@ -212,7 +217,7 @@ async function main(): Promise<void> {
   const mode: EvalMode = options.mode === "lexical" ? "bm25" : options.mode;
   checkCombinations(options, mode);
   const modelDir = options.model ?? (await defaultArtifactDir());
-  const variant = options.quant === "fp32" ? "fp32" : "int8";
+  const variant = options.quant === "binary" ? "int8" : options.quant;
   const routerFile = options.routerFile ? parseFastRemRouter(JSON.parse(await readFile(options.routerFile, "utf8"))) : undefined;
   const model = await openModel(modelDir, [variant], { router: (manifest) => chosenRouter(options.router, manifest, routerFile) });
   if (mode === "sparse") throw new Error(`--mode sparse: ${sparseUnavailableReason(model)}`);

@@ -20,7 +20,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
 import { percentile } from "../src/eval/metrics.js";
-import { TaesrEncoder } from "../src/model/index.js";
+import { TaesrEncoder, variantGraphs, type ArtifactVariant } from "../src/model/index.js";
 import { WordPieceTokenizer } from "../src/tokenizer/index.js";
 import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
 import { ortNode } from "../workers/origin/src/ort-node.js";
@@ -166,14 +166,15 @@ async function main(): Promise<void> {
     searchKeys[`search_${label}_p50_ms`] = figures.cache_miss.p50_ms;
     searchKeys[`search_${label}_p95_ms`] = figures.cache_miss.p95_ms;
   }
-  const bytes = (variant: "fp32" | "int8") =>
-    Object.entries(artifact.manifest.files)
-      .filter(([file]) => file.startsWith(`${variant}/`))
-      .reduce((total, [, file]) => total + file.bytes, 0);
+  // A variant's two graphs as listed (int4 shares int8/step.onnx); undefined when the artifact lacks the variant.
+  const bytes = (variant: ArtifactVariant) =>
+    artifact.manifest.variants[variant]
+      ? Object.values(variantGraphs(artifact.manifest, variant)).reduce((total, file) => total + (artifact.manifest.files[file]?.bytes ?? 0), 0)
+      : undefined;
   const result = {
     model,
     parameters: artifact.manifest.parameters,
-    artifact_bytes: { fp32: bytes("fp32"), int8: bytes("int8"), tokenizer: artifact.manifest.files[artifact.manifest.tokenizer]?.bytes },
+    artifact_bytes: { fp32: bytes("fp32"), int8: bytes("int8"), int4: bytes("int4"), tokenizer: artifact.manifest.files[artifact.manifest.tokenizer]?.bytes },
     embed_p50_ms: edge.auto!.p50_ms,
     embed_p95_ms: edge.auto!.p95_ms,
     workerd_int8: workerd.byDims,

@@ -77,7 +77,7 @@ export function buildLexicalIndex(tokenizer: WordPieceTokenizer, corpus: readonl
 
 /** One corpus pass of the TAESR encoder: which graphs, how deep. */
 export interface CorpusPass {
-  variant: "int8" | "fp32";
+  variant: "int8" | "int4" | "fp32";
   depth: 1 | 3 | 6 | "auto";
   earlyExit: boolean;
 }

@@ -10,7 +10,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { TaesrEncoder, type ArtifactManifest, type ArtifactVariant, type RouterSpec } from "../../src/model/index.js";
+import { TaesrEncoder, variantGraphs, type ArtifactManifest, type ArtifactVariant, type RouterSpec } from "../../src/model/index.js";
 import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
 import { readArtifactDir, type ArtifactOnDisk } from "../../workers/origin/src/artifact-files.js";
 import { ortNode } from "../../workers/origin/src/ort-node.js";
@@ -66,7 +66,7 @@ export async function openModel(
 
 /** Bytes a deployment of one variant ships: its two graphs and the tokenizer, as the manifest lists them. */
 export function artifactBytes(manifest: ArtifactManifest, variant: ArtifactVariant): number {
-  const { embed, step } = manifest.variants[variant];
+  const { embed, step } = variantGraphs(manifest, variant);
   return [embed, step, manifest.tokenizer].reduce((total, file) => total + (manifest.files[file]?.bytes ?? 0), 0);
 }
 

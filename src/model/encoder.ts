@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { parseManifest, variantFiles, verifyArtifactFiles, type ArtifactVariant } from "./manifest.js";
+import { parseManifest, variantFiles, variantGraphs, verifyArtifactFiles, type ArtifactVariant } from "./manifest.js";
 import { readFloat32, type OrtLike, type OrtSessionLike, type OrtSessionOptions, type OrtTensorLike } from "./ort-seam.js";
 import { fastRemVocab } from "./fastrem.js";
 import { createInputRouter, depthForRoute, hardestRoute, type InputRouter, type Route } from "./router.js";
@@ -158,10 +158,8 @@ export class TaesrEncoder {
    */
   static async create(init: TaesrEncoderInit): Promise<TaesrEncoder> {
     const manifest = parseManifest(init.manifest);
-    if (init.variant !== "fp32" && init.variant !== "int8") {
-      throw new Error(`variant must be "fp32" or "int8", got ${JSON.stringify(init.variant)}`);
-    }
-    const { embed, step } = manifest.variants[init.variant];
+    // Throws for an unknown variant, and for int4 in an artifact exported before it existed.
+    const { embed, step } = variantGraphs(manifest, init.variant);
     // Before any session exists: an artifact whose router cannot run with this tokenizer must not load at all.
     const router = createInputRouter(manifest.router, () => encoderVocab(init.tokenizer, manifest.architecture.vocabSize));
     if (init.verify !== false) {

@@ -17,6 +17,12 @@
  *     v = u + a                                  T·H
  *     FFN                                        2·T·H·F + T·F (W1, b1), 9·T·F (gelu_tanh), 2·T·F·H + T·H (W2, b2)
  *     h = h + a + m                              2·T·H
+ *   the token-mixing sub-layer (mlp_mixer in place of Q/K/V/O and attention; hybrid adds it before them), L = maxLength
+ *     LNmix                                      7·T·H
+ *     multiply by mask / max(Σmask, 1)           T·H
+ *     Wt1[0..T) (+ bt1), gelu_tanh               2·H·T·L + H·L, 9·H·L
+ *     Wt2[:,0..T) (+ bt2)                        2·H·L·T + H·T
+ *     hybrid only: w = u + a₁ and the third term of h = h + a₁ + a₂ + m    2·T·H
  *     masked mean                                2·T·H (mask multiply, sum) + H (divide by the token count)
  *     output projection                          2·H·D + D
  *
@@ -32,7 +38,7 @@
  * @example
  *   queryFlops(manifest.architecture, 12, 3); // { embed, perStep, total: embed + 3·perStep }
  */
-import type { TaesrArchitecture } from "./spec.js";
+import { hasAttention, hasMixer, type TaesrArchitecture } from "./spec.js";
 
 export interface QueryFlops {
   /** embed.onnx: the position-embedding add (the token gather is free). */
@@ -67,14 +73,19 @@ export function queryFlops(arch: TaesrArchitecture, tokens: number, depth: numbe
   positiveInteger("depth", depth);
 
   const T = tokens;
+  const L = maxLength;
   const TH = T * H;
   const embed = TH;
-  const layerNorms = 3 * LAYER_NORM * TH;
-  const residuals = TH + TH + 2 * TH;
-  const projections = 4 * (2 * TH * H + TH);
-  const attention = 2 * (2 * T * T * H) + SCORE_ELEMENTWISE * n * T * T;
+  // LN2 and LNout always; LN1 with attention, LNmix with the mixer.
+  const withAttention = hasAttention(arch);
+  const withMixer = hasMixer(arch);
+  const layerNorms = (2 + Number(withAttention) + Number(withMixer)) * LAYER_NORM * TH;
+  const residuals = TH + TH + 2 * TH + (withAttention && withMixer ? 2 * TH : 0);
+  const projections = withAttention ? 4 * (2 * TH * H + TH) : 0;
+  const attention = withAttention ? 2 * (2 * T * T * H) + SCORE_ELEMENTWISE * n * T * T : 0;
+  const mixer = withMixer ? TH + 2 * H * T * L + H * L + GELU_TANH * H * L + 2 * H * L * T + TH : 0;
   const ffn = 2 * TH * F + T * F + GELU_TANH * T * F + 2 * T * F * H + TH;
   const output = 2 * TH + H + 2 * H * D + D;
-  const perStep = layerNorms + residuals + projections + attention + ffn + output;
+  const perStep = layerNorms + residuals + projections + attention + mixer + ffn + output;
   return { embed, perStep, total: embed + depth * perStep };
 }

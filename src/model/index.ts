@@ -8,7 +8,16 @@
 export * from "./spec.js";
 export type { OrtLike, OrtSessionLike, OrtSessionOptions, OrtTensorConstructor, OrtTensorElementType, OrtTensorLike } from "./ort-seam.js";
 export { readFloat32 } from "./ort-seam.js";
-export { parseManifest, sha256Hex, variantFiles, verifyArtifactFiles, type ArtifactVariant, type VerifyOptions } from "./manifest.js";
+export {
+  ARTIFACT_VARIANTS,
+  parseManifest,
+  sha256Hex,
+  variantFiles,
+  variantGraphs,
+  verifyArtifactFiles,
+  type ArtifactVariant,
+  type VerifyOptions,
+} from "./manifest.js";
 export { ROUTES, createInputRouter, depthForRoute, hardestRoute, lengthRuleOf, routeByTokenCount, type InputRouter, type Route } from "./router.js";
 export {
   FASTREM_CLASSES,

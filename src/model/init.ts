@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "./spec.js";
+import { blockOf, weightNames, weightShapes, type TaesrArchitecture, type WeightName } from "./spec.js";
 
 /** Mulberry32: a tiny, fast, seedable PRNG with a 32-bit state (enough for inits and shuffles; not for cryptography). */
 export function mulberry32(seed: number): () => number {
@@ -37,18 +37,21 @@ export function fillNormal(out: Float32Array, std: number, rand: () => number, t
  * Initial values of every weight:
  * - embeddings: N(0, 0.02²)
  * - matrices: Glorot normal, std = √(2/(in+out))
- * - the residual projections (attn.wo, ffn.w2) additionally × 1/√(2·maxDepth): the shared block is applied up to
- *   depths.hard times, each adding two residual branches to h, so without the damping h's variance grows with depth
- *   and the deepest embeddings start far from the shallow ones.
+ * - the residual projections (attn.wo, mix.w2, ffn.w2) additionally × 1/√(branches·maxDepth): the shared block is
+ *   applied up to depths.hard times, each adding its residual branches to h (two: attention or mixer, and the FFN;
+ *   three in the hybrid block), so without the damping h's variance grows with depth and the deepest embeddings start
+ *   far from the shallow ones.
+ * Values are drawn in weightNames(arch) order from one stream, so a self-attention model gets the numbers it always got.
  * - LayerNorm gamma 1, beta 0; biases 0.
  */
 export function initialWeights(arch: TaesrArchitecture, seed: number): Record<WeightName, Float32Array> {
   const shapes = weightShapes(arch);
   const rand = mulberry32(seed);
   const maxDepth = Math.max(arch.depths.easy, arch.depths.medium, arch.depths.hard, 1);
-  const residualScale = 1 / Math.sqrt(2 * maxDepth);
+  const branches = blockOf(arch) === "hybrid" ? 3 : 2;
+  const residualScale = 1 / Math.sqrt(branches * maxDepth);
   const out = {} as Record<WeightName, Float32Array>;
-  for (const name of WEIGHT_NAMES) {
+  for (const name of weightNames(arch)) {
     const shape = shapes[name];
     const data = new Float32Array(shape.reduce((p, d) => p * d, 1));
     if (name === "embed.token" || name === "embed.position") {
@@ -56,7 +59,7 @@ export function initialWeights(arch: TaesrArchitecture, seed: number): Record<We
     } else if (shape.length === 2) {
       const [fanIn, fanOut] = shape as [number, number];
       let std = Math.sqrt(2 / (fanIn + fanOut));
-      if (name === "block.attn.wo" || name === "block.ffn.w2") std *= residualScale;
+      if (name === "block.attn.wo" || name === "block.mix.w2" || name === "block.ffn.w2") std *= residualScale;
       fillNormal(data, std, rand);
     } else if (name.endsWith(".gamma")) {
       data.fill(1);

@@ -10,7 +10,7 @@
 import { sha256Hex } from "../digest.js";
 import { z } from "zod";
 import { fastRemRouterSchema, routerRuleSchema } from "./fastrem.js";
-import type { ArtifactManifest } from "./spec.js";
+import { BLOCK_ARCHITECTURES, type ArtifactManifest } from "./spec.js";
 
 const positiveInt = z.number().int().positive();
 const relativePath = z
@@ -20,6 +20,9 @@ const relativePath = z
 
 const architectureSchema = z
   .object({
+    // Absent in every manifest written before the mixer blocks (= self_attention); kept absent when parsed, so such a
+    // manifest reads back exactly as written.
+    block: z.enum(BLOCK_ARCHITECTURES).optional(),
     vocabSize: positiveInt,
     hidden: positiveInt,
     heads: positiveInt,
@@ -68,7 +71,7 @@ const tunedFusionSchema = z.object({
     denseOnly: z.number().min(0).max(1),
     date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
     dims: positiveInt.optional(),
-    variant: z.enum(["fp32", "int8"]).optional(),
+    variant: z.enum(["fp32", "int8", "int4"]).optional(),
   }),
 });
 
@@ -87,7 +90,8 @@ const manifestSchema = z
       }),
     ),
     tokenizer: relativePath,
-    variants: z.object({ fp32: variantSchema, int8: variantSchema }),
+    // int4 is optional: artifacts exported before it existed have fp32 and int8 only.
+    variants: z.object({ fp32: variantSchema, int8: variantSchema, int4: variantSchema.optional() }),
     parameters: z.number().int().nonnegative(),
     // The length rule, or a trained FastREM router (validated in full: the encoder routes every "auto" input by it).
     router: z.discriminatedUnion("kind", [routerRuleSchema, fastRemRouterSchema]),
@@ -99,9 +103,11 @@ const manifestSchema = z
   })
   .superRefine((m, ctx) => {
     const referenced: [string, (string | number)[]][] = [[m.tokenizer, ["tokenizer"]]];
-    for (const variant of ["fp32", "int8"] as const) {
-      referenced.push([m.variants[variant].embed, ["variants", variant, "embed"]]);
-      referenced.push([m.variants[variant].step, ["variants", variant, "step"]]);
+    for (const variant of ARTIFACT_VARIANTS) {
+      const graphs = m.variants[variant];
+      if (!graphs) continue;
+      referenced.push([graphs.embed, ["variants", variant, "embed"]]);
+      referenced.push([graphs.step, ["variants", variant, "step"]]);
     }
     for (const [path, at] of referenced) {
       if (!(path in m.files)) ctx.addIssue({ code: "custom", path: at, message: `"${path}" is not listed in files` });
@@ -113,8 +119,27 @@ type Parsed = z.infer<typeof manifestSchema>;
 const _sameShape: [Parsed extends ArtifactManifest ? true : false, ArtifactManifest extends Parsed ? true : false] = [true, true];
 void _sameShape;
 
-/** The artifact variants: fp32 for the origin, int8 (dynamic quantisation) for the edge. */
+/**
+ * The artifact variants: fp32 for the origin, int8 (dynamic quantisation) for the edge, int4 (int8 with a 4-bit token
+ * table, 5–6× smaller than fp32) where the artifact has it.
+ */
 export type ArtifactVariant = keyof ArtifactManifest["variants"];
+export const ARTIFACT_VARIANTS: readonly ArtifactVariant[] = ["fp32", "int8", "int4"];
+
+/** A variant's two graph paths. @throws Error when the artifact has no such variant (int4 in older artifacts). */
+export function variantGraphs(manifest: ArtifactManifest, variant: ArtifactVariant): { embed: string; step: string } {
+  if (!(ARTIFACT_VARIANTS as readonly string[]).includes(variant)) {
+    throw new Error(`variant must be one of ${ARTIFACT_VARIANTS.map((v) => `"${v}"`).join(", ")}, got ${JSON.stringify(variant)}`);
+  }
+  const graphs = manifest.variants[variant];
+  if (!graphs) {
+    throw new Error(
+      `${manifest.name}@${manifest.version} has no ${variant} variant (it has ${Object.keys(manifest.variants).join(", ")}); ` +
+        `add it with \`npm run export -- --add-variant ${variant} --artifact <dir>\``,
+    );
+  }
+  return graphs;
+}
 
 /**
  * Parses and validates manifest.json (its text or the already-parsed JSON value).
@@ -136,7 +161,7 @@ export function parseManifest(input: string | unknown): ArtifactManifest {
 
 /** The files one variant needs at run time: its two graphs and the tokenizer. */
 export function variantFiles(manifest: ArtifactManifest, variant: ArtifactVariant): string[] {
-  const v = manifest.variants[variant];
+  const v = variantGraphs(manifest, variant);
   return [v.embed, v.step, manifest.tokenizer];
 }
 

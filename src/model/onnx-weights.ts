@@ -9,18 +9,24 @@
  *
  * The fp32 graphs (training/src/onnx/taesr-graphs.ts) store every weight as an initializer named exactly by its
  * WeightName (embed.token and embed.position in embed.onnx, the rest in step.onnx). The int8 graphs store quantised
- * matrices (`<name>.int8` + `<name>.scale`): the float weights cannot be recovered from them exactly, so they are refused.
+ * matrices (`<name>.int8` + `<name>.scale`), the int4 embed graph a 4-bit token table (`embed.token.int4` + float16
+ * `embed.token.int4.scale`): the float weights cannot be recovered from them exactly, so they are refused as weights;
+ * tokenTableFromEmbedGraph decodes the token table of any variant, as the graph computes it.
  *
  * @example
  *   const weights = weightsFromArtifactGraphs(embedBytes, stepBytes, manifest.architecture);
  *
  * @module
  */
-import { WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "./spec.js";
+import { dequantizeInt4Table } from "./int4-table.js";
+import { ALL_WEIGHT_NAMES, blockOf, weightNames, weightShapes, type TaesrArchitecture, type WeightName } from "./spec.js";
 
 /** TensorProto.DataType codes this reader names in messages (FLOAT is the only one it decodes). */
 const DATA_TYPE_NAMES: Record<number, string> = { 1: "FLOAT", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 10: "FLOAT16", 11: "DOUBLE" };
 const FLOAT = 1;
+const UINT8 = 2;
+const INT8 = 3;
+const FLOAT16 = 10;
 
 const WIRE_VARINT = 0;
 const WIRE_FIXED64 = 1;
@@ -218,7 +224,8 @@ export function initializerToFloat32(t: OnnxInitializer, what = t.name): Float32
 
 /**
  * The weights of a TAESR artifact's fp32 variant, by WeightName, from its embed.onnx and step.onnx bytes.
- * Checks that every weight of the contract is present with the shape `weightShapes(arch)` gives.
+ * Checks that every weight of the architecture's block (spec.ts weightNames) is present with the shape `weightShapes(arch)`
+ * gives; the block comes from `arch.block` (the manifest's), so a mixer artifact read as self-attention fails by name.
  * @throws Error naming the missing or misshaped weight; for int8 graphs, an error saying they cannot be read back.
  */
 export function weightsFromArtifactGraphs(
@@ -237,10 +244,26 @@ export function weightsFromArtifactGraphs(
     }
   }
   const shapes = weightShapes(arch);
+  const names = weightNames(arch);
+  // Weights of another block mean the manifest's architecture.block does not describe these graphs: reading on would
+  // silently drop a sub-layer (a hybrid model's mixer read as self-attention).
+  const foreign = ALL_WEIGHT_NAMES.filter((n) => !names.includes(n) && (byName.has(n) || byName.has(`${n}.int8`)));
+  if (foreign.length > 0) {
+    throw new Error(
+      `the graphs hold weights of another block (${foreign.join(", ")}): they are not a ${blockOf(arch)} model; ` +
+        `check the manifest's architecture.block`,
+    );
+  }
   const out = {} as Record<WeightName, Float32Array>;
-  for (const name of WEIGHT_NAMES) {
+  for (const name of names) {
     const found = byName.get(name);
     if (!found) {
+      if (byName.has(`${name}.int4`)) {
+        throw new Error(
+          `weight ${name} is stored at 4 bits (${name}.int4): this is an int4 embed graph, whose float weights cannot be read back; ` +
+            `use the artifact's fp32 variant (fp32/embed.onnx, fp32/step.onnx), or tokenTableFromEmbedGraph for the dequantised table`,
+        );
+      }
       if (byName.has(`${name}.int8`)) {
         throw new Error(
           `weight ${name} is stored quantised (${name}.int8): these are int8 graphs, whose float weights cannot be read back; ` +
@@ -248,7 +271,8 @@ export function weightsFromArtifactGraphs(
         );
       }
       const where = name.startsWith("embed.") ? "embed.onnx" : "step.onnx";
-      throw new Error(`weight ${name} is missing: no initializer of that name in the graphs (expected in ${where})`);
+      const block = blockOf(arch) === "self_attention" ? "" : ` (a ${blockOf(arch)} model)`;
+      throw new Error(`weight ${name} is missing: no initializer of that name in the graphs (expected in ${where})${block}`);
     }
     const expected = shapes[name];
     if (found.tensor.dims.join(",") !== expected.join(",")) {
@@ -259,4 +283,62 @@ export function weightsFromArtifactGraphs(
     out[name] = initializerToFloat32(found.tensor, `weight ${name} in ${found.graph}`);
   }
   return out;
+}
+
+/** A UINT8 / FLOAT16 initializer's raw bytes, checked against its dims (element size 1 or 2). */
+function rawOf(t: OnnxInitializer, dataType: number, elementBytes: number, what: string): Uint8Array {
+  if (t.dataType !== dataType) {
+    throw new Error(`${what}: data type ${DATA_TYPE_NAMES[t.dataType] ?? t.dataType}, expected ${DATA_TYPE_NAMES[dataType]}`);
+  }
+  if (t.external) throw new Error(`${what}: data is stored outside the model file (external data), which is not supported`);
+  const size = t.dims.reduce((p, d) => p * d, 1);
+  if (!t.rawData || t.rawData.byteLength !== size * elementBytes) {
+    throw new Error(`${what}: raw_data has ${t.rawData?.byteLength ?? 0} bytes, dims [${t.dims.join(",")}] need ${size * elementBytes}`);
+  }
+  return t.rawData;
+}
+
+/**
+ * The token-embedding table [vocabSize, hidden] an embed.onnx of any variant computes its rows from: exact for fp32
+ * (`embed.token`), dequantised for int8 (`embed.token.int8` · per-row scale) and int4 (src/model/int4-table.ts: the
+ * values the int4 graph produces, bit for bit). Used to check a quantised variant against its source and by tests.
+ * @throws Error when the graph holds no token table of a known format, or one of the wrong shape.
+ */
+export function tokenTableFromEmbedGraph(embedOnnx: Uint8Array, arch: Pick<TaesrArchitecture, "vocabSize" | "hidden">): Float32Array {
+  const { vocabSize: V, hidden: H } = arch;
+  const byName = new Map(readOnnxInitializers(embedOnnx, "embed.onnx").map((t) => [t.name, t]));
+  const expectDims = (t: OnnxInitializer, dims: number[]) => {
+    if (t.dims.join(",") !== dims.join(",")) throw new Error(`${t.name} in embed.onnx has shape [${t.dims.join(",")}], expected [${dims.join(",")}]`);
+  };
+  const fp32 = byName.get("embed.token");
+  if (fp32) {
+    expectDims(fp32, [V, H]);
+    return initializerToFloat32(fp32, "embed.token in embed.onnx");
+  }
+  const int4 = byName.get("embed.token.int4");
+  const int4Scale = byName.get("embed.token.int4.scale");
+  if (int4 && int4Scale) {
+    expectDims(int4, [V, H / 2]);
+    const groups = int4Scale.dims[1] ?? 0;
+    expectDims(int4Scale, [V, groups, 1]);
+    if (groups <= 0 || H % groups !== 0) throw new Error(`embed.token.int4.scale: ${groups} groups do not divide hidden ${H}`);
+    const codes = rawOf(int4, UINT8, 1, "embed.token.int4");
+    const scaleBytes = rawOf(int4Scale, FLOAT16, 2, "embed.token.int4.scale");
+    const scales = new Uint16Array(V * groups);
+    const view = new DataView(scaleBytes.buffer, scaleBytes.byteOffset, scaleBytes.byteLength);
+    for (let i = 0; i < scales.length; i++) scales[i] = view.getUint16(i * 2, true);
+    return dequantizeInt4Table({ codes, scales, rows: V, cols: H, groupSize: H / groups });
+  }
+  const int8 = byName.get("embed.token.int8");
+  const int8Scale = byName.get("embed.token.scale");
+  if (int8 && int8Scale) {
+    expectDims(int8, [V, H]);
+    expectDims(int8Scale, [V, 1]);
+    const codes = new Int8Array(rawOf(int8, INT8, 1, "embed.token.int8").slice().buffer);
+    const scales = initializerToFloat32(int8Scale, "embed.token.scale in embed.onnx");
+    const out = new Float32Array(V * H);
+    for (let i = 0; i < out.length; i++) out[i] = codes[i]! * scales[Math.floor(i / H)]!;
+    return out;
+  }
+  throw new Error("embed.onnx holds no token table: expected embed.token (fp32), embed.token.int8 + embed.token.scale, or embed.token.int4 + embed.token.int4.scale");
 }

@@ -7,16 +7,53 @@
  *   h0  = 0
  *   for t = 1..k:
  *     u   = h + x
- *     a   = MHA(LN1(u), keyPaddingMask)          (pre-LN; additive mask −1e9 on padded keys)
- *     v   = u + a
- *     m   = W2·gelu_tanh(W1·LN2(v) + b1) + b2
+ *     (block, below)                             → a (the mixing branches' sum) and m (the FFN branch)
  *     h   = h + a + m
  *     e_t = proj(maskedMean(LNout(h)))  ∈ R^384  (unnormalised; consumers slice a Matryoshka prefix, then L2-normalise)
+ *
+ * Blocks (architecture.block; absent = "self_attention", the only block of every artifact and checkpoint written
+ * before the others existed, so those load unchanged):
+ *   self_attention:  a = MHA(LN1(u), keyPaddingMask)    (pre-LN; additive mask −1e9 on padded keys)
+ *                    v = u + a
+ *                    m = FFN(LN2(v))
+ *   mlp_mixer:       a = Mix(LNmix(u), mask)            (token mixing replaces attention)
+ *                    v = u + a
+ *                    m = FFN(LN2(v))
+ *   hybrid:          a₁ = Mix(LNmix(u), mask);  w = u + a₁
+ *                    a₂ = MHA(LN1(w), keyPaddingMask);  v = w + a₂
+ *                    m = FFN(LN2(v));  a = a₁ + a₂, i.e. h ← (h + a₁) + a₂ + m  (in that order of additions)
+ *   FFN(z)    = W2·gelu_tanh(W1·z + b1) + b2                                (per token, along the hidden axis)
+ *   Mix(z, M) = the token-mixing MLP along the sequence axis, per hidden channel c, on the first T positions:
+ *                 Z   = z ⊙ M / max(ΣM, 1)         (padding rows zeroed first, so padding never reaches a real token;
+ *                                                   dividing by the real-token count keeps the mixer's input scale
+ *                                                   independent of the text's length: with a plain sum, long documents
+ *                                                   and short queries fell into different ranges and training collapsed
+ *                                                   every embedding onto one point in tiny runs)
+ *                 G   = gelu_tanh(Zᵀ·Wt1[0..T) + bt1)        Zᵀ [H,T] · Wt1[0..T) [T,L] → [H,L]
+ *                 Mix = (G·Wt2[:,0..T) + bt2[0..T))ᵀ          [H,L] · [L,T] → [H,T] → [T,H]
+ *               Wt1 [L,L] and Wt2 [L,L] are sized by maxLength L and sliced to the run's length T (rows of Wt1,
+ *               columns of Wt2 and bt2), so any 1 ≤ T ≤ L runs with one set of weights. The hidden width of the token
+ *               MLP is L (MLP-Mixer's token-MLP width is of the order of the sequence length; no extra size field).
+ *               Right padding changes nothing for the real positions: a padded row of Z is 0 and adds nothing to G,
+ *               and the output of position t reads only column t of Wt2 — so an embedding is the same with or
+ *               without extra trailing padding (as for attention, whose padded keys get −1e9).
  * LayerNorm eps = 1e-5. gelu_tanh(z) = 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715·z³))).
  * maskedMean divides by max(Σmask, 1).
+ * In mlp_mixer, `heads` is unused (kept so every architecture has the same fields).
  */
 
+/** The shared block's architectures (see the module comment for each one's maths). */
+export const BLOCK_ARCHITECTURES = ["self_attention", "mlp_mixer", "hybrid"] as const;
+export type BlockArchitecture = (typeof BLOCK_ARCHITECTURES)[number];
+/** The block of an architecture that does not name one: every model before the mixer blocks. */
+export const DEFAULT_BLOCK: BlockArchitecture = "self_attention";
+
 export interface TaesrArchitecture {
+  /**
+   * The shared block (absent = "self_attention"). Written only for the other blocks, so a self-attention model's
+   * manifest and checkpoint header stay exactly what they were before the field existed.
+   */
+  block?: BlockArchitecture;
   vocabSize: number;
   hidden: number;
   heads: number;
@@ -30,15 +67,41 @@ export interface TaesrArchitecture {
   depths: { easy: number; medium: number; hard: number };
 }
 
+/** The architecture's block, "self_attention" when it names none. */
+export function blockOf(a: Pick<TaesrArchitecture, "block">): BlockArchitecture {
+  const block = a.block ?? DEFAULT_BLOCK;
+  if (!(BLOCK_ARCHITECTURES as readonly string[]).includes(block)) {
+    throw new Error(`unknown block architecture ${JSON.stringify(block)}; expected one of ${BLOCK_ARCHITECTURES.join(", ")}`);
+  }
+  return block;
+}
+
+/** Whether the block has a token-mixing sub-layer (block.mix.*) / an attention sub-layer (block.ln1.*, block.attn.*). */
+export function hasMixer(a: Pick<TaesrArchitecture, "block">): boolean {
+  return blockOf(a) !== "self_attention";
+}
+export function hasAttention(a: Pick<TaesrArchitecture, "block">): boolean {
+  return blockOf(a) !== "mlp_mixer";
+}
+
 export const LAYER_NORM_EPS = 1e-5;
 export const ATTENTION_MASK_VALUE = -1e9;
 
-/** Weight tensors, row-major float32; a matrix [in,out] maps a row vector of width `in` to width `out` (y = xW + b). */
+/**
+ * Weight tensors, row-major float32; a matrix [in,out] maps a row vector of width `in` to width `out` (y = xW + b).
+ * Every name's shape in this architecture; which names a model has is {@link weightNames}.
+ */
 export function weightShapes(a: TaesrArchitecture): Record<WeightName, number[]> {
   const { vocabSize: V, hidden: H, ffn: F, maxLength: L, outputDim: D } = a;
   return {
     "embed.token": [V, H],
     "embed.position": [L, H],
+    "block.mix.ln.gamma": [H],
+    "block.mix.ln.beta": [H],
+    "block.mix.w1": [L, L],
+    "block.mix.b1": [L],
+    "block.mix.w2": [L, L],
+    "block.mix.b2": [L],
     "block.ln1.gamma": [H],
     "block.ln1.beta": [H],
     "block.attn.wq": [H, H],
@@ -62,9 +125,9 @@ export function weightShapes(a: TaesrArchitecture): Record<WeightName, number[]>
   };
 }
 
-export const WEIGHT_NAMES = [
-  "embed.token",
-  "embed.position",
+const EMBED_WEIGHTS = ["embed.token", "embed.position"] as const;
+const MIXER_WEIGHTS = ["block.mix.ln.gamma", "block.mix.ln.beta", "block.mix.w1", "block.mix.b1", "block.mix.w2", "block.mix.b2"] as const;
+const ATTENTION_WEIGHTS = [
   "block.ln1.gamma",
   "block.ln1.beta",
   "block.attn.wq",
@@ -75,18 +138,44 @@ export const WEIGHT_NAMES = [
   "block.attn.bv",
   "block.attn.wo",
   "block.attn.bo",
-  "block.ln2.gamma",
-  "block.ln2.beta",
-  "block.ffn.w1",
-  "block.ffn.b1",
-  "block.ffn.w2",
-  "block.ffn.b2",
-  "out.ln.gamma",
-  "out.ln.beta",
-  "out.proj.w",
-  "out.proj.b",
 ] as const;
-export type WeightName = (typeof WEIGHT_NAMES)[number];
+const FFN_WEIGHTS = ["block.ln2.gamma", "block.ln2.beta", "block.ffn.w1", "block.ffn.b1", "block.ffn.w2", "block.ffn.b2"] as const;
+const OUTPUT_WEIGHTS = ["out.ln.gamma", "out.ln.beta", "out.proj.w", "out.proj.b"] as const;
+
+/**
+ * The weights of the self-attention block (the default), in checkpoint order. The order is part of the checkpoint
+ * format and of the seeded initialisation: it never changes.
+ */
+export const WEIGHT_NAMES = [...EMBED_WEIGHTS, ...ATTENTION_WEIGHTS, ...FFN_WEIGHTS, ...OUTPUT_WEIGHTS] as const;
+/** The token-mixing sub-layer's weights (mlp_mixer and hybrid). */
+export const MIXER_WEIGHT_NAMES = MIXER_WEIGHTS;
+/** Every weight name of every block, in canonical order (embed, mixer, attention, FFN, output). */
+export const ALL_WEIGHT_NAMES = [...EMBED_WEIGHTS, ...MIXER_WEIGHTS, ...ATTENTION_WEIGHTS, ...FFN_WEIGHTS, ...OUTPUT_WEIGHTS] as const;
+export type WeightName = (typeof ALL_WEIGHT_NAMES)[number];
+
+const MLP_MIXER_NAMES: readonly WeightName[] = [...EMBED_WEIGHTS, ...MIXER_WEIGHTS, ...FFN_WEIGHTS, ...OUTPUT_WEIGHTS];
+const HYBRID_NAMES: readonly WeightName[] = [...EMBED_WEIGHTS, ...MIXER_WEIGHTS, ...ATTENTION_WEIGHTS, ...FFN_WEIGHTS, ...OUTPUT_WEIGHTS];
+
+/**
+ * The weights a model of this architecture has, in checkpoint and initialisation order: embed, [mixer], [attention],
+ * FFN, output. self_attention gives exactly WEIGHT_NAMES. A record keyed by WeightName (weights, variables, gradients)
+ * holds exactly these names; the other blocks' names are absent, and every loader checks that before use.
+ */
+export function weightNames(a: Pick<TaesrArchitecture, "block">): readonly WeightName[] {
+  switch (blockOf(a)) {
+    case "self_attention":
+      return WEIGHT_NAMES;
+    case "mlp_mixer":
+      return MLP_MIXER_NAMES;
+    case "hybrid":
+      return HYBRID_NAMES;
+  }
+}
+
+/** The names of a weight record that belong to the contract, in canonical order (for records whose architecture is not at hand). */
+export function weightNamesIn(record: object): WeightName[] {
+  return ALL_WEIGHT_NAMES.filter((n) => n in record);
+}
 
 /**
  * The two ONNX graphs of an artifact variant (fp32 or int8). Splitting the recursion into a step graph lets the runtime
@@ -113,7 +202,11 @@ export interface ArtifactManifest {
   /** Relative path → sha256 hex and byte length of every other file in the artifact directory. */
   files: Record<string, { sha256: string; bytes: number }>;
   tokenizer: string;
-  variants: Record<"fp32" | "int8", { embed: string; step: string }>;
+  /**
+   * Graph paths per variant: fp32 (origin), int8 (edge), and — in artifacts exported or extended since it existed —
+   * int4 (int8 step graph, 4-bit token table in its own embed graph; src/model/int4-table.ts).
+   */
+  variants: Record<"fp32" | "int8", { embed: string; step: string }> & { int4?: { embed: string; step: string } };
   parameters: number;
   /** How depth "auto" picks 1/3/6 steps: the length rule, or a trained FastREM classifier (src/model/fastrem.ts). */
   router: RouterSpec;
@@ -167,7 +260,7 @@ export interface FusionTuningRecord {
   date: string;
   /** The dense setting tuned with (the edge serves int8 graphs at 128-d); absent in hand-written records. */
   dims?: number;
-  variant?: "fp32" | "int8";
+  variant?: "fp32" | "int8" | "int4";
 }
 
 /** The manifest's `router`: the length rule (every artifact exported so far) or a trained FastREM router. */

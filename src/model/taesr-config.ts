@@ -7,10 +7,9 @@
  * hidden 128, 4 heads, FFN 256, 128 tokens). Unknown keys are refused rather than ignored: a misspelt field in a
  * hand-written config file would otherwise silently fall back to its default.
  *
- * Block architectures: the schema accepts "self_attention" (the TAESR block of spec.ts), "mlp_mixer" and "hybrid"
- * (mixer then attention), so configs for the planned blocks can be written and reviewed now. Only "self_attention" has
- * weights and a forward pass; {@link architectureOf} and TAESRModel refuse the others instead of quietly running the
- * attention block under another name.
+ * Block architectures (spec.ts has each one's maths and weights): "self_attention" (the default), "mlp_mixer" (a
+ * token-mixing MLP along the sequence axis in place of attention) and "hybrid" (mixer, then attention, then the FFN).
+ * All three train, export to ONNX and run in TAESRModel.
  *
  * Subspaces: the 384-d embedding is read as four contiguous, named ranges — semantic [0,192), temporal [192,256),
  * procedural [256,320), contextual [320,384) by default — half-open [start, end). Semantic must come first and hold the
@@ -20,10 +19,9 @@
  * @module
  */
 import { z } from "zod";
-import type { RouterRule, TaesrArchitecture } from "./spec.js";
+import { BLOCK_ARCHITECTURES, DEFAULT_BLOCK, type RouterRule, type TaesrArchitecture } from "./spec.js";
 
-export const BLOCK_ARCHITECTURES = ["self_attention", "mlp_mixer", "hybrid"] as const;
-export type BlockArchitecture = (typeof BLOCK_ARCHITECTURES)[number];
+export { BLOCK_ARCHITECTURES, type BlockArchitecture } from "./spec.js";
 
 /** The subspaces in embedding order: each starts where the previous one ends. */
 export const SUBSPACE_NAMES = ["semantic", "temporal", "procedural", "contextual"] as const;
@@ -158,24 +156,23 @@ export function taesrConfigFromJSON(text: string): TAESRConfig {
   return parseTaesrConfig(raw);
 }
 
-/** Refuses blocks without a forward pass, naming the block so a config is never run as a different architecture. */
-export function assertImplementedBlock(block: BlockArchitecture): asserts block is "self_attention" {
-  if (block !== "self_attention") {
-    throw new Error(
-      `block "${block}" is not implemented yet: only "self_attention" has weights and a forward pass ` +
-        `(the config schema accepts "mlp_mixer" and "hybrid" so those configs can be written ahead of their implementation)`,
-    );
-  }
-}
-
 /**
- * The spec.ts architecture (the contract shared with training and the ONNX graphs) of a self-attention config.
- * Throws for the other blocks: TaesrArchitecture describes the attention block only.
+ * The spec.ts architecture (the contract shared with training and the ONNX graphs) of a config. `block` is written only
+ * for the non-default blocks, so a self-attention architecture is exactly what it was before blocks were selectable.
  */
 export function architectureOf(config: TAESRConfig): TaesrArchitecture {
-  assertImplementedBlock(config.block);
-  const { vocabSize, hidden, heads, ffn, maxLength, outputDim, matryoshkaDims, depths } = config;
-  return { vocabSize, hidden, heads, ffn, maxLength, outputDim, matryoshkaDims: [...matryoshkaDims], depths: { ...depths } };
+  const { block, vocabSize, hidden, heads, ffn, maxLength, outputDim, matryoshkaDims, depths } = config;
+  return {
+    ...(block !== DEFAULT_BLOCK ? { block } : {}),
+    vocabSize,
+    hidden,
+    heads,
+    ffn,
+    maxLength,
+    outputDim,
+    matryoshkaDims: [...matryoshkaDims],
+    depths: { ...depths },
+  };
 }
 
 /** The config's router as spec.ts {@link RouterRule}. */

@@ -1,8 +1,9 @@
 /**
  * TAESRModel: the TAESR forward pass written out in plain TypeScript — no ONNX, no TensorFlow.js — so the maths of
  * spec.ts can be run, inspected and tested anywhere (Node, Workers, browsers) from a {@link TAESRConfig} and a weight
- * record. The ONNX graphs (training/src/onnx/taesr-graphs.ts) and the tfjs forward (training/src/model/forward.ts)
- * compute the same thing; test/unit/taesr-model.test.ts holds this model equal to the fp32 graphs.
+ * record, for every block architecture (self_attention, mlp_mixer, hybrid). The ONNX graphs
+ * (training/src/onnx/taesr-graphs.ts) and the tfjs forward (training/src/model/forward.ts) compute the same thing;
+ * test/unit/taesr-model.test.ts and test/unit/taesr-blocks.test.ts hold this model equal to the fp32 graphs.
  *
  *   const model = new TAESRModel(config, weights);            // weights omitted → seeded random init (as training's)
  *   const out = model.forward({ inputIds, attentionMask }, { depth: "auto", earlyExit: true });
@@ -11,7 +12,8 @@
  *   out.depth[b], out.routed[b]
  *   model.matryoshkaSlice(out.poolerOutput[b]!, 128)           // prefix, L2-normalised
  *
- * Depth is per row: rows are independent in the maths (attention is masked per row, pooling is per row), so each row
+ * Depth is per row: rows are independent in the maths (attention and token mixing are masked per row, pooling is per
+ * row), so each row
  * runs its own routed depth and stops on its own convergence. TaesrEncoder instead runs a whole batch at the depth of
  * its hardest text and exits only when every row has converged; for a one-row batch the two agree step for step.
  *
@@ -24,11 +26,21 @@
 import { maxCosineDistance, prefixNormalizeRows } from "./encoder.js";
 import { initialWeights } from "./init.js";
 import { depthForRoute, routeByTokenCount, type Route } from "./router.js";
-import { ATTENTION_MASK_VALUE, LAYER_NORM_EPS, WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "./spec.js";
+import {
+  ATTENTION_MASK_VALUE,
+  LAYER_NORM_EPS,
+  blockOf,
+  hasAttention,
+  hasMixer,
+  weightNames,
+  weightShapes,
+  type BlockArchitecture,
+  type TaesrArchitecture,
+  type WeightName,
+} from "./spec.js";
 import {
   SUBSPACE_NAMES,
   architectureOf,
-  assertImplementedBlock,
   parseTaesrConfig,
   routerRuleOf,
   type SubspaceName,
@@ -36,19 +48,15 @@ import {
   type TAESRConfigInput,
 } from "./taesr-config.js";
 
+/** The weights of the config's block (spec.ts weightNames); the other blocks' names are absent. */
 export type TAESRWeights = Record<WeightName, Float32Array>;
 
-/** The weights used as dense layers (y = xW + b). */
-const MATRIX_NAMES = [
-  "block.attn.wq",
-  "block.attn.wk",
-  "block.attn.wv",
-  "block.attn.wo",
-  "block.ffn.w1",
-  "block.ffn.w2",
-  "out.proj.w",
-] as const satisfies readonly WeightName[];
-type MatrixName = (typeof MATRIX_NAMES)[number];
+/** The weights used as dense layers (y = xW + b), per sub-layer. The token-mixing matrices are read transposed too
+ * ({@link tokenMix}), each [L,L] so the transpose swaps the sequence axes. */
+const ATTENTION_MATRICES = ["block.attn.wq", "block.attn.wk", "block.attn.wv", "block.attn.wo"] as const satisfies readonly WeightName[];
+const MIXER_MATRICES = ["block.mix.w1", "block.mix.w2"] as const satisfies readonly WeightName[];
+const SHARED_MATRICES = ["block.ffn.w1", "block.ffn.w2", "out.proj.w"] as const satisfies readonly WeightName[];
+type MatrixName = (typeof ATTENTION_MATRICES)[number] | (typeof MIXER_MATRICES)[number] | (typeof SHARED_MATRICES)[number];
 
 /** A padded batch: B rows of the same length T (1 ≤ T ≤ maxLength). Int32Array rows and number[] rows both work. */
 export interface TAESRInputs {
@@ -89,21 +97,28 @@ export interface SubspaceShares {
 export class TAESRModel {
   readonly config: TAESRConfig;
   readonly architecture: TaesrArchitecture;
+  /** The shared block's architecture (config.block). */
+  readonly block: BlockArchitecture;
   /** The weights given (not copied). Treat them as read-only: the dense layers run on transposed copies made by the
    * constructor, so a later edit would reach only part of the model. */
   readonly weights: Readonly<TAESRWeights>;
-  /** The dense layers' matrices transposed once up front, for {@link linear}'s row-by-row dot products. */
-  private readonly transposed: Record<MatrixName, Float32Array>;
+  /** The dense layers' matrices transposed once up front, for {@link linear}'s row-by-row dot products (only the
+   * block's own: a mixer model has no attention matrices). */
+  private readonly transposed: Partial<Record<MatrixName, Float32Array>>;
 
   constructor(config: TAESRConfigInput, weights?: TAESRWeights, options: TAESRModelOptions = {}) {
     this.config = parseTaesrConfig(config);
-    // Checked before anything else so the error names the block, not a missing weight of a block that does not exist.
-    assertImplementedBlock(this.config.block);
     this.architecture = architectureOf(this.config);
+    this.block = blockOf(this.architecture);
     this.weights = weights === undefined ? initialWeights(this.architecture, options.seed ?? 42) : checkWeights(this.architecture, weights);
     const shapes = weightShapes(this.architecture);
-    this.transposed = {} as Record<MatrixName, Float32Array>;
-    for (const name of MATRIX_NAMES) {
+    this.transposed = {};
+    const matrices: readonly MatrixName[] = [
+      ...(hasMixer(this.architecture) ? MIXER_MATRICES : []),
+      ...(hasAttention(this.architecture) ? ATTENTION_MATRICES : []),
+      ...SHARED_MATRICES,
+    ];
+    for (const name of matrices) {
       const [inDim, outDim] = shapes[name] as [number, number];
       this.transposed[name] = transpose(this.weights[name], inDim, outDim);
     }
@@ -181,26 +196,57 @@ export class TAESRModel {
     }
   }
 
-  /** One application of the shared block, in place: h ← h + a + m (spec.ts). */
+  /** A dense layer's transposed matrix; only the block's own exist (a missing one is a bug here, not bad input). */
+  private matrix(name: MatrixName): Float32Array {
+    const m = this.transposed[name];
+    if (m === undefined) throw new Error(`internal: ${this.block} model has no matrix ${name}`);
+    return m;
+  }
+
+  /** One application of the shared block, in place: h ← h + a + m (spec.ts, for this model's block). */
   private step(ws: Workspace, mask: Uint8Array): void {
-    const { hidden: H, ffn: F, heads } = this.architecture;
+    const { hidden: H, ffn: F, maxLength: L } = this.architecture;
     const w = this.weights;
     const T = ws.length;
     const n = T * H;
     for (let i = 0; i < n; i++) ws.u[i] = ws.h[i]! + ws.x[i]!;
-    layerNorm(ws.normed, ws.u, T, H, w["block.ln1.gamma"], w["block.ln1.beta"]);
-    linear(ws.q, ws.normed, T, H, this.transposed["block.attn.wq"], w["block.attn.bq"], H);
-    linear(ws.k, ws.normed, T, H, this.transposed["block.attn.wk"], w["block.attn.bk"], H);
-    linear(ws.v, ws.normed, T, H, this.transposed["block.attn.wv"], w["block.attn.bv"], H);
-    attention(ws.context, ws.q, ws.k, ws.v, mask, T, H, heads, ws.scores, ws.acc);
-    linear(ws.a, ws.context, T, H, this.transposed["block.attn.wo"], w["block.attn.bo"], H);
-    for (let i = 0; i < n; i++) ws.u[i] = ws.u[i]! + ws.a[i]!; // v = u + a (u is not needed again)
+    const mixer = hasMixer(this.architecture);
+    const attention = hasAttention(this.architecture);
+    if (mixer) {
+      // a₁ = Mix(LNmix(u), mask); u ← u + a₁ (the attention input w in hybrid, v in mlp_mixer)
+      layerNorm(ws.normed, ws.u, T, H, w["block.mix.ln.gamma"], w["block.mix.ln.beta"]);
+      tokenMix(ws.mixed, ws.normed, mask, T, H, L, this.matrix("block.mix.w1"), w["block.mix.b1"], this.matrix("block.mix.w2"), w["block.mix.b2"], ws.mixT, ws.mixG);
+      for (let i = 0; i < n; i++) ws.u[i] = ws.u[i]! + ws.mixed[i]!;
+    }
+    if (attention) {
+      // a₂ = MHA(LN1(u), mask); u ← u + a₂
+      this.attend(ws, mask);
+      for (let i = 0; i < n; i++) ws.u[i] = ws.u[i]! + ws.a[i]!;
+    }
     layerNorm(ws.normed, ws.u, T, H, w["block.ln2.gamma"], w["block.ln2.beta"]);
-    linear(ws.ffn, ws.normed, T, H, this.transposed["block.ffn.w1"], w["block.ffn.b1"], F);
+    linear(ws.ffn, ws.normed, T, H, this.matrix("block.ffn.w1"), w["block.ffn.b1"], F);
     for (let i = 0; i < T * F; i++) ws.ffn[i] = geluTanh(ws.ffn[i]!);
-    linear(ws.m, ws.ffn, T, F, this.transposed["block.ffn.w2"], w["block.ffn.b2"], H);
-    // (h + a) + m, the graph's order of additions
-    for (let i = 0; i < n; i++) ws.h[i] = Math.fround(ws.h[i]! + ws.a[i]!) + ws.m[i]!;
+    linear(ws.m, ws.ffn, T, F, this.matrix("block.ffn.w2"), w["block.ffn.b2"], H);
+    // The graph's order of additions: ((h + a₁) + a₂) + m, each rounded to float32.
+    for (let i = 0; i < n; i++) {
+      let acc = ws.h[i]!;
+      if (mixer) acc = Math.fround(acc + ws.mixed[i]!);
+      if (attention) acc = Math.fround(acc + ws.a[i]!);
+      ws.h[i] = acc + ws.m[i]!;
+    }
+  }
+
+  /** a = MHA(LN1(u), mask) into ws.a. */
+  private attend(ws: Workspace, mask: Uint8Array): void {
+    const { hidden: H, heads } = this.architecture;
+    const w = this.weights;
+    const T = ws.length;
+    layerNorm(ws.normed, ws.u, T, H, w["block.ln1.gamma"], w["block.ln1.beta"]);
+    linear(ws.q, ws.normed, T, H, this.matrix("block.attn.wq"), w["block.attn.bq"], H);
+    linear(ws.k, ws.normed, T, H, this.matrix("block.attn.wk"), w["block.attn.bk"], H);
+    linear(ws.v, ws.normed, T, H, this.matrix("block.attn.wv"), w["block.attn.bv"], H);
+    attention(ws.context, ws.q, ws.k, ws.v, mask, T, H, heads, ws.scores, ws.acc);
+    linear(ws.a, ws.context, T, H, this.matrix("block.attn.wo"), w["block.attn.bo"], H);
   }
 
   /** e = proj(maskedMean(LNout(h))) into `e`; the mean divides by max(Σ mask, 1). */
@@ -218,7 +264,7 @@ export class TAESRModel {
     }
     const divisor = Math.max(count, 1);
     for (let i = 0; i < H; i++) ws.pooled[i] = sum[i]! / divisor;
-    linear(e, ws.pooled, 1, H, this.transposed["out.proj.w"], w["out.proj.b"], D);
+    linear(e, ws.pooled, 1, H, this.matrix("out.proj.w"), w["out.proj.b"], D);
   }
 }
 
@@ -233,6 +279,10 @@ class Workspace {
   readonly v: Float32Array;
   readonly context: Float32Array;
   readonly a: Float32Array;
+  /** The token-mixing branch a₁ [T,H], its masked input transposed [H,T] and its hidden layer [H,L]. */
+  readonly mixed: Float32Array;
+  readonly mixT: Float32Array;
+  readonly mixG: Float32Array;
   readonly ffn: Float32Array;
   readonly m: Float32Array;
   readonly pooled: Float32Array;
@@ -246,8 +296,12 @@ class Workspace {
     readonly length: number,
     arch: TaesrArchitecture,
   ) {
-    const { hidden: H, ffn: F, outputDim: D } = arch;
+    const { hidden: H, ffn: F, outputDim: D, maxLength: L } = arch;
     const tokens = length * H;
+    const mixer = hasMixer(arch);
+    this.mixed = new Float32Array(mixer ? tokens : 0);
+    this.mixT = new Float32Array(mixer ? tokens : 0);
+    this.mixG = new Float32Array(mixer ? H * L : 0);
     this.x = new Float32Array(tokens);
     this.h = new Float32Array(tokens);
     this.u = new Float32Array(tokens);
@@ -304,6 +358,51 @@ function linear(out: Float32Array, x: Float32Array, rows: number, inDim: number,
       let d = 0;
       for (let i = 0; i < inDim; i++) d += x[xRow + i]! * wT[w0 + i]!;
       out[outRow + j] = Math.fround(d) + b[j]!;
+    }
+  }
+}
+
+/**
+ * The token-mixing MLP of spec.ts into out [T,H]: Z = z ⊙ mask / max(Σmask, 1), G = gelu_tanh(Zᵀ·Wt1[0..T) + bt1) [H,L],
+ * out = (G·Wt2[:,0..T) + bt2[0..T))ᵀ. w1T = Wt1ᵀ and w2T = Wt2ᵀ ([L,L] each), so every dot product runs over
+ * contiguous memory; slicing to T is reading the first T entries of each w1T row and the first T rows of w2T.
+ * Rounded to float32 where the graph's MatMul and Add round.
+ */
+function tokenMix(
+  out: Float32Array,
+  z: Float32Array,
+  mask: Uint8Array,
+  T: number,
+  H: number,
+  L: number,
+  w1T: Float32Array,
+  b1: Float32Array,
+  w2T: Float32Array,
+  b2: Float32Array,
+  zT: Float32Array,
+  g: Float32Array,
+): void {
+  let count = 0;
+  for (let t = 0; t < T; t++) count += mask[t]!;
+  // mask / max(Σmask, 1) as the graph's Div makes it (float32), then the product rounded to float32 on store.
+  const share = Math.fround(1 / Math.max(count, 1));
+  for (let t = 0; t < T; t++) for (let c = 0; c < H; c++) zT[c * T + t] = mask[t] === 0 ? 0 : z[t * H + c]! * share;
+  for (let c = 0; c < H; c++) {
+    const zRow = c * T;
+    for (let j = 0; j < L; j++) {
+      const wRow = j * L;
+      let d = 0;
+      for (let t = 0; t < T; t++) d += zT[zRow + t]! * w1T[wRow + t]!;
+      g[c * L + j] = geluTanh(Math.fround(Math.fround(d) + b1[j]!));
+    }
+  }
+  for (let t = 0; t < T; t++) {
+    const wRow = t * L;
+    for (let c = 0; c < H; c++) {
+      const gRow = c * L;
+      let d = 0;
+      for (let j = 0; j < L; j++) d += g[gRow + j]! * w2T[wRow + j]!;
+      out[t * H + c] = Math.fround(d) + b2[t]!;
     }
   }
 }
@@ -433,9 +532,12 @@ function readBatch(inputs: TAESRInputs, vocabSize: number, maxLength: number): B
 
 function checkWeights(arch: TaesrArchitecture, weights: TAESRWeights): TAESRWeights {
   const shapes = weightShapes(arch);
-  const unknown = Object.keys(weights).filter((name) => !(WEIGHT_NAMES as readonly string[]).includes(name));
-  if (unknown.length > 0) throw new Error(`unknown weights: ${unknown.join(", ")} (expected the names of spec.ts WEIGHT_NAMES)`);
-  for (const name of WEIGHT_NAMES) {
+  const names = weightNames(arch);
+  const unknown = Object.keys(weights).filter((name) => !(names as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new Error(`unknown weights: ${unknown.join(", ")} (expected the names of spec.ts weightNames for block ${blockOf(arch)})`);
+  }
+  for (const name of names) {
     const data: unknown = weights[name];
     const shape = shapes[name];
     const size = shape.reduce((p, d) => p * d, 1);

@@ -9,17 +9,21 @@
  * CLI (regenerates the committed workerd fixture test/fixtures/taesr-random@0.0.0-test and, beside it, the
  * onnxruntime-node embeddings of a few texts that the workerd test compares onnxruntime-web against):
  *   npx tsx test/support/fixture-artifact.ts [outDir] [hidden] [vocabSize]
+ * and, with a block, the small token-mixer fixture test/fixtures/taesr-mixer@0.0.0-test (test/worker/mixer-model.test.ts):
+ *   npx tsx test/support/fixture-artifact.ts test/fixtures 16 128 mlp_mixer
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { exportArtifact, type ExportedArtifact } from "../../training/src/export/artifact.js";
 import { initWeights } from "../../training/src/model/params.js";
-import type { TaesrArchitecture } from "../../src/model/spec.js";
+import { BLOCK_ARCHITECTURES, type BlockArchitecture, type TaesrArchitecture } from "../../src/model/spec.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../src/tokenizer/index.js";
 import { NORMALIZATION } from "../../src/tokenizer/normalize.js";
 
 export const FIXTURE_NAME = "taesr-random";
 export const FIXTURE_VERSION = "0.0.0-test";
+/** The name of the mlp_mixer fixture (a self-attention fixture keeps FIXTURE_NAME). */
+export const MIXER_FIXTURE_NAME = "taesr-mixer";
 /** Router used by the fixtures: ≤ 8 tokens easy, ≤ 32 medium (as in training/configs/edge-small.json). */
 export const FIXTURE_ROUTER = { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 32 } as const;
 
@@ -45,11 +49,16 @@ export interface FixtureOptions {
   seed?: number;
   earlyExitEpsilon?: number;
   version?: string;
+  /** The shared block (default self_attention, written as no field at all). */
+  block?: BlockArchitecture;
+  /** Artifact name (default FIXTURE_NAME). */
+  name?: string;
 }
 
 export function fixtureArchitecture(o: Omit<FixtureOptions, "outDir">): TaesrArchitecture {
   const hidden = o.hidden ?? 32;
   return {
+    ...(o.block && o.block !== "self_attention" ? { block: o.block } : {}),
     vocabSize: o.vocabSize ?? 256,
     hidden,
     heads: o.heads ?? (hidden >= 128 ? 4 : 2),
@@ -66,7 +75,7 @@ export async function writeFixtureArtifact(options: FixtureOptions): Promise<Exp
   const arch = fixtureArchitecture(options);
   return exportArtifact({
     outDir: options.outDir,
-    name: FIXTURE_NAME,
+    name: options.name ?? FIXTURE_NAME,
     version: options.version ?? FIXTURE_VERSION,
     arch,
     weights: initWeights(arch, options.seed ?? 1234),
@@ -115,8 +124,18 @@ export async function computeParity(dir: string): Promise<ParityFile> {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { writeFile } = await import("node:fs/promises");
-  const [outDir = "test/fixtures", hidden = "32", vocabSize = "256"] = process.argv.slice(2);
-  const { dir, manifest } = await writeFixtureArtifact({ outDir, hidden: Number(hidden), vocabSize: Number(vocabSize) });
+  const [outDir = "test/fixtures", hidden = "32", vocabSize = "256", block] = process.argv.slice(2);
+  if (block !== undefined && !(BLOCK_ARCHITECTURES as readonly string[]).includes(block)) {
+    throw new Error(`block must be one of ${BLOCK_ARCHITECTURES.join(", ")}, got ${JSON.stringify(block)}`);
+  }
+  const mixer = block !== undefined && block !== "self_attention";
+  const { dir, manifest } = await writeFixtureArtifact({
+    outDir,
+    hidden: Number(hidden),
+    vocabSize: Number(vocabSize),
+    // The mixer fixture is kept small: 32 positions (its token-mixing matrices are maxLength²).
+    ...(mixer ? { block: block as BlockArchitecture, name: MIXER_FIXTURE_NAME, maxLength: 32 } : {}),
+  });
   await writeFile(`${dir}.parity.json`, JSON.stringify(await computeParity(dir)) + "\n");
   const bytes = Object.values(manifest.files).reduce((s, f) => s + f.bytes, 0);
   console.log(`wrote ${dir} (${manifest.parameters} parameters, ${bytes} bytes) and ${path.basename(dir)}.parity.json`);

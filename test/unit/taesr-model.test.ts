@@ -1,6 +1,6 @@
 /**
  * TAESRConfig and TAESRModel (src/model/taesr-config.ts, src/model/taesr-model.ts): config validation and JSON round
- * trips, the refusal of blocks without a forward pass, and parity of the hand-written forward pass with the fp32 ONNX
+ * trips, the non-default blocks' construction, and parity of the hand-written forward pass with the fp32 ONNX
  * graphs run by onnxruntime-node — graphs exported from random weights by training's exporter, the committed random
  * fixture and the bundled trained model — at fixed depths, with the router and with early exit.
  */
@@ -118,11 +118,13 @@ describe("TAESRConfig", () => {
 });
 
 describe("TAESRModel blocks", () => {
-  it.each(["mlp_mixer", "hybrid"] as const)("refuses %s with a clear not-implemented error, never a fallback", (block) => {
+  it.each(["mlp_mixer", "hybrid"] as const)("builds %s and records the block in its architecture (test/unit/taesr-blocks.test.ts has its parity)", (block) => {
     const config = parseTaesrConfig({ block, vocabSize: 64, hidden: 16, heads: 2, ffn: 32, maxLength: 16 });
-    const message = new RegExp(`block "${block}" is not implemented yet: only "self_attention"`);
-    expect(() => new TAESRModel(config)).toThrow(message);
-    expect(() => architectureOf(config)).toThrow(message);
+    expect(architectureOf(config)).toMatchObject({ block, maxLength: 16 });
+    const model = new TAESRModel(config);
+    expect(model.block).toBe(block);
+    expect(model.weights["block.mix.w1"]).toHaveLength(16 * 16);
+    expect("block.attn.wq" in model.weights).toBe(block === "hybrid");
   });
 });
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { manifest } from "../../workers/edge/src/bundled-model.js";
 import { createEdgeModel, loadEdgeModel } from "../../workers/edge/src/model-loader.js";
 import { harness, json } from "./support/edge-harness.js";
-import { fixtureBundle, fixtureModel } from "./support/fixture-model.js";
+import { fixtureBundle, fixtureInt4Bundle, fixtureModel } from "./support/fixture-model.js";
 
 const documents = [
   { id: "a", title: "Edge search", text: "How fast is the edge model for a vector query?" },
@@ -20,6 +20,23 @@ describe("edge model from an artifact bundle (random-weight fixture)", () => {
     const model = await fixtureModel();
     expect(model.modelVersion).toBe("0.0.0-test");
     expect(model.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int8" });
+  });
+
+  it("loads the int4 variant a bundle names, whose embeddings stay close to int8's in workerd", async () => {
+    const [int8, int4] = await Promise.all([fixtureModel(), createEdgeModel(fixtureInt4Bundle)]);
+    expect(int4.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int4" });
+    const texts = ["edge", "how fast is the edge model for a vector query", "what is the search model of the edge?"];
+    const [a, b] = await Promise.all([
+      int8.encoder.embed(texts, { dims: 128, depth: 3, earlyExit: false }),
+      int4.encoder.embed(texts, { dims: 128, depth: 3, earlyExit: false }),
+    ]);
+    a.embeddings.forEach((v, i) => {
+      const w = b.embeddings[i]!;
+      expect(v.reduce((dot, x, k) => dot + x * w[k]!, 0)).toBeGreaterThan(0.95);
+    });
+    // A bundle without the int4 embed graph fails its load with the missing file named.
+    const { ["int4/embed.onnx"]: _gone, ...missing } = fixtureInt4Bundle.files;
+    await expect(createEdgeModel({ ...fixtureInt4Bundle, files: missing })).rejects.toThrow(/int4\/embed\.onnx/);
   });
 
   it("refuses a bundle whose graph does not match the manifest's sha256", async () => {

@@ -9,7 +9,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listCheckpoints, loadCheckpoint } from "../src/train/checkpoint.js";
-import { train } from "../src/train/trainer.js";
+import { ConfigError, loadConfig } from "../src/train/config.js";
+import { GradientWorkerPool } from "../src/train/data-parallel.js";
+import { prepareSession, train } from "../src/train/trainer.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tinyPath = path.join(here, "../configs/tiny.json");
@@ -84,5 +86,37 @@ describe("data-parallel training", () => {
     expect(await listCheckpoints(runDir)).toEqual(["step-00000002"]);
     const resumed = await train({ config, runDir, resume: true, stopAfterSteps: 1, ...quiet });
     expect(resumed.step).toBe(3);
+  });
+
+  describe("one GPU per rank (training.gpuDevices)", () => {
+    let saved: string | undefined;
+    beforeAll(() => {
+      saved = process.env["CUDA_VISIBLE_DEVICES"];
+    });
+    afterAll(() => {
+      if (saved === undefined) delete process.env["CUDA_VISIBLE_DEVICES"];
+      else process.env["CUDA_VISIBLE_DEVICES"] = saved;
+    });
+
+    it("pins rank 0 to the first device and each worker to its own (checked when the workers start)", async () => {
+      const result = await train({ config: await tinyConfig("gpu", { workers: 2, gpuDevices: ["3", "5"] }), runDir: path.join(tmp, "gpu"), stopAfterSteps: 1, ...quiet });
+      expect(result.step).toBe(1);
+      expect(process.env["CUDA_VISIBLE_DEVICES"]).toBe("3");
+    });
+
+    it("refuses workers that do not see the device their rank was given", async () => {
+      const config = await tinyConfig("gpu-check", { workers: 2, gpuDevices: ["3", "5"] });
+      const session = await prepareSession({ config, log: () => {} });
+      // The worker pins itself to "5" from the config; a pool expecting "7" for rank 1 must not train with it.
+      await expect(GradientWorkerPool.start(1, config, { fingerprint: session.fingerprint, backend: session.backend }, ["3", "7"])).rejects.toThrow(
+        /gradient worker 1 should see GPU 7 but CUDA_VISIBLE_DEVICES is 5/,
+      );
+    });
+
+    it("needs exactly one distinct device per process", async () => {
+      await expect(loadConfig(await tinyConfig("gpu-short", { workers: 2, gpuDevices: ["0"] }))).rejects.toThrow(ConfigError);
+      await expect(loadConfig(await tinyConfig("gpu-short", { workers: 2, gpuDevices: ["0"] }))).rejects.toThrow(/one device per worker process \(2\), got 1/);
+      await expect(loadConfig(await tinyConfig("gpu-twice", { workers: 2, gpuDevices: ["1", "1"] }))).rejects.toThrow(/lists a device twice/);
+    });
   });
 });

@@ -3,7 +3,8 @@
  *
  * A small model with non-trivial weights (LN gammas/betas and biases perturbed too) is exported; onnxruntime-node runs
  * embed → step ×6 composed as the runtime does (h₀ = 0) on a padded batch of different lengths, and every step's
- * embedding is compared with tfjs `forward` on the wasm backend: fp32 within 1e-4, int8 with per-row cosine ≥ 0.99.
+ * embedding is compared with tfjs `forward` on the wasm backend: fp32 within 1e-4, int8 with per-row cosine ≥ 0.99, int4
+ * (its 4-bit token table before the int8 step) ≥ 0.98.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -68,6 +69,7 @@ describe("ONNX export parity with the TensorFlow.js model", () => {
   let params: TaesrParams;
   let fp32: OnnxTaesr;
   let int8: OnnxTaesr;
+  let int4: OnnxTaesr;
   const batch = padBatch(sequences(7, [17, 9, 3, 12]));
 
   beforeAll(async () => {
@@ -87,7 +89,7 @@ describe("ONNX export parity with the TensorFlow.js model", () => {
       training: {},
       eval: {},
     }));
-    [fp32, int8] = await Promise.all([loadVariant(dir, "fp32"), loadVariant(dir, "int8")]);
+    [fp32, int8, int4] = await Promise.all([loadVariant(dir, "fp32"), loadVariant(dir, "int8"), loadVariant(dir, "int4")]);
   });
 
   afterAll(async () => {
@@ -96,7 +98,7 @@ describe("ONNX export parity with the TensorFlow.js model", () => {
   });
 
   it("declares the graph inputs and outputs of spec.ts GRAPH_IO", () => {
-    for (const model of [fp32, int8]) {
+    for (const model of [fp32, int8, int4]) {
       expect(model.embed.inputNames).toEqual([...GRAPH_IO.embed.inputs]);
       expect(model.embed.outputNames).toEqual([...GRAPH_IO.embed.outputs]);
       expect(model.step.inputNames).toEqual([...GRAPH_IO.step.inputs]);
@@ -124,6 +126,13 @@ describe("ONNX export parity with the TensorFlow.js model", () => {
     const cosines = ef.map((f, s) => Array.from({ length: batch.batch }, (_, r) => rowCosine(f, eq[s]!, r, ARCH.outputDim)));
     console.log(`int8 vs fp32 min row cosine per step: ${cosines.map((c) => Math.min(...c).toFixed(5)).join(", ")}`);
     for (const c of cosines.flat()) expect(c).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it("int4 (4-bit token table, int8 step) agrees with fp32: cosine ≥ 0.98 for every row at every step", async () => {
+    const [ef, e4] = await Promise.all([runSteps(fp32, batch, STEPS), runSteps(int4, batch, STEPS)]);
+    const cosines = ef.map((f, s) => Array.from({ length: batch.batch }, (_, r) => rowCosine(f, e4[s]!, r, ARCH.outputDim)));
+    console.log(`int4 vs fp32 min row cosine per step: ${cosines.map((c) => Math.min(...c).toFixed(5)).join(", ")}`);
+    for (const c of cosines.flat()) expect(c).toBeGreaterThanOrEqual(0.98);
   });
 
   it("variantAgreement reports the same check for tokenised inputs (the helper for trained artifacts)", async () => {

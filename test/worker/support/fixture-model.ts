@@ -6,6 +6,7 @@
 import type { ArtifactManifest } from "../../../src/model/index.js";
 import { createEdgeModel, type BundledModelModule, type LoadedEdgeModel } from "../../../workers/edge/src/model-loader.js";
 import embedOnnx from "../../fixtures/taesr-random@0.0.0-test/int8/embed.onnx";
+import embedInt4Onnx from "../../fixtures/taesr-random@0.0.0-test/int4/embed.onnx";
 import stepOnnx from "../../fixtures/taesr-random@0.0.0-test/int8/step.onnx";
 import manifestJson from "../../fixtures/taesr-random@0.0.0-test/manifest.json";
 import tokenizerJson from "../../fixtures/taesr-random@0.0.0-test/tokenizer.json";
@@ -14,6 +15,14 @@ export const fixtureBundle: BundledModelModule = {
   manifest: manifestJson as ArtifactManifest,
   files: { "int8/embed.onnx": embedOnnx, "int8/step.onnx": stepOnnx },
   tokenizerJson,
+};
+
+/** The same fixture as the int4 variant: its 4-bit token-table embed graph and the shared int8 step graph. */
+export const fixtureInt4Bundle: BundledModelModule = {
+  manifest: manifestJson as ArtifactManifest,
+  files: { "int4/embed.onnx": embedInt4Onnx, "int8/step.onnx": stepOnnx },
+  tokenizerJson,
+  variant: "int4",
 };
 
 let model: Promise<LoadedEdgeModel> | undefined;

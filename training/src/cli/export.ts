@@ -1,8 +1,11 @@
 /**
  * `npm run export -- --checkpoint <file> --tokenizer <file> --name taesr-edge --version 0.1.0 --out ../model-artifacts`
+ * `npm run export -- --add-variant int4 --artifact model-artifacts/<name>@<version>`
  *
  * Exports a saved params checkpoint (training/src/model/params.ts format) and a tokenizer JSON as a versioned artifact
- * (fp32 + int8 ONNX graphs, manifest with sha256 of every file). The checkpoint's `meta` becomes the manifest's
+ * (fp32, int8 and int4 ONNX graphs, manifest with sha256 of every file). With --add-variant, adds a variant to an
+ * existing artifact from its own fp32 graphs instead (training/src/export/add-variant.ts: new files only, existing
+ * ones untouched), e.g. int4 to an artifact exported before int4 existed. The checkpoint's `meta` becomes the manifest's
  * `training` record unless --training-json is given; --eval-json supplies the `eval` record. Relative paths are resolved
  * against the directory npm was started from (INIT_CWD), as in the train CLI, so the same command works from the root.
  *
@@ -11,14 +14,17 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Command } from "commander";
+import { addVariant, ADDABLE_VARIANTS } from "../export/add-variant.js";
 import { exportArtifact } from "../export/artifact.js";
 import { loadParams } from "../model/params.js";
 
 interface ExportCliOptions {
-  checkpoint: string;
-  tokenizer: string;
+  checkpoint?: string;
+  tokenizer?: string;
   name: string;
-  version: string;
+  version?: string;
+  addVariant?: string;
+  artifact?: string;
   out: string;
   easyMaxTokens: string;
   mediumMaxTokens: string;
@@ -43,10 +49,12 @@ function nonNegativeNumber(flag: string, text: string): number {
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name("export")
-    .description("Export a TAESR checkpoint as a versioned ONNX artifact (fp32 + int8)")
-    .requiredOption("--checkpoint <file>", "params checkpoint written by saveParams")
-    .requiredOption("--tokenizer <file>", "tokenizer JSON")
-    .requiredOption("--version <semver>", "artifact version (directory <name>@<version>)")
+    .description("Export a TAESR checkpoint as a versioned ONNX artifact (fp32 + int8 + int4), or add a variant to an artifact")
+    .option("--checkpoint <file>", "params checkpoint written by saveParams (required unless --add-variant)")
+    .option("--tokenizer <file>", "tokenizer JSON (required unless --add-variant)")
+    .option("--version <semver>", "artifact version, directory <name>@<version> (required unless --add-variant)")
+    .option("--add-variant <variant>", `add a variant (${ADDABLE_VARIANTS.join(", ")}) to the existing artifact --artifact, from its fp32 graphs`)
+    .option("--artifact <dir>", "the artifact directory --add-variant extends")
     .option("--name <name>", "artifact name", "taesr-edge")
     .option("--out <dir>", "artifacts directory", "../model-artifacts")
     .option("--easy-max-tokens <n>", "router rule: inputs with at most this many tokens are easy", "8")
@@ -58,10 +66,20 @@ async function main(argv: string[]): Promise<void> {
     .parse(argv);
   const base = process.env["INIT_CWD"] ?? process.cwd();
   const raw = program.opts<ExportCliOptions>();
-  const o: ExportCliOptions = {
+  if (raw.addVariant !== undefined || raw.artifact !== undefined) {
+    await addVariantCommand(raw, base);
+    return;
+  }
+  const { checkpoint, tokenizer, version } = raw;
+  if (checkpoint === undefined || tokenizer === undefined || version === undefined) {
+    const missing = (["checkpoint", "tokenizer", "version"] as const).filter((k) => raw[k] === undefined);
+    throw new Error(`${missing.map((k) => `--${k}`).join(", ")} required (or --add-variant <variant> --artifact <dir>)`);
+  }
+  const o = {
     ...raw,
-    checkpoint: path.resolve(base, raw.checkpoint),
-    tokenizer: path.resolve(base, raw.tokenizer),
+    checkpoint: path.resolve(base, checkpoint),
+    tokenizer: path.resolve(base, tokenizer),
+    version,
     out: path.resolve(base, raw.out),
     ...(raw.trainingJson !== undefined ? { trainingJson: path.resolve(base, raw.trainingJson) } : {}),
     ...(raw.evalJson !== undefined ? { evalJson: path.resolve(base, raw.evalJson) } : {}),
@@ -91,6 +109,22 @@ async function main(argv: string[]): Promise<void> {
   for (const [file, { bytes, sha256 }] of Object.entries(manifest.files)) {
     process.stdout.write(`  ${file.padEnd(18)} ${String(bytes).padStart(10)} B  ${sha256.slice(0, 16)}…\n`);
   }
+}
+
+/** `--add-variant <variant> --artifact <dir>`: the only options it takes; anything for a fresh export is refused. */
+async function addVariantCommand(raw: ExportCliOptions, base: string): Promise<void> {
+  if (raw.addVariant === undefined || raw.artifact === undefined) throw new Error("--add-variant and --artifact go together");
+  const stray = (["checkpoint", "tokenizer", "version", "trainingJson", "evalJson"] as const).filter((k) => raw[k] !== undefined);
+  if (stray.length) throw new Error(`--add-variant reads the artifact's own fp32 graphs; drop ${stray.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}`);
+  const dir = path.resolve(base, raw.artifact);
+  const added = await addVariant(dir, raw.addVariant, { command: `npm run export -- --add-variant ${raw.addVariant} --artifact ${raw.artifact}` });
+  process.stdout.write(`added ${added.variant} to ${dir}: ${added.file}\n`);
+  for (const [variant, bytes] of Object.entries(added.bytes)) process.stdout.write(`  ${variant.padEnd(5)} graphs ${String(bytes).padStart(10)} B\n`);
+  process.stdout.write(`  ${added.file} initializers:\n`);
+  for (const t of added.tensors) {
+    process.stdout.write(`    ${t.name.padEnd(26)} ${t.dataType.padEnd(8)} [${t.dims.join(",")}]`.padEnd(62) + `${String(t.bytes).padStart(10)} B\n`);
+  }
+  if (added.changelog) process.stdout.write(`  logged in ${added.changelog}\n`);
 }
 
 main(process.argv).catch((err: unknown) => {

@@ -12,9 +12,9 @@
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { AdaptCorpusError } from "../data/adapt-corpus.js";
-import { adapt } from "../train/adapt.js";
+import { adapt, type AdaptResult } from "../train/adapt.js";
 import { ConfigError } from "../train/config.js";
-import { train } from "../train/trainer.js";
+import { train, type TrainResult } from "../train/trainer.js";
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -60,57 +60,47 @@ const base = process.env["INIT_CWD"] ?? process.cwd();
 if ((opts.config === undefined) === (opts.adapt === undefined)) program.error("error: pass exactly one of --config <file> or --adapt <dir>");
 if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps) !== undefined) program.error("error: --from, --name and --steps go with --adapt");
 if (opts.adapt !== undefined && opts.export) program.error("error: --export goes with --config (an adaptation exports when it finishes)");
+/** The stdout summary of a run: the result without the per-update loss history (tests and curves read that). */
+function runSummary(result: TrainResult & Partial<Pick<AdaptResult, "configPath" | "artifact">>): Record<string, unknown> {
+  return {
+    runDir: result.runDir,
+    ...(result.configPath !== undefined ? { config: result.configPath } : {}),
+    step: result.step,
+    totalSteps: result.totalSteps,
+    stoppedBy: result.stoppedBy,
+    tokens: result.tokens,
+    trainSeconds: result.trainSeconds,
+    lastLoss: result.lastLoss,
+    validation: result.validation,
+    ...(result.artifact !== undefined ? { artifact: result.artifact } : {}),
+    exportDir: result.exportDir,
+    finalParams: result.finalParamsPath,
+  };
+}
+
 try {
   // One summary JSON line on stdout either way (progress and logs go to stderr).
-  let summary: Record<string, unknown>;
-  if (opts.adapt !== undefined) {
-    const result = await adapt({
-      corpusDir: path.resolve(base, opts.adapt),
-      ...(opts.from !== undefined ? { from: path.resolve(base, opts.from) } : {}),
-      ...(opts.name !== undefined ? { name: opts.name } : {}),
-      ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
-      ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
-      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-      resume: opts.resume,
-      progress: opts.progress,
-    });
-    summary = {
-      runDir: result.runDir,
-      config: result.configPath,
-      step: result.step,
-      totalSteps: result.totalSteps,
-      stoppedBy: result.stoppedBy,
-      tokens: result.tokens,
-      trainSeconds: result.trainSeconds,
-      lastLoss: result.lastLoss,
-      validation: result.validation,
-      artifact: result.artifact,
-      exportDir: result.exportDir,
-      finalParams: result.finalParamsPath,
-    };
-  } else {
-    const result = await train({
-      config: path.resolve(base, opts.config!),
-      ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
-      resume: opts.resume || opts.export,
-      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-      exportOnly: opts.export,
-      progress: opts.progress,
-    });
-    summary = {
-      runDir: result.runDir,
-      step: result.step,
-      totalSteps: result.totalSteps,
-      stoppedBy: result.stoppedBy,
-      tokens: result.tokens,
-      trainSeconds: result.trainSeconds,
-      lastLoss: result.lastLoss,
-      validation: result.validation,
-      exportDir: result.exportDir,
-      finalParams: result.finalParamsPath,
-    };
-  }
-  process.stdout.write(JSON.stringify(summary) + "\n");
+  const result =
+    opts.adapt !== undefined
+      ? await adapt({
+          corpusDir: path.resolve(base, opts.adapt),
+          ...(opts.from !== undefined ? { from: path.resolve(base, opts.from) } : {}),
+          ...(opts.name !== undefined ? { name: opts.name } : {}),
+          ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
+          ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
+          ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
+          resume: opts.resume,
+          progress: opts.progress,
+        })
+      : await train({
+          config: path.resolve(base, opts.config!),
+          ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
+          resume: opts.resume || opts.export,
+          ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
+          exportOnly: opts.export,
+          progress: opts.progress,
+        });
+  process.stdout.write(JSON.stringify(runSummary(result)) + "\n");
 } catch (err) {
   // Exit here rather than rethrow: the wasm backend's emscripten glue hooks uncaughtException and would print its
   // whole minified source around the error.

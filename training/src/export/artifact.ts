@@ -1,10 +1,11 @@
 /**
- * Writes a versioned TAESR artifact directory: tokenizer, fp32 and int8 ONNX graphs, and manifest.json.
+ * Writes a versioned TAESR artifact directory: tokenizer, fp32, int8 and int4 ONNX graphs, and manifest.json.
  *
  *   <outDir>/<name>@<version>/
  *     tokenizer.json
  *     fp32/embed.onnx  fp32/step.onnx
  *     int8/embed.onnx  int8/step.onnx
+ *     int4/embed.onnx                  (4-bit token table; the int4 variant runs int8/step.onnx)
  *     manifest.json    (ArtifactManifest of src/model/spec.ts: sha256 + byte length of every other file)
  *
  * A published version is immutable: exporting into an existing version directory fails unless `force` is set. The
@@ -22,7 +23,9 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
-  WEIGHT_NAMES,
+  blockOf,
+  weightNames,
+  weightNamesIn,
   weightShapes,
   type ArtifactManifest,
   type RouterRule,
@@ -30,7 +33,7 @@ import {
   type WeightName,
 } from "../../../src/model/spec.js";
 import { parameterCount } from "../model/params.js";
-import { buildEmbedGraph, buildStepGraph, type Variant } from "../onnx/taesr-graphs.js";
+import { buildEmbedGraph, buildStepGraph, STEP_VARIANT, type Variant } from "../onnx/taesr-graphs.js";
 
 export interface ExportArtifactOptions {
   outDir: string;
@@ -59,7 +62,12 @@ export interface ExportedArtifact {
 
 export const MANIFEST_FILE = "manifest.json";
 export const TOKENIZER_FILE = "tokenizer.json";
-const VARIANTS: readonly Variant[] = ["fp32", "int8"];
+const VARIANTS: readonly Variant[] = ["fp32", "int8", "int4"];
+
+/** A variant's graph paths in the artifact: its own embed.onnx, and the step.onnx of the arithmetic it shares. */
+export function variantPaths(variant: Variant): { embed: string; step: string } {
+  return { embed: `${variant}/embed.onnx`, step: `${STEP_VARIANT[variant]}/step.onnx` };
+}
 
 /** Names and versions become one path segment: keep them to a safe alphabet. */
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -107,7 +115,10 @@ async function exists(p: string): Promise<boolean> {
 
 function checkWeights(arch: TaesrArchitecture, weights: Record<WeightName, Float32Array>): void {
   const shapes = weightShapes(arch);
-  for (const name of WEIGHT_NAMES) {
+  const names = weightNames(arch);
+  const foreign = weightNamesIn(weights).filter((n) => !names.includes(n));
+  if (foreign.length > 0) throw new Error(`exportArtifact: weights ${foreign.join(", ")} do not belong to a ${blockOf(arch)} model`);
+  for (const name of names) {
     const w = weights[name];
     const size = shapes[name].reduce((p, d) => p * d, 1);
     if (!w) throw new Error(`exportArtifact: weight ${name} is missing`);
@@ -126,8 +137,10 @@ export function buildArtifactFiles(options: Pick<ExportArtifactOptions, "arch" |
   files.set(TOKENIZER_FILE, new TextEncoder().encode(tokenizerText));
   const metadata = { "taesr.name": name, "taesr.version": version };
   for (const variant of VARIANTS) {
-    files.set(`${variant}/embed.onnx`, buildEmbedGraph(arch, weights, variant, { metadata }));
-    files.set(`${variant}/step.onnx`, buildStepGraph(arch, weights, variant, { metadata }));
+    const paths = variantPaths(variant);
+    files.set(paths.embed, buildEmbedGraph(arch, weights, variant, { metadata }));
+    // A step graph shared by two variants is built once.
+    if (!files.has(paths.step)) files.set(paths.step, buildStepGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
   }
   return files;
 }
@@ -157,10 +170,7 @@ export async function exportArtifact(options: ExportArtifactOptions): Promise<Ex
         .map(([rel, bytes]) => [rel, { sha256: sha256Hex(bytes), bytes: bytes.byteLength }]),
     ),
     tokenizer: TOKENIZER_FILE,
-    variants: {
-      fp32: { embed: "fp32/embed.onnx", step: "fp32/step.onnx" },
-      int8: { embed: "int8/embed.onnx", step: "int8/step.onnx" },
-    },
+    variants: { fp32: variantPaths("fp32"), int8: variantPaths("int8"), int4: variantPaths("int4") },
     parameters: parameterCount(arch),
     router: options.router,
     earlyExitEpsilon: options.earlyExitEpsilon,

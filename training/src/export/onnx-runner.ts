@@ -16,6 +16,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
+import { variantGraphs, type ArtifactVariant } from "../../../src/model/manifest.js";
 import type { ArtifactManifest } from "../../../src/model/spec.js";
 import { MANIFEST_FILE } from "./artifact.js";
 
@@ -33,9 +34,9 @@ export async function loadGraphs(embedBytes: Uint8Array, stepBytes: Uint8Array, 
 }
 
 /** Sessions for one variant of an artifact directory. */
-export async function loadVariant(dir: string, variant: "fp32" | "int8"): Promise<OnnxTaesr> {
+export async function loadVariant(dir: string, variant: ArtifactVariant): Promise<OnnxTaesr> {
   const manifest = JSON.parse(await readFile(path.join(dir, MANIFEST_FILE), "utf8")) as ArtifactManifest;
-  const v = manifest.variants[variant];
+  const v = variantGraphs(manifest, variant);
   const [embedBytes, stepBytes] = await Promise.all([readFile(path.join(dir, v.embed)), readFile(path.join(dir, v.step))]);
   return loadGraphs(embedBytes, stepBytes, manifest.architecture.hidden, manifest.architecture.outputDim);
 }

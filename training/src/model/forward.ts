@@ -14,6 +14,9 @@
  *   h0  = 0
  *   for t = 1..k:  u = h + x;  a = MHA(LN1(u), mask);  v = u + a;  m = W2·gelu_tanh(W1·LN2(v) + b1) + b2;  h = h + a + m
  *                  e_t = proj(maskedMean(LNout(h)))
+ * for the self-attention block; mlp_mixer replaces MHA(LN1(u)) by the token-mixing MLP Mix(LNmix(u), mask), and hybrid
+ * runs the mixer, then attention, then the FFN (spec.ts). The block is read off the params' names (block.mix.* and/or
+ * block.attn.*), so any params record made for an architecture runs as that architecture.
  * The ONNX exporter (src/onnx/taesr-graphs.ts) builds the same computation as graphs; the parity test holds them equal.
  *
  * Speed on wasm: every matrix product goes through ops.ts (untransposed matMul, explicit transposes in gradients), and
@@ -29,7 +32,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { ATTENTION_MASK_VALUE, WEIGHT_NAMES, type WeightName } from "../../../src/model/spec.js";
+import { ATTENTION_MASK_VALUE, weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import { architectureOf } from "./params.js";
 import { batchMatMul, gatherRows, geluTanh, layerNorm, linear } from "./ops.js";
 
@@ -72,19 +75,74 @@ export function attention(params: ParamTensors, n: tf.Tensor3D, bias: tf.Tensor4
   return linear(merged, params["block.attn.wo"], params["block.attn.bo"]) as tf.Tensor3D;
 }
 
-/** One application of the shared block: returns h_next = h + a + m. */
-export function step(params: ParamTensors, h: tf.Tensor3D, x: tf.Tensor3D, bias: tf.Tensor4D, heads: number): tf.Tensor3D {
-  const u = tf.add(h, x);
-  const a = attention(params, layerNorm(u, params["block.ln1.gamma"], params["block.ln1.beta"]) as tf.Tensor3D, bias, heads);
-  const v = tf.add(u, a);
-  const n2 = layerNorm(v, params["block.ln2.gamma"], params["block.ln2.beta"]);
+/**
+ * The token-mixing MLP of spec.ts on normalised input n [B,T,H]: Z = n ⊙ mixWeights (mask / max(Σmask, 1), [B,T,1]),
+ * G = gelu_tanh(Zᵀ·Wt1[0..T) + bt1), a = (G·Wt2[:,0..T) + bt2[0..T))ᵀ → [B,T,H]. The sequence axis becomes the
+ * features of `linear` (one untransposed 2-D matMul over B·H rows); the weights are sliced to the batch's length T, so
+ * their gradient is zero beyond T.
+ */
+export function tokenMix(params: ParamTensors, n: tf.Tensor3D, mixWeights: tf.Tensor3D): tf.Tensor3D {
+  const [B, T, H] = n.shape;
+  const w1 = params["block.mix.w1"] as tf.Tensor2D;
+  const L = w1.shape[1];
+  if (T > L) throw new Error(`sequence length ${T} exceeds the token mixer's maxLength ${L}`);
+  const zt = tf.transpose(tf.mul(n, mixWeights), [0, 2, 1]); // [B,H,T]
+  const g = geluTanh(linear(zt, tf.slice(w1, [0, 0], [T, L]), params["block.mix.b1"]));
+  const w2 = tf.slice(params["block.mix.w2"] as tf.Tensor2D, [0, 0], [L, T]);
+  const out = linear(g, w2, tf.slice(params["block.mix.b2"] as tf.Tensor1D, [0], [T])); // [B,H,T]
+  return tf.reshape(tf.transpose(out, [0, 2, 1]), [B, T, H]) as tf.Tensor3D;
+}
+
+/** What a block needs besides h, x and the weights: the mask as an attention bias and/or as token-mixing weights. */
+export interface BlockContext {
+  /** [B,1,1,T], for attention. */
+  bias?: tf.Tensor4D;
+  /** [B,T,1] = mask / max(Σmask, 1), for token mixing (spec.ts: a mean over the real tokens, so the mixer's input
+   * scale does not grow with the text's length). */
+  mixWeights?: tf.Tensor3D;
+}
+
+/** Which sub-layers a params record has (spec.ts: mixer, attention, or both), from its weight names. */
+function subLayers(params: ParamTensors): { mixer: boolean; attention: boolean } {
+  const mixer = "block.mix.w1" in params;
+  const attention = "block.attn.wq" in params;
+  if (!mixer && !attention) throw new Error("forward: the params have neither attention (block.attn.*) nor token-mixing (block.mix.*) weights");
+  return { mixer, attention };
+}
+
+/** The context tensors a params record's block needs for a batch's mask (computed once per batch). */
+export function blockContext(params: ParamTensors, mask: tf.Tensor2D): BlockContext {
+  const { mixer, attention } = subLayers(params);
+  return {
+    ...(attention ? { bias: attentionBias(mask) } : {}),
+    ...(mixer ? { mixWeights: tf.expandDims(tf.div(mask, tf.maximum(tf.sum(mask, 1, true), 1)), 2) as tf.Tensor3D } : {}),
+  };
+}
+
+/** One application of the shared block: returns h_next = h + a + m ((h + a₁) + a₂ + m in the hybrid block). */
+export function step(params: ParamTensors, h: tf.Tensor3D, x: tf.Tensor3D, ctx: BlockContext, heads: number): tf.Tensor3D {
+  let u = tf.add(h, x) as tf.Tensor3D;
+  let acc: tf.Tensor3D = h;
+  if (ctx.mixWeights) {
+    const a1 = tokenMix(params, layerNorm(u, params["block.mix.ln.gamma"], params["block.mix.ln.beta"]) as tf.Tensor3D, ctx.mixWeights);
+    u = tf.add(u, a1);
+    acc = tf.add(acc, a1);
+  }
+  if (ctx.bias) {
+    const a2 = attention(params, layerNorm(u, params["block.ln1.gamma"], params["block.ln1.beta"]) as tf.Tensor3D, ctx.bias, heads);
+    u = tf.add(u, a2);
+    acc = tf.add(acc, a2);
+  }
+  const n2 = layerNorm(u, params["block.ln2.gamma"], params["block.ln2.beta"]);
   const m = linear(geluTanh(linear(n2, params["block.ffn.w1"], params["block.ffn.b1"])), params["block.ffn.w2"], params["block.ffn.b2"]);
-  return tf.add(tf.add(h, a), m) as tf.Tensor3D;
+  return tf.add(acc, m) as tf.Tensor3D;
 }
 
 type BlockWeightName = Extract<WeightName, `block.${string}`>;
-/** The shared block's weights, in a fixed order: the explicit inputs of a checkpointed step after h, x and the bias. */
-const BLOCK_WEIGHTS: readonly BlockWeightName[] = WEIGHT_NAMES.filter((n): n is BlockWeightName => n.startsWith("block."));
+/** The shared block's weights present in `params`, in a fixed order: the explicit inputs of a checkpointed step. */
+function blockWeights(params: ParamTensors): BlockWeightName[] {
+  return weightNamesIn(params).filter((n): n is BlockWeightName => n.startsWith("block."));
+}
 
 /**
  * Runs `f` (a nested tf.grads) with a tape of its own. tfjs 4.22's engine.gradients() starts a fresh tape when no other
@@ -110,37 +168,48 @@ function withOwnTape<T>(f: () => T): T {
  * h, x and the weights cost no extra bytes). Backward: the block is recomputed from the saved inputs under a nested
  * tf.grads and dy is backpropagated through that recomputation, inside a tidy, so one step's activations are alive at
  * a time. The block weights are explicit inputs, so the outer tape routes their gradient to the variables and sums it
- * over the recursion steps like any other op sharing an input. The bias is an input only so that save() keeps it alive
- * until the backward pass (the forward scope disposes it before then); it comes from the mask, not from a variable, so
- * the outer tape prunes it and its zero gradient is never used.
+ * over the recursion steps like any other op sharing an input. The block context (the attention bias, the token
+ * mixer's [B,T,1] weights) is an input only so that save() keeps it alive until the backward pass (the forward scope
+ * disposes it before then); it comes from the mask, not from a variable, so the outer tape prunes it and its zero
+ * gradient is never used.
  */
-function checkpointedStep(params: ParamTensors, h: tf.Tensor3D, x: tf.Tensor3D, bias: tf.Tensor4D, heads: number): tf.Tensor3D {
+function checkpointedStep(params: ParamTensors, h: tf.Tensor3D, x: tf.Tensor3D, ctx: BlockContext, heads: number): tf.Tensor3D {
+  const names = blockWeights(params);
   const withBlock = (weights: tf.Tensor[]): ParamTensors => {
     const out: ParamTensors = { ...params };
-    BLOCK_WEIGHTS.forEach((n, i) => (out[n] = weights[i]!));
+    names.forEach((n, i) => (out[n] = weights[i]!));
     return out;
   };
+  // The context tensors travel as inputs (saved like h and x), in a fixed order; absent ones are not passed.
+  const contextNames = (["bias", "mixWeights"] as const).filter((k) => ctx[k] !== undefined);
+  const toContext = (tensors: tf.Tensor[]): BlockContext => {
+    const out: BlockContext = {};
+    contextNames.forEach((k, i) => ((out as Record<string, tf.Tensor>)[k] = tensors[i]!));
+    return out;
+  };
+  const nc = contextNames.length;
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const inputs = args.slice(0, -1) as tf.Tensor[];
     save(inputs);
-    const [h0, x0, b0, ...w0] = inputs as [tf.Tensor3D, tf.Tensor3D, tf.Tensor4D, ...tf.Tensor[]];
+    const [h0, x0, ...rest] = inputs as [tf.Tensor3D, tf.Tensor3D, ...tf.Tensor[]];
     return {
-      value: step(withBlock(w0), h0, x0, b0, heads),
+      value: step(withBlock(rest.slice(nc)), h0, x0, toContext(rest.slice(0, nc)), heads),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sh, sx, sb, ...sw] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor4D, ...tf.Tensor[]];
+        const [sh, sx, ...srest] = saved as [tf.Tensor3D, tf.Tensor3D, ...tf.Tensor[]];
+        const sctx = srest.slice(0, nc);
         const recompute = (hh: tf.Tensor, xx: tf.Tensor, ...ws: tf.Tensor[]): tf.Tensor =>
-          step(withBlock(ws), hh as tf.Tensor3D, xx as tf.Tensor3D, sb, heads);
+          step(withBlock(ws), hh as tf.Tensor3D, xx as tf.Tensor3D, toContext(sctx), heads);
         return withOwnTape(() =>
           tf.tidy(() => {
-            const [dh, dx, ...dw] = tf.grads(recompute)([sh, sx, ...sw], dy);
-            return [dh!, dx!, tf.zerosLike(sb), ...dw];
+            const [dh, dx, ...dw] = tf.grads(recompute)([sh, sx, ...srest.slice(nc)], dy);
+            return [dh!, dx!, ...sctx.map((t) => tf.zerosLike(t)), ...dw];
           }),
         );
       },
     };
   });
-  return op(h, x, bias, ...BLOCK_WEIGHTS.map((n) => params[n])) as tf.Tensor3D;
+  return op(h, x, ...contextNames.map((k) => ctx[k]!), ...names.map((n) => params[n])) as tf.Tensor3D;
 }
 
 /** e = proj(maskedMean(LNout(h))) → [B, outputDim]; the mean divides by max(Σmask, 1). */
@@ -167,6 +236,8 @@ export interface EncodeOptions {
 function headsFor(params: ParamTensors): number {
   const arch = architectureOf(params);
   if (arch) return arch.heads;
+  // Token mixing has no heads: a mixer-only record runs without knowing the count.
+  if (!("block.attn.wq" in params)) return 1;
   throw new Error("forward: head count unknown for these params (not created by initParams/paramsFromWeights); pass heads");
 }
 
@@ -181,13 +252,13 @@ export function encode(
 ): EncodeResult {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
   const x = embedTokens(params, inputIds);
-  const bias = attentionBias(mask);
+  const ctx = blockContext(params, mask);
   const embeddings: tf.Tensor2D[] = [];
   const states: tf.Tensor3D[] = [];
   const apply = options.checkpoint ? checkpointedStep : step;
   let h: tf.Tensor3D = tf.zerosLike(x);
   for (let t = 0; t < steps; t++) {
-    h = apply(params, h, x, bias, heads);
+    h = apply(params, h, x, ctx, heads);
     states.push(h);
     embeddings.push(pool(params, h, mask));
   }

@@ -1,12 +1,15 @@
 /**
  * TAESR parameters: initialisation, conversion to plain arrays, and the single-file checkpoint format.
  *
- * Weight names and shapes come from src/model/spec.ts (the contract); nothing here invents a tensor.
+ * Weight names and shapes come from src/model/spec.ts (the contract); nothing here invents a tensor. Which names a model
+ * has depends on its block (spec.ts weightNames): a record holds exactly those.
  *
  * Checkpoint file layout (little-endian):
  *   bytes 0..7    magic "TAESRPRM"
  *   bytes 8..11   uint32 header length n (bytes of UTF-8 JSON)
  *   bytes 12..    JSON header { format, architecture, tensors: [{ name, shape, offset, length }], meta }
+ *                 (architecture.block only for the non-default blocks, so a self-attention file is byte-identical to
+ *                 one written before blocks were selectable)
  *   padding to a multiple of 4, then every tensor's float32 data back to back (offset/length in elements,
  *   relative to the start of the data section).
  * One file, readable without TensorFlow.js (the exporter and tests load it into Float32Arrays).
@@ -22,7 +25,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { fillNormal, initialWeights, mulberry32 } from "../../../src/model/init.js";
-import { WEIGHT_NAMES, weightShapes, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
+import { blockOf, weightNames, weightNamesIn, weightShapes, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 
 export type TaesrParams = Record<WeightName, tf.Variable>;
 export type TaesrWeights = Record<WeightName, Float32Array>;
@@ -53,8 +56,12 @@ export function registerArchitecture(params: object, arch: TaesrArchitecture): v
 export function paramsFromWeights(arch: TaesrArchitecture, weights: TaesrWeights): TaesrParams {
   const shapes = weightShapes(arch);
   const out = {} as TaesrParams;
-  for (const name of WEIGHT_NAMES) {
+  const names = weightNames(arch);
+  const foreign = weightNamesIn(weights).filter((n) => !names.includes(n));
+  if (foreign.length > 0) throw new Error(`weights ${foreign.join(", ")} do not belong to a ${blockOf(arch)} model`);
+  for (const name of names) {
     const data = weights[name];
+    if (!data) throw new Error(`weight ${name} is missing (a ${blockOf(arch)} model has it)`);
     const shape = shapes[name];
     const size = shape.reduce((p, d) => p * d, 1);
     if (data.length !== size) {
@@ -77,14 +84,14 @@ export function initParams(arch: TaesrArchitecture, seed: number): TaesrParams {
 /** Copies every parameter out of the backend (synchronous read; call between steps, not inside a tape). */
 export function paramsToFloat32(params: Record<WeightName, tf.Tensor>): TaesrWeights {
   const out = {} as TaesrWeights;
-  for (const name of WEIGHT_NAMES) out[name] = params[name].dataSync() as Float32Array;
+  for (const name of weightNamesIn(params)) out[name] = params[name].dataSync() as Float32Array;
   return out;
 }
 
 /** Total number of scalar parameters of an architecture. */
 export function parameterCount(arch: TaesrArchitecture): number {
   const shapes = weightShapes(arch);
-  return WEIGHT_NAMES.reduce((sum, n) => sum + shapes[n].reduce((p, d) => p * d, 1), 0);
+  return weightNames(arch).reduce((sum, n) => sum + shapes[n].reduce((p, d) => p * d, 1), 0);
 }
 
 const MAGIC = "TAESRPRM";
@@ -112,7 +119,7 @@ export function encodeParams(
   const shapes = weightShapes(arch);
   const tensors: CheckpointHeader["tensors"] = [];
   let offset = 0;
-  for (const name of WEIGHT_NAMES) {
+  for (const name of weightNames(arch)) {
     const length = weights[name].length;
     tensors.push({ name, shape: shapes[name], offset, length });
     offset += length;
@@ -144,7 +151,7 @@ export function decodeParams(bytes: Uint8Array): LoadedParams {
   const dataStart = Math.ceil((12 + headerLength) / 4) * 4;
   const shapes = weightShapes(header.architecture);
   const weights = {} as TaesrWeights;
-  for (const name of WEIGHT_NAMES) {
+  for (const name of weightNames(header.architecture)) {
     const t = header.tensors.find((x) => x.name === name);
     if (!t) throw new Error(`params file lacks weight ${name}`);
     const expected = shapes[name];
@@ -170,7 +177,7 @@ export async function saveParams(
   arch: TaesrArchitecture,
   meta: Record<string, unknown> = {},
 ): Promise<void> {
-  const first = params[WEIGHT_NAMES[0]];
+  const first = params["embed.token"];
   const weights = first instanceof Float32Array ? (params as TaesrWeights) : paramsToFloat32(params as Record<WeightName, tf.Tensor>);
   const bytes = encodeParams(weights, arch, meta);
   await mkdir(path.dirname(filePath), { recursive: true });

@@ -54,12 +54,18 @@ function toAttribute(name: string, v: AttrValue): AttributeProto {
   }
 }
 
+/**
+ * Element data of an initializer. Uint16Array carries float16 bit patterns (ONNX has no native float16 array type in JS).
+ */
+export type InitializerData = Float32Array | Int8Array | Uint8Array | Uint16Array | BigInt64Array | Int32Array;
+
 /** Little-endian element bytes of a typed array (copies; the host may be big-endian in theory). */
-function rawBytes(data: Float32Array | Int8Array | Uint8Array | BigInt64Array | Int32Array): Uint8Array {
+function rawBytes(data: InitializerData): Uint8Array {
   if (data instanceof Int8Array || data instanceof Uint8Array) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
   const out = new Uint8Array(data.byteLength);
   const view = new DataView(out.buffer);
   if (data instanceof Float32Array) data.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  else if (data instanceof Uint16Array) data.forEach((v, i) => view.setUint16(i * 2, v, true));
   else if (data instanceof Int32Array) data.forEach((v, i) => view.setInt32(i * 4, v, true));
   else data.forEach((v, i) => view.setBigInt64(i * 8, v, true));
   return out;
@@ -118,7 +124,7 @@ export class GraphBuilder {
     prefix: string,
     dataType: DataTypeCode,
     dims: number[],
-    data: Float32Array | Int8Array | Uint8Array | BigInt64Array | Int32Array,
+    data: InitializerData,
   ): string {
     const size = dims.reduce((p, d) => p * d, 1);
     if (data.length !== size) throw new Error(`initializer ${prefix}: ${data.length} values for dims [${dims.join(",")}]`);

@@ -11,16 +11,38 @@
  *   DynamicQuantizeLinear(activations, uint8) → MatMulInteger → Cast → Mul(act_scale · w_scale[col]) → Add(bias);
  *   the token-embedding table is int8 per row with a float scale per row (Gather rows → Cast → Mul by gathered scale).
  *   LayerNorm parameters, biases, the position table and the attention products (activation × activation) stay float32.
- * Batch and sequence stay symbolic ("batch", "seq") in both variants.
+ * - int4 (smaller edge): embed.onnx holds the token table at 4 bits (src/model/int4-table.ts: groups of 32 values with a
+ *   float16 scale each), unpacked in the graph with float ops every runtime has (Cast, Mul, Floor, Sub, Concat,
+ *   Reshape); its step graph is the int8 one (the artifact lists int8/step.onnx for both variants).
+ * Batch and sequence stay symbolic ("batch", "seq") in every variant.
+ * Blocks (spec.ts): the step graph holds the token-mixing sub-layer (mlp_mixer, hybrid), the attention sub-layer
+ * (self_attention, hybrid) and the FFN. The token mixer's [L,L] matrices are cut to the input's length T at run time
+ * (Slice by the sequence length read from h's shape: rows of Wt1, columns of Wt2 and bt2); in int8 they are quantised
+ * per column like every matrix, and the scales are sliced with their columns. A self-attention graph is node for node
+ * what it was before the mixer existed (same names, same order: byte-identical).
  *
  * @module
  */
-import { ATTENTION_MASK_VALUE, LAYER_NORM_EPS, OPSET_VERSION, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
+import {
+  ATTENTION_MASK_VALUE,
+  LAYER_NORM_EPS,
+  OPSET_VERSION,
+  hasAttention,
+  hasMixer,
+  type TaesrArchitecture,
+  type WeightName,
+} from "../../../src/model/spec.js";
 import { attr, GraphBuilder } from "./graph-builder.js";
 import { DataType } from "./onnx-proto.js";
-import { quantizePerColumn, quantizePerRow } from "./quantize.js";
+import { INT4_GROUP_SIZE, quantizeInt4Groups, quantizePerColumn, quantizePerRow } from "./quantize.js";
+import { INT4_CENTRE } from "../../../src/model/int4-table.js";
 
-export type Variant = "fp32" | "int8";
+/** The variants of embed.onnx. */
+export type Variant = "fp32" | "int8" | "int4";
+/** The variants of step.onnx: the int4 variant's step is the int8 one (its matrices are int8 already). */
+export type StepVariant = Exclude<Variant, "int4">;
+/** Which step graph each variant runs. */
+export const STEP_VARIANT: Record<Variant, StepVariant> = { fp32: "fp32", int8: "int8", int4: "int8" };
 export type Weights = Record<WeightName, Float32Array>;
 
 const BATCH = "batch";
@@ -38,20 +60,29 @@ class DenseEmitter {
 
   constructor(
     private readonly g: GraphBuilder,
-    private readonly variant: Variant,
+    private readonly variant: StepVariant,
     private readonly weights: Weights,
   ) {}
 
-  emit(x: string, wName: WeightName, bName: WeightName, inDim: number, outDim: number): string {
+  /**
+   * `slice` cuts the stored [inDim,outDim] matrix at run time to its first `length` rows (axis 0) or columns (axis 1,
+   * with the bias and the int8 scales), `length` being a 1-D int64 value of the graph: the token mixer's weights are
+   * sized by maxLength and used at the input's length.
+   */
+  emit(x: string, wName: WeightName, bName: WeightName, inDim: number, outDim: number, slice?: { axis: 0 | 1; length: string }): string {
     const g = this.g;
-    const b = g.initializerF32(bName, [outDim], this.weights[bName]);
+    const cut = (t: string, axis: 0 | 1): string =>
+      g.op("Slice", [t, g.constI64("zero_i64", [0]), slice!.length, g.constI64(`axis${axis}`, [axis])]);
+    const cutColumns = (t: string): string => (slice?.axis === 1 ? cut(t, 0) : t); // a per-column vector: its axis 0
+    const cutMatrix = (t: string): string => (slice ? cut(t, slice.axis) : t);
+    const b = cutColumns(g.initializerF32(bName, [outDim], this.weights[bName]));
     if (this.variant === "fp32") {
-      const w = g.initializerF32(wName, [inDim, outDim], this.weights[wName]);
+      const w = cutMatrix(g.initializerF32(wName, [inDim, outDim], this.weights[wName]));
       return g.op("Add", [g.op("MatMul", [x, w]), b]);
     }
     const { q, scale } = quantizePerColumn(this.weights[wName], inDim, outDim);
-    const wq = g.initializer(`${wName}.int8`, DataType.INT8, [inDim, outDim], q);
-    const ws = g.initializerF32(`${wName}.scale`, [outDim], scale);
+    const wq = cutMatrix(g.initializer(`${wName}.int8`, DataType.INT8, [inDim, outDim], q));
+    const ws = cutColumns(g.initializerF32(`${wName}.scale`, [outDim], scale));
     let act = this.quantized.get(x);
     if (!act) {
       const [aq, as, az] = g.node("DynamicQuantizeLinear", [x], {}, [`${x}_q`, `${x}_scale`, `${x}_zero_point`]) as [string, string, string];
@@ -80,6 +111,31 @@ function geluTanh(g: GraphBuilder, z: string): string {
   return g.op("Mul", [half, g.op("Add", [t, g.scalarF32("one", 1)])]);
 }
 
+/**
+ * The gathered rows of the 4-bit token table as float32 [batch, seq, H], computing exactly dequantizeInt4Table's values.
+ * Only the rows gathered are unpacked, so the cost is per token, not per table. The unpacking is float arithmetic on
+ * integers below 256 (exact in float32) rather than bit operations (BitwiseAnd needs opset 18; these graphs are 17):
+ * Cast/Floor/Mul/Sub/Concat run on every onnxruntime build, and test/unit/int4-table.test.ts runs the graph on
+ * onnxruntime-node and -web (test/worker/edge-model.test.ts inside workerd).
+ */
+function int4TokenRows(g: GraphBuilder, table: Float32Array, ids: string, V: number, H: number): string {
+  const groupSize = H % INT4_GROUP_SIZE === 0 ? INT4_GROUP_SIZE : H;
+  const q = quantizeInt4Groups(table, V, H, groupSize);
+  const groups = H / groupSize;
+  const codes = g.initializer("embed.token.int4", DataType.UINT8, [V, H / 2], q.codes);
+  // [V, groups, 1]: gathered, the scales are [batch, seq, groups, 1] and broadcast over their group without an Unsqueeze.
+  const scales = g.initializer("embed.token.int4.scale", DataType.FLOAT16, [V, groups, 1], q.scales);
+  const gather = (t: string): string => g.op("Gather", [t, ids], { axis: attr.int(0) });
+  const bytes = g.op("Cast", [gather(codes)], { to: attr.int(DataType.FLOAT) }); // [B,T,H/2], 0…255
+  const high = g.op("Floor", [g.op("Mul", [bytes, g.scalarF32("one_16th", 1 / 16)])]); // values H/2 … H−1
+  const low = g.op("Sub", [bytes, g.op("Mul", [high, g.scalarF32("sixteen", 16)])]); // values 0 … H/2−1
+  const nibbles = g.op("Concat", [low, high], { axis: attr.int(-1) }); // [B,T,H] in row order
+  const centred = g.op("Sub", [nibbles, g.scalarF32("int4_centre", INT4_CENTRE)]);
+  const grouped = g.op("Reshape", [centred, g.constI64("int4_group_shape", [0, 0, groups, groupSize])]);
+  const scaled = g.op("Mul", [grouped, g.op("Cast", [gather(scales)], { to: attr.int(DataType.FLOAT) })]);
+  return g.op("Reshape", [scaled, g.constI64("int4_row_shape", [0, 0, H])]);
+}
+
 /** embed.onnx: x = tokenEmbedding[ids] + positionEmbedding[0..seq). */
 export function buildEmbedGraph(arch: TaesrArchitecture, weights: Weights, variant: Variant, meta: ModelMeta = {}): Uint8Array {
   const { vocabSize: V, hidden: H, maxLength: L } = arch;
@@ -90,6 +146,8 @@ export function buildEmbedGraph(arch: TaesrArchitecture, weights: Weights, varia
   if (variant === "fp32") {
     const table = g.initializerF32("embed.token", [V, H], weights["embed.token"]);
     tokens = g.op("Gather", [table, ids], { axis: attr.int(0) });
+  } else if (variant === "int4") {
+    tokens = int4TokenRows(g, weights["embed.token"], ids, V, H);
   } else {
     const { q, scale } = quantizePerRow(weights["embed.token"], V, H);
     const table = g.initializer("embed.token.int8", DataType.INT8, [V, H], q);
@@ -109,50 +167,76 @@ export function buildEmbedGraph(arch: TaesrArchitecture, weights: Weights, varia
 }
 
 /** step.onnx: one application of the shared block plus the pooled, projected embedding of the new state. */
-export function buildStepGraph(arch: TaesrArchitecture, weights: Weights, variant: Variant, meta: ModelMeta = {}): Uint8Array {
+export function buildStepGraph(arch: TaesrArchitecture, weights: Weights, variant: StepVariant, meta: ModelMeta = {}): Uint8Array {
   const { hidden: H, heads, ffn: F, outputDim: D } = arch;
   const dh = H / heads;
-  if (!Number.isInteger(dh)) throw new Error(`hidden ${H} is not divisible by heads ${heads}`);
+  if (hasAttention(arch) && !Number.isInteger(dh)) throw new Error(`hidden ${H} is not divisible by heads ${heads}`);
   const g = new GraphBuilder(`taesr_step_${variant}`);
   const dense = new DenseEmitter(g, variant, weights);
   const h = g.input("h", DataType.FLOAT, [BATCH, SEQ, H]);
   const x = g.input("x", DataType.FLOAT, [BATCH, SEQ, H]);
   const mask = g.input("attention_mask", DataType.FLOAT, [BATCH, SEQ]);
 
-  // u = h + x ; a = MHA(LN1(u))
+  // u = h + x, then each sub-layer of the block adds its branch to the residual stream (spec.ts).
   const u = g.op("Add", [h, x]);
-  const n1 = layerNorm(g, u, weights, "block.ln1.gamma", "block.ln1.beta", H);
-  const q = dense.emit(n1, "block.attn.wq", "block.attn.bq", H, H);
-  const k = dense.emit(n1, "block.attn.wk", "block.attn.bk", H, H);
-  const v = dense.emit(n1, "block.attn.wv", "block.attn.bv", H, H);
-  const headShape = g.constI64("head_shape", [0, 0, heads, dh]); // 0 = keep batch / seq
-  const split = (t: string, perm: number[]): string => g.op("Transpose", [g.op("Reshape", [t, headShape])], { perm: attr.ints(perm) });
-  const qh = split(q, [0, 2, 1, 3]); // [B,heads,T,dh]
-  const kt = split(k, [0, 2, 3, 1]); // [B,heads,dh,T]
-  const vh = split(v, [0, 2, 1, 3]); // [B,heads,T,dh]
-  const scores = g.op("Mul", [g.op("MatMul", [qh, kt]), g.scalarF32("attn_scale", 1 / Math.sqrt(dh))]);
-  // Additive key-padding bias: (1 − mask)·(−1e9), shaped [B,1,1,T].
-  const padding = g.op("Sub", [g.scalarF32("one", 1), mask]);
-  const bias = g.op("Unsqueeze", [g.op("Mul", [padding, g.scalarF32("mask_value", ATTENTION_MASK_VALUE)]), g.constI64("bias_axes", [1, 2])]);
-  const probs = g.op("Softmax", [g.op("Add", [scores, bias])], { axis: attr.int(-1) });
-  const ctx = g.op("Transpose", [g.op("MatMul", [probs, vh])], { perm: attr.ints([0, 2, 1, 3]) });
-  const merged = g.op("Reshape", [ctx, g.constI64("merge_shape", [0, 0, H])]);
-  const a = dense.emit(merged, "block.attn.wo", "block.attn.bo", H, H);
+  let stream = u;
+  const branches: string[] = [];
+  // Σmask clamped to 1, [B,1]: the pooled mean's divisor, and the token mixer's (made once, where first needed: a
+  // self-attention graph keeps its node order).
+  let count: string | undefined;
+  const tokenCount = (): string =>
+    (count ??= g.op("Max", [g.op("ReduceSum", [mask, g.constI64("axis1", [1])], { keepdims: attr.int(1) }), g.scalarF32("one", 1)]));
 
-  // v = u + a ; m = W2·gelu(W1·LN2(v) + b1) + b2 ; h_next = h + a + m
-  const vRes = g.op("Add", [u, a]);
-  const n2 = layerNorm(g, vRes, weights, "block.ln2.gamma", "block.ln2.beta", H);
+  if (hasMixer(arch)) {
+    // a₁ = Mix(LNmix(u), mask): Zᵀ = (LNmix(u) ⊙ mask / max(Σmask, 1))ᵀ [B,H,T]; G = gelu(Zᵀ·Wt1[0..T) + bt1);
+    // a₁ = (G·Wt2[:,0..T) + bt2[0..T))ᵀ
+    const L = arch.maxLength;
+    const seqLen = g.op("Slice", [g.op("Shape", [h]), g.constI64("one_i64", [1]), g.constI64("two_i64", [2])]);
+    const mixWeights = g.op("Unsqueeze", [g.op("Div", [mask, tokenCount()]), g.constI64("mask_axes", [2])]);
+    const n0 = layerNorm(g, stream, weights, "block.mix.ln.gamma", "block.mix.ln.beta", H);
+    const zt = g.op("Transpose", [g.op("Mul", [n0, mixWeights])], { perm: attr.ints([0, 2, 1]) });
+    const hidden = geluTanh(g, dense.emit(zt, "block.mix.w1", "block.mix.b1", L, L, { axis: 0, length: seqLen }));
+    const mixed = dense.emit(hidden, "block.mix.w2", "block.mix.b2", L, L, { axis: 1, length: seqLen });
+    const a1 = g.op("Transpose", [mixed], { perm: attr.ints([0, 2, 1]) });
+    stream = g.op("Add", [stream, a1]);
+    branches.push(a1);
+  }
+
+  if (hasAttention(arch)) {
+    // a₂ = MHA(LN1(stream))
+    const n1 = layerNorm(g, stream, weights, "block.ln1.gamma", "block.ln1.beta", H);
+    const q = dense.emit(n1, "block.attn.wq", "block.attn.bq", H, H);
+    const k = dense.emit(n1, "block.attn.wk", "block.attn.bk", H, H);
+    const v = dense.emit(n1, "block.attn.wv", "block.attn.bv", H, H);
+    const headShape = g.constI64("head_shape", [0, 0, heads, dh]); // 0 = keep batch / seq
+    const split = (t: string, perm: number[]): string => g.op("Transpose", [g.op("Reshape", [t, headShape])], { perm: attr.ints(perm) });
+    const qh = split(q, [0, 2, 1, 3]); // [B,heads,T,dh]
+    const kt = split(k, [0, 2, 3, 1]); // [B,heads,dh,T]
+    const vh = split(v, [0, 2, 1, 3]); // [B,heads,T,dh]
+    const scores = g.op("Mul", [g.op("MatMul", [qh, kt]), g.scalarF32("attn_scale", 1 / Math.sqrt(dh))]);
+    // Additive key-padding bias: (1 − mask)·(−1e9), shaped [B,1,1,T].
+    const padding = g.op("Sub", [g.scalarF32("one", 1), mask]);
+    const bias = g.op("Unsqueeze", [g.op("Mul", [padding, g.scalarF32("mask_value", ATTENTION_MASK_VALUE)]), g.constI64("bias_axes", [1, 2])]);
+    const probs = g.op("Softmax", [g.op("Add", [scores, bias])], { axis: attr.int(-1) });
+    const ctx = g.op("Transpose", [g.op("MatMul", [probs, vh])], { perm: attr.ints([0, 2, 1, 3]) });
+    const merged = g.op("Reshape", [ctx, g.constI64("merge_shape", [0, 0, H])]);
+    const a2 = dense.emit(merged, "block.attn.wo", "block.attn.bo", H, H);
+    stream = g.op("Add", [stream, a2]);
+    branches.push(a2);
+  }
+
+  // m = W2·gelu(W1·LN2(stream) + b1) + b2 ; h_next = ((h + a₁) + a₂) + m, the branches that exist, in that order
+  const n2 = layerNorm(g, stream, weights, "block.ln2.gamma", "block.ln2.beta", H);
   const f = geluTanh(g, dense.emit(n2, "block.ffn.w1", "block.ffn.b1", H, F));
   const m = dense.emit(f, "block.ffn.w2", "block.ffn.b2", F, H);
-  const hNext = g.op("Add", [g.op("Add", [h, a]), m]);
+  const hNext = g.op("Add", [branches.reduce((acc, a) => g.op("Add", [acc, a]), h), m]);
 
   // embedding = proj(maskedMean(LNout(h_next))), the mean dividing by max(Σmask, 1)
   const normed = layerNorm(g, hNext, weights, "out.ln.gamma", "out.ln.beta", H);
   const mask3 = g.op("Unsqueeze", [mask, g.constI64("mask_axes", [2])]);
   const axis1 = g.constI64("axis1", [1]);
   const summed = g.op("ReduceSum", [g.op("Mul", [normed, mask3]), axis1], { keepdims: attr.int(0) });
-  const count = g.op("Max", [g.op("ReduceSum", [mask, axis1], { keepdims: attr.int(1) }), g.scalarF32("one", 1)]);
-  const pooled = g.op("Div", [summed, count]);
+  const pooled = g.op("Div", [summed, tokenCount()]);
   const embedding = dense.emit(pooled, "out.proj.w", "out.proj.b", H, D);
 
   g.output(hNext, "h_next", DataType.FLOAT, [BATCH, SEQ, H]);

@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { BLOCK_ARCHITECTURES } from "../../../src/model/spec.js";
 
 const positiveInt = z.number().int().positive();
 
@@ -55,6 +56,9 @@ const adaptSourceSchema = z
 
 export const archSchema = z
   .object({
+    /** The shared block (src/model/spec.ts): absent = "self_attention". Optional rather than defaulted, so existing
+     * configs parse (and their resume keys and exported manifests come out) exactly as before. */
+    block: z.enum(BLOCK_ARCHITECTURES).optional(),
     /** Must equal the tokenizer's vocabulary size when given; taken from the tokenizer when omitted. */
     vocabSize: positiveInt.optional(),
     hidden: positiveInt,
@@ -84,7 +88,10 @@ export const archSchema = z
     if (!(a.depths.easy <= a.depths.medium && a.depths.medium <= a.depths.hard)) {
       ctx.addIssue({ code: "custom", path: ["depths"], message: "must satisfy easy ≤ medium ≤ hard" });
     }
-  });
+  })
+  // "self_attention" written out is the default: drop it, so the architecture compares equal to one that omits it
+  // (initFrom an older artifact, the resume key).
+  .transform(({ block, ...rest }) => (block === undefined || block === "self_attention" ? rest : { block, ...rest }));
 
 export const trainConfigSchema = z
   .object({
@@ -146,6 +153,9 @@ export const trainConfigSchema = z
         /** Processes computing gradients in parallel (data parallelism; rank 0 is the trainer itself). One update
          * consumes workers × accumulationSteps micro-batches of batchSize pairs, each with its own in-batch negatives. */
         workers: positiveInt.default(1),
+        /** One GPU per process: rank r runs with CUDA_VISIBLE_DEVICES = gpuDevices[r] (set before tfjs-node-gpu loads,
+         * so each process sees only its device as GPU 0). One entry per worker; ignored by the non-CUDA backends. */
+        gpuDevices: z.array(z.string().regex(/^[0-9]+$/, "a CUDA device index such as \"0\"")).nonempty().optional(),
         /** Micro-batches each process runs (and sums) per update: a larger effective batch at the same peak memory. */
         accumulationSteps: positiveInt.default(1),
         /** Recompute each recursion step's block in the backward pass instead of keeping its activations (forward.ts):
@@ -181,6 +191,16 @@ export const trainConfigSchema = z
     const t = c.training;
     if ((t.steps === undefined) === (t.epochs === undefined)) {
       ctx.addIssue({ code: "custom", path: ["training"], message: "set exactly one of training.steps or training.epochs" });
+    }
+    if (t.gpuDevices && t.gpuDevices.length !== t.workers) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["training", "gpuDevices"],
+        message: `needs one device per worker process (${t.workers}), got ${t.gpuDevices.length}`,
+      });
+    }
+    if (t.gpuDevices && new Set(t.gpuDevices).size !== t.gpuDevices.length) {
+      ctx.addIssue({ code: "custom", path: ["training", "gpuDevices"], message: "lists a device twice: two ranks would share one GPU" });
     }
     if (t.lossStepWeights && t.lossStepWeights.length !== t.lossSteps.length) {
       ctx.addIssue({ code: "custom", path: ["training", "lossStepWeights"], message: "must have one weight per lossSteps entry" });

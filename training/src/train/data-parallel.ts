@@ -9,8 +9,8 @@
  * The children are stateless gradient calculators: a child that dies loses nothing, resume needs no per-rank state, and
  * the update is bit-identical however often the run is interrupted. Weights travel to each child every update
  * (4 bytes × parameters, 5 MB for the edge model: a few ms over the IPC channel against seconds of compute). The design
- * carries to one process per GPU with tfjs-node-gpu (pinning a rank to its device is not built yet), where an all-reduce
- * would replace the star once parameter traffic matters.
+ * carries to one process per GPU with tfjs-node-gpu (`training.gpuDevices` pins rank r to one device through
+ * CUDA_VISIBLE_DEVICES, checked at start-up), where an all-reduce would replace the star once parameter traffic matters.
  *
  * Each micro-batch keeps its own in-batch negatives (gradients are averaged, embeddings are not gathered across ranks),
  * as in plain DistributedDataParallel without an all-gather.
@@ -29,7 +29,7 @@ export type ToWorker =
 
 /** child → rank 0 */
 export type FromWorker =
-  | { type: "ready"; fingerprint: string; backend: string }
+  | { type: "ready"; fingerprint: string; backend: string; device?: string | undefined }
   | {
       type: "result";
       id: number;
@@ -61,6 +61,8 @@ export interface Identity {
   fingerprint: string;
   /** The tfjs backend actually in use: ranks on different backends would not compute the same function. */
   backend: string;
+  /** CUDA_VISIBLE_DEVICES as the process saw it after start-up (training.gpuDevices pins one GPU per rank). */
+  device?: string | undefined;
 }
 
 interface Pending {
@@ -91,7 +93,7 @@ class GradientWorker {
 
   private onMessage(message: FromWorker): void {
     if (message.type === "ready") {
-      this.readyWaiter?.resolve({ fingerprint: message.fingerprint, backend: message.backend });
+      this.readyWaiter?.resolve({ fingerprint: message.fingerprint, backend: message.backend, device: message.device });
       this.readyWaiter = undefined;
     } else if (message.type === "result") {
       const waiter = this.pending.get(message.id);
@@ -157,7 +159,7 @@ export class GradientWorkerPool {
    * Starts `count` children, each loading the same config and data; refuses to train if any child's training pairs or
    * backend differ from rank 0's, since averaged gradients over different data would be silently wrong.
    */
-  static async start(count: number, configPath: string, expected: Identity): Promise<GradientWorkerPool> {
+  static async start(count: number, configPath: string, expected: Identity, devices?: readonly string[]): Promise<GradientWorkerPool> {
     const workers = Array.from({ length: count }, (_, i) => new GradientWorker(i + 1));
     const pool = new GradientWorkerPool(workers);
     try {
@@ -168,6 +170,10 @@ export class GradientWorkerPool {
         }
         if (id.backend !== expected.backend) {
           throw new GradientWorkerError(`gradient worker ${i + 1} runs on ${id.backend}, rank 0 on ${expected.backend}`);
+        }
+        const device = devices?.[i + 1];
+        if (device !== undefined && id.device !== device) {
+          throw new GradientWorkerError(`gradient worker ${i + 1} should see GPU ${device} but CUDA_VISIBLE_DEVICES is ${id.device ?? "unset"}`);
         }
       });
     } catch (error) {

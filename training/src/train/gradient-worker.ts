@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { WEIGHT_NAMES, type WeightName } from "../../../src/model/spec.js";
+import { weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import type { FromWorker, ToWorker } from "./data-parallel.js";
 import { microBatchGradients } from "./micro-batch.js";
 import { prepareSession, type Session } from "./trainer.js";
@@ -23,7 +23,7 @@ function reply(message: FromWorker): void {
 }
 
 function loadWeights(s: Session, weights: Record<WeightName, Float32Array>): void {
-  for (const name of WEIGHT_NAMES) {
+  for (const name of weightNamesIn(s.params)) {
     const variable = s.params[name];
     const data = weights[name];
     if (data.length !== variable.size) throw new Error(`weight ${name}: ${data.length} values sent, model has ${variable.size}`);
@@ -36,7 +36,7 @@ function loadWeights(s: Session, weights: Record<WeightName, Float32Array>): voi
 async function handle(message: ToWorker): Promise<void> {
   if (message.type === "init") {
     session = await prepareSession({ config: message.configPath, log: () => {} });
-    reply({ type: "ready", fingerprint: session.fingerprint, backend: session.backend });
+    reply({ type: "ready", fingerprint: session.fingerprint, backend: session.backend, device: process.env["CUDA_VISIBLE_DEVICES"] });
     return;
   }
   const s = session;
@@ -52,7 +52,7 @@ async function handle(message: ToWorker): Promise<void> {
     { checkpoint: s.config.training.gradientCheckpointing },
   );
   const gradSums = {} as Record<WeightName, Float32Array>;
-  for (const name of WEIGHT_NAMES) {
+  for (const name of weightNamesIn(result.gradSums)) {
     gradSums[name] = result.gradSums[name].dataSync() as Float32Array;
     result.gradSums[name].dispose();
   }

@@ -9,7 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { WEIGHT_NAMES, type WeightName } from "../../../src/model/spec.js";
+import { weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import type { EncodedBatch } from "../data/batches.js";
 import { forward } from "../model/forward.js";
 import type { TaesrParams } from "../model/params.js";
@@ -53,8 +53,10 @@ export function microBatchGradients(
 ): MicroBatchResult {
   if (batches.length === 0) throw new Error("microBatchGradients needs at least one batch");
   const maxStep = Math.max(...lossOptions.steps);
-  const variables = WEIGHT_NAMES.map((n) => params[n]);
-  const byVarName = new Map<string, WeightName>(WEIGHT_NAMES.map((n) => [params[n].name, n]));
+  // The model's own weights (they depend on its block: spec.ts weightNames).
+  const names = weightNamesIn(params);
+  const variables = names.map((n) => params[n]);
+  const byVarName = new Map<string, WeightName>(names.map((n) => [params[n].name, n]));
   let gradSums: Record<WeightName, tf.Tensor> | undefined;
   const losses: number[] = [];
   const perStep: number[][] = [];
@@ -85,7 +87,7 @@ export function microBatchGradients(
     if (!gradSums) {
       gradSums = named;
     } else {
-      for (const name of WEIGHT_NAMES) {
+      for (const name of names) {
         const sum = tf.add(gradSums[name], named[name]);
         gradSums[name].dispose();
         named[name].dispose();

@@ -13,12 +13,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
-import { WEIGHT_NAMES, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
+import { weightNamesIn, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 import { initBackend, type BackendName } from "../backend.js";
 import { PairBatcher } from "../data/batches.js";
 import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
-import { buildPairs, type PairInputs, type PairSet } from "../data/pairs.js";
+import { buildPairs, type PairInputs, type PairSet, type PairSource } from "../data/pairs.js";
 import { adaptRecords } from "../data/adapt-corpus.js";
+import { mineHardNegatives, type HardNegativeOptions } from "../data/hard-negatives.js";
+import { lexicalTerms } from "../../../src/retrieval/lexical.js";
 import { hashString } from "../data/random.js";
 import { isDirectory, loadArtifactWeights } from "../model/artifact-weights.js";
 import { initParams, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams } from "../model/params.js";
@@ -122,7 +124,8 @@ async function paramsFrom(file: string, arch: TaesrArchitecture, log: (message: 
 
 function dataFingerprint(pairs: PairSet): string {
   let h = hashString(JSON.stringify(pairs.stats));
-  for (const p of pairs.train) h = hashString(p.query + "\u0000" + p.doc, h % 2 ** 31);
+  // The negative joins the hash only when there is one, so runs without negatives keep their fingerprints.
+  for (const p of pairs.train) h = hashString(p.query + "\u0000" + p.doc + (p.negative !== undefined ? "\u0000" + p.negative : ""), h % 2 ** 31);
   return h.toString(16);
 }
 
@@ -145,10 +148,49 @@ interface Session {
   log: (line: string) => void;
 }
 
+/** This process's data-parallel rank: gradient workers are started with it in the environment (data-parallel.ts). */
+export function processRank(): number {
+  return Number(process.env["TAESR_GRADIENT_WORKER_RANK"] ?? 0);
+}
+
+/**
+ * With `training.gpuDevices`, restricts this process to its rank's GPU. CUDA reads CUDA_VISIBLE_DEVICES when the
+ * native backend initialises, so this runs before initBackend; the device then appears to the process as GPU 0.
+ */
+function pinGpuDevice(config: TrainConfig): void {
+  const devices = config.training.gpuDevices;
+  if (!devices) return;
+  const rank = processRank();
+  const device = devices[rank];
+  if (device === undefined) throw new Error(`training.gpuDevices has no device for rank ${rank} (${devices.length} listed)`);
+  process.env["CUDA_VISIBLE_DEVICES"] = device;
+}
+
+/**
+ * Mines BM25 hard negatives for every source whose config asks for them, recording the counts in the pair stats (they
+ * are part of the data fingerprint, so a resumed run with other negatives is refused).
+ */
+function minePairNegatives(pairs: PairSet, config: TrainConfig, tokenizer: WordPieceTokenizer, log: (line: string) => void): void {
+  const terms = (text: string) => lexicalTerms(tokenizer.tokenize(text));
+  for (const [source, options] of Object.entries(config.data.sources) as [PairSource, { hardNegatives?: HardNegativeOptions } | undefined][]) {
+    if (!options?.hardNegatives) continue;
+    const t0 = performance.now();
+    const stats = mineHardNegatives(pairs.train, source, options.hardNegatives, terms, config.seed);
+    const bySource = pairs.stats.bySource[source];
+    if (bySource) bySource.hardNegatives = stats;
+    log(
+      `${source}: ${stats.mined} BM25 hard negatives (${stats.none} pairs without one) from ${stats.indexed} documents ` +
+        `in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+        (stats.missingKinds ? `; no pairs of kind ${stats.missingKinds.join(", ")} to mine for` : ""),
+    );
+  }
+}
+
 async function setUp(opts: TrainOptions): Promise<Session> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[taesr] ${line}\n`));
   const loaded = await loadConfig(opts.config);
   const { config } = loaded;
+  pinGpuDevice(config);
   const backend = await initBackend(config.backend);
 
   const tokenizerPath = resolveFromConfig(loaded, config.tokenizer);
@@ -172,6 +214,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
     minDocChars: config.data.minDocChars,
     sources: config.data.sources,
   });
+  minePairNegatives(pairs, config, tokenizer, log);
   log(
     `pairs: ${pairs.stats.train} train, ${pairs.stats.validation} validation ` +
       `(${pairs.stats.duplicatesDropped} duplicates dropped) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
@@ -257,7 +300,7 @@ async function trainStep(s: Session, microBatches: number[][], lr: number, pool:
   const perStepRows = [...local.perStep, ...results.flatMap((r) => r.perStep)];
   const count = losses.length;
   const mean = {} as Record<WeightName, tf.Tensor>;
-  for (const name of WEIGHT_NAMES) {
+  for (const name of weightNamesIn(s.params)) {
     mean[name] = tf.tidy(() => {
       let sum: tf.Tensor = local.gradSums[name];
       for (const r of results) sum = tf.add(sum, tf.tensor(r.gradSums[name], local.gradSums[name].shape, "float32"));
@@ -302,7 +345,7 @@ function takeMicroBatches(s: Session, cursor: DataCursor, count: number): { micr
 
 function checkpointTensors(s: Session): Record<string, tf.Tensor> {
   const out: Record<string, tf.Tensor> = {};
-  for (const n of WEIGHT_NAMES) {
+  for (const n of weightNamesIn(s.params)) {
     out[`param.${n}`] = s.params[n];
     out[`adam.m.${n}`] = s.optimizer.m[n] as tf.Variable;
     out[`adam.v.${n}`] = s.optimizer.v[n] as tf.Variable;
@@ -327,7 +370,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } finally {
     await sink.finish(exitCode);
     // Free the backend memory: a process (tests, sweeps) may train several models in turn.
-    for (const n of WEIGHT_NAMES) s.params[n].dispose();
+    for (const n of weightNamesIn(s.params)) s.params[n].dispose();
     s.optimizer.dispose();
   }
 }
@@ -438,7 +481,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
   try {
     if (!opts.exportOnly && t.workers > 1 && step < s.totalSteps) {
       const w0 = performance.now();
-      pool = await GradientWorkerPool.start(t.workers - 1, s.loaded.path, { fingerprint: s.fingerprint, backend: s.backend });
+      pool = await GradientWorkerPool.start(t.workers - 1, s.loaded.path, { fingerprint: s.fingerprint, backend: s.backend }, t.gpuDevices);
       log(`data parallel: ${t.workers} processes × ${t.accumulationSteps} micro-batches of ${t.batchSize} pairs per update (workers ready in ${((performance.now() - w0) / 1000).toFixed(1)} s)`);
     }
     while (!opts.exportOnly && step < s.totalSteps) {

@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { parseManifest, type ArtifactManifest } from "../../../src/model/index.js";
+import { parseManifest, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
 import type { TokenizerJSON } from "../../../src/tokenizer/index.js";
 
 export interface ArtifactOnDisk {
@@ -14,7 +14,7 @@ export interface ArtifactOnDisk {
   tokenizerJson: TokenizerJSON;
 }
 
-export async function readArtifactDir(dir: string, variants: ReadonlyArray<"fp32" | "int8"> = ["fp32", "int8"]): Promise<ArtifactOnDisk> {
+export async function readArtifactDir(dir: string, variants: readonly ArtifactVariant[] = ["fp32", "int8"]): Promise<ArtifactOnDisk> {
   let manifestText: string;
   try {
     manifestText = await readFile(path.join(dir, "manifest.json"), "utf8");
@@ -22,7 +22,8 @@ export async function readArtifactDir(dir: string, variants: ReadonlyArray<"fp32
     throw new Error(`no manifest.json in ${dir}: is this a model artifact directory (model-artifacts/<name>@<version>)?`);
   }
   const manifest = parseManifest(manifestText);
-  const wanted = [manifest.tokenizer, ...variants.flatMap((variant) => [manifest.variants[variant].embed, manifest.variants[variant].step])];
+  // A set: two variants may share a graph (int4 runs int8/step.onnx).
+  const wanted = new Set([manifest.tokenizer, ...variants.flatMap((variant) => Object.values(variantGraphs(manifest, variant)))]);
   const files: Record<string, Uint8Array> = {};
   for (const relative of wanted) files[relative] = new Uint8Array(await readFile(path.join(dir, relative)));
   const tokenizerJson = JSON.parse(new TextDecoder().decode(files[manifest.tokenizer])) as TokenizerJSON;

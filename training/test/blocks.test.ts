@@ -1,0 +1,260 @@
+/**
+ * The mlp_mixer and hybrid blocks in training (wasm backend): the tfjs forward equals the exported ONNX graphs
+ * (onnxruntime-node; fp32 within 1e-4, int8 cosine ≥ 0.99) and the pure-TS TAESRModel; gradients are right (central
+ * finite differences on the mixer's weights, checkpointed = plain); padding is invisible; the checkpoint file keeps
+ * the block; and the real trainer on the tiny config lowers the loss and exports an artifact that records its block.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { weightNames, type BlockArchitecture, type TaesrArchitecture, type WeightName } from "../../src/model/spec.js";
+import { TAESRModel } from "../../src/model/taesr-model.js";
+import { initBackend } from "../src/backend.js";
+import { exportArtifact } from "../src/export/artifact.js";
+import { loadVariant, padBatch, rowCosine, runSteps, type PaddedBatch } from "../src/export/onnx-runner.js";
+import { loadArtifactWeights } from "../src/model/artifact-weights.js";
+import { forward } from "../src/model/forward.js";
+import { decodeParams, encodeParams, initWeights, mulberry32, paramsFromWeights, type TaesrParams, type TaesrWeights } from "../src/model/params.js";
+import { train } from "../src/train/trainer.js";
+
+const BLOCKS = ["mlp_mixer", "hybrid"] as const satisfies readonly BlockArchitecture[];
+const STEPS = 6;
+
+function archFor(block: BlockArchitecture): TaesrArchitecture {
+  return {
+    block,
+    vocabSize: 300,
+    hidden: 32,
+    heads: 4,
+    ffn: 64,
+    maxLength: 20,
+    outputDim: 384,
+    matryoshkaDims: [64, 128, 256, 384],
+    depths: { easy: 1, medium: 3, hard: 6 },
+  };
+}
+
+/** Initial weights plus seeded noise on every tensor, so no LayerNorm is the identity and no bias is zero. */
+function nontrivialWeights(arch: TaesrArchitecture, seed: number): TaesrWeights {
+  const w = initWeights(arch, seed);
+  const rand = mulberry32(seed + 1000);
+  for (const name of weightNames(arch)) {
+    const amp = name.endsWith(".gamma") ? 0.3 : name.endsWith(".beta") || /\.b[a-z0-9]*$/.test(name) ? 0.1 : 0.05;
+    const a = w[name];
+    for (let i = 0; i < a.length; i++) a[i] = a[i]! + amp * (rand() * 2 - 1);
+  }
+  return w;
+}
+
+function sequences(seed: number, lengths: number[], vocabSize: number): number[][] {
+  const rand = mulberry32(seed);
+  return lengths.map((n) => Array.from({ length: n }, () => 1 + Math.floor(rand() * (vocabSize - 1))));
+}
+
+function tfForward(params: TaesrParams, batch: PaddedBatch, steps = STEPS, checkpoint = false): Float32Array[] {
+  return tf.tidy(() => {
+    const ids = tf.tensor2d(batch.ids, [batch.batch, batch.seq], "int32");
+    const mask = tf.tensor2d(batch.mask, [batch.batch, batch.seq], "float32");
+    return forward(params, ids, mask, steps, undefined, { checkpoint }).map((e) => e.dataSync() as Float32Array);
+  });
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** A loss touching every step's embedding non-linearly (as in model.test.ts). */
+function lossOf(params: TaesrParams, batch: PaddedBatch, checkpoint: boolean): tf.Scalar {
+  const ids = tf.tensor2d(batch.ids, [batch.batch, batch.seq], "int32");
+  const mask = tf.tensor2d(batch.mask, [batch.batch, batch.seq], "float32");
+  const es = forward(params, ids, mask, 3, undefined, { checkpoint });
+  return tf.addN(es.map((e, i) => tf.sum(tf.mul(tf.sin(e), i + 1)))) as tf.Scalar;
+}
+
+function gradients(params: TaesrParams, arch: TaesrArchitecture, batch: PaddedBatch, checkpoint: boolean): Record<WeightName, Float32Array> {
+  const { value, grads } = tf.variableGrads(() => lossOf(params, batch, checkpoint));
+  value.dispose();
+  const out = {} as Record<WeightName, Float32Array>;
+  for (const n of weightNames(arch)) out[n] = grads[params[n].name]!.dataSync() as Float32Array;
+  Object.values(grads).forEach((g) => g.dispose());
+  return out;
+}
+
+let tmp: string;
+beforeAll(async () => {
+  await initBackend("wasm");
+  tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-blocks-"));
+});
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
+  const arch = archFor(block);
+  const weights = nontrivialWeights(arch, 11);
+  const batch = padBatch(sequences(7, [17, 9, 3, 12], arch.vocabSize));
+  let params: TaesrParams;
+  let dir: string;
+
+  beforeAll(async () => {
+    params = paramsFromWeights(arch, weights);
+    ({ dir } = await exportArtifact({
+      outDir: tmp,
+      name: `taesr-${block.replace("_", "-")}`,
+      version: "0.0.1",
+      arch,
+      weights,
+      tokenizerJson: { format: "test" },
+      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 24 },
+      earlyExitEpsilon: 1e-3,
+      training: {},
+      eval: {},
+    }));
+  });
+  afterAll(() => Object.values(params ?? {}).forEach((v) => v.dispose()));
+
+  it("has exactly its block's variables", () => {
+    expect(Object.keys(params).sort()).toEqual([...weightNames(arch)].sort());
+  });
+
+  it("exported fp32 graphs match tfjs within 1e-4 at every step, and int8 agrees (cosine ≥ 0.99)", async () => {
+    const reference = tfForward(params, batch);
+    const [fp32, int8] = await Promise.all([loadVariant(dir, "fp32"), loadVariant(dir, "int8")]);
+    const [ef, eq] = await Promise.all([runSteps(fp32, batch, STEPS), runSteps(int8, batch, STEPS)]);
+    const diffs = ef.map((e, s) => maxAbsDiff(e, reference[s]!));
+    console.log(`${block}: fp32 max |ONNX − tfjs| per step ${diffs.map((d) => d.toExponential(2)).join(", ")}`);
+    for (const d of diffs) expect(d).toBeLessThanOrEqual(1e-4);
+    const cosines = ef.map((f, s) => Array.from({ length: batch.batch }, (_, r) => rowCosine(f, eq[s]!, r, arch.outputDim)));
+    for (const c of cosines.flat()) expect(c).toBeGreaterThanOrEqual(0.99);
+    // Another sequence length through the same graphs (the mixer weights are sliced to it).
+    const other = padBatch(sequences(3, [5, 20], arch.vocabSize));
+    const onnxOther = await runSteps(fp32, other, STEPS);
+    const tfOther = tfForward(params, other);
+    for (let s = 0; s < STEPS; s++) expect(maxAbsDiff(onnxOther[s]!, tfOther[s]!)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("equals TAESRModel (the pure-TS forward) at every step", () => {
+    const reference = tfForward(params, batch);
+    const model = new TAESRModel({ ...arch, earlyExitEpsilon: 0 }, weights);
+    const rows = Array.from({ length: batch.batch }, (_, b) => Array.from(batch.ids.subarray(b * batch.seq, (b + 1) * batch.seq), Number));
+    const masks = Array.from({ length: batch.batch }, (_, b) => Array.from(batch.mask.subarray(b * batch.seq, (b + 1) * batch.seq)));
+    for (let depth = 1; depth <= STEPS; depth++) {
+      const out = model.forward({ inputIds: rows, attentionMask: masks }, { depth, earlyExit: false });
+      const flat = new Float32Array(batch.batch * arch.outputDim);
+      out.poolerOutput.forEach((e, b) => flat.set(e, b * arch.outputDim));
+      expect(maxAbsDiff(flat, reference[depth - 1]!)).toBeLessThanOrEqual(1e-4);
+    }
+  });
+
+  it("ignores padding: extra padded positions leave every step's embedding unchanged", () => {
+    const text = sequences(5, [6], arch.vocabSize)[0]!;
+    const short = tfForward(params, padBatch([text]));
+    for (const extra of [3, arch.maxLength - text.length]) {
+      const long = tfForward(params, padBatch([text, new Array<number>(text.length + extra).fill(1)]));
+      for (let s = 0; s < STEPS; s++) expect(maxAbsDiff(long[s]!.subarray(0, arch.outputDim), short[s]!)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it("has right gradients: central finite differences on the mixer (and attention), checkpointed = plain", () => {
+    const small = padBatch(sequences(9, [6, 4], arch.vocabSize));
+    const grads = gradients(params, arch, small, false);
+    for (const n of weightNames(arch)) {
+      expect(grads[n].every(Number.isFinite), n).toBe(true);
+      expect(grads[n].some((g) => g !== 0), n).toBe(true);
+    }
+    // Beyond the batch's length T = 6 the mixer's rows of Wt1 (and columns of Wt2) are never used: zero gradient.
+    expect(grads["block.mix.w1"].subarray(6 * arch.maxLength).every((g) => g === 0)).toBe(true);
+    const L = arch.maxLength;
+    const probes: Array<[WeightName, number]> = [
+      ["block.mix.w1", 2 * L + 5],
+      ["block.mix.b1", 7],
+      ["block.mix.w2", 3 * L + 4],
+      ["block.mix.b2", 2],
+      ["block.mix.ln.gamma", 3],
+      ["embed.position", 40],
+      ["block.ffn.w1", 50],
+      ...(block === "hybrid" ? ([["block.attn.wq", 17]] as Array<[WeightName, number]>) : []),
+    ];
+    // float32 loss: a step of 1e-3 leaves too few significant digits in the difference; 1e-2 is still well inside the
+    // loss's smooth range.
+    const eps = 1e-2;
+    const at = (): number => tf.tidy(() => lossOf(params, small, false).dataSync()[0]!);
+    for (const [name, idx] of probes) {
+      const v = params[name];
+      const data = v.dataSync().slice() as Float32Array;
+      const orig = data[idx]!;
+      data[idx] = orig + eps;
+      v.assign(tf.tensor(data, v.shape));
+      const plus = at();
+      data[idx] = orig - eps;
+      v.assign(tf.tensor(data, v.shape));
+      const minus = at();
+      data[idx] = orig;
+      v.assign(tf.tensor(data, v.shape));
+      const numeric = (plus - minus) / (2 * eps);
+      const analytic = grads[name][idx]!;
+      expect(Math.abs(analytic - numeric), `${name}[${idx}] analytic ${analytic} numeric ${numeric}`).toBeLessThanOrEqual(
+        2e-2 * Math.max(1, Math.abs(numeric)),
+      );
+    }
+    const checkpointed = gradients(params, arch, small, true);
+    for (const n of weightNames(arch)) {
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < grads[n].length; i++) {
+        diff = Math.max(diff, Math.abs(checkpointed[n][i]! - grads[n][i]!));
+        scale = Math.max(scale, Math.abs(grads[n][i]!));
+      }
+      expect(diff / Math.max(scale, 1e-12), n).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it("round-trips through the checkpoint format and the artifact's fp32 graphs, block included", async () => {
+    const decoded = decodeParams(encodeParams(weights, arch, { step: 1 }));
+    expect(decoded.architecture.block).toBe(block);
+    for (const n of weightNames(arch)) expect(decoded.weights[n]).toEqual(weights[n]);
+    const fromArtifact = await loadArtifactWeights(dir);
+    expect(fromArtifact.architecture.block).toBe(block);
+    for (const n of weightNames(arch)) expect(fromArtifact.weights[n]).toEqual(weights[n]);
+    expect(() => paramsFromWeights({ ...arch, block: "self_attention" }, weights)).toThrow(/do not belong to a self_attention model/);
+  });
+});
+
+describe("training each block (tiny config, wasm)", () => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const tinyPath = path.join(here, "../configs/tiny.json");
+
+  async function tinyConfig(name: string, block: BlockArchitecture, training: Record<string, unknown>): Promise<string> {
+    const raw = JSON.parse(await readFile(tinyPath, "utf8")) as Record<string, any>;
+    raw["name"] = name;
+    raw["tokenizer"] = path.resolve(path.dirname(tinyPath), raw["tokenizer"] as string);
+    raw["arch"] = { ...raw["arch"], block };
+    raw["training"] = { ...raw["training"], evalEvery: 10_000, ...training };
+    raw["export"] = { ...raw["export"], outDir: path.join(tmp, `${name}-artifacts`) };
+    const file = path.join(tmp, `${name}.json`);
+    await writeFile(file, JSON.stringify(raw));
+    return file;
+  }
+
+  it.each(BLOCKS)("%s: the loss goes down, and the exported artifact records the block and reads back", async (block) => {
+    // Short and complete (steps = 40): the run ends with a validation and an export.
+    const config = await tinyConfig(`learn-${block}`, block, { steps: 40, warmupSteps: 4, logEvery: 10 });
+    const result = await train({ config, runDir: path.join(tmp, `learn-${block}`), progress: false, log: () => {} });
+    expect(result.stoppedBy).toBe("done");
+    const h = result.lossHistory;
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    console.log(`${block}: loss first 5 ${mean(h.slice(0, 5)).toFixed(3)} → last 5 ${mean(h.slice(-5)).toFixed(3)}`);
+    expect(h.every(Number.isFinite)).toBe(true);
+    expect(mean(h.slice(-5))).toBeLessThan(mean(h.slice(0, 5)) - 0.1);
+    const manifest = JSON.parse(await readFile(path.join(result.exportDir!, "manifest.json"), "utf8")) as { architecture: TaesrArchitecture };
+    expect(manifest.architecture.block).toBe(block);
+    const { weights, architecture } = await loadArtifactWeights(result.exportDir!);
+    expect(Object.keys(weights).sort()).toEqual([...weightNames(architecture)].sort());
+  });
+});
