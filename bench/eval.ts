@@ -29,7 +29,8 @@
  * binary alone, binary + rescoring); --projection pca replaces the Matryoshka prefix by a PCA of the corpus vectors.
  *
  * --mode late: the hybrid ranking, its top 100 reranked by MaxSim over token vectors (int8 document matrices).
- * --mode sparse exits non-zero naming the artifact: no artifact has a sparse head yet (issue 4).
+ * --mode sparse needs an artifact with the sparse head (architecture.sparseHead; bench/eval/sparse.ts) and exits
+ * non-zero naming the artifact otherwise.
  * --encoder use-lite: the USE-Lite quality peer instead of TAESR (dense, or hybrid with BM25; its corpus embeddings
  * are cached under bench/out/cache); --dims, --depth, --quant and --projection do not apply to it.
  *
@@ -68,6 +69,7 @@ import {
   type VectorFormat,
 } from "./eval/evaluate.js";
 import { openModel, sparseUnavailableReason } from "./eval/model.js";
+import { evaluateSparse } from "./eval/sparse.js";
 import { PEER_ENCODERS, openPeerSide, type PeerEncoderName } from "./eval/peer.js";
 import { encodeQueries } from "./eval/queries.js";
 import { evalResultJson } from "./eval/result.js";
@@ -78,6 +80,7 @@ import {
   tieNote,
   tunedFusionRecord,
   tuneFusion,
+  fairTuningQueries,
   tuningJson,
 } from "./eval/fusion-tuning.js";
 import { positiveInteger } from "./cli-options.js";
@@ -220,7 +223,17 @@ async function main(): Promise<void> {
   const variant = options.quant === "binary" ? "int8" : options.quant;
   const routerFile = options.routerFile ? parseFastRemRouter(JSON.parse(await readFile(options.routerFile, "utf8"))) : undefined;
   const model = await openModel(modelDir, [variant], { router: (manifest) => chosenRouter(options.router, manifest, routerFile) });
-  if (mode === "sparse") throw new Error(`--mode sparse: ${sparseUnavailableReason(model)}`);
+  if (mode === "sparse") {
+    if (!model.manifest.architecture.sparseHead) throw new Error(`--mode sparse: ${sparseUnavailableReason(model)}`);
+    const dataset = await loadBeirDataset(options.dataset, options.split, { limitQueries: options.limitQueries });
+    const depth = options.depth === "auto" ? ("auto" as const) : (Number(options.depth) as 1 | 3 | 6);
+    const sparseResult = await evaluateSparse(await model.encoder(variant), model.tokenizer, dataset, { depth, earlyExit: options.earlyExit, maxTerms: 256 });
+    const result = { ...sparseResult, split: options.split, quant: options.quant, model: model.label, encoder: "taesr", model_variant: variant };
+    await model.release();
+    if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(JSON.stringify(result));
+    return;
+  }
 
   const dataset = await loadBeirDataset(options.dataset, options.split, { limitQueries: options.limitQueries });
   const inputs: EvalInputs = { dataset, tokenizer: model.tokenizer };
@@ -280,13 +293,14 @@ async function main(): Promise<void> {
 
   if (options.tuneFusion) {
     if (options.split === "test") console.error("warning: tuning on the test split; tune on a validation split (e.g. --split train) and report test");
-    console.error(`tuning the fusion on ${dataset.name} ${options.split}: ${dataset.queries.length} queries, convex and RRF × 21 lexical weights`);
-    const tuning = tuneFusion(outcome.kept!, dataset);
-    result.tuning = tuningJson(tuning, options.split);
+    const fair = options.encoder === "taesr" ? fairTuningQueries(outcome.kept!, model.manifest, { name: dataset.name, split: options.split }) : { kept: outcome.kept! };
+    console.error(`tuning the fusion on ${dataset.name} ${options.split}: ${fair.note ?? `${dataset.queries.length} queries`}, convex and RRF × 21 lexical weights`);
+    const tuning = tuneFusion(fair.kept, dataset);
+    result.tuning = { ...tuningJson(tuning, options.split), ...(fair.note ? { queries_used: fair.note } : {}) };
     if (options.save) {
       if (!neverBelowComponents(tuning)) throw new Error("the best fusion scores below one of its components on this split; not saving");
       const record = tunedFusionRecord(tuning, { dataset: dataset.name, split: options.split, dims, variant });
-      const saved = await saveTunedFusion(modelDir, record, { command: `npm run eval -- ${commandArgs().join(" ")}`, note: tieNote(tuning) });
+      const saved = await saveTunedFusion(modelDir, record, { command: `npm run eval -- ${commandArgs().join(" ")}`, note: [fair.note, tieNote(tuning)].filter(Boolean).join("; ") || undefined });
       const where = saved.changelog ? ` and ${saved.changelog}` : " (no CHANGELOG.md beside the artifact folder)";
       console.error(`saved ${record.method} lexical ${record.weights.lexical} / dense ${record.weights.dense} into ${saved.manifest}${where}`);
       result.saved = { manifest: saved.manifest, changelog: saved.changelog, fusion: record };

@@ -31,6 +31,7 @@ import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "
 import type { EvalDataset } from "./dataset.js";
 import { mean } from "../../src/eval/metrics.js";
 import { editManifest } from "../../training/src/export/manifest-edit.js";
+import { adaptGroup, isHeldOut } from "../../training/src/data/pairs.js";
 import { keptNdcg10PerQuery, round4, type KeptLists } from "./evaluate.js";
 
 /** Lexical shares the tuner tries, in hundredths so the steps do not accumulate float error: 0, 0.05, …, 1. */
@@ -128,6 +129,51 @@ export function tuneFusion(kept: readonly KeptLists[], dataset: EvalDataset): Fu
  */
 export function neverBelowComponents(result: FusionTuningResult): boolean {
   return result.chosen["ndcg@10"] >= Math.max(result.components.lexicalOnly, result.components.denseOnly);
+}
+
+/** The fewest queries a fusion may be tuned on: below it one query moves the mean by more than any weight step. */
+export const MIN_TUNING_QUERIES = 20;
+
+/** What {@link fairTuningQueries} needs from an artifact's manifest (ArtifactManifest satisfies it). */
+export interface AdaptationFacts {
+  adaptation?: Record<string, unknown>;
+  training?: Record<string, unknown>;
+}
+
+/**
+ * The queries a fusion for this artifact may be tuned on. An artifact adapted with this dataset's own train qrels
+ * (`--adapt`, manifest `adaptation.trainQrelsUsed`) has been trained on those queries: its dense side scores far
+ * better on them than on unseen ones (taesr-edge-scifact@0.2.0: SciFact train dense 0.311, test 0.228), and weights
+ * tuned there trust the dense list too much (train chose dense 0.75; test then scored below lexical-heavier weights).
+ * The fair ones are the train queries whose every relevant document sat on the held-out side of the adaptation's
+ * split (the trainer's document-hash split, reproduced by isHeldOut): the run never saw those (query, document) pairs.
+ * Anything else (no adaptation, another dataset, another split) keeps every query.
+ */
+export function fairTuningQueries(
+  kept: readonly KeptLists[],
+  manifest: AdaptationFacts,
+  dataset: { name: string; split: string },
+): { kept: readonly KeptLists[]; note?: string } {
+  const adaptation = manifest.adaptation;
+  if (!adaptation || adaptation["trainQrelsUsed"] !== true || adaptation["corpus"] !== dataset.name || dataset.split !== "train") return { kept };
+  const config = manifest.training?.["config"] as { data?: { validationFraction?: unknown } } | undefined;
+  const fraction = config?.data?.validationFraction;
+  if (typeof fraction !== "number") {
+    throw new Error(`the artifact was adapted with ${dataset.name}'s train qrels but its manifest has no training.config.data.validationFraction: cannot tell which train queries it never saw`);
+  }
+  const fair = kept.filter(({ judgements }) => {
+    const relevant = [...judgements].filter(([, score]) => score > 0).map(([docId]) => docId);
+    return relevant.length > 0 && relevant.every((docId) => isHeldOut(adaptGroup(docId), fraction));
+  });
+  if (fair.length < MIN_TUNING_QUERIES) {
+    throw new Error(
+      `the artifact was trained on ${dataset.name} train queries; only ${fair.length} of ${kept.length} have all their relevant documents held out of that training (need ${MIN_TUNING_QUERIES}): tune on another split`,
+    );
+  }
+  return {
+    kept: fair,
+    note: `${fair.length} of ${kept.length} ${dataset.name} train queries: those whose relevant documents were all held out of the adaptation (it trained on the others)`,
+  };
 }
 
 /** --save is for validation splits only (see the module note). */

@@ -3,10 +3,10 @@
  * variant on onnxruntime-node, created on first use), its size as shipped, and which retrieval heads it has.
  *
  * Heads: every artifact has the dense head (the pooled, projected embedding) and token vectors for late interaction
- * (the last hidden state, see src/model/encoder.ts). A sparse (SPLADE-style) head is a separate output that an artifact
- * must declare in its manifest; none does yet (it arrives with issue 4), so `--mode sparse` stops with a message that
- * names the artifact instead of printing a number it did not measure. The manifest validator keeps only the fields it
- * knows, so the declaration is looked for in the raw manifest.json.
+ * (the last hidden state, see src/model/encoder.ts). A sparse (SPLADE-style) head is a separate graph that an artifact
+ * declares (architecture.sparseHead, variants.*.sparse); for an artifact without one `--mode sparse` stops with a
+ * message that names the artifact instead of printing a number it did not measure. The declaration is looked for in the
+ * raw manifest.json too, so a hand-written or foreign declaration is named rather than ignored.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -89,10 +89,10 @@ export function sparseHeadDeclaration(rawManifest: Record<string, unknown>): str
 export function sparseUnavailableReason(model: Pick<EvalModel, "label" | "dir" | "rawManifest">): string {
   const declared = sparseHeadDeclaration(model.rawManifest);
   if (declared) {
-    return `${model.label} declares a sparse head (${declared}), but this evaluation cannot run sparse heads yet`;
+    return `${model.label} declares a sparse head (${declared}), but its architecture has no sparseHead: the manifest contradicts itself`;
   }
   const manifest = path.join(model.dir, "manifest.json");
   const relative = path.relative(process.cwd(), manifest);
   const shown = relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : manifest;
-  return `${model.label} has no sparse head: ${shown} declares no sparse (SPLADE) output — sparse retrieval arrives with issue 4`;
+  return `${model.label} has no sparse head: ${shown} declares no sparse (SPLADE) output — train one with arch.sparseHead and training.objectives.sparse`;
 }

@@ -21,6 +21,11 @@
  * direction that centring removes. Padding rows are dropped, and a text fed as a lone [UNK] (see above) has one
  * token vector, so no text has an empty matrix.
  *
+ * Sparse terms (SPLADE-style head, spec.ts): with `sparse` and an artifact whose architecture has the head, embed() also
+ * runs the variant's sparse.onnx on h of the last step run and returns each text's terms above a threshold as
+ * {tokenId: weight} (the largest `maxTerms`). An artifact without the head refuses the option rather than returning
+ * nothing, so a caller never indexes empty vectors by mistake.
+ *
  * Concurrency: `embed` calls on one encoder are serialised. The wasm engine is single-threaded anyway, and an
  * ORT session is not documented as safe for overlapping runs; requests in the same isolate therefore queue.
  *
@@ -76,7 +81,22 @@ export interface EmbedOptions {
    * Default false, and then nothing extra is read or allocated.
    */
   tokenVectors?: boolean;
+  /**
+   * Also return sparse term weights ({@link EmbedResult.sparse}): `true` for the defaults, or the threshold (weights
+   * ≤ it are dropped; default 0) and the most terms kept per text (default 256). Needs the sparse head.
+   */
+  sparse?: boolean | SparseOptions;
 }
+
+export interface SparseOptions {
+  threshold?: number;
+  maxTerms?: number;
+}
+
+/** One text's sparse term weights: vocabulary id → weight (> threshold), at most maxTerms entries. */
+export type SparseTerms = Record<number, number>;
+
+const DEFAULT_SPARSE: Required<SparseOptions> = { threshold: 0, maxTerms: 256 };
 
 /**
  * One text's token vectors: row-major [count, dims] (dims = architecture.hidden), unit-length rows, real tokens only.
@@ -101,6 +121,8 @@ export interface EmbedResult {
   earlyExit: boolean;
   /** Only with `tokenVectors: true`: one matrix per input text, in input order (h of the last step run). */
   tokenVectors?: TokenVectors[];
+  /** Only with `sparse`: each text's sparse terms, in input order (the head on h of the last step run). */
+  sparse?: SparseTerms[];
   timings: { tokenizeMs: number; inferenceMs: number };
 }
 
@@ -110,6 +132,7 @@ interface Plan {
   depth: number | "auto";
   earlyExit: boolean;
   tokenVectors: boolean;
+  sparse: Required<SparseOptions> | undefined;
 }
 
 interface Batch {
@@ -131,6 +154,8 @@ export class TaesrEncoder {
   private readonly tokenizer: EncoderTokenizer;
   private readonly embedSession: OrtSessionLike;
   private readonly stepSession: OrtSessionLike;
+  /** The sparse head's session, when the artifact has one. */
+  private readonly sparseSession: OrtSessionLike | undefined;
   /** Depth "auto": the manifest's router (router.ts createInputRouter). */
   private readonly router: InputRouter;
   /** Tail of the serialised embed() calls. */
@@ -142,7 +167,9 @@ export class TaesrEncoder {
     embedSession: OrtSessionLike,
     stepSession: OrtSessionLike,
     router: InputRouter,
+    sparseSession: OrtSessionLike | undefined,
   ) {
+    this.sparseSession = sparseSession;
     this.ort = init.ort;
     this.tokenizer = init.tokenizer;
     this.variant = init.variant;
@@ -159,7 +186,7 @@ export class TaesrEncoder {
   static async create(init: TaesrEncoderInit): Promise<TaesrEncoder> {
     const manifest = parseManifest(init.manifest);
     // Throws for an unknown variant, and for int4 in an artifact exported before it existed.
-    const { embed, step } = variantGraphs(manifest, init.variant);
+    const { embed, step, sparse } = variantGraphs(manifest, init.variant);
     // Before any session exists: an artifact whose router cannot run with this tokenizer must not load at all.
     const router = createInputRouter(manifest.router, () => encoderVocab(init.tokenizer, manifest.architecture.vocabSize));
     if (init.verify !== false) {
@@ -167,6 +194,8 @@ export class TaesrEncoder {
       const given = variantFiles(manifest, init.variant).filter((p) => p in init.files);
       await verifyArtifactFiles(manifest, init.files, { paths: [...new Set([embed, step, ...given])] });
     }
+    // The sparse graph is optional at load: a caller that bundles only embed and step still gets dense embeddings.
+    const sparseBytes = sparse ? init.files[sparse] : undefined;
     const embedBytes = init.files[embed];
     const stepBytes = init.files[step];
     if (!embedBytes) throw new Error(`artifact file "${embed}" (${init.variant} embed graph) is missing`);
@@ -175,15 +204,18 @@ export class TaesrEncoder {
     const created = await Promise.allSettled([
       init.ort.InferenceSession.create(embedBytes, init.sessionOptions),
       init.ort.InferenceSession.create(stepBytes, init.sessionOptions),
+      ...(sparseBytes ? [init.ort.InferenceSession.create(sparseBytes, init.sessionOptions)] : []),
     ]);
     const sessions = created.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     try {
-      const [embedResult, stepResult] = created;
+      const [embedResult, stepResult, sparseResult] = created;
       if (embedResult!.status === "rejected") throw new Error(`cannot load "${embed}": ${errorMessage(embedResult!.reason)}`);
       if (stepResult!.status === "rejected") throw new Error(`cannot load "${step}": ${errorMessage(stepResult!.reason)}`);
       checkGraphIo(embedResult!.value, "embed", embed);
       checkGraphIo(stepResult!.value, "step", step);
-      return new TaesrEncoder(init, manifest, embedResult!.value, stepResult!.value, router);
+      if (sparseResult?.status === "rejected") throw new Error(`cannot load "${sparse}": ${errorMessage(sparseResult.reason)}`);
+      if (sparseResult) checkGraphIo(sparseResult.value, "sparse", sparse!);
+      return new TaesrEncoder(init, manifest, embedResult!.value, stepResult!.value, router, sparseResult?.value);
     } catch (err) {
       // Sessions hold wasm/native memory for the isolate's lifetime unless released; do not leak them on a bad artifact.
       await Promise.allSettled(sessions.map((s) => s.release()));
@@ -193,6 +225,11 @@ export class TaesrEncoder {
 
   get architecture(): TaesrArchitecture {
     return this.manifest.architecture;
+  }
+
+  /** Whether embed() can return sparse terms (the artifact has the head and its graph was given). */
+  get hasSparse(): boolean {
+    return this.sparseSession !== undefined;
   }
 
   /** Embeds `texts` (at least one). See {@link EmbedOptions} for defaults and the module doc for batching rules. */
@@ -212,7 +249,7 @@ export class TaesrEncoder {
   /** Releases both ONNX sessions; the encoder is unusable afterwards. */
   async release(): Promise<void> {
     await this.queue;
-    await Promise.all([this.embedSession.release(), this.stepSession.release()]);
+    await Promise.all([this.embedSession.release(), this.stepSession.release(), this.sparseSession?.release()]);
   }
 
   private plan(texts: readonly string[], options: EmbedOptions): Plan {
@@ -233,7 +270,25 @@ export class TaesrEncoder {
     if (typeof earlyExit !== "boolean") throw new TypeError(`earlyExit must be a boolean, got ${typeof earlyExit}`);
     const tokenVectors = options.tokenVectors ?? false;
     if (typeof tokenVectors !== "boolean") throw new TypeError(`tokenVectors must be a boolean, got ${typeof tokenVectors}`);
-    return { dims, depth, earlyExit, tokenVectors };
+    return { dims, depth, earlyExit, tokenVectors, sparse: this.sparsePlan(options.sparse) };
+  }
+
+  private sparsePlan(option: EmbedOptions["sparse"]): Required<SparseOptions> | undefined {
+    if (option === undefined || option === false) return undefined;
+    if (option !== true && (typeof option !== "object" || option === null)) {
+      throw new TypeError(`sparse must be a boolean or {threshold?, maxTerms?}, got ${typeof option}`);
+    }
+    if (!this.sparseSession) {
+      throw new Error(
+        this.architecture.sparseHead
+          ? `sparse terms need the sparse graph ("${variantGraphs(this.manifest, this.variant).sparse}"), which was not given`
+          : `${this.manifest.name}@${this.manifest.version} has no sparse head (architecture.sparseHead)`,
+      );
+    }
+    const plan = { ...DEFAULT_SPARSE, ...(option === true ? {} : option) };
+    if (!(Number.isFinite(plan.threshold) && plan.threshold >= 0)) throw new RangeError(`sparse.threshold must be a finite number ≥ 0, got ${plan.threshold}`);
+    if (!(Number.isInteger(plan.maxTerms) && plan.maxTerms >= 1)) throw new RangeError(`sparse.maxTerms must be a positive integer, got ${plan.maxTerms}`);
+    return plan;
   }
 
   private async run(texts: readonly string[], plan: Plan): Promise<EmbedResult> {
@@ -285,6 +340,14 @@ export class TaesrEncoder {
     }
     const t2 = performance.now();
     const tokenVectors = plan.tokenVectors ? centredTokenRows(readFloat32(h, hOut), T, H, batch.rowLengths) : undefined;
+    let sparse: SparseTerms[] | undefined;
+    if (plan.sparse) {
+      const [sparseH, sparseMask] = GRAPH_IO.sparse.inputs;
+      const [sparseOut] = GRAPH_IO.sparse.outputs;
+      const out = await this.sparseSession!.run({ [sparseH]: h, [sparseMask]: mask });
+      expectDims(out[sparseOut], sparseOut, [B, arch.vocabSize]);
+      sparse = topTerms(readFloat32(out[sparseOut], sparseOut), B, arch.vocabSize, plan.sparse);
+    }
 
     return {
       embeddings: prefixNormalizeRows(embedding!, B, D, plan.dims),
@@ -293,6 +356,7 @@ export class TaesrEncoder {
       route,
       earlyExit: steps < requestedDepth,
       ...(tokenVectors ? { tokenVectors } : {}),
+      ...(sparse ? { sparse } : {}),
       timings: { tokenizeMs: t1 - t0, inferenceMs: t2 - t1 },
     };
   }
@@ -347,6 +411,23 @@ function expectDims(tensor: OrtTensorLike | undefined, name: string, expected: r
   if (tensor.dims.length !== expected.length || tensor.dims.some((d, i) => d !== expected[i])) {
     throw new Error(`ONNX output "${name}" has shape [${tensor.dims.join(", ")}], expected [${expected.join(", ")}]`);
   }
+}
+
+/**
+ * Per row of a row-major [rows, vocab] weight matrix: the entries above `threshold`, the largest `maxTerms` of them
+ * (ties to the smaller id), as {id: weight}.
+ */
+export function topTerms(weights: Float32Array, rows: number, vocab: number, options: Required<SparseOptions>): SparseTerms[] {
+  const out: SparseTerms[] = [];
+  for (let r = 0; r < rows; r++) {
+    const kept: number[] = [];
+    for (let v = 0; v < vocab; v++) if (weights[r * vocab + v]! > options.threshold) kept.push(v);
+    kept.sort((a, b) => weights[r * vocab + b]! - weights[r * vocab + a]! || a - b);
+    const terms: SparseTerms = {};
+    for (const v of kept.slice(0, options.maxTerms)) terms[v] = weights[r * vocab + v]!;
+    out.push(terms);
+  }
+  return out;
 }
 
 /** max over rows of 1 − cos(a_r, b_r) for two row-major [rows, dims] matrices; a zero row counts as unconverged. */

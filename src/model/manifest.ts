@@ -10,7 +10,7 @@
 import { sha256Hex } from "../digest.js";
 import { z } from "zod";
 import { fastRemRouterSchema, routerRuleSchema } from "./fastrem.js";
-import { BLOCK_ARCHITECTURES, type ArtifactManifest } from "./spec.js";
+import { BLOCK_ARCHITECTURES, type ArtifactManifest, type VariantGraphs } from "./spec.js";
 
 const positiveInt = z.number().int().positive();
 const relativePath = z
@@ -31,6 +31,8 @@ const architectureSchema = z
     outputDim: positiveInt,
     matryoshkaDims: z.array(positiveInt).min(1),
     depths: z.object({ easy: positiveInt, medium: positiveInt, hard: positiveInt }),
+    // The SPLADE-style sparse head (spec.ts); absent in every manifest without one.
+    sparseHead: z.boolean().optional(),
   })
   .superRefine((a, ctx) => {
     if (a.hidden % a.heads !== 0) {
@@ -48,7 +50,8 @@ const architectureSchema = z
     }
   });
 
-const variantSchema = z.object({ embed: relativePath, step: relativePath });
+// sparse: the sparse head's graph, only in artifacts whose architecture has the head.
+const variantSchema = z.object({ embed: relativePath, step: relativePath, sparse: relativePath.optional() });
 
 const fusionWeight = z.number().finite().nonnegative();
 
@@ -108,6 +111,14 @@ const manifestSchema = z
       if (!graphs) continue;
       referenced.push([graphs.embed, ["variants", variant, "embed"]]);
       referenced.push([graphs.step, ["variants", variant, "step"]]);
+      if (graphs.sparse) referenced.push([graphs.sparse, ["variants", variant, "sparse"]]);
+      if ((graphs.sparse !== undefined) !== (m.architecture.sparseHead === true)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["variants", variant, "sparse"],
+          message: m.architecture.sparseHead ? "the architecture has a sparse head but the variant lists no sparse graph" : "a sparse graph without architecture.sparseHead",
+        });
+      }
     }
     for (const [path, at] of referenced) {
       if (!(path in m.files)) ctx.addIssue({ code: "custom", path: at, message: `"${path}" is not listed in files` });
@@ -126,8 +137,9 @@ void _sameShape;
 export type ArtifactVariant = keyof ArtifactManifest["variants"];
 export const ARTIFACT_VARIANTS: readonly ArtifactVariant[] = ["fp32", "int8", "int4"];
 
-/** A variant's two graph paths. @throws Error when the artifact has no such variant (int4 in older artifacts). */
-export function variantGraphs(manifest: ArtifactManifest, variant: ArtifactVariant): { embed: string; step: string } {
+/** A variant's graph paths (two, or three with the sparse head). @throws Error when the artifact has no such variant
+ * (int4 in older artifacts). */
+export function variantGraphs(manifest: ArtifactManifest, variant: ArtifactVariant): VariantGraphs {
   if (!(ARTIFACT_VARIANTS as readonly string[]).includes(variant)) {
     throw new Error(`variant must be one of ${ARTIFACT_VARIANTS.map((v) => `"${v}"`).join(", ")}, got ${JSON.stringify(variant)}`);
   }
@@ -159,10 +171,10 @@ export function parseManifest(input: string | unknown): ArtifactManifest {
   return result.data;
 }
 
-/** The files one variant needs at run time: its two graphs and the tokenizer. */
+/** The files one variant needs at run time: its graphs (the sparse head's too, when it has one) and the tokenizer. */
 export function variantFiles(manifest: ArtifactManifest, variant: ArtifactVariant): string[] {
   const v = variantGraphs(manifest, variant);
-  return [v.embed, v.step, manifest.tokenizer];
+  return [v.embed, v.step, ...(v.sparse ? [v.sparse] : []), manifest.tokenizer];
 }
 
 export interface VerifyOptions {

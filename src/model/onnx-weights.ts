@@ -232,12 +232,16 @@ export function weightsFromArtifactGraphs(
   embedOnnx: Uint8Array,
   stepOnnx: Uint8Array,
   arch: TaesrArchitecture,
+  /** The fp32 sparse.onnx, for an architecture with the sparse head (its sparse.* weights live there). */
+  sparseOnnx?: Uint8Array,
 ): Record<WeightName, Float32Array> {
   const byName = new Map<string, { tensor: OnnxInitializer; graph: string }>();
-  for (const [bytes, graph] of [
+  const graphs: [Uint8Array, string][] = [
     [embedOnnx, "embed.onnx"],
     [stepOnnx, "step.onnx"],
-  ] as const) {
+  ];
+  if (sparseOnnx) graphs.push([sparseOnnx, "sparse.onnx"]);
+  for (const [bytes, graph] of graphs) {
     for (const tensor of readOnnxInitializers(bytes, graph)) {
       // First one wins: the exporter never writes a weight into both graphs, and the scalar constants are not weights.
       if (!byName.has(tensor.name)) byName.set(tensor.name, { tensor, graph });
@@ -270,7 +274,7 @@ export function weightsFromArtifactGraphs(
             `use the artifact's fp32 variant (fp32/embed.onnx, fp32/step.onnx)`,
         );
       }
-      const where = name.startsWith("embed.") ? "embed.onnx" : "step.onnx";
+      const where = name.startsWith("embed.") ? "embed.onnx" : name.startsWith("sparse.") ? "sparse.onnx (pass it: the architecture has the sparse head)" : "step.onnx";
       const block = blockOf(arch) === "self_attention" ? "" : ` (a ${blockOf(arch)} model)`;
       throw new Error(`weight ${name} is missing: no initializer of that name in the graphs (expected in ${where})${block}`);
     }

@@ -40,6 +40,15 @@
  * LayerNorm eps = 1e-5. gelu_tanh(z) = 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715·z³))).
  * maskedMean divides by max(Σmask, 1).
  * In mlp_mixer, `heads` is unused (kept so every architecture has the same fields).
+ *
+ * Sparse head (SPLADE-style; architecture.sparseHead, absent = none), on the final hidden state h = h_k (the step the
+ * embedding came from), E = embed.token [V,H]:
+ *   z_t,v = LNs(h)_t · E_vᵀ + b_v                    LNs = sparse.ln.{gamma,beta}, b = sparse.bias [V]
+ *   w_v   = max_t mask_t · log(1 + ReLU(z_t,v))      ∈ R^V, ≥ 0 (padding contributes 0)
+ * The output matrix is the token table itself (tied, as SPLADE ties its MLM head to BERT's input embeddings): no new
+ * V×H matrix, only V + 2H parameters, and a vocabulary entry scores by how close its input embedding is to a position's
+ * state. log(1 + ReLU(·)) is monotone, so w_v = log(1 + ReLU(max_t (z_t,v − (1 − mask_t)·1e9))) is the same number
+ * (graphs and runtime compute it that way: one max over the sequence of the logits, then one log1p per entry).
  */
 
 /** The shared block's architectures (see the module comment for each one's maths). */
@@ -65,6 +74,16 @@ export interface TaesrArchitecture {
   matryoshkaDims: number[];
   /** Recursion steps per route. */
   depths: { easy: number; medium: number; hard: number };
+  /**
+   * A SPLADE-style sparse head (module comment; weights sparse.*). Absent = false, and written only when true, so the
+   * manifests, checkpoints and weight lists of models without one are exactly what they were before the field existed.
+   */
+  sparseHead?: boolean;
+}
+
+/** Whether the architecture has the sparse head (sparse.ln.*, sparse.bias; sparse.onnx in its artifact). */
+export function hasSparseHead(a: Pick<TaesrArchitecture, "sparseHead">): boolean {
+  return a.sparseHead === true;
 }
 
 /** The architecture's block, "self_attention" when it names none. */
@@ -122,6 +141,9 @@ export function weightShapes(a: TaesrArchitecture): Record<WeightName, number[]>
     "out.ln.beta": [H],
     "out.proj.w": [H, D],
     "out.proj.b": [D],
+    "sparse.ln.gamma": [H],
+    "sparse.ln.beta": [H],
+    "sparse.bias": [V],
   };
 }
 
@@ -141,6 +163,9 @@ const ATTENTION_WEIGHTS = [
 ] as const;
 const FFN_WEIGHTS = ["block.ln2.gamma", "block.ln2.beta", "block.ffn.w1", "block.ffn.b1", "block.ffn.w2", "block.ffn.b2"] as const;
 const OUTPUT_WEIGHTS = ["out.ln.gamma", "out.ln.beta", "out.proj.w", "out.proj.b"] as const;
+/** The sparse head's own weights (its output matrix is embed.token). Last in every order, so adding the head changes
+ * neither the order nor the seeded values of the other weights. */
+const SPARSE_WEIGHTS = ["sparse.ln.gamma", "sparse.ln.beta", "sparse.bias"] as const;
 
 /**
  * The weights of the self-attention block (the default), in checkpoint order. The order is part of the checkpoint
@@ -149,8 +174,17 @@ const OUTPUT_WEIGHTS = ["out.ln.gamma", "out.ln.beta", "out.proj.w", "out.proj.b
 export const WEIGHT_NAMES = [...EMBED_WEIGHTS, ...ATTENTION_WEIGHTS, ...FFN_WEIGHTS, ...OUTPUT_WEIGHTS] as const;
 /** The token-mixing sub-layer's weights (mlp_mixer and hybrid). */
 export const MIXER_WEIGHT_NAMES = MIXER_WEIGHTS;
-/** Every weight name of every block, in canonical order (embed, mixer, attention, FFN, output). */
-export const ALL_WEIGHT_NAMES = [...EMBED_WEIGHTS, ...MIXER_WEIGHTS, ...ATTENTION_WEIGHTS, ...FFN_WEIGHTS, ...OUTPUT_WEIGHTS] as const;
+/** The sparse head's weights (architecture.sparseHead). */
+export const SPARSE_WEIGHT_NAMES = SPARSE_WEIGHTS;
+/** Every weight name of every block, in canonical order (embed, mixer, attention, FFN, output, sparse head). */
+export const ALL_WEIGHT_NAMES = [
+  ...EMBED_WEIGHTS,
+  ...MIXER_WEIGHTS,
+  ...ATTENTION_WEIGHTS,
+  ...FFN_WEIGHTS,
+  ...OUTPUT_WEIGHTS,
+  ...SPARSE_WEIGHTS,
+] as const;
 export type WeightName = (typeof ALL_WEIGHT_NAMES)[number];
 
 const MLP_MIXER_NAMES: readonly WeightName[] = [...EMBED_WEIGHTS, ...MIXER_WEIGHTS, ...FFN_WEIGHTS, ...OUTPUT_WEIGHTS];
@@ -158,10 +192,15 @@ const HYBRID_NAMES: readonly WeightName[] = [...EMBED_WEIGHTS, ...MIXER_WEIGHTS,
 
 /**
  * The weights a model of this architecture has, in checkpoint and initialisation order: embed, [mixer], [attention],
- * FFN, output. self_attention gives exactly WEIGHT_NAMES. A record keyed by WeightName (weights, variables, gradients)
- * holds exactly these names; the other blocks' names are absent, and every loader checks that before use.
+ * FFN, output, [sparse head]. self_attention without the head gives exactly WEIGHT_NAMES. A record keyed by WeightName
+ * (weights, variables, gradients) holds exactly these names; the others are absent, and every loader checks that.
  */
-export function weightNames(a: Pick<TaesrArchitecture, "block">): readonly WeightName[] {
+export function weightNames(a: Pick<TaesrArchitecture, "block" | "sparseHead">): readonly WeightName[] {
+  const names = blockWeightNames(a);
+  return hasSparseHead(a) ? [...names, ...SPARSE_WEIGHTS] : names;
+}
+
+function blockWeightNames(a: Pick<TaesrArchitecture, "block">): readonly WeightName[] {
   switch (blockOf(a)) {
     case "self_attention":
       return WEIGHT_NAMES;
@@ -188,6 +227,9 @@ export function weightNamesIn(record: object): WeightName[] {
 export const GRAPH_IO = {
   embed: { inputs: ["input_ids"], outputs: ["x"] },
   step: { inputs: ["h", "x", "attention_mask"], outputs: ["h_next", "embedding"] },
+  /** sparse.onnx (architecture.sparseHead only): h float32 [B,T,H] (the final state), attention_mask float32 [B,T]
+   *  → sparse_weights float32 [B,V] (the module comment's w). */
+  sparse: { inputs: ["h", "attention_mask"], outputs: ["sparse_weights"] },
 } as const;
 
 export const OPSET_VERSION = 17;
@@ -206,7 +248,7 @@ export interface ArtifactManifest {
    * Graph paths per variant: fp32 (origin), int8 (edge), and — in artifacts exported or extended since it existed —
    * int4 (int8 step graph, 4-bit token table in its own embed graph; src/model/int4-table.ts).
    */
-  variants: Record<"fp32" | "int8", { embed: string; step: string }> & { int4?: { embed: string; step: string } };
+  variants: Record<"fp32" | "int8", VariantGraphs> & { int4?: VariantGraphs };
   parameters: number;
   /** How depth "auto" picks 1/3/6 steps: the length rule, or a trained FastREM classifier (src/model/fastrem.ts). */
   router: RouterSpec;
@@ -225,6 +267,13 @@ export interface ArtifactManifest {
    * it changes no sha256: the weights and graphs stay exactly what was exported.
    */
   retrieval?: RetrievalDefaults;
+}
+
+/** One variant's graph paths. `sparse` only in artifacts whose architecture has the sparse head (absent before it existed). */
+export interface VariantGraphs {
+  embed: string;
+  step: string;
+  sparse?: string;
 }
 
 /** What a search should do with this artifact's vectors by default. */

@@ -59,6 +59,8 @@ export const taesrConfigSchema = z
     router: z
       .strictObject({ easyMaxTokens: z.number().int().nonnegative().default(8), mediumMaxTokens: z.number().int().nonnegative().default(32) })
       .prefault({}),
+    /** The SPLADE-style sparse head (spec.ts; TAESRModel.sparse). Optional, so configs without it serialise as before. */
+    sparseHead: z.boolean().optional(),
     training: z
       .strictObject({ batchSize: positiveInt.default(64), epochs: positiveInt.default(1), lr: z.number().finite().positive().default(0.0015) })
       .prefault({}),
@@ -161,7 +163,7 @@ export function taesrConfigFromJSON(text: string): TAESRConfig {
  * for the non-default blocks, so a self-attention architecture is exactly what it was before blocks were selectable.
  */
 export function architectureOf(config: TAESRConfig): TaesrArchitecture {
-  const { block, vocabSize, hidden, heads, ffn, maxLength, outputDim, matryoshkaDims, depths } = config;
+  const { block, vocabSize, hidden, heads, ffn, maxLength, outputDim, matryoshkaDims, depths, sparseHead } = config;
   return {
     ...(block !== DEFAULT_BLOCK ? { block } : {}),
     vocabSize,
@@ -172,6 +174,7 @@ export function architectureOf(config: TAESRConfig): TaesrArchitecture {
     outputDim,
     matryoshkaDims: [...matryoshkaDims],
     depths: { ...depths },
+    ...(sparseHead ? { sparseHead: true } : {}),
   };
 }
 

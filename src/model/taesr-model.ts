@@ -11,6 +11,7 @@
  *   out.lastHiddenState[b]   // h at that step, row-major [T, hidden] (padding positions included, as h_next)
  *   out.depth[b], out.routed[b]
  *   model.matryoshkaSlice(out.poolerOutput[b]!, 128)           // prefix, L2-normalised
+ *   model.sparse(out.lastHiddenState[b]!, mask[b])             // with config.sparseHead: term weights [vocabSize] (≥ 0)
  *
  * Depth is per row: rows are independent in the maths (attention and token mixing are masked per row, pooling is per
  * row), so each row
@@ -32,6 +33,7 @@ import {
   blockOf,
   hasAttention,
   hasMixer,
+  hasSparseHead,
   weightNames,
   weightShapes,
   type BlockArchitecture,
@@ -166,6 +168,41 @@ export class TAESRModel {
       out.lastHiddenState.push(ws.h.slice());
       out.depth.push(steps);
       out.routed.push(route);
+    }
+    return out;
+  }
+
+  /**
+   * The sparse head's term weights (spec.ts; config.sparseHead) of one row's final hidden state h, row-major [T, hidden]
+   * as `forward` returns it in lastHiddenState, under its mask (default: all tokens) → [vocabSize], ≥ 0:
+   * w_v = log(1 + ReLU(max over real t of LNs(h_t)·E_v + b_v)), E the token table. T·V·H multiply-adds (33 M for
+   * 32 tokens at V 8192, H 128), as sparse.onnx computes them.
+   */
+  sparse(hiddenState: ArrayLike<number>, attentionMask?: ArrayLike<number>): Float32Array {
+    if (!hasSparseHead(this.architecture)) throw new Error("this model has no sparse head (config.sparseHead is not set)");
+    const { hidden: H, vocabSize: V } = this.architecture;
+    if (hiddenState.length === 0 || hiddenState.length % H !== 0) {
+      throw new RangeError(`hiddenState must be row-major [T, ${H}] with T ≥ 1; got ${hiddenState.length} values`);
+    }
+    const T = hiddenState.length / H;
+    if (attentionMask !== undefined && attentionMask.length !== T) {
+      throw new RangeError(`attentionMask has ${attentionMask.length} entries for ${T} positions`);
+    }
+    const n = new Float32Array(T * H);
+    layerNorm(n, Float32Array.from(hiddenState), T, H, this.weights["sparse.ln.gamma"], this.weights["sparse.ln.beta"]);
+    const table = this.weights["embed.token"];
+    const bias = this.weights["sparse.bias"];
+    const out = new Float32Array(V);
+    for (let v = 0; v < V; v++) {
+      let best = -Infinity;
+      for (let t = 0; t < T; t++) {
+        if (attentionMask !== undefined && !attentionMask[t]) continue;
+        let z = bias[v]!;
+        for (let i = 0; i < H; i++) z += n[t * H + i]! * table[v * H + i]!;
+        if (z > best) best = z;
+      }
+      // No real token: every position is padding and the graph's max sits 1e9 below zero, so the weight is 0.
+      out[v] = best > 0 ? Math.log1p(best) : 0;
     }
     return out;
   }

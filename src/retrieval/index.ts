@@ -64,3 +64,4 @@ export {
   type Int8Rows,
 } from "./compressed.js";
 export { explainedVariance, fitPca, pcaProject, pcaProjectRows, symmetricEigen, type PcaModel, type SymmetricEigen } from "./pca.js";
+export { SparseIndex, type SparseVector } from "./sparse.js";

@@ -18,6 +18,7 @@ import {
   TUNING_LEXICAL,
   assertSplitTunable,
   chooseFusion,
+  fairTuningQueries,
   manifestTextWithFusion,
   neverBelowComponents,
   saveTunedFusion,
@@ -26,6 +27,7 @@ import {
   type TuningPoint,
 } from "../../bench/eval/fusion-tuning.js";
 import { parseManifest, type TunedFusion } from "../../src/model/index.js";
+import { adaptGroup, isHeldOut } from "../../training/src/data/pairs.js";
 import { combineRankings, resolveFusion, type RankedHit } from "../../src/retrieval/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -122,6 +124,41 @@ describe("fusion tuner", () => {
       0.58,
     );
     expect(belowFloor.chosen).toMatchObject(mixed);
+  });
+});
+
+describe("tuning an adapted model on queries it never trained on", () => {
+  // Document ids on each side of the adaptation's 5% document-hash split.
+  const ids = Array.from({ length: 4000 }, (_, i) => `doc${i}`);
+  const heldOut = ids.filter((id) => isHeldOut(adaptGroup(id), 0.05));
+  const trained = ids.filter((id) => !isHeldOut(adaptGroup(id), 0.05));
+  const keptFor = (...docIds: string[]): KeptLists => ({ lists: {}, judgements: new Map(docIds.map((id) => [id, 1])) });
+  const adapted = { adaptation: { trainQrelsUsed: true, corpus: "scifact" }, training: { config: { data: { validationFraction: 0.05 } } } };
+
+  it("keeps only the queries whose every relevant document was held out of the adaptation", () => {
+    expect(heldOut.length).toBeGreaterThan(100);
+    const kept = [
+      ...heldOut.slice(0, 25).map((id) => keptFor(id)),
+      ...trained.slice(0, 50).map((id) => keptFor(id)),
+      keptFor(heldOut[30]!, trained[60]!), // one relevant document was trained on: the query was too
+    ];
+    const fair = fairTuningQueries(kept, adapted, { name: "scifact", split: "train" });
+    expect(fair.kept).toHaveLength(25);
+    expect(fair.note).toMatch(/^25 of 76 scifact train queries/);
+  });
+
+  it("keeps every query for a model not adapted with this dataset's train qrels, or another split", () => {
+    const kept = trained.slice(0, 30).map((id) => keptFor(id));
+    expect(fairTuningQueries(kept, {}, { name: "scifact", split: "train" }).kept).toHaveLength(30);
+    expect(fairTuningQueries(kept, adapted, { name: "nfcorpus", split: "train" }).kept).toHaveLength(30);
+    expect(fairTuningQueries(kept, { ...adapted, adaptation: { trainQrelsUsed: false, corpus: "scifact" } }, { name: "scifact", split: "train" }).kept).toHaveLength(30);
+    expect(fairTuningQueries(kept, adapted, { name: "scifact", split: "dev" }).kept).toHaveLength(30);
+  });
+
+  it("refuses when too few fair queries remain, or when the manifest does not say how the split was made", () => {
+    const kept = [...heldOut.slice(0, 5), ...trained.slice(0, 40)].map((id) => keptFor(id));
+    expect(() => fairTuningQueries(kept, adapted, { name: "scifact", split: "train" })).toThrow(/only 5 of 45 have all their relevant documents held out/);
+    expect(() => fairTuningQueries(kept, { adaptation: adapted.adaptation }, { name: "scifact", split: "train" })).toThrow(/no training.config.data.validationFraction/);
   });
 });
 

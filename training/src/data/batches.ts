@@ -14,7 +14,8 @@
  * @module
  */
 import { createRng, deriveSeed, hashString, shuffleInPlace } from "./random.js";
-import { normKey, type TextPair } from "./pairs.js";
+import { normKey, type PairSource, type TextPair } from "./pairs.js";
+import { visibleWords } from "./subspace-labels.js";
 
 /** What the batcher needs from a tokenizer (WordPieceTokenizer satisfies it). */
 export interface BatchTokenizer {
@@ -36,6 +37,15 @@ export interface EncodedBatch {
   queries: TokenMatrix;
   /** The positives (row i belongs to query i), then any hard negatives (docs.rows ≥ queries.rows). */
   docs: TokenMatrix;
+  /** The subspace probes' rows (options.probeRows): see {@link PairBatcher.probeSample}. */
+  probe?: ProbeSample;
+}
+
+/** Texts for the subspace objectives (train/subspace-loss.ts): their tokens, and what the labels are derived from. */
+export interface ProbeSample {
+  matrix: TokenMatrix;
+  /** Per row: the words the model sees (subspace-labels.ts visibleWords) and the pair's source. */
+  rows: { text: string; source: PairSource }[];
 }
 
 export interface BatcherOptions {
@@ -45,6 +55,8 @@ export interface BatcherOptions {
   seed: number;
   /** Batches per length-sorting window (larger = tighter padding, less randomness in batch composition). */
   bucketWindow?: number;
+  /** Rows of the subspace probes' sample added to each batch (absent or 0: none). */
+  probeRows?: number;
 }
 
 export class PairBatcher {
@@ -128,10 +140,34 @@ export class PairBatcher {
       taken.add(key);
       docTexts.push(pair.negative);
     }
-    return {
+    const encoded: EncodedBatch = {
       queries: this.pad(pairs.map((p) => this.tokenizer.encode(p.query, { maxLength: this.options.maxQueryLength }))),
       docs: this.pad(docTexts.map((text) => this.tokenizer.encode(text, { maxLength: this.options.maxDocLength }))),
     };
+    if (this.options.probeRows) encoded.probe = this.probeSample(indices, this.options.probeRows);
+    return encoded;
+  }
+
+  /**
+   * `count` texts drawn uniformly from all pairs (a query or a document, by a seeded coin), for the subspace objectives.
+   * Not the batch's own rows: batches are cut from length-sorted windows, so one is mostly one source (WordNet glosses
+   * are short, SciFact abstracts long) and the probes would chase each batch's class mix instead of reading the
+   * embedding. The draw is seeded by the batch's pair indices, so every data-parallel rank and a resumed run draw the
+   * same sample for the same batch.
+   */
+  probeSample(indices: readonly number[], count: number): ProbeSample {
+    const rng = createRng(deriveSeed(this.options.seed, `probe:${indices.join(",")}`));
+    const rows: ProbeSample["rows"] = [];
+    const ids: number[][] = [];
+    for (let r = 0; r < count; r++) {
+      const pair = this.pairs[Math.floor(rng() * this.pairs.length)] as TextPair;
+      const isQuery = rng() < 0.5;
+      const text = isQuery ? pair.query : pair.doc;
+      const tokens = this.tokenizer.encode(text, { maxLength: isQuery ? this.options.maxQueryLength : this.options.maxDocLength });
+      ids.push(tokens);
+      rows.push({ text: visibleWords(text, tokens.length), source: pair.source });
+    }
+    return { matrix: this.pad(ids), rows };
   }
 
   /** Pads to the longest row of the batch (each row already capped by the tokenizer's maxLength). */

@@ -148,7 +148,7 @@ export function* adaptPairs(r: AdaptRecord): Generator<TextPair> {
   const title = cleanText(r.title ?? "");
   const text = cleanText(r.text ?? "");
   if (!text) return;
-  const group = `adapt:${r.id}`;
+  const group = adaptGroup(r.id);
   if (title) yield { query: title, doc: text, source: "adapt", kind: "title->text", group };
   for (const { query, rest } of sentencePairs(r.id, text, 2)) yield { query, doc: rest, source: "adapt", kind: "sentence->rest", group };
   // The document side is the text alone, as for title → text: the batcher then keeps the two pairs out of one batch
@@ -225,6 +225,19 @@ const BUILDERS: { [S in PairSource]: (r: never, o: PairSourceOptions) => Generat
 /** Salt of the validation hash: fixed forever so the held-out slice never moves between runs. */
 const VALIDATION_SALT = 0x5eed;
 
+/** The pair group of an adapted corpus's document (adaptPairs): what the validation split hashes for its pairs. */
+export function adaptGroup(documentId: string): string {
+  return `adapt:${documentId}`;
+}
+
+/**
+ * Whether pairs of this group (or, without a group, this normalised document) land on the validation side: the
+ * split buildPairs makes, exposed so an evaluation can tell which documents a run never trained on.
+ */
+export function isHeldOut(groupOrDocKey: string, validationFraction: number): boolean {
+  return hashUnit(groupOrDocKey, VALIDATION_SALT) < validationFraction;
+}
+
 export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Promise<PairSet> {
   const seen = new Set<number>();
   const stats: PairStats = { bySource: {}, duplicatesDropped: 0, shortDropped: 0, train: 0, validation: 0 };
@@ -261,7 +274,7 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
     const s: PairStats["bySource"][string] = (stats.bySource[source] = { train: 0, validation: 0, kinds: {} });
     for (const pair of kept) {
       s.kinds[pair.kind] = (s.kinds[pair.kind] ?? 0) + 1;
-      if (hashUnit(pair.group ?? normKey(pair.doc), VALIDATION_SALT) < opts.validationFraction) {
+      if (isHeldOut(pair.group ?? normKey(pair.doc), opts.validationFraction)) {
         validation.push(pair);
         s.validation++;
       } else {

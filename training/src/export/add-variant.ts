@@ -100,7 +100,7 @@ export async function addVariant(dir: string, variant: string, options: AddVaria
   const manifestPath = path.join(dir, MANIFEST_FILE);
   const { architecture, weights, manifest } = await loadArtifactWeights(dir);
   if (manifest.variants[added]) throw new Error(`${manifest.name}@${manifest.version} already has the ${added} variant (${manifest.variants[added].embed})`);
-  const paths = variantPaths(added);
+  const paths = variantPaths(added, architecture);
   if (!(paths.step in manifest.files)) {
     throw new Error(`${manifest.name}@${manifest.version} does not list ${paths.step}, the step graph the ${added} variant runs`);
   }

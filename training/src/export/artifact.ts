@@ -6,6 +6,7 @@
  *     fp32/embed.onnx  fp32/step.onnx
  *     int8/embed.onnx  int8/step.onnx
  *     int4/embed.onnx                  (4-bit token table; the int4 variant runs int8/step.onnx)
+ *     fp32/sparse.onnx int8/sparse.onnx (only with arch.sparseHead: the SPLADE-style head; int4 runs the int8 one)
  *     manifest.json    (ArtifactManifest of src/model/spec.ts: sha256 + byte length of every other file)
  *
  * A published version is immutable: exporting into an existing version directory fails unless `force` is set. The
@@ -24,16 +25,18 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/p
 import path from "node:path";
 import {
   blockOf,
+  hasSparseHead,
   weightNames,
   weightNamesIn,
   weightShapes,
   type ArtifactManifest,
   type RouterRule,
   type TaesrArchitecture,
+  type VariantGraphs,
   type WeightName,
 } from "../../../src/model/spec.js";
 import { parameterCount } from "../model/params.js";
-import { buildEmbedGraph, buildStepGraph, STEP_VARIANT, type Variant } from "../onnx/taesr-graphs.js";
+import { buildEmbedGraph, buildSparseGraph, buildStepGraph, STEP_VARIANT, type Variant } from "../onnx/taesr-graphs.js";
 
 export interface ExportArtifactOptions {
   outDir: string;
@@ -64,9 +67,14 @@ export const MANIFEST_FILE = "manifest.json";
 export const TOKENIZER_FILE = "tokenizer.json";
 const VARIANTS: readonly Variant[] = ["fp32", "int8", "int4"];
 
-/** A variant's graph paths in the artifact: its own embed.onnx, and the step.onnx of the arithmetic it shares. */
-export function variantPaths(variant: Variant): { embed: string; step: string } {
-  return { embed: `${variant}/embed.onnx`, step: `${STEP_VARIANT[variant]}/step.onnx` };
+/**
+ * A variant's graph paths in the artifact: its own embed.onnx, and the step.onnx (and, with the sparse head,
+ * sparse.onnx) of the arithmetic it shares. Without the head the entry is exactly what it was before the head existed.
+ */
+export function variantPaths(variant: Variant, arch: Pick<TaesrArchitecture, "sparseHead"> = {}): VariantGraphs {
+  const paths: VariantGraphs = { embed: `${variant}/embed.onnx`, step: `${STEP_VARIANT[variant]}/step.onnx` };
+  if (hasSparseHead(arch)) paths.sparse = `${STEP_VARIANT[variant]}/sparse.onnx`;
+  return paths;
 }
 
 /** Names and versions become one path segment: keep them to a safe alphabet. */
@@ -137,10 +145,11 @@ export function buildArtifactFiles(options: Pick<ExportArtifactOptions, "arch" |
   files.set(TOKENIZER_FILE, new TextEncoder().encode(tokenizerText));
   const metadata = { "taesr.name": name, "taesr.version": version };
   for (const variant of VARIANTS) {
-    const paths = variantPaths(variant);
+    const paths = variantPaths(variant, arch);
     files.set(paths.embed, buildEmbedGraph(arch, weights, variant, { metadata }));
     // A step graph shared by two variants is built once.
     if (!files.has(paths.step)) files.set(paths.step, buildStepGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
+    if (paths.sparse && !files.has(paths.sparse)) files.set(paths.sparse, buildSparseGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
   }
   return files;
 }
@@ -170,7 +179,7 @@ export async function exportArtifact(options: ExportArtifactOptions): Promise<Ex
         .map(([rel, bytes]) => [rel, { sha256: sha256Hex(bytes), bytes: bytes.byteLength }]),
     ),
     tokenizer: TOKENIZER_FILE,
-    variants: { fp32: variantPaths("fp32"), int8: variantPaths("int8"), int4: variantPaths("int4") },
+    variants: { fp32: variantPaths("fp32", arch), int8: variantPaths("int8", arch), int4: variantPaths("int4", arch) },
     parameters: parameterCount(arch),
     router: options.router,
     earlyExitEpsilon: options.earlyExitEpsilon,

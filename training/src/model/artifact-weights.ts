@@ -40,9 +40,10 @@ export async function readArtifactManifest(dir: string): Promise<ArtifactManifes
 
 export async function loadArtifactWeights(dir: string): Promise<ArtifactWeights> {
   const manifest = await readArtifactManifest(dir);
-  const { embed, step } = manifest.variants.fp32;
+  const { embed, step, sparse } = manifest.variants.fp32;
+  const rels = sparse ? [embed, step, sparse] : [embed, step];
   const files: Record<string, Uint8Array> = {};
-  for (const rel of [embed, step]) {
+  for (const rel of rels) {
     try {
       files[rel] = new Uint8Array(await readFile(path.join(dir, ...rel.split("/"))));
     } catch (err) {
@@ -50,7 +51,7 @@ export async function loadArtifactWeights(dir: string): Promise<ArtifactWeights>
     }
   }
   // A corrupted or hand-edited graph must not silently become the starting point of a new model.
-  await verifyArtifactFiles(manifest, files, { paths: [embed, step] });
-  const weights = weightsFromArtifactGraphs(files[embed]!, files[step]!, manifest.architecture);
+  await verifyArtifactFiles(manifest, files, { paths: rels });
+  const weights = weightsFromArtifactGraphs(files[embed]!, files[step]!, manifest.architecture, sparse ? files[sparse] : undefined);
   return { architecture: manifest.architecture, weights, manifest };
 }

@@ -29,6 +29,7 @@ import {
   OPSET_VERSION,
   hasAttention,
   hasMixer,
+  hasSparseHead,
   type TaesrArchitecture,
   type WeightName,
 } from "../../../src/model/spec.js";
@@ -242,4 +243,45 @@ export function buildStepGraph(arch: TaesrArchitecture, weights: Weights, varian
   g.output(hNext, "h_next", DataType.FLOAT, [BATCH, SEQ, H]);
   g.output(embedding, "embedding", DataType.FLOAT, [BATCH, D]);
   return g.toModelBytes({ opset: OPSET_VERSION, docString: `TAESR step (${variant})`, metadata: meta.metadata });
+}
+
+/**
+ * sparse.onnx (architecture.sparseHead): the SPLADE-style head of spec.ts on the final hidden state,
+ *   h float32 [batch,seq,H], attention_mask float32 [batch,seq] → sparse_weights float32 [batch,V]
+ *   z = LNs(h)·Eᵀ + b;  w = log(1 + ReLU(ReduceMax_seq(z + (1 − mask)·(−1e9))))
+ * (ONNX has no Log1p: Log(1 + ·), the same number within float32 rounding of 1 + x). The table is stored transposed
+ * [H,V] so the product is a plain MatMul. fp32 keeps it float32 (4·V·H bytes); int8 quantises it per vocabulary
+ * column and runs DynamicQuantizeLinear → MatMulInteger like every matrix of the int8 step graph (V·H bytes + V
+ * scales): the head's output feeds a ranking of term weights, where that error is small next to the weights' own
+ * spread. The int4 variant runs the int8 sparse graph (STEP_VARIANT), as it runs the int8 step.
+ */
+export function buildSparseGraph(arch: TaesrArchitecture, weights: Weights, variant: StepVariant, meta: ModelMeta = {}): Uint8Array {
+  if (!hasSparseHead(arch)) throw new Error("buildSparseGraph: the architecture has no sparse head (arch.sparseHead)");
+  const { vocabSize: V, hidden: H } = arch;
+  const g = new GraphBuilder(`taesr_sparse_${variant}`);
+  const h = g.input("h", DataType.FLOAT, [BATCH, SEQ, H]);
+  const mask = g.input("attention_mask", DataType.FLOAT, [BATCH, SEQ]);
+  const n = layerNorm(g, h, weights, "sparse.ln.gamma", "sparse.ln.beta", H);
+  const table = weights["embed.token"];
+  const tableT = new Float32Array(H * V);
+  for (let v = 0; v < V; v++) for (let i = 0; i < H; i++) tableT[i * V + v] = table[v * H + i]!;
+  const bias = g.initializerF32("sparse.bias", [V], weights["sparse.bias"]);
+  let product: string;
+  if (variant === "fp32") {
+    product = g.op("MatMul", [n, g.initializerF32("sparse.table_t", [H, V], tableT)]);
+  } else {
+    const { q, scale } = quantizePerColumn(tableT, H, V);
+    const wq = g.initializer("sparse.table_t.int8", DataType.INT8, [H, V], q);
+    const ws = g.initializerF32("sparse.table_t.scale", [V], scale);
+    const [aq, as, az] = g.node("DynamicQuantizeLinear", [n], {}, [`${n}_q`, `${n}_scale`, `${n}_zero_point`]) as [string, string, string];
+    const acc = g.op("Cast", [g.op("MatMulInteger", [aq, wq, az])], { to: attr.int(DataType.FLOAT) });
+    product = g.op("Mul", [acc, g.op("Mul", [as, ws])]);
+  }
+  const z = g.op("Add", [product, bias]);
+  const padding = g.op("Sub", [g.scalarF32("one", 1), mask]);
+  const maskBias = g.op("Unsqueeze", [g.op("Mul", [padding, g.scalarF32("mask_value", ATTENTION_MASK_VALUE)]), g.constI64("mask_axes", [2])]);
+  const m = g.op("ReduceMax", [g.op("Add", [z, maskBias])], { axes: attr.ints([1]), keepdims: attr.int(0) });
+  const w = g.op("Log", [g.op("Add", [g.op("Relu", [m]), g.scalarF32("one", 1)])]);
+  g.output(w, "sparse_weights", DataType.FLOAT, [BATCH, V]);
+  return g.toModelBytes({ opset: OPSET_VERSION, docString: `TAESR sparse head (${variant})`, metadata: meta.metadata });
 }

@@ -28,6 +28,8 @@ export interface CheckpointState {
   step: number;
   cursor: DataCursor;
   adamT: number;
+  /** Updates applied by the subspace probes' optimiser (train/subspace-loss.ts), when the run trains them. */
+  probeAdamT?: number;
   /** Running totals carried across resumes (tokens seen, wall seconds spent training). */
   counters: { tokens: number; trainSeconds: number };
   /** The validated config of the run; resume refuses a different one. */

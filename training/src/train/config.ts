@@ -71,6 +71,8 @@ export const archSchema = z
       .object({ easy: positiveInt, medium: positiveInt, hard: positiveInt })
       .strict()
       .default({ easy: 1, medium: 3, hard: 6 }),
+    /** The SPLADE-style sparse head (spec.ts; trained by training.objectives.sparse). Optional: false is dropped below. */
+    sparseHead: z.boolean().optional(),
   })
   .strict()
   .superRefine((a, ctx) => {
@@ -91,7 +93,42 @@ export const archSchema = z
   })
   // "self_attention" written out is the default: drop it, so the architecture compares equal to one that omits it
   // (initFrom an older artifact, the resume key).
-  .transform(({ block, ...rest }) => (block === undefined || block === "self_attention" ? rest : { block, ...rest }));
+  // Likewise sparseHead: false is the default, written only when true (last, after the fields that always existed).
+  .transform(({ block, sparseHead, ...rest }) => ({
+    ...(block === undefined || block === "self_attention" ? {} : { block }),
+    ...rest,
+    ...(sparseHead ? { sparseHead } : {}),
+  }));
+
+/** The sparse objective (train/sparse-loss.ts): its weight in the total, the FLOPS λs and their quadratic warm-up. */
+const sparseObjectiveSchema = z
+  .object({
+    /** total = dense + weight · sparse. */
+    weight: z.number().positive(),
+    /** FLOPS regulariser weights for queries and documents (SPLADE: 3e-4 / 1e-4 at full size). */
+    lambdaQuery: z.number().nonnegative(),
+    lambdaDoc: z.number().nonnegative(),
+    /** Updates over which λ grows quadratically from 0 to its value. */
+    warmupSteps: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+
+/** The subspace objectives (train/subspace-loss.ts): a probe per named subspace trained with its auxiliary label. */
+const subspaceObjectiveSchema = z
+  .object({
+    /** total = dense + weight · (temporal · L_temporal + procedural · L_procedural + contextual · L_contextual). */
+    weight: z.number().positive(),
+    temporal: z.number().nonnegative().default(1),
+    procedural: z.number().nonnegative().default(1),
+    contextual: z.number().nonnegative().default(1),
+    /** The probes' learning rate as a multiple of the model's (same schedule): a linear probe on a representation that
+     * moves every update must keep up with it, and at the model's rate it is still near its zero start after 100 updates. */
+    probeLrScale: z.number().positive().default(10),
+    /** Labelled texts per micro-batch, drawn uniformly from the training pairs (data/batches.ts probeSample): a batch's
+     * own rows are mostly one source, since batches are cut from length-sorted windows. */
+    rows: positiveInt.default(32),
+  })
+  .strict();
 
 export const trainConfigSchema = z
   .object({
@@ -148,6 +185,15 @@ export const trainConfigSchema = z
         lossStepWeights: z.array(z.number().positive()).optional(),
         /** Also pair queries and documents across supervised steps, as the router's mixed depths compare them (loss.ts). */
         crossStepLoss: z.boolean().default(false),
+        /** Objectives beside the dense InfoNCE (each optional: absent = not trained, and the parsed config — hence the
+         * resume key — is what it was before the field existed). */
+        objectives: z
+          .object({
+            sparse: sparseObjectiveSchema.optional(),
+            subspaces: subspaceObjectiveSchema.optional(),
+          })
+          .strict()
+          .optional(),
         maxQueryLength: positiveInt,
         maxDocLength: positiveInt,
         /** Processes computing gradients in parallel (data parallelism; rank 0 is the trainer itself). One update
@@ -212,6 +258,9 @@ export const trainConfigSchema = z
         path: ["training", "lossSteps"],
         message: `step ${maxStep} exceeds arch.depths.hard (${c.arch.depths.hard})`,
       });
+    }
+    if (t.objectives?.sparse && !c.arch.sparseHead) {
+      ctx.addIssue({ code: "custom", path: ["training", "objectives", "sparse"], message: "needs arch.sparseHead: true (the head it trains)" });
     }
     for (const key of ["maxQueryLength", "maxDocLength"] as const) {
       if (t[key] > c.arch.maxLength) {

@@ -25,7 +25,15 @@ import type { WeightName } from "../../../src/model/spec.js";
 /** rank 0 → child */
 export type ToWorker =
   | { type: "init"; configPath: string }
-  | { type: "work"; id: number; weights: Record<WeightName, Float32Array>; batches: number[][] };
+  | {
+      type: "work";
+      id: number;
+      weights: Record<WeightName, Float32Array>;
+      batches: number[][];
+      step?: number;
+      /** The subspace probes' values (train/subspace-loss.ts), when the run trains them. */
+      probes?: Record<string, Float32Array>;
+    };
 
 /** child → rank 0 */
 export type FromWorker =
@@ -36,6 +44,10 @@ export type FromWorker =
       gradSums: Record<WeightName, Float32Array>;
       losses: number[];
       perStep: number[][];
+      /** Per micro-batch, each objective's value (micro-batch.ts MicroBatchResult.objectives). */
+      objectives?: Record<string, number>[];
+      /** Gradient sums of the subspace probes, when the work carried probes. */
+      auxGradSums?: Record<string, Float32Array>;
       tokens: number;
       paddedTokens: number;
     }
@@ -131,10 +143,16 @@ class GradientWorker {
   }
 
   /** `sent` resolves when the work is on its way (see {@link send}); `result` when the gradients are back. */
-  work(id: number, weights: Record<WeightName, Float32Array>, batches: number[][]): { sent: Promise<void>; result: Promise<WorkerResult> } {
+  work(
+    id: number,
+    weights: Record<WeightName, Float32Array>,
+    batches: number[][],
+    step?: number,
+    probes?: Record<string, Float32Array>,
+  ): { sent: Promise<void>; result: Promise<WorkerResult> } {
     if (this.failure) return { sent: Promise.reject(this.failure), result: Promise.reject(this.failure) };
     const result = new Promise<WorkerResult>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    const sent = this.send({ type: "work", id, weights, batches });
+    const sent = this.send({ type: "work", id, weights, batches, ...(step === undefined ? {} : { step }), ...(probes ? { probes } : {}) });
     sent.catch((error: Error) => this.fail(error));
     return { sent, result };
   }
@@ -190,11 +208,17 @@ export class GradientWorkerPool {
   /**
    * Sends each child its micro-batches (by pair index) with the current weights. Resolves once every message is
    * written (so rank 0 can start its own share without starving the children) with the promise of every result.
+   * `step` (the 0-based update) drives step-dependent loss weights such as the sparse objective's λ warm-up.
    */
-  async dispatch(weights: Record<WeightName, Float32Array>, shares: number[][][]): Promise<{ results: Promise<WorkerResult[]> }> {
+  async dispatch(
+    weights: Record<WeightName, Float32Array>,
+    shares: number[][][],
+    step?: number,
+    probes?: Record<string, Float32Array>,
+  ): Promise<{ results: Promise<WorkerResult[]> }> {
     if (shares.length !== this.workers.length) throw new Error(`${shares.length} shares for ${this.workers.length} workers`);
     const id = this.nextId++;
-    const jobs = this.workers.map((w, i) => w.work(id, weights, shares[i] as number[][]));
+    const jobs = this.workers.map((w, i) => w.work(id, weights, shares[i] as number[][], step, probes));
     const results = Promise.all(jobs.map((job) => job.result));
     // Nobody awaits `results` if a send fails: keep that rejection from going unhandled.
     results.catch(() => {});

@@ -11,6 +11,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import type { FromWorker, ToWorker } from "./data-parallel.js";
 import { microBatchGradients } from "./micro-batch.js";
+import { sparseObjectiveAt } from "./sparse-loss.js";
+import { assignProbes, type ProbeName } from "./subspace-loss.js";
 import { prepareSession, type Session } from "./trainer.js";
 
 const rank = process.env["TAESR_GRADIENT_WORKER_RANK"] ?? "?";
@@ -45,16 +47,30 @@ async function handle(message: ToWorker): Promise<void> {
   // Test hook: the data-parallel test proves a dying worker loses nothing by making one die mid-run.
   if (exitAt !== undefined && updates >= exitAt) process.exit(70);
   loadWeights(s, message.weights);
+  // The subspace probes travel with the weights: both ranks must differentiate the same loss.
+  if (s.subspaces) {
+    if (!message.probes) throw new Error("the run trains subspace probes but rank 0 sent none");
+    assignProbes(s.subspaces.probes, message.probes as Record<ProbeName, Float32Array>);
+  }
   const result = microBatchGradients(
     s.params,
     s.lossOptions,
     message.batches.map((indices) => s.batcher.encode(indices)),
-    { checkpoint: s.config.training.gradientCheckpointing },
+    {
+      checkpoint: s.config.training.gradientCheckpointing,
+      sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, message.step ?? 0),
+      ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
+    },
   );
   const gradSums = {} as Record<WeightName, Float32Array>;
   for (const name of weightNamesIn(result.gradSums)) {
     gradSums[name] = result.gradSums[name].dataSync() as Float32Array;
     result.gradSums[name].dispose();
+  }
+  const auxGradSums: Record<string, Float32Array> = {};
+  for (const [name, g] of Object.entries(result.auxGradSums ?? {})) {
+    auxGradSums[name] = g.dataSync() as Float32Array;
+    g.dispose();
   }
   reply({
     type: "result",
@@ -62,6 +78,8 @@ async function handle(message: ToWorker): Promise<void> {
     gradSums,
     losses: result.losses,
     perStep: result.perStep,
+    objectives: result.objectives,
+    ...(result.auxGradSums ? { auxGradSums } : {}),
     tokens: result.tokens,
     paddedTokens: result.paddedTokens,
   });

@@ -48,7 +48,7 @@ export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** log Σ exp along `axis`, stabilised by the max (Max's gradient cancels exactly, so the value is what matters). */
-function logSumExp(x: tf.Tensor2D, axis: 0 | 1): tf.Tensor1D {
+export function logSumExp(x: tf.Tensor2D, axis: 0 | 1): tf.Tensor1D {
   const max = tf.max(x, axis, true);
   return tf.add(tf.log(tf.sum(tf.exp(tf.sub(x, max)), axis)), tf.reshape(max, [-1])) as tf.Tensor1D;
 }

@@ -11,9 +11,13 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import type { EncodedBatch } from "../data/batches.js";
-import { forward } from "../model/forward.js";
+import { encode, forward } from "../model/forward.js";
 import type { TaesrParams } from "../model/params.js";
+import { sparseHead } from "../model/sparse-head.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
+import { sparseLoss, type SparseLossWeights } from "./sparse-loss.js";
+import { labelRows } from "../data/subspace-labels.js";
+import { probeNames, subspaceLoss, type ProbeName, type SubspaceLossOptions, type SubspaceProbes } from "./subspace-loss.js";
 
 export interface MicroBatchResult {
   /** Σ over micro-batches of d(loss)/d(weight); the caller owns (and disposes) the tensors. */
@@ -26,6 +30,10 @@ export interface MicroBatchResult {
   tokens: number;
   /** Positions the backend computed on, padding included. */
   paddedTokens: number;
+  /** Per micro-batch, each objective's value when more than the dense one is trained (e.g. {dense, sparse, …}); else []. */
+  objectives: Record<string, number>[];
+  /** Σ over micro-batches of d(loss)/d(probe) for the subspace probes (subspace-loss.ts), when they are trained. */
+  auxGradSums?: Record<ProbeName, tf.Tensor>;
 }
 
 function toTensors(batch: EncodedBatch): { qIds: tf.Tensor2D; qMask: tf.Tensor2D; dIds: tf.Tensor2D; dMask: tf.Tensor2D } {
@@ -42,6 +50,20 @@ export interface MicroBatchOptions {
   /** Gradient checkpointing in the forward pass (forward.ts EncodeOptions): lower peak memory, one extra block forward
    * per step in the backward pass; the gradients are the same. */
   checkpoint?: boolean;
+  /** The sparse objective (sparse-loss.ts) on the head over the deepest supervised step's hidden states: total =
+   * dense + weight · (ranking + λ_q·FLOPS(Q) + λ_d·FLOPS(D)), λs already warmed up for this update. */
+  sparse?: SparseLossWeights & { weight: number };
+  /** The subspace objectives (subspace-loss.ts): the training-only probes and the loss options, on each batch's probe
+   * sample (batch.probe: texts drawn uniformly from the training pairs, labelled from their text and source). */
+  subspaces?: { probes: SubspaceProbes; loss: SubspaceLossOptions };
+}
+
+/** Mean non-zero term weights per row of w [rows, V] (how sparse the head's output is). */
+function meanNonZeros(w: tf.Tensor2D): number {
+  const data = w.dataSync();
+  let count = 0;
+  for (let i = 0; i < data.length; i++) if (data[i]! > 0) count++;
+  return count / Math.max(1, w.shape[0]);
 }
 
 /** Runs forward + backward on each micro-batch in turn and sums the gradients (only one batch's activations live). */
@@ -57,29 +79,78 @@ export function microBatchGradients(
   const names = weightNamesIn(params);
   const variables = names.map((n) => params[n]);
   const byVarName = new Map<string, WeightName>(names.map((n) => [params[n].name, n]));
+  // The subspace probes are differentiated with the model but summed apart: they are not model weights.
+  const probes = options.subspaces?.probes;
+  const auxByVarName = new Map<string, ProbeName>(probes ? probeNames().map((n) => [probes[n].name, n]) : []);
+  if (probes) variables.push(...probeNames().map((n) => probes[n]));
+  let auxGradSums: Record<ProbeName, tf.Tensor> | undefined;
   let gradSums: Record<WeightName, tf.Tensor> | undefined;
   const losses: number[] = [];
   const perStep: number[][] = [];
   let tokens = 0;
   let paddedTokens = 0;
+  const objectives: Record<string, number>[] = [];
   for (const batch of batches) {
     let perStepTensors: tf.Scalar[] = [];
+    let objectiveTensors: Record<string, tf.Tensor> = {};
+    let subspaceTensors: Record<string, tf.Tensor> = {};
     const { value, grads } = tf.variableGrads(() => {
       const x = toTensors(batch);
       const encodeOptions = { checkpoint: options.checkpoint ?? false };
-      const qSteps = forward(params, x.qIds, x.qMask, maxStep, undefined, encodeOptions);
-      const dSteps = forward(params, x.dIds, x.dMask, maxStep, undefined, encodeOptions);
-      const { total, perStep: stepLosses } = contrastiveLoss(qSteps, dSteps, lossOptions);
+      const q = encode(params, x.qIds, x.qMask, maxStep, undefined, encodeOptions);
+      const d = encode(params, x.dIds, x.dMask, maxStep, undefined, encodeOptions);
+      const { total, perStep: stepLosses } = contrastiveLoss(q.embeddings, d.embeddings, lossOptions);
       // variableGrads runs f inside a tidy; keep the per-step losses for logging (disposed below).
       perStepTensors = stepLosses.map((l) => tf.keep(l));
-      return total;
+      let withSubspaces = total;
+      if (options.subspaces) {
+        const sample = batch.probe;
+        if (!sample) throw new Error("the subspace objectives need each batch's probe sample (PairBatcher options.probeRows)");
+        const p = sample.matrix;
+        const probeSteps = forward(params, tf.tensor2d(p.ids, [p.rows, p.length], "int32"), tf.tensor2d(p.mask, [p.rows, p.length]), maxStep, undefined, encodeOptions);
+        const sub = subspaceLoss(options.subspaces.probes, probeSteps, labelRows(sample.rows), options.subspaces.loss);
+        subspaceTensors = Object.fromEntries(Object.entries({ dense: total, subspaces: sub.total, ...sub.perSubspace }).map(([k, t]) => [k, tf.keep(t)]));
+        withSubspaces = tf.add(total, sub.total) as tf.Scalar;
+      }
+      if (!options.sparse) return withSubspaces;
+      const qw = sparseHead(params, q.states[maxStep - 1]!, x.qMask);
+      const dw = sparseHead(params, d.states[maxStep - 1]!, x.dMask);
+      const sparse = sparseLoss(qw, dw, options.sparse, lossOptions.symmetric);
+      objectiveTensors = Object.fromEntries(
+        Object.entries({ dense: total, sparse: sparse.total, sparseRanking: sparse.ranking, flopsQuery: sparse.flopsQuery, flopsDoc: sparse.flopsDoc, qw, dw }).map(
+          ([k, t]) => [k, tf.keep(t)],
+        ),
+      );
+      return tf.add(withSubspaces, tf.mul(sparse.total, options.sparse.weight)) as tf.Scalar;
     }, variables);
     losses.push(value.dataSync()[0] as number);
     perStep.push(perStepTensors.map((l) => l.dataSync()[0] as number));
     value.dispose();
     for (const l of perStepTensors) l.dispose();
+    if (options.sparse) {
+      const { qw, dw, ...scalars } = objectiveTensors;
+      objectives.push({
+        ...Object.fromEntries(Object.entries(scalars).map(([k, t]) => [k, t.dataSync()[0] as number])),
+        nonZerosQuery: meanNonZeros(qw as tf.Tensor2D),
+        nonZerosDoc: meanNonZeros(dw as tf.Tensor2D),
+      });
+      for (const t of Object.values(objectiveTensors)) t.dispose();
+    }
+    if (options.subspaces) {
+      const values = Object.fromEntries(Object.entries(subspaceTensors).map(([k, t]) => [k, t.dataSync()[0] as number]));
+      // One record per micro-batch: join the sparse objective's when it made one.
+      if (options.sparse) Object.assign(objectives[objectives.length - 1]!, values);
+      else objectives.push(values);
+      for (const t of Object.values(subspaceTensors)) t.dispose();
+    }
     const named = {} as Record<WeightName, tf.Tensor>;
+    const auxNamed = {} as Record<ProbeName, tf.Tensor>;
     for (const [varName, g] of Object.entries(grads)) {
+      const probe = auxByVarName.get(varName);
+      if (probe) {
+        auxNamed[probe] = g;
+        continue;
+      }
       const name = byVarName.get(varName);
       if (!name) throw new Error(`gradient for unknown variable ${varName}`);
       named[name] = g;
@@ -94,8 +165,30 @@ export function microBatchGradients(
         gradSums[name] = sum;
       }
     }
-    tokens += batch.queries.tokens + batch.docs.tokens;
+    if (probes) auxGradSums = addInto(auxGradSums, auxNamed, probeNames());
+    tokens += batch.queries.tokens + batch.docs.tokens + (batch.probe?.matrix.tokens ?? 0);
     paddedTokens += batch.queries.rows * batch.queries.length + batch.docs.rows * batch.docs.length;
+    if (batch.probe) paddedTokens += batch.probe.matrix.rows * batch.probe.matrix.length;
   }
-  return { gradSums: gradSums as Record<WeightName, tf.Tensor>, losses, perStep, tokens, paddedTokens };
+  return {
+    gradSums: gradSums as Record<WeightName, tf.Tensor>,
+    losses,
+    perStep,
+    tokens,
+    paddedTokens,
+    objectives,
+    ...(auxGradSums ? { auxGradSums } : {}),
+  };
+}
+
+/** sum + next, name by name (both disposed); `next` itself when there is no sum yet. */
+function addInto<N extends string>(sum: Record<N, tf.Tensor> | undefined, next: Record<N, tf.Tensor>, names: readonly N[]): Record<N, tf.Tensor> {
+  if (!sum) return next;
+  for (const name of names) {
+    const added = tf.add(sum[name], next[name]);
+    sum[name].dispose();
+    next[name].dispose();
+    sum[name] = added;
+  }
+  return sum;
 }

@@ -29,6 +29,16 @@ import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type Checkpoint
 import type { ContrastiveLossOptions } from "./loss.js";
 import { GradientWorkerError, GradientWorkerPool, type WorkerResult } from "./data-parallel.js";
 import { microBatchGradients } from "./micro-batch.js";
+import { sparseObjectiveAt } from "./sparse-loss.js";
+import {
+  createSubspaceObjective,
+  disposeObjective,
+  probeCheckpointTensors,
+  probesToFloat32,
+  restoreProbes,
+  type ProbeName,
+  type SubspaceObjective,
+} from "./subspace-loss.js";
 import { AdamW, clipByGlobalNorm, learningRate } from "./optimizer.js";
 import { createProgress, type Progress } from "./progress.js";
 import { exportRun } from "./export.js";
@@ -144,6 +154,8 @@ interface Session {
   optimizer: AdamW;
   runDir: string;
   lossOptions: ContrastiveLossOptions;
+  /** The subspace probes and their optimiser (training.objectives.subspaces; training-only, never exported). */
+  subspaces?: SubspaceObjective;
   fingerprint: string;
   log: (line: string) => void;
 }
@@ -225,6 +237,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
     maxQueryLength: t.maxQueryLength,
     maxDocLength: t.maxDocLength,
     seed: config.seed,
+    ...(t.objectives?.subspaces ? { probeRows: t.objectives.subspaces.rows } : {}),
   });
   const batchesPerEpoch = batcher.epochBatches(0).length;
   // An update consumes workers × accumulationSteps batches, so an epoch is that many times fewer updates.
@@ -259,6 +272,16 @@ async function setUp(opts: TrainOptions): Promise<Session> {
       stepWeights: t.lossStepWeights ?? t.lossSteps.map(() => 1),
       crossSteps: t.crossStepLoss,
     },
+    ...(t.objectives?.subspaces
+      ? {
+          subspaces: createSubspaceObjective(t.objectives.subspaces, t.lossSteps, t.lossStepWeights ?? t.lossSteps.map(() => 1), {
+            beta1: t.beta1,
+            beta2: t.beta2,
+            eps: t.adamEps,
+            weightDecay: t.weightDecay,
+          }, config.seed),
+        }
+      : {}),
     fingerprint: dataFingerprint(pairs),
     log,
   };
@@ -267,6 +290,8 @@ async function setUp(opts: TrainOptions): Promise<Session> {
 interface StepOutcome {
   loss: number;
   perStep: number[];
+  /** Mean of each objective over the update's micro-batches ({} when only the dense loss is trained). */
+  objectives: Record<string, number>;
   gradNorm: number;
   skipped: boolean;
   tokens: number;
@@ -277,23 +302,34 @@ interface StepOutcome {
  * One optimizer update over `microBatches` (pair indices): rank 0 runs the first `accumulationSteps` of them while the
  * gradient workers run theirs, then the mean gradient is clipped and applied (data-parallel.ts).
  */
-async function trainStep(s: Session, microBatches: number[][], lr: number, pool: GradientWorkerPool | undefined): Promise<StepOutcome> {
+async function trainStep(
+  s: Session,
+  microBatches: number[][],
+  lr: number,
+  pool: GradientWorkerPool | undefined,
+  step = 0,
+): Promise<StepOutcome> {
   const share = s.config.training.accumulationSteps;
   const shares = pool ? Array.from({ length: pool.size }, (_, i) => microBatches.slice((i + 1) * share, (i + 2) * share)) : [];
   // The children's work must be fully handed over before rank 0's own (synchronous) compute, or both cores do not work
   // at once (data-parallel.ts dispatch).
-  const remote = pool ? (await pool.dispatch(paramsToFloat32(s.params), shares)).results : Promise.resolve([]);
+  const probes = s.subspaces ? probesToFloat32(s.subspaces.probes) : undefined;
+  const remote = pool ? (await pool.dispatch(paramsToFloat32(s.params), shares, step, probes)).results : Promise.resolve([]);
   const local = microBatchGradients(
     s.params,
     s.lossOptions,
     microBatches.slice(0, share).map((indices) => s.batcher.encode(indices)),
-    { checkpoint: s.config.training.gradientCheckpointing },
+    {
+      checkpoint: s.config.training.gradientCheckpointing,
+      sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, step),
+      ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
+    },
   );
   let results: WorkerResult[];
   try {
     results = await remote;
   } catch (error) {
-    for (const g of Object.values(local.gradSums)) g.dispose();
+    for (const g of [...Object.values(local.gradSums), ...Object.values(local.auxGradSums ?? {})]) g.dispose();
     throw error;
   }
   const losses = [...local.losses, ...results.flatMap((r) => r.losses)];
@@ -310,15 +346,35 @@ async function trainStep(s: Session, microBatches: number[][], lr: number, pool:
   }
   const loss = losses.reduce((a, b) => a + b, 0) / count;
   const perStep = (perStepRows[0] ?? []).map((_, k) => perStepRows.reduce((a, row) => a + (row[k] ?? 0), 0) / count);
-  const clipped = clipByGlobalNorm(mean, s.config.training.clipNorm);
+  const objectiveRows = [...local.objectives, ...results.flatMap((r) => r.objectives ?? [])];
+  const objectives = meanRecord(objectiveRows);
+  // The probes' gradients are averaged the same way and clipped with the model's (one global norm per update).
+  const probeMean = {} as Record<ProbeName, tf.Tensor>;
+  for (const [name, localSum] of Object.entries(local.auxGradSums ?? {}) as [ProbeName, tf.Tensor][]) {
+    probeMean[name] = tf.tidy(() => {
+      let sum: tf.Tensor = localSum;
+      for (const r of results) {
+        const remoteSum = r.auxGradSums?.[name];
+        if (!remoteSum) throw new Error(`a gradient worker sent no gradient for the subspace probe ${name}`);
+        sum = tf.add(sum, tf.tensor(remoteSum, localSum.shape, "float32"));
+      }
+      return tf.div(sum, count);
+    });
+    localSum.dispose();
+  }
+  const clipped = clipByGlobalNorm(s.subspaces ? { ...mean, ...probeMean } : mean, s.config.training.clipNorm);
   // A non-finite loss or gradient would poison the moments for good: skip the update and let the log show it.
   const skipped = !Number.isFinite(loss) || !Number.isFinite(clipped.norm);
-  if (!skipped) s.optimizer.apply(clipped.grads, lr);
+  if (!skipped) {
+    s.optimizer.apply(clipped.grads, lr);
+    s.subspaces?.optimizer.apply(clipped.grads, lr * s.subspaces.lrScale);
+  }
   for (const g of Object.values(clipped.grads)) g.dispose();
-  for (const g of Object.values(mean)) if (!g.isDisposed) g.dispose();
+  for (const g of [...Object.values(mean), ...Object.values(probeMean)]) if (!g.isDisposed) g.dispose();
   return {
     loss,
     perStep,
+    objectives,
     gradNorm: clipped.norm,
     skipped,
     tokens: local.tokens + results.reduce((a, r) => a + r.tokens, 0),
@@ -350,7 +406,25 @@ function checkpointTensors(s: Session): Record<string, tf.Tensor> {
     out[`adam.m.${n}`] = s.optimizer.m[n] as tf.Variable;
     out[`adam.v.${n}`] = s.optimizer.v[n] as tf.Variable;
   }
-  return out;
+  return s.subspaces ? { ...out, ...probeCheckpointTensors(s.subspaces) } : out;
+}
+
+/** The mean of each key over records (keys missing from a record count as absent, not as 0). */
+function meanRecord(rows: readonly Record<string, number>[]): Record<string, number> {
+  const sums = new Map<string, { sum: number; n: number }>();
+  for (const row of rows) {
+    for (const [k, v] of Object.entries(row)) {
+      const e = sums.get(k) ?? { sum: 0, n: 0 };
+      e.sum += v;
+      e.n += 1;
+      sums.set(k, e);
+    }
+  }
+  return Object.fromEntries([...sums].map(([k, { sum, n }]) => [k, sum / n]));
+}
+
+function roundRecord(r: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v)]));
 }
 
 function round(x: number, digits = 5): number {
@@ -372,6 +446,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // Free the backend memory: a process (tests, sweeps) may train several models in turn.
     for (const n of weightNamesIn(s.params)) s.params[n].dispose();
     s.optimizer.dispose();
+    if (s.subspaces) disposeObjective(s.subspaces);
   }
 }
 
@@ -405,6 +480,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     restoreVariables(latest, "adam.m.", s.optimizer.m);
     restoreVariables(latest, "adam.v.", s.optimizer.v);
     s.optimizer.t = latest.state.adamT;
+    if (s.subspaces && !restoreProbes(latest, s.subspaces)) log(`${latest.dir} has no subspace probes (the objective is new to this run): they start fresh`);
     step = latest.state.step;
     cursor = latest.state.cursor;
     tokens = latest.state.counters.tokens;
@@ -436,12 +512,17 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
   };
   const runValidation = async (): Promise<ValidationResult> => {
     const v0 = performance.now();
-    const result = validate(s.params, s.pairs.validation, s.tokenizer, validationOptions);
+    const probes = s.subspaces ? { values: probesToFloat32(s.subspaces.probes), ranges: s.subspaces.loss.ranges } : undefined;
+    const result = validate(s.params, s.pairs.validation, s.tokenizer, { ...validationOptions, ...(probes ? { probes } : {}) });
     await writeMetric({ type: "eval", step, epoch: cursor.epoch, ...result, seconds: round((performance.now() - v0) / 1000, 2) });
     const summary = Object.entries(result.byDepth)
       .map(([d, r]) => `k=${d} acc@1 ${r.acc1.toFixed(3)} mrr ${r.mrr.toFixed(3)} ndcg@10 ${r.ndcg10.toFixed(3)}`)
       .join(" | ");
     log(`step ${step} (epoch ${cursor.epoch}) validation (${result.pairs} pairs, ${result.dim}-d): ${summary}`);
+    if (result.subspaces) {
+      const probes = Object.entries(result.subspaces).map(([name, p]) => `${name} ${p.accuracy.toFixed(3)} (majority ${p.chance.toFixed(3)}, balanced ${p.balancedAccuracy.toFixed(3)})`);
+      log(`step ${step} subspace probes, held-out accuracy: ${probes.join(" | ")}`);
+    }
     return result;
   };
   const checkpoint = async (): Promise<void> => {
@@ -450,6 +531,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       step,
       cursor,
       adamT: s.optimizer.t,
+      ...(s.subspaces ? { probeAdamT: s.subspaces.optimizer.t } : {}),
       counters: { tokens, trainSeconds: priorSeconds + (performance.now() - loopStart) / 1000 },
       config,
       dataFingerprint: s.fingerprint,
@@ -474,6 +556,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
   // Padded positions are what the backend computes on; their rate against the real-token rate shows padding waste.
   let windowPadded = 0;
   let windowLoss: number[][] = [];
+  let windowObjectives: Record<string, number>[] = [];
   let done = 0;
 
   const microBatchesPerUpdate = t.workers * t.accumulationSteps;
@@ -497,7 +580,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       const lr = learningRate(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: s.totalSteps, minLrRatio: t.minLrRatio });
       let outcome: StepOutcome;
       try {
-        outcome = await trainStep(s, microBatches, lr, pool);
+        outcome = await trainStep(s, microBatches, lr, pool, step);
       } catch (error) {
         // The update in flight was not applied: the checkpoint holds the state after the last completed update.
         if (error instanceof GradientWorkerError && step !== lastCheckpointStep) await checkpoint();
@@ -513,6 +596,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       windowPadded += outcome.paddedTokens;
       lossHistory.push(outcome.loss);
       windowLoss.push(outcome.perStep);
+      if (Object.keys(outcome.objectives).length > 0) windowObjectives.push(outcome.objectives);
       if (outcome.skipped) log(`step ${step}: non-finite loss/gradient (loss ${outcome.loss}, norm ${outcome.gradNorm}); update skipped`);
 
       const now = performance.now();
@@ -529,6 +613,8 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
           epoch: cursor.epoch,
           loss: round(lossHistory.slice(-windowLoss.length).reduce((a, b) => a + b, 0) / windowLoss.length),
           lossByStep: lastLoss,
+          // Per objective (dense, sparse, its ranking and FLOPS parts, mean non-zero terms…) when more than one is trained.
+          ...(windowObjectives.length > 0 ? { lossByObjective: roundRecord(meanRecord(windowObjectives)) } : {}),
           lr: round(lr, 8),
           gradNorm: round(outcome.gradNorm, 4),
           tokens,
@@ -543,6 +629,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
         windowTokens = 0;
         windowPadded = 0;
         windowLoss = [];
+        windowObjectives = [];
       }
       // One validation when both triggers fall on the same step; the last step always gets the final one after the loop.
       if ((step % t.evalEvery === 0 || crossedEpoch) && step < s.totalSteps) validation = await runValidation();

@@ -16,6 +16,8 @@ import { PairBatcher } from "../data/batches.js";
 import { normKey, type TextPair } from "../data/pairs.js";
 import { hashString } from "../data/random.js";
 import { forward } from "../model/forward.js";
+import { labelRows, visibleWords } from "../data/subspace-labels.js";
+import { probeAccuracy, type ProbedSubspace, type ProbeName, type ProbeScore, type SubspaceLossOptions } from "./subspace-loss.js";
 
 export interface ValidationOptions {
   depths: readonly number[];
@@ -24,6 +26,9 @@ export interface ValidationOptions {
   maxDocLength: number;
   /** Rows per forward call (bounds memory; no gradients are kept). */
   chunk?: number;
+  /** The run's subspace probes (train/subspace-loss.ts): their accuracy on the held-out queries and documents, at the
+   * deepest validated depth, joins the result. */
+  probes?: { values: Record<ProbeName, Float32Array>; ranges: SubspaceLossOptions["ranges"] };
 }
 
 export interface DepthScores {
@@ -36,6 +41,8 @@ export interface ValidationResult {
   pairs: number;
   dim: number;
   byDepth: Record<string, DepthScores>;
+  /** Per probed subspace: held-out probe accuracy against the majority-class rate (only when probes were given). */
+  subspaces?: Record<ProbedSubspace, ProbeScore>;
 }
 
 /**
@@ -140,5 +147,20 @@ export function validate(
     }
     byDepth[String(depth)] = scoreRanks(ranks);
   });
-  return { pairs: n, dim: opts.dim, byDepth };
+  if (!opts.probes) return { pairs: n, dim: opts.dim, byDepth };
+  // Full-width embeddings of every held-out query and document (one more forward pass, at the deepest depth only).
+  const depth = Math.max(...opts.depths);
+  const width = (params["out.proj.b"] as tf.Tensor).shape[0] as number;
+  const [qFull] = embedAll(params, chunks(qOrder, (p) => p.query, opts.maxQueryLength), [depth], width);
+  const [dFull] = embedAll(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), [depth], width);
+  const all = new Float32Array(2 * n * width);
+  all.set(qFull as Float32Array);
+  all.set(dFull as Float32Array, n * width);
+  // Labelled on the words the model sees, as in training.
+  const visible = (text: string, maxLength: number) => visibleWords(text, tokenizer.encode(text, { maxLength }).length);
+  const labels = labelRows([
+    ...qOrder.map((i) => ({ text: visible((pairs[i] as TextPair).query, opts.maxQueryLength), source: (pairs[i] as TextPair).source })),
+    ...dOrder.map((i) => ({ text: visible((pairs[i] as TextPair).doc, opts.maxDocLength), source: (pairs[i] as TextPair).source })),
+  ]);
+  return { pairs: n, dim: opts.dim, byDepth, subspaces: probeAccuracy(all, width, labels, opts.probes.values, opts.probes.ranges) };
 }
