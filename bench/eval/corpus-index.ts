@@ -20,6 +20,7 @@ import { progressBar } from "../progress.js";
 import type { BeirDocument } from "../../src/eval/beir.js";
 import type { TaesrEncoder } from "../../src/model/index.js";
 import {
+  buildBm25Postings,
   documentText,
   fitPca,
   lexicalTerms,
@@ -30,7 +31,6 @@ import {
   quantizeInt8Rows,
   quantizeTokenMatrix,
   quantizedTokenMatrixBytes,
-  termFrequencies,
   type Bm25CorpusStats,
   type Int8Rows,
   type PcaModel,
@@ -50,29 +50,12 @@ export interface LexicalIndex {
 }
 
 export function buildLexicalIndex(tokenizer: WordPieceTokenizer, corpus: readonly BeirDocument[]): LexicalIndex {
-  const postings = new Map<string, TermPostings<number>>();
-  let totalLength = 0;
-  let postingCount = 0;
-  corpus.forEach((document, docId) => {
-    const terms = lexicalTerms(tokenizer.tokenize(documentText(document)));
-    totalLength += terms.length;
-    for (const [term, tf] of termFrequencies(terms)) {
-      let entry = postings.get(term);
-      if (!entry) postings.set(term, (entry = { df: 0, postings: [] }));
-      entry.df++;
-      entry.postings.push({ docId, tf, docLength: terms.length });
-      postingCount++;
-    }
-  });
+  const { postings, stats, postingCount } = buildBm25Postings(corpus.map((document) => lexicalTerms(tokenizer.tokenize(documentText(document)))));
   const encoder = new TextEncoder();
   let dictionaryBytes = 0;
   for (const term of postings.keys()) dictionaryBytes += encoder.encode(term).length + 8;
   const bytes = postingCount * 6 + corpus.length * 4 + dictionaryBytes;
-  return {
-    postings,
-    stats: { docCount: corpus.length, avgDocLength: totalLength / Math.max(1, corpus.length) },
-    bytesPerDoc: bytes / Math.max(1, corpus.length),
-  };
+  return { postings, stats, bytesPerDoc: bytes / Math.max(1, corpus.length) };
 }
 
 /** One corpus pass of the TAESR encoder: which graphs, how deep. */

@@ -68,3 +68,32 @@ export function bm25Search<Id extends string | number>(
   for (const [docId, score] of bm25Scores(queryTerms, corpus, postings, params)) best.push(docId, score);
   return best.sorted().map(({ key, score }, index) => ({ id: key, score, rank: index + 1 }));
 }
+
+/** An in-memory BM25 index: postings by term and the corpus statistics, documents numbered 0… in input order. */
+export interface InMemoryBm25 {
+  postings: Map<string, TermPostings<number>>;
+  stats: Bm25CorpusStats;
+  /** Postings in all (one per distinct term per document), for size estimates. */
+  postingCount: number;
+}
+
+/** Builds the postings of documents given as their terms (document i gets id i). */
+export function buildBm25Postings(documents: Iterable<readonly string[]>): InMemoryBm25 {
+  const postings = new Map<string, TermPostings<number>>();
+  let totalLength = 0;
+  let postingCount = 0;
+  let docId = 0;
+  for (const terms of documents) {
+    totalLength += terms.length;
+    for (const [term, tf] of termFrequencies(terms)) {
+      let entry = postings.get(term);
+      if (!entry) postings.set(term, (entry = { df: 0, postings: [] }));
+      entry.df++;
+      entry.postings.push({ docId, tf, docLength: terms.length });
+      postingCount++;
+    }
+    docId++;
+  }
+  return { postings, stats: { docCount: docId, avgDocLength: totalLength / Math.max(1, docId) }, postingCount };
+}
+

@@ -8,7 +8,7 @@
 export * from "./types.js";
 export { TopK, type Scored } from "./topk.js";
 export { denseSearch, packMatrix, prefixNormalize } from "./dense.js";
-export { BM25_DEFAULTS, bm25Idf, bm25Scores, bm25Search, termFrequencies } from "./bm25.js";
+export { BM25_DEFAULTS, bm25Idf, bm25Scores, bm25Search, buildBm25Postings, termFrequencies, type InMemoryBm25 } from "./bm25.js";
 export { PackedBm25, type PackedPostings } from "./bm25-packed.js";
 export {
   DEFAULT_CONVEX_WEIGHTS,

@@ -4,10 +4,9 @@
  * finite differences on the mixer's weights, checkpointed = plain); padding is invisible; the checkpoint file keeps
  * the block; and the real trainer on the tiny config lowers the loss and exports an artifact that records its block.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { weightNames, type BlockArchitecture, type TaesrArchitecture, type WeightName } from "../../src/model/spec.js";
@@ -19,6 +18,7 @@ import { loadArtifactWeights } from "../src/model/artifact-weights.js";
 import { forward } from "../src/model/forward.js";
 import { decodeParams, encodeParams, initWeights, mulberry32, paramsFromWeights, type TaesrParams, type TaesrWeights } from "../src/model/params.js";
 import { train } from "../src/train/trainer.js";
+import { writeTinyConfig } from "./support/tiny-config.js";
 
 const BLOCKS = ["mlp_mixer", "hybrid"] as const satisfies readonly BlockArchitecture[];
 const STEPS = 6;
@@ -227,20 +227,10 @@ describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
 });
 
 describe("training each block (tiny config, wasm)", () => {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const tinyPath = path.join(here, "../configs/tiny.json");
-
-  async function tinyConfig(name: string, block: BlockArchitecture, training: Record<string, unknown>): Promise<string> {
-    const raw = JSON.parse(await readFile(tinyPath, "utf8")) as Record<string, any>;
-    raw["name"] = name;
-    raw["tokenizer"] = path.resolve(path.dirname(tinyPath), raw["tokenizer"] as string);
-    raw["arch"] = { ...raw["arch"], block };
-    raw["training"] = { ...raw["training"], evalEvery: 10_000, ...training };
-    raw["export"] = { ...raw["export"], outDir: path.join(tmp, `${name}-artifacts`) };
-    const file = path.join(tmp, `${name}.json`);
-    await writeFile(file, JSON.stringify(raw));
-    return file;
+  function tinyConfig(name: string, block: BlockArchitecture, training: Record<string, unknown>): Promise<string> {
+    return writeTinyConfig(tmp, name, { top: { name }, arch: { block }, training });
   }
+
 
   it.each(BLOCKS)("%s: the loss goes down, and the exported artifact records the block and reads back", async (block) => {
     // Short and complete (steps = 40): the run ends with a validation and an export.

@@ -3,28 +3,20 @@
  * must make exactly the update one process makes accumulating the same two micro-batches, and a run whose gradient
  * worker dies stops with a clear error and a checkpoint it can resume from.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listCheckpoints, loadCheckpoint } from "../src/train/checkpoint.js";
 import { ConfigError, loadConfig } from "../src/train/config.js";
 import { GradientWorkerPool } from "../src/train/data-parallel.js";
 import { prepareSession, train } from "../src/train/trainer.js";
+import { writeTinyConfig } from "./support/tiny-config.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const tinyPath = path.join(here, "../configs/tiny.json");
 let tmp: string;
 
-async function tinyConfig(name: string, training: Record<string, unknown>): Promise<string> {
-  const raw = JSON.parse(await readFile(tinyPath, "utf8")) as Record<string, any>;
-  raw["tokenizer"] = path.resolve(path.dirname(tinyPath), raw["tokenizer"] as string);
-  raw["training"] = { ...raw["training"], evalEvery: 10_000, checkpointEvery: 2, logEvery: 2, batchSize: 16, ...training };
-  raw["export"] = { ...raw["export"], outDir: path.join(tmp, `${name}-artifacts`) };
-  const file = path.join(tmp, `${name}.json`);
-  await writeFile(file, JSON.stringify(raw));
-  return file;
+function tinyConfig(name: string, training: Record<string, unknown>): Promise<string> {
+  return writeTinyConfig(tmp, name, { training: { checkpointEvery: 2, logEvery: 2, batchSize: 16, ...training } });
 }
 
 beforeAll(async () => {

@@ -4,27 +4,19 @@
  * checkpointed so a resume is bit-exact, they never reach the exported weights, and data parallelism stays bit-identical
  * to accumulation with the probes' gradients travelling with the model's.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { loadParams } from "../src/model/params.js";
 import { train } from "../src/train/trainer.js";
+import { writeTinyConfig } from "./support/tiny-config.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const tinyPath = path.join(here, "../configs/tiny.json");
 let tmp: string;
 
-async function tinyConfig(name: string, training: Record<string, unknown>): Promise<string> {
-  const raw = JSON.parse(await readFile(tinyPath, "utf8")) as Record<string, any>;
-  raw["tokenizer"] = path.resolve(path.dirname(tinyPath), raw["tokenizer"] as string);
-  raw["training"] = { ...raw["training"], evalEvery: 10_000, objectives: { subspaces: { weight: 0.5 } }, ...training };
-  raw["export"] = { ...raw["export"], outDir: path.join(tmp, `${name}-artifacts`) };
-  const file = path.join(tmp, `${name}.json`);
-  await writeFile(file, JSON.stringify(raw));
-  return file;
+function tinyConfig(name: string, training: Record<string, unknown>): Promise<string> {
+  return writeTinyConfig(tmp, name, { training: { objectives: { subspaces: { weight: 0.5 } }, ...training } });
 }
 
 beforeAll(async () => {

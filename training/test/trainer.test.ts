@@ -15,20 +15,15 @@ import { ConfigError, loadConfig, parseConfig } from "../src/train/config.js";
 import { learningRate } from "../src/train/optimizer.js";
 import { loadParams } from "../src/model/params.js";
 import { train } from "../src/train/trainer.js";
+import { writeTinyConfig } from "./support/tiny-config.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tinyPath = path.join(here, "../configs/tiny.json");
 let tmp: string;
 
 /** The tiny config with overrides, written to the temp dir (absolute tokenizer path, exports into tmp). */
-async function tinyConfig(name: string, training: Record<string, unknown> = {}): Promise<string> {
-  const raw = JSON.parse(await readFile(tinyPath, "utf8")) as Record<string, any>;
-  raw["tokenizer"] = path.resolve(path.dirname(tinyPath), raw["tokenizer"] as string);
-  raw["training"] = { ...raw["training"], evalEvery: 10_000, ...training };
-  raw["export"] = { ...raw["export"], outDir: path.join(tmp, `${name}-artifacts`) };
-  const file = path.join(tmp, `${name}.json`);
-  await writeFile(file, JSON.stringify(raw));
-  return file;
+function tinyConfig(name: string, training: Record<string, unknown> = {}): Promise<string> {
+  return writeTinyConfig(tmp, name, { training });
 }
 
 beforeAll(async () => {

@@ -19,7 +19,7 @@
  * @example
  *   const stats = mineHardNegatives(pairs.train, "adapt", { kinds: ["train-query->text"], depth: 10 }, terms, 42);
  */
-import { bm25Search, termFrequencies, type TermPostings } from "../../../src/retrieval/index.js";
+import { bm25Search, buildBm25Postings } from "../../../src/retrieval/index.js";
 import { normKey, type PairSource, type TextPair } from "./pairs.js";
 import { deriveSeed, hashString } from "./random.js";
 
@@ -81,19 +81,7 @@ export function mineHardNegatives(
     docIndex.set(key, docs.length);
     docs.push({ text: pair.doc, group: groupOf(pair) });
   }
-  const postings = new Map<string, TermPostings<number>>();
-  let totalLength = 0;
-  docs.forEach((doc, docId) => {
-    const docTerms = terms(doc.text);
-    totalLength += docTerms.length;
-    for (const [term, tf] of termFrequencies(docTerms)) {
-      let entry = postings.get(term);
-      if (!entry) postings.set(term, (entry = { df: 0, postings: [] }));
-      entry.df++;
-      entry.postings.push({ docId, tf, docLength: docTerms.length });
-    }
-  });
-  const corpus = { docCount: docs.length, avgDocLength: totalLength / Math.max(1, docs.length) };
+  const { postings, stats: corpus } = buildBm25Postings(docs.map((doc) => terms(doc.text)));
 
   const positivesOf = new Map<string, Set<string>>();
   for (const pair of unique) {

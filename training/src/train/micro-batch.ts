@@ -155,16 +155,7 @@ export function microBatchGradients(
       if (!name) throw new Error(`gradient for unknown variable ${varName}`);
       named[name] = g;
     }
-    if (!gradSums) {
-      gradSums = named;
-    } else {
-      for (const name of names) {
-        const sum = tf.add(gradSums[name], named[name]);
-        gradSums[name].dispose();
-        named[name].dispose();
-        gradSums[name] = sum;
-      }
-    }
+    gradSums = addInto(gradSums, named, names);
     if (probes) auxGradSums = addInto(auxGradSums, auxNamed, probeNames());
     tokens += batch.queries.tokens + batch.docs.tokens + (batch.probe?.matrix.tokens ?? 0);
     paddedTokens += batch.queries.rows * batch.queries.length + batch.docs.rows * batch.docs.length;
