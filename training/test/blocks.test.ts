@@ -19,6 +19,7 @@ import { forward } from "../src/model/forward.js";
 import { decodeParams, encodeParams, initWeights, mulberry32, paramsFromWeights, type TaesrParams, type TaesrWeights } from "../src/model/params.js";
 import { train } from "../src/train/trainer.js";
 import { writeTinyConfig } from "./support/tiny-config.js";
+import { expectGradientsMatch } from "./support/finite-differences.js";
 
 const BLOCKS = ["mlp_mixer", "hybrid"] as const satisfies readonly BlockArchitecture[];
 const STEPS = 6;
@@ -184,25 +185,7 @@ describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
     // float32 loss: a step of 1e-3 leaves too few significant digits in the difference; 1e-2 is still well inside the
     // loss's smooth range.
     const eps = 1e-2;
-    const at = (): number => tf.tidy(() => lossOf(params, small, false).dataSync()[0]!);
-    for (const [name, idx] of probes) {
-      const v = params[name];
-      const data = v.dataSync().slice() as Float32Array;
-      const orig = data[idx]!;
-      data[idx] = orig + eps;
-      v.assign(tf.tensor(data, v.shape));
-      const plus = at();
-      data[idx] = orig - eps;
-      v.assign(tf.tensor(data, v.shape));
-      const minus = at();
-      data[idx] = orig;
-      v.assign(tf.tensor(data, v.shape));
-      const numeric = (plus - minus) / (2 * eps);
-      const analytic = grads[name][idx]!;
-      expect(Math.abs(analytic - numeric), `${name}[${idx}] analytic ${analytic} numeric ${numeric}`).toBeLessThanOrEqual(
-        2e-2 * Math.max(1, Math.abs(numeric)),
-      );
-    }
+    expectGradientsMatch(params, probes, () => tf.tidy(() => lossOf(params, small, false).dataSync()[0]!), grads, eps);
     const checkpointed = gradients(params, arch, small, true);
     for (const n of weightNames(arch)) {
       let diff = 0;

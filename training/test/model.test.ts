@@ -9,6 +9,7 @@ import { initBackend } from "../src/backend.js";
 import { forward } from "../src/model/forward.js";
 import { initWeights, mulberry32, paramsFromWeights, type TaesrParams } from "../src/model/params.js";
 import { ProtoWriter } from "../src/onnx/protobuf.js";
+import { expectGradientsMatch } from "./support/finite-differences.js";
 
 const ARCH: TaesrArchitecture = {
   vocabSize: 50,
@@ -86,25 +87,7 @@ describe("forward/backward on wasm", () => {
       ["out.proj.w", 5],
     ];
     const eps = 1e-3;
-    const at = (): number => tf.tidy(() => loss(params).dataSync()[0]!);
-    for (const [name, idx] of probes) {
-      const v = params[name];
-      const data = v.dataSync().slice() as Float32Array;
-      const orig = data[idx]!;
-      data[idx] = orig + eps;
-      v.assign(tf.tensor(data, v.shape));
-      const plus = at();
-      data[idx] = orig - eps;
-      v.assign(tf.tensor(data, v.shape));
-      const minus = at();
-      data[idx] = orig;
-      v.assign(tf.tensor(data, v.shape));
-      const numeric = (plus - minus) / (2 * eps);
-      const analytic = wasmGrads[name][idx]!;
-      expect(Math.abs(analytic - numeric), `${name}[${idx}] analytic ${analytic} numeric ${numeric}`).toBeLessThanOrEqual(
-        2e-2 * Math.max(1, Math.abs(numeric)),
-      );
-    }
+    expectGradientsMatch(params, probes, () => tf.tidy(() => loss(params).dataSync()[0]!), wasmGrads, eps);
   });
 
   it("equals the cpu backend's gradients", async () => {
