@@ -5,6 +5,7 @@
  *   npm run eval:architectures -- [--config training/configs/tiny.json] [--steps 150]
  *                                 [--dataset ../shared/datasets/scifact [--split test] [--limit-queries n]]
  *                                 [--out-dir bench/out/ablations] [--blocks self_attention,mlp_mixer,hybrid]
+ *                                 [--init random,glove]
  *
  * For each block: the base config with only `arch.block`, `training.steps` and the output paths changed is trained by
  * the real trainer (training/src/train/trainer.ts) into <out-dir>/architectures/<block>/ and exported there. Each
@@ -15,6 +16,10 @@
  *   the same command for every artifact;
  * - parameters, artifact bytes (int8 variant) and encoder FLOPs of a 16-token query at depth 3 (src/model/flops.ts).
  * The budget is tiny on purpose (minutes on 2 cores): it ranks the blocks' early learning, not their final quality.
+ *
+ * --init trains every block once per token-embedding initialisation (the config's `initEmbeddings`: "random", or
+ * "glove" = training/src/model/glove-init.ts), into <out-dir>/architectures/<block>-<init>/; without it each block runs
+ * once with the base config's own setting, as before.
  *
  * Writes architectures.json and architectures.md to --out-dir; the JSON goes last on stdout.
  */
@@ -38,6 +43,7 @@ const program = new Command()
   .option("--split <name>", "qrels split for --dataset", "test")
   .option("--limit-queries <n>", "evaluate only the first n judged queries", positiveInteger)
   .option("--blocks <list>", "comma-separated blocks", BLOCK_ARCHITECTURES.join(","))
+  .option("--init <list>", "comma-separated token-embedding initialisations to compare per block (random, glove)")
   .option("--out-dir <dir>", "where runs, artifacts and the report go", "bench/out/ablations")
   .parse();
 
@@ -48,12 +54,18 @@ const options = program.opts<{
   split: string;
   limitQueries?: number;
   blocks: string;
+  init?: string;
   outDir: string;
 }>();
 const log = (message: string) => process.stderr.write(`[architectures] ${message}\n`);
 
+const INITS = ["random", "glove"] as const;
+type EmbeddingInit = (typeof INITS)[number];
+
 interface BlockResult {
   block: BlockArchitecture;
+  /** Only with --init. */
+  init?: EmbeddingInit;
   parameters: number;
   artifact: string;
   int8_bytes: number;
@@ -89,22 +101,31 @@ function runEval(model: string): Promise<Record<string, unknown>> {
   });
 }
 
-async function trainBlock(block: BlockArchitecture, base: Record<string, any>, baseDir: string, outDir: string): Promise<BlockResult> {
-  const dir = path.join(outDir, "architectures", block);
+async function trainBlock(
+  block: BlockArchitecture,
+  init: EmbeddingInit | undefined,
+  base: Record<string, any>,
+  baseDir: string,
+  outDir: string,
+): Promise<BlockResult> {
+  const variant = init ? `${block}-${init}` : block;
+  const dir = path.join(outDir, "architectures", variant);
   await mkdir(dir, { recursive: true });
   const config = structuredClone(base);
-  config.name = `arch-${block}`;
+  config.name = `arch-${variant}`;
   config.tokenizer = path.resolve(baseDir, config.tokenizer as string);
   config.arch = { ...config.arch, block };
+  // "random" is written as the field's absence: the config a run without the option would have.
+  if (init) config.initEmbeddings = init === "glove" ? "glove" : undefined;
   config.training = { ...config.training, steps: options.steps, epochs: undefined };
-  config.export = { ...config.export, name: `taesr-arch-${block.replace("_", "-")}`, version: "0.0.0-ablation", outDir: dir, force: true };
+  config.export = { ...config.export, name: `taesr-arch-${variant.replaceAll("_", "-")}`, version: "0.0.0-ablation", outDir: dir, force: true };
   if (config.initFrom) config.initFrom = path.resolve(baseDir, config.initFrom as string);
   const file = path.join(dir, "config.json");
   await writeFile(file, JSON.stringify(config, null, 2) + "\n");
-  log(`${block}: training ${options.steps} steps`);
+  log(`${variant}: training ${options.steps} steps`);
   const { rm } = await import("node:fs/promises");
   await rm(path.join(dir, "run"), { recursive: true, force: true });
-  const result = await train({ config: file, runDir: path.join(dir, "run"), progress: false, log: (line) => log(`${block}: ${line}`) });
+  const result = await train({ config: file, runDir: path.join(dir, "run"), progress: false, log: (line) => log(`${variant}: ${line}`) });
   const manifest = JSON.parse(await readFile(path.join(result.exportDir!, "manifest.json"), "utf8")) as ArtifactManifest;
   const int8 = [manifest.variants.int8.embed, manifest.variants.int8.step, manifest.tokenizer];
   let bytes = 0;
@@ -112,6 +133,7 @@ async function trainBlock(block: BlockArchitecture, base: Record<string, any>, b
   const h = result.lossHistory;
   const out: BlockResult = {
     block,
+    ...(init ? { init } : {}),
     parameters: manifest.parameters,
     artifact: path.relative(repoRoot, result.exportDir!),
     int8_bytes: bytes,
@@ -124,7 +146,7 @@ async function trainBlock(block: BlockArchitecture, base: Record<string, any>, b
     ),
   };
   if (options.dataset) {
-    log(`${block}: npm run eval (dense, int8, 128-d) on ${options.dataset}`);
+    log(`${variant}: npm run eval (dense, int8, 128-d) on ${options.dataset}`);
     out.beir = await runEval(result.exportDir!);
   }
   return out;
@@ -142,7 +164,7 @@ function markdown(results: BlockResult[], base: string): string {
   for (const r of results) {
     const beir = r.beir ? ` ${r4(Number(r.beir["ndcg@10"]))} | ${r4(Number(r.beir["mrr@10"]))} |` : "";
     lines.push(
-      `| ${r.block} | ${r.parameters} | ${r.int8_bytes} | ${r.flops_16_tokens_depth3} | ${r.loss_first10} → ${r.loss_last10} | ` +
+      `| ${r.block}${r.init ? ` (${r.init} init)` : ""} | ${r.parameters} | ${r.int8_bytes} | ${r.flops_16_tokens_depth3} | ${r.loss_first10} → ${r.loss_last10} | ` +
         `${depths.map((d) => r.validation[d]?.mrr ?? "").join(" | ")} |${beir}`,
     );
   }
@@ -155,10 +177,18 @@ async function main(): Promise<void> {
   for (const b of blocks) {
     if (!(BLOCK_ARCHITECTURES as readonly string[]).includes(b)) throw new Error(`--blocks: unknown block "${b}" (expected ${BLOCK_ARCHITECTURES.join(", ")})`);
   }
+  const inits = options.init?.split(",").map((i) => i.trim());
+  for (const i of inits ?? []) {
+    if (!(INITS as readonly string[]).includes(i)) throw new Error(`--init: unknown initialisation "${i}" (expected ${INITS.join(", ")})`);
+  }
   const base = JSON.parse(await readFile(options.config, "utf8")) as Record<string, any>;
   const outDir = path.resolve(options.outDir);
   const results: BlockResult[] = [];
-  for (const block of blocks as BlockArchitecture[]) results.push(await trainBlock(block, base, path.dirname(path.resolve(options.config)), outDir));
+  for (const block of blocks as BlockArchitecture[]) {
+    for (const init of (inits ?? [undefined]) as (EmbeddingInit | undefined)[]) {
+      results.push(await trainBlock(block, init, base, path.dirname(path.resolve(options.config)), outDir));
+    }
+  }
   const report = { steps: options.steps, config: path.relative(repoRoot, path.resolve(options.config)), dataset: options.dataset ?? null, results };
   await writeFile(path.join(outDir, "architectures.json"), JSON.stringify(report, null, 2) + "\n");
   const md = markdown(results, path.resolve(options.config));

@@ -28,7 +28,8 @@
  * rescored with int8 document vectors against the float query. --vectors picks the stored form on its own (float, int8,
  * binary alone, binary + rescoring); --projection pca replaces the Matryoshka prefix by a PCA of the corpus vectors.
  *
- * --mode late: the hybrid ranking, its top 100 reranked by MaxSim over token vectors (int8 document matrices).
+ * --mode late: the hybrid ranking, its top 100 reranked by MaxSim over token vectors (int8 document matrices): the
+ *   artifact's trained late-interaction head when it has one, else the hidden-state stand-in (src/model/encoder.ts).
  * --mode sparse needs an artifact with the sparse head (architecture.sparseHead; bench/eval/sparse.ts) and exits
  * non-zero naming the artifact otherwise.
  * --encoder use-lite: the USE-Lite quality peer instead of TAESR (dense, or hybrid with BM25; its corpus embeddings
@@ -258,6 +259,14 @@ async function main(): Promise<void> {
       const encoder = await model.encoder(variant);
       const pass: CorpusPass = { variant, depth, earlyExit: options.earlyExit };
       const tokenVectors = mode === "late";
+      if (tokenVectors) {
+        const source = encoder.tokenVectorSource;
+        console.error(
+          source.kind === "late-head"
+            ? `late: token vectors from the trained late-interaction head (late.onnx, ${source.dims}-d)`
+            : `late: ${model.label} has no late-interaction head; token vectors are the hidden-state stand-in (${source.dims}-d, src/model/encoder.ts)`,
+        );
+      }
       const corpus = await embedCorpus(encoder, dataset.corpus, pass, { tokenVectors });
       meanDocDepth = corpus.meanDocDepth;
       inputs.dense = new DenseViews(corpus);

@@ -120,6 +120,8 @@ export interface EvalOutcome {
 export interface KeptLists {
   lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] };
   judgements: ReadonlyMap<string, number>;
+  /** The query's id (evaluate always sets it): fusion tuning selects the queries an adaptation held out by it. */
+  queryId?: string;
 }
 
 export function usesDense(mode: EvalMode): boolean {
@@ -202,7 +204,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
     const ranked = ranking.map((hit) => dataset.corpus[hit.id]!.id);
     const judgements = judgementsOf(dataset, query.id);
     if (runLines) ranking.forEach((hit, rank) => runLines.push(`${query.id} Q0 ${ranked[rank]} ${rank + 1} ${hit.score} ${options.runTag}`));
-    kept?.push({ lists, judgements });
+    kept?.push({ lists, judgements, queryId: query.id });
     perQuery.ndcg10.push(ndcgAt(10, ranked, judgements));
     perQuery.mrr10.push(mrrAt(10, ranked, judgements));
     perQuery.recall50.push(recallAt(50, ranked, judgements));

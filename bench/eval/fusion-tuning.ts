@@ -141,13 +141,36 @@ export interface AdaptationFacts {
 }
 
 /**
+ * The ids of the train queries an adaptation held out of its supervised pairs (manifest `adaptation.heldOutQueries`,
+ * written by training/src/train/export.ts when the run set `holdoutQueries`); undefined for an artifact without them.
+ * @throws Error when the record is there but malformed (a hand-edited manifest): tuning on a guessed set would be
+ *   worse than refusing.
+ */
+export function recordedHeldOutQueries(adaptation: Readonly<Record<string, unknown>>): { ids: ReadonlySet<string>; fraction?: number } | undefined {
+  const record = adaptation["heldOutQueries"];
+  if (record === undefined) return undefined;
+  const ids = typeof record === "object" && record !== null ? (record as Record<string, unknown>)["ids"] : undefined;
+  if (!Array.isArray(ids) || !ids.every((id): id is string => typeof id === "string")) {
+    throw new Error(`the manifest's adaptation.heldOutQueries has no "ids" array of query id strings: cannot tell which train queries the adaptation held out`);
+  }
+  const fraction = (record as Record<string, unknown>)["fraction"];
+  return { ids: new Set(ids), ...(typeof fraction === "number" ? { fraction } : {}) };
+}
+
+/**
  * The queries a fusion for this artifact may be tuned on. An artifact adapted with this dataset's own train qrels
  * (`--adapt`, manifest `adaptation.trainQrelsUsed`) has been trained on those queries: its dense side scores far
  * better on them than on unseen ones (taesr-edge-scifact@0.2.0: SciFact train dense 0.311, test 0.228), and weights
  * tuned there trust the dense list too much (train chose dense 0.75; test then scored below lexical-heavier weights).
- * The fair ones are the train queries whose every relevant document sat on the held-out side of the adaptation's
- * split (the trainer's document-hash split, reproduced by isHeldOut): the run never saw those (query, document) pairs.
- * Anything else (no adaptation, another dataset, another split) keeps every query.
+ * - When the adaptation held train queries out by id (`holdoutQueries`, recorded as `adaptation.heldOutQueries`),
+ *   those: the run never trained on them, but their documents got the same unsupervised pairs (title → text,
+ *   sentence → rest) as every other — the position a new query against the adapted corpus is in, so neither the
+ *   inflated train queries nor a set whose documents were never seen.
+ * - Otherwise (artifacts adapted before the hold-out existed) the train queries whose every relevant document sat on
+ *   the held-out side of the adaptation's document split (reproduced by isHeldOut): the run never saw those (query,
+ *   document) pairs, but never saw their documents either, so their dense figures are pessimistic.
+ * Anything else (no adaptation, another dataset, another split) keeps every query. The note says which set was used
+ * (it goes into the eval JSON and the CHANGELOG line of a save).
  */
 export function fairTuningQueries(
   kept: readonly KeptLists[],
@@ -156,6 +179,21 @@ export function fairTuningQueries(
 ): { kept: readonly KeptLists[]; note?: string } {
   const adaptation = manifest.adaptation;
   if (!adaptation || adaptation["trainQrelsUsed"] !== true || adaptation["corpus"] !== dataset.name || dataset.split !== "train") return { kept };
+  const recorded = recordedHeldOutQueries(adaptation);
+  if (recorded) {
+    if (kept.some((k) => k.queryId === undefined)) throw new Error("fairTuningQueries: the kept lists carry no query ids (evaluate sets them): cannot select the held-out train queries");
+    const held = kept.filter((k) => recorded.ids.has(k.queryId!));
+    if (held.length < MIN_TUNING_QUERIES) {
+      throw new Error(
+        `the artifact was trained on ${dataset.name} train queries; only ${held.length} of ${kept.length} are among the ${recorded.ids.size} it held out by query id (need ${MIN_TUNING_QUERIES}): adapt with a larger holdoutQueries, or tune on another split`,
+      );
+    }
+    const share = recorded.fraction !== undefined ? `, ${Math.round(recorded.fraction * 100)}% by a hash of the id` : "";
+    return {
+      kept: held,
+      note: `${held.length} of ${kept.length} ${dataset.name} train queries: those held out of the adaptation's supervised pairs by query id (manifest adaptation.heldOutQueries${share}; their documents were trained on unsupervised)`,
+    };
+  }
   const config = manifest.training?.["config"] as { data?: { validationFraction?: unknown } } | undefined;
   const fraction = config?.data?.validationFraction;
   if (typeof fraction !== "number") {
@@ -172,7 +210,7 @@ export function fairTuningQueries(
   }
   return {
     kept: fair,
-    note: `${fair.length} of ${kept.length} ${dataset.name} train queries: those whose relevant documents were all held out of the adaptation (it trained on the others)`,
+    note: `${fair.length} of ${kept.length} ${dataset.name} train queries: those whose relevant documents were all held out of the adaptation (it trained on the others; the artifact records no held-out query ids)`,
   };
 }
 

@@ -3,7 +3,8 @@
  * variant on onnxruntime-node, created on first use), its size as shipped, and which retrieval heads it has.
  *
  * Heads: every artifact has the dense head (the pooled, projected embedding) and token vectors for late interaction
- * (the last hidden state, see src/model/encoder.ts). A sparse (SPLADE-style) head is a separate graph that an artifact
+ * (its trained late-interaction head's late.onnx when architecture.lateHead is set, else a stand-in from the last
+ * hidden state; see src/model/encoder.ts). A sparse (SPLADE-style) head is a separate graph that an artifact
  * declares (architecture.sparseHead, variants.*.sparse); for an artifact without one `--mode sparse` stops with a
  * message that names the artifact instead of printing a number it did not measure. The declaration is looked for in the
  * raw manifest.json too, so a hand-written or foreign declaration is named rather than ignored.

@@ -12,14 +12,19 @@
  * projection bias, identical for every such text and possibly zero (no direction to normalise); a lone [UNK] gives all
  * such inputs one well-defined "unknown content" embedding, and keeps an all-empty batch from having length 0.
  *
- * Token vectors (late interaction): with `tokenVectors: true`, embed() also returns, per text, one vector per real token:
- * h at the last step run, centred over its H components and L2-normalised (LayerNorm without its affine parameters,
- * then unit length, so a MaxSim dot product is a cosine). Until a late-interaction head is trained, these stand in for
- * one. The out.ln γ/β live inside the step graph and are not applied. Caveat, measured on taesr-edge-small@0.1.0
- * (int8): rows of h already have near-zero mean over H, so the centring barely changes them, and one text's tokens
- * stay alike (mean pairwise cosine ≈ 0.81 at depth 1, 0.98 at depth 6): what they share is not along the all-ones
- * direction that centring removes. Padding rows are dropped, and a text fed as a lone [UNK] (see above) has one
- * token vector, so no text has an empty matrix.
+ * Token vectors (late interaction): with `tokenVectors: true`, embed() also returns, per text, one unit vector per real
+ * token, computed from h at the last step run (the routed depth, or where early exit stopped):
+ * - artifacts with the trained late-interaction head (architecture.lateHead, spec.ts): the variant's late.onnx,
+ *   v_t = normalize(LNout(h_t)·W_late), lateHead.dim components. If the manifest declares the head but its graph was
+ *   not given, the option is refused: falling back would silently mix two incompatible vector spaces in one index.
+ * - artifacts without it (every artifact published before the head existed): a stand-in, h centred over its H
+ *   components and L2-normalised (LayerNorm without its affine parameters, then unit length, so a MaxSim dot product
+ *   is a cosine), H components. The out.ln γ/β live inside the step graph and are not applied. Caveat, measured on
+ *   taesr-edge-small@0.1.0 (int8): rows of h already have near-zero mean over H, so the centring barely changes them,
+ *   and one text's tokens stay alike (mean pairwise cosine ≈ 0.81 at depth 1, 0.98 at depth 6): what they share is
+ *   not along the all-ones direction that centring removes.
+ * Either way padding rows are dropped, and a text fed as a lone [UNK] (see above) has one token vector, so no text has
+ * an empty matrix.
  *
  * Sparse terms (SPLADE-style head, spec.ts): with `sparse` and an artifact whose architecture has the head, embed() also
  * runs the variant's sparse.onnx on h of the last step run and returns each text's terms above a threshold as
@@ -77,8 +82,9 @@ export interface EmbedOptions {
   /** Stop before `depth` once every embedding has converged (manifest.earlyExitEpsilon). Default true. */
   earlyExit?: boolean;
   /**
-   * Also return per-token vectors for late interaction ({@link EmbedResult.tokenVectors}; see the module doc).
-   * Default false, and then nothing extra is read or allocated.
+   * Also return per-token vectors for late interaction ({@link EmbedResult.tokenVectors}; see the module doc: the
+   * trained head's late.onnx when the artifact has it, else the hidden-state stand-in). Default false, and then nothing
+   * extra is read or allocated.
    */
   tokenVectors?: boolean;
   /**
@@ -99,7 +105,8 @@ export type SparseTerms = Record<number, number>;
 const DEFAULT_SPARSE: Required<SparseOptions> = { threshold: 0, maxTerms: 256 };
 
 /**
- * One text's token vectors: row-major [count, dims] (dims = architecture.hidden), unit-length rows, real tokens only.
+ * One text's token vectors: row-major [count, dims] (dims = architecture.lateHead.dim with the trained head, else
+ * architecture.hidden), unit-length rows, real tokens only.
  * Satisfies `TokenMatrix` of src/retrieval/late.ts structurally.
  */
 export interface TokenVectors {
@@ -156,6 +163,8 @@ export class TaesrEncoder {
   private readonly stepSession: OrtSessionLike;
   /** The sparse head's session, when the artifact has one. */
   private readonly sparseSession: OrtSessionLike | undefined;
+  /** The late-interaction head's session, when the artifact has one and its graph was given. */
+  private readonly lateSession: OrtSessionLike | undefined;
   /** Depth "auto": the manifest's router (router.ts createInputRouter). */
   private readonly router: InputRouter;
   /** Tail of the serialised embed() calls. */
@@ -168,8 +177,10 @@ export class TaesrEncoder {
     stepSession: OrtSessionLike,
     router: InputRouter,
     sparseSession: OrtSessionLike | undefined,
+    lateSession: OrtSessionLike | undefined,
   ) {
     this.sparseSession = sparseSession;
+    this.lateSession = lateSession;
     this.ort = init.ort;
     this.tokenizer = init.tokenizer;
     this.variant = init.variant;
@@ -186,7 +197,7 @@ export class TaesrEncoder {
   static async create(init: TaesrEncoderInit): Promise<TaesrEncoder> {
     const manifest = parseManifest(init.manifest);
     // Throws for an unknown variant, and for int4 in an artifact exported before it existed.
-    const { embed, step, sparse } = variantGraphs(manifest, init.variant);
+    const { embed, step, sparse, late } = variantGraphs(manifest, init.variant);
     // Before any session exists: an artifact whose router cannot run with this tokenizer must not load at all.
     const router = createInputRouter(manifest.router, () => encoderVocab(init.tokenizer, manifest.architecture.vocabSize));
     if (init.verify !== false) {
@@ -194,8 +205,9 @@ export class TaesrEncoder {
       const given = variantFiles(manifest, init.variant).filter((p) => p in init.files);
       await verifyArtifactFiles(manifest, init.files, { paths: [...new Set([embed, step, ...given])] });
     }
-    // The sparse graph is optional at load: a caller that bundles only embed and step still gets dense embeddings.
+    // The heads' graphs are optional at load: a caller that bundles only embed and step still gets dense embeddings.
     const sparseBytes = sparse ? init.files[sparse] : undefined;
+    const lateBytes = late ? init.files[late] : undefined;
     const embedBytes = init.files[embed];
     const stepBytes = init.files[step];
     if (!embedBytes) throw new Error(`artifact file "${embed}" (${init.variant} embed graph) is missing`);
@@ -205,17 +217,22 @@ export class TaesrEncoder {
       init.ort.InferenceSession.create(embedBytes, init.sessionOptions),
       init.ort.InferenceSession.create(stepBytes, init.sessionOptions),
       ...(sparseBytes ? [init.ort.InferenceSession.create(sparseBytes, init.sessionOptions)] : []),
+      ...(lateBytes ? [init.ort.InferenceSession.create(lateBytes, init.sessionOptions)] : []),
     ]);
     const sessions = created.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     try {
-      const [embedResult, stepResult, sparseResult] = created;
+      const [embedResult, stepResult, ...heads] = created;
+      const sparseResult = sparseBytes ? heads.shift() : undefined;
+      const lateResult = lateBytes ? heads.shift() : undefined;
       if (embedResult!.status === "rejected") throw new Error(`cannot load "${embed}": ${errorMessage(embedResult!.reason)}`);
       if (stepResult!.status === "rejected") throw new Error(`cannot load "${step}": ${errorMessage(stepResult!.reason)}`);
       checkGraphIo(embedResult!.value, "embed", embed);
       checkGraphIo(stepResult!.value, "step", step);
       if (sparseResult?.status === "rejected") throw new Error(`cannot load "${sparse}": ${errorMessage(sparseResult.reason)}`);
       if (sparseResult) checkGraphIo(sparseResult.value, "sparse", sparse!);
-      return new TaesrEncoder(init, manifest, embedResult!.value, stepResult!.value, router, sparseResult?.value);
+      if (lateResult?.status === "rejected") throw new Error(`cannot load "${late}": ${errorMessage(lateResult.reason)}`);
+      if (lateResult) checkGraphIo(lateResult.value, "late", late!);
+      return new TaesrEncoder(init, manifest, embedResult!.value, stepResult!.value, router, sparseResult?.value, lateResult?.value);
     } catch (err) {
       // Sessions hold wasm/native memory for the isolate's lifetime unless released; do not leak them on a bad artifact.
       await Promise.allSettled(sessions.map((s) => s.release()));
@@ -232,6 +249,15 @@ export class TaesrEncoder {
     return this.sparseSession !== undefined;
   }
 
+  /**
+   * Where embed()'s token vectors come from: the trained late-interaction head (late.onnx, lateHead.dim components) or
+   * the hidden-state stand-in (architecture.hidden components) of an artifact without the head. See the module doc.
+   */
+  get tokenVectorSource(): { kind: "late-head" | "hidden-state"; dims: number } {
+    const late = this.architecture.lateHead;
+    return late ? { kind: "late-head", dims: late.dim } : { kind: "hidden-state", dims: this.architecture.hidden };
+  }
+
   /** Embeds `texts` (at least one). See {@link EmbedOptions} for defaults and the module doc for batching rules. */
   embed(texts: readonly string[], options: EmbedOptions = {}): Promise<EmbedResult> {
     // Validate before queueing, so a bad call fails at once (as a rejection) instead of waiting behind other calls.
@@ -246,10 +272,10 @@ export class TaesrEncoder {
     return run;
   }
 
-  /** Releases both ONNX sessions; the encoder is unusable afterwards. */
+  /** Releases every ONNX session (embed, step and the heads'); the encoder is unusable afterwards. */
   async release(): Promise<void> {
     await this.queue;
-    await Promise.all([this.embedSession.release(), this.stepSession.release(), this.sparseSession?.release()]);
+    await Promise.all([this.embedSession.release(), this.stepSession.release(), this.sparseSession?.release(), this.lateSession?.release()]);
   }
 
   private plan(texts: readonly string[], options: EmbedOptions): Plan {
@@ -270,6 +296,12 @@ export class TaesrEncoder {
     if (typeof earlyExit !== "boolean") throw new TypeError(`earlyExit must be a boolean, got ${typeof earlyExit}`);
     const tokenVectors = options.tokenVectors ?? false;
     if (typeof tokenVectors !== "boolean") throw new TypeError(`tokenVectors must be a boolean, got ${typeof tokenVectors}`);
+    if (tokenVectors && arch.lateHead && !this.lateSession) {
+      throw new Error(
+        `token vectors of ${this.manifest.name}@${this.manifest.version} come from its late-interaction head, whose graph ` +
+          `("${variantGraphs(this.manifest, this.variant).late}") was not given`,
+      );
+    }
     return { dims, depth, earlyExit, tokenVectors, sparse: this.sparsePlan(options.sparse) };
   }
 
@@ -339,7 +371,17 @@ export class TaesrEncoder {
       if (converged) break;
     }
     const t2 = performance.now();
-    const tokenVectors = plan.tokenVectors ? centredTokenRows(readFloat32(h, hOut), T, H, batch.rowLengths) : undefined;
+    let tokenVectors: TokenVectors[] | undefined;
+    if (plan.tokenVectors && this.lateSession) {
+      const [lateH, lateMask] = GRAPH_IO.late.inputs;
+      const [lateOut] = GRAPH_IO.late.outputs;
+      const dims = arch.lateHead!.dim;
+      const out = await this.lateSession.run({ [lateH]: h, [lateMask]: mask });
+      expectDims(out[lateOut], lateOut, [B, T, dims]);
+      tokenVectors = realTokenRows(readFloat32(out[lateOut], lateOut), T, dims, batch.rowLengths);
+    } else if (plan.tokenVectors) {
+      tokenVectors = centredTokenRows(readFloat32(h, hOut), T, H, batch.rowLengths);
+    }
     let sparse: SparseTerms[] | undefined;
     if (plan.sparse) {
       const [sparseH, sparseMask] = GRAPH_IO.sparse.inputs;
@@ -479,6 +521,23 @@ export function centredTokenRows(hidden: Float32Array, length: number, dims: num
       for (let i = 0, dst = t * dims; i < dims; i++) data[dst + i] = (hidden[src + i]! - mean) * scale;
     }
     return { count, dims, data };
+  });
+}
+
+/**
+ * Per batch row b, its first rowLengths[b] rows of a [B, length, dims] matrix of token vectors that are unit length
+ * already (late.onnx's output), copied out of the engine's buffer.
+ */
+export function realTokenRows(vectors: Float32Array, length: number, dims: number, rowLengths: readonly number[]): TokenVectors[] {
+  if (vectors.length !== rowLengths.length * length * dims) {
+    throw new RangeError(`token vectors have ${vectors.length} values, expected ${rowLengths.length}·${length}·${dims}`);
+  }
+  return rowLengths.map((count, b) => {
+    if (!Number.isInteger(count) || count < 0 || count > length) {
+      throw new RangeError(`row ${b} has ${count} tokens, expected an integer from 0 to the padded length ${length}`);
+    }
+    const start = b * length * dims;
+    return { count, dims, data: vectors.slice(start, start + count * dims) };
   });
 }
 

@@ -327,6 +327,16 @@ export const fastRemRouterSchema = z
       dims: z.number().int().positive(),
       variant: z.enum(["fp32", "int8"]),
       earlyExit: z.boolean(),
+      retrieval: z
+        .object({
+          mode: z.literal("hybrid"),
+          fusion: z.object({
+            method: z.enum(["convex", "rrf"]),
+            weights: z.object({ dense: z.number().nonnegative(), lexical: z.number().nonnegative() }).strict(),
+          }).strict(),
+        })
+        .strict()
+        .optional(),
       rule: z.string().min(1),
     }),
     trainedOn: z.object({

@@ -40,6 +40,7 @@ export {
 export {
   TaesrEncoder,
   centredTokenRows,
+  realTokenRows,
   maxCosineDistance,
   prefixNormalizeRows,
   type EmbedOptions,

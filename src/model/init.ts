@@ -42,6 +42,7 @@ export function fillNormal(out: Float32Array, std: number, rand: () => number, t
  *   three in the hybrid block), so without the damping h's variance grows with depth and the deepest embeddings start
  *   far from the shallow ones.
  * Values are drawn in weightNames(arch) order from one stream, so a self-attention model gets the numbers it always got.
+ * - the late head's late.proj.w [H, dim] is a matrix like the others (Glorot normal), drawn last.
  * - LayerNorm gamma 1, beta 0; biases 0, except the sparse head's:
  * - sparse.bias = −3·0.02·√H, three standard deviations of the head's initial logits (LNs(h) has unit-variance
  *   components and E's rows N(0, 0.02²), so z ~ N(0, 0.02²·H)). With a zero bias about half of all (position, term)

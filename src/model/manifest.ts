@@ -33,6 +33,8 @@ const architectureSchema = z
     depths: z.object({ easy: positiveInt, medium: positiveInt, hard: positiveInt }),
     // The SPLADE-style sparse head (spec.ts); absent in every manifest without one.
     sparseHead: z.boolean().optional(),
+    // The late-interaction head (spec.ts); absent in every manifest without one.
+    lateHead: z.strictObject({ dim: positiveInt }).optional(),
   })
   .superRefine((a, ctx) => {
     if (a.hidden % a.heads !== 0) {
@@ -50,8 +52,8 @@ const architectureSchema = z
     }
   });
 
-// sparse: the sparse head's graph, only in artifacts whose architecture has the head.
-const variantSchema = z.object({ embed: relativePath, step: relativePath, sparse: relativePath.optional() });
+// sparse / late: a head's graph, only in artifacts whose architecture has that head.
+const variantSchema = z.object({ embed: relativePath, step: relativePath, sparse: relativePath.optional(), late: relativePath.optional() });
 
 const fusionWeight = z.number().finite().nonnegative();
 
@@ -119,6 +121,14 @@ const manifestSchema = z
           message: m.architecture.sparseHead ? "the architecture has a sparse head but the variant lists no sparse graph" : "a sparse graph without architecture.sparseHead",
         });
       }
+      if (graphs.late) referenced.push([graphs.late, ["variants", variant, "late"]]);
+      if ((graphs.late !== undefined) !== (m.architecture.lateHead !== undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["variants", variant, "late"],
+          message: m.architecture.lateHead ? "the architecture has a late-interaction head but the variant lists no late graph" : "a late graph without architecture.lateHead",
+        });
+      }
     }
     for (const [path, at] of referenced) {
       if (!(path in m.files)) ctx.addIssue({ code: "custom", path: at, message: `"${path}" is not listed in files` });
@@ -137,7 +147,7 @@ void _sameShape;
 export type ArtifactVariant = keyof ArtifactManifest["variants"];
 export const ARTIFACT_VARIANTS: readonly ArtifactVariant[] = ["fp32", "int8", "int4"];
 
-/** A variant's graph paths (two, or three with the sparse head). @throws Error when the artifact has no such variant
+/** A variant's graph paths (two, plus one per head: sparse, late). @throws Error when the artifact has no such variant
  * (int4 in older artifacts). */
 export function variantGraphs(manifest: ArtifactManifest, variant: ArtifactVariant): VariantGraphs {
   if (!(ARTIFACT_VARIANTS as readonly string[]).includes(variant)) {
@@ -171,10 +181,10 @@ export function parseManifest(input: string | unknown): ArtifactManifest {
   return result.data;
 }
 
-/** The files one variant needs at run time: its graphs (the sparse head's too, when it has one) and the tokenizer. */
+/** The files one variant needs at run time: its graphs (the heads' too, when it has them) and the tokenizer. */
 export function variantFiles(manifest: ArtifactManifest, variant: ArtifactVariant): string[] {
   const v = variantGraphs(manifest, variant);
-  return [v.embed, v.step, ...(v.sparse ? [v.sparse] : []), manifest.tokenizer];
+  return [v.embed, v.step, ...(v.sparse ? [v.sparse] : []), ...(v.late ? [v.late] : []), manifest.tokenizer];
 }
 
 export interface VerifyOptions {

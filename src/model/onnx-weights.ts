@@ -234,6 +234,8 @@ export function weightsFromArtifactGraphs(
   arch: TaesrArchitecture,
   /** The fp32 sparse.onnx, for an architecture with the sparse head (its sparse.* weights live there). */
   sparseOnnx?: Uint8Array,
+  /** The fp32 late.onnx, for an architecture with the late-interaction head (late.proj.w lives there). */
+  lateOnnx?: Uint8Array,
 ): Record<WeightName, Float32Array> {
   const byName = new Map<string, { tensor: OnnxInitializer; graph: string }>();
   const graphs: [Uint8Array, string][] = [
@@ -241,6 +243,8 @@ export function weightsFromArtifactGraphs(
     [stepOnnx, "step.onnx"],
   ];
   if (sparseOnnx) graphs.push([sparseOnnx, "sparse.onnx"]);
+  // After step.onnx: late.onnx repeats out.ln.*, and the first one (step's) wins.
+  if (lateOnnx) graphs.push([lateOnnx, "late.onnx"]);
   for (const [bytes, graph] of graphs) {
     for (const tensor of readOnnxInitializers(bytes, graph)) {
       // First one wins: the exporter never writes a weight into both graphs, and the scalar constants are not weights.
@@ -274,7 +278,13 @@ export function weightsFromArtifactGraphs(
             `use the artifact's fp32 variant (fp32/embed.onnx, fp32/step.onnx)`,
         );
       }
-      const where = name.startsWith("embed.") ? "embed.onnx" : name.startsWith("sparse.") ? "sparse.onnx (pass it: the architecture has the sparse head)" : "step.onnx";
+      const where = name.startsWith("embed.")
+        ? "embed.onnx"
+        : name.startsWith("sparse.")
+          ? "sparse.onnx (pass it: the architecture has the sparse head)"
+          : name.startsWith("late.")
+            ? "late.onnx (pass it: the architecture has the late-interaction head)"
+            : "step.onnx";
       const block = blockOf(arch) === "self_attention" ? "" : ` (a ${blockOf(arch)} model)`;
       throw new Error(`weight ${name} is missing: no initializer of that name in the graphs (expected in ${where})${block}`);
     }

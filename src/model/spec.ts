@@ -49,6 +49,18 @@
  * V×H matrix, only V + 2H parameters, and a vocabulary entry scores by how close its input embedding is to a position's
  * state. log(1 + ReLU(·)) is monotone, so w_v = log(1 + ReLU(max_t (z_t,v − (1 − mask_t)·1e9))) is the same number
  * (graphs and runtime compute it that way: one max over the sequence of the logits, then one log1p per entry).
+ *
+ * Late-interaction head (ColBERT-style; architecture.lateHead = {dim}, absent = none), on the same final hidden state h:
+ *   v_t = u_t / √(‖u_t‖² + 1e-12),   u_t = LNout(h)_t · W_late      W_late = late.proj.w [H, dim]; LNout = out.ln.*
+ * one unit vector per real token (padding positions are dropped by consumers; late.onnx zeroes them). It reuses the
+ * output LayerNorm the pooled embedding reads, so the head adds only H·dim parameters, and MaxSim between two texts is
+ *   s(q, d) = Σ_{real i of q} max_{real j of d} v_qi · v_dj.
+ * No bias: a constant vector added before the normalisation pulls every token of every text towards one shared
+ * direction, the anisotropy that made the untrained stand-in (centred h) useless for MaxSim (mean pairwise cosine of one
+ * text's tokens 0.81–0.98, encoder.ts); and a learnable offset is still there if one helps, as out.ln.beta · W_late.
+ * ColBERT's projection has no bias either. Training supervises the head at the deepest supervised recursion step
+ * (training.objectives.late.steps); serving applies it to h of whatever step the encoder stopped at (routed depth,
+ * early exit), as it does for the sparse head.
  */
 
 /** The shared block's architectures (see the module comment for each one's maths). */
@@ -79,6 +91,21 @@ export interface TaesrArchitecture {
    * manifests, checkpoints and weight lists of models without one are exactly what they were before the field existed.
    */
   sparseHead?: boolean;
+  /**
+   * The late-interaction head (module comment; weight late.proj.w): `dim` is the width of each token vector. Absent =
+   * none, and written only when present (after every other field), so existing manifests and checkpoints are unchanged.
+   */
+  lateHead?: LateHeadSpec;
+}
+
+/** architecture.lateHead: the token vectors' width. */
+export interface LateHeadSpec {
+  dim: number;
+}
+
+/** Whether the architecture has the late-interaction head (late.proj.w; late.onnx in its artifact). */
+export function hasLateHead(a: Pick<TaesrArchitecture, "lateHead">): boolean {
+  return a.lateHead !== undefined;
 }
 
 /** Whether the architecture has the sparse head (sparse.ln.*, sparse.bias; sparse.onnx in its artifact). */
@@ -112,6 +139,8 @@ export const ATTENTION_MASK_VALUE = -1e9;
  */
 export function weightShapes(a: TaesrArchitecture): Record<WeightName, number[]> {
   const { vocabSize: V, hidden: H, ffn: F, maxLength: L, outputDim: D } = a;
+  // A model without the late head still gets a (never used) shape for its weight, so the record stays total.
+  const lateDim = a.lateHead?.dim ?? 1;
   return {
     "embed.token": [V, H],
     "embed.position": [L, H],
@@ -144,6 +173,7 @@ export function weightShapes(a: TaesrArchitecture): Record<WeightName, number[]>
     "sparse.ln.gamma": [H],
     "sparse.ln.beta": [H],
     "sparse.bias": [V],
+    "late.proj.w": [H, lateDim],
   };
 }
 
@@ -166,6 +196,9 @@ const OUTPUT_WEIGHTS = ["out.ln.gamma", "out.ln.beta", "out.proj.w", "out.proj.b
 /** The sparse head's own weights (its output matrix is embed.token). Last in every order, so adding the head changes
  * neither the order nor the seeded values of the other weights. */
 const SPARSE_WEIGHTS = ["sparse.ln.gamma", "sparse.ln.beta", "sparse.bias"] as const;
+/** The late-interaction head's own weight (its LayerNorm is out.ln). Last of all, after the sparse head's, for the same
+ * reason: adding it changes neither the order nor the seeded values of any other weight. */
+const LATE_WEIGHTS = ["late.proj.w"] as const;
 
 /**
  * The weights of the self-attention block (the default), in checkpoint order. The order is part of the checkpoint
@@ -176,7 +209,9 @@ export const WEIGHT_NAMES = [...EMBED_WEIGHTS, ...ATTENTION_WEIGHTS, ...FFN_WEIG
 export const MIXER_WEIGHT_NAMES = MIXER_WEIGHTS;
 /** The sparse head's weights (architecture.sparseHead). */
 export const SPARSE_WEIGHT_NAMES = SPARSE_WEIGHTS;
-/** Every weight name of every block, in canonical order (embed, mixer, attention, FFN, output, sparse head). */
+/** The late-interaction head's weights (architecture.lateHead). */
+export const LATE_WEIGHT_NAMES = LATE_WEIGHTS;
+/** Every weight name of every block, in canonical order (embed, mixer, attention, FFN, output, sparse head, late head). */
 export const ALL_WEIGHT_NAMES = [
   ...EMBED_WEIGHTS,
   ...MIXER_WEIGHTS,
@@ -184,6 +219,7 @@ export const ALL_WEIGHT_NAMES = [
   ...FFN_WEIGHTS,
   ...OUTPUT_WEIGHTS,
   ...SPARSE_WEIGHTS,
+  ...LATE_WEIGHTS,
 ] as const;
 export type WeightName = (typeof ALL_WEIGHT_NAMES)[number];
 
@@ -192,12 +228,14 @@ const HYBRID_NAMES: readonly WeightName[] = [...EMBED_WEIGHTS, ...MIXER_WEIGHTS,
 
 /**
  * The weights a model of this architecture has, in checkpoint and initialisation order: embed, [mixer], [attention],
- * FFN, output, [sparse head]. self_attention without the head gives exactly WEIGHT_NAMES. A record keyed by WeightName
- * (weights, variables, gradients) holds exactly these names; the others are absent, and every loader checks that.
+ * FFN, output, [sparse head], [late head]. self_attention without heads gives exactly WEIGHT_NAMES. A record keyed by
+ * WeightName (weights, variables, gradients) holds exactly these names; the others are absent, and every loader checks
+ * that.
  */
-export function weightNames(a: Pick<TaesrArchitecture, "block" | "sparseHead">): readonly WeightName[] {
+export function weightNames(a: Pick<TaesrArchitecture, "block" | "sparseHead" | "lateHead">): readonly WeightName[] {
   const names = blockWeightNames(a);
-  return hasSparseHead(a) ? [...names, ...SPARSE_WEIGHTS] : names;
+  if (!hasSparseHead(a) && !hasLateHead(a)) return names;
+  return [...names, ...(hasSparseHead(a) ? SPARSE_WEIGHTS : []), ...(hasLateHead(a) ? LATE_WEIGHTS : [])];
 }
 
 function blockWeightNames(a: Pick<TaesrArchitecture, "block">): readonly WeightName[] {
@@ -230,6 +268,9 @@ export const GRAPH_IO = {
   /** sparse.onnx (architecture.sparseHead only): h float32 [B,T,H] (the final state), attention_mask float32 [B,T]
    *  → sparse_weights float32 [B,V] (the module comment's w). */
   sparse: { inputs: ["h", "attention_mask"], outputs: ["sparse_weights"] },
+  /** late.onnx (architecture.lateHead only): h float32 [B,T,H] (the final state), attention_mask float32 [B,T]
+   *  → token_vectors float32 [B,T,dim] (the module comment's v, unit rows; padding rows 0). */
+  late: { inputs: ["h", "attention_mask"], outputs: ["token_vectors"] },
 } as const;
 
 export const OPSET_VERSION = 17;
@@ -269,11 +310,13 @@ export interface ArtifactManifest {
   retrieval?: RetrievalDefaults;
 }
 
-/** One variant's graph paths. `sparse` only in artifacts whose architecture has the sparse head (absent before it existed). */
+/** One variant's graph paths. `sparse` / `late` only in artifacts whose architecture has that head (absent before the
+ * heads existed). */
 export interface VariantGraphs {
   embed: string;
   step: string;
   sparse?: string;
+  late?: string;
 }
 
 /** What a search should do with this artifact's vectors by default. */
@@ -364,6 +407,9 @@ export interface FastRemLabelling {
   dims: number;
   variant: "fp32" | "int8";
   earlyExit: boolean;
+  /** The ranking the metric was taken on: absent = the dense list alone; hybrid = BM25 fused with it by this fusion
+   * (the artifact's served default when the router was trained). */
+  retrieval?: { mode: "hybrid"; fusion: { method: "convex" | "rrf"; weights: { dense: number; lexical: number } } };
   /** The label in words, e.g. "smallest depth whose ndcg@10 ≥ depth 6's; ties → smaller depth". */
   rule: string;
 }

@@ -61,6 +61,8 @@ export const taesrConfigSchema = z
       .prefault({}),
     /** The SPLADE-style sparse head (spec.ts; TAESRModel.sparse). Optional, so configs without it serialise as before. */
     sparseHead: z.boolean().optional(),
+    /** The late-interaction head (spec.ts; TAESRModel.tokenVectors): the token vectors' width. Optional, like sparseHead. */
+    lateHead: z.strictObject({ dim: positiveInt }).optional(),
     training: z
       .strictObject({ batchSize: positiveInt.default(64), epochs: positiveInt.default(1), lr: z.number().finite().positive().default(0.0015) })
       .prefault({}),
@@ -163,7 +165,7 @@ export function taesrConfigFromJSON(text: string): TAESRConfig {
  * for the non-default blocks, so a self-attention architecture is exactly what it was before blocks were selectable.
  */
 export function architectureOf(config: TAESRConfig): TaesrArchitecture {
-  const { block, vocabSize, hidden, heads, ffn, maxLength, outputDim, matryoshkaDims, depths, sparseHead } = config;
+  const { block, vocabSize, hidden, heads, ffn, maxLength, outputDim, matryoshkaDims, depths, sparseHead, lateHead } = config;
   return {
     ...(block !== DEFAULT_BLOCK ? { block } : {}),
     vocabSize,
@@ -175,6 +177,7 @@ export function architectureOf(config: TAESRConfig): TaesrArchitecture {
     matryoshkaDims: [...matryoshkaDims],
     depths: { ...depths },
     ...(sparseHead ? { sparseHead: true } : {}),
+    ...(lateHead ? { lateHead: { dim: lateHead.dim } } : {}),
   };
 }
 

@@ -12,6 +12,7 @@
  *   out.depth[b], out.routed[b]
  *   model.matryoshkaSlice(out.poolerOutput[b]!, 128)           // prefix, L2-normalised
  *   model.sparse(out.lastHiddenState[b]!, mask[b])             // with config.sparseHead: term weights [vocabSize] (≥ 0)
+ *   model.tokenVectors(out.lastHiddenState[b]!, mask[b])       // with config.lateHead: one unit vector per real token
  *
  * Depth is per row: rows are independent in the maths (attention and token mixing are masked per row, pooling is per
  * row), so each row
@@ -24,7 +25,7 @@
  *
  * @module
  */
-import { maxCosineDistance, prefixNormalizeRows } from "./encoder.js";
+import { maxCosineDistance, prefixNormalizeRows, type TokenVectors } from "./encoder.js";
 import { initialWeights } from "./init.js";
 import { depthForRoute, routeByTokenCount, type Route } from "./router.js";
 import {
@@ -32,6 +33,7 @@ import {
   LAYER_NORM_EPS,
   blockOf,
   hasAttention,
+  hasLateHead,
   hasMixer,
   hasSparseHead,
   weightNames,
@@ -205,6 +207,49 @@ export class TAESRModel {
       out[v] = best > 0 ? Math.log1p(best) : 0;
     }
     return out;
+  }
+
+  /**
+   * The late-interaction head's token vectors (spec.ts; config.lateHead) of one row's final hidden state h, row-major
+   * [T, hidden] as `forward` returns it in lastHiddenState, under its mask (default: all tokens): v_t = u_t / √(‖u_t‖² +
+   * 1e-12) with u_t = LNout(h_t)·W_late, for the real positions only, in order → [count, lateHead.dim], as late.onnx
+   * computes them (which zeroes the padding rows instead of dropping them).
+   */
+  tokenVectors(hiddenState: ArrayLike<number>, attentionMask?: ArrayLike<number>): TokenVectors {
+    const late = this.architecture.lateHead;
+    if (!hasLateHead(this.architecture) || late === undefined) throw new Error("this model has no late-interaction head (config.lateHead is not set)");
+    const { hidden: H } = this.architecture;
+    const dim = late.dim;
+    if (hiddenState.length === 0 || hiddenState.length % H !== 0) {
+      throw new RangeError(`hiddenState must be row-major [T, ${H}] with T ≥ 1; got ${hiddenState.length} values`);
+    }
+    const T = hiddenState.length / H;
+    if (attentionMask !== undefined && attentionMask.length !== T) {
+      throw new RangeError(`attentionMask has ${attentionMask.length} entries for ${T} positions`);
+    }
+    const n = new Float32Array(T * H);
+    layerNorm(n, Float32Array.from(hiddenState), T, H, this.weights["out.ln.gamma"], this.weights["out.ln.beta"]);
+    const w = this.weights["late.proj.w"];
+    const rows: number[] = [];
+    for (let t = 0; t < T; t++) if (attentionMask === undefined || attentionMask[t]) rows.push(t);
+    const data = new Float32Array(rows.length * dim);
+    const u = new Float64Array(dim);
+    rows.forEach((t, r) => {
+      u.fill(0);
+      for (let i = 0; i < H; i++) {
+        const x = n[t * H + i]!;
+        for (let j = 0; j < dim; j++) u[j] = u[j]! + x * w[i * dim + j]!;
+      }
+      let squares = 0;
+      for (let j = 0; j < dim; j++) {
+        // The graph's MatMul output is float32: round before squaring, as it does.
+        u[j] = Math.fround(u[j]!);
+        squares += u[j]! * u[j]!;
+      }
+      const scale = 1 / Math.sqrt(squares + 1e-12);
+      for (let j = 0; j < dim; j++) data[r * dim + j] = u[j]! * scale;
+    });
+    return { count: rows.length, dims: dim, data };
   }
 
   /** The first `dims` components, L2-normalised (a zero vector stays zero); dims must be a trained Matryoshka prefix. */

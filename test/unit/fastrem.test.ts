@@ -308,6 +308,53 @@ describe("training the router end to end (tiny fixture)", () => {
     }
   });
 
+  it("labels on the hybrid ranking when asked: the fused list decides, so a fusion that ignores dense makes every depth tie", async () => {
+    const artifact = await readArtifactDir(modelDir, ["int8"]);
+    const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
+    const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: withLengthRule(artifact.manifest), files: artifact.files, variant: "int8", tokenizer });
+    const source = await loadBeirSource(beirDir, "train");
+    const base: EmbedSetting = { dims: 128, depths: [1, 3, 6], documentDepth: "auto", earlyExit: true, metric: "rr", variant: "int8" };
+    try {
+      const lexicalOnly = await labelSources(encoder, tokenizer, fastRemVocab(tokenizer), FASTREM_FEATURES, [source], {
+        ...base,
+        retrieval: { mode: "hybrid", fusion: { method: "convex", weights: { lexical: 1, dense: 0 } } },
+      });
+      const dense = await labelSources(encoder, tokenizer, fastRemVocab(tokenizer), FASTREM_FEATURES, [source], base);
+      // Convex with dense weight 0 ranks by BM25 alone at every depth: one metric per query across depths, all easy,
+      // and that metric is BM25's own RR — which the random fixture model's dense ranking does not reproduce.
+      for (const e of lexicalOnly) {
+        expect(new Set(e.metrics).size).toBe(1);
+        expect(e.label).toBe(0);
+      }
+      expect(lexicalOnly.map((e) => e.metrics[0])).not.toEqual(dense.map((e) => e.metrics[0]));
+      // The other extreme ranks by dense alone, so the hybrid labels are the dense ones.
+      const mixed = await labelSources(encoder, tokenizer, fastRemVocab(tokenizer), FASTREM_FEATURES, [source], {
+        ...base,
+        retrieval: { mode: "hybrid", fusion: { method: "convex", weights: { lexical: 0, dense: 1 } } },
+      });
+      expect(mixed.map((e) => e.metrics)).toEqual(dense.map((e) => e.metrics));
+
+      const { router: trained } = trainRouterFromExamples(
+        lexicalOnly,
+        {
+          featureNames: FASTREM_FEATURES,
+          depths: [1, 3, 6],
+          rule: lengthRuleOf(artifact.manifest.router),
+          model: "taesr-random@0.0.0-test",
+          setting: { ...base, retrieval: { mode: "hybrid", fusion: { method: "convex", weights: { lexical: 1, dense: 0 } } } },
+          sources: [source],
+        },
+        { fit: { l2: 0.01, epochs: 50, learningRate: 0.5 }, folds: 2, seed: 1, maxRelativeLoss: 0.01, date: "2026-11-26" },
+      );
+      expect(trained.labelledBy.retrieval).toEqual({ mode: "hybrid", fusion: { method: "convex", weights: { lexical: 1, dense: 0 } } });
+      expect(trained.labelledBy.rule).toMatch(/hybrid rr/);
+      expect(parseFastRemRouter(JSON.parse(JSON.stringify(trained)))).toEqual(trained);
+      expect(() => parseFastRemRouter({ ...trained, labelledBy: { ...trained.labelledBy, retrieval: { mode: "sparse" } } })).toThrow(/retrieval/);
+    } finally {
+      await encoder.release();
+    }
+  });
+
   it("the CLI refuses the test split and writes a router JSON the eval CLI accepts", () => {
     const tsx = path.join(root, "node_modules", ".bin", "tsx");
     const cli = path.join(root, "training", "src", "router", "train-router.ts");

@@ -17,6 +17,7 @@ import type { KeptLists } from "../../bench/eval/evaluate.js";
 import {
   TUNING_LEXICAL,
   assertSplitTunable,
+  changelogLine,
   chooseFusion,
   fairTuningQueries,
   manifestTextWithFusion,
@@ -159,6 +160,49 @@ describe("tuning an adapted model on queries it never trained on", () => {
     const kept = [...heldOut.slice(0, 5), ...trained.slice(0, 40)].map((id) => keptFor(id));
     expect(() => fairTuningQueries(kept, adapted, { name: "scifact", split: "train" })).toThrow(/only 5 of 45 have all their relevant documents held out/);
     expect(() => fairTuningQueries(kept, { adaptation: adapted.adaptation }, { name: "scifact", split: "train" })).toThrow(/no training.config.data.validationFraction/);
+  });
+
+  describe("with the held-out query ids the adaptation recorded (holdoutQueries)", () => {
+    // 30 train queries held out by id (their documents on the trained side), 50 trained on.
+    const heldIds = Array.from({ length: 30 }, (_, i) => `h${i}`);
+    const withIds = { ...adapted, adaptation: { ...adapted.adaptation, heldOutQueries: { fraction: 0.15, rule: "…", count: 30, ids: heldIds } } };
+    const keptWith = (queryId: string, ...docIds: string[]): KeptLists => ({ ...keptFor(...docIds), queryId });
+    const kept = [
+      ...heldIds.map((id, i) => keptWith(id, trained[i]!)),
+      ...Array.from({ length: 50 }, (_, i) => keptWith(`t${i}`, trained[100 + i]!)),
+      // All its documents held out of the document split, but the query was not held out: the old rule's pick, not this one's.
+      keptWith("t-doc-held", heldOut[0]!),
+    ];
+
+    it("tunes on exactly those, not on the document-split fallback, and says so in the note and the CHANGELOG line", () => {
+      const fair = fairTuningQueries(kept, withIds, { name: "scifact", split: "train" });
+      expect(fair.kept.map((k) => k.queryId)).toEqual(heldIds);
+      expect(fair.note).toMatch(/^30 of 81 scifact train queries: those held out of the adaptation's supervised pairs by query id \(manifest adaptation\.heldOutQueries, 15% by a hash of the id;/);
+      // An older artifact (no ids recorded) keeps today's rule, and its note says so.
+      const older = fairTuningQueries([...kept, ...heldOut.slice(1, 25).map((id, i) => keptWith(`o${i}`, id))], adapted, { name: "scifact", split: "train" });
+      expect(older.kept).toHaveLength(25);
+      expect(older.note).toMatch(/relevant documents were all held out .*records no held-out query ids/);
+
+      const record: TunedFusion = {
+        method: "convex",
+        weights: { lexical: 0.8, dense: 0.2 },
+        tunedOn: { dataset: "scifact", split: "train", queries: fair.kept.length, ndcg10: 0.7, lexicalOnly: 0.69, denseOnly: 0.3, date: "2026-01-02", dims: 128, variant: "int8" },
+      };
+      const line = changelogLine("taesr-edge-scifact@0.3.0", record, undefined, { note: fair.note });
+      expect(line).toContain("scifact train (30 queries, 128-d int8)");
+      expect(line).toContain("30 of 81 scifact train queries: those held out of the adaptation's supervised pairs by query id");
+    });
+
+    it("refuses too few held-out queries, a malformed record, and kept lists without query ids", () => {
+      expect(fairTuningQueries(kept.slice(10), withIds, { name: "scifact", split: "train" }).kept).toHaveLength(20);
+      expect(() => fairTuningQueries(kept.slice(15), withIds, { name: "scifact", split: "train" })).toThrow(
+        /only 15 of 66 are among the 30 it held out by query id \(need 20\): adapt with a larger holdoutQueries/,
+      );
+      const malformed = { ...adapted, adaptation: { ...adapted.adaptation, heldOutQueries: { ids: [1, 2] } } };
+      expect(() => fairTuningQueries(kept, malformed, { name: "scifact", split: "train" })).toThrow(/adaptation\.heldOutQueries has no "ids" array/);
+      const anonymous = kept.map(({ lists, judgements }) => ({ lists, judgements }));
+      expect(() => fairTuningQueries(anonymous, withIds, { name: "scifact", split: "train" })).toThrow(/carry no query ids/);
+    });
   });
 });
 

@@ -13,7 +13,16 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WEIGHT_NAMES, type TaesrArchitecture } from "../../src/model/spec.js";
 import { readAdaptCorpus } from "../src/data/adapt-corpus.js";
-import { adaptPairs, buildPairs, normKey, type AdaptRecord, type PairBuildOptions } from "../src/data/pairs.js";
+import {
+  adaptPairs,
+  buildPairs,
+  heldOutQueryIds,
+  isQueryHeldOut,
+  normKey,
+  QUERY_HOLDOUT_RULE,
+  type AdaptRecord,
+  type PairBuildOptions,
+} from "../src/data/pairs.js";
 import { exportArtifact, nextMinorVersion } from "../src/export/artifact.js";
 import { loadArtifactWeights } from "../src/model/artifact-weights.js";
 import { initWeights, loadParams } from "../src/model/params.js";
@@ -90,9 +99,9 @@ describe("adapt corpus reader", () => {
     expect(info.trainQrels).toEqual({ file: "qrels/train.tsv", queries: 3, pairs: 3, nonPositive: 1, unresolved: 1 });
     const q = await queryText(miniBeir);
     const byId = new Map(records.map((r) => [r.id, r]));
-    expect(byId.get("d3")?.queries).toEqual([q.get("q3")]);
-    expect(byId.get("d7")?.queries).toEqual([q.get("q6")]);
-    expect(byId.get("d6")?.queries).toEqual([q.get("q5")]);
+    expect(byId.get("d3")?.queries).toEqual([{ id: "q3", text: q.get("q3") }]);
+    expect(byId.get("d7")?.queries).toEqual([{ id: "q6", text: q.get("q6") }]);
+    expect(byId.get("d6")?.queries).toEqual([{ id: "q5", text: q.get("q5") }]);
     const pairs = await buildPairs({ adapt: records }, pairOptions({ adapt: {} }, 0));
     const used = pairs.train.filter((p) => p.kind === "train-query->text");
     expect(used.map((p) => p.query).sort()).toEqual([q.get("q3"), q.get("q5"), q.get("q6")].sort());
@@ -165,7 +174,7 @@ describe("repeat oversampling", () => {
     id: `d${i}`,
     title: `Document ${i}`,
     text: `Document ${i} is about topic ${i} and nothing else.`,
-    queries: i % 3 === 0 ? [`which document covers topic ${i}`] : [],
+    queries: i % 3 === 0 ? [{ id: `q${i}`, text: `which document covers topic ${i}` }] : [],
   }));
 
   it("copies train pairs only, keeps validation unique and identical, and leaves other sources alone", async () => {
@@ -192,6 +201,59 @@ describe("repeat oversampling", () => {
   });
 });
 
+describe("held-out train queries (holdoutQueries)", () => {
+  // 200 documents, one train query each, and a twin: q-twin has q-a's text (SciFact has two such pairs of train queries).
+  const docs: AdaptRecord[] = Array.from({ length: 200 }, (_, i) => ({
+    id: `d${i}`,
+    title: `Document ${i}`,
+    text: `Document ${i} is about topic ${i} and nothing else.`,
+    queries: [{ id: `q${i}`, text: `which document covers topic ${i}` }],
+  }));
+  const firstHeld = docs.find((r) => isQueryHeldOut(r.queries[0]!.id, 0.2))!;
+  const twin = docs.find((r) => !isQueryHeldOut(r.queries[0]!.id, 0.2) && r !== firstHeld)!;
+  const records = docs.map((r) => (r === twin ? { ...r, queries: [...r.queries, { id: "q-twin", text: firstHeld.queries[0]!.text }] } : r));
+
+  it("are chosen by the query id alone: the same for every seed, and a larger share only adds ids", async () => {
+    const ids = Array.from({ length: 4000 }, (_, i) => `query-${i}`);
+    const at = (f: number) => ids.filter((id) => isQueryHeldOut(id, f));
+    expect(at(0.15).length / ids.length).toBeGreaterThan(0.13);
+    expect(at(0.15).length / ids.length).toBeLessThan(0.17);
+    expect(at(0.15).every((id) => at(0.3).includes(id))).toBe(true);
+    expect(at(0)).toEqual([]);
+    // The held-out set in the pairs does not move with the seed (the validation split does not either).
+    const heldOf = async (seed: number) => {
+      const set = await buildPairs({ adapt: records }, { ...pairOptions({ adapt: { holdoutQueries: 0.2 } }, 0.1), seed });
+      const trained = new Set(set.train.filter((p) => p.queryId).map((p) => p.queryId));
+      return records.flatMap((r) => r.queries.map((q) => q.id)).filter((id) => !trained.has(id) && !set.validation.some((p) => p.queryId === id));
+    };
+    expect(await heldOf(1)).toEqual(await heldOf(99));
+    expect(heldOutQueryIds(records, 0.2)).toEqual(heldOutQueryIds([...records].reverse(), 0.2));
+  });
+
+  it("give no train pair (nor does a twin text of another id); their documents keep every unsupervised pair", async () => {
+    const held = heldOutQueryIds(records, 0.2);
+    expect(held).toContain(firstHeld.queries[0]!.id);
+    expect(held).toContain("q-twin");
+    expect(held.length).toBeGreaterThan(20);
+    const plain = await buildPairs({ adapt: records }, pairOptions({ adapt: {} }, 0.1));
+    const set = await buildPairs({ adapt: records }, pairOptions({ adapt: { holdoutQueries: 0.2 } }, 0.1));
+    const heldTexts = new Set(records.flatMap((r) => r.queries).filter((q) => held.includes(q.id)).map((q) => normKey(q.text)));
+    for (const p of set.train) expect(heldTexts.has(normKey(p.query)), p.query).toBe(false);
+    // Exactly the held-out queries' train-side pairs are gone: titles and validation are as without the hold-out.
+    const key = (p: { query: string; doc: string }) => `${p.query}\u0000${p.doc}`;
+    const gone = plain.train.filter((p) => !set.train.some((t) => key(t) === key(p)));
+    expect(gone.length).toBeGreaterThan(0);
+    expect(gone.every((p) => p.kind === "train-query->text" && heldTexts.has(normKey(p.query)))).toBe(true);
+    expect(set.train.filter((p) => p.kind === "title->text")).toHaveLength(plain.train.filter((p) => p.kind === "title->text").length);
+    // The same pairs (their order follows the seeded sample, which sees fewer pairs).
+    expect(set.validation.map(key).sort()).toEqual(plain.validation.map(key).sort());
+    expect(set.stats.bySource["adapt"]!.heldOutQueries).toEqual({ fraction: 0.2, queries: held.length - 1, pairs: gone.length });
+    // Without the option the stats (part of a run's data fingerprint) are as they always were.
+    expect(plain.stats.bySource["adapt"]!.heldOutQueries).toBeUndefined();
+    await expect(buildPairs({ adapt: records }, pairOptions({ adapt: { holdoutQueries: 1 } }))).rejects.toThrow(/holdoutQueries must be in \[0, 1\)/);
+  });
+});
+
 describe("the adaptation preset", () => {
   it("is a valid config: the bundled artifact's architecture and weights, SciFact as the corpus, general sources capped", async () => {
     const loaded = await loadConfig(path.join(trainingDir, "configs/adapt.json"));
@@ -206,6 +268,8 @@ describe("the adaptation preset", () => {
     expect(config.data.sources.wordnet?.maxPairs).toBeDefined();
     expect(config.training).toMatchObject({ lr: 3e-4, warmupSteps: 20, steps: 300, batchSize: 64, crossStepLoss: true, lossSteps: [1, 3, 6], maxQueryLength: 32, maxDocLength: 96 });
     expect(config.export).toMatchObject({ version: "next", force: false });
+    // SciFact: about 120 of its 809 train queries held out for tuning the fusion (bench/eval/fusion-tuning.ts).
+    expect(config.data.sources.adapt!.holdoutQueries).toBe(0.15);
   });
 });
 
@@ -289,19 +353,22 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     const manifest = JSON.parse(await readFile(path.join(first.exportDir!, "manifest.json"), "utf8"));
     expect(manifest.architecture).toEqual(TINY_ARCH);
     const a = manifest.adaptation;
-    // d6 and d8 are held out by the document hash: q5 → d6 is a validation pair, q3 and q6 train.
+    // d6 and d8 are held out by the document hash: q5 → d6 is a validation pair. The preset's holdoutQueries (0.15)
+    // holds q3 out by its id, so q6 → d7 is the one supervised train pair; d3 keeps its title → text pair.
     expect(a).toMatchObject({
       base: "taesr-test-small@0.3.0",
       corpus: "minibeir",
       corpusLayout: "beir",
       documents: 12,
       trainQrelsUsed: true,
-      trainQueries: 2,
+      trainQueries: 1,
       trainQrels: { file: "qrels/train.tsv", queries: 3, pairs: 3 },
-      supervision: expect.stringMatching(/^supervised in-domain: 2 train queries \(minibeir\/qrels\/train\.tsv only/),
+      supervision: expect.stringMatching(/^supervised in-domain: 1 train queries \(minibeir\/qrels\/train\.tsv only.*; 1 more held out by query id/),
       otherSources: ["debian", "wordnet"],
     });
-    expect(a.pairKinds).toEqual({ "title->text": 11, "train-query->text": 3 });
+    expect(a.heldOutQueries).toEqual({ fraction: 0.15, rule: QUERY_HOLDOUT_RULE, count: 1, ids: ["q3"] });
+    expect(a.pairKinds).toEqual({ "title->text": 11, "train-query->text": 2 });
+    expect(manifest.training.dataSources.adapt.pairKinds).toEqual(a.pairKinds);
     expect(a.repeat).toBeGreaterThan(1);
     expect(a.streamShare).toBeGreaterThan(0.3);
     expect(a.streamShare).toBeLessThan(0.7);
@@ -309,7 +376,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(Object.keys(manifest.eval.inDomainHeldOut.byDepth)).toEqual(["1", "3", "6"]);
     const source = manifest.training.dataSources.adapt;
     expect(source.file).toBe("minibeir/corpus.jsonl");
-    expect(source.use).toMatch(/IN-DOMAIN.*Supervised in-domain: 2 train queries/);
+    expect(source.use).toMatch(/IN-DOMAIN.*Supervised in-domain: 1 train queries/);
     expect(source.repeat).toBe(a.repeat);
 
     // Started from the base artifact (not from the config's seed): three small updates stay close to it.
@@ -337,7 +404,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     const rows = changelog.split("\n").filter((l) => l.startsWith("| taesr-test-minibeir@"));
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatch(/^\| taesr-test-minibeir@0\.1\.0 \| 2026-01-02 \| domain adaptation of taesr-test-small@0\.3\.0 to "minibeir"/);
-    expect(rows[0]).toContain("supervised in-domain: 2 train queries");
+    expect(rows[0]).toContain("supervised in-domain: 1 train queries");
     expect(rows[0]).toMatch(/held-out MRR@128 at k=1\/3\/6: in-domain [0-9.]+ \/ [0-9.]+ \/ [0-9.]+/);
     expect(rows[1]).toMatch(/^\| taesr-test-minibeir@0\.2\.0 \|.* ×4 \(100% of the stream\) \+ no general sources/);
     expect(rows[0]!.split(" | ")).toHaveLength(5);

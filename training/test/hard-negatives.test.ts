@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../src/backend.js";
 import { PairBatcher, type BatchTokenizer } from "../src/data/batches.js";
 import { mineHardNegatives } from "../src/data/hard-negatives.js";
-import { buildPairs, type AdaptRecord, type TextPair } from "../src/data/pairs.js";
+import { buildPairs, heldOutQueryIds, normKey, type AdaptRecord, type TextPair } from "../src/data/pairs.js";
 import { infoNce } from "../src/train/loss.js";
 
 const terms = (text: string) => text.toLowerCase().match(/[a-z]+/g) ?? [];
@@ -124,7 +124,7 @@ describe("kindRepeat", () => {
       id: `d${i}`,
       title: `Title number ${i} about things`,
       text: `Document ${i} has a body that is long enough to keep.`,
-      queries: [`what does document ${i} say`],
+      queries: [{ id: `q${i}`, text: `what does document ${i} say` }],
     }));
     const opts = { seed: 1, validationFraction: 0.2, maxValidationPairs: 100, minDocChars: 10 };
     const plain = await buildPairs({ adapt: records }, { ...opts, sources: { adapt: { repeat: 2 } } });
@@ -134,5 +134,33 @@ describe("kindRepeat", () => {
     expect(count(boosted.train, "train-query->text")).toBe(3 * count(plain.train, "train-query->text"));
     expect(boosted.validation).toEqual(plain.validation);
     expect(boosted.stats.bySource["adapt"]!.uniqueTrain).toBe(plain.stats.bySource["adapt"]!.uniqueTrain);
+  });
+});
+
+describe("held-out train queries (holdoutQueries)", () => {
+  it("are never mined for, never a mining positive, and their documents stay in the index", async () => {
+    // Every query shares "bicycle chain" with every document, so BM25 ranks every document for every query.
+    const records: AdaptRecord[] = Array.from({ length: 60 }, (_, i) => ({
+      id: `d${i}`,
+      title: `Bicycle chain note ${i}`,
+      text: `Bicycle chain care step ${i}: clean, dry and oil the chain number ${i}.`,
+      queries: [{ id: `q${i}`, text: `bicycle chain question ${i}` }],
+    }));
+    const fraction = 0.3;
+    const held = new Set(heldOutQueryIds(records, fraction));
+    expect(held.size).toBeGreaterThan(5);
+    const heldTexts = new Set(records.flatMap((r) => r.queries.filter((q) => held.has(q.id)).map((q) => normKey(q.text))));
+    const set = await buildPairs(
+      { adapt: records },
+      { seed: 3, validationFraction: 0.1, maxValidationPairs: 100, minDocChars: 10, sources: { adapt: { holdoutQueries: fraction } } },
+    );
+    const stats = mineHardNegatives(set.train, "adapt", { kinds: ["title->text", "train-query->text"], depth: 5 }, terms, 7);
+    expect(stats.mined).toBeGreaterThan(0);
+    for (const p of set.train) expect(heldTexts.has(normKey(p.query)), p.query).toBe(false);
+    // The held-out queries' documents are still trained on (title → text) and can be a negative for other queries.
+    const heldDocs = new Set(records.filter((r) => r.queries.some((q) => held.has(q.id))).map((r) => r.text));
+    const indexedHeld = set.train.filter((p) => p.kind === "title->text" && heldDocs.has(p.doc));
+    expect(indexedHeld.length).toBeGreaterThan(0);
+    expect(set.train.some((p) => p.negative !== undefined && heldDocs.has(p.negative))).toBe(true);
   });
 });

@@ -11,8 +11,10 @@ import { initBackend } from "../src/backend.js";
 import type { SubspaceLabelRows } from "../src/data/subspace-labels.js";
 import { mulberry32 } from "../src/model/params.js";
 import {
+  MIN_CLASS_SHARE,
   PROBED_SUBSPACES,
   PROBE_SCALE,
+  balancedClassWeights,
   probeAccuracy,
   probeNames,
   subspaceLoss,
@@ -54,8 +56,8 @@ const labels: SubspaceLabelRows = {
   contextual: Int32Array.of(0, 1, 2, 0, 1, 2, 3),
 };
 
-/** The loss in plain JS (float64), straight from the module's description. */
-function handLoss(): { total: number; perSubspace: Record<string, number> } {
+/** The loss in plain JS (float64), straight from the module's description; each row's term times its class weight. */
+function handLoss(classWeights?: SubspaceLossOptions["classWeights"]): { total: number; perSubspace: Record<string, number> } {
   const perSubspace: Record<string, number> = {};
   for (const s of PROBED_SUBSPACES) {
     const [start, end] = ranges[s];
@@ -77,10 +79,11 @@ function handLoss(): { total: number; perSubspace: Record<string, number> } {
           return (PROBE_SCALE * x.reduce((a, v, k) => a + v * p[k]!, 0)) / pNorm;
         });
         const y = targets[r]!;
+        const rowWeight = classWeights?.[s][y] ?? 1;
         if (classes === 2) {
           const margin = z[1]! - z[0]!;
-          sum += Math.log1p(Math.exp(margin)) - y * margin;
-        } else sum += Math.log(z.reduce((a, v) => a + Math.exp(v), 0)) - z[y]!;
+          sum += rowWeight * (Math.log1p(Math.exp(margin)) - y * margin);
+        } else sum += rowWeight * (Math.log(z.reduce((a, v) => a + Math.exp(v), 0)) - z[y]!);
       });
       weighted += (opts.stepWeights[si]! / 4) * (sum / rows.length);
     });
@@ -132,6 +135,39 @@ describe("subspaceLoss", () => {
     for (const name of probeNames()) {
       check((x) => subspaceLoss({ ...probeTensors(), [name]: x }, steps(data), labels, opts).total, probeData[name], probeShapes[name]);
     }
+  });
+
+  it("weights each row by its class when given class weights (mean over rows, not over the weights)", () => {
+    const classWeights = { temporal: [0.5, 2], procedural: [0.25, 7], contextual: [1, 3, 0.5, 2] };
+    const weighted = subspaceLoss(probeTensors(), steps(data), labels, { ...opts, classWeights });
+    const expected = handLoss(classWeights);
+    for (const s of PROBED_SUBSPACES) expect(weighted.perSubspace[s].dataSync()[0], s).toBeCloseTo(expected.perSubspace[s]!, 5);
+    expect(weighted.total.dataSync()[0]).toBeCloseTo(expected.total, 5);
+    // Weights of 1 are the unweighted loss.
+    const ones = subspaceLoss(probeTensors(), steps(data), labels, { ...opts, classWeights: { temporal: [1, 1], procedural: [1, 1], contextual: [1, 1, 1, 1] } });
+    expect(ones.total.dataSync()[0]).toBeCloseTo(subspaceLoss(probeTensors(), steps(data), labels, opts).total.dataSync()[0]!, 6);
+    expect(() => subspaceLoss(probeTensors(), steps(data), labels, { ...opts, classWeights: { ...classWeights, contextual: [1, 1, 1] } })).toThrow(
+      /contextual label 3 of row 6 has no class weight/,
+    );
+  });
+
+  it("balances classes by inverse share: each class then contributes equally, and the mean weight stays 1", () => {
+    // 100 rows: temporal 10 yes, procedural 1 yes (below MIN_CLASS_SHARE → capped), contextual 50/30/20/0.
+    const n = 100;
+    const rows: SubspaceLabelRows = {
+      temporal: Float32Array.from({ length: n }, (_, i) => (i < 10 ? 1 : 0)),
+      procedural: Float32Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 0)),
+      contextual: Int32Array.from({ length: n }, (_, i) => (i < 50 ? 0 : i < 80 ? 1 : 2)),
+    };
+    const w = balancedClassWeights(rows);
+    expect(w.temporal[0]).toBeCloseTo(1 / (2 * 0.9), 12);
+    expect(w.temporal[1]).toBeCloseTo(1 / (2 * 0.1), 12);
+    expect(0.9 * w.temporal[0]! + 0.1 * w.temporal[1]!).toBeCloseTo(1, 12);
+    expect(w.procedural[1]).toBeCloseTo(1 / (2 * MIN_CLASS_SHARE), 12);
+    // Three contextual classes present; the absent one gets the capped weight (it never enters the expected loss).
+    expect(w.contextual.slice(0, 3).map((x) => x.toFixed(6))).toEqual([1 / 1.5, 1 / 0.9, 1 / 0.6].map((x) => x.toFixed(6)));
+    expect(w.contextual[3]).toBeCloseTo(1 / (3 * MIN_CLASS_SHARE), 12);
+    expect(() => balancedClassWeights({ temporal: new Float32Array(), procedural: new Float32Array(), contextual: new Int32Array() })).toThrow(/no labelled rows/);
   });
 
   it("ignores unsupervised steps and names mismatches", () => {

@@ -17,7 +17,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { parseQrels } from "../../../src/eval/beir.js";
-import type { AdaptRecord } from "./pairs.js";
+import type { AdaptQuery, AdaptRecord } from "./pairs.js";
 
 /** The only qrels file domain adaptation may read (relative to the corpus directory). */
 export const TRAIN_QRELS = "qrels/train.tsv";
@@ -138,11 +138,11 @@ export async function locateCorpus(dir: string): Promise<{ layout: "beir" | "jso
   return { layout: "jsonl", corpusFile: candidates[0] as string };
 }
 
-/** query id → texts of the train queries with a positive judgement, grouped by document id. */
+/** The train queries (id and text) with a positive judgement, grouped by document id. */
 async function readTrainQueries(
   dir: string,
   docIds: ReadonlySet<string>,
-): Promise<{ byDoc: Map<string, string[]>; info: TrainQrelsInfo } | undefined> {
+): Promise<{ byDoc: Map<string, AdaptQuery[]>; info: TrainQrelsInfo } | undefined> {
   const qrelsFile = path.join(dir, ...TRAIN_QRELS.split("/"));
   if (!(await isFile(qrelsFile))) return undefined;
   const queriesFile = path.join(dir, BEIR_QUERIES);
@@ -163,7 +163,7 @@ async function readTrainQueries(
     const id = recordId(record, where);
     if (wanted.has(id)) texts.set(id, recordText(record, "text", where, true));
   }
-  const byDoc = new Map<string, string[]>();
+  const byDoc = new Map<string, AdaptQuery[]>();
   const info: TrainQrelsInfo = { file: TRAIN_QRELS, queries: 0, pairs: 0, nonPositive: 0, unresolved: 0 };
   for (const [queryId, judgements] of qrels) {
     let used = false;
@@ -179,7 +179,7 @@ async function readTrainQueries(
       }
       let list = byDoc.get(docId);
       if (!list) byDoc.set(docId, (list = []));
-      list.push(text);
+      list.push({ id: queryId, text });
       info.pairs++;
       used = true;
     }

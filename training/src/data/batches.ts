@@ -160,14 +160,31 @@ export class PairBatcher {
     const rows: ProbeSample["rows"] = [];
     const ids: number[][] = [];
     for (let r = 0; r < count; r++) {
-      const pair = this.pairs[Math.floor(rng() * this.pairs.length)] as TextPair;
-      const isQuery = rng() < 0.5;
-      const text = isQuery ? pair.query : pair.doc;
-      const tokens = this.tokenizer.encode(text, { maxLength: isQuery ? this.options.maxQueryLength : this.options.maxDocLength });
+      const { tokens, row } = this.drawProbeRow(rng);
       ids.push(tokens);
-      rows.push({ text: visibleWords(text, tokens.length), source: pair.source });
+      rows.push(row);
     }
     return { matrix: this.pad(ids), rows };
+  }
+
+  /**
+   * `count` rows drawn exactly as {@link probeSample} draws them (same distribution, own seed), without token
+   * matrices: what the subspace loss estimates its class shares from (train/subspace-loss.ts balancedClassWeights).
+   * Deterministic in (seed, pairs), so every data-parallel rank and a resumed run get the same rows.
+   */
+  probePopulation(count: number): ProbeSample["rows"] {
+    if (this.pairs.length === 0) throw new Error("probePopulation: the batcher has no pairs to draw from");
+    const rng = createRng(deriveSeed(this.options.seed, "probe-population"));
+    return Array.from({ length: count }, () => this.drawProbeRow(rng).row);
+  }
+
+  /** One probe row: a uniform pair, then its query or its document by a coin (two draws of `rng`, in that order). */
+  private drawProbeRow(rng: () => number): { tokens: number[]; row: ProbeSample["rows"][number] } {
+    const pair = this.pairs[Math.floor(rng() * this.pairs.length)] as TextPair;
+    const isQuery = rng() < 0.5;
+    const text = isQuery ? pair.query : pair.doc;
+    const tokens = this.tokenizer.encode(text, { maxLength: isQuery ? this.options.maxQueryLength : this.options.maxDocLength });
+    return { tokens, row: { text: visibleWords(text, tokens.length), source: pair.source } };
   }
 
   /** Pads to the longest row of the batch (each row already capped by the tokenizer's maxLength). */

@@ -8,6 +8,8 @@
  *   trained against (it would leak the held-out side into training).
  * - Positives: every document group (pair.group, else the document text) that any train pair of the same query text
  *   points at; these and the pair's own group are never its negative.
+ * - Queries: train pairs only, so a train query held out by `holdoutQueries` (pairs.ts isQueryHeldOut) is never mined
+ *   for and never shapes the positives; its documents stay in the index through their unsupervised pairs.
  * - Choice: among the `depth` best-ranked remaining documents, one picked by a seeded hash of the query. The top hit is
  *   too often an unjudged positive (SciFact judges one or two abstracts per query); a pool trades a little hardness for
  *   far fewer false negatives. Deterministic in (seed, pairs), so every data-parallel worker mines the same ones.

@@ -8,6 +8,9 @@
  *   manifest): title → abstract; one sentence (chosen by hash) → the rest of the abstract.
  * - A user's corpus for domain adaptation (adapt-corpus.ts, `--adapt`): title → text; up to two sentences (chosen by
  *   hash) → the rest of the text; and, when the corpus ships qrels/train.tsv, each judged train query → its document.
+ *   With `holdoutQueries` a share of the train queries, chosen by a hash of the query id, gives no train-side pair
+ *   (see {@link isQueryHeldOut}): fusion weights can then be tuned on train queries the model never trained on while
+ *   their documents got the same unsupervised pairs as every other (bench/eval/fusion-tuning.ts fairTuningQueries).
  *
  * Pairs are deduplicated on normalised (query, doc) text, capped per source by a seeded sample, and split into train /
  * validation by a hash of the normalised *document* (or of the pair's `group`, the source document's id, when the
@@ -37,6 +40,8 @@ export interface TextPair {
   group?: string;
   /** A hard negative document for this query (data/hard-negatives.ts; train pairs only, set after buildPairs). */
   negative?: string;
+  /** The judged train query's id (adapt train-query → text pairs only): what `holdoutQueries` hashes. */
+  queryId?: string;
 }
 
 export interface DebianRecord {
@@ -54,13 +59,18 @@ export interface ScifactRecord {
   title: string;
   text: string;
 }
+/** A train query of a user's corpus: its id in queries.jsonl / qrels and its text. */
+export interface AdaptQuery {
+  id: string;
+  text: string;
+}
 /** A document of a user's corpus with the train queries judged relevant to it (adapt-corpus.ts). */
 export interface AdaptRecord {
   id: string;
   title: string;
   text: string;
-  /** Texts of the train-qrels queries with score > 0 for this document (never test or dev qrels). */
-  queries: string[];
+  /** The train-qrels queries with score > 0 for this document (never test or dev qrels). */
+  queries: AdaptQuery[];
 }
 
 /** Whitespace-collapsed, trimmed text: the corpora contain stray newlines and double spaces. */
@@ -144,6 +154,7 @@ export function* sentencePairs(id: string, text: string, count: number): Generat
   }
 }
 
+/** Every pair of one document; train-query pairs carry their query id (buildPairs applies `holdoutQueries` by it). */
 export function* adaptPairs(r: AdaptRecord): Generator<TextPair> {
   const title = cleanText(r.title ?? "");
   const text = cleanText(r.text ?? "");
@@ -154,8 +165,8 @@ export function* adaptPairs(r: AdaptRecord): Generator<TextPair> {
   // The document side is the text alone, as for title → text: the batcher then keeps the two pairs out of one batch
   // (same document), where one would be the other's near-duplicate false negative.
   for (const q of r.queries ?? []) {
-    const query = cleanText(q);
-    if (query) yield { query, doc: text, source: "adapt", kind: "train-query->text", group };
+    const query = cleanText(q.text);
+    if (query) yield { query, doc: text, source: "adapt", kind: "train-query->text", group, queryId: q.id };
   }
 }
 
@@ -167,6 +178,8 @@ export interface PairSourceOptions {
   sentencesPerDoc?: number | undefined;
   /** Extra copies per pair kind, multiplied with `repeat` (kinds not listed: 1). */
   kindRepeat?: Readonly<Record<string, number>> | undefined;
+  /** Adapt: share of train queries, by {@link isQueryHeldOut}, whose pairs stay off the train side (default 0). */
+  holdoutQueries?: number | undefined;
 }
 
 export interface PairBuildOptions {
@@ -193,6 +206,11 @@ export interface PairStats {
       uniqueTrain?: number;
       /** Set by the trainer when the source mines hard negatives (data/hard-negatives.ts). */
       hardNegatives?: { mined: number; none: number; indexed: number; missingKinds?: string[] };
+      /**
+       * With `holdoutQueries` > 0 only: the query ids the hash held out (`queries`; ids sharing a held-out text are
+       * withheld too but not counted), and the train-side query pairs withheld (`pairs`, before caps and repeats).
+       */
+      heldOutQueries?: { fraction: number; queries: number; pairs: number };
     }
   >;
   duplicatesDropped: number;
@@ -238,6 +256,32 @@ export function isHeldOut(groupOrDocKey: string, validationFraction: number): bo
   return hashUnit(groupOrDocKey, VALIDATION_SALT) < validationFraction;
 }
 
+/** Salt of the train-query hold-out hash: fixed forever, and apart from the document split's, so the two are independent. */
+export const QUERY_HOLDOUT_SALT = 0x9e7d;
+
+/** The rule {@link isQueryHeldOut} applies, as the manifest records it beside the ids. */
+export const QUERY_HOLDOUT_RULE = `hashUnit("query:" + query id, ${QUERY_HOLDOUT_SALT}) < fraction (training/src/data/pairs.ts isQueryHeldOut)`;
+
+/**
+ * Whether a train query is held out of the supervised pairs (`holdoutQueries`): a hash of its id alone, so the set
+ * depends neither on the seed nor on the other queries, and a larger fraction only adds queries.
+ */
+export function isQueryHeldOut(queryId: string, fraction: number): boolean {
+  return hashUnit(`query:${queryId}`, QUERY_HOLDOUT_SALT) < fraction;
+}
+
+/**
+ * The train query ids of these records whose pairs buildPairs keeps off the train side at this fraction, sorted: the
+ * ids {@link isQueryHeldOut} picks, and any other id with the same normalised text (training on its twin would train
+ * on the held-out query).
+ */
+export function heldOutQueryIds(records: Iterable<AdaptRecord>, fraction: number): string[] {
+  const textOf = new Map<string, string>();
+  for (const r of records) for (const q of r.queries ?? []) textOf.set(q.id, normKey(q.text));
+  const heldTexts = new Set([...textOf].filter(([id]) => isQueryHeldOut(id, fraction)).map(([, text]) => text));
+  return [...textOf].filter(([, text]) => heldTexts.has(text)).map(([id]) => id).sort();
+}
+
 export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Promise<PairSet> {
   const seen = new Set<number>();
   const stats: PairStats = { bySource: {}, duplicatesDropped: 0, shortDropped: 0, train: 0, validation: 0 };
@@ -247,9 +291,18 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
     const sourceOpts = opts.sources[source];
     const records = inputs[source];
     if (!sourceOpts || !records) continue;
-    const pairs: TextPair[] = [];
+    const holdout = sourceOpts.holdoutQueries ?? 0;
+    if (!(holdout >= 0 && holdout < 1)) throw new Error(`buildPairs: ${source}.holdoutQueries must be in [0, 1), got ${holdout}`);
+    const heldOutIds = new Set<string>();
+    const heldOutTexts = new Set<string>();
+    let pairs: TextPair[] = [];
     for await (const record of records) {
       for (const pair of BUILDERS[source](record as never, sourceOpts)) {
+        // Noted before the length and duplicate checks: a twin query of another id may be the copy dedup keeps.
+        if (holdout > 0 && pair.queryId !== undefined && isQueryHeldOut(pair.queryId, holdout)) {
+          heldOutIds.add(pair.queryId);
+          heldOutTexts.add(normKey(pair.query));
+        }
         if (pair.doc.length < opts.minDocChars) {
           stats.shortDropped++;
           continue;
@@ -262,6 +315,16 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
         seen.add(key);
         pairs.push(pair);
       }
+    }
+    // A held-out query's pairs leave the train side only: one whose document is held out stays a validation pair,
+    // so (uncapped) the validation set is the same with or without the hold-out.
+    let withheld = 0;
+    if (heldOutTexts.size > 0) {
+      pairs = pairs.filter((p) => {
+        const drop = p.queryId !== undefined && heldOutTexts.has(normKey(p.query)) && !isHeldOut(p.group ?? normKey(p.doc), opts.validationFraction);
+        if (drop) withheld++;
+        return !drop;
+      });
     }
     // A seeded sample, not the first N: the files are sorted (Debian alphabetically, WordNet by offset).
     shuffleInPlace(pairs, createRng(deriveSeed(opts.seed, `sample:${source}`)));
@@ -288,6 +351,7 @@ export async function buildPairs(inputs: PairInputs, opts: PairBuildOptions): Pr
       s.repeat = repeat;
       s.uniqueTrain = kept.length - s.validation;
     }
+    if (holdout > 0) s.heldOutQueries = { fraction: holdout, queries: heldOutIds.size, pairs: withheld };
   }
   shuffleInPlace(train, createRng(deriveSeed(opts.seed, "train-order")));
   // Validation order is seed-independent so eval numbers compare across runs.

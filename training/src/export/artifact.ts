@@ -7,6 +7,7 @@
  *     int8/embed.onnx  int8/step.onnx
  *     int4/embed.onnx                  (4-bit token table; the int4 variant runs int8/step.onnx)
  *     fp32/sparse.onnx int8/sparse.onnx (only with arch.sparseHead: the SPLADE-style head; int4 runs the int8 one)
+ *     fp32/late.onnx   int8/late.onnx   (only with arch.lateHead: the late-interaction head; int4 runs the int8 one)
  *     manifest.json    (ArtifactManifest of src/model/spec.ts: sha256 + byte length of every other file)
  *
  * A published version is immutable: exporting into an existing version directory fails unless `force` is set. The
@@ -25,6 +26,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/p
 import path from "node:path";
 import {
   blockOf,
+  hasLateHead,
   hasSparseHead,
   weightNames,
   weightNamesIn,
@@ -36,7 +38,7 @@ import {
   type WeightName,
 } from "../../../src/model/spec.js";
 import { parameterCount } from "../model/params.js";
-import { buildEmbedGraph, buildSparseGraph, buildStepGraph, STEP_VARIANT, type Variant } from "../onnx/taesr-graphs.js";
+import { buildEmbedGraph, buildLateGraph, buildSparseGraph, buildStepGraph, STEP_VARIANT, type Variant } from "../onnx/taesr-graphs.js";
 
 export interface ExportArtifactOptions {
   outDir: string;
@@ -68,12 +70,13 @@ export const TOKENIZER_FILE = "tokenizer.json";
 const VARIANTS: readonly Variant[] = ["fp32", "int8", "int4"];
 
 /**
- * A variant's graph paths in the artifact: its own embed.onnx, and the step.onnx (and, with the sparse head,
- * sparse.onnx) of the arithmetic it shares. Without the head the entry is exactly what it was before the head existed.
+ * A variant's graph paths in the artifact: its own embed.onnx, and the step.onnx (and, with the heads, sparse.onnx and
+ * late.onnx) of the arithmetic it shares. Without heads the entry is exactly what it was before the heads existed.
  */
-export function variantPaths(variant: Variant, arch: Pick<TaesrArchitecture, "sparseHead"> = {}): VariantGraphs {
+export function variantPaths(variant: Variant, arch: Pick<TaesrArchitecture, "sparseHead" | "lateHead"> = {}): VariantGraphs {
   const paths: VariantGraphs = { embed: `${variant}/embed.onnx`, step: `${STEP_VARIANT[variant]}/step.onnx` };
   if (hasSparseHead(arch)) paths.sparse = `${STEP_VARIANT[variant]}/sparse.onnx`;
+  if (hasLateHead(arch)) paths.late = `${STEP_VARIANT[variant]}/late.onnx`;
   return paths;
 }
 
@@ -150,6 +153,7 @@ export function buildArtifactFiles(options: Pick<ExportArtifactOptions, "arch" |
     // A step graph shared by two variants is built once.
     if (!files.has(paths.step)) files.set(paths.step, buildStepGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
     if (paths.sparse && !files.has(paths.sparse)) files.set(paths.sparse, buildSparseGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
+    if (paths.late && !files.has(paths.late)) files.set(paths.late, buildLateGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
   }
   return files;
 }

@@ -40,8 +40,8 @@ export async function readArtifactManifest(dir: string): Promise<ArtifactManifes
 
 export async function loadArtifactWeights(dir: string): Promise<ArtifactWeights> {
   const manifest = await readArtifactManifest(dir);
-  const { embed, step, sparse } = manifest.variants.fp32;
-  const rels = sparse ? [embed, step, sparse] : [embed, step];
+  const { embed, step, sparse, late } = manifest.variants.fp32;
+  const rels = [embed, step, ...(sparse ? [sparse] : []), ...(late ? [late] : [])];
   const files: Record<string, Uint8Array> = {};
   for (const rel of rels) {
     try {
@@ -52,6 +52,6 @@ export async function loadArtifactWeights(dir: string): Promise<ArtifactWeights>
   }
   // A corrupted or hand-edited graph must not silently become the starting point of a new model.
   await verifyArtifactFiles(manifest, files, { paths: rels });
-  const weights = weightsFromArtifactGraphs(files[embed]!, files[step]!, manifest.architecture, sparse ? files[sparse] : undefined);
+  const weights = weightsFromArtifactGraphs(files[embed]!, files[step]!, manifest.architecture, sparse ? files[sparse] : undefined, late ? files[late] : undefined);
   return { architecture: manifest.architecture, weights, manifest };
 }

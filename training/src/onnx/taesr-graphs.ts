@@ -20,6 +20,8 @@
  * (Slice by the sequence length read from h's shape: rows of Wt1, columns of Wt2 and bt2); in int8 they are quantised
  * per column like every matrix, and the scales are sliced with their columns. A self-attention graph is node for node
  * what it was before the mixer existed (same names, same order: byte-identical).
+ * Heads, each its own graph on the final hidden state (only for architectures that have the head): sparse.onnx
+ * (SPLADE-style term weights) and late.onnx (late-interaction token vectors).
  *
  * @module
  */
@@ -28,6 +30,7 @@ import {
   LAYER_NORM_EPS,
   OPSET_VERSION,
   hasAttention,
+  hasLateHead,
   hasMixer,
   hasSparseHead,
   type TaesrArchitecture,
@@ -284,4 +287,41 @@ export function buildSparseGraph(arch: TaesrArchitecture, weights: Weights, vari
   const w = g.op("Log", [g.op("Add", [g.op("Relu", [m]), g.scalarF32("one", 1)])]);
   g.output(w, "sparse_weights", DataType.FLOAT, [BATCH, V]);
   return g.toModelBytes({ opset: OPSET_VERSION, docString: `TAESR sparse head (${variant})`, metadata: meta.metadata });
+}
+
+/**
+ * late.onnx (architecture.lateHead): the late-interaction head of spec.ts on the final hidden state,
+ *   h float32 [batch,seq,H], attention_mask float32 [batch,seq] → token_vectors float32 [batch,seq,dim]
+ *   u = LNout(h)·W_late;  v = u / √(Σu² + 1e-12) · mask      (padding rows come out 0, so a consumer that forgets to
+ *                                                              drop them adds no spurious match of a real token)
+ * The output LayerNorm's γ/β are stored here again (2H floats): the step graph applies them only inside the pooling.
+ * fp32 keeps W_late float32; int8 quantises it per output column and runs DynamicQuantizeLinear → MatMulInteger like
+ * every matrix of the int8 step graph, before the normalisation (which removes the scale error's common part). The
+ * int4 variant runs the int8 late graph (STEP_VARIANT), as it runs the int8 step.
+ */
+export function buildLateGraph(arch: TaesrArchitecture, weights: Weights, variant: StepVariant, meta: ModelMeta = {}): Uint8Array {
+  if (!hasLateHead(arch) || arch.lateHead === undefined) throw new Error("buildLateGraph: the architecture has no late-interaction head (arch.lateHead)");
+  const { hidden: H } = arch;
+  const dim = arch.lateHead.dim;
+  const g = new GraphBuilder(`taesr_late_${variant}`);
+  const h = g.input("h", DataType.FLOAT, [BATCH, SEQ, H]);
+  const mask = g.input("attention_mask", DataType.FLOAT, [BATCH, SEQ]);
+  const n = layerNorm(g, h, weights, "out.ln.gamma", "out.ln.beta", H);
+  let u: string;
+  if (variant === "fp32") {
+    u = g.op("MatMul", [n, g.initializerF32("late.proj.w", [H, dim], weights["late.proj.w"])]);
+  } else {
+    const { q, scale } = quantizePerColumn(weights["late.proj.w"], H, dim);
+    const wq = g.initializer("late.proj.w.int8", DataType.INT8, [H, dim], q);
+    const ws = g.initializerF32("late.proj.w.scale", [dim], scale);
+    const [aq, as, az] = g.node("DynamicQuantizeLinear", [n], {}, [`${n}_q`, `${n}_scale`, `${n}_zero_point`]) as [string, string, string];
+    const acc = g.op("Cast", [g.op("MatMulInteger", [aq, wq, az])], { to: attr.int(DataType.FLOAT) });
+    u = g.op("Mul", [acc, g.op("Mul", [as, ws])]);
+  }
+  const squares = g.op("ReduceSum", [g.op("Mul", [u, u]), g.constI64("last_axis", [-1])], { keepdims: attr.int(1) });
+  const norm = g.op("Sqrt", [g.op("Add", [squares, g.scalarF32("norm_eps", 1e-12)])]);
+  const unit = g.op("Div", [u, norm]);
+  const v = g.op("Mul", [unit, g.op("Unsqueeze", [mask, g.constI64("mask_axes", [2])])]);
+  g.output(v, "token_vectors", DataType.FLOAT, [BATCH, SEQ, dim]);
+  return g.toModelBytes({ opset: OPSET_VERSION, docString: `TAESR late-interaction head (${variant})`, metadata: meta.metadata });
 }

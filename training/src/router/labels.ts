@@ -15,12 +15,29 @@
  * full ranking; finer-grained, so fewer ties). Queries and documents go through the artifact's own encoder
  * (onnxruntime-node via src/model/encoder.ts), at the served width (128-d) and variant (int8).
  *
+ * Retrieval the metric is taken on: the dense ranking alone (the default), or the hybrid ranking users are served —
+ * BM25 over word pieces fused with the dense list by the artifact's fusion (its tuned `retrieval.fusion`), exactly as
+ * `npm run eval -- --mode hybrid` ranks (same 1,000 candidates per list). Why both: depth only changes the dense list,
+ * and how much that moves what a user sees depends on how much the fusion trusts it. A router that serves hybrid search
+ * should be labelled by hybrid retrieval; dense labels ask a stricter question (the dense-only API, `mode: "dense"`).
+ * In hybrid, RR is the reciprocal rank of the first relevant document in the fused list (0 when neither list found it).
+ *
  * @module
  */
 import { fastRemFeatureVector, type FastRemVocab } from "../../../src/model/fastrem.js";
 import type { TaesrEncoder } from "../../../src/model/index.js";
 import { ndcgAt, type Judgements } from "../../../src/eval/metrics.js";
-import { denseSearch, documentText } from "../../../src/retrieval/index.js";
+import {
+  bm25Search,
+  buildBm25Postings,
+  combineRankings,
+  denseSearch,
+  documentText,
+  lexicalTerms,
+  type FusionDefault,
+  type InMemoryBm25,
+  type RankedHit,
+} from "../../../src/retrieval/index.js";
 
 export type LabelMetric = "ndcg@10" | "rr";
 
@@ -56,7 +73,15 @@ export interface EmbedSetting {
   metric: LabelMetric;
   /** The encoder's graphs (recorded; the encoder passed in decides). */
   variant: "fp32" | "int8";
+  /** The ranking the metric is taken on (module doc); absent = dense. */
+  retrieval?: LabelRetrieval;
 }
+
+/** Dense alone, or hybrid with the fusion the artifact serves. */
+export type LabelRetrieval = { mode: "dense" } | { mode: "hybrid"; fusion: FusionDefault };
+
+/** Candidates per list in hybrid labelling: bench/eval's CANDIDATES, so labels rank exactly as the eval measures. */
+export const HYBRID_LABEL_CANDIDATES = 1000;
 
 export interface LabelledExample {
   source: string;
@@ -83,7 +108,32 @@ export function smallestSufficient(metrics: readonly number[]): number {
   return metrics.findIndex((m) => m >= deepest - 1e-12);
 }
 
-/** Per-query metric of a ranking (row indexes into `documentIds`, best first; the full ranking for RR). */
+/** Per-query metric of a ranking already made (row indexes into `documentIds`, best first): NDCG@10 on its top 10,
+ * RR from the first relevant row in it (0 when it has none). */
+export function rankingMetric(metric: LabelMetric, ranking: readonly { id: number }[], documentIds: readonly string[], judgements: Judgements): number {
+  if (metric === "ndcg@10") return ndcgAt(10, ranking.slice(0, 10).map((hit) => documentIds[hit.id]!), judgements);
+  const first = ranking.findIndex((hit) => (judgements.get(documentIds[hit.id]!) ?? 0) > 0);
+  return first < 0 ? 0 : 1 / (first + 1);
+}
+
+/** The hybrid ranking of one query (module doc): its BM25 list fused with the dense list of `query`. */
+export function hybridRanking(
+  matrix: Float32Array,
+  dims: number,
+  query: Float32Array,
+  lexical: readonly RankedHit<number>[],
+  fusion: FusionDefault,
+): { id: number }[] {
+  const dense = denseSearch(matrix, dims, query, HYBRID_LABEL_CANDIDATES);
+  return combineRankings("hybrid", { dense, lexical }, {
+    topK: HYBRID_LABEL_CANDIDATES,
+    fusion: fusion.method,
+    weights: fusion.weights,
+    candidates: HYBRID_LABEL_CANDIDATES,
+  });
+}
+
+/** Per-query metric of the dense ranking (row indexes into `documentIds`, best first; the full ranking for RR). */
 export function queryMetric(metric: LabelMetric, matrix: Float32Array, dims: number, documentIds: readonly string[], query: Float32Array, judgements: Judgements): number {
   if (metric === "ndcg@10") {
     const top = denseSearch(matrix, dims, query, 10).map((hit) => documentIds[hit.id]!);
@@ -98,8 +148,10 @@ export function queryMetric(metric: LabelMetric, matrix: Float32Array, dims: num
     let dot = 0;
     for (let i = 0, o = row * dims; i < dims; i++) dot += matrix[o + i]! * query[i]!;
     scores[row] = dot;
-    if ((judgements.get(documentIds[row]!) ?? 0) > 0 && (dot > best || bestRow < 0)) {
-      best = dot;
+    // Compare the stored (float32) scores, never the float64 dot: otherwise the best relevant row, rounded up on
+    // storage, would count as ranked above itself.
+    if ((judgements.get(documentIds[row]!) ?? 0) > 0 && (scores[row]! > best || bestRow < 0)) {
+      best = scores[row]!;
       bestRow = row;
     }
   }
@@ -120,7 +172,7 @@ export interface LabelProgress {
  */
 export async function labelSources(
   encoder: TaesrEncoder,
-  tokenizer: { encode(text: string, options: { maxLength: number }): number[] },
+  tokenizer: { encode(text: string, options: { maxLength: number }): number[]; tokenize(text: string): string[] },
   vocab: FastRemVocab,
   featureNames: readonly string[],
   sources: readonly LabelSource[],
@@ -128,10 +180,16 @@ export async function labelSources(
   onProgress?: LabelProgress,
 ): Promise<LabelledExample[]> {
   const { dims, depths, documentDepth, earlyExit, metric } = setting;
+  const retrieval = setting.retrieval ?? { mode: "dense" };
   const maxLength = encoder.architecture.maxLength;
   const examples: LabelledExample[] = [];
   for (const source of sources) {
     const ids = source.documents.map((d) => d.id);
+    // The lexical side does not depend on depth: one index per source, one BM25 list per query.
+    const bm25: InMemoryBm25 | undefined =
+      retrieval.mode === "hybrid"
+        ? buildBm25Postings(source.documents.map((d) => lexicalTerms(tokenizer.tokenize(documentText({ title: d.title ?? "", text: d.text })))))
+        : undefined;
     const matrix = new Float32Array(source.documents.length * dims);
     for (let start = 0; start < source.documents.length; start += DOCUMENT_BATCH) {
       const batch = source.documents.slice(start, start + DOCUMENT_BATCH).map((d) => documentText({ title: d.title ?? "", text: d.text }));
@@ -142,10 +200,16 @@ export async function labelSources(
     let done = 0;
     for (const query of source.queries) {
       const metrics: number[] = [];
+      const lexical = bm25 ? bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), bm25.stats, bm25.postings, HYBRID_LABEL_CANDIDATES) : undefined;
       for (const depth of depths) {
         // One query at a time, as the edge serves queries (a batch would run at its longest text's depth and padding).
         const { embeddings } = await encoder.embed([query.text], { dims, depth, earlyExit });
-        metrics.push(queryMetric(metric, matrix, dims, ids, embeddings[0]!, query.judgements));
+        const vector = embeddings[0]!;
+        metrics.push(
+          retrieval.mode === "hybrid"
+            ? rankingMetric(metric, hybridRanking(matrix, dims, vector, lexical!, retrieval.fusion), ids, query.judgements)
+            : queryMetric(metric, matrix, dims, ids, vector, query.judgements),
+        );
       }
       const tokenIds = tokenizer.encode(query.text, { maxLength });
       examples.push({

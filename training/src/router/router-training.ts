@@ -199,7 +199,8 @@ export function trainRouterFromExamples(
       dims: context.setting.dims,
       variant: context.setting.variant,
       earlyExit: context.setting.earlyExit,
-      rule: `smallest query depth whose ${metricName} ≥ depth ${context.depths[context.depths.length - 1]}'s; ties → smaller depth`,
+      ...(context.setting.retrieval?.mode === "hybrid" ? { retrieval: { mode: "hybrid", fusion: context.setting.retrieval.fusion } } : {}),
+      rule: `smallest query depth whose ${context.setting.retrieval?.mode === "hybrid" ? "hybrid " : ""}${metricName} ≥ depth ${context.depths[context.depths.length - 1]}'s; ties → smaller depth`,
     },
     trainedOn: {
       sources: context.sources.map((s) => ({ dataset: s.dataset, split: s.split, queries: s.queries.length })),
@@ -299,10 +300,12 @@ export function routerChangelogLine(label: string, router: FastRemRouterSpec, pr
   const t = router.trainedOn;
   const sources = t.sources.map((s) => `${s.dataset} ${s.split} ${s.queries}`).join(" + ");
   const e = t.estimate;
-  const estimate = e ? `; out-of-fold mean query depth ${e.meanDepth}, ${router.labelledBy.metric} ${e.metric} vs always depth ${router.labelledBy.depths.at(-1)} ${e.metricAlwaysHard}` : "";
+  const r = router.labelledBy.retrieval;
+  const metric = r ? `hybrid ${router.labelledBy.metric} (${r.fusion.method} lexical ${r.fusion.weights.lexical} / dense ${r.fusion.weights.dense})` : `dense ${router.labelledBy.metric}`;
+  const estimate = e ? `; out-of-fold mean query depth ${e.meanDepth}, ${metric} ${e.metric} vs always depth ${router.labelledBy.depths.at(-1)} ${e.metricAlwaysHard}` : "";
   return (
     `- router trained: ${label}, ${t.date} — FastREM (${router.features.length} features, confidence ${router.decision.confidence}, ` +
-    `maxTokens ${router.maxTokens}; was ${describeRouter(previous)}); labels: ${sources} queries, ${router.labelledBy.metric} at depths ` +
+    `maxTokens ${router.maxTokens}; was ${describeRouter(previous)}); labels: ${sources} queries, ${metric} at depths ` +
     `${router.labelledBy.depths.join("/")} (${router.labelledBy.dims}-d ${router.labelledBy.variant}); accuracy ${router.accuracy.train} in sample, ` +
     `${router.accuracy.heldOut} out of fold (${t.folds}-fold)${estimate}` +
     (command ? ` (\`${command}\`)` : "")

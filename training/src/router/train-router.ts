@@ -2,6 +2,7 @@
  * `npm run train:router -- --model model-artifacts/<name>@<version> [--dataset <BEIR dir>] [--split train]
  *   [--extra debian,wordnet|none] [--extra-queries N] [--metric ndcg@10|rr] [--folds 5] [--seed 42] [--l2 0.01]
  *   [--epochs 2000] [--lr 0.5] [--max-loss 0.01] [--confidence τ] [--limit-queries N] [--out router.json]
+ *   [--retrieval dense|hybrid]
  *   [--labels-out labels.jsonl] [--write]`
  *
  * Trains the FastREM depth router (src/model/fastrem.ts) for one artifact:
@@ -9,7 +10,8 @@
  *     up to --extra-queries held-out Debian/WordNet pairs per source is embedded at depths 1, 3 and 6 (int8 graphs,
  *     128-d, early exit on: as served) against documents embedded as the index embeds them (title + "\n" + text,
  *     batches of 16, depth auto under the artifact's length rule); the label is the smallest depth whose NDCG@10 (or RR)
- *     reaches depth 6's;
+ *     reaches depth 6's — on the dense ranking alone (`--retrieval dense`, the default) or on the hybrid ranking the
+ *     Worker serves by default (`--retrieval hybrid`: BM25 fused with it by the artifact's tuned fusion; labels.ts);
  *  2. fit (fit.ts): softmax regression on the standardised features, gradient descent + L2, k-fold cross-validation
  *     for the held-out accuracy and for the decision confidence (the cheapest whose out-of-fold loss against always
  *     depth 6 is ≤ --max-loss, relative), then a refit on every example;
@@ -28,6 +30,8 @@ import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { FASTREM_FEATURES, TaesrEncoder, fastRemFeatureVector, fastRemVocab, lengthRuleOf, type FastRemVocab } from "../../../src/model/index.js";
 import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
+import { BUILT_IN_FUSION_DEFAULT, type FusionDefault } from "../../../src/retrieval/index.js";
+import type { ArtifactManifest } from "../../../src/model/index.js";
 import { readArtifactDir } from "../../../workers/origin/src/artifact-files.js";
 import { ortNode } from "../../../workers/origin/src/ort-node.js";
 import { sharedDatasetsDir } from "../data/corpora.js";
@@ -73,6 +77,7 @@ interface Options {
   extra: ExtraSource[];
   extraQueries: number;
   metric: LabelMetric;
+  retrieval: "dense" | "hybrid";
   variant: "int8" | "fp32";
   dims: number;
   folds: number;
@@ -89,10 +94,18 @@ interface Options {
   write?: boolean;
 }
 
+/** The hybrid fusion a search gets by default from this artifact: its tuned one (method and weights), else the built-in. */
+function servedFusion(manifest: ArtifactManifest): FusionDefault {
+  const tuned = manifest.retrieval?.fusion;
+  if (!tuned) return { method: BUILT_IN_FUSION_DEFAULT.method, weights: { ...BUILT_IN_FUSION_DEFAULT.weights } };
+  return { method: tuned.method, weights: { dense: tuned.weights.dense, lexical: tuned.weights.lexical } };
+}
+
 /** Examples from a --labels-out file (features recomputed from the text), refusing another artifact's labels. */
 async function readLabels(
   file: string,
   model: string,
+  retrieval: "dense" | "hybrid",
   tokenizer: { encode(text: string, options: { maxLength: number }): number[] },
   vocab: FastRemVocab,
   maxLength: number,
@@ -101,6 +114,9 @@ async function readLabels(
   const counts = new Map<string, { split: string; queries: number }>();
   const examples = rows.map((row, i): LabelledExample => {
     if (row["model"] !== model) throw new Error(`${file}:${i + 1}: labels of ${String(row["model"])}, not ${model}`);
+    // Rows written before --retrieval existed were all dense.
+    const labelledWith = row["retrieval"] ?? "dense";
+    if (labelledWith !== retrieval) throw new Error(`${file}:${i + 1}: labelled on ${String(labelledWith)} retrieval, not ${retrieval} (--retrieval)`);
     const metrics = row["metrics"] as number[];
     const text = String(row["text"]);
     const ids = tokenizer.encode(text, { maxLength });
@@ -125,6 +141,11 @@ async function main(argv: string[]): Promise<void> {
     .option("--extra <sources>", `held-out pairs to add: none or a list of ${EXTRA_SOURCES.join(",")}`, extraList, [...EXTRA_SOURCES] as ExtraSource[])
     .option("--extra-queries <n>", "held-out pairs per extra source", positiveInt, 300)
     .addOption(new Option("--metric <name>", "per-query metric the labels compare").choices(["ndcg@10", "rr"]).default("ndcg@10"))
+    .addOption(
+      new Option("--retrieval <mode>", "ranking the metric is taken on: dense alone, or hybrid with the artifact's fusion (what the Worker serves)")
+        .choices(["dense", "hybrid"])
+        .default("dense"),
+    )
     .addOption(new Option("--variant <name>", "graphs to label with (the edge serves int8)").choices(["int8", "fp32"]).default("int8"))
     .option("--dims <n>", "Matryoshka width to label at (the edge serves 128)", positiveInt, 128)
     .option("--folds <n>", "cross-validation folds (held-out accuracy, confidence choice)", positiveInt, 5)
@@ -173,14 +194,23 @@ async function main(argv: string[]): Promise<void> {
   // ships now (re-training a FastREM artifact must not label against documents its own old router placed).
   const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: withLengthRule(manifest), files: artifact.files, variant: options.variant, tokenizer });
   const { easy, medium, hard } = manifest.architecture.depths;
-  const setting: EmbedSetting = { dims: options.dims, depths: [easy, medium, hard], documentDepth: "auto", earlyExit: true, metric: options.metric, variant: options.variant };
+  const setting: EmbedSetting = {
+    dims: options.dims,
+    depths: [easy, medium, hard],
+    documentDepth: "auto",
+    earlyExit: true,
+    metric: options.metric,
+    variant: options.variant,
+    // Hybrid labels use the fusion the artifact serves by default (its tuned one, else the built-in default).
+    ...(options.retrieval === "hybrid" ? { retrieval: { mode: "hybrid" as const, fusion: servedFusion(manifest) } } : {}),
+  };
 
   const started = performance.now();
   let sources: LabelSource[];
   let examples: LabelledExample[];
   if (options.labelsIn) {
     // Refitting (other features, L2, confidence) needs no forward pass: the labels depend only on the artifact.
-    ({ sources, examples } = await readLabels(path.resolve(base, options.labelsIn), label, tokenizer, vocab, manifest.architecture.maxLength));
+    ({ sources, examples } = await readLabels(path.resolve(base, options.labelsIn), label, options.retrieval, tokenizer, vocab, manifest.architecture.maxLength));
     for (const s of sources) assertLabellingSplit(s.split);
   } else {
     sources = [
@@ -215,7 +245,7 @@ async function main(argv: string[]): Promise<void> {
   if (options.labelsOut) {
     const splitOf = new Map(sources.map((s) => [s.dataset, s.split]));
     const lines = examples.map((e) =>
-      JSON.stringify({ model: label, source: e.source, split: splitOf.get(e.source), id: e.id, text: e.text, tokens: e.tokens, metrics: e.metrics, label: e.label }),
+      JSON.stringify({ model: label, retrieval: options.retrieval, source: e.source, split: splitOf.get(e.source), id: e.id, text: e.text, tokens: e.tokens, metrics: e.metrics, label: e.label }),
     );
     await writeFile(path.resolve(base, options.labelsOut), `${lines.join("\n")}\n`);
   }

@@ -6,7 +6,9 @@
  * 2. The run's config is derived from the preset training/configs/adapt.json: the base artifact's architecture and
  *    tokenizer, `initFrom` = the base artifact directory (its fp32 graphs are read back), the corpus as the "adapt"
  *    source, oversampled (`repeat`) so that it is about half the training stream beside the capped general sources
- *    (which keep the general ability), and `export.version: "next"`. The derived config is written into the run
+ *    (which keep the general ability), a share of its train queries held out by query id (the preset's
+ *    `holdoutQueries`: their ids go into the manifest, and fusion weights are tuned on them; see data/pairs.ts
+ *    isQueryHeldOut), and `export.version: "next"`. The derived config is written into the run
  *    directory (adapt-config.json), so `--resume` continues exactly that run.
  * 3. The trainer runs it and exports `<name>@<next minor>` (export.ts adds the manifest's `adaptation` record).
  * 4. A row goes into the artifacts directory's CHANGELOG.md with the held-out figures; the benchmark figures (SciFact
@@ -19,7 +21,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ArtifactManifest } from "../../../src/model/spec.js";
 import { AdaptCorpusError, readAdaptCorpus, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
-import { buildPairs, type AdaptRecord, type PairSource } from "../data/pairs.js";
+import { buildPairs, heldOutQueryIds, type AdaptRecord, type PairSource } from "../data/pairs.js";
 import { readArtifactManifest } from "../model/artifact-weights.js";
 import { ConfigError, parseConfig, type TrainConfig } from "./config.js";
 import { DEFAULT_RUNS_DIR, train, type TrainResult } from "./trainer.js";
@@ -332,9 +334,12 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
     await mkdir(runDir, { recursive: true });
     await writeFile(configPath, JSON.stringify(raw, null, 2) + "\n");
     const s = config.data.sources;
+    const holdout = s.adapt?.holdoutQueries ?? 0;
+    const heldOut = q && holdout > 0 ? `; ${heldOutQueryIds(corpus.records, holdout).length} train queries held out by id for fusion tuning` : "";
     log(
       `run ${runDir}: ${config.training.steps ?? "?"} steps, lr ${config.training.lr}; adapt ×${s.adapt?.repeat ?? 1}` +
-        (Object.keys(s).length > 1 ? ` + ${Object.keys(s).filter((k) => k !== "adapt").join(" + ")}` : ""),
+        (Object.keys(s).length > 1 ? ` + ${Object.keys(s).filter((k) => k !== "adapt").join(" + ")}` : "") +
+        heldOut,
     );
   }
 

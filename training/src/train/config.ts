@@ -51,6 +51,10 @@ const adaptSourceSchema = z
     repeat: positiveInt.optional(),
     kindRepeat: kindRepeatSchema.optional(),
     hardNegatives: hardNegativesSchema.optional(),
+    /** Share of the train queries (by a hash of the query id, seed-independent: data/pairs.ts isQueryHeldOut) kept out
+     * of the supervised pairs, so fusion weights can be tuned on queries the model never trained on (their ids go into
+     * the manifest's adaptation record). Optional: absent (0) leaves every existing config, and run, as it was. */
+    holdoutQueries: z.number().min(0).max(0.5).optional(),
   })
   .strict();
 
@@ -73,6 +77,8 @@ export const archSchema = z
       .default({ easy: 1, medium: 3, hard: 6 }),
     /** The SPLADE-style sparse head (spec.ts; trained by training.objectives.sparse). Optional: false is dropped below. */
     sparseHead: z.boolean().optional(),
+    /** The late-interaction head (spec.ts; trained by training.objectives.late): the token vectors' width. Optional. */
+    lateHead: z.object({ dim: positiveInt }).strict().optional(),
   })
   .strict()
   .superRefine((a, ctx) => {
@@ -94,10 +100,12 @@ export const archSchema = z
   // "self_attention" written out is the default: drop it, so the architecture compares equal to one that omits it
   // (initFrom an older artifact, the resume key).
   // Likewise sparseHead: false is the default, written only when true (last, after the fields that always existed).
-  .transform(({ block, sparseHead, ...rest }) => ({
+  // lateHead likewise, after sparseHead (spec.ts's field order).
+  .transform(({ block, sparseHead, lateHead, ...rest }) => ({
     ...(block === undefined || block === "self_attention" ? {} : { block }),
     ...rest,
     ...(sparseHead ? { sparseHead } : {}),
+    ...(lateHead ? { lateHead } : {}),
   }));
 
 /** The sparse objective (train/sparse-loss.ts): its weight in the total, the FLOPS λs and their quadratic warm-up. */
@@ -110,6 +118,19 @@ const sparseObjectiveSchema = z
     lambdaDoc: z.number().nonnegative(),
     /** Updates over which λ grows quadratically from 0 to its value. */
     warmupSteps: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+
+/** The late-interaction objective (train/late-loss.ts): in-batch InfoNCE over MaxSim scores of the head's token vectors. */
+const lateObjectiveSchema = z
+  .object({
+    /** total = dense + weight · late. */
+    weight: z.number().positive(),
+    /** Logits = MaxSim / temperature; absent = 0.1 (late-loss.ts explains the choice). */
+    temperature: z.number().positive().optional(),
+    /** Recursion steps whose hidden state the head is trained on, each one of training.lossSteps (their hidden states
+     * are the ones computed); absent = the deepest of lossSteps. */
+    steps: z.array(positiveInt).nonempty().optional(),
   })
   .strict();
 
@@ -127,6 +148,9 @@ const subspaceObjectiveSchema = z
     /** Labelled texts per micro-batch, drawn uniformly from the training pairs (data/batches.ts probeSample): a batch's
      * own rows are mostly one source, since batches are cut from length-sorted windows. */
     rows: positiveInt.default(32),
+    /** Each row's loss weighted by 1 / (classes · its class's share of the probe texts), so a rare label (procedural:
+     * ~3 % of texts) is not learnt as "always no"; "none" = the unweighted mean (subspace-loss.ts explains the choice). */
+    classBalance: z.enum(["inverse-frequency", "none"]).default("inverse-frequency"),
   })
   .strict();
 
@@ -142,6 +166,10 @@ export const trainConfigSchema = z
      * artifact directory (its fp32 graphs are read back), relative to this config file. The architecture must match.
      * Optimiser moments start fresh. */
     initFrom: z.string().min(1).optional(),
+    /** How a run from scratch initialises embed.token: "random" (the default) or "glove" (model/glove-init.ts: GloVe
+     * vectors of the vocabulary's pieces). Optional rather than defaulted, so configs without it parse (and resume) as
+     * before. Not with initFrom, whose weights include the table. */
+    initEmbeddings: z.enum(["random", "glove"]).optional(),
     arch: archSchema,
     data: z
       .object({
@@ -191,6 +219,7 @@ export const trainConfigSchema = z
           .object({
             sparse: sparseObjectiveSchema.optional(),
             subspaces: subspaceObjectiveSchema.optional(),
+            late: lateObjectiveSchema.optional(),
           })
           .strict()
           .optional(),
@@ -259,8 +288,28 @@ export const trainConfigSchema = z
         message: `step ${maxStep} exceeds arch.depths.hard (${c.arch.depths.hard})`,
       });
     }
+    if (c.initEmbeddings === "glove" && c.initFrom !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["initEmbeddings"],
+        message: "\"glove\" initialises a model from scratch; with initFrom the token embeddings come from that model (drop one of them)",
+      });
+    }
     if (t.objectives?.sparse && !c.arch.sparseHead) {
       ctx.addIssue({ code: "custom", path: ["training", "objectives", "sparse"], message: "needs arch.sparseHead: true (the head it trains)" });
+    }
+    const late = t.objectives?.late;
+    if (late && !c.arch.lateHead) {
+      ctx.addIssue({ code: "custom", path: ["training", "objectives", "late"], message: "needs arch.lateHead (e.g. {\"dim\": 32}: the head it trains)" });
+    }
+    for (const s of late?.steps ?? []) {
+      if (!t.lossSteps.includes(s)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["training", "objectives", "late", "steps"],
+          message: `step ${s} is not one of training.lossSteps [${t.lossSteps.join(", ")}] (the hidden states the run computes)`,
+        });
+      }
     }
     for (const key of ["maxQueryLength", "maxDocLength"] as const) {
       if (t[key] > c.arch.maxLength) {

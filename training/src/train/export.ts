@@ -1,11 +1,12 @@
 /**
  * Hands a finished run to the artifact exporter with the manifest's `training` and `eval` records: data sources and
  * pair counts (SciFact corpus use declared as unsupervised in-domain), steps, tokens, wall time, final losses and the
- * full config.
+ * full config, and how the weights started when not at random (`initialisation`: GloVe token embeddings).
  *
  * A run with the "adapt" source (domain adaptation, `--adapt`) also gets the manifest's `adaptation` record: the base
- * artifact, the corpus, its pair kinds and counts, whether its train qrels were used (supervised in-domain), and the
- * held-out figures on the corpus's own pairs (the run's validation mixes in the general sources). `export.version`
+ * artifact, the corpus, its pair kinds and counts, whether its train qrels were used (supervised in-domain), the ids
+ * of the train queries held out of its supervised pairs (`holdoutQueries`: `heldOutQueries` with the rule that chose
+ * them), and the held-out figures on the corpus's own pairs (the run's validation mixes in the general sources). `export.version`
  * "next" takes the next minor version free in the output directory.
  *
  * @module
@@ -16,8 +17,9 @@ import type { BackendName } from "../backend.js";
 import { readAdaptCorpus, TRAIN_QRELS, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
 import { CORPUS_FILES } from "../data/corpora.js";
 import { exportArtifact, nextMinorVersion } from "../export/artifact.js";
-import { buildPairs, normKey, type PairStats } from "../data/pairs.js";
+import { buildPairs, heldOutQueryIds, normKey, QUERY_HOLDOUT_RULE, type PairStats } from "../data/pairs.js";
 import { isDirectory, readArtifactManifest } from "../model/artifact-weights.js";
+import { gloveProvenance } from "../model/glove-init.js";
 import { paramsToFloat32, type TaesrParams } from "../model/params.js";
 import { resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { validate, type ValidationResult } from "./validate.js";
@@ -87,6 +89,7 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
     backend: input.backend,
     objective:
       "symmetric in-batch InfoNCE at every Matryoshka prefix and every supervised recursion step (deep supervision)",
+    ...(input.config.initEmbeddings === "glove" ? { initialisation: gloveProvenance() } : {}),
     dataSources,
     scifactCorpusUnsupervisedInDomain: input.pairs.bySource["scifact"] !== undefined,
     pairs: { train: input.pairs.train, validation: input.pairs.validation, duplicatesDropped: input.pairs.duplicatesDropped },
@@ -102,7 +105,7 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
 /** "<name>@<version>" of the artifact the run started from, its path when initFrom is a params file, or "none". */
 async function describeBase(input: ExportRunInput): Promise<string> {
   const from = input.config.initFrom;
-  if (!from) return "none (random initialisation)";
+  if (!from) return input.config.initEmbeddings === "glove" ? "none (GloVe token embeddings, other weights random)" : "none (random initialisation)";
   const file = resolveFromConfig(input.loaded, from);
   if (!(await isDirectory(file))) return from;
   const manifest = await readArtifactManifest(file);
@@ -133,9 +136,14 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
   const queriesIn = (pairs: typeof own.train) => new Set(pairs.filter((p) => p.kind === TRAIN_QUERY_KIND).map((p) => normKey(p.query))).size;
   const trainQueries = queriesIn(own.train);
   const info = corpus.info;
+  // Ids, not only the rule: an evaluation then needs neither this code's hash nor the corpus to know which queries
+  // the run never trained on (bench/eval/fusion-tuning.ts fairTuningQueries).
+  const holdout = source.holdoutQueries ?? 0;
+  const heldOutIds = holdout > 0 ? heldOutQueryIds(corpus.records, holdout) : [];
+  const heldOut = heldOutIds.length > 0 ? `; ${heldOutIds.length} more held out by query id for tuning (adaptation.heldOutQueries)` : "";
   const supervision =
     trainQueries > 0
-      ? `supervised in-domain: ${trainQueries} train queries (${info.name}/${TRAIN_QRELS} only, score > 0; test and dev qrels never read)`
+      ? `supervised in-domain: ${trainQueries} train queries (${info.name}/${TRAIN_QRELS} only, score > 0; test and dev qrels never read)${heldOut}`
       : `unsupervised in-domain: documents only, no queries or qrels${info.trainQrels ? "" : ` (the corpus has no ${TRAIN_QRELS})`}`;
   const note =
     `Adaptation corpus "${info.name}" (${info.layout === "beir" ? "BEIR layout" : "JSONL"}, ${info.corpusFile}, ${info.documents} documents) ` +
@@ -164,6 +172,9 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
     trainQrelsUsed: trainQueries > 0,
     trainQueries,
     ...(info.trainQrels ? { trainQrels: info.trainQrels } : {}),
+    // Train queries with no train-side pair (their documents still got the unsupervised ones); validation pairs of
+    // held-out documents keep them, as the document split does for every query.
+    ...(holdout > 0 && info.trainQrels ? { heldOutQueries: { fraction: holdout, rule: QUERY_HOLDOUT_RULE, count: heldOutIds.length, ids: heldOutIds } } : {}),
     supervision,
     otherSources: Object.keys(input.pairs.bySource).filter((s) => s !== "adapt"),
     inDomainHeldOut: inDomain,

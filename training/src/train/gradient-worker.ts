@@ -12,6 +12,7 @@ import { weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import type { FromWorker, ToWorker } from "./data-parallel.js";
 import { microBatchGradients } from "./micro-batch.js";
 import { sparseObjectiveAt } from "./sparse-loss.js";
+import { lateObjectiveOf } from "./late-loss.js";
 import { assignProbes, type ProbeName } from "./subspace-loss.js";
 import { prepareSession, type Session } from "./trainer.js";
 
@@ -59,6 +60,7 @@ async function handle(message: ToWorker): Promise<void> {
     {
       checkpoint: s.config.training.gradientCheckpointing,
       sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, message.step ?? 0),
+      late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
     },
   );

@@ -16,6 +16,7 @@ import type { TaesrParams } from "../model/params.js";
 import { sparseHead } from "../model/sparse-head.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
 import { sparseLoss, type SparseLossWeights } from "./sparse-loss.js";
+import { lateLoss, type LateObjective } from "./late-loss.js";
 import { labelRows } from "../data/subspace-labels.js";
 import { probeNames, subspaceLoss, type ProbeName, type SubspaceLossOptions, type SubspaceProbes } from "./subspace-loss.js";
 
@@ -56,6 +57,9 @@ export interface MicroBatchOptions {
   /** The subspace objectives (subspace-loss.ts): the training-only probes and the loss options, on each batch's probe
    * sample (batch.probe: texts drawn uniformly from the training pairs, labelled from their text and source). */
   subspaces?: { probes: SubspaceProbes; loss: SubspaceLossOptions };
+  /** The late-interaction objective (late-loss.ts) on the head over the listed steps' hidden states: total = dense +
+   * weight · mean over those steps of the MaxSim InfoNCE. */
+  late?: LateObjective;
 }
 
 /** Mean non-zero term weights per row of w [rows, V] (how sparse the head's output is). */
@@ -94,6 +98,7 @@ export function microBatchGradients(
     let perStepTensors: tf.Scalar[] = [];
     let objectiveTensors: Record<string, tf.Tensor> = {};
     let subspaceTensors: Record<string, tf.Tensor> = {};
+    let lateTensors: Record<string, tf.Tensor> = {};
     const { value, grads } = tf.variableGrads(() => {
       const x = toTensors(batch);
       const encodeOptions = { checkpoint: options.checkpoint ?? false };
@@ -112,7 +117,19 @@ export function microBatchGradients(
         subspaceTensors = Object.fromEntries(Object.entries({ dense: total, subspaces: sub.total, ...sub.perSubspace }).map(([k, t]) => [k, tf.keep(t)]));
         withSubspaces = tf.add(total, sub.total) as tf.Scalar;
       }
-      if (!options.sparse) return withSubspaces;
+      let withLate = withSubspaces;
+      if (options.late) {
+        const { steps, temperature, weight } = options.late;
+        const perLateStep = steps.map((k) => {
+          if (!Number.isInteger(k) || k < 1 || k > maxStep) throw new Error(`late objective: step ${k} is not a computed step (1…${maxStep})`);
+          return lateLoss(params, q.states[k - 1]!, x.qMask, d.states[k - 1]!, x.dMask, temperature);
+        });
+        const late = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
+        // The sparse and subspace records already hold `dense` (and dispose that kept tensor before this one is read).
+        lateTensors = { ...(options.sparse || options.subspaces ? {} : { dense: tf.keep(total) }), late: tf.keep(late) };
+        withLate = tf.add(withSubspaces, tf.mul(late, weight)) as tf.Scalar;
+      }
+      if (!options.sparse) return withLate;
       const qw = sparseHead(params, q.states[maxStep - 1]!, x.qMask);
       const dw = sparseHead(params, d.states[maxStep - 1]!, x.dMask);
       const sparse = sparseLoss(qw, dw, options.sparse, lossOptions.symmetric);
@@ -121,7 +138,7 @@ export function microBatchGradients(
           ([k, t]) => [k, tf.keep(t)],
         ),
       );
-      return tf.add(withSubspaces, tf.mul(sparse.total, options.sparse.weight)) as tf.Scalar;
+      return tf.add(withLate, tf.mul(sparse.total, options.sparse.weight)) as tf.Scalar;
     }, variables);
     losses.push(value.dataSync()[0] as number);
     perStep.push(perStepTensors.map((l) => l.dataSync()[0] as number));
@@ -142,6 +159,12 @@ export function microBatchGradients(
       if (options.sparse) Object.assign(objectives[objectives.length - 1]!, values);
       else objectives.push(values);
       for (const t of Object.values(subspaceTensors)) t.dispose();
+    }
+    if (options.late) {
+      const values = Object.fromEntries(Object.entries(lateTensors).map(([k, t]) => [k, t.dataSync()[0] as number]));
+      if (options.sparse || options.subspaces) Object.assign(objectives[objectives.length - 1]!, values);
+      else objectives.push(values);
+      for (const t of Object.values(lateTensors)) t.dispose();
     }
     const named = {} as Record<WeightName, tf.Tensor>;
     const auxNamed = {} as Record<ProbeName, tf.Tensor>;

@@ -21,6 +21,28 @@
  * Comparing directions also keeps the objective off the slice's norm: a subspace cannot satisfy its probe by growing and
  * crowding the cosine the retrieval losses train.
  *
+ * Class balancing. With the two fixes above contextual learnt, but temporal and procedural stayed at their majority
+ * rates: about 9 % of the texts the probes see are temporal and 3 % procedural (tiny config), so "always no" is
+ * already within a few hundredths of the unweighted optimum and the gradient that would separate the classes is mostly
+ * the negatives'. Each row's loss is therefore weighted by its class, w_c = 1 / (K · p_c), with p_c the class's share
+ * of the texts the probe rows are drawn from and K the classes present (sklearn's "balanced" weights): the expected loss
+ * is then the mean of the per-class losses — the cross-entropy counterpart of balanced accuracy, the figure validation
+ * reports — and its scale stays that of the unweighted mean (Σ_c p_c w_c = 1), so `weight` keeps its meaning.
+ * - Weights, not balanced sampling of the probe rows: one sample of rows serves all three probes, and drawing it to
+ *   balance temporal would skew the procedural and contextual mixes (procedural texts are mostly Debian's), i.e. bias
+ *   the other probes in ways that need weights to undo anyway. Weighting leaves the sample exactly as it was drawn.
+ * - p_c from the population, not from each micro-batch: 32 rows hold about one procedural text, so a per-batch
+ *   frequency would be 0, 1/32 or 2/32 from batch to batch and the weight would jump with it (and be undefined in the
+ *   many batches without a positive). The shares are estimated once per run from PROBE_POPULATION_DRAWS texts drawn the
+ *   way probe rows are (data/batches.ts PairBatcher.probePopulation, seeded by the run's seed): every data-parallel rank
+ *   and a resumed run compute the same weights, so bit-exactness and exact resume hold with no extra state.
+ * - The per-row mean is over rows (Σ w_i ℓ_i / n), not normalised by Σ w_i: a batch without a positive then still
+ *   pulls the negatives with their small weight instead of a full one, so the estimate of the balanced loss stays
+ *   unbiased from batch to batch.
+ * - A share below MIN_CLASS_SHARE counts as that share, which caps a weight at 1 / (K · MIN_CLASS_SHARE): a class seen
+ *   a handful of times would otherwise put one row's gradient above the global clip norm and stall the update.
+ * `training.objectives.subspaces.classBalance: "none"` trains the unweighted loss (the earlier behaviour).
+ *
  * The semantic subspace [0,192) needs no term of its own: the Matryoshka InfoNCE at the 64- and 128-d prefixes (loss.ts)
  * already trains its leading 128 dims as a standalone retrieval embedding, and every probe reads only components at 192
  * and beyond, so no auxiliary gradient lands on the semantic range directly.
@@ -63,7 +85,12 @@ export interface SubspaceLossOptions {
   /** 1-based supervised recursion steps and their weights (normalised to sum 1), as in loss.ts. */
   steps: readonly number[];
   stepWeights: readonly number[];
+  /** Per subspace, the loss weight of each class (index = label), from {@link balancedClassWeights}; absent: all 1. */
+  classWeights?: ProbeClassWeights;
 }
+
+/** Loss weight of each class of each probe (index = class: no/yes for the binary labels, CONTEXT_CLASSES order). */
+export type ProbeClassWeights = Record<ProbedSubspace, readonly number[]>;
 
 export interface SubspaceLoss {
   /** weight · Σ_s weights[s] · loss[s]: what joins the contrastive total. */
@@ -98,14 +125,27 @@ export function probeLogits(probes: Record<ProbeName, tf.Tensor>, subspace: Prob
   return tf.mul(tf.matMul(slice, prototypes, false, true), PROBE_SCALE) as tf.Tensor2D;
 }
 
-/** Mean binary cross-entropy of logits [n, 1] against 0/1 targets: softplus(z) − y·z, which is stable for any z. */
-export function binaryCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
-  const z = tf.reshape(logits, [-1]);
-  return tf.mean(tf.sub(tf.softplus(z), tf.mul(targets, z))) as tf.Scalar;
+/** Mean of per-row losses [n], each times its row weight when given (divided by n, not by the weights' sum). */
+function rowMean(losses: tf.Tensor1D, rowWeights?: Float32Array): tf.Scalar {
+  if (!rowWeights) return tf.mean(losses) as tf.Scalar;
+  if (rowWeights.length !== losses.shape[0]) throw new Error(`${rowWeights.length} row weights for ${losses.shape[0]} rows`);
+  return tf.mean(tf.mul(losses, tf.tensor1d(rowWeights))) as tf.Scalar;
 }
 
-/** Mean softmax cross-entropy of logits [n, C] against class indices (log-sum-exp spelled as loss.ts does for wasm). */
-export function softmaxCrossEntropy(logits: tf.Tensor2D, classes: Int32Array): tf.Scalar {
+/**
+ * Mean binary cross-entropy of logits [n, 1] against 0/1 targets: softplus(z) − y·z, which is stable for any z; each
+ * row's term times `rowWeights[i]` when given.
+ */
+export function binaryCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, rowWeights?: Float32Array): tf.Scalar {
+  const z = tf.reshape(logits, [-1]);
+  return rowMean(tf.sub(tf.softplus(z), tf.mul(targets, z)) as tf.Tensor1D, rowWeights);
+}
+
+/**
+ * Mean softmax cross-entropy of logits [n, C] against class indices (log-sum-exp spelled as loss.ts does for wasm);
+ * each row's term times `rowWeights[i]` when given.
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, classes: Int32Array, rowWeights?: Float32Array): tf.Scalar {
   const [n, c] = logits.shape;
   const oneHot = new Float32Array(n * c);
   classes.forEach((k, i) => {
@@ -113,7 +153,41 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, classes: Int32Array): t
     oneHot[i * c + k] = 1;
   });
   const picked = tf.sum(tf.mul(logits, tf.tensor2d(oneHot, [n, c])), 1);
-  return tf.mean(tf.sub(logSumExp(logits, 1), picked)) as tf.Scalar;
+  return rowMean(tf.sub(logSumExp(logits, 1), picked) as tf.Tensor1D, rowWeights);
+}
+
+/** Texts drawn to estimate the class shares behind the balancing weights (see the module comment): enough for a 3 %
+ * class to be counted within about ±10 % of its share, and a second or two of tokenising. */
+export const PROBE_POPULATION_DRAWS = 8192;
+/** Shares below this count as this share: caps a class weight at 1 / (K · MIN_CLASS_SHARE) (see the module comment). */
+export const MIN_CLASS_SHARE = 0.01;
+
+/**
+ * "Balanced" class weights of every probe from labelled rows drawn like the probe rows: w_c = 1 / (K · max(p_c,
+ * MIN_CLASS_SHARE)), K = the classes present. A class absent from the rows gets the capped weight (it is rarer than
+ * the draws could see), and contributes nothing to the expected loss.
+ * @throws Error for no rows (the shares would be undefined).
+ */
+export function balancedClassWeights(labels: SubspaceLabelRows): ProbeClassWeights {
+  const rows = labels.contextual.length;
+  if (rows === 0) throw new Error("balancedClassWeights: no labelled rows to estimate the class shares from");
+  const out = {} as Record<ProbedSubspace, number[]>;
+  for (const s of PROBED_SUBSPACES) {
+    const counts = new Array<number>(PROBE_CLASSES[s]).fill(0);
+    for (const k of labels[s]) counts[k] = (counts[k] ?? 0) + 1;
+    const present = Math.max(1, counts.filter((n) => n > 0).length);
+    out[s] = counts.map((n) => 1 / (present * Math.max(n / rows, MIN_CLASS_SHARE)));
+  }
+  return out;
+}
+
+/** Each row's weight: its class's weight in `weights` (a label outside the weights' classes is refused). */
+function rowWeightsOf(subspace: ProbedSubspace, labels: SubspaceLabelRows, weights: readonly number[]): Float32Array {
+  return Float32Array.from(labels[subspace], (k, i) => {
+    const w = weights[k];
+    if (w === undefined) throw new Error(`${subspace} label ${k} of row ${i} has no class weight (${weights.length} classes)`);
+    return w;
+  });
 }
 
 /** One subspace's loss on the rows of one embedding matrix. */
@@ -123,13 +197,15 @@ export function subspaceTerm(
   embedding: tf.Tensor2D,
   range: readonly [number, number],
   labels: SubspaceLabelRows,
+  classWeights?: readonly number[],
 ): tf.Scalar {
   const rows = embedding.shape[0];
   if (labels[subspace].length !== rows) throw new Error(`${subspace} labels: ${labels[subspace].length} for ${rows} rows`);
+  const rowWeights = classWeights ? rowWeightsOf(subspace, labels, classWeights) : undefined;
   const logits = probeLogits(probes, subspace, embedding, range);
-  if (subspace === "contextual") return softmaxCrossEntropy(logits, labels.contextual);
+  if (subspace === "contextual") return softmaxCrossEntropy(logits, labels.contextual, rowWeights);
   const z = tf.sub(tf.slice(logits, [0, 1], [-1, 1]), tf.slice(logits, [0, 0], [-1, 1])) as tf.Tensor2D;
-  return binaryCrossEntropy(z, tf.tensor1d(labels[subspace] as Float32Array));
+  return binaryCrossEntropy(z, tf.tensor1d(labels[subspace] as Float32Array), rowWeights);
 }
 
 /**
@@ -152,7 +228,7 @@ export function subspaceLoss(
   });
   const perSubspace = {} as Record<ProbedSubspace, tf.Scalar>;
   for (const s of PROBED_SUBSPACES) {
-    const terms = embeddings.map((e, i) => tf.mul(subspaceTerm(probes, s, e, opts.ranges[s], labels), weightOf(i) / weightSum));
+    const terms = embeddings.map((e, i) => tf.mul(subspaceTerm(probes, s, e, opts.ranges[s], labels, opts.classWeights?.[s]), weightOf(i) / weightSum));
     perSubspace[s] = tf.addN(terms) as tf.Scalar;
   }
   const total = tf.mul(tf.addN(PROBED_SUBSPACES.map((s) => tf.mul(perSubspace[s], opts.weights[s]))), opts.weight) as tf.Scalar;
@@ -222,13 +298,17 @@ export function assignProbes(probes: SubspaceProbes, values: Record<ProbeName, F
   }
 }
 
-/** The objective as `training.objectives.subspaces` configures it, on the default subspace ranges of the model config. */
+/**
+ * The objective as `training.objectives.subspaces` configures it, on the default subspace ranges of the model config.
+ * `classWeights` (from {@link balancedClassWeights}) weight each row's loss by its class; absent, every row counts 1.
+ */
 export function createSubspaceObjective(
   config: { weight: number; probeLrScale: number } & Record<ProbedSubspace, number>,
   steps: readonly number[],
   stepWeights: readonly number[],
   adam: AdamWOptions,
   seed: number,
+  classWeights?: ProbeClassWeights,
 ): SubspaceObjective {
   const ranges = probedRanges(parseTaesrConfig({}).subspaces);
   const probes = initProbes(ranges, seed);
@@ -236,8 +316,20 @@ export function createSubspaceObjective(
     probes,
     optimizer: new AdamW(probes, adam),
     lrScale: config.probeLrScale,
-    loss: { ranges, weight: config.weight, weights: { temporal: config.temporal, procedural: config.procedural, contextual: config.contextual }, steps, stepWeights },
+    loss: {
+      ranges,
+      weight: config.weight,
+      weights: { temporal: config.temporal, procedural: config.procedural, contextual: config.contextual },
+      steps,
+      stepWeights,
+      ...(classWeights ? { classWeights } : {}),
+    },
   };
+}
+
+/** The class weights for a log line: "temporal 0.55/5.9 | procedural …" (no/yes, or one per contextual class). */
+export function describeClassWeights(weights: ProbeClassWeights): string {
+  return PROBED_SUBSPACES.map((s) => `${s} ${weights[s].map((w) => w.toFixed(2)).join("/")}`).join(" | ");
 }
 
 /** A probe's accuracy on labelled rows against the majority-class rate of the same rows (what a constant guess gets). */

@@ -13,9 +13,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
-import { weightNamesIn, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
+import { weightNames, weightNamesIn, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 import { initBackend, type BackendName } from "../backend.js";
 import { PairBatcher } from "../data/batches.js";
+import { labelRows } from "../data/subspace-labels.js";
 import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
 import { buildPairs, type PairInputs, type PairSet, type PairSource } from "../data/pairs.js";
 import { adaptRecords } from "../data/adapt-corpus.js";
@@ -23,15 +24,20 @@ import { mineHardNegatives, type HardNegativeOptions } from "../data/hard-negati
 import { lexicalTerms } from "../../../src/retrieval/lexical.js";
 import { hashString } from "../data/random.js";
 import { isDirectory, loadArtifactWeights } from "../model/artifact-weights.js";
-import { initParams, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams } from "../model/params.js";
+import { applyGloveInit } from "../model/glove-init.js";
+import { initParams, initWeights, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams } from "../model/params.js";
 import { configDir, loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type CheckpointState, type DataCursor } from "./checkpoint.js";
 import type { ContrastiveLossOptions } from "./loss.js";
 import { GradientWorkerError, GradientWorkerPool, type WorkerResult } from "./data-parallel.js";
 import { microBatchGradients } from "./micro-batch.js";
 import { sparseObjectiveAt } from "./sparse-loss.js";
+import { lateObjectiveOf } from "./late-loss.js";
 import {
+  balancedClassWeights,
   createSubspaceObjective,
+  describeClassWeights,
+  PROBE_POPULATION_DRAWS,
   disposeObjective,
   probeCheckpointTensors,
   probesToFloat32,
@@ -103,33 +109,58 @@ function resumeKey(config: TrainConfig): string {
     seed: config.seed,
     tokenizer: config.tokenizer,
     initFrom: config.initFrom,
+    // Only when set: the keys of runs that never asked for GloVe stay what they were ("random" is the same start).
+    ...(config.initEmbeddings === "glove" ? { initEmbeddings: "glove" } : {}),
     batch: [t.batchSize, t.maxQueryLength, t.maxDocLength],
     // Micro-batches per update: changing it changes which batches each update sees.
     microBatchesPerUpdate: t.workers * t.accumulationSteps,
   });
 }
 
+/** Heads a config may add to an initFrom source that lacks them: their weights come last (spec.ts) and are all new. */
+const ADDABLE_HEADS = ["sparseHead", "lateHead"] as const satisfies readonly (keyof TaesrArchitecture)[];
+
+/** An architecture field for comparison, its default and its absence alike (block "self_attention", sparseHead false). */
+function archField(a: TaesrArchitecture, key: keyof TaesrArchitecture): string | undefined {
+  const value = a[key];
+  if ((key === "block" && value === "self_attention") || (key === "sparseHead" && value === false)) return undefined;
+  return value === undefined ? undefined : JSON.stringify(value);
+}
+
 /**
- * The weights of `file` as trainable variables, after checking they were trained for exactly this architecture. `file`
- * is a params file (final.taesr, a checkpoint's params) or an artifact directory, whose fp32 graphs are read back and
- * whose manifest gives the architecture.
+ * The weights of `file` as trainable variables, after checking they were trained for this architecture. `file` is a
+ * params file (final.taesr, a checkpoint's params) or an artifact directory, whose fp32 graphs are read back and whose
+ * manifest gives the architecture. The one difference allowed: the config adds a head (sparseHead, lateHead) the source
+ * lacks; the shared weights are loaded and the head's own weights get the seeded initialisation a fresh model of this
+ * architecture would have (they are drawn last, so they are the same numbers).
  */
-async function paramsFrom(file: string, arch: TaesrArchitecture, log: (message: string) => void): Promise<TaesrParams> {
+export async function paramsFrom(file: string, arch: TaesrArchitecture, seed: number, log: (message: string) => void): Promise<TaesrParams> {
   let loaded;
   try {
     loaded = (await isDirectory(file)) ? await loadArtifactWeights(file) : await loadParams(file);
   } catch (error) {
     throw new Error(`initFrom: cannot read weights from ${file}: ${(error as Error).message}`);
   }
-  const differing = (Object.keys(arch) as (keyof TaesrArchitecture)[]).filter(
-    (key) => JSON.stringify(loaded.architecture[key]) !== JSON.stringify(arch[key]),
-  );
-  if (differing.length > 0) {
-    const show = (a: TaesrArchitecture) => differing.map((key) => `${key} ${JSON.stringify(a[key])}`).join(", ");
-    throw new Error(`initFrom: ${file} was trained with ${show(loaded.architecture)}, this config has ${show(arch)}`);
+  const source = loaded.architecture;
+  const keys = [...new Set([...Object.keys(arch), ...Object.keys(source)])] as (keyof TaesrArchitecture)[];
+  const differing = keys.filter((key) => archField(source, key) !== archField(arch, key));
+  const added = differing.filter((key) => (ADDABLE_HEADS as readonly string[]).includes(key) && archField(source, key) === undefined);
+  const other = differing.filter((key) => !added.includes(key));
+  if (other.length > 0) {
+    const show = (a: TaesrArchitecture) => other.map((key) => `${key} ${JSON.stringify(a[key])}`).join(", ");
+    throw new Error(`initFrom: ${file} was trained with ${show(source)}, this config has ${show(arch)}`);
   }
-  log(`initialised from ${file}`);
-  return paramsFromWeights(arch, loaded.weights);
+  if (added.length === 0) {
+    log(`initialised from ${file}`);
+    return paramsFromWeights(arch, loaded.weights);
+  }
+  const inSource = new Set(weightNames(source));
+  const fresh = weightNames(arch).filter((name) => !inSource.has(name));
+  const initial = initWeights(arch, seed);
+  const weights = { ...loaded.weights };
+  for (const name of fresh) weights[name] = initial[name];
+  log(`initialised from ${file}, which has no ${added.join(" or ")}: ${fresh.join(", ")} start from the seed-${seed} initialisation`);
+  return paramsFromWeights(arch, weights);
 }
 
 function dataFingerprint(pairs: PairSet): string {
@@ -239,6 +270,10 @@ async function setUp(opts: TrainOptions): Promise<Session> {
     seed: config.seed,
     ...(t.objectives?.subspaces ? { probeRows: t.objectives.subspaces.rows } : {}),
   });
+  // Estimated once from the batcher's own draws, so every data-parallel rank and a resume get the same weights.
+  const probeClassWeights =
+    t.objectives?.subspaces?.classBalance === "inverse-frequency" ? balancedClassWeights(labelRows(batcher.probePopulation(PROBE_POPULATION_DRAWS))) : undefined;
+  if (probeClassWeights) log(`subspace probes: class weights ${describeClassWeights(probeClassWeights)}`);
   const batchesPerEpoch = batcher.epochBatches(0).length;
   // An update consumes workers × accumulationSteps batches, so an epoch is that many times fewer updates.
   const totalSteps = t.steps ?? Math.max(1, Math.ceil(((t.epochs ?? 1) * batchesPerEpoch) / (t.workers * t.accumulationSteps)));
@@ -247,7 +282,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
       `(${((totalSteps * t.workers * t.accumulationSteps) / batchesPerEpoch).toFixed(2)} epochs)`,
   );
 
-  const params = config.initFrom ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, log) : initParams(arch, config.seed);
+  const params = config.initFrom ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, config.seed, log) : initParams(arch, config.seed);
   const optimizer = new AdamW(params, { beta1: t.beta1, beta2: t.beta2, eps: t.adamEps, weightDecay: t.weightDecay });
   log(`model: H=${arch.hidden} heads=${arch.heads} ffn=${arch.ffn} V=${arch.vocabSize} L=${arch.maxLength}, ${parameterCount(arch)} parameters`);
 
@@ -279,7 +314,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
             beta2: t.beta2,
             eps: t.adamEps,
             weightDecay: t.weightDecay,
-          }, config.seed),
+          }, config.seed, probeClassWeights),
         }
       : {}),
     fingerprint: dataFingerprint(pairs),
@@ -322,6 +357,7 @@ async function trainStep(
     {
       checkpoint: s.config.training.gradientCheckpointing,
       sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, step),
+      late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
     },
   );
@@ -491,6 +527,9 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
   } else if (opts.resume) {
     log(`no checkpoint in ${s.runDir}: starting from scratch`);
   }
+  // Here, not where the params are created: setUp also builds gradient workers' and resumed sessions, whose weights
+  // come from rank 0 or the checkpoint, so GloVe (seconds and ~1 GB to read) is loaded only by a run from scratch.
+  if (!latest && config.initEmbeddings === "glove") await applyGloveInit(s.params["embed.token"], s.tokenizerJson.vocab, config.seed, log);
   if (!opts.exportOnly) {
     await writeMetric({
       type: "start",
@@ -523,6 +562,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       const probes = Object.entries(result.subspaces).map(([name, p]) => `${name} ${p.accuracy.toFixed(3)} (majority ${p.chance.toFixed(3)}, balanced ${p.balancedAccuracy.toFixed(3)})`);
       log(`step ${step} subspace probes, held-out accuracy: ${probes.join(" | ")}`);
     }
+    if (result.late) log(`step ${step} late interaction (MaxSim, k=${result.late.depth}): acc@1 ${result.late.acc1.toFixed(3)} mrr ${result.late.mrr.toFixed(3)} ndcg@10 ${result.late.ndcg10.toFixed(3)}`);
     return result;
   };
   const checkpoint = async (): Promise<void> => {

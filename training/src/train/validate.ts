@@ -4,6 +4,9 @@
  * (each query has exactly one relevant document, its pair's, so NDCG@10 is 1/log2(rank + 1) inside the top 10, else 0:
  * the figure the BEIR benchmarks report, on the held-out slice).
  *
+ * With the late-interaction head (architecture.lateHead), the same figures for MaxSim over the head's token vectors at
+ * the deepest validated depth join the result (`late`).
+ *
  * Documents shared by several held-out pairs are counted once: a document identical to the positive is never
  * scored as a competitor (the split is by document, so such duplicates can only occur inside the validation slice).
  *
@@ -15,7 +18,8 @@ import type { BatchTokenizer, TokenMatrix } from "../data/batches.js";
 import { PairBatcher } from "../data/batches.js";
 import { normKey, type TextPair } from "../data/pairs.js";
 import { hashString } from "../data/random.js";
-import { forward } from "../model/forward.js";
+import { encode, forward } from "../model/forward.js";
+import { lateTokenVectors, maxSimScores } from "../model/late-head.js";
 import { labelRows, visibleWords } from "../data/subspace-labels.js";
 import { probeAccuracy, type ProbedSubspace, type ProbeName, type ProbeScore, type SubspaceLossOptions } from "./subspace-loss.js";
 
@@ -43,6 +47,37 @@ export interface ValidationResult {
   byDepth: Record<string, DepthScores>;
   /** Per probed subspace: held-out probe accuracy against the majority-class rate (only when probes were given). */
   subspaces?: Record<ProbedSubspace, ProbeScore>;
+  /** MaxSim over the late-interaction head's token vectors at `depth` (only for params with the head). */
+  late?: DepthScores & { depth: number };
+}
+
+/**
+ * MaxSim scores [queries, documents] (matrix order) of the late head's token vectors at `depth`: every text's vectors
+ * padded to one length per side, then late-head.ts's chunked maxima (forward only), so memory stays bounded at 512
+ * validation pairs of 128-token documents as in training.
+ */
+function lateScores(
+  params: Record<WeightName, tf.Tensor>,
+  queries: TokenMatrix[],
+  docs: TokenMatrix[],
+  depth: number,
+  lengths: { query: number; doc: number },
+): Float32Array {
+  const vectors = (matrices: TokenMatrix[], length: number): [tf.Tensor3D, tf.Tensor2D] => {
+    const parts = matrices.map((m) => {
+      const ids = tf.tensor2d(m.ids, [m.rows, m.length], "int32");
+      const mask = tf.tensor2d(m.mask, [m.rows, m.length], "float32");
+      const { states } = encode(params, ids, mask, depth);
+      const v = lateTokenVectors(params, states[depth - 1]!);
+      return [tf.pad(v, [[0, 0], [0, length - m.length], [0, 0]]), tf.pad(mask, [[0, 0], [0, length - m.length]])] as const;
+    });
+    return [tf.concat(parts.map((p) => p[0]), 0) as tf.Tensor3D, tf.concat(parts.map((p) => p[1]), 0) as tf.Tensor2D];
+  };
+  return tf.tidy(() => {
+    const [qv, qMask] = vectors(queries, lengths.query);
+    const [dv, dMask] = vectors(docs, lengths.doc);
+    return maxSimScores(qv, qMask, dv, dMask).dataSync() as Float32Array;
+  });
 }
 
 /**
@@ -121,33 +156,46 @@ export function validate(
   qOrder.forEach((pairIndex, row) => (qRow[pairIndex] = row));
   dOrder.forEach((pairIndex, row) => (dRow[pairIndex] = row));
   const docKey = pairs.map((p) => hashString(normKey(p.doc)));
-  const dim = opts.dim;
-  opts.depths.forEach((depth, di) => {
-    const Q = qEmb[di] as Float32Array;
-    const D = dEmb[di] as Float32Array;
+  // Each query's rank of its own document among the distinct held-out documents under `score(query pair, doc pair)`.
+  const ranksBy = (score: (i: number, j: number) => number): Int32Array => {
     const ranks = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      const qo = (qRow[i] as number) * dim;
-      const score = (j: number): number => {
-        const doff = (dRow[j] as number) * dim;
-        let s = 0;
-        for (let k = 0; k < dim; k++) s += (Q[qo + k] as number) * (D[doff + k] as number);
-        return s;
-      };
-      const positive = score(i);
+      const positive = score(i, i);
       const seen = new Set<number>([docKey[i] as number]);
       let better = 0;
       for (let j = 0; j < n; j++) {
         const key = docKey[j] as number;
         if (seen.has(key)) continue;
         seen.add(key);
-        if (score(j) > positive) better++;
+        if (score(i, j) > positive) better++;
       }
       ranks[i] = better + 1;
     }
+    return ranks;
+  };
+  const dim = opts.dim;
+  opts.depths.forEach((depth, di) => {
+    const Q = qEmb[di] as Float32Array;
+    const D = dEmb[di] as Float32Array;
+    const ranks = ranksBy((i, j) => {
+      const qo = (qRow[i] as number) * dim;
+      const doff = (dRow[j] as number) * dim;
+      let s = 0;
+      for (let k = 0; k < dim; k++) s += (Q[qo + k] as number) * (D[doff + k] as number);
+      return s;
+    });
     byDepth[String(depth)] = scoreRanks(ranks);
   });
-  if (!opts.probes) return { pairs: n, dim: opts.dim, byDepth };
+  let late: ValidationResult["late"];
+  if ("late.proj.w" in params) {
+    const depth = Math.max(...opts.depths);
+    const qChunks = chunks(qOrder, (p) => p.query, opts.maxQueryLength);
+    const dChunks = chunks(dOrder, (p) => p.doc, opts.maxDocLength);
+    const length = (matrices: TokenMatrix[]) => Math.max(...matrices.map((m) => m.length));
+    const scores = lateScores(params, qChunks, dChunks, depth, { query: length(qChunks), doc: length(dChunks) });
+    late = { depth, ...scoreRanks(ranksBy((i, j) => scores[(qRow[i] as number) * n + (dRow[j] as number)]!)) };
+  }
+  if (!opts.probes) return { pairs: n, dim: opts.dim, byDepth, ...(late ? { late } : {}) };
   // Full-width embeddings of every held-out query and document (one more forward pass, at the deepest depth only).
   const depth = Math.max(...opts.depths);
   const width = (params["out.proj.b"] as tf.Tensor).shape[0] as number;
@@ -162,5 +210,5 @@ export function validate(
     ...qOrder.map((i) => ({ text: visible((pairs[i] as TextPair).query, opts.maxQueryLength), source: (pairs[i] as TextPair).source })),
     ...dOrder.map((i) => ({ text: visible((pairs[i] as TextPair).doc, opts.maxDocLength), source: (pairs[i] as TextPair).source })),
   ]);
-  return { pairs: n, dim: opts.dim, byDepth, subspaces: probeAccuracy(all, width, labels, opts.probes.values, opts.probes.ranges) };
+  return { pairs: n, dim: opts.dim, byDepth, subspaces: probeAccuracy(all, width, labels, opts.probes.values, opts.probes.ranges), ...(late ? { late } : {}) };
 }
