@@ -272,7 +272,8 @@ async function main(): Promise<void> {
       inputs.dense = new DenseViews(corpus);
       // --query-depth: the queries alone at a fixed depth, against the same document vectors.
       const queryPass: CorpusPass = options.queryDepth ? { ...pass, depth: Number(options.queryDepth) as 1 | 3 | 6 } : pass;
-      inputs.queries = await encodeQueries(encoder, dataset.queries, queryPass, { tokenVectors, tokenizer: model.tokenizer });
+      // Queries route as the Worker routes them for this mode (a hybrid-labelled router serves hybrid and late only).
+      inputs.queries = await encodeQueries(encoder, dataset.queries, queryPass, { tokenVectors, tokenizer: model.tokenizer, ranking: mode === "dense" ? "dense" : "hybrid" });
       inputs.architecture = model.manifest.architecture;
     }
     context = {

@@ -10,7 +10,7 @@
  */
 import { progressBar } from "../progress.js";
 import type { BeirQuery } from "../../src/eval/beir.js";
-import type { TaesrEncoder, TokenVectors } from "../../src/model/index.js";
+import type { EmbeddingRanking, TaesrEncoder, TokenVectors } from "../../src/model/index.js";
 import type { PeerTextEncoder } from "../peers/types.js";
 import type { CorpusPass } from "./corpus-index.js";
 
@@ -35,11 +35,16 @@ export async function encodeQueries(
   encoder: TaesrEncoder,
   queries: readonly BeirQuery[],
   pass: CorpusPass,
-  options: { tokenVectors?: boolean; tokenizer: { encode(text: string, options: { maxLength: number }): number[] } },
+  options: {
+    tokenVectors?: boolean;
+    tokenizer: { encode(text: string, options: { maxLength: number }): number[] };
+    /** The ranking the queries are searched in (encoder.ts `ranking`: which router depth auto consults); default dense. */
+    ranking?: EmbeddingRanking;
+  },
 ): Promise<EncodedQuery[]> {
   const dims = encoder.architecture.outputDim;
   const maxLength = encoder.architecture.maxLength;
-  const embedOptions = { dims, depth: pass.depth, earlyExit: pass.earlyExit, tokenVectors: Boolean(options.tokenVectors) };
+  const embedOptions = { dims, depth: pass.depth, earlyExit: pass.earlyExit, tokenVectors: Boolean(options.tokenVectors), ranking: options.ranking ?? "dense" };
   for (const query of queries.slice(0, WARMUP_CALLS)) await encoder.embed([query.text], embedOptions);
   const bar = progressBar(`embedding queries${options.tokenVectors ? " (token vectors)" : ""}`, queries.length, "queries");
   const encoded: EncodedQuery[] = [];

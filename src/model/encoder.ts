@@ -39,7 +39,16 @@
 import { parseManifest, variantFiles, variantGraphs, verifyArtifactFiles, type ArtifactVariant } from "./manifest.js";
 import { readFloat32, type OrtLike, type OrtSessionLike, type OrtSessionOptions, type OrtTensorLike } from "./ort-seam.js";
 import { fastRemVocab } from "./fastrem.js";
-import { createInputRouter, depthForRoute, hardestRoute, type InputRouter, type Route } from "./router.js";
+import {
+  createInputRouter,
+  depthForRoute,
+  hardestRoute,
+  lengthRuleOf,
+  routerServes,
+  type EmbeddingRanking,
+  type InputRouter,
+  type Route,
+} from "./router.js";
 import { GRAPH_IO, type ArtifactManifest, type TaesrArchitecture } from "./spec.js";
 
 /** What the encoder needs from a tokenizer (`WordPieceTokenizer` from src/tokenizer satisfies it). */
@@ -81,6 +90,14 @@ export interface EmbedOptions {
   depth?: number | "auto";
   /** Stop before `depth` once every embedding has converged (manifest.earlyExitEpsilon). Default true. */
   earlyExit?: boolean;
+  /**
+   * The ranking the embeddings will be searched in. With depth "auto", a router whose labels do not cover it (a FastREM
+   * router labelled on hybrid retrieval, asked for a dense-only search: router.ts `routerServes`) gives way to the length
+   * rule it keeps, so a dense search is not cut to the depth a hybrid one can afford. Default "dense", the stricter:
+   * embeddings handed to a caller (/v1/embed) or stored in an index serve dense search too, and the router's labels
+   * embedded their documents by the length rule. The search path passes "hybrid" for hybrid queries.
+   */
+  ranking?: EmbeddingRanking;
   /**
    * Also return per-token vectors for late interaction ({@link EmbedResult.tokenVectors}; see the module doc: the
    * trained head's late.onnx when the artifact has it, else the hidden-state stand-in). Default false, and then nothing
@@ -137,6 +154,8 @@ export interface EmbedResult {
 interface Plan {
   dims: number;
   depth: number | "auto";
+  /** Depth "auto": the router this call routes by (the manifest's, or its length rule; see EmbedOptions.ranking). */
+  router: InputRouter;
   earlyExit: boolean;
   tokenVectors: boolean;
   sparse: Required<SparseOptions> | undefined;
@@ -167,6 +186,8 @@ export class TaesrEncoder {
   private readonly lateSession: OrtSessionLike | undefined;
   /** Depth "auto": the manifest's router (router.ts createInputRouter). */
   private readonly router: InputRouter;
+  /** Depth "auto" for a ranking the manifest's router was not labelled for: its length rule. */
+  private readonly ruleRouter: InputRouter;
   /** Tail of the serialised embed() calls. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -188,6 +209,7 @@ export class TaesrEncoder {
     this.embedSession = embedSession;
     this.stepSession = stepSession;
     this.router = router;
+    this.ruleRouter = router.kind === "rule" ? router : createInputRouter(lengthRuleOf(manifest.router));
   }
 
   /**
@@ -294,6 +316,9 @@ export class TaesrEncoder {
     }
     const earlyExit = options.earlyExit ?? true;
     if (typeof earlyExit !== "boolean") throw new TypeError(`earlyExit must be a boolean, got ${typeof earlyExit}`);
+    const ranking = options.ranking ?? "dense";
+    if (ranking !== "dense" && ranking !== "hybrid") throw new RangeError(`ranking must be "dense" or "hybrid", got ${String(ranking)}`);
+    const router = routerServes(this.manifest.router, ranking) ? this.router : this.ruleRouter;
     const tokenVectors = options.tokenVectors ?? false;
     if (typeof tokenVectors !== "boolean") throw new TypeError(`tokenVectors must be a boolean, got ${typeof tokenVectors}`);
     if (tokenVectors && arch.lateHead && !this.lateSession) {
@@ -302,7 +327,7 @@ export class TaesrEncoder {
           `("${variantGraphs(this.manifest, this.variant).late}") was not given`,
       );
     }
-    return { dims, depth, earlyExit, tokenVectors, sparse: this.sparsePlan(options.sparse) };
+    return { dims, depth, router, earlyExit, tokenVectors, sparse: this.sparsePlan(options.sparse) };
   }
 
   private sparsePlan(option: EmbedOptions["sparse"]): Required<SparseOptions> | undefined {
@@ -333,7 +358,7 @@ export class TaesrEncoder {
     let requestedDepth: number;
     if (plan.depth === "auto") {
       let hardest: Route = "easy";
-      for (const ids of batch.encoded) hardest = hardestRoute(hardest, this.router.route(ids));
+      for (const ids of batch.encoded) hardest = hardestRoute(hardest, plan.router.route(ids));
       route = hardest;
       requestedDepth = depthForRoute(hardest, arch.depths);
     } else {

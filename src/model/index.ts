@@ -18,7 +18,18 @@ export {
   type ArtifactVariant,
   type VerifyOptions,
 } from "./manifest.js";
-export { ROUTES, createInputRouter, depthForRoute, hardestRoute, lengthRuleOf, routeByTokenCount, type InputRouter, type Route } from "./router.js";
+export {
+  ROUTES,
+  createInputRouter,
+  depthForRoute,
+  hardestRoute,
+  lengthRuleOf,
+  routeByTokenCount,
+  routerServes,
+  type EmbeddingRanking,
+  type InputRouter,
+  type Route,
+} from "./router.js";
 export {
   FASTREM_CLASSES,
   FASTREM_FEATURES,

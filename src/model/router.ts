@@ -50,6 +50,21 @@ export function lengthRuleOf(spec: RouterSpec): RouterRule {
   return spec.kind === "rule" ? spec : spec.rule;
 }
 
+/** The rankings a search can embed a query for (lexical-only searches embed nothing). */
+export type EmbeddingRanking = "dense" | "hybrid";
+
+/**
+ * Whether `spec`'s routes were learned for `ranking`. A FastREM router is labelled on one ranking (fastrem.ts
+ * `labelledBy.retrieval`: absent = dense): the smallest depth that ranks as well as the deepest *there*. Depth moves a
+ * hybrid ranking far less than a dense one (the fusion also listens to BM25), so hybrid labels say nothing about a
+ * dense-only search, while dense labels are the stricter question and hold for both. The length rule was never
+ * labelled; it serves every ranking.
+ */
+export function routerServes(spec: RouterSpec, ranking: EmbeddingRanking): boolean {
+  if (spec.kind !== "fastrem") return true;
+  return (spec.labelledBy.retrieval?.mode ?? "dense") === "dense" || ranking === "hybrid";
+}
+
 /** What depth "auto" consults per input: the route for the word-piece ids the model will read. */
 export interface InputRouter {
   readonly kind: RouterSpec["kind"];

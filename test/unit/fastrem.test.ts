@@ -18,6 +18,7 @@ import {
   fastRemFeatures,
   fastRemVocab,
   lengthRuleOf,
+  routerServes,
   parseFastRemRouter,
   parseManifest,
   type ArtifactManifest,
@@ -235,6 +236,36 @@ describe("router.ts picks the manifest's router", () => {
     }
     const bare = { encode: (t: string, o: { maxLength: number }) => tokenizer.encode(t, o), padId: 0, unkId: 1 };
     await expect(create({ ...artifact.manifest, router: alwaysHard }, bare)).rejects.toThrow(/idToToken/);
+  });
+
+  it("routes a dense-only embedding by the length rule when the router was labelled on hybrid retrieval", async () => {
+    const artifact = await readArtifactDir(FIXTURE_MODEL, ["int8"]);
+    const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
+    const F = FASTREM_FEATURES.length;
+    const hybrid = { mode: "hybrid" as const, fusion: { method: "convex" as const, weights: { lexical: 0.65, dense: 0.35 } } };
+    // Bias only: FastREM sends everything to "hard", the rule sends a two-word query to "easy" — so the depth shows
+    // which of the two a call routed by.
+    const base = router({ features: [...FASTREM_FEATURES], mean: new Array(F).fill(0), std: new Array(F).fill(1), weights: [0, 1, 2].map(() => new Array(F).fill(0)), bias: [-5, -5, 5] });
+    const hybridLabelled = { ...base, labelledBy: { ...base.labelledBy, retrieval: hybrid } };
+    expect(routerServes(hybridLabelled, "hybrid")).toBe(true);
+    expect(routerServes(hybridLabelled, "dense")).toBe(false);
+    expect(routerServes(base, "dense")).toBe(true); // dense labels hold for both rankings
+    expect(routerServes({ kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 32 }, "dense")).toBe(true);
+
+    const create = (r: FastRemRouterSpec) => TaesrEncoder.create({ ort: ortNode, manifest: { ...artifact.manifest, router: r }, files: artifact.files, variant: "int8", tokenizer });
+    const [labelledHybrid, labelledDense] = await Promise.all([create(hybridLabelled), create(base)]);
+    try {
+      const at = (encoder: TaesrEncoder, ranking?: "dense" | "hybrid") =>
+        encoder.embed(["fast search"], { earlyExit: false, ...(ranking ? { ranking } : {}) }).then((r) => [r.route, r.depth]);
+      expect(await at(labelledHybrid, "hybrid")).toEqual(["hard", 6]);
+      expect(await at(labelledHybrid, "dense")).toEqual(["easy", 1]);
+      expect(await at(labelledHybrid)).toEqual(["easy", 1]); // the default is the stricter dense ranking
+      expect(await at(labelledDense, "dense")).toEqual(["hard", 6]);
+      expect(await at(labelledDense, "hybrid")).toEqual(["hard", 6]);
+      await expect(labelledHybrid.embed(["x"], { ranking: "sparse" as "dense" })).rejects.toThrow(/ranking must be/);
+    } finally {
+      await Promise.all([labelledHybrid.release(), labelledDense.release()]);
+    }
   });
 });
 

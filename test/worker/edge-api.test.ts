@@ -99,6 +99,13 @@ describe("POST /v1/search", () => {
     const other = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query, dims: 64 } }));
     expect(other.timings.cache).toBe("miss");
     expect(h.embedder.calls).toBe(callsAfterFirst + 1);
+    // …and so does the ranking it is embedded for: a router labelled on hybrid retrieval routes dense-only queries by
+    // its length rule (encoder.ts `ranking`), so a dense search never reuses a hybrid search's vector.
+    const denseOnly = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query, mode: "dense" } }));
+    expect(denseOnly.timings.cache).toBe("miss");
+    const denseAgain = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query, mode: "dense" } }));
+    expect(denseAgain.timings.cache).toBe("hit");
+    expect(h.embedder.calls).toBe(callsAfterFirst + 2);
   });
 
   it("serves dense-only, lexical-only (no model call) and 64-d searches", async () => {

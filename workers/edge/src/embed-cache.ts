@@ -3,7 +3,8 @@
  *
  * Key: `emb:<modelVersion>:<dims>:<depth setting>:<sha256 hex of the normalised query>`. The model version keeps a
  * new model from serving an old model's vectors; dims and the *requested* depth setting ("auto" or 1/3/6) are what
- * decide the vector. The query is normalised by the tokenizer's own `normalize` (case, accents, whitespace), the same
+ * decide the vector — "auto" for a hybrid search, "auto:dense" for a dense-only one, which a router labelled on hybrid
+ * retrieval routes by its length rule instead (encoder.ts `ranking`), so the two may get different vectors. The query is normalised by the tokenizer's own `normalize` (case, accents, whitespace), the same
  * step the model applies first, so every spelling that embeds identically shares one entry.
  * Value: the raw float32 vector (little-endian bytes); KV metadata holds how it was computed ({depth, route, earlyExit}).
  *
@@ -12,13 +13,21 @@
  * @module
  */
 import { sha256Hex } from "../../../src/digest.js";
+import type { EmbeddingRanking } from "../../../src/model/index.js";
 import type { CachedEmbedding, EmbedRoute, EmbeddingCache } from "./contracts.js";
 
 /** Seven days: long enough to keep popular queries warm, short enough that abandoned keys age out. */
 export const EMBED_CACHE_TTL_SECONDS = 7 * 24 * 60 * 60;
 
-export async function queryCacheKey(modelVersion: string, dims: number, depth: number | "auto", normalizedQuery: string): Promise<string> {
-  return `emb:${modelVersion}:${dims}:${depth}:${await sha256Hex(normalizedQuery)}`;
+export async function queryCacheKey(
+  modelVersion: string,
+  dims: number,
+  depth: number | "auto",
+  normalizedQuery: string,
+  ranking: EmbeddingRanking = "hybrid",
+): Promise<string> {
+  const setting = depth === "auto" && ranking === "dense" ? "auto:dense" : depth;
+  return `emb:${modelVersion}:${dims}:${setting}:${await sha256Hex(normalizedQuery)}`;
 }
 
 interface CacheMetadata {

@@ -64,11 +64,13 @@ async function embedQuery(
   request: SearchRequest,
   background?: Background,
 ): Promise<QueryEmbedding> {
-  const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized);
+  // Lexical searches never get here; every mode but dense fuses the dense list with BM25.
+  const ranking = request.mode === "dense" ? "dense" : "hybrid";
+  const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized, ranking);
   const hit = await deps.cache.get(key);
   if (hit && hit.vector.length === request.dims) return { ...hit, cached: true };
 
-  const result = await model.embedder.embed([normalized], { dims: request.dims, depth: request.depth });
+  const result = await model.embedder.embed([normalized], { dims: request.dims, depth: request.depth, ranking });
   const vector = result.embeddings[0];
   if (!vector) throw new Error("the embedder returned no vector for the query");
   const fresh = { vector, depth: result.depth, route: result.route, earlyExit: result.earlyExit };
