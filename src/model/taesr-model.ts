@@ -98,6 +98,18 @@ export interface SubspaceShares {
   shares: Record<SubspaceName, number>;
 }
 
+/** T of a row-major [T, H] hidden state (T ≥ 1), checked against its mask: what the heads read. */
+function hiddenRows(hiddenState: ArrayLike<number>, attentionMask: ArrayLike<number> | undefined, H: number): number {
+  if (hiddenState.length === 0 || hiddenState.length % H !== 0) {
+    throw new RangeError(`hiddenState must be row-major [T, ${H}] with T ≥ 1; got ${hiddenState.length} values`);
+  }
+  const T = hiddenState.length / H;
+  if (attentionMask !== undefined && attentionMask.length !== T) {
+    throw new RangeError(`attentionMask has ${attentionMask.length} entries for ${T} positions`);
+  }
+  return T;
+}
+
 export class TAESRModel {
   readonly config: TAESRConfig;
   readonly architecture: TaesrArchitecture;
@@ -183,13 +195,7 @@ export class TAESRModel {
   sparse(hiddenState: ArrayLike<number>, attentionMask?: ArrayLike<number>): Float32Array {
     if (!hasSparseHead(this.architecture)) throw new Error("this model has no sparse head (config.sparseHead is not set)");
     const { hidden: H, vocabSize: V } = this.architecture;
-    if (hiddenState.length === 0 || hiddenState.length % H !== 0) {
-      throw new RangeError(`hiddenState must be row-major [T, ${H}] with T ≥ 1; got ${hiddenState.length} values`);
-    }
-    const T = hiddenState.length / H;
-    if (attentionMask !== undefined && attentionMask.length !== T) {
-      throw new RangeError(`attentionMask has ${attentionMask.length} entries for ${T} positions`);
-    }
+    const T = hiddenRows(hiddenState, attentionMask, H);
     const n = new Float32Array(T * H);
     layerNorm(n, Float32Array.from(hiddenState), T, H, this.weights["sparse.ln.gamma"], this.weights["sparse.ln.beta"]);
     const table = this.weights["embed.token"];
@@ -220,13 +226,7 @@ export class TAESRModel {
     if (!hasLateHead(this.architecture) || late === undefined) throw new Error("this model has no late-interaction head (config.lateHead is not set)");
     const { hidden: H } = this.architecture;
     const dim = late.dim;
-    if (hiddenState.length === 0 || hiddenState.length % H !== 0) {
-      throw new RangeError(`hiddenState must be row-major [T, ${H}] with T ≥ 1; got ${hiddenState.length} values`);
-    }
-    const T = hiddenState.length / H;
-    if (attentionMask !== undefined && attentionMask.length !== T) {
-      throw new RangeError(`attentionMask has ${attentionMask.length} entries for ${T} positions`);
-    }
+    const T = hiddenRows(hiddenState, attentionMask, H);
     const n = new Float32Array(T * H);
     layerNorm(n, Float32Array.from(hiddenState), T, H, this.weights["out.ln.gamma"], this.weights["out.ln.beta"]);
     const w = this.weights["late.proj.w"];

