@@ -63,21 +63,32 @@ function lateScores(
   depth: number,
   lengths: { query: number; doc: number },
 ): Float32Array {
-  const vectors = (matrices: TokenMatrix[], length: number): [tf.Tensor3D, tf.Tensor2D] => {
-    const parts = matrices.map((m) => {
-      const ids = tf.tensor2d(m.ids, [m.rows, m.length], "int32");
-      const mask = tf.tensor2d(m.mask, [m.rows, m.length], "float32");
-      const { states } = encode(params, ids, mask, depth);
-      const v = lateTokenVectors(params, states[depth - 1]!);
-      return [tf.pad(v, [[0, 0], [0, length - m.length], [0, 0]]), tf.pad(mask, [[0, 0], [0, length - m.length]])] as const;
+  // Each chunk in its own tidy: one tidy around every chunk's encoder pass would keep all their activations (attention
+  // probabilities and FFN states of every step) alive at once — gigabytes at 512 pairs, beyond the wasm heap.
+  const vectors = (matrices: TokenMatrix[], length: number): [tf.Tensor3D, tf.Tensor2D][] =>
+    matrices.map((m) =>
+      tf.tidy(() => {
+        const ids = tf.tensor2d(m.ids, [m.rows, m.length], "int32");
+        const mask = tf.tensor2d(m.mask, [m.rows, m.length], "float32");
+        const { states } = encode(params, ids, mask, depth);
+        const v = lateTokenVectors(params, states[depth - 1]!);
+        return [tf.pad(v, [[0, 0], [0, length - m.length], [0, 0]]), tf.pad(mask, [[0, 0], [0, length - m.length]])] as [tf.Tensor3D, tf.Tensor2D];
+      }),
+    );
+  const queryParts = vectors(queries, lengths.query);
+  const docParts = vectors(docs, lengths.doc);
+  try {
+    return tf.tidy(() => {
+      const join = <T extends tf.Tensor>(parts: [tf.Tensor3D, tf.Tensor2D][], i: 0 | 1) => tf.concat(parts.map((p) => p[i]), 0) as T;
+      const scores = maxSimScores(join<tf.Tensor3D>(queryParts, 0), join<tf.Tensor2D>(queryParts, 1), join<tf.Tensor3D>(docParts, 0), join<tf.Tensor2D>(docParts, 1));
+      return scores.dataSync() as Float32Array;
     });
-    return [tf.concat(parts.map((p) => p[0]), 0) as tf.Tensor3D, tf.concat(parts.map((p) => p[1]), 0) as tf.Tensor2D];
-  };
-  return tf.tidy(() => {
-    const [qv, qMask] = vectors(queries, lengths.query);
-    const [dv, dMask] = vectors(docs, lengths.doc);
-    return maxSimScores(qv, qMask, dv, dMask).dataSync() as Float32Array;
-  });
+  } finally {
+    for (const [v, mask] of [...queryParts, ...docParts]) {
+      v.dispose();
+      mask.dispose();
+    }
+  }
 }
 
 /**
