@@ -15,7 +15,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { exportArtifact, type ExportedArtifact } from "../../training/src/export/artifact.js";
-import { initWeights } from "../../training/src/model/params.js";
+import { initWeights, type TaesrWeights } from "../../training/src/model/params.js";
 import { BLOCK_ARCHITECTURES, type BlockArchitecture, type TaesrArchitecture } from "../../src/model/spec.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../src/tokenizer/index.js";
 import { NORMALIZATION } from "../../src/tokenizer/normalize.js";
@@ -53,6 +53,12 @@ export interface FixtureOptions {
   block?: BlockArchitecture;
   /** Artifact name (default FIXTURE_NAME). */
   name?: string;
+  /** The SPLADE-style sparse head (architecture.sparseHead; default none). */
+  sparseHead?: boolean;
+  /** The late-interaction head (architecture.lateHead; default none). */
+  lateHead?: TaesrArchitecture["lateHead"];
+  /** The weights to export (default initWeights(architecture, seed)). */
+  weights?: TaesrWeights;
 }
 
 export function fixtureArchitecture(o: Omit<FixtureOptions, "outDir">): TaesrArchitecture {
@@ -67,6 +73,8 @@ export function fixtureArchitecture(o: Omit<FixtureOptions, "outDir">): TaesrArc
     outputDim: 384,
     matryoshkaDims: [64, 128, 256, 384],
     depths: { easy: 1, medium: 3, hard: 6 },
+    ...(o.sparseHead ? { sparseHead: true } : {}),
+    ...(o.lateHead ? { lateHead: o.lateHead } : {}),
   };
 }
 
@@ -78,7 +86,7 @@ export async function writeFixtureArtifact(options: FixtureOptions): Promise<Exp
     name: options.name ?? FIXTURE_NAME,
     version: options.version ?? FIXTURE_VERSION,
     arch,
-    weights: initWeights(arch, options.seed ?? 1234),
+    weights: options.weights ?? initWeights(arch, options.seed ?? 1234),
     tokenizerJson: fixtureTokenizerJson(arch.vocabSize),
     router: { ...FIXTURE_ROUTER },
     earlyExitEpsilon: options.earlyExitEpsilon ?? 1e-6,

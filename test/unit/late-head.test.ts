@@ -4,63 +4,25 @@
  * batching changing nothing), from the hidden-state stand-in when it has not (hidden components), and are refused when
  * the manifest declares the head but its graph was not given. Real exporter, onnxruntime-node.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TAESRModel, TaesrEncoder, parseManifest, variantFiles, type ArtifactManifest, type TaesrArchitecture } from "../../src/model/index.js";
+import { describe, expect, it } from "vitest";
+import { TaesrEncoder, parseManifest, variantFiles, type ArtifactManifest } from "../../src/model/index.js";
 import { maxSim } from "../../src/retrieval/late.js";
-import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
-import { exportArtifact } from "../../training/src/export/artifact.js";
-import { initWeights } from "../../training/src/model/params.js";
-import { fixtureArchitecture, fixtureTokenizerJson, writeFixtureArtifact } from "../support/fixture-artifact.js";
+import { fixtureArchitecture, writeFixtureArtifact } from "../support/fixture-artifact.js";
+import { readArtifactFiles, useFixtureEncoder } from "../support/fixture-encoder.js";
 import { ortNode } from "../../workers/origin/src/ort-node.js";
 
 const DIM = 16;
-const ARCH: TaesrArchitecture = { ...fixtureArchitecture({ hidden: 32, vocabSize: 256 }), lateHead: { dim: DIM } };
-
-async function readAll(dir: string, manifest: ArtifactManifest): Promise<Record<string, Uint8Array>> {
-  const files: Record<string, Uint8Array> = {};
-  for (const rel of Object.keys(manifest.files)) files[rel] = new Uint8Array(await readFile(path.join(dir, rel)));
-  return files;
-}
+const FIXTURE = { name: "taesr-late", hidden: 32, vocabSize: 256, lateHead: { dim: DIM }, seed: 5 };
+const ARCH = fixtureArchitecture(FIXTURE);
 
 describe("TaesrEncoder token vectors from the late-interaction head", () => {
-  let workDir: string;
-  let manifest: ArtifactManifest;
-  let files: Record<string, Uint8Array>;
-  let tokenizer: WordPieceTokenizer;
-  let encoder: TaesrEncoder;
-  let model: TAESRModel;
-
-  beforeAll(async () => {
-    workDir = await mkdtemp(path.join(tmpdir(), "taesr-late-test-"));
-    const weights = initWeights(ARCH, 5);
-    const exported = await exportArtifact({
-      outDir: workDir,
-      name: "taesr-late",
-      version: "0.0.0-test",
-      arch: ARCH,
-      weights,
-      tokenizerJson: fixtureTokenizerJson(ARCH.vocabSize),
-      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 32 },
-      earlyExitEpsilon: 1e-6,
-      training: {},
-      eval: {},
-    });
-    manifest = exported.manifest;
-    files = await readAll(exported.dir, manifest);
-    tokenizer = WordPieceTokenizer.fromJSON(JSON.parse(new TextDecoder().decode(files[manifest.tokenizer])));
-    encoder = await TaesrEncoder.create({ ort: ortNode, manifest, files, variant: "fp32", tokenizer });
-    model = new TAESRModel(ARCH, weights);
-  });
-
-  afterAll(async () => {
-    await encoder?.release();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  const fixture = useFixtureEncoder(() => FIXTURE);
 
   it("uses late.onnx: one unit vector of lateHead.dim components per real token, equal to TAESRModel.tokenVectors", async () => {
+    const { manifest, tokenizer, encoder, model } = fixture;
     expect(encoder.tokenVectorSource).toEqual({ kind: "late-head", dims: DIM });
     expect(variantFiles(manifest, "int8")).toContain("int8/late.onnx");
     const texts = ["how fast is the edge model", "vector search", ""];
@@ -85,6 +47,7 @@ describe("TaesrEncoder token vectors from the late-interaction head", () => {
   });
 
   it("int8 runs its own late graph, close to fp32", async () => {
+    const { manifest, files, tokenizer, encoder } = fixture;
     const int8 = await TaesrEncoder.create({ ort: ortNode, manifest, files, variant: "int8", tokenizer });
     try {
       const text = ["how fast is the edge model"];
@@ -98,6 +61,7 @@ describe("TaesrEncoder token vectors from the late-interaction head", () => {
   });
 
   it("refuses token vectors when the head's graph was not given, and still embeds densely", async () => {
+    const { manifest, files, tokenizer } = fixture;
     const { ["fp32/late.onnx"]: _, ...withoutLate } = files;
     const e = await TaesrEncoder.create({ ort: ortNode, manifest, files: withoutLate, variant: "fp32", tokenizer });
     try {
@@ -109,12 +73,13 @@ describe("TaesrEncoder token vectors from the late-interaction head", () => {
   });
 
   it("an artifact without the head falls back to the hidden-state stand-in (hidden components)", async () => {
+    const { tokenizer } = fixture;
     const plainDir = await mkdtemp(path.join(tmpdir(), "taesr-plain-"));
     try {
       const plain = await writeFixtureArtifact({ outDir: plainDir, hidden: 32, vocabSize: 256 });
       expect(plain.manifest.variants.fp32.late).toBeUndefined();
       expect("lateHead" in plain.manifest.architecture).toBe(false);
-      const e = await TaesrEncoder.create({ ort: ortNode, manifest: plain.manifest, files: await readAll(plain.dir, plain.manifest), variant: "int8", tokenizer });
+      const e = await TaesrEncoder.create({ ort: ortNode, manifest: plain.manifest, files: await readArtifactFiles(plain.dir, plain.manifest), variant: "int8", tokenizer });
       expect(e.tokenVectorSource).toEqual({ kind: "hidden-state", dims: 32 });
       const r = await e.embed(["vector search"], { tokenVectors: true });
       expect(r.tokenVectors![0]!.dims).toBe(32);
@@ -125,6 +90,7 @@ describe("TaesrEncoder token vectors from the late-interaction head", () => {
   });
 
   it("the manifest: late graphs listed iff architecture.lateHead", () => {
+    const { manifest } = fixture;
     const noGraph = JSON.parse(JSON.stringify(manifest)) as ArtifactManifest;
     delete noGraph.variants.fp32.late;
     expect(() => parseManifest(noGraph)).toThrow(/late-interaction head but the variant lists no late graph[\s\S]*variants\.fp32\.late/);

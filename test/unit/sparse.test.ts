@@ -3,60 +3,31 @@
  * real exporter, onnxruntime-node) against TAESRModel.sparse, the option's validation, and the in-memory sparse
  * inverted index (src/retrieval/sparse.ts) on a toy corpus against hand-computed dot products.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TAESRModel, TaesrEncoder, weightNames, type ArtifactManifest, type TaesrArchitecture } from "../../src/model/index.js";
+import { describe, expect, it } from "vitest";
+import { TaesrEncoder, weightNames } from "../../src/model/index.js";
 import { SparseIndex } from "../../src/retrieval/index.js";
-import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
-import { exportArtifact } from "../../training/src/export/artifact.js";
 import { initWeights, mulberry32 } from "../../training/src/model/params.js";
-import { fixtureArchitecture, fixtureTokenizerJson, writeFixtureArtifact } from "../support/fixture-artifact.js";
+import { fixtureArchitecture, writeFixtureArtifact } from "../support/fixture-artifact.js";
+import { readArtifactFiles, useFixtureEncoder } from "../support/fixture-encoder.js";
 import { ortNode } from "../../workers/origin/src/ort-node.js";
 
-const ARCH: TaesrArchitecture = { ...fixtureArchitecture({ hidden: 32, vocabSize: 256 }), sparseHead: true };
+const FIXTURE = { name: "taesr-sparse", hidden: 32, vocabSize: 256, sparseHead: true };
+const ARCH = fixtureArchitecture(FIXTURE);
 
 describe("TaesrEncoder sparse terms", () => {
-  let workDir: string;
-  let manifest: ArtifactManifest;
-  let files: Record<string, Uint8Array>;
-  let tokenizer: WordPieceTokenizer;
-  let encoder: TaesrEncoder;
-  let model: TAESRModel;
-
-  beforeAll(async () => {
-    workDir = await mkdtemp(path.join(tmpdir(), "taesr-sparse-test-"));
+  const fixture = useFixtureEncoder(() => {
     const weights = initWeights(ARCH, 5);
     // A livelier token table than the init's, so a fair share of terms fire and the comparison has content.
     const rand = mulberry32(6);
     for (const name of weightNames(ARCH)) if (name === "embed.token") weights[name] = weights[name].map(() => (rand() * 2 - 1) * 0.3);
-    const exported = await exportArtifact({
-      outDir: workDir,
-      name: "taesr-sparse",
-      version: "0.0.0-test",
-      arch: ARCH,
-      weights,
-      tokenizerJson: fixtureTokenizerJson(ARCH.vocabSize),
-      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 32 },
-      earlyExitEpsilon: 1e-6,
-      training: {},
-      eval: {},
-    });
-    manifest = exported.manifest;
-    files = {};
-    for (const rel of Object.keys(manifest.files)) files[rel] = new Uint8Array(await readFile(path.join(exported.dir, rel)));
-    tokenizer = WordPieceTokenizer.fromJSON(JSON.parse(new TextDecoder().decode(files[manifest.tokenizer])));
-    encoder = await TaesrEncoder.create({ ort: ortNode, manifest, files, variant: "fp32", tokenizer });
-    model = new TAESRModel(ARCH, weights);
-  });
-
-  afterAll(async () => {
-    await encoder?.release();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    return { ...FIXTURE, weights };
   });
 
   it("returns {tokenId: weight} per text, equal to TAESRModel.sparse on the same final state", async () => {
+    const { tokenizer, encoder, model } = fixture;
     const texts = ["how fast is the edge model", "vector search", ""];
     const r = await encoder.embed(texts, { depth: 3, earlyExit: false, sparse: { threshold: 0, maxTerms: 10_000 } });
     expect(encoder.hasSparse).toBe(true);
@@ -76,6 +47,7 @@ describe("TaesrEncoder sparse terms", () => {
   });
 
   it("keeps the largest maxTerms weights above the threshold, and validates the option", async () => {
+    const { encoder } = fixture;
     const all = (await encoder.embed(["vector search"], { depth: 1, sparse: true })).sparse![0]!;
     const weights = Object.values(all).sort((a, b) => b - a);
     const threshold = weights[Math.floor(weights.length / 2)]!;
@@ -89,12 +61,12 @@ describe("TaesrEncoder sparse terms", () => {
   });
 
   it("an artifact without the head refuses the option; without its sparse graph the encoder still embeds", async () => {
+    const { manifest, files, tokenizer, encoder } = fixture;
     const plainDir = await mkdtemp(path.join(tmpdir(), "taesr-plain-"));
     try {
       const plain = await writeFixtureArtifact({ outDir: plainDir, hidden: 32, vocabSize: 256 });
       expect(plain.manifest.variants.fp32.sparse).toBeUndefined();
-      const plainFiles: Record<string, Uint8Array> = {};
-      for (const rel of Object.keys(plain.manifest.files)) plainFiles[rel] = new Uint8Array(await readFile(path.join(plain.dir, rel)));
+      const plainFiles = await readArtifactFiles(plain.dir, plain.manifest);
       const e = await TaesrEncoder.create({ ort: ortNode, manifest: plain.manifest, files: plainFiles, variant: "int8", tokenizer });
       await expect(e.embed(["x"], { sparse: true })).rejects.toThrow(/has no sparse head/);
       await e.release();

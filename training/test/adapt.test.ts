@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WEIGHT_NAMES, type TaesrArchitecture } from "../../src/model/spec.js";
+import { WEIGHT_NAMES } from "../../src/model/spec.js";
 import { readAdaptCorpus } from "../src/data/adapt-corpus.js";
 import {
   adaptPairs,
@@ -29,6 +29,7 @@ import { initWeights, loadParams } from "../src/model/params.js";
 import { adapt, adaptedName, appendChangelogRow, chooseRunDir } from "../src/train/adapt.js";
 import { configDir, loadConfig, resolveFromConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
+import { tinyArchitecture } from "./support/architectures.js";
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -37,16 +38,7 @@ const beirTiny = path.resolve(here, "../../test/fixtures/beir-tiny");
 const tokenizerPath = path.resolve(here, "../vocab/taesr-8k.json");
 
 /** training/configs/tiny.json's architecture with the 8k vocabulary made explicit (a manifest needs it). */
-const TINY_ARCH: TaesrArchitecture = {
-  vocabSize: 8192,
-  hidden: 64,
-  heads: 4,
-  ffn: 128,
-  maxLength: 32,
-  outputDim: 384,
-  matryoshkaDims: [64, 128, 256, 384],
-  depths: { easy: 1, medium: 3, hard: 6 },
-};
+const TINY_ARCH = tinyArchitecture(8192);
 
 let tmp: string;
 /** beir-tiny plus train qrels (q3 → d3, q6 → d7, q5 → d6) and dev qrels (q2 → d2); its test qrels are beir-tiny's. */

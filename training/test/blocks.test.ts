@@ -12,14 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { weightNames, type BlockArchitecture, type TaesrArchitecture, type WeightName } from "../../src/model/spec.js";
 import { TAESRModel } from "../../src/model/taesr-model.js";
 import { initBackend } from "../src/backend.js";
-import { exportArtifact } from "../src/export/artifact.js";
 import { loadVariant, padBatch, rowCosine, runSteps, type PaddedBatch } from "../src/export/onnx-runner.js";
 import { loadArtifactWeights } from "../src/model/artifact-weights.js";
 import { forward } from "../src/model/forward.js";
-import { decodeParams, encodeParams, initWeights, mulberry32, paramsFromWeights, type TaesrParams, type TaesrWeights } from "../src/model/params.js";
+import { decodeParams, encodeParams, paramsFromWeights, type TaesrParams } from "../src/model/params.js";
 import { train } from "../src/train/trainer.js";
 import { writeTinyConfig } from "./support/tiny-config.js";
+import { exportTestArtifact, maxAbsDiff, nontrivialWeights, tfForward } from "./support/export-parity.js";
 import { expectGradientsMatch } from "./support/finite-differences.js";
+import { randomSequences } from "./support/random.js";
 
 const BLOCKS = ["mlp_mixer", "hybrid"] as const satisfies readonly BlockArchitecture[];
 const STEPS = 6;
@@ -36,38 +37,6 @@ function archFor(block: BlockArchitecture): TaesrArchitecture {
     matryoshkaDims: [64, 128, 256, 384],
     depths: { easy: 1, medium: 3, hard: 6 },
   };
-}
-
-/** Initial weights plus seeded noise on every tensor, so no LayerNorm is the identity and no bias is zero. */
-function nontrivialWeights(arch: TaesrArchitecture, seed: number): TaesrWeights {
-  const w = initWeights(arch, seed);
-  const rand = mulberry32(seed + 1000);
-  for (const name of weightNames(arch)) {
-    const amp = name.endsWith(".gamma") ? 0.3 : name.endsWith(".beta") || /\.b[a-z0-9]*$/.test(name) ? 0.1 : 0.05;
-    const a = w[name];
-    for (let i = 0; i < a.length; i++) a[i] = a[i]! + amp * (rand() * 2 - 1);
-  }
-  return w;
-}
-
-function sequences(seed: number, lengths: number[], vocabSize: number): number[][] {
-  const rand = mulberry32(seed);
-  return lengths.map((n) => Array.from({ length: n }, () => 1 + Math.floor(rand() * (vocabSize - 1))));
-}
-
-function tfForward(params: TaesrParams, batch: PaddedBatch, steps = STEPS, checkpoint = false): Float32Array[] {
-  return tf.tidy(() => {
-    const ids = tf.tensor2d(batch.ids, [batch.batch, batch.seq], "int32");
-    const mask = tf.tensor2d(batch.mask, [batch.batch, batch.seq], "float32");
-    return forward(params, ids, mask, steps, undefined, { checkpoint }).map((e) => e.dataSync() as Float32Array);
-  });
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 /** A loss touching every step's embedding non-linearly (as in model.test.ts). */
@@ -99,24 +68,13 @@ afterAll(async () => {
 describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
   const arch = archFor(block);
   const weights = nontrivialWeights(arch, 11);
-  const batch = padBatch(sequences(7, [17, 9, 3, 12], arch.vocabSize));
+  const batch = padBatch(randomSequences(7, [17, 9, 3, 12], arch.vocabSize));
   let params: TaesrParams;
   let dir: string;
 
   beforeAll(async () => {
     params = paramsFromWeights(arch, weights);
-    ({ dir } = await exportArtifact({
-      outDir: tmp,
-      name: `taesr-${block.replace("_", "-")}`,
-      version: "0.0.1",
-      arch,
-      weights,
-      tokenizerJson: { format: "test" },
-      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 24 },
-      earlyExitEpsilon: 1e-3,
-      training: {},
-      eval: {},
-    }));
+    ({ dir } = await exportTestArtifact({ outDir: tmp, name: `taesr-${block.replace("_", "-")}`, arch, weights }));
   });
   afterAll(() => Object.values(params ?? {}).forEach((v) => v.dispose()));
 
@@ -125,7 +83,7 @@ describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
   });
 
   it("exported fp32 graphs match tfjs within 1e-4 at every step, and int8 agrees (cosine ≥ 0.99)", async () => {
-    const reference = tfForward(params, batch);
+    const reference = tfForward(params, batch, STEPS);
     const [fp32, int8] = await Promise.all([loadVariant(dir, "fp32"), loadVariant(dir, "int8")]);
     const [ef, eq] = await Promise.all([runSteps(fp32, batch, STEPS), runSteps(int8, batch, STEPS)]);
     const diffs = ef.map((e, s) => maxAbsDiff(e, reference[s]!));
@@ -134,14 +92,14 @@ describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
     const cosines = ef.map((f, s) => Array.from({ length: batch.batch }, (_, r) => rowCosine(f, eq[s]!, r, arch.outputDim)));
     for (const c of cosines.flat()) expect(c).toBeGreaterThanOrEqual(0.99);
     // Another sequence length through the same graphs (the mixer weights are sliced to it).
-    const other = padBatch(sequences(3, [5, 20], arch.vocabSize));
+    const other = padBatch(randomSequences(3, [5, 20], arch.vocabSize));
     const onnxOther = await runSteps(fp32, other, STEPS);
-    const tfOther = tfForward(params, other);
+    const tfOther = tfForward(params, other, STEPS);
     for (let s = 0; s < STEPS; s++) expect(maxAbsDiff(onnxOther[s]!, tfOther[s]!)).toBeLessThanOrEqual(1e-4);
   });
 
   it("equals TAESRModel (the pure-TS forward) at every step", () => {
-    const reference = tfForward(params, batch);
+    const reference = tfForward(params, batch, STEPS);
     const model = new TAESRModel({ ...arch, earlyExitEpsilon: 0 }, weights);
     const rows = Array.from({ length: batch.batch }, (_, b) => Array.from(batch.ids.subarray(b * batch.seq, (b + 1) * batch.seq), Number));
     const masks = Array.from({ length: batch.batch }, (_, b) => Array.from(batch.mask.subarray(b * batch.seq, (b + 1) * batch.seq)));
@@ -154,16 +112,16 @@ describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
   });
 
   it("ignores padding: extra padded positions leave every step's embedding unchanged", () => {
-    const text = sequences(5, [6], arch.vocabSize)[0]!;
-    const short = tfForward(params, padBatch([text]));
+    const text = randomSequences(5, [6], arch.vocabSize)[0]!;
+    const short = tfForward(params, padBatch([text]), STEPS);
     for (const extra of [3, arch.maxLength - text.length]) {
-      const long = tfForward(params, padBatch([text, new Array<number>(text.length + extra).fill(1)]));
+      const long = tfForward(params, padBatch([text, new Array<number>(text.length + extra).fill(1)]), STEPS);
       for (let s = 0; s < STEPS; s++) expect(maxAbsDiff(long[s]!.subarray(0, arch.outputDim), short[s]!)).toBeLessThanOrEqual(1e-5);
     }
   });
 
   it("has right gradients: central finite differences on the mixer (and attention), checkpointed = plain", () => {
-    const small = padBatch(sequences(9, [6, 4], arch.vocabSize));
+    const small = padBatch(randomSequences(9, [6, 4], arch.vocabSize));
     const grads = gradients(params, arch, small, false);
     for (const n of weightNames(arch)) {
       expect(grads[n].every(Number.isFinite), n).toBe(true);

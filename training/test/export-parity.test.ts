@@ -9,59 +9,20 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GRAPH_IO, WEIGHT_NAMES, type TaesrArchitecture } from "../../src/model/spec.js";
+import { GRAPH_IO } from "../../src/model/spec.js";
 import { initBackend } from "../src/backend.js";
-import { exportArtifact } from "../src/export/artifact.js";
-import { loadVariant, padBatch, rowCosine, runSteps, variantAgreement, type OnnxTaesr, type PaddedBatch } from "../src/export/onnx-runner.js";
-import { forward } from "../src/model/forward.js";
-import { initWeights, mulberry32, paramsFromWeights, type TaesrParams, type TaesrWeights } from "../src/model/params.js";
+import { loadVariant, padBatch, rowCosine, runSteps, variantAgreement, type OnnxTaesr } from "../src/export/onnx-runner.js";
+import { paramsFromWeights, type TaesrParams } from "../src/model/params.js";
+import { tinyArchitecture } from "./support/architectures.js";
+import { exportTestArtifact, maxAbsDiff, nontrivialWeights, tfForward } from "./support/export-parity.js";
+import { randomSequences } from "./support/random.js";
 
-const ARCH: TaesrArchitecture = {
-  vocabSize: 500,
-  hidden: 64,
-  heads: 4,
-  ffn: 128,
-  maxLength: 32,
-  outputDim: 384,
-  matryoshkaDims: [64, 128, 256, 384],
-  depths: { easy: 1, medium: 3, hard: 6 },
-};
+const ARCH = tinyArchitecture(500);
 const STEPS = 6;
 
-/** Initial weights plus seeded noise on every tensor, so no LayerNorm is the identity and no bias is zero. */
-function nontrivialWeights(seed: number): TaesrWeights {
-  const w = initWeights(ARCH, seed);
-  const rand = mulberry32(seed + 1000);
-  for (const name of WEIGHT_NAMES) {
-    const amp = name.endsWith(".gamma") ? 0.3 : name.endsWith(".beta") || /\.b[a-z0-9]*$/.test(name) ? 0.1 : 0.05;
-    const a = w[name];
-    for (let i = 0; i < a.length; i++) a[i] = a[i]! + amp * (rand() * 2 - 1);
-  }
-  return w;
-}
-
 /** Token sequences of different lengths (the longest fills the batch; the others are padded). */
-function sequences(seed: number, lengths: number[]): number[][] {
-  const rand = mulberry32(seed);
-  return lengths.map((n) => Array.from({ length: n }, () => 1 + Math.floor(rand() * (ARCH.vocabSize - 1))));
-}
-
-function tfForward(params: TaesrParams, batch: PaddedBatch): Float32Array[] {
-  return tf.tidy(() => {
-    const ids = tf.tensor2d(batch.ids, [batch.batch, batch.seq], "int32");
-    const mask = tf.tensor2d(batch.mask, [batch.batch, batch.seq], "float32");
-    return forward(params, ids, mask, STEPS).map((e) => e.dataSync() as Float32Array);
-  });
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+const sequences = (seed: number, lengths: number[]): number[][] => randomSequences(seed, lengths, ARCH.vocabSize);
 
 describe("ONNX export parity with the TensorFlow.js model", () => {
   let tmp: string;
@@ -74,21 +35,11 @@ describe("ONNX export parity with the TensorFlow.js model", () => {
 
   beforeAll(async () => {
     await initBackend("wasm");
-    const weights = nontrivialWeights(11);
+    // Noise on every tensor, so no LayerNorm is the identity and no bias is zero.
+    const weights = nontrivialWeights(ARCH, 11);
     params = paramsFromWeights(ARCH, weights);
     tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-parity-"));
-    ({ dir } = await exportArtifact({
-      outDir: tmp,
-      name: "taesr-test",
-      version: "0.0.1",
-      arch: ARCH,
-      weights,
-      tokenizerJson: { format: "test" },
-      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 24 },
-      earlyExitEpsilon: 1e-3,
-      training: {},
-      eval: {},
-    }));
+    ({ dir } = await exportTestArtifact({ outDir: tmp, name: "taesr-test", arch: ARCH, weights }));
     [fp32, int8, int4] = await Promise.all([loadVariant(dir, "fp32"), loadVariant(dir, "int8"), loadVariant(dir, "int4")]);
   });
 
@@ -107,7 +58,7 @@ describe("ONNX export parity with the TensorFlow.js model", () => {
   });
 
   it("fp32 matches tfjs forward within 1e-4 at every step 1..6 (padded batch)", async () => {
-    const reference = tfForward(params, batch);
+    const reference = tfForward(params, batch, STEPS);
     const onnx = await runSteps(fp32, batch, STEPS);
     const diffs = onnx.map((e, s) => maxAbsDiff(e, reference[s]!));
     console.log(`fp32 max |ONNX − tfjs| per step: ${diffs.map((d) => d.toExponential(2)).join(", ")}`);
@@ -116,7 +67,7 @@ describe("ONNX export parity with the TensorFlow.js model", () => {
 
   it("keeps batch and sequence dynamic (a different shape runs and still matches)", async () => {
     const other = padBatch(sequences(3, [5, 30]));
-    const reference = tfForward(params, other);
+    const reference = tfForward(params, other, STEPS);
     const onnx = await runSteps(fp32, other, STEPS);
     for (let s = 0; s < STEPS; s++) expect(maxAbsDiff(onnx[s]!, reference[s]!)).toBeLessThanOrEqual(1e-4);
   });

@@ -4,111 +4,41 @@
  * TAESRModel.tokenVectors reading its weights back from the fp32 graphs. Also: the manifest lists the late graph per
  * variant (int4 sharing int8's), validates, and refuses a late graph without the head or the head without its graph.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
-import * as ort from "onnxruntime-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseManifest } from "../../src/model/manifest.js";
 import { weightsFromArtifactGraphs } from "../../src/model/onnx-weights.js";
-import { GRAPH_IO, weightNames, type ArtifactManifest, type TaesrArchitecture } from "../../src/model/spec.js";
+import type { ArtifactManifest } from "../../src/model/spec.js";
 import { TAESRModel } from "../../src/model/taesr-model.js";
-import { initBackend } from "../src/backend.js";
-import { exportArtifact } from "../src/export/artifact.js";
 import { padBatch } from "../src/export/onnx-runner.js";
 import { loadArtifactWeights } from "../src/model/artifact-weights.js";
-import { encode } from "../src/model/forward.js";
 import { lateTokenVectors } from "../src/model/late-head.js";
-import { initWeights, mulberry32, paramsFromWeights, type TaesrParams, type TaesrWeights } from "../src/model/params.js";
+import { tinyArchitecture } from "./support/architectures.js";
+import { modelRows, nontrivialWeights, runHeadGraph, useHeadParity } from "./support/export-parity.js";
+import { randomSequences } from "./support/random.js";
 
 const DIM = 24;
-const ARCH: TaesrArchitecture = {
-  vocabSize: 300,
-  hidden: 64,
-  heads: 4,
-  ffn: 128,
-  maxLength: 32,
-  outputDim: 384,
-  matryoshkaDims: [64, 128, 256, 384],
-  depths: { easy: 1, medium: 3, hard: 6 },
-  lateHead: { dim: DIM },
-};
+const ARCH = tinyArchitecture(300, { lateHead: { dim: DIM } });
 const STEPS = 3;
 
-/** Initial weights plus seeded noise, so the output LayerNorm's γ/β are not the identity. */
-function nontrivialWeights(seed: number): TaesrWeights {
-  const w = initWeights(ARCH, seed);
-  const rand = mulberry32(seed + 1000);
-  for (const name of weightNames(ARCH)) {
-    const amp = name === "embed.token" ? 0.15 : name.endsWith(".gamma") ? 0.3 : name.endsWith(".beta") || /\.b[a-z0-9]*$/.test(name) ? 0.1 : 0.05;
-    const a = w[name];
-    for (let i = 0; i < a.length; i++) a[i] = a[i]! + amp * (rand() * 2 - 1);
-  }
-  return w;
-}
-
-function sequences(seed: number, lengths: number[]): number[][] {
-  const rand = mulberry32(seed);
-  return lengths.map((n) => Array.from({ length: n }, () => 1 + Math.floor(rand() * (ARCH.vocabSize - 1))));
-}
-
 describe("late head export parity", () => {
-  let tmp: string;
-  let dir: string;
-  let manifest: ArtifactManifest;
-  let params: TaesrParams;
-  let weights: TaesrWeights;
   const lengths = [17, 9, 3, 12];
-  const batch = padBatch(sequences(7, lengths));
+  const batch = padBatch(randomSequences(7, lengths, ARCH.vocabSize));
   const B = batch.batch;
   const T = batch.seq;
-  /** tfjs: h after STEPS steps [B,T,H] and the head's token vectors [B,T,DIM]. */
-  let hT: Float32Array;
-  let reference: Float32Array;
-
-  beforeAll(async () => {
-    await initBackend("wasm");
-    weights = nontrivialWeights(11);
-    params = paramsFromWeights(ARCH, weights);
-    tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-late-parity-"));
-    ({ dir, manifest } = await exportArtifact({
-      outDir: tmp,
-      name: "taesr-late-test",
-      version: "0.0.1",
-      arch: ARCH,
-      weights,
-      tokenizerJson: { format: "test" },
-      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 24 },
-      earlyExitEpsilon: 1e-3,
-      training: {},
-      eval: {},
-    }));
-    [hT, reference] = tf.tidy(() => {
-      const ids = tf.tensor2d(batch.ids, [B, T], "int32");
-      const mask = tf.tensor2d(batch.mask, [B, T], "float32");
-      const { states } = encode(params, ids, mask, STEPS);
-      const h = states[STEPS - 1]!;
-      return [h.dataSync() as Float32Array, lateTokenVectors(params, h).dataSync() as Float32Array];
-    });
+  /** The exported artifact; tfjs's h after STEPS steps [B,T,H] and the head's token vectors [B,T,DIM] (reference). */
+  const parity = useHeadParity({
+    name: "taesr-late-test",
+    arch: ARCH,
+    // Noise on every weight (the token table's larger), so the output LayerNorm's γ/β are not the identity.
+    weights: () => nontrivialWeights(ARCH, 11, { tokenAmplitude: 0.15 }),
+    batch,
+    steps: STEPS,
+    head: (params, h) => lateTokenVectors(params, h),
   });
 
-  afterAll(async () => {
-    Object.values(params ?? {}).forEach((v) => v.dispose());
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-  });
-
-  async function runLate(rel: string): Promise<Float32Array> {
-    const session = await ort.InferenceSession.create(await readFile(path.join(dir, rel)));
-    expect(session.inputNames).toEqual([...GRAPH_IO.late.inputs]);
-    expect(session.outputNames).toEqual([...GRAPH_IO.late.outputs]);
-    const out = await session.run({
-      h: new ort.Tensor("float32", hT, [B, T, ARCH.hidden]),
-      attention_mask: new ort.Tensor("float32", batch.mask, [B, T]),
-    });
-    expect(out["token_vectors"]!.dims).toEqual([B, T, DIM]);
-    return Float32Array.from(out["token_vectors"]!.data as Float32Array);
-  }
+  const runLate = (rel: string): Promise<Float32Array> => runHeadGraph(path.join(parity.dir, rel), "late", parity.h, batch, ARCH.hidden, [B, T, DIM]);
 
   /** Calls f(b, t, offset) for every real token position. */
   const eachToken = (f: (b: number, t: number, at: number) => void) => {
@@ -116,6 +46,7 @@ describe("late head export parity", () => {
   };
 
   it("the manifest lists a late graph per variant (int4 shares int8's), validates, and is checked both ways", () => {
+    const { manifest } = parity;
     expect(manifest.architecture.lateHead).toEqual({ dim: DIM });
     expect(manifest.variants.fp32.late).toBe("fp32/late.onnx");
     expect(manifest.variants.int8.late).toBe("int8/late.onnx");
@@ -136,6 +67,7 @@ describe("late head export parity", () => {
   });
 
   it("fp32 late.onnx matches tfjs within 1e-5 on real tokens, with unit rows, and zeroes padding rows", async () => {
+    const { reference } = parity;
     const onnx = await runLate("fp32/late.onnx");
     let diff = 0;
     eachToken((_b, _t, at) => {
@@ -152,14 +84,14 @@ describe("late head export parity", () => {
   });
 
   it("TAESRModel.tokenVectors (weights read back from the fp32 graphs, as initFrom does) matches tfjs within 1e-5", async () => {
+    const { dir, weights, reference } = parity;
     const read = async (rel: string) => new Uint8Array(await readFile(path.join(dir, rel)));
     const back = weightsFromArtifactGraphs(await read("fp32/embed.onnx"), await read("fp32/step.onnx"), ARCH, undefined, await read("fp32/late.onnx"));
     expect(back["late.proj.w"]).toEqual(weights["late.proj.w"]);
     expect(() => weightsFromArtifactGraphs(new Uint8Array(0), new Uint8Array(0), ARCH)).toThrow();
     expect((await loadArtifactWeights(dir)).weights["late.proj.w"]).toEqual(weights["late.proj.w"]);
     const model = new TAESRModel(ARCH, back);
-    const rows = Array.from({ length: B }, (_, b) => batch.ids.subarray(b * T, (b + 1) * T));
-    const masks = Array.from({ length: B }, (_, b) => batch.mask.subarray(b * T, (b + 1) * T));
+    const { inputIds: rows, attentionMask: masks } = modelRows(batch);
     const out = model.forward({ inputIds: rows, attentionMask: masks }, { depth: STEPS, earlyExit: false });
     let diff = 0;
     for (let b = 0; b < B; b++) {

@@ -5,41 +5,29 @@
  * source without the head, a tiny training run in which the head's held-out MaxSim ranking improves, and data-parallel
  * training bit-identical to accumulation with the late objective on.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { weightNames, WEIGHT_NAMES, type TaesrArchitecture, type WeightName } from "../../src/model/spec.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../src/tokenizer/index.js";
 import { initBackend } from "../src/backend.js";
 import { encode } from "../src/model/forward.js";
 import { lateTokenVectors, maxSimScores, tokenMaxima, tokenMaximaChunked } from "../src/model/late-head.js";
-import { initWeights, loadParams, mulberry32, paramsFromWeights, saveParams, type TaesrWeights } from "../src/model/params.js";
+import { initWeights, loadParams, paramsFromWeights, saveParams, type TaesrWeights } from "../src/model/params.js";
 import { loadCheckpoint } from "../src/train/checkpoint.js";
 import { parseConfig } from "../src/train/config.js";
 import { lateLoss, lateObjectiveOf } from "../src/train/late-loss.js";
 import { paramsFrom, prepareSession, train } from "../src/train/trainer.js";
 import { validate } from "../src/train/validate.js";
-import { expectGradientsMatch } from "./support/finite-differences.js";
+import { microArchitecture } from "./support/architectures.js";
+import { expectGradientsMatch, expectInputGradientsMatch } from "./support/finite-differences.js";
+import { layerNormByHand } from "./support/hand-layer-norm.js";
+import { randomArray } from "./support/random.js";
 import { TINY_CONFIG, writeTinyConfig } from "./support/tiny-config.js";
+import { float32Bytes, QUIET_RUN, useTempDir } from "./support/tiny-run.js";
 
-const ARCH: TaesrArchitecture = {
-  vocabSize: 50,
-  hidden: 16,
-  heads: 2,
-  ffn: 32,
-  maxLength: 8,
-  outputDim: 384,
-  matryoshkaDims: [64, 384],
-  depths: { easy: 1, medium: 2, hard: 3 },
-  lateHead: { dim: 6 },
-};
-
-function randomArray(seed: number, n: number, scale = 1): Float32Array {
-  const rand = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
-}
+const ARCH = microArchitecture({ lateHead: { dim: 6 } });
 
 /** Weights with a non-trivial output LayerNorm, so the test exercises every parameter the head reads. */
 function lateWeights(seed = 3): TaesrWeights {
@@ -55,10 +43,7 @@ function handVectors(h: Float32Array, w: TaesrWeights, rows: number): number[][]
   const dim = ARCH.lateHead!.dim;
   const out: number[][] = [];
   for (let r = 0; r < rows; r++) {
-    const x = Array.from(h.subarray(r * H, (r + 1) * H));
-    const mean = x.reduce((a, v) => a + v, 0) / H;
-    const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / H;
-    const n = x.map((v, i) => ((v - mean) / Math.sqrt(variance + 1e-5)) * w["out.ln.gamma"][i]! + w["out.ln.beta"][i]!);
+    const n = layerNormByHand(h.subarray(r * H, (r + 1) * H), w["out.ln.gamma"], w["out.ln.beta"]);
     const u = Array.from({ length: dim }, (_, j) => n.reduce((a, v, i) => a + v * w["late.proj.w"][i * dim + j]!, 0));
     const norm = Math.sqrt(u.reduce((a, v) => a + v * v, 0));
     out.push(u.map((v) => v / norm));
@@ -152,23 +137,7 @@ describe("late head: values and gradients", () => {
     const chunked = tokenMaximaChunked(B * Tq * Td);
     for (const op of [tokenMaxima, chunked]) {
       const f = (q: tf.Tensor, d: tf.Tensor): tf.Scalar => tf.sum(tf.mul(op(q as tf.Tensor3D, d as tf.Tensor3D, maskBias), weighting)) as tf.Scalar;
-      const inputs = [tf.tensor3d(q0, [B, Tq, K]), tf.tensor3d(d0, [C, Td, K])];
-      const analytic = tf.grads(f)(inputs).map((g) => g.dataSync());
-      const eps = 1e-3;
-      inputs.forEach((input, k) => {
-        const base = input.dataSync().slice() as Float32Array;
-        for (let i = 0; i < base.length; i++) {
-          const at = (delta: number): number =>
-            tf.tidy(() => {
-              const data = base.slice();
-              data[i] = data[i]! + delta;
-              const args = inputs.map((t, j) => (j === k ? tf.tensor(data, t.shape) : t));
-              return f(args[0]!, args[1]!).dataSync()[0]!;
-            });
-          const numeric = (at(eps) - at(-eps)) / (2 * eps);
-          expect(Math.abs(analytic[k]![i]! - numeric), `input ${k} element ${i}`).toBeLessThanOrEqual(1e-2 * Math.max(1, Math.abs(numeric)));
-        }
-      });
+      expectInputGradientsMatch(f, [tf.tensor3d(q0, [B, Tq, K]), tf.tensor3d(d0, [C, Td, K])], 1e-3);
     }
     const [a, b] = tf.tidy(() => {
       const q = tf.tensor3d(q0, [B, Tq, K]);
@@ -209,15 +178,7 @@ describe("late head: values and gradients", () => {
 });
 
 describe("late head in the trainer", () => {
-  let tmp: string;
-  beforeAll(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-late-"));
-  });
-  afterAll(async () => {
-    await rm(tmp, { recursive: true, force: true });
-  });
-  const quiet = { progress: false, log: () => {} };
-  const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  const tmp = useTempDir("taesr-late-");
   // One supervised step keeps these runs short; the objective itself is the same at any step.
   const fast = { lossSteps: [1], batchSize: 16, logEvery: 5, checkpointEvery: 1000 };
 
@@ -227,7 +188,7 @@ describe("late head in the trainer", () => {
     const tokenizer = WordPieceTokenizer.fromJSON(JSON.parse(await readFile(path.resolve(path.dirname(TINY_CONFIG), plainConfig.tokenizer), "utf8")) as TokenizerJSON);
     const arch: TaesrArchitecture = { ...plainConfig.arch, vocabSize: tokenizer.vocabSize, ...heads };
     const weights = initWeights(arch, seed);
-    const file = path.join(tmp, `source-${seed}-${Object.keys(heads).join("-")}.taesr`);
+    const file = path.join(tmp(), `source-${seed}-${Object.keys(heads).join("-")}.taesr`);
     await saveParams(file, weights, arch);
     return { arch, file, weights };
   }
@@ -254,7 +215,7 @@ describe("late head in the trainer", () => {
     // Drawn with the run's seed: the shared weights then equal a fresh init's, and the head's are drawn last, so the
     // model starts exactly where a run without initFrom would (the two paths are the same numbers).
     const source = await plainSource(7);
-    const config = await writeTinyConfig(tmp, "learn", {
+    const config = await writeTinyConfig(tmp(), "learn", {
       arch: { lateHead: { dim: 32 } },
       training: { ...fast, steps: 60, logEvery: 10, objectives: { late: { weight: 1 } } },
       top: { initFrom: source.file },
@@ -267,7 +228,7 @@ describe("late head in the trainer", () => {
     const options = { depths: [1], dim: 128, maxQueryLength: 16, maxDocLength: 32 };
     const before = validate(session.params, session.pairs.validation, session.tokenizer, options).late!;
     for (const v of Object.values(session.params)) v.dispose();
-    const result = await train({ config, runDir: path.join(tmp, "learn"), ...quiet });
+    const result = await train({ config, runDir: path.join(tmp(), "learn"), ...QUIET_RUN });
     const final = await loadParams(result.finalParamsPath!);
     const params = paramsFromWeights(final.architecture, final.weights);
     const after = validate(params, session.pairs.validation, session.tokenizer, options).late!;
@@ -277,7 +238,7 @@ describe("late head in the trainer", () => {
     // The trainer's own final validation reports MaxSim too, at the architecture's deepest depth.
     expect(result.validation?.late?.depth).toBe(6);
 
-    const metrics = (await readFile(path.join(tmp, "learn", "metrics.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+    const metrics = (await readFile(path.join(tmp(), "learn", "metrics.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
     const objectives = metrics.filter((m) => m.type === "train").map((m) => m.lossByObjective as Record<string, number>);
     expect(objectives).toHaveLength(6);
     expect(Object.keys(objectives[0]!).sort()).toEqual(["dense", "late"]);
@@ -294,21 +255,21 @@ describe("late head in the trainer", () => {
     const common = { arch: { lateHead: { dim: 16 } }, top: { data } };
     const training = { ...fast, checkpointEvery: 2, objectives: { late: { weight: 1 } } };
     const parallel = await train({
-      config: await writeTinyConfig(tmp, "dp", { ...common, training: { ...training, workers: 2 } }),
-      runDir: path.join(tmp, "dp"),
+      config: await writeTinyConfig(tmp(), "dp", { ...common, training: { ...training, workers: 2 } }),
+      runDir: path.join(tmp(), "dp"),
       stopAfterSteps: 2,
-      ...quiet,
+      ...QUIET_RUN,
     });
     const accumulated = await train({
-      config: await writeTinyConfig(tmp, "acc", { ...common, training: { ...training, accumulationSteps: 2 } }),
-      runDir: path.join(tmp, "acc"),
+      config: await writeTinyConfig(tmp(), "acc", { ...common, training: { ...training, accumulationSteps: 2 } }),
+      runDir: path.join(tmp(), "acc"),
       stopAfterSteps: 2,
-      ...quiet,
+      ...QUIET_RUN,
     });
     expect(parallel.lossHistory).toEqual(accumulated.lossHistory);
-    const a = await loadCheckpoint(path.join(tmp, "dp", "checkpoints", "step-00000002"));
-    const b = await loadCheckpoint(path.join(tmp, "acc", "checkpoints", "step-00000002"));
+    const a = await loadCheckpoint(path.join(tmp(), "dp", "checkpoints", "step-00000002"));
+    const b = await loadCheckpoint(path.join(tmp(), "acc", "checkpoints", "step-00000002"));
     expect([...a.tensors.keys()]).toContain("param.late.proj.w");
-    for (const [name, t] of a.tensors) expect(bytes(b.tensors.get(name)!.data).equals(bytes(t.data)), name).toBe(true);
+    for (const [name, t] of a.tensors) expect(float32Bytes(b.tensors.get(name)!.data).equals(float32Bytes(t.data)), name).toBe(true);
   });
 });

@@ -4,13 +4,12 @@
  * differences, the FLOPS regulariser and its warm-up, and a tiny training run in which the sparse loss falls and the
  * FLOPS regulariser makes the vectors sparser.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { weightNames, WEIGHT_NAMES, type TaesrArchitecture, type WeightName } from "../../src/model/spec.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { weightNames, WEIGHT_NAMES, type WeightName } from "../../src/model/spec.js";
 import { initBackend } from "../src/backend.js";
 import { encode } from "../src/model/forward.js";
 import { initWeights, mulberry32, paramsFromWeights, type TaesrWeights } from "../src/model/params.js";
@@ -19,25 +18,15 @@ import { parseConfig } from "../src/train/config.js";
 import { AdamW } from "../src/train/optimizer.js";
 import { flopsRegularizer, sparseLoss, warmedLambda } from "../src/train/sparse-loss.js";
 import { train } from "../src/train/trainer.js";
+import { microArchitecture } from "./support/architectures.js";
+import { expectInputGradientsMatch } from "./support/finite-differences.js";
+import { layerNormByHand } from "./support/hand-layer-norm.js";
+import { randomArray } from "./support/random.js";
+import { useTempDir } from "./support/tiny-run.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-const ARCH: TaesrArchitecture = {
-  vocabSize: 50,
-  hidden: 16,
-  heads: 2,
-  ffn: 32,
-  maxLength: 8,
-  outputDim: 384,
-  matryoshkaDims: [64, 384],
-  depths: { easy: 1, medium: 2, hard: 3 },
-  sparseHead: true,
-};
-
-function randomArray(seed: number, n: number, scale = 1): Float32Array {
-  const rand = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
-}
+const ARCH = microArchitecture({ sparseHead: true });
 
 /** Weights with a non-trivial sparse LayerNorm and bias, so the test exercises every parameter. */
 function sparseWeights(seed = 3): TaesrWeights {
@@ -57,10 +46,7 @@ function handSparse(h: Float32Array, mask: number[][], w: TaesrWeights, B: numbe
     const row = new Array<number>(V).fill(0);
     for (let t = 0; t < T; t++) {
       if (!mask[b]![t]) continue;
-      const x = Array.from(h.subarray((b * T + t) * H, (b * T + t + 1) * H));
-      const mean = x.reduce((a, v) => a + v, 0) / H;
-      const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / H;
-      const n = x.map((v, i) => ((v - mean) / Math.sqrt(variance + 1e-5)) * w["sparse.ln.gamma"][i]! + w["sparse.ln.beta"][i]!);
+      const n = layerNormByHand(h.subarray((b * T + t) * H, (b * T + t + 1) * H), w["sparse.ln.gamma"], w["sparse.ln.beta"]);
       for (let v = 0; v < V; v++) {
         let z = w["sparse.bias"][v]!;
         for (let i = 0; i < H; i++) z += n[i]! * w["embed.token"][v * H + i]!;
@@ -147,23 +133,7 @@ describe("sparse head: value and gradients", () => {
     const rowWeight = tf.tensor2d([[1], [1], [0]]);
     const f = (n: tf.Tensor, e: tf.Tensor, b: tf.Tensor): tf.Scalar =>
       tf.sum(tf.mul(tf.mul(maxLogits(n as tf.Tensor3D, e as tf.Tensor2D, b as tf.Tensor1D, maskBias), weighting), rowWeight)) as tf.Scalar;
-    const inputs = [tf.tensor3d(n0, [B, T, H]), tf.tensor2d(e0, [V, H]), tf.tensor1d(b0)];
-    const analytic = tf.grads(f)(inputs).map((g) => g.dataSync());
-    const eps = 1e-3;
-    inputs.forEach((input, k) => {
-      const base = input.dataSync().slice() as Float32Array;
-      for (let i = 0; i < base.length; i++) {
-        const at = (delta: number): number =>
-          tf.tidy(() => {
-            const d = base.slice();
-            d[i] = d[i]! + delta;
-            const args = inputs.map((t, j) => (j === k ? tf.tensor(d, t.shape) : t));
-            return f(args[0]!, args[1]!, args[2]!).dataSync()[0]!;
-          });
-        const numeric = (at(eps) - at(-eps)) / (2 * eps);
-        expect(Math.abs(analytic[k]![i]! - numeric), `input ${k} element ${i}`).toBeLessThanOrEqual(1e-2 * Math.max(1, Math.abs(numeric)));
-      }
-    });
+    expectInputGradientsMatch(f, [tf.tensor3d(n0, [B, T, H]), tf.tensor2d(e0, [V, H]), tf.tensor1d(b0)], 1e-3);
   });
 
   it("the whole head through the encoder: finite-difference check of d(Σ weighted w)/d(sparse.* and embed.token)", () => {
@@ -314,13 +284,7 @@ describe("sparse objective: the FLOPS regulariser sparsifies", () => {
 });
 
 describe("sparse objective: tiny training run", () => {
-  let tmp: string;
-  beforeAll(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-sparse-"));
-  });
-  afterAll(async () => {
-    await rm(tmp, { recursive: true, force: true });
-  });
+  const tmp = useTempDir("taesr-sparse-");
 
   it("trains the head beside the dense loss: the sparse ranking loss falls below chance, every objective is logged", async () => {
     const tinyPath = path.join(here, "../configs/tiny.json");
@@ -335,10 +299,10 @@ describe("sparse objective: tiny training run", () => {
       logEvery: 10,
       objectives: { sparse: { weight: 1, lambdaQuery: 0.001, lambdaDoc: 0.001, warmupSteps: 20 } },
     };
-    raw["export"] = { ...raw["export"], outDir: path.join(tmp, "artifacts") };
-    const config = path.join(tmp, "sparse.json");
+    raw["export"] = { ...raw["export"], outDir: path.join(tmp(), "artifacts") };
+    const config = path.join(tmp(), "sparse.json");
     await writeFile(config, JSON.stringify(raw));
-    const runDir = path.join(tmp, "run");
+    const runDir = path.join(tmp(), "run");
     const t0 = performance.now();
     const result = await train({ config, runDir, stopAfterSteps: 40, progress: false, log: () => {} });
     const seconds = (performance.now() - t0) / 1000;

@@ -1,9 +1,11 @@
 /**
- * Central finite differences against analytic gradients, one weight element at a time: the check every hand-written
- * gradient in the model gets (tfjs on wasm registers none of its own; see src/gradients.ts).
+ * Central finite differences against analytic gradients: the check every hand-written gradient in the model gets
+ * (tfjs on wasm registers none of its own; see src/gradients.ts). expectGradientsMatch probes chosen weight elements
+ * of a model; expectInputGradientsMatch probes every element of a function's input tensors (a custom-gradient op).
  *
  * @example
  *   expectGradientsMatch(params, [["block.ffn.w1", 50]], () => loss(params).dataSync()[0]!, grads, 1e-3);
+ *   expectInputGradientsMatch((q, d) => tf.sum(op(q, d)) as tf.Scalar, [q, d], 1e-3);
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { expect } from "vitest";
@@ -36,4 +38,27 @@ export function expectGradientsMatch<N extends string>(
     const grad = analytic[name][idx]!;
     expect(Math.abs(grad - numeric), `${name}[${idx}] analytic ${grad} numeric ${numeric}`).toBeLessThanOrEqual(2e-2 * Math.max(1, Math.abs(numeric)));
   }
+}
+
+/**
+ * For every element of every input: tf.grads(f)'s analytic gradient against the central difference (f(x + eps) −
+ * f(x − eps)) / 2eps with that one element moved, expected within 1% (absolute below 1); the message names the input's
+ * index and the element.
+ */
+export function expectInputGradientsMatch(f: (...inputs: tf.Tensor[]) => tf.Scalar, inputs: tf.Tensor[], eps: number): void {
+  const analytic = tf.grads(f)(inputs).map((g) => g.dataSync());
+  inputs.forEach((input, k) => {
+    const base = input.dataSync().slice() as Float32Array;
+    for (let i = 0; i < base.length; i++) {
+      const at = (delta: number): number =>
+        tf.tidy(() => {
+          const data = base.slice();
+          data[i] = data[i]! + delta;
+          const args = inputs.map((t, j) => (j === k ? tf.tensor(data, t.shape) : t));
+          return f(...args).dataSync()[0]!;
+        });
+      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      expect(Math.abs(analytic[k]![i]! - numeric), `input ${k} element ${i}`).toBeLessThanOrEqual(1e-2 * Math.max(1, Math.abs(numeric)));
+    }
+  });
 }
