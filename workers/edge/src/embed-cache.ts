@@ -4,8 +4,9 @@
  * Key: `emb:<modelVersion>:<dims>:<depth setting>:<sha256 hex of the normalised query>`. The model version keeps a
  * new model from serving an old model's vectors; dims and the *requested* depth setting ("auto" or 1/3/6) are what
  * decide the vector — "auto" for a hybrid search, "auto:dense" for a dense-only one, which a router labelled on hybrid
- * retrieval routes by its length rule instead (encoder.ts `ranking`), so the two may get different vectors. The query is normalised by the tokenizer's own `normalize` (case, accents, whitespace), the same
- * step the model applies first, so every spelling that embeds identically shares one entry.
+ * retrieval routes by its length rule instead (encoder.ts `ranking`), so the two may get different vectors. The query
+ * is normalised by the tokenizer's own `normalize` (case, accents, whitespace), the same step the model applies first,
+ * so every spelling that embeds identically shares one entry.
  * Value: the raw float32 vector (little-endian bytes); KV metadata holds how it was computed ({depth, route, earlyExit}).
  *
  * KV failures never fail a search: a read error counts as a miss, a write error is logged and dropped.
