@@ -1,0 +1,86 @@
+/**
+ * The index the app talks to, whatever holds the vectors: the embedded default (SQLite Durable Object shards, queried
+ * in parallel — sharded-index.ts) or Upstash Vector in production (upstash-index.ts). Routes and the indexer depend
+ * on this interface only, so the backend is a configuration choice, not a code path.
+ *
+ * Contract every backend keeps:
+ * - Writes are idempotent by (id, content hash, model version): `pending` names the documents worth embedding, and
+ *   `upsert` of an identical document reports it unchanged.
+ * - `delete` removes every trace of a document (vector, postings, stored fields).
+ * - `search` returns the page [offset, offset + topK) of one ranking, filtered by metadata before ranking (a filter
+ *   never shortens a page while more matching documents exist), with the fused score and each list's rank and score.
+ *
+ * @module
+ */
+import type { MetadataFilter } from "../../../src/retrieval/metadata-filter.js";
+import type {
+  DocumentRef,
+  FusionMethod,
+  FusionWeights,
+  MetadataJson,
+  PreparedDocument,
+  SearchMode,
+  StoredDocument,
+  UpsertOutcome,
+} from "./shard-api.js";
+
+export interface IndexSearchRequest {
+  mode: SearchMode;
+  /** Page size. */
+  topK: number;
+  /** Results to skip (pagination); offset + topK is bounded by the fusion candidate cap. */
+  offset: number;
+  /** Query embedding (unit length) — required for dense and hybrid. */
+  vector?: Float32Array;
+  /** Only vectors made by this model version are comparable with the query. */
+  modelVersion?: string;
+  /** Query word pieces — required for lexical and hybrid. */
+  terms?: string[];
+  fusion?: FusionMethod;
+  weights?: FusionWeights;
+  fusionDefault?: { method: FusionMethod; weights: { dense: number; lexical: number } };
+  /** Candidates each list contributes to fusion (default: max(4·(offset + topK), 50), capped at 500). */
+  candidates?: number;
+  /** Only documents whose metadata matches take part. */
+  filter?: MetadataFilter;
+}
+
+export interface IndexHit {
+  id: string;
+  /** Fused score in hybrid mode; the list's own score (cosine or BM25) otherwise. */
+  score: number;
+  ranks: { dense?: number; lexical?: number };
+  scores: { dense?: number; lexical?: number };
+  title: string;
+  text: string;
+  metadataJson: MetadataJson;
+}
+
+export interface IndexSearchResult {
+  hits: IndexHit[];
+  /** True when the ranking continues past this page (ask again with offset + topK). */
+  hasMore: boolean;
+  /** Size of each candidate list before fusion, over all shards. */
+  candidates: { dense: number; lexical: number };
+  /** Milliseconds per stage of the index's own work (names depend on the backend). */
+  timings: Record<string, number>;
+}
+
+export interface IndexStats {
+  backend: "durable-objects" | "upstash";
+  documents: number;
+  /** Shards (Durable Objects) holding the index; 1 for a backend that shards internally. */
+  shards: number;
+  /** Documents per model version (several during a model switch). */
+  modelVersions: Record<string, number>;
+}
+
+export interface SearchIndex {
+  /** Ids among `refs` whose stored copy is missing or differs — the only documents worth embedding. */
+  pending(refs: DocumentRef[]): Promise<string[]>;
+  upsert(documents: PreparedDocument[]): Promise<UpsertOutcome>;
+  delete(ids: string[]): Promise<{ deleted: string[]; missing: string[] }>;
+  get(id: string): Promise<StoredDocument | null>;
+  search(request: IndexSearchRequest): Promise<IndexSearchResult>;
+  stats(): Promise<IndexStats>;
+}
