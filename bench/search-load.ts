@@ -76,7 +76,7 @@ export async function measureIndexing(count = 1024): Promise<{ docs: number; sec
 interface Marker {
   model: string;
   corpus: string;
-  /** The shard's storage schema version: a schema change makes old snapshots unusable. */
+  /** The shards' storage schema version and count: a change to either makes old snapshots unusable. */
   storage: string;
   documents: number;
   build_seconds: number;
@@ -90,6 +90,12 @@ async function readJsonFile(file: string): Promise<unknown> {
   } catch {
     return null;
   }
+}
+
+/** INDEX_SHARDS from wrangler.toml: the shard count the service under test runs with. */
+async function configuredShardCount(): Promise<number> {
+  const config = await readFile(path.join(repoRoot, "wrangler.toml"), "utf8");
+  return Number(/^INDEX_SHARDS\s*=\s*"(\d+)"/m.exec(config)?.[1] ?? 1);
 }
 
 async function readMarker(dir: string): Promise<Marker | null> {
@@ -112,7 +118,7 @@ async function directoryBytes(dir: string, match: (file: string) => boolean): Pr
  */
 export async function ensureIndexes(model: string, sizes: readonly number[]): Promise<Map<number, { dir: string; marker: Marker }>> {
   const all = await loadBenchDocuments(Math.max(...sizes));
-  const storage = `shard-schema-${SHARD_SCHEMA_VERSION}`;
+  const storage = `shard-schema-${SHARD_SCHEMA_VERSION}/shards-${await configuredShardCount()}`;
   const ready = new Map<number, { dir: string; marker: Marker }>();
   let previous: { dir: string; marker: Marker } | undefined;
   for (const size of [...sizes].sort((a, b) => a - b)) {

@@ -20,6 +20,23 @@ export interface PackedPostings {
   tfs: Uint16Array;
 }
 
+/**
+ * Corpus statistics that override this index's own: a sharded index scores every shard with the statistics of the
+ * whole corpus, so a document's BM25 does not depend on which shard it landed in.
+ */
+export interface Bm25GlobalStats {
+  docCount: number;
+  avgDocLength: number;
+  /** Document frequency of each query term over the whole corpus; a term missing here uses this index's own df. */
+  df: ReadonlyMap<string, number>;
+}
+
+export interface PackedBm25SearchOptions {
+  corpus?: Bm25GlobalStats;
+  /** Only documents whose byte is non-zero are scored (a metadata filter applied before ranking). */
+  allowed?: Uint8Array;
+}
+
 export class PackedBm25 {
   readonly docCount: number;
   readonly avgDocLength: number;
@@ -44,20 +61,29 @@ export class PackedBm25 {
   }
 
   /** The k best documents by BM25, best first; ties go to the smaller index. Terms missing from `postings` add nothing. */
-  search(queryTerms: Iterable<string>, postings: ReadonlyMap<string, PackedPostings>, k: number): RankedHit<number>[] {
+  search(
+    queryTerms: Iterable<string>,
+    postings: ReadonlyMap<string, PackedPostings>,
+    k: number,
+    options: PackedBm25SearchOptions = {},
+  ): RankedHit<number>[] {
     const { k1, b } = this.params;
-    const { scores, touched, seen, docLengths, avgDocLength } = this;
+    const { scores, touched, seen, docLengths } = this;
+    const { corpus, allowed } = options;
+    if (allowed && allowed.length !== this.docCount) throw new RangeError(`allowed mask has ${allowed.length} documents, the index ${this.docCount}`);
+    const avgDocLength = corpus ? (corpus.avgDocLength > 0 ? corpus.avgDocLength : 1) : this.avgDocLength;
+    const docCount = corpus?.docCount ?? this.docCount;
     let touchedCount = 0;
     for (const [term, qtf] of termFrequencies(queryTerms)) {
       const list = postings.get(term);
       if (!list || list.docs.length === 0) continue;
       if (list.docs.length !== list.tfs.length) throw new RangeError(`postings of "${term}" have ${list.docs.length} documents but ${list.tfs.length} term frequencies`);
-      const weight = qtf * bm25Idf(list.docs.length, this.docCount);
+      const weight = qtf * bm25Idf(corpus?.df.get(term) ?? list.docs.length, docCount);
       for (let i = 0; i < list.docs.length; i++) {
         const doc = list.docs[i]!;
         const tf = list.tfs[i]!;
         if (doc >= this.docCount) throw new RangeError(`postings of "${term}" name document ${doc}, but there are ${this.docCount}`);
-        if (tf === 0) continue;
+        if (tf === 0 || (allowed && allowed[doc] === 0)) continue;
         const norm = k1 * (1 - b + (b * docLengths[doc]!) / avgDocLength);
         if (seen[doc] === 0) {
           seen[doc] = 1;

@@ -63,15 +63,18 @@ export function hammingDistance(a: Uint32Array, aOffset: number, b: Uint32Array,
 
 /**
  * The k rows whose sign bits are nearest `queryBits` (one row, as from {@link packSignBits} of the query), best first,
- * scored 1 − 2·hamming/dims; ties go to the lower row index.
+ * scored 1 − 2·hamming/dims; ties go to the lower row index. With `allowed`, only rows whose byte is non-zero take
+ * part (a metadata filter applied before ranking, so it never shortens the list while allowed rows remain).
  */
-export function hammingSearch(bits: Uint32Array, dims: number, queryBits: Uint32Array, k: number): RankedHit<number>[] {
+export function hammingSearch(bits: Uint32Array, dims: number, queryBits: Uint32Array, k: number, allowed?: Uint8Array): RankedHit<number>[] {
   const words = signWords(dims);
   if (queryBits.length !== words) throw new RangeError(`query has ${queryBits.length} words, ${dims} dimensions need ${words}`);
   if (bits.length % words !== 0) throw new RangeError(`bit matrix length ${bits.length} is not a multiple of ${words} words`);
   const rows = bits.length / words;
+  if (allowed && allowed.length !== rows) throw new RangeError(`allowed mask has ${allowed.length} rows, the matrix ${rows}`);
   const best = new TopK<number>(Math.min(k, rows));
   for (let row = 0, offset = 0; row < rows; row++, offset += words) {
+    if (allowed && allowed[row] === 0) continue;
     const score = 1 - (2 * hammingDistance(bits, offset, queryBits, 0, words)) / dims;
     if (score >= best.threshold) best.push(row, score);
   }
@@ -142,7 +145,8 @@ export const DEFAULT_RESCORE_FACTOR = 10;
 
 /**
  * Two-stage search: Hamming scan of the query's sign bits over `bits` for the top `factor × k` rows, then int8
- * rescoring of those rows against the float query; the best k of the rescored candidates, best first.
+ * rescoring of those rows against the float query; the best k of the rescored candidates, best first. `allowed`
+ * restricts both stages to the rows it marks (see {@link hammingSearch}).
  */
 export function binaryRescoreSearch(
   bits: Uint32Array,
@@ -150,11 +154,12 @@ export function binaryRescoreSearch(
   query: ArrayLike<number>,
   k: number,
   factor: number = DEFAULT_RESCORE_FACTOR,
+  allowed?: Uint8Array,
 ): RankedHit<number>[] {
   if (!(Number.isInteger(factor) && factor >= 1)) throw new RangeError(`rescore factor must be an integer ≥ 1, got ${factor}`);
   const dims = quantized.dims;
   checkQuery(query, dims);
-  const candidates = hammingSearch(bits, dims, packSignBits(query, dims), factor * k);
+  const candidates = hammingSearch(bits, dims, packSignBits(query, dims), factor * k, allowed);
   return rescoreInt8(candidates, quantized, query, k);
 }
 

@@ -9,7 +9,7 @@ export * from "./types.js";
 export { TopK, type Scored } from "./topk.js";
 export { denseSearch, packMatrix, prefixNormalize } from "./dense.js";
 export { BM25_DEFAULTS, bm25Idf, bm25Scores, bm25Search, buildBm25Postings, termFrequencies, type InMemoryBm25 } from "./bm25.js";
-export { PackedBm25, type PackedPostings } from "./bm25-packed.js";
+export { PackedBm25, type Bm25GlobalStats, type PackedBm25SearchOptions, type PackedPostings } from "./bm25-packed.js";
 export {
   DEFAULT_CONVEX_WEIGHTS,
   DEFAULT_RRF_WEIGHTS,
@@ -65,3 +65,11 @@ export {
 } from "./compressed.js";
 export { explainedVariance, fitPca, pcaProject, pcaProjectRows, symmetricEigen, type PcaModel, type SymmetricEigen } from "./pca.js";
 export { SparseIndex, type SparseVector } from "./sparse.js";
+export {
+  FILTER_OPERATORS,
+  FILTER_PATH,
+  matchesFilter,
+  type FilterCondition,
+  type FilterScalar,
+  type MetadataFilter,
+} from "./metadata-filter.js";

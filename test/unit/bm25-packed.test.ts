@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PackedBm25, bm25Search, type PackedPostings, type TermPostings } from "../../src/retrieval/index.js";
+import { BM25_DEFAULTS, PackedBm25, bm25Idf, bm25Search, type PackedPostings, type TermPostings } from "../../src/retrieval/index.js";
 import { createRng } from "../../training/src/data/random.js";
 
 /** A random corpus as both index forms: Map-of-objects postings (bm25Search) and packed typed arrays (PackedBm25). */
@@ -67,5 +67,24 @@ describe("PackedBm25", () => {
     const scorer = new PackedBm25([2, 2]);
     expect(() => scorer.search(["x"], new Map([["x", { docs: Uint32Array.from([5]), tfs: Uint16Array.from([1]) }]]), 1)).toThrow(/document 5/);
     expect(() => scorer.search(["x"], new Map([["x", { docs: Uint32Array.from([0, 1]), tfs: Uint16Array.from([1]) }]]), 1)).toThrow(/2 documents but 1/);
+  });
+});
+
+describe("PackedBm25 with corpus-wide statistics and a filter mask", () => {
+  it("scores with the statistics it is given, as one index over the whole corpus would", () => {
+    const [Scorer, idf, params] = [PackedBm25, bm25Idf, BM25_DEFAULTS];
+    // This part of the corpus: two documents; the whole corpus: 10 documents of mean length 4, "tide" in 5 of them.
+    const scorer = new Scorer([3, 5]);
+    const postings = new Map([["tide", { docs: Uint32Array.of(0, 1), tfs: Uint16Array.of(1, 2) }]]);
+    const corpus = { docCount: 10, avgDocLength: 4, df: new Map([["tide", 5]]) };
+    const [first, second] = scorer.search(["tide"], postings, 2, { corpus });
+    const expected = (tf: number, length: number) =>
+      (idf(5, 10) * tf * (params.k1 + 1)) / (tf + params.k1 * (1 - params.b + (params.b * length) / 4));
+    expect(first).toEqual({ id: 1, score: expect.closeTo(expected(2, 5), 12), rank: 1 });
+    expect(second).toEqual({ id: 0, score: expect.closeTo(expected(1, 3), 12), rank: 2 });
+    // A document the mask excludes is never scored, and the next search is unaffected by it.
+    expect(scorer.search(["tide"], postings, 2, { corpus, allowed: Uint8Array.of(1, 0) }).map((h) => h.id)).toEqual([0]);
+    expect(scorer.search(["tide"], postings, 2).map((h) => h.id)).toEqual([1, 0]);
+    expect(() => scorer.search(["tide"], postings, 2, { allowed: Uint8Array.of(1) })).toThrow(/mask has 1 documents/);
   });
 });

@@ -61,6 +61,10 @@ describe("sign bits and Hamming distance", () => {
       { id: 2, score: 0.5, rank: 2 },
       { id: 3, score: 0.5, rank: 3 },
     ]);
+    // A mask keeps excluded rows out entirely: the list is made of allowed rows only, still k long when it can be.
+    const masked = hammingSearch(packSignBits(rows, 4), 4, packSignBits([0.3, 0.9, -0.2, -0.4], 4), 2, Uint8Array.of(0, 1, 1, 0));
+    expect(masked.map((h) => h.id)).toEqual([2, 1]);
+    expect(() => hammingSearch(packSignBits(rows, 4), 4, packSignBits([1, 1, 1, 1], 4), 2, Uint8Array.of(1))).toThrow(/mask has 1 rows/);
   });
 });
 

@@ -10,8 +10,9 @@ import { harness, json, type Harness } from "./support/edge-harness.js";
 
 interface SearchBody {
   results: { id: string; score: number; title: string; snippet: string; metadata: unknown; ranks: { dense?: number; lexical?: number } }[];
+  page: { offset: number; topK: number; hasMore: boolean; nextOffset: number | null };
   model: { version: string; dims: number; depth: number; route: string; earlyExit: boolean; cached: boolean };
-  timings: { embedMs: number; searchMs: number; totalMs: number; cache: string };
+  timings: { embedMs: number; searchMs: number; totalMs: number; cache: string; stages: Record<string, number> };
 }
 interface ErrorBody {
   error: { code: string; message: string; issues?: { path: string; message: string }[] };
@@ -73,6 +74,58 @@ describe("POST /v1/search", () => {
     expect(body.model.depth).toBeGreaterThanOrEqual(1);
     expect(body.timings.cache).toBe("miss");
     for (const key of ["embedMs", "searchMs", "totalMs"] as const) expect(body.timings[key]).toBeGreaterThanOrEqual(0);
+    // Per-stage timings of the index: the corpus statistics, the shards' fan-out, fusion, the page's fields.
+    for (const stage of ["statsMs", "shardsMs", "fuseMs", "fieldsMs", "shard.denseMs", "shard.lexicalMs"]) {
+      expect(body.timings.stages[stage]).toBeGreaterThanOrEqual(0);
+    }
+    expect(body.page).toEqual({ offset: 0, topK: 2, hasMore: true, nextOffset: 2 });
+  });
+
+  it("filters by metadata before ranking and pages through the ranking", async () => {
+    const h = await harness();
+    const many = Array.from({ length: 12 }, (_, i) => ({
+      id: `tide-${i}`,
+      title: `Tide table ${i}`,
+      text: `High tide and low tide times for harbour ${i}, with the moon's phase.`,
+      metadata: { region: i % 3 === 0 ? "north" : "south", year: 2000 + i, source: { site: i < 6 ? "almanac" : "port" } },
+    }));
+    expect((await h.request("/v1/documents", { method: "POST", json: { documents: many } })).status).toBe(200);
+
+    const north = await searchIds(h, "tide times", { filter: { region: "north" } });
+    expect(north.sort()).toEqual(["tide-0", "tide-3", "tide-6", "tide-9"]);
+    const recentPort = await searchIds(h, "tide times", { filter: { "source.site": "port", year: { $gte: 2010 } } });
+    expect(recentPort.sort()).toEqual(["tide-10", "tide-11"]);
+    const either = await searchIds(h, "tide times", { filter: { $or: [{ year: 2001 }, { year: { $in: [2004, 2007] } }] } });
+    expect(either.sort()).toEqual(["tide-1", "tide-4", "tide-7"]);
+
+    const whole = await searchIds(h, "tide times");
+    const pages: string[] = [];
+    let offset: number | null = 0;
+    while (offset !== null) {
+      const response = await h.request("/v1/search", { method: "POST", json: { query: "tide times", topK: 5, offset } });
+      const body = await json<SearchBody>(response);
+      expect(body.page.offset).toBe(offset);
+      pages.push(...body.results.map((r) => r.id));
+      offset = body.page.nextOffset;
+    }
+    expect(pages).toEqual(whole);
+    expect(pages).toHaveLength(12);
+  });
+
+  it("rejects malformed filters and pages past the deepest one, saying what is wrong", async () => {
+    const h = await harness();
+    const post = (body: unknown) => h.request("/v1/search", { method: "POST", json: { query: "ok", ...(body as object) } });
+    await expectError(await post({ filter: "region=north" }), 400, "invalid_request", /filter must be an object/);
+    await expectError(await post({ filter: { region: { $like: "n%" } } }), 400, "invalid_request", /\$like/);
+    await expectError(await post({ filter: { $not: { region: "north" } } }), 400, "invalid_request", /unknown filter operator "\$not"/);
+    await expectError(await post({ filter: { "region[0]": "north" } }), 400, "invalid_request", /not a metadata path/);
+    await expectError(await post({ filter: { year: { $gt: true } } }), 400, "invalid_request", /\$gt, \$gte, \$lt and \$lte take a number or a string/);
+    await expectError(await post({ filter: { $or: [] } }), 400, "invalid_request", /\$or takes a non-empty array/);
+    await expectError(await post({ filter: { tags: ["a"] } }), 400, "invalid_request", /filter values must be/);
+    const deep = { $and: [{ $and: [{ $and: [{ $and: [{ a: 1 }] }] }] }] };
+    await expectError(await post({ filter: deep }), 400, "invalid_request", /at most 4 deep/);
+    await expectError(await post({ offset: -1 }), 400, "invalid_request", /offset must be ≥ 0/);
+    await expectError(await post({ offset: 495, topK: 10 }), 400, "invalid_request", /offset \+ topK must be at most 500/);
   });
 
   it("answers a repeated query from the KV cache without calling the model", async () => {
@@ -357,7 +410,7 @@ describe("GET /v1/health", () => {
         variant: h.model.info.variant,
         fusion: fusionDefaultOf(h.model),
       },
-      index: { shard: h.shardName, documents: 3 },
+      index: { backend: "durable-objects", shards: 3, documents: 3, modelVersions: { [h.model.info.version]: 3 } },
     });
   });
 

@@ -21,7 +21,7 @@ describe("worker entry", () => {
   it("reports health with the bundled model", async () => {
     const response = await worker.fetch("http://edge.test/v1/health");
     expect(response.status).toBe(200);
-    const body = (await response.json()) as { status: string; model: Record<string, unknown>; index: { shard: string; documents: number } };
+    const body = (await response.json()) as { status: string; model: Record<string, unknown>; index: { backend: string; shards: number; documents: number } };
     expect(body.status).toBe("ok");
     // The hybrid default in force: the manifest's tuned fusion when it ships one, else the built-in constants.
     const tuned = manifest.retrieval?.fusion;
@@ -30,7 +30,7 @@ describe("worker entry", () => {
       : { method: "convex", weights: { lexical: 0.7, dense: 0.3 }, source: "built-in" };
     expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8", fusion });
     expect(body.model.version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(body.index).toMatchObject({ shard: env.INDEX_SHARD || "default" });
+    expect(body.index).toMatchObject({ backend: "durable-objects", shards: Number(env.INDEX_SHARDS || 1) });
   });
 
   it.skipIf(Boolean(env.API_KEY))("keeps document management closed when API_KEY is not set", async () => {

@@ -12,6 +12,8 @@ import type { ArtifactManifest, TunedFusion } from "../../src/model/index.js";
 import { manifest as bundledManifest } from "../../workers/edge/src/bundled-model.js";
 import { createEdgeModel, loadEdgeModel } from "../../workers/edge/src/model-loader.js";
 import type { PreparedDocument } from "../../workers/edge/src/shard-api.js";
+import { ShardedIndex, shardNames } from "../../workers/edge/src/sharded-index.js";
+import { shardClient } from "../../workers/edge/src/wiring.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 import { fixtureBundle } from "./support/fixture-model.js";
 
@@ -31,7 +33,7 @@ function withFusion(weights: { lexical: number; dense: number }): ArtifactManife
   return { ...fixtureBundle.manifest, retrieval: { fusion: { method: "convex", weights, tunedOn } } };
 }
 
-describe("IndexShard: fusionDefault", () => {
+describe("ShardedIndex: fusionDefault", () => {
   const vector = (...values: number[]) => Float32Array.from(values, (v) => v / Math.hypot(...values));
   const doc = (id: string, v: Float32Array, words: string): PreparedDocument => ({
     id,
@@ -46,11 +48,11 @@ describe("IndexShard: fusionDefault", () => {
   });
 
   it("fuses with the default it is sent when the request names no fusion or weights", async () => {
-    const stub = env.INDEX.get(env.INDEX.idFromName(`fusion-default-${crypto.randomUUID()}`));
+    const index = new ShardedIndex(shardNames(`fusion-default-${crypto.randomUUID()}`, 2), (name) => shardClient(env, name));
     // Lexical finds only "word"; dense ranks "near" first.
-    await stub.upsert([doc("word", vector(0, 1), "lighthouse"), doc("near", vector(1, 0), "glacier")]);
-    const query = { mode: "hybrid" as const, topK: 2, vector: vector(1, 0.1), modelVersion: "m", terms: ["lighthouse"] };
-    const ids = async (extra: Record<string, unknown>) => (await stub.search({ ...query, ...extra })).hits.map((h) => h.id);
+    await index.upsert([doc("word", vector(0, 1), "lighthouse"), doc("near", vector(1, 0), "glacier")]);
+    const query = { mode: "hybrid" as const, topK: 2, offset: 0, vector: vector(1, 0.1), modelVersion: "m", terms: ["lighthouse"] };
+    const ids = async (extra: Record<string, unknown>) => (await index.search({ ...query, ...extra })).hits.map((h) => h.id);
 
     const denseOnly = { method: "convex" as const, weights: { lexical: 0, dense: 1 } };
     const lexicalOnly = { method: "convex" as const, weights: { lexical: 1, dense: 0 } };

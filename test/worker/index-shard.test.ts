@@ -1,19 +1,27 @@
 /// <reference types="@cloudflare/vitest-pool-workers/types" />
 /**
  * The IndexShard Durable Object on its real SQLite storage, called over RPC: idempotent upserts, replacement and
- * deletion of every trace (row, vector, postings), dense/lexical/hybrid ranking, model-version separation, stats.
- * Vectors are hand-made 4-d unit vectors so every expected ranking can be read off the test.
+ * deletion of every trace (row, vector, postings), dense/lexical/hybrid ranking (through a one-shard ShardedIndex,
+ * the path every search takes), model-version separation, stats. Vectors are hand-made 4-d unit vectors so every
+ * expected ranking can be read off the test; dense scores are int8 dot products, equal to the cosine within ~1%.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { IndexShard } from "../../workers/edge/src/index-shard.js";
+import type { IndexSearchRequest } from "../../workers/edge/src/search-index.js";
 import type { PreparedDocument } from "../../workers/edge/src/shard-api.js";
+import { ShardedIndex } from "../../workers/edge/src/sharded-index.js";
 
 const MODEL = "1.0.0-test";
 
 function shard(): DurableObjectStub<IndexShard> {
   return env.INDEX.get(env.INDEX.idFromName(`shard-test-${crypto.randomUUID()}`));
+}
+
+/** A search of one shard through the coordinator's merge and fusion, first page. */
+function search(stub: DurableObjectStub<IndexShard>, request: Omit<IndexSearchRequest, "offset"> & { offset?: number }) {
+  return new ShardedIndex(["only"], () => stub).search({ offset: 0, ...request });
 }
 
 function unit(...values: number[]): Float32Array {
@@ -64,19 +72,19 @@ describe("IndexShard", () => {
     const stub = shard();
     await stub.upsert(corpus);
     // This search loads the postings of "lighthouse" and "glacier" into the shard's memory.
-    expect((await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] })).hits.map((h) => h.id)).toEqual([
+    expect((await search(stub, { mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] })).hits.map((h) => h.id)).toEqual([
       "northeast",
       "east",
       "north",
     ]);
     await stub.upsert([doc("south", unit(0, 0, 1, 0), "lighthouse lighthouse glacier glacier")]);
-    const afterUpsert = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] });
+    const afterUpsert = await search(stub, { mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] });
     expect(afterUpsert.hits.map((h) => h.id)).toEqual(["south", "northeast", "east", "north"]);
-    await stub.delete("northeast");
-    const afterDelete = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] });
+    await stub.deleteMany(["northeast"]);
+    const afterDelete = await search(stub, { mode: "lexical", topK: 10, terms: ["lighthouse", "glacier"] });
     expect(afterDelete.hits.map((h) => h.id)).toEqual(["south", "east", "north"]);
     // A term another query loaded does not leak into a query that does not name it.
-    expect((await stub.search({ mode: "lexical", topK: 10, terms: ["bedrock"] })).hits.map((h) => h.id)).toEqual(["east"]);
+    expect((await search(stub, { mode: "lexical", topK: 10, terms: ["bedrock"] })).hits.map((h) => h.id)).toEqual(["east"]);
   });
 
   it("reports which documents need (re)indexing by content hash and model version", async () => {
@@ -94,55 +102,55 @@ describe("IndexShard", () => {
   it("replaces every trace of a changed document", async () => {
     const stub = shard();
     await stub.upsert(corpus);
-    await stub.search({ mode: "dense", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL }); // warm the matrix
+    await search(stub, { mode: "dense", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL }); // warm the matrix
     const changed = doc("north", unit(0, 0, 1, 0), "espresso pressure", { title: "changed" });
     expect(await stub.upsert([changed])).toEqual({ upserted: ["north"], unchanged: [] });
     expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 2 });
 
-    const lexical = await stub.search({ mode: "lexical", topK: 10, terms: ["wick"] });
+    const lexical = await search(stub, { mode: "lexical", topK: 10, terms: ["wick"] });
     expect(lexical.hits).toEqual([]);
-    const espresso = await stub.search({ mode: "lexical", topK: 10, terms: ["espresso"] });
+    const espresso = await search(stub, { mode: "lexical", topK: 10, terms: ["espresso"] });
     expect(espresso.hits.map((h) => [h.id, h.title])).toEqual([["north", "changed"]]);
     // The cached matrix was invalidated: the new vector answers, the old one does not.
-    const dense = await stub.search({ mode: "dense", topK: 1, vector: unit(0, 0, 1, 0), modelVersion: MODEL });
+    const dense = await search(stub, { mode: "dense", topK: 1, vector: unit(0, 0, 1, 0), modelVersion: MODEL });
     expect(dense.hits[0]!.id).toBe("north");
-    expect(dense.hits[0]!.score).toBeCloseTo(1, 6);
+    expect(dense.hits[0]!.score).toBeCloseTo(1, 2);
   });
 
   it("deletes every trace and says whether the document existed", async () => {
     const stub = shard();
     await stub.upsert(corpus);
-    await stub.search({ mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["lighthouse"] });
-    expect(await stub.delete("north")).toEqual({ deleted: true });
-    expect(await stub.delete("north")).toEqual({ deleted: false });
+    await search(stub, { mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["lighthouse"] });
+    expect(await stub.deleteMany(["north"])).toEqual({ deleted: ["north"], missing: [] });
+    expect(await stub.deleteMany(["north", "nowhere"])).toEqual({ deleted: [], missing: ["north", "nowhere"] });
     expect(await traces(stub, "north")).toEqual({ documents: 0, postings: 0 });
     expect(await stub.get("north")).toBeNull();
 
-    const dense = await stub.search({ mode: "dense", topK: 10, vector: unit(1, 0, 0, 0), modelVersion: MODEL });
+    const dense = await search(stub, { mode: "dense", topK: 10, vector: unit(1, 0, 0, 0), modelVersion: MODEL });
     expect(dense.hits.map((h) => h.id)).toEqual(["northeast", "east"]);
-    const lexical = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse", "keeper"] });
+    const lexical = await search(stub, { mode: "lexical", topK: 10, terms: ["lighthouse", "keeper"] });
     expect(lexical.hits.map((h) => h.id)).toEqual(["northeast"]);
   });
 
   it("ranks dense hits by cosine with per-list ranks and scores", async () => {
     const stub = shard();
     await stub.upsert(corpus);
-    const result = await stub.search({ mode: "dense", topK: 2, vector: unit(1, 0.2, 0, 0), modelVersion: MODEL });
+    const result = await search(stub, { mode: "dense", topK: 2, vector: unit(1, 0.2, 0, 0), modelVersion: MODEL });
     // cosines: north 1/√1.04 ≈ 0.981, northeast 1.2/√2.08 ≈ 0.832, east 0.2/√1.04 ≈ 0.196
     expect(result.hits.map((h) => h.id)).toEqual(["north", "northeast"]);
-    expect(result.hits[0]!.score).toBeCloseTo(1 / Math.sqrt(1.04), 5);
+    expect(result.hits[0]!.score).toBeCloseTo(1 / Math.sqrt(1.04), 2);
     expect(result.hits[0]!.ranks).toEqual({ dense: 1 });
-    expect(result.hits[1]!.scores.dense).toBeCloseTo(1.2 / Math.sqrt(2.08), 5);
+    expect(result.hits[1]!.scores.dense).toBeCloseTo(1.2 / Math.sqrt(2.08), 2);
     expect(result.hits[0]).toMatchObject({ title: "title north", text: "lighthouse keeper wick lens", metadataJson: '{"source":"test"}' });
-    expect(result.candidates).toEqual({ dense: 2, lexical: 0 });
+    expect(result.candidates).toEqual({ dense: 3, lexical: 0 }); // the whole shard: it holds fewer than the depth read
   });
 
   it("serves a 2-d Matryoshka prefix of 4-d stored vectors, renormalised", async () => {
     const stub = shard();
     await stub.upsert([doc("a", unit(3, 4, 12, 0), "x"), doc("b", unit(0, 1, 0, 0), "y")]);
-    const result = await stub.search({ mode: "dense", topK: 2, vector: unit(3, 4), modelVersion: MODEL });
+    const result = await search(stub, { mode: "dense", topK: 2, vector: unit(3, 4), modelVersion: MODEL });
     expect(result.hits[0]!.id).toBe("a");
-    expect(result.hits[0]!.score).toBeCloseTo(1, 5); // prefix (3,4)/5 is the query itself
+    expect(result.hits[0]!.score).toBeCloseTo(1, 2); // prefix (3,4)/5 is the query itself
   });
 
   it("fuses dense and lexical by convex combination by default, lexical 0.7, dense 0.3", async () => {
@@ -151,7 +159,7 @@ describe("IndexShard", () => {
     // dense cosines: north 1, northeast √½, east 0 → (s + 1)/2: 1, (1 + √½)/2 ≈ 0.854, 0.5
     // lexical ("glacier", BM25 ∝ 1.9/(1 + 0.9·(0.6 + 0.4·|d|/3))): northeast 1.9/1.78, east 1.9/1.9 → 1, 1.78/1.9 ≈ 0.937
     // Both lists are shorter than the 50 candidates read, hence complete: north has no lexical score (0).
-    const result = await stub.search({ mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["glacier"] });
+    const result = await search(stub, { mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["glacier"] });
     expect(result.hits.map((h) => h.id)).toEqual(["northeast", "east", "north"]);
     const [northeast, east, north] = result.hits;
     expect(northeast!.ranks).toEqual({ dense: 2, lexical: 1 });
@@ -162,7 +170,7 @@ describe("IndexShard", () => {
 
     // An override keeps the other list's default — dense 3, lexical 0.7: northeast 0.7 + 3·0.854 ≈ 3.26 · north 3 ·
     // east 0.656 + 1.5 ≈ 2.16
-    const denseHeavy = await stub.search({
+    const denseHeavy = await search(stub, {
       mode: "hybrid",
       topK: 3,
       vector: unit(1, 0, 0, 0),
@@ -178,7 +186,7 @@ describe("IndexShard", () => {
     const stub = shard();
     await stub.upsert(corpus);
     // dense: north 1, northeast 2, east 3 · lexical ("glacier"): east and northeast (BM25 favours the shorter doc)
-    const result = await stub.search({
+    const result = await search(stub, {
       mode: "hybrid",
       topK: 3,
       vector: unit(1, 0, 0, 0),
@@ -193,7 +201,7 @@ describe("IndexShard", () => {
     expect(byId.north!.ranks).toEqual({ dense: 1 });
     expect(result.hits.map((h) => h.id)).toEqual(["northeast", "east", "north"]);
 
-    const equal = await stub.search({
+    const equal = await search(stub, {
       mode: "hybrid",
       topK: 3,
       vector: unit(1, 0, 0, 0),
@@ -210,9 +218,9 @@ describe("IndexShard", () => {
   it("compares the query only with vectors of the same model version", async () => {
     const stub = shard();
     await stub.upsert([...corpus, doc("old", unit(1, 0, 0, 0), "lighthouse", { modelVersion: "0.9.0" })]);
-    const dense = await stub.search({ mode: "dense", topK: 10, vector: unit(1, 0, 0, 0), modelVersion: MODEL });
+    const dense = await search(stub, { mode: "dense", topK: 10, vector: unit(1, 0, 0, 0), modelVersion: MODEL });
     expect(dense.hits.map((h) => h.id)).not.toContain("old");
-    const lexical = await stub.search({ mode: "lexical", topK: 10, terms: ["lighthouse"] });
+    const lexical = await search(stub, { mode: "lexical", topK: 10, terms: ["lighthouse"] });
     expect(lexical.hits.map((h) => h.id)).toContain("old"); // still findable by its words until re-embedded
   });
 

@@ -4,13 +4,17 @@
  * artifact `npm run bundle` selected), the SQLite IndexShard Durable Object and KV. Only the secrets and the clock (for
  * the webhook window) are test-controlled, and the embedder is wrapped to count model calls.
  *
- * Every harness gets its own shard name, so tests never see each other's documents whatever the pool's storage isolation.
+ * Every harness gets its own index (shard-name prefix), so tests never see each other's documents whatever the pool's
+ * storage isolation. The index has 3 shards unless a test asks otherwise, so every API test also exercises the fan-out.
  */
 import { env } from "cloudflare:workers";
 import { createApp } from "../../../workers/edge/src/app.js";
 import type { AppDeps, EdgeModel, EmbedOptions, EmbedResult, Embedder } from "../../../workers/edge/src/contracts.js";
 import { loadEdgeModel } from "../../../workers/edge/src/model-loader.js";
-import { edgeDeps } from "../../../workers/edge/src/wiring.js";
+import { ShardedIndex, shardNames } from "../../../workers/edge/src/sharded-index.js";
+import { edgeDeps, shardClient } from "../../../workers/edge/src/wiring.js";
+
+export const DEFAULT_TEST_SHARDS = 3;
 
 export const API_KEY = "test-api-key-0123456789";
 export const WEBHOOK_SECRET = "test-webhook-secret-abcdef";
@@ -30,26 +34,30 @@ export interface Harness {
   deps: AppDeps;
   embedder: CountingEmbedder;
   model: EdgeModel;
-  shardName: string;
+  /** The Durable Object names holding this harness's index. */
+  shardNames: string[];
   /** Moves the app's clock (webhook replay window). */
   setNow(ms: number): void;
   /** A request to the app; `json` becomes the body, the API key is sent unless `apiKey: null`. */
   request(path: string, init?: RequestInit & { json?: unknown; apiKey?: string | null }): Promise<Response>;
 }
 
-/** An app on the real bindings. `model` replaces the bundled model; `overrides` replace any dependency. */
-export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel } = {}): Promise<Harness> {
-  const { model: chosen, ...depOverrides } = overrides;
+/**
+ * An app on the real bindings. `model` replaces the bundled model; `shards` sets the index's shard count;
+ * `overrides` replace any dependency.
+ */
+export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel; shards?: number } = {}): Promise<Harness> {
+  const { model: chosen, shards = DEFAULT_TEST_SHARDS, ...depOverrides } = overrides;
   const model = chosen ?? (await loadEdgeModel(env));
   const embedder = new CountingEmbedder(model.embedder);
   const counted: EdgeModel = { ...model, embedder };
   let now = Date.now();
-  const shardName = `test-${crypto.randomUUID()}`;
+  const names = shardNames(`test-${crypto.randomUUID()}`, shards);
   const deps: AppDeps = {
     ...edgeDeps(env),
     loadModel: async () => counted,
+    index: new ShardedIndex(names, (name) => shardClient(env, name)),
     secrets: { apiKey: API_KEY, webhookSecret: WEBHOOK_SECRET },
-    shardName,
     now: () => now,
     ...depOverrides,
   };
@@ -59,7 +67,7 @@ export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel 
     deps,
     embedder,
     model: counted,
-    shardName,
+    shardNames: names,
     setNow: (ms) => {
       now = ms;
     },

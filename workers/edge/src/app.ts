@@ -3,7 +3,7 @@
  * Routes only parse, authenticate and shape responses; the work happens in search-service.ts and indexer.ts.
  *
  *   GET    /                       search page (server-rendered; `?q=` renders results without JavaScript)
- *   POST   /v1/search              {query, topK?, dims?, depth?, mode?, fusion?, weights?}
+ *   POST   /v1/search              {query, topK?, offset?, filter?, dims?, depth?, mode?, fusion?, weights?}
  *   POST   /v1/embed               {input, dims?, depth?}
  *   POST   /v1/documents           {documents: [...]}            (Authorization: Bearer <API_KEY>)
  *   GET    /v1/documents/:id       the stored document          (API key)
@@ -22,7 +22,7 @@ import { requireApiKey, requireWebhookSignature } from "./auth.js";
 import type { AppDeps } from "./contracts.js";
 import { ApiError } from "./errors.js";
 import { background, limit, parseJsonText, readJson, validate } from "./http.js";
-import { deleteDocuments, indexDocuments } from "./indexer.js";
+import { indexDocuments } from "./indexer.js";
 import { pageSecurityPolicy, renderSearchPage, type PageState } from "./page.js";
 import { LIMITS, documentId, embedRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
 import { embed, fusionDefaultOf, parseMetadata, search, type SearchResponse } from "./search-service.js";
@@ -41,7 +41,6 @@ function withModelErrors(deps: AppDeps): AppDeps {
 export function createApp(rawDeps: AppDeps): Hono {
   const deps = withModelErrors(rawDeps);
   const app = new Hono();
-  const shard = () => deps.shard(deps.shardName);
   // Checked before the body is read, so an unauthenticated client cannot make the worker buffer megabytes.
   const apiKey = createMiddleware(async (c, next) => {
     await requireApiKey(c.req.header("Authorization"), deps.secrets.apiKey);
@@ -87,13 +86,13 @@ export function createApp(rawDeps: AppDeps): Hono {
 
   app.post("/v1/documents", apiKey, limit(LIMITS.body.documents), async (c) => {
     const { documents } = await readJson(c, upsertRequest, "documents request");
-    const outcome = await indexDocuments(await deps.loadModel(), shard(), documents);
+    const outcome = await indexDocuments(await deps.loadModel(), deps.index, documents);
     return c.json({ upserted: outcome.upserted.length, unchanged: outcome.unchanged.length, ids: documents.map((d) => d.id) });
   });
 
   app.get("/v1/documents/:id", apiKey, async (c) => {
     const id = validate(documentId, c.req.param("id"), "document id");
-    const document = await shard().get(id);
+    const document = await deps.index.get(id);
     if (!document) throw new ApiError(404, "not_found", `no document with id "${id}"`);
     const { metadataJson, ...fields } = document;
     return c.json({ ...fields, metadata: parseMetadata(metadataJson) });
@@ -101,8 +100,8 @@ export function createApp(rawDeps: AppDeps): Hono {
 
   app.delete("/v1/documents/:id", apiKey, async (c) => {
     const id = validate(documentId, c.req.param("id"), "document id");
-    const { deleted } = await shard().delete(id);
-    if (!deleted) throw new ApiError(404, "not_found", `no document with id "${id}"`);
+    const { deleted } = await deps.index.delete([id]);
+    if (deleted.length === 0) throw new ApiError(404, "not_found", `no document with id "${id}"`);
     return c.json({ deleted: true, id });
   });
 
@@ -112,7 +111,7 @@ export function createApp(rawDeps: AppDeps): Hono {
     await requireWebhookSignature(rawBody, c.req.raw.headers, deps.secrets.webhookSecret, deps.now());
     const event = validate(webhookRequest, parseJsonText(rawBody), "webhook body");
     if (event.event === "upsert") {
-      const outcome = await indexDocuments(await deps.loadModel(), shard(), event.documents);
+      const outcome = await indexDocuments(await deps.loadModel(), deps.index, event.documents);
       return c.json({
         event: "upsert",
         upserted: outcome.upserted.length,
@@ -120,12 +119,12 @@ export function createApp(rawDeps: AppDeps): Hono {
         ids: event.documents.map((d) => d.id),
       });
     }
-    const { deleted, missing } = await deleteDocuments(shard(), event.ids);
+    const { deleted, missing } = await deps.index.delete(event.ids);
     return c.json({ event: "delete", deleted: deleted.length, missing, ids: event.ids });
   });
 
   app.get("/v1/health", async (c) => {
-    const [model, stats] = await Promise.all([deps.loadModel(), shard().stats()]);
+    const [model, stats] = await Promise.all([deps.loadModel(), deps.index.stats()]);
     return c.json({
       status: "ok",
       model: {
@@ -136,7 +135,7 @@ export function createApp(rawDeps: AppDeps): Hono {
         // Which hybrid default a search without fusion/weights gets, and whether it was tuned for this model.
         fusion: fusionDefaultOf(model),
       },
-      index: { shard: deps.shardName, documents: stats.documents },
+      index: { backend: stats.backend, shards: stats.shards, documents: stats.documents, modelVersions: stats.modelVersions },
     });
   });
 

@@ -1,13 +1,13 @@
 /**
  * What the edge app depends on, as interfaces: the embedder (the shape of `TaesrEncoder.embed`), the lexical tokenizer,
- * the index shard client, the query-embedding cache and the model's identity. `wiring.ts` supplies the
+ * the search index (sharded Durable Objects or Upstash), the query-embedding cache and the model's identity. `wiring.ts` supplies the
  * real implementations; tests and future platforms wire others. Nothing here imports a platform.
  *
  * @module
  */
 import type { EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord } from "../../../src/model/index.js";
 import type { FusionDefault } from "../../../src/retrieval/index.js";
-import type { ShardApi } from "./shard-api.js";
+import type { SearchIndex } from "./search-index.js";
 
 export type { EmbedOptions, EmbedResult, EmbedRoute };
 
@@ -69,13 +69,11 @@ export interface EmbeddingCache {
 export interface AppDeps {
   /** Loads (once) and returns the model; rejects with a clear error when none is available. */
   loadModel(): Promise<EdgeModel>;
-  /** The index shard with this name (one shard, "default", for now). */
-  shard(name: string): ShardApi;
+  /** The search index, whichever backend holds it. */
+  index: SearchIndex;
   cache: EmbeddingCache;
   /** Secrets; an absent secret disables the routes that need it (503), it never opens them. */
   secrets: { apiKey?: string; webhookSecret?: string };
-  /** Shard every route uses until sharding lands. */
-  shardName: string;
   /** Current time in ms; injectable so the webhook replay window can be tested. */
   now(): number;
 }

@@ -14,8 +14,10 @@ export interface Env {
   API_KEY?: string;
   /** HMAC key for /v1/webhooks/index; unset → the webhook answers 503. */
   WEBHOOK_SECRET?: string;
-  /** Name of the index shard every route uses (default "default"). */
+  /** Name prefix of the index's shards (default "default"). */
   INDEX_SHARD?: string;
+  /** How many Durable Object shards hold the index (default 1). Changing it starts a new, empty index: reindex. */
+  INDEX_SHARDS?: string;
 }
 
 // Types `env`/`exports` from "cloudflare:workers" for this worker (what `wrangler types` would generate).

@@ -1,15 +1,20 @@
 /**
- * `IndexShard`: one shard of the search index as a SQLite-backed Durable Object, called over DO RPC.
+ * `IndexShard`: one shard of the embedded search index as a SQLite-backed Durable Object, called over DO RPC by
+ * `ShardedIndex` (sharded-index.ts), which fans a search out to every shard in parallel and fuses their lists.
  *
  * It serves the `ShardApi` contract (shard-api.ts; `shardClient` in wiring.ts checks the stub against it): it stores
- * prepared documents and ranks them — dense cosine top-k over an in-memory matrix, BM25 over the SQLite inverted
- * index, and their fusion (convex combination of normalised scores, or weighted RRF on request), all three from
- * `src/retrieval`. SQLite is the source of truth; searches run on in-memory views of it, built on the first search
- * after a write and kept for the object's lifetime: the packed dense matrix (rebuilding it reads every vector), and for
- * BM25 the documents' lengths plus each query term's postings as typed arrays, loaded the first time a query uses the
- * term. Reading a common word piece's postings through SQL on every query cost seconds per query at 100k documents;
- * in memory the whole BM25 scoring is a few milliseconds. Any write drops every view, and the shard stats. Every
- * method is synchronous (SQLite calls are), so calls never interleave and a view can never be read half-rebuilt.
+ * prepared documents and produces each list's best candidates of this shard — dense by a Hamming scan over sign bits
+ * of the Matryoshka prefix, then int8 rescoring of the best candidates; BM25 over the SQLite inverted index with the
+ * corpus-wide statistics the caller sends, so scores compare across shards. A metadata filter becomes a mask over
+ * the shard's documents before either list ranks, so it never shortens a list while matching documents remain.
+ *
+ * SQLite is the source of truth; searches run on in-memory views of it, built on the first search after a write and
+ * kept for the object's lifetime: the catalog (ids in order, BM25 lengths; metadata once a filter needs it), the
+ * compressed dense codes per (model version, width) — 16 + 132 bytes per 128-d document instead of 512 — and each
+ * query term's postings as typed arrays, loaded the first time a query uses the term. Reading a common word piece's
+ * postings through SQL on every query cost seconds per query at 100k documents; in memory BM25 is a few
+ * milliseconds. Any write drops every view, and the shard stats. Every method is synchronous (SQLite calls are), so
+ * calls never interleave and a view can never be read half-rebuilt.
  *
  * Upserts are idempotent by (id, content hash, model version): an identical document is skipped and reported
  * unchanged; a changed one replaces every trace (row, vector, postings) in one transaction.
@@ -21,50 +26,73 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import {
+  DEFAULT_RESCORE_FACTOR,
   PackedBm25,
-  candidateDepth,
-  combineRankings,
-  denseSearch,
-  listsFor,
+  binaryRescoreSearch,
+  matchesFilter,
   packMatrix,
+  packSignBits,
+  quantizeInt8Rows,
+  type Int8Rows,
+  type MetadataFilter,
   type PackedPostings,
-  type RankedHit,
 } from "../../../src/retrieval/index.js";
 import type { Env } from "./env.js";
 import type {
+  DisplayFields,
   DocumentRef,
   PreparedDocument,
-  ShardHit,
-  ShardSearchRequest,
-  ShardSearchResult,
+  ShardCandidatesRequest,
+  ShardCandidatesResult,
   ShardStats,
+  ShardTermStats,
   StoredDocument,
   UpsertOutcome,
 } from "./shard-api.js";
 import { ShardStore } from "./shard-store.js";
 
 /** Query terms beyond this many distinct pieces add cost but barely change BM25's ranking. */
-const MAX_QUERY_TERMS = 64;
+export const MAX_QUERY_TERMS = 64;
 
-interface DenseIndex {
-  ids: string[];
-  matrix: Float32Array;
-  dims: number;
-}
+/**
+ * The Hamming stage keeps at least this many rows for int8 rescoring (or `DEFAULT_RESCORE_FACTOR` × depth when more):
+ * sign bits of a 64-d prefix order neighbours coarsely, and rescoring 1,000 int8 rows costs well under a millisecond.
+ */
+const MIN_RESCORED_ROWS = 1_000;
 
-/** BM25's in-memory view: documents by index (id order), and the postings of every term a query has used so far. */
-interface LexicalIndex {
+/** Every document of the shard in id order: the row space of the filter mask and of BM25. */
+interface Catalog {
   ids: string[];
   indexOf: Map<string, number>;
-  scorer: PackedBm25;
-  postings: Map<string, PackedPostings>;
+  lengths: Uint32Array;
+  /** Parsed metadata by row, loaded the first time a filter needs it. */
+  metadata?: unknown[];
+}
+
+/** Compressed vectors of one model version at one width; `docRows[row]` is the row's index in the catalog. */
+interface DenseIndex {
+  ids: string[];
+  docRows: Uint32Array;
+  dims: number;
+  bits: Uint32Array;
+  codes: Int8Rows;
+}
+
+/** The distinct query terms that score (at most MAX_QUERY_TERMS, first occurrences first) and the query with only those. */
+export function scoringTerms(terms: readonly string[]): { distinct: string[]; query: string[] } {
+  const head = terms.slice(0, 4 * MAX_QUERY_TERMS);
+  const distinct = [...new Set(head)].slice(0, MAX_QUERY_TERMS);
+  const kept = new Set(distinct);
+  return { distinct, query: head.filter((term) => kept.has(term)) };
 }
 
 export class IndexShard extends DurableObject<Env> {
   private readonly store: ShardStore;
-  /** Packed matrices by `${modelVersion}:${dims}`; cleared on every write. */
+  private catalogView: Catalog | null = null;
+  /** Compressed dense views by `${modelVersion}:${dims}`; cleared on every write. */
   private denseIndexes = new Map<string, DenseIndex>();
-  private lexical: LexicalIndex | null = null;
+  /** BM25 over the catalog's rows, with the postings of every term a query has used since the last write. */
+  private lexical: { scorer: PackedBm25; postings: Map<string, PackedPostings> } | null = null;
   /** stats() scans the postings table; health checks call it often, writes are rarer. Cleared on every write. */
   private statistics: ShardStats | null = null;
 
@@ -104,10 +132,13 @@ export class IndexShard extends DurableObject<Env> {
     return outcome;
   }
 
-  delete(id: string): { deleted: boolean } {
-    const deleted = this.ctx.storage.transactionSync(() => this.store.remove(id));
-    if (deleted) this.invalidate();
-    return { deleted };
+  deleteMany(ids: string[]): { deleted: string[]; missing: string[] } {
+    const outcome = { deleted: [] as string[], missing: [] as string[] };
+    this.ctx.storage.transactionSync(() => {
+      for (const id of new Set(ids)) (this.store.remove(id) ? outcome.deleted : outcome.missing).push(id);
+    });
+    if (outcome.deleted.length > 0) this.invalidate();
+    return outcome;
   }
 
   get(id: string): StoredDocument | null {
@@ -119,73 +150,122 @@ export class IndexShard extends DurableObject<Env> {
     return this.statistics;
   }
 
-  search(request: ShardSearchRequest): ShardSearchResult {
-    const started = Date.now();
-    const { mode, topK } = request;
-    const use = listsFor(mode);
-    const depth = candidateDepth(mode, topK, request.candidates);
-    const timings = { matrixMs: 0, denseMs: 0, lexicalMs: 0, fuseMs: 0, totalMs: 0 };
-
-    let dense: RankedHit[] | undefined;
-    if (use.dense) {
-      const { vector, modelVersion } = request;
-      if (!vector || !modelVersion) throw new Error(`${mode} search needs the query vector and its model version`);
-      let mark = Date.now();
-      const index = this.denseIndex(modelVersion, vector.length);
-      timings.matrixMs = Date.now() - mark;
-      mark = Date.now();
-      dense = denseSearch(index.matrix, index.dims, vector, depth).map((hit) => ({ ...hit, id: index.ids[hit.id]! }));
-      timings.denseMs = Date.now() - mark;
-    }
-
-    let lexical: RankedHit[] | undefined;
-    if (use.lexical) {
-      if (!request.terms) throw new Error(`${mode} search needs the query terms`);
-      const mark = Date.now();
-      const distinct = new Set([...new Set(request.terms.slice(0, 4 * MAX_QUERY_TERMS))].slice(0, MAX_QUERY_TERMS));
-      // Only the kept terms score: the view may hold postings of other terms, loaded for earlier queries.
-      const terms = request.terms.slice(0, 4 * MAX_QUERY_TERMS).filter((term) => distinct.has(term));
-      const index = this.lexicalIndex([...distinct]);
-      lexical = index.scorer.search(terms, index.postings, depth).map((hit) => ({ ...hit, id: index.ids[hit.id]! }));
-      timings.lexicalMs = Date.now() - mark;
-    }
-
-    const mark = Date.now();
-    const ranked = combineRankings(mode, { dense, lexical }, {
-      topK,
-      fusion: request.fusion,
-      weights: request.weights,
-      defaults: request.fusionDefault,
-      candidates: depth,
-    });
-    const fields = this.store.fields(ranked.map((hit) => hit.id));
-    const hits: ShardHit[] = ranked.flatMap((hit) => {
-      const stored = fields.get(hit.id);
-      return stored ? [{ id: hit.id, score: hit.score, ranks: hit.ranks, scores: hit.scores, ...stored }] : [];
-    });
-    timings.fuseMs = Date.now() - mark;
-    timings.totalMs = Date.now() - started;
-    return { hits, timings, candidates: { dense: dense?.length ?? 0, lexical: lexical?.length ?? 0 } };
+  /** Corpus size, total BM25 length and each term's document frequency in this shard. */
+  termStats(terms: string[]): ShardTermStats {
+    const { distinct } = scoringTerms(terms);
+    const catalog = this.catalog();
+    const lexical = this.lexicalIndex(distinct);
+    let totalLength = 0;
+    for (const length of catalog.lengths) totalLength += length;
+    const df: Record<string, number> = {};
+    for (const term of distinct) df[term] = lexical.postings.get(term)?.docs.length ?? 0;
+    return { docCount: catalog.ids.length, totalLength, df };
   }
 
-  /** The packed, prefix-normalised matrix of one model version at one width, built on first use after a write. */
+  candidates(request: ShardCandidatesRequest): ShardCandidatesResult {
+    const timings = { viewMs: 0, filterMs: 0, denseMs: 0, lexicalMs: 0 };
+    let mark = Date.now();
+    const catalog = this.catalog();
+    timings.viewMs += Date.now() - mark;
+
+    mark = Date.now();
+    const allowed = request.filterJson === undefined ? undefined : this.filterMask(JSON.parse(request.filterJson) as MetadataFilter);
+    timings.filterMs = Date.now() - mark;
+
+    const result: ShardCandidatesResult = { timings };
+    if (request.lists.dense) {
+      const { vector, modelVersion } = request;
+      if (!vector || !modelVersion) throw new Error("the dense list needs the query vector and its model version");
+      mark = Date.now();
+      const index = this.denseIndex(modelVersion, vector.length);
+      timings.viewMs += Date.now() - mark;
+      mark = Date.now();
+      let rowsAllowed: Uint8Array | undefined;
+      if (allowed) {
+        rowsAllowed = new Uint8Array(index.ids.length);
+        for (let row = 0; row < rowsAllowed.length; row++) rowsAllowed[row] = allowed[index.docRows[row]!]!;
+      }
+      const factor = Math.max(DEFAULT_RESCORE_FACTOR, Math.ceil(MIN_RESCORED_ROWS / Math.max(request.depth, 1)));
+      result.dense = binaryRescoreSearch(index.bits, index.codes, vector, request.depth, factor, rowsAllowed).map((hit) => ({
+        id: index.ids[hit.id]!,
+        score: hit.score,
+      }));
+      timings.denseMs = Date.now() - mark;
+    }
+    if (request.lists.lexical) {
+      if (!request.terms) throw new Error("the lexical list needs the query terms");
+      mark = Date.now();
+      const { distinct, query } = scoringTerms(request.terms);
+      const lexical = this.lexicalIndex(distinct);
+      const corpus = request.corpus && {
+        docCount: request.corpus.docCount,
+        avgDocLength: request.corpus.avgDocLength,
+        df: new Map(Object.entries(request.corpus.df)),
+      };
+      result.lexical = lexical.scorer.search(query, lexical.postings, request.depth, { corpus, allowed }).map((hit) => ({
+        id: catalog.ids[hit.id]!,
+        score: hit.score,
+      }));
+      timings.lexicalMs = Date.now() - mark;
+    }
+    return result;
+  }
+
+  fields(ids: string[]): Record<string, DisplayFields> {
+    return Object.fromEntries(this.store.fields(ids));
+  }
+
+  private catalog(): Catalog {
+    if (!this.catalogView) {
+      const { ids, lengths } = this.store.documentLengths();
+      this.catalogView = { ids, indexOf: new Map(ids.map((id, index) => [id, index])), lengths };
+    }
+    return this.catalogView;
+  }
+
+  /** 1 for every catalog row whose metadata matches. */
+  private filterMask(filter: MetadataFilter): Uint8Array {
+    const catalog = this.catalog();
+    if (!catalog.metadata) {
+      const metadata = new Array<unknown>(catalog.ids.length).fill(null);
+      for (const { id, metadataJson } of this.store.metadata()) {
+        const row = catalog.indexOf.get(id);
+        if (row !== undefined && metadataJson !== null) metadata[row] = JSON.parse(metadataJson);
+      }
+      catalog.metadata = metadata;
+    }
+    const mask = new Uint8Array(catalog.ids.length);
+    catalog.metadata.forEach((metadata, row) => {
+      if (matchesFilter(metadata, filter)) mask[row] = 1;
+    });
+    return mask;
+  }
+
+  /** Sign bits and int8 codes of the normalised `dims`-prefix of one model version's vectors, built on first use after a write. */
   private denseIndex(modelVersion: string, dims: number): DenseIndex {
     const key = `${modelVersion}:${dims}`;
     let index = this.denseIndexes.get(key);
     if (!index) {
+      const catalog = this.catalog();
       const { ids, vectors } = this.store.vectors(modelVersion, dims);
-      index = { ids, matrix: packMatrix(vectors, dims), dims };
+      // The float matrix only lives while the codes are made: the view keeps 16 + 132 bytes per 128-d row, not 512.
+      const matrix = packMatrix(vectors, dims);
+      index = {
+        ids,
+        docRows: Uint32Array.from(ids, (id) => catalog.indexOf.get(id)!),
+        dims,
+        bits: packSignBits(matrix, dims),
+        codes: quantizeInt8Rows(matrix, dims),
+      };
       this.denseIndexes.set(key, index);
     }
     return index;
   }
 
   /** BM25's view with the postings of `terms` loaded (each term read from SQLite once per view). */
-  private lexicalIndex(terms: readonly string[]): LexicalIndex {
-    if (!this.lexical) {
-      const { ids, lengths } = this.store.documentLengths();
-      this.lexical = { ids, indexOf: new Map(ids.map((id, index) => [id, index])), scorer: new PackedBm25(lengths), postings: new Map() };
-    }
+  private lexicalIndex(terms: readonly string[]): { scorer: PackedBm25; postings: Map<string, PackedPostings> } {
+    const catalog = this.catalog();
+    this.lexical ??= { scorer: new PackedBm25(catalog.lengths), postings: new Map() };
     const index = this.lexical;
     for (const term of terms) {
       if (index.postings.has(term)) continue;
@@ -194,7 +274,7 @@ export class IndexShard extends DurableObject<Env> {
       const counts = new Uint16Array(docIds.length);
       let kept = 0;
       docIds.forEach((id, i) => {
-        const doc = index.indexOf.get(id);
+        const doc = catalog.indexOf.get(id);
         // Postings and documents are written in one transaction, so a miss would mean a damaged store: skip, not crash.
         if (doc === undefined) return;
         docs[kept] = doc;
@@ -206,6 +286,7 @@ export class IndexShard extends DurableObject<Env> {
   }
 
   private invalidate(): void {
+    this.catalogView = null;
     this.denseIndexes.clear();
     this.lexical = null;
     this.statistics = null;

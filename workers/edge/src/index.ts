@@ -10,17 +10,29 @@
  */
 import { createApp } from "./app.js";
 import type { Env } from "./env.js";
+import { ApiError } from "./errors.js";
 import { edgeDeps } from "./wiring.js";
 
 export { IndexShard } from "./index-shard.js";
 
 const apps = new WeakMap<Env, ReturnType<typeof createApp>>();
 
+/** A misconfigured worker (e.g. INDEX_SHARDS="four") answers every request with the reason, not an opaque 500. */
+function configurationError(error: unknown): Response {
+  const body = new ApiError(503, "not_configured", `the worker's configuration is invalid: ${(error as Error).message}`).toBody();
+  return Response.json(body, { status: 503 });
+}
+
 export default {
   fetch(request, env, ctx) {
     let app = apps.get(env);
     if (!app) {
-      app = createApp(edgeDeps(env));
+      try {
+        app = createApp(edgeDeps(env));
+      } catch (error) {
+        console.error("cannot build the edge app:", error);
+        return configurationError(error);
+      }
       apps.set(env, app);
     }
     return app.fetch(request, env, ctx);

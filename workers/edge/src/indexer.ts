@@ -1,9 +1,9 @@
 /**
- * Document indexing: content hash → ask the shard what changed → embed and tokenize only those → store.
+ * Document indexing: content hash → ask the index what changed → embed and tokenize only those → store.
  *
  * Idempotency is by (id, content hash, model version). The hash covers title, text and metadata (canonical JSON, so
  * key order does not matter); the model version is checked beside it so that a model switch re-embeds everything it
- * touches. Unchanged documents cost one hash and one shard lookup — never a model call.
+ * touches. Unchanged documents cost one hash and one index lookup — never a model call.
  *
  * Document-side embedding: title + "\n" + text (src/retrieval/documents.ts) at {@link DOCUMENT_EMBEDDING}. 128 dims are stored because search
  * serves 64 and 128 (a prefix of a stored unit vector renormalises to the 64-d embedding). Depth is the router's
@@ -16,7 +16,8 @@ import { sha256Hex } from "../../../src/digest.js";
 import { documentText, lexicalTerms, termFrequencies } from "../../../src/retrieval/index.js";
 import type { EdgeModel } from "./contracts.js";
 import type { DocumentInput, Metadata } from "./schemas.js";
-import type { PreparedDocument, ShardApi } from "./shard-api.js";
+import type { SearchIndex } from "./search-index.js";
+import type { PreparedDocument } from "./shard-api.js";
 
 export const DOCUMENT_EMBEDDING = { dims: 128, depth: "auto", batchSize: 16 } as const;
 
@@ -42,7 +43,7 @@ export async function contentHash(document: { title: string; text: string; metad
   return sha256Hex(canonical);
 }
 
-export async function indexDocuments(model: EdgeModel, shard: ShardApi, documents: readonly DocumentInput[]): Promise<IndexOutcome> {
+export async function indexDocuments(model: EdgeModel, index: SearchIndex, documents: readonly DocumentInput[]): Promise<IndexOutcome> {
   const modelVersion = model.info.version;
   const hashed = await Promise.all(
     documents.map(async (document) => ({
@@ -52,7 +53,7 @@ export async function indexDocuments(model: EdgeModel, shard: ShardApi, document
       modelVersion,
     })),
   );
-  const pending = new Set(await shard.pending(hashed.map(({ id, contentHash, modelVersion }) => ({ id, contentHash, modelVersion }))));
+  const pending = new Set(await index.pending(hashed.map(({ id, contentHash, modelVersion }) => ({ id, contentHash, modelVersion }))));
   const outcome: IndexOutcome = { upserted: [], unchanged: hashed.filter((d) => !pending.has(d.id)).map((d) => d.id) };
 
   const work = hashed.filter((d) => pending.has(d.id)).map((d) => ({ ...d, input: documentText(d) }));
@@ -80,16 +81,9 @@ export async function indexDocuments(model: EdgeModel, shard: ShardApi, document
       };
     });
     // Stored batch by batch: a failure part-way keeps what was done, and a retry skips it as unchanged.
-    const stored = await shard.upsert(prepared);
+    const stored = await index.upsert(prepared);
     outcome.upserted.push(...stored.upserted);
     outcome.unchanged.push(...stored.unchanged);
   }
   return outcome;
-}
-
-export async function deleteDocuments(shard: ShardApi, ids: readonly string[]): Promise<{ deleted: string[]; missing: string[] }> {
-  const deleted: string[] = [];
-  const missing: string[] = [];
-  for (const id of new Set(ids)) ((await shard.delete(id)).deleted ? deleted : missing).push(id);
-  return { deleted, missing };
 }

@@ -5,10 +5,14 @@
  * @module
  */
 import { z } from "zod";
+import { FILTER_PATH, type MetadataFilter } from "../../../src/retrieval/index.js";
 
 export const LIMITS = {
   queryChars: 2_000,
   topK: { min: 1, max: 100, default: 10 },
+  /** offset + topK: how deep pagination reaches (the fusion candidate cap). */
+  pageDepth: 500,
+  filter: { depth: 4, clauses: 32, inValues: 100, valueChars: 1_000 },
   embedInputs: 64,
   embedInputChars: 8_000,
   documentsPerRequest: 256,
@@ -33,6 +37,74 @@ export const fusionMethod = z.enum(["convex", "rrf"], { error: 'fusion must be "
 
 const nonNegativeWeight = z.number().finite().min(0, "weights must be ≥ 0").max(1_000, "weights must be ≤ 1000");
 
+const filterScalar = z.union([z.string().max(LIMITS.filter.valueChars), z.number().finite(), z.boolean(), z.null()], {
+  error: "filter values must be strings, numbers, booleans or null",
+});
+const filterBound = z.union([z.string().max(LIMITS.filter.valueChars), z.number().finite()], {
+  error: "$gt, $gte, $lt and $lte take a number or a string",
+});
+// Only objects reach this schema (scalars are checked as values), so zod's own "Unrecognized key" names a bad operator.
+const filterCondition = z.strictObject({
+  $eq: filterScalar.optional(),
+  $ne: filterScalar.optional(),
+  $in: z.array(filterScalar).max(LIMITS.filter.inValues, `$in takes at most ${LIMITS.filter.inValues} values`).optional(),
+  $nin: z.array(filterScalar).max(LIMITS.filter.inValues, `$nin takes at most ${LIMITS.filter.inValues} values`).optional(),
+  $gt: filterBound.optional(),
+  $gte: filterBound.optional(),
+  $lt: filterBound.optional(),
+  $lte: filterBound.optional(),
+  $exists: z.boolean({ error: "$exists takes true or false" }).optional(),
+});
+
+/** Counts clauses and nesting, so one request cannot make every shard evaluate an enormous filter per document. */
+function filterSize(filter: unknown, depth = 1): { clauses: number; depth: number } {
+  let clauses = 0;
+  let deepest = depth;
+  for (const [key, value] of Object.entries(filter as Record<string, unknown>)) {
+    if ((key === "$and" || key === "$or") && Array.isArray(value)) {
+      for (const inner of value) {
+        const size = filterSize(inner, depth + 1);
+        clauses += size.clauses;
+        deepest = Math.max(deepest, size.depth);
+      }
+    } else {
+      clauses += 1;
+    }
+  }
+  return { clauses, depth: deepest };
+}
+
+/**
+ * Checked by hand below rather than as a recursive zod type: the messages can then name the path and the operator,
+ * and nesting depth and clause count are bounded before anything recurses further.
+ */
+export const metadataFilter: z.ZodType<MetadataFilter> = z
+  .record(z.string(), z.unknown(), { error: "filter must be an object of metadata paths (and $and / $or)" })
+  .superRefine((filter, ctx) => {
+    for (const [key, value] of Object.entries(filter)) {
+      if (key === "$and" || key === "$or") {
+        if (!Array.isArray(value) || value.length === 0) {
+          ctx.addIssue({ code: "custom", path: [key], message: `${key} takes a non-empty array of filters` });
+          continue;
+        }
+        value.forEach((inner, index) => {
+          const parsed = metadataFilter.safeParse(inner);
+          if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [key, index, ...issue.path] } as never);
+        });
+      } else if (key.startsWith("$")) {
+        ctx.addIssue({ code: "custom", path: [key], message: `unknown filter operator "${key}" (top level takes $and and $or)` });
+      } else if (!FILTER_PATH.test(key)) {
+        ctx.addIssue({ code: "custom", path: [key], message: `"${key}" is not a metadata path (letters, digits, _ and -, dotted for nesting)` });
+      } else {
+        const parsed = value !== null && typeof value === "object" && !Array.isArray(value) ? filterCondition.safeParse(value) : filterScalar.safeParse(value);
+        if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [key, ...issue.path] } as never);
+      }
+    }
+    const size = filterSize(filter);
+    if (size.clauses > LIMITS.filter.clauses) ctx.addIssue({ code: "custom", message: `a filter may have at most ${LIMITS.filter.clauses} clauses` });
+    if (size.depth > LIMITS.filter.depth) ctx.addIssue({ code: "custom", message: `filters may nest $and / $or at most ${LIMITS.filter.depth} deep` });
+  }) as z.ZodType<MetadataFilter>;
+
 export const searchRequest = z.strictObject({
   query: z
     .string({ error: (issue) => (issue.input === undefined ? "query is required" : "query must be a string") })
@@ -44,6 +116,14 @@ export const searchRequest = z.strictObject({
     .min(LIMITS.topK.min, `topK must be at least ${LIMITS.topK.min}`)
     .max(LIMITS.topK.max, `topK must be at most ${LIMITS.topK.max}`)
     .default(LIMITS.topK.default),
+  /** Results to skip: page n (0-based) of size topK is offset n·topK. offset + topK ≤ LIMITS.pageDepth. */
+  offset: z
+    .number({ error: "offset must be a number" })
+    .int("offset must be a whole number")
+    .min(0, "offset must be ≥ 0")
+    .default(0),
+  /** Only documents whose metadata matches take part (see src/retrieval/metadata-filter.ts for the grammar). */
+  filter: metadataFilter.optional(),
   dims: searchDims.default(128),
   depth: depthSetting.default("auto"),
   mode: searchMode.default("hybrid"),
@@ -59,6 +139,9 @@ export const searchRequest = z.strictObject({
    * Only the ratio matters.
    */
   weights: z.strictObject({ dense: nonNegativeWeight.optional(), lexical: nonNegativeWeight.optional() }).optional(),
+}).refine((request) => request.offset + request.topK <= LIMITS.pageDepth, {
+  path: ["offset"],
+  message: `offset + topK must be at most ${LIMITS.pageDepth}: results are ranked from the best ${LIMITS.pageDepth} candidates`,
 });
 export type SearchRequest = z.infer<typeof searchRequest>;
 

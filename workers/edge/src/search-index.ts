@@ -39,7 +39,7 @@ export interface IndexSearchRequest {
   fusion?: FusionMethod;
   weights?: FusionWeights;
   fusionDefault?: { method: FusionMethod; weights: { dense: number; lexical: number } };
-  /** Candidates each list contributes to fusion (default: max(4·(offset + topK), 50), capped at 500). */
+  /** How deep each list is read (default SEARCH_DEPTH, 500, for every page, so pages tile one ranking). */
   candidates?: number;
   /** Only documents whose metadata matches take part. */
   filter?: MetadataFilter;

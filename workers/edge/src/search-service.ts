@@ -1,6 +1,6 @@
 /**
- * The query path: normalise → cached or fresh query embedding → shard search (dense + BM25, fused) → results with
- * query-biased snippets. Also the plain embedding API. Routes call these; nothing here knows about HTTP.
+ * The query path: normalise → cached or fresh query embedding → index search (dense + BM25 over every shard, fused,
+ * filtered, one page) → results with query-biased snippets. Also the plain embedding API. Routes call these; nothing here knows about HTTP.
  *
  * Lexical mode never touches the model's encoder (BM25 needs only the tokenizer), so it reports depth 0, route "none"
  * and cache "none".
@@ -11,7 +11,7 @@ import { BUILT_IN_FUSION_DEFAULT, lexicalTerms, listsFor, makeSnippet } from "..
 import { normalize } from "../../../src/tokenizer/normalize.js";
 import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "./contracts.js";
 import { queryCacheKey } from "./embed-cache.js";
-import type { EmbedRequest, Metadata, SearchRequest } from "./schemas.js";
+import { LIMITS, type EmbedRequest, type Metadata, type SearchRequest } from "./schemas.js";
 import type { MetadataJson } from "./shard-api.js";
 
 export interface SearchResult {
@@ -25,8 +25,11 @@ export interface SearchResult {
 
 export interface SearchResponse {
   results: SearchResult[];
+  /** This page's place in the ranking; ask for the next with `offset: nextOffset`. */
+  page: { offset: number; topK: number; hasMore: boolean; nextOffset: number | null };
   model: { version: string; dims: number; depth: number; route: EmbedRoute | "none"; earlyExit: boolean; cached: boolean };
-  timings: { embedMs: number; searchMs: number; totalMs: number; cache: "hit" | "miss" | "none" };
+  /** Milliseconds: the query embedding, the whole index search and, under `stages`, each of its steps. */
+  timings: { embedMs: number; searchMs: number; totalMs: number; cache: "hit" | "miss" | "none"; stages: Record<string, number> };
 }
 
 interface QueryEmbedding {
@@ -91,9 +94,11 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
 
   const searchStarted = performance.now();
   const defaults = fusionDefaultOf(model);
-  const found = await deps.shard(deps.shardName).search({
+  const found = await deps.index.search({
     mode: request.mode,
     topK: request.topK,
+    offset: request.offset,
+    filter: request.filter,
     vector: embedding?.vector,
     modelVersion: model.info.version,
     terms: listsFor(request.mode).lexical ? lexicalTerms(model.tokenizer.tokenize(normalized)) : undefined,
@@ -113,6 +118,13 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
       metadata: parseMetadata(hit.metadataJson),
       ranks: hit.ranks,
     })),
+    page: {
+      offset: request.offset,
+      topK: request.topK,
+      hasMore: found.hasMore,
+      // Null also where the ranking goes on past the deepest page a request may ask for (LIMITS.pageDepth).
+      nextOffset: found.hasMore && request.offset + request.topK < LIMITS.pageDepth ? request.offset + request.topK : null,
+    },
     model: {
       version: model.info.version,
       dims: request.dims,
@@ -121,7 +133,13 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
       earlyExit: embedding?.earlyExit ?? false,
       cached: embedding?.cached ?? false,
     },
-    timings: { embedMs, searchMs, totalMs: ms(started), cache: embedding ? (embedding.cached ? "hit" : "miss") : "none" },
+    timings: {
+      embedMs,
+      searchMs,
+      totalMs: ms(started),
+      cache: embedding ? (embedding.cached ? "hit" : "miss") : "none",
+      stages: found.timings,
+    },
   };
 }
 

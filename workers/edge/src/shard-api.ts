@@ -52,47 +52,51 @@ export interface FusionWeights {
   lexical?: number;
 }
 
-export interface ShardSearchRequest {
-  mode: SearchMode;
-  topK: number;
-  /** Query embedding (unit length) — required for dense and hybrid. */
+/** Corpus-wide BM25 statistics, summed over every shard (see {@link ShardApi.termStats}). */
+export interface CorpusTermStats {
+  docCount: number;
+  avgDocLength: number;
+  /** Document frequency per query term over the whole corpus. */
+  df: Record<string, number>;
+}
+
+/** One shard's share of a search: each list's best `depth` documents of this shard, unfused. */
+export interface ShardCandidatesRequest {
+  lists: { dense: boolean; lexical: boolean };
+  depth: number;
+  /** Query embedding (unit length, the search width) — required for the dense list. */
   vector?: Float32Array;
   /** Only vectors made by this model version are comparable with the query. */
   modelVersion?: string;
-  /** Query word pieces — required for lexical and hybrid. */
+  /** Query word pieces — required for the lexical list. */
   terms?: string[];
-  /** Hybrid fusion (default "convex"); single-list modes ignore it. */
-  fusion?: FusionMethod;
+  /** The whole corpus's BM25 statistics, so scores compare across shards; absent → this shard's own (one shard). */
+  corpus?: CorpusTermStats;
   /**
-   * Overrides of the chosen fusion's default weights: `fusionDefault.weights` when that is of the chosen method, else
-   * convex lexical 0.7, dense 0.3; rrf lexical 3, dense 1.
+   * A validated metadata filter as JSON text (see src/retrieval/metadata-filter.ts): a recursive filter type has no
+   * shape the RPC stub mapping can check, so it travels as text, like metadata.
    */
-  weights?: FusionWeights;
-  /**
-   * The model's hybrid default (its manifest's tuned fusion): the method when `fusion` is absent, and that method's
-   * default weights. Sent by the caller because the shard holds no model; absent → the built-in constants.
-   */
-  fusionDefault?: { method: FusionMethod; weights: { dense: number; lexical: number } };
-  /** How many candidates each list contributes to fusion (default: max(4·topK, 50), capped at 500). */
-  candidates?: number;
+  filterJson?: string;
 }
 
-export interface ShardHit {
-  id: string;
-  /** Fused score in hybrid mode (convex or RRF, as requested); the list's own score (cosine or BM25) otherwise. */
-  score: number;
-  ranks: { dense?: number; lexical?: number };
-  scores: { dense?: number; lexical?: number };
+export interface ShardCandidatesResult {
+  dense?: { id: string; score: number }[];
+  lexical?: { id: string; score: number }[];
+  /** Milliseconds: building in-memory views after a write, the filter mask, each list. */
+  timings: { viewMs: number; filterMs: number; denseMs: number; lexicalMs: number };
+}
+
+/** What the query terms and corpus size look like in one shard (summed by the caller for global BM25). */
+export interface ShardTermStats {
+  docCount: number;
+  totalLength: number;
+  df: Record<string, number>;
+}
+
+export interface DisplayFields {
   title: string;
   text: string;
   metadataJson: MetadataJson;
-}
-
-export interface ShardSearchResult {
-  hits: ShardHit[];
-  timings: { matrixMs: number; denseMs: number; lexicalMs: number; fuseMs: number; totalMs: number };
-  /** Size of each candidate list before fusion. */
-  candidates: { dense: number; lexical: number };
 }
 
 export interface StoredDocument {
@@ -122,8 +126,11 @@ export interface ShardStats {
 export interface ShardApi {
   pending(refs: DocumentRef[]): Promise<string[]>;
   upsert(documents: PreparedDocument[]): Promise<UpsertOutcome>;
-  delete(id: string): Promise<{ deleted: boolean }>;
-  search(request: ShardSearchRequest): Promise<ShardSearchResult>;
+  deleteMany(ids: string[]): Promise<{ deleted: string[]; missing: string[] }>;
+  termStats(terms: string[]): Promise<ShardTermStats>;
+  candidates(request: ShardCandidatesRequest): Promise<ShardCandidatesResult>;
+  /** Display fields of the given ids that this shard holds, by id. */
+  fields(ids: string[]): Promise<Record<string, DisplayFields>>;
   get(id: string): Promise<StoredDocument | null>;
   stats(): Promise<ShardStats>;
 }

@@ -13,7 +13,7 @@
  * @module
  */
 import type { Bm25CorpusStats } from "../../../src/retrieval/index.js";
-import type { DocumentRef, MetadataJson, PreparedDocument, ShardStats, StoredDocument } from "./shard-api.js";
+import type { DisplayFields, DocumentRef, MetadataJson, PreparedDocument, ShardStats, StoredDocument } from "./shard-api.js";
 
 const MAX_BOUND_PARAMETERS = 99;
 
@@ -173,9 +173,17 @@ export class ShardStore {
     return { docIds, tfs };
   }
 
+  /** Every document's metadata JSON (null for none), for building a filter mask. */
+  metadata(): { id: string; metadataJson: MetadataJson }[] {
+    return this.sql
+      .exec<{ id: string; metadata: string | null }>(`SELECT id, metadata FROM documents`)
+      .toArray()
+      .map((row) => ({ id: row.id, metadataJson: row.metadata }));
+  }
+
   /** The display fields of the given documents, keyed by id. */
-  fields(ids: readonly string[]): Map<string, { title: string; text: string; metadataJson: MetadataJson }> {
-    const out = new Map<string, { title: string; text: string; metadataJson: MetadataJson }>();
+  fields(ids: readonly string[]): Map<string, DisplayFields> {
+    const out = new Map<string, DisplayFields>();
     for (const chunk of chunks([...new Set(ids)], MAX_BOUND_PARAMETERS)) {
       const rows = this.sql.exec<{ id: string; title: string; text: string; metadata: string | null }>(
         `SELECT id, title, text, metadata FROM documents WHERE id IN (${placeholders(chunk.length)})`,

@@ -1,6 +1,6 @@
 /**
- * The real dependencies of the edge app on Cloudflare: the bundled model (model-loader.ts), `IndexShard` Durable
- * Objects by shard name, the KV embedding cache, the secrets and the clock. Kept out of index.ts because every export
+ * The real dependencies of the edge app on Cloudflare: the bundled model (model-loader.ts), the index sharded over
+ * `IndexShard` Durable Objects, the KV embedding cache, the secrets and the clock. Kept out of index.ts because every export
  * of a Worker's entry module is taken for a handler or entrypoint.
  *
  * @module
@@ -10,8 +10,18 @@ import { KvEmbeddingCache } from "./embed-cache.js";
 import type { Env } from "./env.js";
 import { loadEdgeModel } from "./model-loader.js";
 import type { ShardApi } from "./shard-api.js";
+import { ShardedIndex, shardNames } from "./sharded-index.js";
 
 export const DEFAULT_SHARD = "default";
+
+/** INDEX_SHARDS as a shard count; a malformed value is a configuration error the first request reports. */
+export function shardCount(env: Env): number {
+  const raw = env.INDEX_SHARDS?.trim();
+  if (!raw) return 1;
+  const count = Number(raw);
+  if (!/^\d+$/.test(raw)) throw new Error(`INDEX_SHARDS must be a whole number, got "${raw}"`);
+  return count;
+}
 
 /** The RPC client of the named shard. */
 export function shardClient(env: Env, name: string): ShardApi {
@@ -30,10 +40,9 @@ void everyShardResultSerialises;
 export function edgeDeps(env: Env): AppDeps {
   return {
     loadModel: () => loadEdgeModel(env),
-    shard: (name) => shardClient(env, name),
+    index: new ShardedIndex(shardNames(env.INDEX_SHARD || DEFAULT_SHARD, shardCount(env)), (name) => shardClient(env, name)),
     cache: new KvEmbeddingCache(env.EMBED_CACHE),
     secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
-    shardName: env.INDEX_SHARD || DEFAULT_SHARD,
     now: () => Date.now(),
   };
 }

@@ -1,0 +1,222 @@
+/**
+ * The embedded index (the default backend): documents spread over several `IndexShard` Durable Objects by a hash of
+ * their id, every search fanned out to all shards in parallel. One shard's in-memory views bound what one object can
+ * hold; N shards hold N times that, and each scans only its own share.
+ *
+ * A search runs in up to three round trips, each to every shard at once:
+ *  1. (lexical list, several shards) each shard's document count, total length and the query terms' document
+ *     frequencies, summed into corpus-wide BM25 statistics — so a document's BM25 does not depend on its shard;
+ *  2. each shard's best `depth` candidates per list (dense: Hamming scan + int8 rescoring; lexical: BM25 with the
+ *     corpus statistics), the metadata filter applied inside the shard before ranking;
+ *  3. the display fields of the page's documents only.
+ * Between 2 and 3 the lists are merged across shards (exact: a global top-`depth` is within the union of per-shard
+ * tops) and fused with `combineRankings` — the same code and defaults as the single-shard index had.
+ *
+ * The shard count is part of the index's identity: shard names encode it (`<prefix>/<i>-of-<n>`), so changing
+ * INDEX_SHARDS starts a new, empty index rather than silently losing the documents whose hash moved. A count of 1
+ * keeps the bare prefix as the name, which is where single-shard indexes have always lived.
+ *
+ * @module
+ */
+import { MAX_FUSION_CANDIDATES, combineRankings, listsFor, type RankedHit } from "../../../src/retrieval/index.js";
+import type { IndexHit, IndexSearchRequest, IndexSearchResult, IndexStats, SearchIndex } from "./search-index.js";
+import type { CorpusTermStats, DisplayFields, DocumentRef, PreparedDocument, ShardApi, StoredDocument, UpsertOutcome } from "./shard-api.js";
+
+export const MAX_SHARDS = 64;
+
+/**
+ * How deep every list is read, whatever the page: fusion over truncated lists (and the Hamming stage's choice of rows
+ * to rescore) depends on the depth, so only a fixed depth makes consecutive pages tile one ranking — no document
+ * twice, none skipped. 500 is also the deepest page a request may reach, and close to the depth the shipped fusion
+ * weights were tuned at (bench/eval reads 1,000).
+ */
+export const SEARCH_DEPTH = MAX_FUSION_CANDIDATES;
+
+/** The Durable Object names of an index of `count` shards. */
+export function shardNames(prefix: string, count: number): string[] {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_SHARDS) {
+    throw new RangeError(`the shard count must be a whole number from 1 to ${MAX_SHARDS}, got ${count}`);
+  }
+  return count === 1 ? [prefix] : Array.from({ length: count }, (_, i) => `${prefix}/${i + 1}-of-${count}`);
+}
+
+/** FNV-1a over the id's UTF-16 code units: stable across runtimes, cheap, and spreads similar ids evenly. */
+export function shardOf(id: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % count;
+}
+
+/** Orders by score, then id, so equal scores rank the same whatever order the shards answered in. */
+function byScoreThenId(a: { id: string; score: number }, b: { id: string; score: number }): number {
+  return b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** The best `depth` of several shards' lists, re-ranked 1…n. */
+function mergeLists(lists: readonly (readonly { id: string; score: number }[] | undefined)[], depth: number): RankedHit[] {
+  return lists
+    .flatMap((list) => list ?? [])
+    .sort(byScoreThenId)
+    .slice(0, depth)
+    .map((hit, index) => ({ id: hit.id, score: hit.score, rank: index + 1 }));
+}
+
+function elapsed(start: number): number {
+  return Math.round((performance.now() - start) * 100) / 100;
+}
+
+export class ShardedIndex implements SearchIndex {
+  /**
+   * `connect` gives the client of a shard by name; it is called afresh for every operation, because a Durable Object
+   * stub belongs to the request that made it (Workers refuse I/O through another request's stub).
+   */
+  constructor(
+    private readonly names: readonly string[],
+    private readonly connect: (name: string) => ShardApi,
+  ) {
+    if (names.length < 1) throw new RangeError("a sharded index needs at least one shard");
+  }
+
+  /** This operation's clients of every shard, in name order. */
+  private get shards(): ShardApi[] {
+    return this.names.map((name) => this.connect(name));
+  }
+
+  /** Items grouped by the shard that owns their id, as [shard index, items] pairs. */
+  private byShard<T>(items: readonly T[], idOf: (item: T) => string): [ShardApi, T[]][] {
+    const groups = new Map<number, T[]>();
+    for (const item of items) {
+      const shard = shardOf(idOf(item), this.names.length);
+      let group = groups.get(shard);
+      if (!group) groups.set(shard, (group = []));
+      group.push(item);
+    }
+    return [...groups].map(([shard, group]) => [this.connect(this.names[shard]!), group]);
+  }
+
+  async pending(refs: DocumentRef[]): Promise<string[]> {
+    const answers = await Promise.all(this.byShard(refs, (ref) => ref.id).map(([shard, group]) => shard.pending(group)));
+    const pending = new Set(answers.flat());
+    return refs.filter((ref) => pending.has(ref.id)).map((ref) => ref.id);
+  }
+
+  async upsert(documents: PreparedDocument[]): Promise<UpsertOutcome> {
+    const outcomes = await Promise.all(this.byShard(documents, (d) => d.id).map(([shard, group]) => shard.upsert(group)));
+    const upserted = new Set(outcomes.flatMap((outcome) => outcome.upserted));
+    const ids = documents.map((d) => d.id);
+    return { upserted: ids.filter((id) => upserted.has(id)), unchanged: ids.filter((id) => !upserted.has(id)) };
+  }
+
+  async delete(ids: string[]): Promise<{ deleted: string[]; missing: string[] }> {
+    const unique = [...new Set(ids)];
+    const outcomes = await Promise.all(this.byShard(unique, (id) => id).map(([shard, group]) => shard.deleteMany(group)));
+    const deleted = new Set(outcomes.flatMap((outcome) => outcome.deleted));
+    return { deleted: unique.filter((id) => deleted.has(id)), missing: unique.filter((id) => !deleted.has(id)) };
+  }
+
+  get(id: string): Promise<StoredDocument | null> {
+    return this.connect(this.names[shardOf(id, this.names.length)]!).get(id);
+  }
+
+  async stats(): Promise<IndexStats> {
+    const all = await Promise.all(this.shards.map((shard) => shard.stats()));
+    const modelVersions: Record<string, number> = {};
+    for (const stats of all) {
+      for (const [version, count] of Object.entries(stats.modelVersions)) modelVersions[version] = (modelVersions[version] ?? 0) + count;
+    }
+    return {
+      backend: "durable-objects",
+      documents: all.reduce((sum, stats) => sum + stats.documents, 0),
+      shards: this.names.length,
+      modelVersions,
+    };
+  }
+
+  async search(request: IndexSearchRequest): Promise<IndexSearchResult> {
+    const { mode, topK, offset } = request;
+    const use = listsFor(mode);
+    const window = offset + topK;
+    const depth = Math.max(request.candidates ?? SEARCH_DEPTH, window + 1);
+    const timings: Record<string, number> = {};
+
+    let corpus: CorpusTermStats | undefined;
+    const shards = this.shards;
+    if (use.lexical && shards.length > 1) {
+      if (!request.terms) throw new Error(`${mode} search needs the query terms`);
+      const started = performance.now();
+      corpus = await this.corpusStats(shards, request.terms);
+      timings.statsMs = elapsed(started);
+    }
+
+    let started = performance.now();
+    const answers = await Promise.all(
+      shards.map((shard) =>
+        shard.candidates({
+          lists: use,
+          depth,
+          vector: use.dense ? request.vector : undefined,
+          modelVersion: request.modelVersion,
+          terms: use.lexical ? request.terms : undefined,
+          corpus,
+          filterJson: request.filter === undefined ? undefined : JSON.stringify(request.filter),
+        }),
+      ),
+    );
+    timings.shardsMs = elapsed(started);
+    // The slowest shard's own figures: the fan-out waits for it.
+    for (const stage of ["viewMs", "filterMs", "denseMs", "lexicalMs"] as const) {
+      timings[`shard.${stage}`] = Math.max(...answers.map((answer) => answer.timings[stage]));
+    }
+
+    started = performance.now();
+    const dense = use.dense ? mergeLists(answers.map((a) => a.dense), depth) : undefined;
+    const lexical = use.lexical ? mergeLists(answers.map((a) => a.lexical), depth) : undefined;
+    // One result past the page tells whether another page exists.
+    const ranked = combineRankings(mode, { dense, lexical }, {
+      topK: window + 1,
+      fusion: request.fusion,
+      weights: request.weights,
+      defaults: request.fusionDefault,
+      candidates: depth,
+    });
+    const page = ranked.slice(offset, window);
+    timings.fuseMs = elapsed(started);
+
+    started = performance.now();
+    const fields = await this.fields(page.map((hit) => hit.id));
+    timings.fieldsMs = elapsed(started);
+
+    const hits: IndexHit[] = page.flatMap((hit) => {
+      const stored = fields.get(hit.id);
+      // A document deleted between the candidate and field round trips is dropped rather than shown without text.
+      return stored ? [{ id: hit.id, score: hit.score, ranks: hit.ranks, scores: hit.scores, ...stored }] : [];
+    });
+    return {
+      hits,
+      hasMore: ranked.length > window,
+      candidates: { dense: dense?.length ?? 0, lexical: lexical?.length ?? 0 },
+      timings,
+    };
+  }
+
+  private async corpusStats(shards: readonly ShardApi[], terms: string[]): Promise<CorpusTermStats> {
+    const all = await Promise.all(shards.map((shard) => shard.termStats(terms)));
+    let docCount = 0;
+    let totalLength = 0;
+    const df: Record<string, number> = {};
+    for (const stats of all) {
+      docCount += stats.docCount;
+      totalLength += stats.totalLength;
+      for (const [term, count] of Object.entries(stats.df)) df[term] = (df[term] ?? 0) + count;
+    }
+    return { docCount, avgDocLength: docCount > 0 ? totalLength / docCount : 0, df };
+  }
+
+  private async fields(ids: string[]): Promise<Map<string, DisplayFields>> {
+    const answers = await Promise.all(this.byShard(ids, (id) => id).map(([shard, group]) => shard.fields(group)));
+    return new Map(answers.flatMap((answer) => Object.entries(answer)));
+  }
+}
