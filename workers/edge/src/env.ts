@@ -16,6 +16,13 @@ export interface Env {
   WEBHOOK_SECRET?: string;
   /** Name of the index shard every route uses (default "default"). */
   INDEX_SHARD?: string;
+  /**
+   * Base URL of the GPU origin (workers/origin) that embeds hard-routed queries with the full model; unset → the edge
+   * embeds everything with its local model.
+   */
+  ORIGIN_URL?: string;
+  /** Bearer secret the origin requires (its --secret / ORIGIN_SECRET); needed whenever ORIGIN_URL is set. */
+  ORIGIN_SECRET?: string;
 }
 
 // Types `env`/`exports` from "cloudflare:workers" for this worker (what `wrangler types` would generate).
