@@ -129,11 +129,12 @@ async function startWranglerDevOnce(options: WranglerDevOptions): Promise<Wrangl
   return { url, persistTo, stop };
 }
 
-async function waitUntilReady(readyUrl: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Polls `readyUrl` until it answers 2xx; fails early when `child` (named `what` in the error) exits first. */
+export async function waitUntilReady(readyUrl: string, child: ChildProcess, timeoutMs: number, what = "wrangler dev"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastProblem = "no answer yet";
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode} before the service was ready`);
+    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before the service was ready`);
     try {
       const response = await fetch(readyUrl, { signal: AbortSignal.timeout(30_000) });
       if (response.ok) return;
@@ -146,7 +147,8 @@ async function waitUntilReady(readyUrl: string, child: ChildProcess, timeoutMs: 
   throw new Error(`${readyUrl} was not ready within ${timeoutMs} ms (${lastProblem})`);
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after 5 s; resolves once the child has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.kill("SIGTERM");

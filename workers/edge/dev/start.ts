@@ -1,13 +1,16 @@
 /**
  * `npm start`: the local search service with the bundled model and the demo corpus indexed — one command on a fresh
- * machine. Starts wrangler dev (workerd, embedded Durable Object index, local KV), indexes the demo corpus through the
+ * machine. Starts the GPU origin (workers/origin, full fp32 model; CPU here) beside wrangler dev (workerd, embedded
+ * Durable Object index, local KV) and hands the edge its URL and secret as vars, indexes the demo corpus through the
  * signed webhook (idempotent: a second start re-sends and nothing changes), then prints the URL and keeps serving.
+ * `--no-origin` runs the edge alone; an origin that fails to start is reported and the edge runs alone too.
  */
 import { Command, InvalidArgumentError } from "commander";
 import { SingleBar, Presets } from "cli-progress";
 import path from "node:path";
 import { signWebhook } from "../../../src/webhook/signature.js";
 import { loadDemoCorpus } from "./demo-corpus.js";
+import { startLocalOrigin, type LocalOrigin } from "./local-origin.js";
 import { repoRoot, startLocalService } from "./local-service.js";
 
 function positiveInteger(value: string): number {
@@ -24,9 +27,10 @@ const program = new Command()
   .option("--state <dir>", "where the local index and cache persist", path.join(repoRoot, ".wrangler", "taesr-dev-state"))
   .option("--api-key <key>", "API key for /v1/documents (default: taesr-dev-key)", "taesr-dev-key")
   .option("--webhook-secret <secret>", "webhook secret (default: taesr-dev-secret)", "taesr-dev-secret")
+  .option("--no-origin", "do not start the GPU origin beside the edge (the edge then embeds every query itself)")
   .parse();
 
-const options = program.opts<{ port: number; demoDocs: number; state: string; apiKey: string; webhookSecret: string }>();
+const options = program.opts<{ port: number; demoDocs: number; state: string; apiKey: string; webhookSecret: string; origin: boolean }>();
 
 async function indexDemoCorpus(url: string, secret: string): Promise<void> {
   const documents = await loadDemoCorpus(options.demoDocs);
@@ -49,7 +53,27 @@ async function indexDemoCorpus(url: string, secret: string): Promise<void> {
   bar.stop();
 }
 
+/** The origin, or null with the reason printed: the edge serves without it, so its failure must not stop `npm start`. */
+async function startOrigin(): Promise<LocalOrigin | null> {
+  try {
+    return await startLocalOrigin();
+  } catch (error) {
+    console.warn(`The GPU origin did not start, so the edge embeds every query itself: ${(error as Error).message}`);
+    return null;
+  }
+}
+
+/** Stops whatever has been started so far; a failed start must not leave the origin running behind the prompt. */
+const running: (() => Promise<void>)[] = [];
+const stopAll = () => Promise.all(running.map((stop) => stop()));
+
 async function main(): Promise<void> {
+  let origin: LocalOrigin | null = null;
+  if (options.origin) {
+    console.log("Starting the GPU origin (full fp32 model)…");
+    origin = await startOrigin();
+    if (origin) running.push(origin.stop);
+  }
   console.log("Starting wrangler dev (workerd) with the bundled model…");
   const service = await startLocalService({
     port: options.port,
@@ -57,9 +81,11 @@ async function main(): Promise<void> {
     apiKey: options.apiKey,
     webhookSecret: options.webhookSecret,
     readyTimeoutMs: 180_000,
+    ...(origin ? { vars: { ORIGIN_URL: origin.url, ORIGIN_SECRET: origin.secret } } : {}),
   });
+  running.push(service.stop);
   const shutdown = async () => {
-    await service.stop();
+    await stopAll();
     process.exit(0);
   };
   process.on("SIGINT", shutdown);
@@ -71,10 +97,12 @@ TAESR Edge is serving at ${service.url}  (${health.index?.documents ?? "?"} docu
   search page:  ${service.url}/
   search API:   curl -s ${service.url}/v1/search -H 'content-type: application/json' -d '{"query":"clean a bicycle chain"}'
   API key:      ${service.apiKey}   (for POST /v1/documents and DELETE /v1/documents/:id)
+  GPU origin:   ${origin ? `${origin.url}  (${origin.ready.model.name}@${origin.ready.model.version} ${origin.ready.model.variant} on ${origin.ready.provider})` : "off"}
 Press Ctrl+C to stop.`);
 }
 
-main().catch((error: unknown) => {
+main().catch(async (error: unknown) => {
   console.error(`npm start failed: ${(error as Error).message}`);
+  await stopAll();
   process.exit(1);
 });

@@ -18,6 +18,13 @@ export interface Env {
   INDEX_SHARD?: string;
   /** How many Durable Object shards hold the index (default 1). Changing it starts a new, empty index: reindex. */
   INDEX_SHARDS?: string;
+  /**
+   * Base URL of the GPU origin (workers/origin) that embeds hard-routed queries with the full model; unset → the edge
+   * embeds everything with its local model.
+   */
+  ORIGIN_URL?: string;
+  /** Bearer secret the origin requires (its --secret / ORIGIN_SECRET); needed whenever ORIGIN_URL is set. */
+  ORIGIN_SECRET?: string;
 }
 
 // Types `env`/`exports` from "cloudflare:workers" for this worker (what `wrangler types` would generate).

@@ -17,6 +17,8 @@ export type ErrorCode =
   | "method_not_allowed"
   | "not_configured"
   | "model_unavailable"
+  | "overloaded"
+  | "shutting_down"
   | "internal";
 
 export interface Issue {

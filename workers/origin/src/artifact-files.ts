@@ -4,8 +4,20 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseManifest, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
 import type { TokenizerJSON } from "../../../src/tokenizer/index.js";
+
+export const artifactsRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../model-artifacts");
+
+/**
+ * The artifact the Worker bundles (model-artifacts/bundled.json names it): the default model of the origin, of
+ * evaluation and of the benchmarks, so all of them serve the model the edge runs.
+ */
+export async function defaultArtifactDir(): Promise<string> {
+  const pointer = JSON.parse(await readFile(path.join(artifactsRoot, "bundled.json"), "utf8")) as { artifact: string };
+  return path.join(artifactsRoot, pointer.artifact);
+}
 
 export interface ArtifactOnDisk {
   dir: string;

@@ -1,5 +1,5 @@
 /**
- * onnxruntime-node as the platform-neutral {@link OrtLike}, for Node: the GPU origin (to come), tests, evaluation and benchmarks.
+ * onnxruntime-node as the platform-neutral {@link OrtLike}, for Node: the GPU origin, tests, evaluation and benchmarks.
  *
  * Sessions default to one intra-op and one inter-op thread so Node figures compare like-for-like with the
  * single-threaded wasm engine in workerd (DESIGN.md measures "1 thread each engine"); pass options to override.

@@ -1,0 +1,45 @@
+/**
+ * The origin's wire contract, `POST /v1/embed`: the request the origin validates and the response the edge's origin
+ * client validates. Platform-neutral (zod only) so both sides import the one definition.
+ *
+ * @module
+ * @example
+ *   // request:  {"input": ["how do glaciers form"], "dims": 128}
+ *   // response: {"embeddings": [[…128 numbers]], "dims": 128, "depth": 6,
+ *   //            "model": {"name": "taesr-edge-small", "version": "0.2.0", "variant": "fp32"}, "provider": "cpu"}
+ */
+import { z } from "zod";
+
+/** Most texts per request: the edge's own /v1/embed limit, so whatever the edge accepts it can forward. */
+export const MAX_INPUTS = 64;
+/** Longest text in characters; the tokenizer truncates at the model's maxLength anyway, this bounds the work before it. */
+export const MAX_INPUT_CHARS = 8000;
+
+/**
+ * dims and depth are checked against the loaded model after parsing (its Matryoshka widths, its deepest step count),
+ * so the schema only fixes their types.
+ */
+export const originEmbedRequestSchema = z.strictObject({
+  input: z.array(z.string().max(MAX_INPUT_CHARS, `each input must be at most ${MAX_INPUT_CHARS} characters`)).min(1).max(MAX_INPUTS),
+  dims: z.number().int().positive().optional(),
+  depth: z.number().int().positive().optional(),
+  /** Stop before `depth` once the embeddings converge. Off by default: the origin exists to run the full depth. */
+  earlyExit: z.boolean().optional(),
+});
+export type OriginEmbedRequest = z.infer<typeof originEmbedRequestSchema>;
+
+export const originProviderSchema = z.enum(["cpu", "cuda"]);
+export type OriginProvider = z.infer<typeof originProviderSchema>;
+
+export const originModelInfoSchema = z.object({ name: z.string(), version: z.string(), variant: z.string() });
+export type OriginModelInfo = z.infer<typeof originModelInfoSchema>;
+
+export const originEmbedResponseSchema = z.object({
+  embeddings: z.array(z.array(z.number())),
+  dims: z.number().int().positive(),
+  /** Recursion steps run (fewer than asked only when the request allowed early exit). */
+  depth: z.number().int().positive(),
+  model: originModelInfoSchema,
+  provider: originProviderSchema,
+});
+export type OriginEmbedResponse = z.infer<typeof originEmbedResponseSchema>;
