@@ -5,13 +5,15 @@
  *   GET    /                       search page (server-rendered; `?q=` renders results without JavaScript)
  *   POST   /v1/search              {query, topK?, offset?, filter?, dims?, depth?, mode?, fusion?, weights?}
  *   POST   /v1/embed               {input, dims?, depth?}
+ *   POST   /v1/embeddings          OpenAI-compatible: {model, input, dimensions?, encoding_format?, user?}
  *   POST   /v1/documents           {documents: [...]}            (Authorization: Bearer <API_KEY>)
  *   GET    /v1/documents/:id       the stored document          (API key)
  *   DELETE /v1/documents/:id                                     (API key)
  *   POST   /v1/webhooks/index      {event, documents | ids}      (X-TAESR-Timestamp + X-TAESR-Signature)
  *   GET    /v1/health
+ *   GET    /openapi.json           OpenAPI 3.1 document of all of the above (openapi.ts)
  *
- * Every failure answers JSON `{error: {code, message, issues?}}` (see errors.ts).
+ * Every failure answers JSON `{error: {code, message, type, param?, issues?}}` (see errors.ts).
  *
  * @module
  */
@@ -24,7 +26,9 @@ import { ApiError } from "./errors.js";
 import { background, limit, parseJsonText, readJson, validate } from "./http.js";
 import { indexDocuments } from "./indexer.js";
 import { pageSecurityPolicy, renderSearchPage, type PageState } from "./page.js";
-import { LIMITS, documentId, embedRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
+import { createEmbeddings } from "./openai-embeddings.js";
+import { openApiDocument } from "./openapi.js";
+import { LIMITS, documentId, embedRequest, embeddingsRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
 import { embed, fusionDefaultOf, parseMetadata, search, type SearchResponse } from "./search-service.js";
 
 /** Turns a model-loading failure into a 503 that says why, instead of a generic 500. */
@@ -84,6 +88,11 @@ export function createApp(rawDeps: AppDeps): Hono {
     return c.json(await embed(deps, request));
   });
 
+  app.post("/v1/embeddings", limit(LIMITS.body.embed), async (c) => {
+    const request = await readJson(c, embeddingsRequest, "embeddings request");
+    return c.json(await createEmbeddings(deps, request));
+  });
+
   app.post("/v1/documents", apiKey, limit(LIMITS.body.documents), async (c) => {
     const { documents } = await readJson(c, upsertRequest, "documents request");
     const outcome = await indexDocuments(await deps.loadModel(), deps.index, documents);
@@ -138,6 +147,8 @@ export function createApp(rawDeps: AppDeps): Hono {
       index: { backend: stats.backend, shards: stats.shards, documents: stats.documents, modelVersions: stats.modelVersions },
     });
   });
+
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   // A known path with the wrong method is a 405 naming the allowed ones, not a misleading 404. Derived from the
   // routes registered above (middleware shows up as "ALL"), so the list cannot drift from them.

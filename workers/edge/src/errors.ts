@@ -1,7 +1,10 @@
 /**
- * The API's one error shape, `{ error: { code, message, issues? } }`, and the exception that carries it. Routes throw
- * `ApiError`; `app.onError` renders it — so every failure path answers JSON with a code a client can branch on and a
- * message a person can act on.
+ * The API's one error shape, `{ error: { code, message, type, param?, issues? } }`, and the exception that carries it.
+ * Routes throw `ApiError`; `app.onError` renders it — so every failure path answers JSON with a code a client can branch
+ * on and a message a person can act on.
+ *
+ * `type` and `param` are OpenAI's error fields (the `openai` client and LangChain read `error.message`, `error.type`,
+ * `error.code`, `error.param`), so an OpenAI client pointed at /v1/embeddings reports our errors as precisely as its own.
  *
  * @module
  */
@@ -14,6 +17,7 @@ export type ErrorCode =
   | "payload_too_large"
   | "unauthorized"
   | "not_found"
+  | "model_not_found"
   | "method_not_allowed"
   | "not_configured"
   | "model_unavailable"
@@ -27,8 +31,18 @@ export interface Issue {
   message: string;
 }
 
+/** OpenAI's two broad classes: the request was wrong (4xx) or the server failed (5xx). */
+export type ErrorType = "invalid_request_error" | "server_error";
+
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; issues?: Issue[] };
+  error: {
+    code: ErrorCode;
+    message: string;
+    type: ErrorType;
+    /** The first offending field ("dimensions", "documents.3.id"); absent when the problem is not one field. */
+    param?: string;
+    issues?: Issue[];
+  };
 }
 
 export class ApiError extends Error {
@@ -45,7 +59,16 @@ export class ApiError extends Error {
   }
 
   toBody(): ErrorBody {
-    return { error: { code: this.code, message: this.message, ...(this.issues ? { issues: this.issues } : {}) } };
+    const param = this.issues?.[0]?.path;
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        type: this.status >= 500 ? "server_error" : "invalid_request_error",
+        ...(param ? { param } : {}),
+        ...(this.issues ? { issues: this.issues } : {}),
+      },
+    };
   }
 }
 

@@ -150,15 +150,25 @@ const embedText = z
   .min(1, "input texts must not be empty")
   .max(LIMITS.embedInputChars, `input texts must be at most ${LIMITS.embedInputChars} characters`);
 
-export const embedRequest = z.strictObject({
+/**
+ * Fields that take one item or an array of them, mapped to the item's schema. JSON Schema sees only the array behind
+ * the preprocess step, so the OpenAPI document (openapi.ts) reads this to show both forms.
+ */
+export const oneOrMany = new WeakMap<z.ZodType, z.ZodType>();
+
+/** One text or an array of them (/v1/embed, /v1/embeddings). */
+export const embedInput = z.preprocess(
   // A single string is a batch of one; wrapping it first lets the array's limits and messages apply to both forms.
-  input: z.preprocess(
-    (value) => (typeof value === "string" ? [value] : value),
-    z
-      .array(embedText, { error: "input must be a string or an array of strings" })
-      .min(1, "input must not be an empty array")
-      .max(LIMITS.embedInputs, `input takes at most ${LIMITS.embedInputs} texts`),
-  ),
+  (value) => (typeof value === "string" ? [value] : value),
+  z
+    .array(embedText, { error: "input must be a string or an array of strings" })
+    .min(1, "input must not be an empty array")
+    .max(LIMITS.embedInputs, `input takes at most ${LIMITS.embedInputs} texts`),
+);
+oneOrMany.set(embedInput, embedText);
+
+export const embedRequest = z.strictObject({
+  input: embedInput,
   dims: embedDims.default(128),
   depth: depthSetting.default("auto"),
 });
@@ -218,3 +228,36 @@ export const webhookRequest = z.discriminatedUnion(
   { error: 'event must be "upsert" (with documents) or "delete" (with ids)' },
 );
 export type WebhookRequest = z.infer<typeof webhookRequest>;
+
+/** OpenAI's token-id input forms (number[] or number[][]): ids from another tokenizer mean nothing to this model. */
+function isTokenIds(value: unknown): boolean {
+  return (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((item) => typeof item === "number" || (Array.isArray(item) && item.every((id) => typeof id === "number")))
+  );
+}
+
+const embeddingWidths = embedDims.options.map((option) => option.value);
+
+/**
+ * POST /v1/embeddings, OpenAI's request shape (openai-embeddings.ts answers it). `null` counts as absent for the
+ * optional fields, as some OpenAI clients send it for "not set". `user` is accepted for compatibility and ignored.
+ */
+export const embeddingsRequest = z.strictObject({
+  model: z
+    .string({ error: (issue) => (issue.input === undefined ? "model is required" : "model must be a string") })
+    .min(1, "model must not be empty")
+    .max(LIMITS.idChars, `model must be at most ${LIMITS.idChars} characters`),
+  input: z.preprocess((value, ctx) => {
+    if (!isTokenIds(value)) return value;
+    ctx.addIssue({ code: "custom", message: "token-id inputs are not supported (this model has its own tokenizer); send a string or an array of strings" });
+    return z.NEVER;
+  }, embedInput),
+  dimensions: z
+    .literal(embeddingWidths, { error: `dimensions must be ${embeddingWidths.slice(0, -1).join(", ")} or ${embeddingWidths.at(-1)}` })
+    .nullish(),
+  encoding_format: z.enum(["float", "base64"], { error: 'encoding_format must be "float" or "base64"' }).nullish(),
+  user: z.string({ error: "user must be a string" }).max(LIMITS.idChars, `user must be at most ${LIMITS.idChars} characters`).nullish(),
+});
+export type EmbeddingsRequest = z.infer<typeof embeddingsRequest>;

@@ -1,0 +1,140 @@
+/**
+ * Response shapes of every JSON route, as zod schemas, for the OpenAPI document (openapi.ts). Nothing validates
+ * responses at run time; instead the compile-time checks at the bottom tie each schema to the TypeScript type the
+ * route really returns, so a field added to a response without documenting it here fails `tsc`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { ErrorBody } from "./errors.js";
+import type { EmbeddingsResponse } from "./openai-embeddings.js";
+import type { EmbedResponse, SearchResponse } from "./search-service.js";
+
+const metadata = z.record(z.string(), z.json()).nullable().describe("the metadata the document was stored with, or null");
+const route = z.enum(["easy", "medium", "hard", "fixed"]).describe('the router\'s verdict for depth "auto"; "fixed" when the request chose the depth');
+const ids = z.array(z.string()).describe("the request's ids, in request order");
+
+export const errorResponse = z
+  .object({
+    error: z.object({
+      code: z.enum([
+        "invalid_json",
+        "invalid_request",
+        "payload_too_large",
+        "unauthorized",
+        "not_found",
+        "model_not_found",
+        "method_not_allowed",
+        "not_configured",
+        "model_unavailable",
+        "internal",
+      ]),
+      message: z.string(),
+      type: z.enum(["invalid_request_error", "server_error"]).describe("OpenAI's error class: 4xx → invalid_request_error, 5xx → server_error"),
+      param: z.string().optional().describe('the first offending field, e.g. "dimensions" or "documents.3.id"'),
+      issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe("every validation problem found"),
+    }),
+  })
+  .describe("Every failure, whatever the route");
+
+export const searchResponse = z.object({
+  results: z.array(
+    z.object({
+      id: z.string(),
+      score: z.number(),
+      title: z.string(),
+      snippet: z.string().describe("a query-biased excerpt of the text"),
+      metadata,
+      ranks: z.object({ dense: z.number().int().optional(), lexical: z.number().int().optional() }).describe("1-based rank in each list that found it"),
+    }),
+  ),
+  model: z.object({
+    version: z.string(),
+    dims: z.number().int(),
+    depth: z.number().int().describe("recursion steps run (0: lexical mode, no embedding)"),
+    route: z.union([route, z.literal("none")]),
+    earlyExit: z.boolean(),
+    cached: z.boolean(),
+  }),
+  timings: z.object({ embedMs: z.number(), searchMs: z.number(), totalMs: z.number(), cache: z.enum(["hit", "miss", "none"]) }),
+});
+
+export const embedResponse = z.object({
+  embeddings: z.array(z.array(z.number())).describe("unit-length vectors, one per input, in input order"),
+  dims: z.number().int(),
+  depth: z.number().int(),
+  route,
+  earlyExit: z.boolean(),
+  model: z.object({ name: z.string(), version: z.string() }),
+});
+
+export const embeddingsResponse = z
+  .object({
+    object: z.literal("list"),
+    data: z.array(
+      z.object({
+        object: z.literal("embedding"),
+        index: z.number().int(),
+        embedding: z
+          .union([z.array(z.number()), z.string()])
+          .describe('numbers for encoding_format "float"; for "base64", the little-endian float32 bytes, base64-encoded'),
+      }),
+    ),
+    model: z.string().describe("name@version of the model that made the vectors"),
+    usage: z.object({ prompt_tokens: z.number().int(), total_tokens: z.number().int() }).describe("input tokens, counted by the model's tokenizer"),
+  })
+  .describe("OpenAI's CreateEmbeddingResponse");
+
+export const upsertResponse = z.object({
+  upserted: z.number().int().describe("documents stored or replaced"),
+  unchanged: z.number().int().describe("documents already stored with the same content and model version (no model call)"),
+  ids,
+});
+
+export const storedDocumentResponse = z.object({
+  id: z.string(),
+  title: z.string(),
+  text: z.string(),
+  metadata,
+  contentHash: z.string(),
+  modelVersion: z.string().describe("the model version its vector was made with"),
+  dims: z.number().int(),
+  length: z.number().int().describe("length in lexical terms"),
+  updatedAt: z.number().int().describe("Unix milliseconds of the last write"),
+});
+
+export const deleteResponse = z.object({ deleted: z.literal(true), id: z.string() });
+
+export const webhookResponse = z.discriminatedUnion("event", [
+  z.object({ event: z.literal("upsert"), upserted: z.number().int(), unchanged: z.number().int(), ids }),
+  z.object({ event: z.literal("delete"), deleted: z.number().int(), missing: z.array(z.string()).describe("ids that were not stored"), ids }),
+]);
+
+const weights = z.object({ dense: z.number(), lexical: z.number() });
+export const healthResponse = z.object({
+  status: z.literal("ok"),
+  model: z.object({
+    name: z.string(),
+    version: z.string(),
+    dims: z.number().int().describe("the widest embedding the model produces"),
+    variant: z.string().describe('weights variant, e.g. "int8"'),
+    fusion: z
+      .object({
+        method: z.enum(["convex", "rrf"]),
+        weights,
+        source: z.enum(["manifest", "built-in"]),
+        tunedOn: z.record(z.string(), z.unknown()).optional().describe("for a tuned default: the split it was tuned on and the figures there"),
+      })
+      .describe("the hybrid fusion a search without fusion/weights gets"),
+  }),
+  index: z.object({ shard: z.string(), documents: z.number().int() }),
+});
+
+/** True only when A and B are the same type (optional fields included), not merely assignable. */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+
+// The routes' real return types: each line fails to compile when a schema above drifts from its type.
+true satisfies Same<z.output<typeof searchResponse>, SearchResponse>;
+true satisfies Same<z.output<typeof embedResponse>, EmbedResponse>;
+true satisfies Same<z.output<typeof embeddingsResponse>, EmbeddingsResponse>;
+true satisfies Same<z.output<typeof errorResponse>, ErrorBody>;
