@@ -11,19 +11,23 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 
-export type ErrorCode =
-  | "invalid_json"
-  | "invalid_request"
-  | "payload_too_large"
-  | "unauthorized"
-  | "not_found"
-  | "model_not_found"
-  | "method_not_allowed"
-  | "not_configured"
-  | "model_unavailable"
-  | "overloaded"
-  | "shutting_down"
-  | "internal";
+/** Every error code a client may branch on (the OpenAPI document lists these same values). */
+export const ERROR_CODES = [
+  "invalid_json",
+  "invalid_request",
+  "payload_too_large",
+  "unauthorized",
+  "not_found",
+  "model_not_found",
+  "method_not_allowed",
+  "not_configured",
+  "model_unavailable",
+  "overloaded",
+  "shutting_down",
+  "internal",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface Issue {
   /** Where in the input, e.g. "documents.3.id" ("" = the body itself). */

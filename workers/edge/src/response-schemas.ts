@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import type { ErrorBody } from "./errors.js";
+import { ERROR_CODES, type ErrorBody } from "./errors.js";
 import type { EmbeddingsResponse } from "./openai-embeddings.js";
 import type { EmbedResponse, SearchResponse } from "./search-service.js";
 
@@ -17,18 +17,7 @@ const ids = z.array(z.string()).describe("the request's ids, in request order");
 export const errorResponse = z
   .object({
     error: z.object({
-      code: z.enum([
-        "invalid_json",
-        "invalid_request",
-        "payload_too_large",
-        "unauthorized",
-        "not_found",
-        "model_not_found",
-        "method_not_allowed",
-        "not_configured",
-        "model_unavailable",
-        "internal",
-      ]),
+      code: z.enum(ERROR_CODES),
       message: z.string(),
       type: z.enum(["invalid_request_error", "server_error"]).describe("OpenAI's error class: 4xx → invalid_request_error, 5xx → server_error"),
       param: z.string().optional().describe('the first offending field, e.g. "dimensions" or "documents.3.id"'),
@@ -48,6 +37,14 @@ export const searchResponse = z.object({
       ranks: z.object({ dense: z.number().int().optional(), lexical: z.number().int().optional() }).describe("1-based rank in each list that found it"),
     }),
   ),
+  page: z
+    .object({
+      offset: z.number().int(),
+      topK: z.number().int(),
+      hasMore: z.boolean().describe("the ranking continues past this page"),
+      nextOffset: z.number().int().nullable().describe("the offset of the next page; null at the end or past the deepest page (offset + topK ≤ 500)"),
+    })
+    .describe("this page's place in the ranking"),
   model: z.object({
     version: z.string(),
     dims: z.number().int(),
@@ -56,7 +53,15 @@ export const searchResponse = z.object({
     earlyExit: z.boolean(),
     cached: z.boolean(),
   }),
-  timings: z.object({ embedMs: z.number(), searchMs: z.number(), totalMs: z.number(), cache: z.enum(["hit", "miss", "none"]) }),
+  timings: z.object({
+    embedMs: z.number(),
+    searchMs: z.number(),
+    totalMs: z.number(),
+    cache: z.enum(["hit", "miss", "none"]),
+    stages: z
+      .record(z.string(), z.number())
+      .describe("milliseconds per step of the index search (backend-specific names, e.g. statsMs, shardsMs, fuseMs, fieldsMs)"),
+  }),
 });
 
 export const embedResponse = z.object({
@@ -127,7 +132,12 @@ export const healthResponse = z.object({
       })
       .describe("the hybrid fusion a search without fusion/weights gets"),
   }),
-  index: z.object({ shard: z.string(), documents: z.number().int() }),
+  index: z.object({
+    backend: z.enum(["durable-objects", "upstash"]),
+    shards: z.number().int().describe("Durable Objects holding the index (1 for Upstash)"),
+    documents: z.number().int(),
+    modelVersions: z.record(z.string(), z.number().int()).describe("documents per model version that embedded them"),
+  }),
 });
 
 /** True only when A and B are the same type (optional fields included), not merely assignable. */
