@@ -9,6 +9,7 @@
  *   GET    /v1/documents/:id       the stored document          (API key)
  *   DELETE /v1/documents/:id                                     (API key)
  *   POST   /v1/webhooks/index      {event, documents | ids}      (X-TAESR-Timestamp + X-TAESR-Signature)
+ *   GET    /v1/admin/drift         drift score of recent queries against the model's baseline   (API key)
  *   GET    /v1/health
  *
  * Every failure answers JSON `{error: {code, message, issues?}}` (see errors.ts).
@@ -20,6 +21,7 @@ import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { requireApiKey, requireWebhookSignature } from "./auth.js";
 import type { AppDeps } from "./contracts.js";
+import { driftReport } from "./drift-recorder.js";
 import { ApiError } from "./errors.js";
 import { background, limit, parseJsonText, readJson, validate } from "./http.js";
 import { deleteDocuments, indexDocuments } from "./indexer.js";
@@ -123,6 +125,8 @@ export function createApp(rawDeps: AppDeps): Hono {
     const { deleted, missing } = await deleteDocuments(shard(), event.ids);
     return c.json({ event: "delete", deleted: deleted.length, missing, ids: event.ids });
   });
+
+  app.get("/v1/admin/drift", apiKey, async (c) => c.json(await driftReport(deps, await deps.loadModel())));
 
   app.get("/v1/health", async (c) => {
     const [model, stats] = await Promise.all([deps.loadModel(), shard().stats()]);

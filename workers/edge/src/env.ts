@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { DriftMonitor } from "./drift-monitor.js";
 import type { IndexShard } from "./index-shard.js";
 
 export interface Env {
@@ -10,6 +11,8 @@ export interface Env {
   EMBED_CACHE: KVNamespace;
   /** Index shards (SQLite-backed Durable Objects), addressed by shard name. */
   INDEX: DurableObjectNamespace<IndexShard>;
+  /** Drift monitors (SQLite-backed Durable Objects), one per index shard name: merged query statistics. */
+  DRIFT: DurableObjectNamespace<DriftMonitor>;
   /** Bearer key for the document-management routes; unset → those routes answer 503. */
   API_KEY?: string;
   /** HMAC key for /v1/webhooks/index; unset → the webhook answers 503. */
@@ -24,7 +27,7 @@ declare global {
     interface Env extends EdgeEnv {}
     interface GlobalProps {
       mainModule: typeof import("./index.js");
-      durableNamespaces: "IndexShard";
+      durableNamespaces: "IndexShard" | "DriftMonitor";
     }
   }
 }

@@ -35,5 +35,6 @@ export function edgeDeps(env: Env): AppDeps {
     secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
     shardName: env.INDEX_SHARD || DEFAULT_SHARD,
     now: () => Date.now(),
+    driftMonitor: (name) => env.DRIFT.get(env.DRIFT.idFromName(name)),
   };
 }
