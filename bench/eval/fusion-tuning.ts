@@ -30,7 +30,7 @@ import type { ArtifactVariant, TunedFusion } from "../../src/model/index.js";
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "../../src/retrieval/index.js";
 import type { EvalDataset } from "./dataset.js";
 import { mean } from "../../src/eval/metrics.js";
-import { editManifest } from "../../training/src/export/manifest-edit.js";
+import { editManifest, manifestTextWithMember } from "../../training/src/export/manifest-edit.js";
 import { adaptGroup, isHeldOut } from "../../training/src/data/pairs.js";
 import { keptNdcg10PerQuery, round4, type KeptLists } from "./evaluate.js";
 
@@ -261,29 +261,12 @@ export function withTunedFusion(raw: Readonly<Record<string, unknown>>, fusion: 
 }
 
 /**
- * manifest.json's text with `retrieval.fusion` set, changing only those lines: the exporter's own formatting (Python
- * style escapes such as \u2192, numbers such as 1e-08) is kept by appending the `retrieval` member as the last one —
- * or replacing it where an earlier save put it last — instead of re-serialising the whole file. Whatever the text, the
- * result must parse to exactly {@link withTunedFusion}'s object; if the splice cannot promise that, the whole object is
- * written afresh (two-space indent, final newline), which is still the same manifest.
+ * manifest.json's text with `retrieval.fusion` set, changing only those lines (training/src/export/manifest-edit.ts
+ * `manifestTextWithMember`): the exporter's own formatting is kept.
  */
 export function manifestTextWithFusion(originalText: string, fusion: TunedFusion): string {
   const raw = JSON.parse(originalText) as Record<string, unknown>;
-  const intended = withTunedFusion(raw, fusion);
-  const member = `"retrieval": ${JSON.stringify(intended.retrieval, null, 2).replaceAll("\n", "\n  ")}`;
-  const body = originalText.replace(/\s*}\s*$/, "");
-  const lastKey = Object.keys(raw).pop();
-  const at = body.lastIndexOf(',\n  "retrieval": ');
-  const spliced =
-    !("retrieval" in raw) ? `${body},\n  ${member}\n}\n` : lastKey === "retrieval" && at >= 0 ? `${body.slice(0, at)},\n  ${member}\n}\n` : null;
-  const same = (text: string) => {
-    try {
-      return JSON.stringify(JSON.parse(text)) === JSON.stringify(intended);
-    } catch {
-      return false;
-    }
-  };
-  return spliced !== null && same(spliced) ? spliced : `${JSON.stringify(intended, null, 2)}\n`;
+  return manifestTextWithMember(originalText, "retrieval", withTunedFusion(raw, fusion).retrieval);
 }
 
 function describeFusion(fusion: FusionDefault): string {

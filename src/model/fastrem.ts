@@ -127,19 +127,33 @@ export function fastRemVocab(source: VocabSource): FastRemVocab {
       flags[id] = FLAG_UNK; // [PAD], [UNK]: never a piece of text
       continue;
     }
-    const continuation = token.startsWith(CONTINUATION_PREFIX) && token.length > CONTINUATION_PREFIX.length;
-    const piece = continuation ? token.slice(CONTINUATION_PREFIX.length) : token;
-    const codePoints = [...piece].length;
-    let f = 0;
-    if (continuation) f |= FLAG_CONTINUATION;
-    if (/\p{N}/u.test(piece)) f |= FLAG_DIGIT;
-    if (codePoints === 1) f |= !continuation && /^[^\p{L}\p{N}]$/u.test(piece) ? FLAG_PUNCT : FLAG_SINGLE_CHAR;
-    else if (firstMerge === size) firstMerge = id;
+    const f = pieceFlags(token);
+    // Every piece longer than one code point is a merge; the single ones are punctuation or alphabet.
+    if (!(f & (FLAG_PUNCT | FLAG_SINGLE_CHAR)) && firstMerge === size) firstMerge = id;
     flags[id] = f;
   }
   const merges = size - firstMerge;
   for (let id = firstMerge; id < size; id++) mergeRank[id] = (id - firstMerge) / merges;
   return { size, flags, mergeRank };
+}
+
+/** Flags of one vocabulary piece other than [PAD]/[UNK]: continuation, digit, and punctuation or single character. */
+function pieceFlags(token: string): number {
+  const continuation = token.startsWith(CONTINUATION_PREFIX) && token.length > CONTINUATION_PREFIX.length;
+  const piece = continuation ? token.slice(CONTINUATION_PREFIX.length) : token;
+  let f = 0;
+  if (continuation) f |= FLAG_CONTINUATION;
+  if (/\p{N}/u.test(piece)) f |= FLAG_DIGIT;
+  if ([...piece].length === 1) f |= !continuation && /^[^\p{L}\p{N}]$/u.test(piece) ? FLAG_PUNCT : FLAG_SINGLE_CHAR;
+  return f;
+}
+
+/**
+ * True for a single letter or digit piece ("x", "##7"): what the tokenizer falls back to when no merge covers part of a
+ * word (singleCharFraction counts these). Isolated punctuation is not one; pass [UNK]/[PAD] apart, they are not pieces.
+ */
+export function isSingleCharPiece(token: string): boolean {
+  return (pieceFlags(token) & FLAG_SINGLE_CHAR) !== 0;
 }
 
 /** The features of one encoded input (see the module doc), by name. */

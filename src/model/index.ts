@@ -40,6 +40,7 @@ export {
   fastRemFeatures,
   fastRemRouterSchema,
   fastRemVocab,
+  isSingleCharPiece,
   parseFastRemRouter,
   routerRuleSchema,
   softmax,
@@ -61,6 +62,27 @@ export {
   type TaesrEncoderInit,
   type TokenVectors,
 } from "./encoder.js";
+export {
+  RunningStats,
+  SCALAR_FEATURES,
+  assessDrift,
+  baselineFromFeatures,
+  baselineMoments,
+  calibrateThreshold,
+  driftAccumulator,
+  driftScore,
+  momentsOf,
+  queryFeatures,
+  tokenCoverage,
+  type BaselineInit,
+  type BaselineMoments,
+  type Calibration,
+  type CalibrationOptions,
+  type DriftAssessment,
+  type DriftScore,
+  type RunningStatsJSON,
+  type TokenCoverage,
+} from "./drift.js";
 export { queryFlops, type QueryFlops } from "./flops.js";
 export { initializerToFloat32, readOnnxInitializers, weightsFromArtifactGraphs, type OnnxInitializer } from "./onnx-weights.js";
 export {

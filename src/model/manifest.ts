@@ -80,6 +80,41 @@ const tunedFusionSchema = z.object({
   }),
 });
 
+const moments = z.strictObject({ mean: z.number().finite(), std: z.number().finite().nonnegative() });
+
+// Validated in full: the worker scores live traffic against these numbers, so a malformed baseline must fail the load.
+const driftBaselineSchema = z
+  .strictObject({
+    embedding: z.strictObject({
+      variant: z.enum(["fp32", "int8", "int4"]),
+      dims: positiveInt,
+      depth: z.union([positiveInt, z.literal("auto")]),
+      ranking: z.enum(["dense", "hybrid"]),
+    }),
+    count: positiveInt,
+    mean: z.array(z.number().finite()),
+    std: z.array(z.number().finite().nonnegative()),
+    coverage: moments,
+    logLength: moments,
+    minimumCount: positiveInt,
+    threshold: z.number().finite().nonnegative(),
+    falseAlarmRate: z.number().min(0).max(1),
+    calibration: z.strictObject({
+      replicates: positiveInt,
+      seed: z.number().int(),
+      nullQuantiles: z.strictObject({ p50: z.number().finite(), p90: z.number().finite(), p99: z.number().finite() }),
+    }),
+    source: z.strictObject({ dataset: z.string().min(1), file: z.string().min(1), split: z.string().min(1).optional(), queries: positiveInt }),
+    date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
+  })
+  .superRefine((b, ctx) => {
+    for (const key of ["mean", "std"] as const) {
+      if (b[key].length !== b.embedding.dims) {
+        ctx.addIssue({ code: "custom", path: [key], message: `has ${b[key].length} entries, embedding.dims is ${b.embedding.dims}` });
+      }
+    }
+  });
+
 const manifestSchema = z
   .object({
     format: z.literal("taesr-artifact/1"),
@@ -105,6 +140,7 @@ const manifestSchema = z
     eval: z.record(z.string(), z.unknown()),
     adaptation: z.record(z.string(), z.unknown()).optional(),
     retrieval: z.object({ fusion: tunedFusionSchema.optional() }).optional(),
+    drift: driftBaselineSchema.optional(),
   })
   .superRefine((m, ctx) => {
     const referenced: [string, (string | number)[]][] = [[m.tokenizer, ["tokenizer"]]];
@@ -129,6 +165,9 @@ const manifestSchema = z
           message: m.architecture.lateHead ? "the architecture has a late-interaction head but the variant lists no late graph" : "a late graph without architecture.lateHead",
         });
       }
+    }
+    if (m.drift && !m.architecture.matryoshkaDims.includes(m.drift.embedding.dims)) {
+      ctx.addIssue({ code: "custom", path: ["drift", "embedding", "dims"], message: "must be one of architecture.matryoshkaDims" });
     }
     for (const [path, at] of referenced) {
       if (!(path in m.files)) ctx.addIssue({ code: "custom", path: at, message: `"${path}" is not listed in files` });

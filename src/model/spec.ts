@@ -308,6 +308,11 @@ export interface ArtifactManifest {
    * it changes no sha256: the weights and graphs stay exactly what was exported.
    */
   retrieval?: RetrievalDefaults;
+  /**
+   * The query distribution this artifact was checked against, for drift detection (src/model/drift.ts), written by
+   * `npm run drift:baseline -- --write`. Optional and outside `files`, like `retrieval`: adding it changes no sha256.
+   */
+  drift?: DriftBaseline;
 }
 
 /** One variant's graph paths. `sparse` / `late` only in artifacts whose architecture has that head (absent before the
@@ -431,4 +436,39 @@ export interface FastRemTraining {
   date: string;
   /** Out-of-fold estimate of the routed policy on the labelling set at the chosen confidence. */
   estimate?: { meanDepth: number; metric: number; metricAlwaysHard: number };
+}
+
+/** Mean and sample standard deviation of one per-query scalar over a baseline's queries. */
+export interface Moments {
+  mean: number;
+  std: number;
+}
+
+/**
+ * What "no drift" looks like for an artifact (src/model/drift.ts explains the score): the statistics of a reference query
+ * set embedded exactly as the edge embeds search queries, and the score threshold calibrated on that set.
+ */
+export interface DriftBaseline {
+  /** How the query embeddings were made. The worker records only queries embedded this way (else it compares unlike). */
+  embedding: { variant: "fp32" | "int8" | "int4"; dims: number; depth: number | "auto"; ranking: "dense" | "hybrid" };
+  /** Queries the statistics are over. */
+  count: number;
+  /** Per embedding component (length embedding.dims). */
+  mean: number[];
+  std: number[];
+  /** Share of a query's word pieces that are neither [UNK] nor single letters/digits (drift.ts `tokenCoverage`). */
+  coverage: Moments;
+  /** ln(1 + word pieces) of a query. */
+  logLength: Moments;
+  /** Fewer recorded queries than this give no verdict; the threshold is calibrated at this sample size. */
+  minimumCount: number;
+  /** Scores above it are drift. */
+  threshold: number;
+  /** Share of in-distribution samples of minimumCount queries whose score exceeded the threshold in calibration. */
+  falseAlarmRate: number;
+  calibration: { replicates: number; seed: number; nullQuantiles: { p50: number; p90: number; p99: number } };
+  /** Where the queries came from, e.g. {dataset: "scifact", file: "queries.jsonl", split: "train", queries: 809}. */
+  source: { dataset: string; file: string; split?: string; queries: number };
+  /** ISO date (YYYY-MM-DD) the baseline was computed. */
+  date: string;
 }

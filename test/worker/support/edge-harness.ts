@@ -52,11 +52,13 @@ export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel;
   const embedder = new CountingEmbedder(model.embedder);
   const counted: EdgeModel = { ...model, embedder };
   let now = Date.now();
-  const names = shardNames(`test-${crypto.randomUUID()}`, shards);
+  const indexName = `test-${crypto.randomUUID()}`;
+  const names = shardNames(indexName, shards);
   const deps: AppDeps = {
     ...edgeDeps(env),
     loadModel: async () => counted,
     index: new ShardedIndex(names, (name) => shardClient(env, name)),
+    indexName,
     secrets: { apiKey: API_KEY, webhookSecret: WEBHOOK_SECRET },
     now: () => now,
     ...depOverrides,

@@ -44,3 +44,29 @@ export async function editManifest(
   if (hasChangelog) await writeFile(changelogPath, appendChangelogLine(await readFile(changelogPath, "utf8"), line));
   return { manifest: manifestPath, changelog: hasChangelog ? changelogPath : null, line };
 }
+
+/**
+ * manifest.json's text with the top-level member `key` set to `value`, changing only those lines: the exporter's own
+ * formatting (Python style escapes such as \u2192, numbers such as 1e-08) is kept by appending the member as the last
+ * one — or replacing it where an earlier edit put it last — instead of re-serialising the whole file. Whatever the text,
+ * the result parses to exactly the original object with `key` set (kept in place when it was there, else last); if the
+ * splice cannot promise that, the whole object is written afresh (two-space indent, final newline), which is still the
+ * same manifest.
+ */
+export function manifestTextWithMember(originalText: string, key: string, value: unknown): string {
+  const raw = JSON.parse(originalText) as Record<string, unknown>;
+  const intended = { ...raw, [key]: value };
+  const member = `${JSON.stringify(key)}: ${JSON.stringify(value, null, 2).replaceAll("\n", "\n  ")}`;
+  const body = originalText.replace(/\s*}\s*$/, "");
+  const lastKey = Object.keys(raw).pop();
+  const at = body.lastIndexOf(`,\n  ${JSON.stringify(key)}: `);
+  const spliced = !(key in raw) ? `${body},\n  ${member}\n}\n` : lastKey === key && at >= 0 ? `${body.slice(0, at)},\n  ${member}\n}\n` : null;
+  const same = (text: string) => {
+    try {
+      return JSON.stringify(JSON.parse(text)) === JSON.stringify(intended);
+    } catch {
+      return false;
+    }
+  };
+  return spliced !== null && same(spliced) ? spliced : `${JSON.stringify(intended, null, 2)}\n`;
+}

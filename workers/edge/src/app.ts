@@ -10,6 +10,7 @@
  *   GET    /v1/documents/:id       the stored document          (API key)
  *   DELETE /v1/documents/:id                                     (API key)
  *   POST   /v1/webhooks/index      {event, documents | ids}      (X-TAESR-Timestamp + X-TAESR-Signature)
+ *   GET    /v1/admin/drift         drift score of recent queries against the model's baseline   (API key)
  *   GET    /v1/health
  *   GET    /openapi.json           OpenAPI 3.1 document of all of the above (openapi.ts)
  *
@@ -22,6 +23,7 @@ import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { requireApiKey, requireWebhookSignature } from "./auth.js";
 import type { AppDeps } from "./contracts.js";
+import { driftReport } from "./drift-recorder.js";
 import { ApiError } from "./errors.js";
 import { background, limit, parseJsonText, readJson, validate } from "./http.js";
 import { indexDocuments } from "./indexer.js";
@@ -131,6 +133,8 @@ export function createApp(rawDeps: AppDeps): Hono {
     const { deleted, missing } = await deps.index.delete(event.ids);
     return c.json({ event: "delete", deleted: deleted.length, missing, ids: event.ids });
   });
+
+  app.get("/v1/admin/drift", apiKey, async (c) => c.json(await driftReport(deps, await deps.loadModel())));
 
   app.get("/v1/health", async (c) => {
     const [model, stats] = await Promise.all([deps.loadModel(), deps.index.stats()]);

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord } from "../../../src/model/index.js";
+import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord } from "../../../src/model/index.js";
 import type { FusionDefault } from "../../../src/retrieval/index.js";
+import type { DriftMonitorApi } from "./drift-api.js";
 import type { SearchIndex } from "./search-index.js";
 
 export type { EmbedOptions, EmbedResult, EmbedRoute };
@@ -49,6 +50,8 @@ export interface EdgeModel {
   info: ModelInfo;
   /** The hybrid default this model ships; absent (test doubles, older loaders) → the built-in default. */
   fusion?: FusionInForce;
+  /** The query distribution the model was checked against (manifest `drift`); absent → no drift monitoring. */
+  drift?: DriftBaseline;
 }
 
 /** A cached query embedding with the facts about how it was computed. */
@@ -71,11 +74,15 @@ export interface AppDeps {
   loadModel(): Promise<EdgeModel>;
   /** The search index, whichever backend holds it. */
   index: SearchIndex;
+  /** The index's name (its shard prefix): per-index state such as the drift monitor is kept under it. */
+  indexName: string;
   cache: EmbeddingCache;
   /** Secrets; an absent secret disables the routes that need it (503), it never opens them. */
   secrets: { apiKey?: string; webhookSecret?: string };
   /** Current time in ms; injectable so the webhook replay window can be tested. */
   now(): number;
+  /** The drift monitor of the named index (drift-recorder.ts); absent → queries are not recorded. */
+  driftMonitor?(name: string): DriftMonitorApi;
 }
 
 /** Lets background work (a cache write) outlive the response; absent → the caller awaits it. */

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { DriftMonitor } from "./drift-monitor.js";
 import type { IndexShard } from "./index-shard.js";
 
 export interface Env {
@@ -10,6 +11,8 @@ export interface Env {
   EMBED_CACHE: KVNamespace;
   /** Index shards (SQLite-backed Durable Objects), addressed by shard name. */
   INDEX: DurableObjectNamespace<IndexShard>;
+  /** Drift monitors (SQLite-backed Durable Objects), one per index shard name: merged query statistics. */
+  DRIFT: DurableObjectNamespace<DriftMonitor>;
   /** Bearer key for the document-management routes; unset → those routes answer 503. */
   API_KEY?: string;
   /** HMAC key for /v1/webhooks/index; unset → the webhook answers 503. */
@@ -18,6 +21,11 @@ export interface Env {
   INDEX_SHARD?: string;
   /** How many Durable Object shards hold the index (default 1). Changing it starts a new, empty index: reindex. */
   INDEX_SHARDS?: string;
+  /** Upstash Vector (hybrid index, 128-d, cosine): with both set, the index lives there instead of the shards. */
+  UPSTASH_VECTOR_REST_URL?: string;
+  UPSTASH_VECTOR_REST_TOKEN?: string;
+  /** Optional Upstash namespace, so several indexes can share one Upstash index. */
+  UPSTASH_VECTOR_NAMESPACE?: string;
   /**
    * Base URL of the GPU origin (workers/origin) that embeds hard-routed queries with the full model; unset → the edge
    * embeds everything with its local model.
@@ -33,7 +41,7 @@ declare global {
     interface Env extends EdgeEnv {}
     interface GlobalProps {
       mainModule: typeof import("./index.js");
-      durableNamespaces: "IndexShard";
+      durableNamespaces: "IndexShard" | "DriftMonitor";
     }
   }
 }

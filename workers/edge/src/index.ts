@@ -1,7 +1,7 @@
 /**
- * The edge worker's entry: the Hono app (app.ts) over the real dependencies (wiring.ts), and the `IndexShard` Durable
- * Object class. Only handlers and entrypoint classes may be exported from this module — workerd treats every export
- * as one.
+ * The edge worker's entry: the Hono app (app.ts) over the real dependencies (wiring.ts), and the `IndexShard` and
+ * `DriftMonitor` Durable Object classes. Only handlers and entrypoint classes may be exported from this module —
+ * workerd treats every export as one.
  *
  * The app is built once per isolate (Hono compiles its router on first use); per-request state (waitUntil) comes from
  * the request's execution context, not from the app.
@@ -13,6 +13,7 @@ import type { Env } from "./env.js";
 import { ApiError } from "./errors.js";
 import { edgeDeps } from "./wiring.js";
 
+export { DriftMonitor } from "./drift-monitor.js";
 export { IndexShard } from "./index-shard.js";
 
 const apps = new WeakMap<Env, ReturnType<typeof createApp>>();

@@ -88,5 +88,6 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
     info: { name, version, dims: architecture.outputDim, variant },
     // From the validated manifest (the encoder's), not the raw bundle: a malformed tuned fusion has failed the load.
     fusion: fusionInForce(encoder.manifest),
+    drift: encoder.manifest.drift,
   };
 }

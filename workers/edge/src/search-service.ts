@@ -10,6 +10,7 @@
 import { BUILT_IN_FUSION_DEFAULT, lexicalTerms, listsFor, makeSnippet } from "../../../src/retrieval/index.js";
 import { normalize } from "../../../src/tokenizer/normalize.js";
 import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "./contracts.js";
+import { recordQuery } from "./drift-recorder.js";
 import { queryCacheKey } from "./embed-cache.js";
 import { LIMITS, type EmbedRequest, type Metadata, type SearchRequest } from "./schemas.js";
 import type { MetadataJson } from "./shard-api.js";
@@ -91,6 +92,7 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   const embedStarted = performance.now();
   const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background) : null;
   const embedMs = embedding ? ms(embedStarted) : 0;
+  if (embedding) await recordQuery(deps, model, request, normalized, embedding.vector, background);
 
   const searchStarted = performance.now();
   const defaults = fusionDefaultOf(model);

@@ -11,6 +11,7 @@ import type { Env } from "./env.js";
 import { loadEdgeModel } from "./model-loader.js";
 import type { ShardApi } from "./shard-api.js";
 import { ShardedIndex, shardNames } from "./sharded-index.js";
+import { upstashIndexFromEnv } from "./upstash-index.js";
 
 export const DEFAULT_SHARD = "default";
 
@@ -38,11 +39,15 @@ const everyShardResultSerialises: [UnserialisableMethods] extends [never] ? true
 void everyShardResultSerialises;
 
 export function edgeDeps(env: Env): AppDeps {
+  const indexName = env.INDEX_SHARD || DEFAULT_SHARD;
   return {
     loadModel: () => loadEdgeModel(env),
-    index: new ShardedIndex(shardNames(env.INDEX_SHARD || DEFAULT_SHARD, shardCount(env)), (name) => shardClient(env, name)),
+    // Upstash when it is configured (production), else the embedded Durable Object shards.
+    index: upstashIndexFromEnv(env) ?? new ShardedIndex(shardNames(indexName, shardCount(env)), (name) => shardClient(env, name)),
+    indexName,
     cache: new KvEmbeddingCache(env.EMBED_CACHE),
     secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
     now: () => Date.now(),
+    driftMonitor: (name) => env.DRIFT.get(env.DRIFT.idFromName(name)),
   };
 }
