@@ -19,6 +19,7 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from "../../../src/webhook/signatu
 import { MODEL_ALIAS } from "./openai-embeddings.js";
 import {
   deleteResponse,
+  driftResponse,
   embedResponse,
   embeddingsResponse,
   errorResponse,
@@ -62,6 +63,7 @@ const RESPONSE_SCHEMAS = {
   DeleteResponse: deleteResponse,
   WebhookResponse: webhookResponse,
   HealthResponse: healthResponse,
+  DriftResponse: driftResponse,
 } satisfies Record<string, z.ZodType>;
 type SchemaName = keyof typeof REQUEST_SCHEMAS | keyof typeof RESPONSE_SCHEMAS;
 
@@ -192,6 +194,15 @@ const OPERATIONS: Operation[] = [
     summary: "Model and index status",
     ok: "HealthResponse",
     errors: [503],
+  },
+  {
+    method: "get",
+    path: "/v1/admin/drift",
+    tag: "service",
+    summary: "Drift of recent queries against the model's baseline",
+    ok: "DriftResponse",
+    auth: "apiKey",
+    errors: [401, 503],
   },
   {
     method: "get",

@@ -140,6 +140,43 @@ export const healthResponse = z.object({
   }),
 });
 
+const shiftComponent = z.object({
+  shift: z.number().describe("shift of the live mean in baseline standard deviations, net of sampling noise"),
+  live: z.number(),
+  baseline: z.number(),
+});
+const driftModel = z.object({ name: z.string(), version: z.string(), variant: z.string() });
+const driftContext = {
+  model: driftModel,
+  window: z.object({ buckets: z.number().int(), since: z.number().int().nullable() }).describe("hourly buckets of live queries in the verdict"),
+  baseline: z.record(z.string(), z.unknown()).describe("the manifest baseline's size, source query set, embedding settings, false-alarm rate and date"),
+};
+export const driftResponse = z
+  .union([
+    z.object({ status: z.literal("no_baseline"), model: z.object({ name: z.string(), version: z.string() }), message: z.string() }),
+    z.object({
+      status: z.literal("insufficient_data"),
+      count: z.number().int(),
+      minimumCount: z.number().int(),
+      threshold: z.number(),
+      drifted: z.literal(false),
+      score: z.null(),
+      components: z.null(),
+      ...driftContext,
+    }),
+    z.object({
+      status: z.literal("ok"),
+      count: z.number().int(),
+      minimumCount: z.number().int(),
+      threshold: z.number(),
+      drifted: z.boolean().describe("score > threshold"),
+      score: z.number().describe("RMS of the three components' mean shifts, in baseline standard deviations"),
+      components: z.object({ embedding: z.number(), coverage: shiftComponent, logLength: shiftComponent }),
+      ...driftContext,
+    }),
+  ])
+  .describe("Drift of recent queries against the model's baseline (src/model/drift.ts)");
+
 /** True only when A and B are the same type (optional fields included), not merely assignable. */
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 
