@@ -294,6 +294,14 @@ export class TaesrEncoder {
     return run;
   }
 
+  /**
+   * The route depth "auto" would give this batch (its hardest text's), without running the model: tokenizing and the
+   * router are cheap, so a caller can decide where to embed (e.g. send hard queries to a bigger model) first.
+   */
+  route(texts: readonly string[], options: Pick<EmbedOptions, "ranking"> = {}): Route {
+    return hardestRouteOf(this.tokenize(texts).encoded, this.plan(texts, { ranking: options.ranking }).router);
+  }
+
   /** Releases every ONNX session (embed, step and the heads'); the encoder is unusable afterwards. */
   async release(): Promise<void> {
     await this.queue;
@@ -357,10 +365,8 @@ export class TaesrEncoder {
     let route: EmbedRoute = "fixed";
     let requestedDepth: number;
     if (plan.depth === "auto") {
-      let hardest: Route = "easy";
-      for (const ids of batch.encoded) hardest = hardestRoute(hardest, plan.router.route(ids));
-      route = hardest;
-      requestedDepth = depthForRoute(hardest, arch.depths);
+      route = hardestRouteOf(batch.encoded, plan.router);
+      requestedDepth = depthForRoute(route, arch.depths);
     } else {
       requestedDepth = plan.depth;
     }
@@ -443,6 +449,13 @@ export class TaesrEncoder {
     });
     return { ids, mask, rows: rows.length, length, tokenCounts, encoded, rowLengths: rows.map((row) => row.length) };
   }
+}
+
+/** A batch runs at its hardest text's route (see the module doc on batching). */
+function hardestRouteOf(encoded: readonly (readonly number[])[], router: InputRouter): Route {
+  let hardest: Route = "easy";
+  for (const ids of encoded) hardest = hardestRoute(hardest, router.route(ids));
+  return hardest;
 }
 
 /** FastREM's vocabulary tables from the encoder's tokenizer, which must expose its tokens and match the architecture. */

@@ -19,12 +19,12 @@ describe("edge model from an artifact bundle (random-weight fixture)", () => {
   it("loads with the manifest's identity and the int8 variant", async () => {
     const model = await fixtureModel();
     expect(model.modelVersion).toBe("0.0.0-test");
-    expect(model.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int8" });
+    expect(model.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int8", fullDepth: 6 });
   });
 
   it("loads the int4 variant a bundle names, whose embeddings stay close to int8's in workerd", async () => {
     const [int8, int4] = await Promise.all([fixtureModel(), createEdgeModel(fixtureInt4Bundle)]);
-    expect(int4.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int4" });
+    expect(int4.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int4", fullDepth: 6 });
     const texts = ["edge", "how fast is the edge model for a vector query", "what is the search model of the edge?"];
     const [a, b] = await Promise.all([
       int8.encoder.embed(texts, { dims: 128, depth: 3, earlyExit: false }),
@@ -78,6 +78,6 @@ describe("edge model from an artifact bundle (random-weight fixture)", () => {
     const [first, second] = await Promise.all([loadEdgeModel(), loadEdgeModel()]);
     expect(first).toBe(second);
     expect(await loadEdgeModel()).toBe(first);
-    expect(first.info).toEqual({ name: manifest.name, version: manifest.version, dims: manifest.architecture.outputDim, variant: "int8" });
+    expect(first.info).toEqual({ name: manifest.name, version: manifest.version, dims: manifest.architecture.outputDim, variant: "int8", fullDepth: manifest.architecture.depths.hard });
   });
 });

@@ -52,7 +52,7 @@ describe("mlp_mixer artifact in workerd (onnxruntime-web, int8)", () => {
 
   it("loads through the edge model loader and embeds through it", async () => {
     const model = await createEdgeModel({ manifest, files: { "int8/embed.onnx": embedOnnx, "int8/step.onnx": stepOnnx }, tokenizerJson });
-    expect(model.info).toEqual({ name: "taesr-mixer", version: "0.0.0-test", dims: 384, variant: "int8" });
+    expect(model.info).toEqual({ name: "taesr-mixer", version: "0.0.0-test", dims: 384, variant: "int8", fullDepth: 6 });
     const r = await model.encoder.embed(["how fast is the edge model"], { depth: 6, earlyExit: false, dims: 128 });
     expect(r.embeddings[0]).toHaveLength(128);
     expect(Math.hypot(...r.embeddings[0]!)).toBeCloseTo(1, 5);

@@ -22,7 +22,11 @@ export const WEBHOOK_SECRET = "test-webhook-secret-abcdef";
 /** Wraps an embedder to count model calls (a cache hit or an unchanged document must not make one). */
 export class CountingEmbedder implements Embedder {
   calls = 0;
-  constructor(private readonly inner: Embedder) {}
+  /** Routing runs no model, so it is passed through uncounted (and only when the wrapped embedder can route). */
+  readonly route?: Embedder["route"];
+  constructor(private readonly inner: Embedder) {
+    if (inner.route) this.route = (texts, options) => inner.route!(texts, options);
+  }
   embed(texts: readonly string[], options?: EmbedOptions): Promise<EmbedResult> {
     this.calls++;
     return this.inner.embed(texts, options);

@@ -5,9 +5,10 @@
  *
  * @module
  */
-import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord } from "../../../src/model/index.js";
+import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord, Route } from "../../../src/model/index.js";
 import type { FusionDefault } from "../../../src/retrieval/index.js";
 import type { DriftMonitorApi } from "./drift-api.js";
+import type { OriginEmbedding } from "./origin-client.js";
 import type { SearchIndex } from "./search-index.js";
 
 export type { EmbedOptions, EmbedResult, EmbedRoute };
@@ -15,6 +16,13 @@ export type { EmbedOptions, EmbedResult, EmbedRoute };
 /** The model seam: `TaesrEncoder` satisfies it, so does any test double with the same `embed`. */
 export interface Embedder {
   embed(texts: readonly string[], options?: EmbedOptions): Promise<EmbedResult>;
+  /** The route depth "auto" would take, without running the model; absent → queries are never sent to the origin. */
+  route?(texts: readonly string[], options?: Pick<EmbedOptions, "ranking">): Route;
+}
+
+/** The GPU origin seam (`OriginClient`): embeds with the full model, or throws `OriginUnavailableError` saying why. */
+export interface OriginEmbedder {
+  embed(texts: string[], options: { dims: number; depth: number }): Promise<OriginEmbedding>;
 }
 
 /** The tokenizer seam for lexical search: word pieces of normalised text (`WordPieceTokenizer` satisfies it). */
@@ -30,6 +38,8 @@ export interface ModelInfo {
   dims: number;
   /** Weights variant in use (e.g. "int8" at the edge). */
   variant: string;
+  /** Recursion steps of a hard-routed input (the model's full depth); absent (test doubles) → 6. */
+  fullDepth?: number;
 }
 
 /**
@@ -60,6 +70,8 @@ export interface CachedEmbedding {
   depth: number;
   route: EmbedRoute;
   earlyExit: boolean;
+  /** Which model computed it: the edge's own, or the origin's full-precision one. Absent in older entries → edge. */
+  servedBy?: "edge" | "origin";
 }
 
 /** The query-embedding cache seam (Workers KV in production). Keys are built by `embed-cache.ts`. */
@@ -79,6 +91,8 @@ export interface AppDeps {
   cache: EmbeddingCache;
   /** Secrets; an absent secret disables the routes that need it (503), it never opens them. */
   secrets: { apiKey?: string; webhookSecret?: string };
+  /** The GPU origin for hard-routed queries; absent → every query is embedded at the edge. */
+  origin?: OriginEmbedder;
   /** Current time in ms; injectable so the webhook replay window can be tested. */
   now(): number;
   /** The drift monitor of the named index (drift-recorder.ts); absent → queries are not recorded. */

@@ -85,7 +85,7 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
     embedder: encoder,
     tokenizer,
     modelVersion: version,
-    info: { name, version, dims: architecture.outputDim, variant },
+    info: { name, version, dims: architecture.outputDim, variant, fullDepth: architecture.depths.hard },
     // From the validated manifest (the encoder's), not the raw bundle: a malformed tuned fusion has failed the load.
     fusion: fusionInForce(encoder.manifest),
     drift: encoder.manifest.drift,

@@ -52,6 +52,12 @@ export const searchResponse = z.object({
     route: z.union([route, z.literal("none")]),
     earlyExit: z.boolean(),
     cached: z.boolean(),
+    servedBy: z.enum(["edge", "origin", "none"]).describe("who embedded the query: the edge's model, or the GPU origin's for hard-routed queries"),
+    originFallback: z
+      .enum(["timeout", "circuit_open", "network", "bad_response", "model_mismatch"])
+      .or(z.templateLiteral(["http_", z.number()]))
+      .nullable()
+      .describe("why a query routed to the origin was embedded at the edge instead (at full depth); null otherwise"),
   }),
   timings: z.object({
     embedMs: z.number(),

@@ -11,7 +11,7 @@ import { BUILT_IN_FUSION_DEFAULT, lexicalTerms, listsFor, makeSnippet } from "..
 import { normalize } from "../../../src/tokenizer/normalize.js";
 import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "./contracts.js";
 import { recordQuery } from "./drift-recorder.js";
-import { queryCacheKey } from "./embed-cache.js";
+import { embedQuery, type OriginFallbackReason } from "./query-embedding.js";
 import { LIMITS, type EmbedRequest, type Metadata, type SearchRequest } from "./schemas.js";
 import type { MetadataJson } from "./shard-api.js";
 
@@ -28,18 +28,22 @@ export interface SearchResponse {
   results: SearchResult[];
   /** This page's place in the ranking; ask for the next with `offset: nextOffset`. */
   page: { offset: number; topK: number; hasMore: boolean; nextOffset: number | null };
-  model: { version: string; dims: number; depth: number; route: EmbedRoute | "none"; earlyExit: boolean; cached: boolean };
+  model: {
+    version: string;
+    dims: number;
+    depth: number;
+    route: EmbedRoute | "none";
+    earlyExit: boolean;
+    cached: boolean;
+    /** Who embedded the query: the edge's model, or the GPU origin's (hard-routed queries); "none" in lexical mode. */
+    servedBy: "edge" | "origin" | "none";
+    /** Why a query routed to the origin was embedded at the edge instead (at full depth); null otherwise. */
+    originFallback: OriginFallbackReason | null;
+  };
   /** Milliseconds: the query embedding, the whole index search and, under `stages`, each of its steps. */
   timings: { embedMs: number; searchMs: number; totalMs: number; cache: "hit" | "miss" | "none"; stages: Record<string, number> };
 }
 
-interface QueryEmbedding {
-  vector: Float32Array;
-  depth: number;
-  route: EmbedRoute;
-  earlyExit: boolean;
-  cached: boolean;
-}
 
 /** Metadata as stored (JSON text) back to the object the client sent. */
 export function parseMetadata(json: MetadataJson): Metadata | null {
@@ -54,34 +58,6 @@ export function fusionDefaultOf(model: EdgeModel): FusionInForce {
 /** Rounds a duration to 0.01 ms: finer digits are noise, and workerd's clock is coarser still. */
 function ms(start: number): number {
   return Math.round((performance.now() - start) * 100) / 100;
-}
-
-/**
- * The query's embedding from the KV cache, or from the model (then cached in the background). The model embeds the
- * normalised text — the string the key hashes — so a cached vector is exactly what the model would return; the
- * tokenizer normalises the same way anyway, so this costs nothing in quality.
- */
-async function embedQuery(
-  deps: AppDeps,
-  model: EdgeModel,
-  normalized: string,
-  request: SearchRequest,
-  background?: Background,
-): Promise<QueryEmbedding> {
-  // Lexical searches never get here; every mode but dense fuses the dense list with BM25.
-  const ranking = request.mode === "dense" ? "dense" : "hybrid";
-  const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized, ranking);
-  const hit = await deps.cache.get(key);
-  if (hit && hit.vector.length === request.dims) return { ...hit, cached: true };
-
-  const result = await model.embedder.embed([normalized], { dims: request.dims, depth: request.depth, ranking });
-  const vector = result.embeddings[0];
-  if (!vector) throw new Error("the embedder returned no vector for the query");
-  const fresh = { vector, depth: result.depth, route: result.route, earlyExit: result.earlyExit };
-  const write = deps.cache.put(key, fresh);
-  if (background) background(write);
-  else await write;
-  return { ...fresh, cached: false };
 }
 
 export async function search(deps: AppDeps, request: SearchRequest, background?: Background): Promise<SearchResponse> {
@@ -134,6 +110,8 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
       route: embedding?.route ?? "none",
       earlyExit: embedding?.earlyExit ?? false,
       cached: embedding?.cached ?? false,
+      servedBy: embedding?.servedBy ?? "none",
+      originFallback: embedding?.originFallback ?? null,
     },
     timings: {
       embedMs,

@@ -11,6 +11,7 @@ import type { Env } from "./env.js";
 import { loadEdgeModel } from "./model-loader.js";
 import type { ShardApi } from "./shard-api.js";
 import { ShardedIndex, shardNames } from "./sharded-index.js";
+import { OriginClient } from "./origin-client.js";
 import { upstashIndexFromEnv } from "./upstash-index.js";
 
 export const DEFAULT_SHARD = "default";
@@ -38,6 +39,23 @@ type UnserialisableMethods = {
 const everyShardResultSerialises: [UnserialisableMethods] extends [never] ? true : UnserialisableMethods = true;
 void everyShardResultSerialises;
 
+/**
+ * The GPU origin's client when ORIGIN_URL is set (its secret is then required). Built once per app, i.e. per isolate,
+ * so the circuit breaker remembers failures across requests.
+ */
+export function originFromEnv(env: Env): OriginClient | undefined {
+  const url = env.ORIGIN_URL?.trim();
+  if (!url) return undefined;
+  const secret = env.ORIGIN_SECRET?.trim();
+  if (!secret) throw new Error("ORIGIN_URL is set but ORIGIN_SECRET is not: the origin refuses unauthenticated calls");
+  try {
+    new URL(url);
+  } catch {
+    throw new Error(`ORIGIN_URL is not a URL: "${url}"`);
+  }
+  return new OriginClient({ url, secret });
+}
+
 export function edgeDeps(env: Env): AppDeps {
   const indexName = env.INDEX_SHARD || DEFAULT_SHARD;
   return {
@@ -47,6 +65,7 @@ export function edgeDeps(env: Env): AppDeps {
     indexName,
     cache: new KvEmbeddingCache(env.EMBED_CACHE),
     secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
+    origin: originFromEnv(env),
     now: () => Date.now(),
     driftMonitor: (name) => env.DRIFT.get(env.DRIFT.idFromName(name)),
   };

@@ -1,0 +1,100 @@
+/**
+ * The query's embedding for a search: from the KV cache, from the GPU origin (hard-routed queries, when one is
+ * configured), or from the edge's own model.
+ *
+ * Routing happens first and costs no model run (tokenizer + router, `Embedder.route`): a query the router calls hard
+ * goes to the origin's full-precision model at full depth; every other query, and every query with a fixed depth, is
+ * embedded at the edge. When the origin cannot answer — too slow, down, its circuit open, an answer that breaks the
+ * contract, or a different model version (its vectors would not be comparable with the index's) — the edge embeds the
+ * query itself at full depth with early exit off, the same work the origin would have done, and the response says so
+ * (`originFallback`). Nothing fails because the origin failed. Fallback vectors are not cached, so the next time the
+ * query is asked the origin gets another chance; the origin's vectors are cached under their own key (embed-cache.ts).
+ *
+ * @module
+ */
+import type { AppDeps, Background, EdgeModel, EmbedRoute } from "./contracts.js";
+import { queryCacheKey } from "./embed-cache.js";
+import { OriginUnavailableError, type OriginFailureReason } from "./origin-client.js";
+import type { SearchRequest } from "./schemas.js";
+
+/** Why a hard-routed query was embedded at the edge instead: the origin's failure, or a model-version mismatch. */
+export type OriginFallbackReason = OriginFailureReason | "model_mismatch";
+
+export interface QueryEmbedding {
+  vector: Float32Array;
+  depth: number;
+  route: EmbedRoute;
+  earlyExit: boolean;
+  cached: boolean;
+  servedBy: "edge" | "origin";
+  /** Set when the query was routed to the origin but the edge served it; says why. */
+  originFallback: OriginFallbackReason | null;
+}
+
+/** Writes in the background when the platform lets work outlive the response, else before answering. */
+async function store(deps: AppDeps, key: string, entry: Omit<QueryEmbedding, "cached" | "originFallback">, background?: Background): Promise<void> {
+  const write = deps.cache.put(key, entry);
+  if (background) background(write);
+  else await write;
+}
+
+/** TAESR's full depth, for a model (test double) that does not state its own. */
+const DEFAULT_FULL_DEPTH = 6;
+
+export async function embedQuery(
+  deps: AppDeps,
+  model: EdgeModel,
+  normalized: string,
+  request: Pick<SearchRequest, "mode" | "dims" | "depth">,
+  background?: Background,
+): Promise<QueryEmbedding> {
+  // Lexical searches never get here; every mode but dense fuses the dense list with BM25.
+  const ranking = request.mode === "dense" ? "dense" : "hybrid";
+  const toOrigin =
+    deps.origin !== undefined && request.depth === "auto" && model.embedder.route?.([normalized], { ranking }) === "hard";
+  const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized, ranking, toOrigin ? "origin" : "edge");
+  const hit = await deps.cache.get(key);
+  if (hit && hit.vector.length === request.dims) {
+    return { ...hit, cached: true, servedBy: hit.servedBy ?? "edge", originFallback: null };
+  }
+
+  const cache = (entry: Omit<QueryEmbedding, "cached" | "originFallback">) => store(deps, key, entry, background);
+
+  const fullDepth = model.info.fullDepth ?? DEFAULT_FULL_DEPTH;
+  let originFallback: OriginFallbackReason | null = null;
+  if (toOrigin) {
+    try {
+      const answer = await deps.origin!.embed([normalized], { dims: request.dims, depth: fullDepth });
+      const vector = answer.embeddings[0];
+      if (answer.model.version !== model.info.version) {
+        originFallback = "model_mismatch";
+        console.warn(`origin runs ${answer.model.name}@${answer.model.version}, the edge ${model.info.version}: serving hard queries locally`);
+      } else if (vector) {
+        const fresh = { vector, depth: answer.depth, route: "hard" as const, earlyExit: false, servedBy: "origin" as const };
+        await cache(fresh);
+        return { ...fresh, cached: false, originFallback: null };
+      }
+    } catch (error) {
+      if (!(error instanceof OriginUnavailableError)) throw error;
+      originFallback = error.reason;
+    }
+  }
+
+  const result = await model.embedder.embed([normalized], {
+    dims: request.dims,
+    // The origin's work, done here: every step, no early exit.
+    ...(originFallback ? { depth: fullDepth, earlyExit: false } : { depth: request.depth }),
+    ranking,
+  });
+  const vector = result.embeddings[0];
+  if (!vector) throw new Error("the embedder returned no vector for the query");
+  const fresh = {
+    vector,
+    depth: result.depth,
+    route: originFallback ? ("hard" as const) : result.route,
+    earlyExit: result.earlyExit,
+    servedBy: "edge" as const,
+  };
+  if (!originFallback) await cache(fresh);
+  return { ...fresh, cached: false, originFallback };
+}
