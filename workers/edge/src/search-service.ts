@@ -7,11 +7,12 @@
  *
  * @module
  */
-import { BUILT_IN_FUSION_DEFAULT, lexicalTerms, listsFor, makeSnippet } from "../../../src/retrieval/index.js";
+import { BUILT_IN_FUSION_DEFAULT, lexicalTerms, listsFor, makeSnippet, type TokenMatrix } from "../../../src/retrieval/index.js";
 import { normalize } from "../../../src/tokenizer/normalize.js";
 import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "./contracts.js";
 import { recordQuery } from "./drift-recorder.js";
 import { queryCacheKey } from "./embed-cache.js";
+import { planRerank } from "./rerank.js";
 import { LIMITS, type EmbedRequest, type Metadata, type SearchRequest } from "./schemas.js";
 import type { MetadataJson } from "./shard-api.js";
 
@@ -21,7 +22,7 @@ export interface SearchResult {
   title: string;
   snippet: string;
   metadata: Metadata | null;
-  ranks: { dense?: number; lexical?: number };
+  ranks: { dense?: number; lexical?: number; late?: number };
 }
 
 export interface SearchResponse {
@@ -39,6 +40,8 @@ interface QueryEmbedding {
   route: EmbedRoute;
   earlyExit: boolean;
   cached: boolean;
+  /** The query's late-head token vectors, from the same model call as `vector` (only when asked for). */
+  tokens?: TokenMatrix;
 }
 
 /** Metadata as stored (JSON text) back to the object the client sent. */
@@ -67,30 +70,35 @@ async function embedQuery(
   normalized: string,
   request: SearchRequest,
   background?: Background,
+  tokenVectors = false,
 ): Promise<QueryEmbedding> {
   // Lexical searches never get here; every mode but dense fuses the dense list with BM25.
   const ranking = request.mode === "dense" ? "dense" : "hybrid";
   const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized, ranking);
-  const hit = await deps.cache.get(key);
+  // Token vectors are not cached (the cache holds one vector): a search that reranks runs the model for them.
+  const hit = tokenVectors ? null : await deps.cache.get(key);
   if (hit && hit.vector.length === request.dims) return { ...hit, cached: true };
 
-  const result = await model.embedder.embed([normalized], { dims: request.dims, depth: request.depth, ranking });
+  const result = await model.embedder.embed([normalized], { dims: request.dims, depth: request.depth, ranking, ...(tokenVectors ? { tokenVectors } : {}) });
   const vector = result.embeddings[0];
   if (!vector) throw new Error("the embedder returned no vector for the query");
   const fresh = { vector, depth: result.depth, route: result.route, earlyExit: result.earlyExit };
   const write = deps.cache.put(key, fresh);
   if (background) background(write);
   else await write;
-  return { ...fresh, cached: false };
+  const tokens = result.tokenVectors?.[0];
+  if (tokenVectors && !tokens) throw new Error("the embedder returned no token vectors for the query");
+  return { ...fresh, cached: false, ...(tokens ? { tokens } : {}) };
 }
 
 export async function search(deps: AppDeps, request: SearchRequest, background?: Background): Promise<SearchResponse> {
   const started = performance.now();
   const model = await deps.loadModel();
   const normalized = normalize(request.query);
+  const rerank = planRerank(request, model, deps.index);
 
   const embedStarted = performance.now();
-  const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background) : null;
+  const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background, rerank !== null) : null;
   const embedMs = embedding ? ms(embedStarted) : 0;
   if (embedding) await recordQuery(deps, model, request, normalized, embedding.vector, background);
 
@@ -108,6 +116,7 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
     weights: request.weights,
     // Only the defaults travel: the request's own fusion/weights still override them in the shard, field by field.
     fusionDefault: { method: defaults.method, weights: defaults.weights },
+    ...(rerank && embedding?.tokens ? { rerank: { ...rerank, queryTokens: embedding.tokens } } : {}),
   });
   const searchMs = ms(searchStarted);
 
