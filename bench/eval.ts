@@ -3,7 +3,7 @@
  * (onnxruntime-node). The CLI over the library in bench/eval/ (dataset, corpus index, query embedding, evaluate,
  * result), which `npm run eval:ablations` (bench/ablations.ts) drives over a whole grid of settings.
  *
- *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode bm25|dense|hybrid|late|sparse]
+ *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode bm25|dense|hybrid|late|hybrid+late|sparse]
  *                   [--dims 64|128|256|384] [--depth 1|3|6|auto] [--no-early-exit] [--quant int8|int4|fp32|binary]
  *                   [--vectors float|int8|binary|binary-rescore] [--projection matryoshka|pca]
  *                   [--model model-artifacts/<name>@<version>] [--encoder taesr|use-lite] [--out file.json]
@@ -30,6 +30,11 @@
  *
  * --mode late: the hybrid ranking, its top 100 reranked by MaxSim over token vectors (int8 document matrices): the
  *   artifact's trained late-interaction head when it has one, else the hidden-state stand-in (src/model/encoder.ts).
+ * --mode hybrid+late: the Worker's rerank stage — the hybrid ranking's top k rescored by MaxSim fused with the hybrid
+ *   score (src/retrieval/late.ts fuseLateInteraction), k and weights from the artifact's tuned `retrieval.late`, else
+ *   the built-in k 50 / late 0.5; --rerank-k and --late-weight override them. With --tune-fusion it tunes k and the
+ *   late weight over the artifact's hybrid fusion (bench/eval/late-tuning.ts; the JSON gains `late_tuning`), and --save
+ *   writes `retrieval.late` into the manifest (same rules as the hybrid tuning: train-side queries, never test).
  * --mode sparse needs an artifact with the sparse head (architecture.sparseHead; bench/eval/sparse.ts) and exits
  * non-zero naming the artifact otherwise.
  * --encoder use-lite: the USE-Lite quality peer instead of TAESR (dense, or hybrid with BM25; its corpus embeddings
@@ -54,7 +59,7 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile, writeFile } from "node:fs/promises";
-import { DEFAULT_FUSION, type FusionMethod, type HybridList } from "../src/retrieval/index.js";
+import { DEFAULT_FUSION, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHTS, MAX_LATE_RERANK_DEPTH, type FusionMethod, type HybridList } from "../src/retrieval/index.js";
 import { lengthRuleOf, parseFastRemRouter, type ArtifactManifest, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, buildLexicalIndex, embedCorpus, type CorpusPass, type Projection } from "./eval/corpus-index.js";
@@ -64,6 +69,7 @@ import {
   sweepFusionWeights,
   usesDense,
   usesLexical,
+  usesTokens,
   type EvalInputs,
   type EvalMode,
   type EvalSetting,
@@ -85,6 +91,7 @@ import {
   tuningJson,
 } from "./eval/fusion-tuning.js";
 import { positiveInteger } from "./cli-options.js";
+import { lateTuningJson, saveTunedLateFusion, tunedLateRecord, tuneLateFusion } from "./eval/late-tuning.js";
 
 function choice<T extends string>(allowed: readonly T[]) {
   return (value: string): T => {
@@ -110,7 +117,7 @@ const program = new Command()
   .requiredOption("--dataset <dir>", "BEIR folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
   .option("--split <name>", "qrels split", "test")
   .addOption(
-    new Option("--mode <mode>", "retrieval mode (lexical = bm25)").choices(["dense", "bm25", "lexical", "hybrid", "late", "sparse"]).default("dense"),
+    new Option("--mode <mode>", "retrieval mode (lexical = bm25)").choices(["dense", "bm25", "lexical", "hybrid", "late", "hybrid+late", "sparse"]).default("dense"),
   )
   .option("--dims <n>", "Matryoshka prefix (or PCA width)", (v) => Number(choice(["64", "128", "256", "384"] as const)(v)), 128)
   .option("--depth <d>", "recursion depth: 1, 3, 6 or auto", choice(["1", "3", "6", "auto"] as const), "auto")
@@ -126,6 +133,12 @@ const program = new Command()
   .addOption(new Option("--encoder <name>", "dense encoder: our TAESR artifact or a quality peer").choices(["taesr", ...PEER_ENCODERS]).default("taesr"))
   .addOption(new Option("--fusion <method>", "hybrid fusion (default: the artifact's tuned fusion, else convex)").choices(["convex", "rrf"]))
   .option("--weights <lexical,dense>", "hybrid fusion weights (default: the artifact's tuned weights, else the fusion's constants)", parseWeights)
+  .option("--rerank-k <n>", `hybrid+late: rerank the top n (1–${MAX_LATE_RERANK_DEPTH}; default: the artifact's tuned k, else ${DEFAULT_LATE_RERANK_DEPTH})`, positiveInteger)
+  .option("--late-weight <w>", "hybrid+late: MaxSim's share of the fused score, 0–1 (default: the artifact's tuned weight, else 0.5)", (value) => {
+    const weight = Number(value);
+    if (value.trim() === "" || !(weight >= 0 && weight <= 1)) throw new InvalidArgumentError("expected a number from 0 to 1");
+    return weight;
+  })
   .option("--sweep", "hybrid: also report NDCG@10 for lexical weights 0.50..1.00 (step 0.05), dense = 1 − lexical")
   .option("--tune-fusion", "hybrid: grid convex and RRF weights (lexical 0..1, step 0.05) on this split and report the best")
   .option("--save", "with --tune-fusion: write the chosen fusion into the artifact's manifest and CHANGELOG (never on --split test)")
@@ -151,6 +164,8 @@ type Options = {
   fusion?: FusionMethod;
   weights?: Record<HybridList, number>;
   sweep?: boolean;
+  rerankK?: number;
+  lateWeight?: number;
   tuneFusion?: boolean;
   save?: boolean;
   model?: string;
@@ -180,9 +195,11 @@ function checkCombinations(options: Options, mode: EvalMode): void {
     if (options.encoder !== "taesr") throw new Error(`--save writes the TAESR artifact's manifest; weights tuned with --encoder ${options.encoder} do not belong there`);
     if (options.limitQueries !== undefined) throw new Error("--save tunes on the whole split; drop --limit-queries");
   }
-  if (options.tuneFusion && mode !== "hybrid") throw new Error("--tune-fusion needs --mode hybrid");
+  if (options.tuneFusion && mode !== "hybrid" && mode !== "hybrid+late") throw new Error("--tune-fusion needs --mode hybrid (or hybrid+late: the late rerank)");
+  if ((options.rerankK !== undefined || options.lateWeight !== undefined) && mode !== "hybrid+late") throw new Error("--rerank-k and --late-weight need --mode hybrid+late");
+  if (options.rerankK !== undefined && options.rerankK > MAX_LATE_RERANK_DEPTH) throw new Error(`--rerank-k must be at most ${MAX_LATE_RERANK_DEPTH}`);
   if (options.routerFile && options.router !== "fastrem") throw new Error("--router-file needs --router fastrem");
-  if (options.weights && mode !== "hybrid" && mode !== "late") throw new Error("--weights needs --mode hybrid or late");
+  if (options.weights && mode !== "hybrid" && mode !== "late" && mode !== "hybrid+late") throw new Error("--weights needs --mode hybrid, late or hybrid+late");
   if (options.sweep && mode !== "hybrid") throw new Error("--sweep needs --mode hybrid");
   if (options.quant === "binary" && options.vectors && !options.vectors.startsWith("binary")) {
     throw new Error(`--quant binary stores binary vectors; --vectors ${options.vectors} contradicts it (use --quant int8 --vectors ${options.vectors})`);
@@ -258,7 +275,7 @@ async function main(): Promise<void> {
     if (usesDense(mode)) {
       const encoder = await model.encoder(variant);
       const pass: CorpusPass = { variant, depth, earlyExit: options.earlyExit };
-      const tokenVectors = mode === "late";
+      const tokenVectors = usesTokens(mode);
       if (tokenVectors) {
         const source = encoder.tokenVectorSource;
         console.error(
@@ -293,15 +310,34 @@ async function main(): Promise<void> {
   // encoder's dense scores are not what was tuned), the built-in constant otherwise; --fusion/--weights override.
   const tuned = options.encoder === "taesr" ? model.manifest.retrieval?.fusion : undefined;
   const fusion = options.fusion ?? tuned?.method ?? DEFAULT_FUSION;
-  const setting: EvalSetting = { mode, dims, vectors, projection: options.projection, fusion, weights: options.weights, defaults: tuned };
+  // The rerank default as the Worker resolves it (model-loader.ts lateInForce): the tuned `retrieval.late`, else built-in.
+  const tunedLate = options.encoder === "taesr" ? model.manifest.retrieval?.late : undefined;
+  const lateWeights = options.lateWeight !== undefined ? { first: Number((1 - options.lateWeight).toFixed(6)), late: options.lateWeight } : (tunedLate?.weights ?? { ...DEFAULT_LATE_WEIGHTS });
+  const late = mode === "hybrid+late" ? { k: options.rerankK ?? tunedLate?.k ?? DEFAULT_LATE_RERANK_DEPTH, weights: lateWeights } : undefined;
+  const lateDefault = options.rerankK !== undefined || options.lateWeight !== undefined ? ("cli" as const) : tunedLate ? ("manifest" as const) : ("built-in" as const);
+  const setting: EvalSetting = { mode, dims, vectors, projection: options.projection, fusion, weights: options.weights, defaults: tuned, ...(late ? { late } : {}) };
   const keepLists = options.sweep || options.tuneFusion;
   const outcome = evaluate(inputs, setting, { keepLists, runTag: options.runFile ? `taesr-${mode}` : undefined });
   const sweep = options.sweep ? sweepFusionWeights(outcome.kept!, dataset, fusion) : undefined;
   const fusionDefault = tuned ? ("manifest" as const) : ("built-in" as const);
-  const result = evalResultJson({ ...context, dataset: dataset.name, split: options.split, modeName: options.mode, fusionDefault }, setting, outcome, sweep);
+  const result = evalResultJson({ ...context, dataset: dataset.name, split: options.split, modeName: options.mode, fusionDefault, lateDefault }, setting, outcome, sweep);
   await model.release();
 
-  if (options.tuneFusion) {
+  if (options.tuneFusion && mode === "hybrid+late") {
+    if (options.split === "test") console.error("warning: tuning on the test split; tune on a validation split (e.g. --split train) and report test");
+    const fair = fairTuningQueries(outcome.kept!, model.manifest, { name: dataset.name, split: options.split });
+    console.error(`tuning the late rerank on ${dataset.name} ${options.split}: ${fair.note ?? `${dataset.queries.length} queries`}, k × 21 late weights`);
+    const tuning = tuneLateFusion(fair.kept, dataset);
+    result.late_tuning = { ...lateTuningJson(tuning, options.split), ...(fair.note ? { queries_used: fair.note } : {}) };
+    if (options.save) {
+      const weights = outcome.weights!;
+      const record = tunedLateRecord(tuning, { dataset: dataset.name, split: options.split, dims, variant, fusion: { method: fusion, weights } });
+      const saved = await saveTunedLateFusion(modelDir, record, { command: `npm run eval -- ${commandArgs().join(" ")}`, note: fair.note });
+      const where = saved.changelog ? ` and ${saved.changelog}` : " (no CHANGELOG.md beside the artifact folder)";
+      console.error(`saved late rerank k ${record.k}, first ${record.weights.first} / late ${record.weights.late} into ${saved.manifest}${where}`);
+      result.saved = { manifest: saved.manifest, changelog: saved.changelog, late: record };
+    }
+  } else if (options.tuneFusion) {
     if (options.split === "test") console.error("warning: tuning on the test split; tune on a validation split (e.g. --split train) and report test");
     const fair = options.encoder === "taesr" ? fairTuningQueries(outcome.kept!, model.manifest, { name: dataset.name, split: options.split }) : { kept: outcome.kept! };
     console.error(`tuning the fusion on ${dataset.name} ${options.split}: ${fair.note ?? `${dataset.queries.length} queries`}, convex and RRF × 21 lexical weights`);

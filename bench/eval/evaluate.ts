@@ -11,7 +11,9 @@
  *   1,000 candidates rescored form the ranking, whose top 100 is exactly binaryRescoreSearch(…, 100)).
  * - hybrid: both lists, 1,000 deep, fused (convex by default, RRF on request) — the Worker's ranking policy.
  * - late: the hybrid ranking, then its top 100 reranked by MaxSim of the query's token vectors against each document's
- *   int8 token matrix (src/retrieval/late.ts); ranks 101–1,000 keep the hybrid order.
+ *   int8 token matrix (src/retrieval/late.ts); ranks 101–1,000 keep the hybrid order. MaxSim alone: a diagnostic.
+ * - hybrid+late: the Worker's rerank stage — the hybrid ranking's top k rescored by MaxSim fused with the hybrid score
+ *   (src/retrieval/late.ts fuseLateInteraction, the function the Worker calls), k and weights from the setting.
  * - sparse: needs a sparse head no artifact has yet; callers check model.ts's sparseUnavailableReason first.
  */
 import { progressBar } from "../progress.js";
@@ -20,20 +22,24 @@ import { queryFlops, type TaesrArchitecture } from "../../src/model/index.js";
 import {
   DEFAULT_RESCORE_FACTOR,
   bm25Search,
+  MAX_LATE_RERANK_DEPTH,
   combineRankings,
   compressedBytesPerVector,
   denseSearch,
+  fuseLateInteraction,
   hammingSearch,
   hybridWeights,
   int8Search,
   lateRerank,
   lexicalTerms,
   packSignBits,
+  prefixMaxSims,
   rescoreInt8,
   type FusedHit,
   type FusionDefault,
   type FusionMethod,
   type HybridList,
+  type LateFusionOptions,
   type QuantizedTokenMatrix,
   type RankedHit,
 } from "../../src/retrieval/index.js";
@@ -50,8 +56,8 @@ export const LATE_RERANK_DEPTH = 100;
 /** Binary search: k of the two-stage search (it scans for DEFAULT_RESCORE_FACTOR · k Hamming candidates). */
 export const BINARY_RESCORE_K = 100;
 
-export type EvalMode = "bm25" | "dense" | "hybrid" | "late" | "sparse";
-export const EVAL_MODES: readonly EvalMode[] = ["bm25", "dense", "hybrid", "late", "sparse"];
+export type EvalMode = "bm25" | "dense" | "hybrid" | "late" | "hybrid+late" | "sparse";
+export const EVAL_MODES: readonly EvalMode[] = ["bm25", "dense", "hybrid", "late", "hybrid+late", "sparse"];
 export type VectorFormat = "float" | "int8" | "binary" | "binary-rescore";
 export const VECTOR_FORMATS: readonly VectorFormat[] = ["float", "int8", "binary", "binary-rescore"];
 
@@ -69,6 +75,8 @@ export interface EvalSetting {
    * method — as in the Worker. Absent: the built-in constants.
    */
   defaults?: FusionDefault;
+  /** hybrid+late: the rerank depth and weights (the artifact's tuned `retrieval.late`, or the request-style override). */
+  late?: Pick<LateFusionOptions, "k" | "weights">;
 }
 
 export interface EvalInputs {
@@ -113,6 +121,8 @@ export interface EvalOutcome {
   index_bytes_per_doc: IndexBytesPerDoc;
   /** Hybrid and late: the fusion weights in effect. */
   weights: { dense: number; lexical: number } | null;
+  /** hybrid+late: the same metrics of the hybrid ranking before the rerank (same queries, same run). */
+  first_stage?: { "ndcg@10": number; "recall@100": number };
   runLines?: string[];
   kept?: KeptLists[];
 }
@@ -122,14 +132,24 @@ export interface KeptLists {
   judgements: ReadonlyMap<string, number>;
   /** The query's id (evaluate always sets it): fusion tuning selects the queries an adaptation held out by it. */
   queryId?: string;
+  /**
+   * hybrid+late: the hybrid ranking (before the rerank), the MaxSim of its top {@link MAX_LATE_RERANK_DEPTH} and the
+   * query's token count — everything late tuning needs to re-fuse at other k and weights without scoring again.
+   */
+  late?: { firstStage: FusedHit<number, HybridList>[]; maxSims: (number | undefined)[]; queryTokens: number };
 }
 
 export function usesDense(mode: EvalMode): boolean {
-  return mode === "dense" || mode === "hybrid" || mode === "late";
+  return mode === "dense" || mode === "hybrid" || mode === "late" || mode === "hybrid+late";
 }
 
 export function usesLexical(mode: EvalMode): boolean {
-  return mode === "bm25" || mode === "hybrid" || mode === "late";
+  return mode === "bm25" || mode === "hybrid" || mode === "late" || mode === "hybrid+late";
+}
+
+/** Modes that rank with token vectors (the corpus and queries must be embedded with them). */
+export function usesTokens(mode: EvalMode): boolean {
+  return mode === "late" || mode === "hybrid+late";
 }
 
 /** Stored bytes per document of the dense side of a setting (PCA adds its mean and components, spread over the corpus). */
@@ -153,12 +173,13 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   const lexical = usesLexical(mode) ? inputs.lexical : undefined;
   if (usesDense(mode) && (!dense || !inputs.queries)) throw new Error(`${mode} mode needs the dense index and the encoded queries`);
   if (usesLexical(mode) && !lexical) throw new Error(`${mode} mode needs the BM25 index`);
-  if (mode === "late" && !dense?.index.tokens) throw new Error("late mode needs the corpus token matrices (embed the corpus with token vectors)");
+  if (usesTokens(mode) && !dense?.index.tokens) throw new Error(`${mode} mode needs the corpus token matrices (embed the corpus with token vectors)`);
+  if (mode === "hybrid+late" && !setting.late) throw new Error("hybrid+late mode needs the rerank depth and weights (setting.late)");
   if (inputs.queries && inputs.queries.length !== dataset.queries.length) {
     throw new Error(`${inputs.queries.length} encoded queries for ${dataset.queries.length} judged queries`);
   }
   const { dims, vectors, projection } = setting;
-  const fused = mode === "hybrid" || mode === "late";
+  const fused = mode === "hybrid" || mode === "late" || mode === "hybrid+late";
   const weights = fused ? hybridWeights(setting.fusion, setting.weights, setting.defaults) : null;
 
   // Built before the clock starts: these are index structures, not per-query work.
@@ -168,11 +189,13 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   if (dense && projection === "pca") dense.pca(dims);
   const docTokens = dense?.index.tokens;
 
+  const firstStageNdcg10: number[] = [];
+  const firstStageRecall100: number[] = [];
   const perQuery = { ndcg10: [] as number[], mrr10: [] as number[], recall50: [] as number[], recall100: [] as number[], map100: [] as number[] };
   const latencies: number[] = [];
   const runLines: string[] | undefined = options.runTag ? [] : undefined;
   const kept: KeptLists[] | undefined = options.keepLists ? [] : undefined;
-  const bar = mode === "late" ? progressBar("late reranking", dataset.queries.length, "queries") : undefined;
+  const bar = usesTokens(mode) ? progressBar("late reranking", dataset.queries.length, "queries") : undefined;
 
   dataset.queries.forEach((query, index) => {
     const encoded = inputs.queries?.[index];
@@ -191,21 +214,36 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
     }
     if (lexical) lists.lexical = bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), lexical.stats, lexical.postings, CANDIDATES);
     const searchMode = mode === "bm25" ? "lexical" : mode === "dense" ? "dense" : "hybrid";
-    let ranking: { id: number; score: number }[] = combineRankings(searchMode, lists, {
+    const firstStage = combineRankings(searchMode, lists, {
       topK: CANDIDATES,
       fusion: setting.fusion,
       weights: weights ?? undefined,
       candidates: CANDIDATES,
     });
+    let ranking: { id: number; score: number }[] = firstStage;
+    let late: KeptLists["late"];
     if (mode === "late") ranking = lateRanking(ranking, encoded!, docTokens!);
+    if (mode === "hybrid+late") {
+      const queryTokens = encoded!.tokenVectors;
+      if (!queryTokens) throw new Error(`query ${query.id} has no token vectors (encode the queries with token vectors)`);
+      // MaxSim of the deepest prefix any setting reranks, once: tuning re-fuses it at every k and weight.
+      const maxSims = prefixMaxSims(firstStage, queryTokens, (id) => docTokens![id], MAX_LATE_RERANK_DEPTH);
+      ranking = fuseLateInteraction(firstStage, maxSims, queryTokens.count, setting.late!);
+      late = { firstStage, maxSims, queryTokens: queryTokens.count };
+    }
+    const firstStageIds = mode === "hybrid+late" ? firstStage.map((hit) => dataset.corpus[hit.id]!.id) : undefined;
     const elapsed = performance.now() - started;
     latencies.push(elapsed + (encoded && usesDense(mode) ? encoded.encodeMs : 0));
 
     const ranked = ranking.map((hit) => dataset.corpus[hit.id]!.id);
     const judgements = judgementsOf(dataset, query.id);
     if (runLines) ranking.forEach((hit, rank) => runLines.push(`${query.id} Q0 ${ranked[rank]} ${rank + 1} ${hit.score} ${options.runTag}`));
-    kept?.push({ lists, judgements, queryId: query.id });
+    kept?.push({ lists, judgements, queryId: query.id, ...(late ? { late } : {}) });
     perQuery.ndcg10.push(ndcgAt(10, ranked, judgements));
+    if (firstStageIds) {
+      firstStageNdcg10.push(ndcgAt(10, firstStageIds, judgements));
+      firstStageRecall100.push(recallAt(100, firstStageIds, judgements));
+    }
     perQuery.mrr10.push(mrrAt(10, ranked, judgements));
     perQuery.recall50.push(recallAt(50, ranked, judgements));
     perQuery.recall100.push(recallAt(100, ranked, judgements));
@@ -224,7 +262,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
       : null;
   const denseBytes = dense ? denseBytesPerDoc(setting, dense.index.fullDims, dense.index.rows) : null;
   const bm25Bytes = lexical ? lexical.bytesPerDoc : null;
-  const lateBytes = mode === "late" ? (dense?.index.tokenBytesPerDoc ?? null) : null;
+  const lateBytes = usesTokens(mode) ? (dense?.index.tokenBytesPerDoc ?? null) : null;
 
   return {
     "ndcg@10": mean(perQuery.ndcg10),
@@ -245,6 +283,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
       total: (denseBytes ?? 0) + (bm25Bytes ?? 0) + (lateBytes ?? 0),
     },
     weights,
+    ...(mode === "hybrid+late" ? { first_stage: { "ndcg@10": mean(firstStageNdcg10), "recall@100": mean(firstStageRecall100) } } : {}),
     ...(runLines ? { runLines } : {}),
     ...(kept ? { kept } : {}),
   };

@@ -23,6 +23,8 @@ export interface ResultContext {
   encoder: string;
   /** Where the hybrid default came from: the artifact's tuned fusion ("manifest") or the constants ("built-in"). */
   fusionDefault?: "manifest" | "built-in";
+  /** hybrid+late: where the rerank's k and weights came from (the artifact's tuned `retrieval.late`, or built-in). */
+  lateDefault?: "manifest" | "built-in" | "cli";
   /** What depth auto routed by ("rule" | "fastrem"; `--router`), the fixed query depth if any, documents' mean steps. */
   router?: string;
   queryDepth?: string | null;
@@ -39,7 +41,7 @@ export function evalResultJson(
   outcome: EvalOutcome,
   sweep?: { lexical: number; dense: number; "ndcg@10": number }[],
 ): EvalResultJson {
-  const fused = setting.mode === "hybrid" || setting.mode === "late";
+  const fused = setting.mode === "hybrid" || setting.mode === "late" || setting.mode === "hybrid+late";
   const bytes = outcome.index_bytes_per_doc;
   const roundOrNull = (value: number | null) => (value === null ? null : round4(value));
   return {
@@ -57,6 +59,14 @@ export function evalResultJson(
     fusion: fused ? setting.fusion : null,
     weights: outcome.weights,
     fusion_default: fused ? (context.fusionDefault ?? "built-in") : null,
+    ...(setting.mode === "hybrid+late" && setting.late
+      ? {
+          late: { k: setting.late.k, weights: setting.late.weights, default: context.lateDefault ?? "built-in" },
+          ...(outcome.first_stage
+            ? { first_stage: { "ndcg@10": round4(outcome.first_stage["ndcg@10"]), "recall@100": round4(outcome.first_stage["recall@100"]) } }
+            : {}),
+        }
+      : {}),
     ...(sweep ? { sweep: sweep.map((point) => ({ ...point, "ndcg@10": round4(point["ndcg@10"]) })) } : {}),
     dims: setting.dims,
     depth: context.depth,

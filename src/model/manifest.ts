@@ -80,6 +80,29 @@ const tunedFusionSchema = z.object({
   }),
 });
 
+// The late rerank default, validated like the fusion: every reranked search fuses with these numbers.
+const tunedLateFusionSchema = z.strictObject({
+  k: positiveInt.max(100),
+  weights: z
+    .strictObject({ first: fusionWeight, late: fusionWeight })
+    .refine((w) => w.first > 0 || w.late > 0, "at least one late fusion weight must be above 0"),
+  tunedOn: z.strictObject({
+    dataset: z.string().min(1),
+    split: z
+      .string()
+      .min(1)
+      .refine((split) => split !== "test", "a late fusion must not be tuned on the test split (the figures reported are test figures)"),
+    queries: z.number().int().positive(),
+    ndcg10: z.number().min(0).max(1),
+    firstStageOnly: z.number().min(0).max(1),
+    lateOnly: z.number().min(0).max(1),
+    fusion: z.strictObject({ method: z.enum(["convex", "rrf"]), weights: z.strictObject({ lexical: fusionWeight, dense: fusionWeight }) }),
+    date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
+    dims: positiveInt.optional(),
+    variant: z.enum(["fp32", "int8", "int4"]).optional(),
+  }),
+});
+
 const moments = z.strictObject({ mean: z.number().finite(), std: z.number().finite().nonnegative() });
 
 // Validated in full: the worker scores live traffic against these numbers, so a malformed baseline must fail the load.
@@ -139,7 +162,7 @@ const manifestSchema = z
     training: z.record(z.string(), z.unknown()),
     eval: z.record(z.string(), z.unknown()),
     adaptation: z.record(z.string(), z.unknown()).optional(),
-    retrieval: z.object({ fusion: tunedFusionSchema.optional() }).optional(),
+    retrieval: z.object({ fusion: tunedFusionSchema.optional(), late: tunedLateFusionSchema.optional() }).optional(),
     drift: driftBaselineSchema.optional(),
   })
   .superRefine((m, ctx) => {
@@ -165,6 +188,9 @@ const manifestSchema = z
           message: m.architecture.lateHead ? "the architecture has a late-interaction head but the variant lists no late graph" : "a late graph without architecture.lateHead",
         });
       }
+    }
+    if (m.retrieval?.late && !m.architecture.lateHead) {
+      ctx.addIssue({ code: "custom", path: ["retrieval", "late"], message: "a tuned late fusion without architecture.lateHead" });
     }
     if (m.drift && !m.architecture.matryoshkaDims.includes(m.drift.embedding.dims)) {
       ctx.addIssue({ code: "custom", path: ["drift", "embedding", "dims"], message: "must be one of architecture.matryoshkaDims" });

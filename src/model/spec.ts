@@ -328,6 +328,37 @@ export interface VariantGraphs {
 export interface RetrievalDefaults {
   /** The hybrid fusion tuned for this artifact's dense side against BM25 over its tokenizer's word pieces. */
   fusion?: TunedFusion;
+  /** The late-interaction rerank tuned for this artifact's late head (architecture.lateHead) over the tuned fusion. */
+  late?: TunedLateFusion;
+}
+
+/**
+ * The late-interaction rerank default (src/retrieval/late.ts `fuseLateInteraction`): the top `k` of the hybrid ranking
+ * rescored by first · normalised first-stage score + late · normalised MaxSim, tuned on a validation split
+ * (`npm run eval -- --split train --mode hybrid+late --tune-fusion --save`). The tuner writes first + late = 1; late 0
+ * is allowed (the rerank did not help on the tuning split; searches then rerank only when asked to).
+ */
+export interface TunedLateFusion {
+  k: number;
+  weights: { first: number; late: number };
+  tunedOn: LateTuningRecord;
+}
+
+/** Where the late fusion was tuned and what it scored there (NDCG@10 on the tuning split). */
+export interface LateTuningRecord {
+  dataset: string;
+  /** Never "test". */
+  split: string;
+  queries: number;
+  ndcg10: number;
+  /** NDCG@10 of the first stage alone (the hybrid ranking reranked) and of MaxSim alone over the same prefix. */
+  firstStageOnly: number;
+  lateOnly: number;
+  /** The first-stage fusion the rerank was tuned over (the artifact's `retrieval.fusion` at the time). */
+  fusion: { method: "convex" | "rrf"; weights: { lexical: number; dense: number } };
+  date: string;
+  dims?: number;
+  variant?: "fp32" | "int8" | "int4";
 }
 
 /**

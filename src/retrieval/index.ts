@@ -37,11 +37,18 @@ export {
   type SearchMode,
 } from "./hybrid.js";
 export {
+  DEFAULT_LATE_RERANK_DEPTH,
+  DEFAULT_LATE_WEIGHTS,
+  MAX_LATE_RERANK_DEPTH,
+  fuseLateInteraction,
   isQuantized,
   lateRerank,
   maxSim,
+  prefixMaxSims,
   quantizeTokenMatrix,
   quantizedTokenMatrixBytes,
+  type LateFusionOptions,
+  type LateFusionWeights,
   type QuantizedTokenMatrix,
   type TokenMatrix,
 } from "./late.js";

@@ -46,17 +46,23 @@ function doc(id: string, vector: Float32Array, words: string, overrides: Partial
   };
 }
 
+/** A small int8 token matrix (late-interaction rerank data), `count` tokens of 2 components. */
+function tokens(count: number): NonNullable<PreparedDocument["tokens"]> {
+  return { count, dims: 2, data: new Int8Array(count * 2).fill(1), scales: new Float32Array(count).fill(0.01) };
+}
+
 const corpus = [
-  doc("north", unit(1, 0, 0, 0), "lighthouse keeper wick lens"),
+  doc("north", unit(1, 0, 0, 0), "lighthouse keeper wick lens", { tokens: tokens(4) }),
   doc("east", unit(0, 1, 0, 0), "glacier valley bedrock"),
   doc("northeast", unit(1, 1, 0, 0), "lighthouse glacier"),
 ];
 
 /** Rows left in each table for a document, read straight from SQLite. */
-async function traces(stub: DurableObjectStub<IndexShard>, id: string): Promise<{ documents: number; postings: number }> {
+async function traces(stub: DurableObjectStub<IndexShard>, id: string): Promise<{ documents: number; postings: number; tokens: number }> {
   return runInDurableObject(stub, (_instance, state) => ({
     documents: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM documents WHERE id = ?", id).one().n,
     postings: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM postings WHERE doc_id = ?", id).one().n,
+    tokens: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM token_matrices WHERE doc_id = ?", id).one().n,
   }));
 }
 
@@ -65,7 +71,7 @@ describe("IndexShard", () => {
     const stub = shard();
     expect(await stub.upsert(corpus)).toEqual({ upserted: ["north", "east", "northeast"], unchanged: [] });
     expect(await stub.upsert(corpus)).toEqual({ upserted: [], unchanged: ["north", "east", "northeast"] });
-    expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 4 });
+    expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 4, tokens: 1 });
   });
 
   it("keeps BM25's in-memory view in step with writes: an upsert or delete after a search shows in the next search", async () => {
@@ -103,9 +109,12 @@ describe("IndexShard", () => {
     const stub = shard();
     await stub.upsert(corpus);
     await search(stub, { mode: "dense", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL }); // warm the matrix
+    expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 4, tokens: 1 });
     const changed = doc("north", unit(0, 0, 1, 0), "espresso pressure", { title: "changed" });
     expect(await stub.upsert([changed])).toEqual({ upserted: ["north"], unchanged: [] });
-    expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 2 });
+    // The new version carries no token matrix (another model, or none yet): the old one goes with the old version.
+    expect(await traces(stub, "north")).toEqual({ documents: 1, postings: 2, tokens: 0 });
+    expect(await stub.tokenMatrices(["north"], MODEL)).toEqual({});
 
     const lexical = await search(stub, { mode: "lexical", topK: 10, terms: ["wick"] });
     expect(lexical.hits).toEqual([]);
@@ -123,7 +132,7 @@ describe("IndexShard", () => {
     await search(stub, { mode: "hybrid", topK: 3, vector: unit(1, 0, 0, 0), modelVersion: MODEL, terms: ["lighthouse"] });
     expect(await stub.deleteMany(["north"])).toEqual({ deleted: ["north"], missing: [] });
     expect(await stub.deleteMany(["north", "nowhere"])).toEqual({ deleted: [], missing: ["north", "nowhere"] });
-    expect(await traces(stub, "north")).toEqual({ documents: 0, postings: 0 });
+    expect(await traces(stub, "north")).toEqual({ documents: 0, postings: 0, tokens: 0 });
     expect(await stub.get("north")).toBeNull();
 
     const dense = await search(stub, { mode: "dense", topK: 10, vector: unit(1, 0, 0, 0), modelVersion: MODEL });

@@ -10,6 +10,11 @@ import embedInt4Onnx from "../../fixtures/taesr-random@0.0.0-test/int4/embed.onn
 import stepOnnx from "../../fixtures/taesr-random@0.0.0-test/int8/step.onnx";
 import manifestJson from "../../fixtures/taesr-random@0.0.0-test/manifest.json";
 import tokenizerJson from "../../fixtures/taesr-random@0.0.0-test/tokenizer.json";
+import lateEmbedOnnx from "../../fixtures/taesr-late@0.0.0-test/int8/embed.onnx";
+import lateStepOnnx from "../../fixtures/taesr-late@0.0.0-test/int8/step.onnx";
+import lateHeadOnnx from "../../fixtures/taesr-late@0.0.0-test/int8/late.onnx";
+import lateManifestJson from "../../fixtures/taesr-late@0.0.0-test/manifest.json";
+import lateTokenizerJson from "../../fixtures/taesr-late@0.0.0-test/tokenizer.json";
 
 export const fixtureBundle: BundledModelModule = {
   manifest: manifestJson as ArtifactManifest,
@@ -31,3 +36,16 @@ export function fixtureModel(): Promise<LoadedEdgeModel> {
   model ??= createEdgeModel(fixtureBundle);
   return model;
 }
+
+/**
+ * A random-weight fixture WITH a late-interaction head (architecture.lateHead {dim: 8}; hidden 16, 128 pieces, 32
+ * positions), written by the real exporter: test/fixtures/taesr-late@0.0.0-test, regenerated with
+ *   writeFixtureArtifact({ outDir: "test/fixtures", name: "taesr-late", hidden: 16, vocabSize: 128, maxLength: 32,
+ *                          lateHead: { dim: 8 }, seed: 7 })   (test/support/fixture-artifact.ts)
+ * Its manifest ships no tuned late fusion; tests add one (the manifest is outside its own sha256 list).
+ */
+export const fixtureLateBundle: BundledModelModule = {
+  manifest: lateManifestJson as ArtifactManifest,
+  files: { "int8/embed.onnx": lateEmbedOnnx, "int8/step.onnx": lateStepOnnx, "int8/late.onnx": lateHeadOnnx },
+  tokenizerJson: lateTokenizerJson,
+};

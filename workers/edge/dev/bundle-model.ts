@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   if (!variant) throw new Error(`--variant must be ${EDGE_VARIANTS.join(" or ")}, got ${JSON.stringify(chosen)}`);
   const dir = path.join(artifactsRoot, artifact);
   // Throws, naming the fix, when the artifact predates the variant (int4: npm run export -- --add-variant int4 …).
-  const { embed, step } = variantGraphs(parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8")), variant);
+  const { embed, step, late } = variantGraphs(parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8")), variant);
   const loaded = await readArtifactDir(dir, [variant]);
   await verifyArtifactFiles(loaded.manifest, loaded.files, { paths: Object.keys(loaded.files) });
   const base = `../../../model-artifacts/${artifact}`;
@@ -51,12 +51,12 @@ import manifestJson from "${base}/manifest.json";
 import tokenizer from "${base}/${loaded.manifest.tokenizer}";
 import embedGraph from "${base}/${embed}";
 import stepGraph from "${base}/${step}";
-
+${late ? `import lateGraph from "${base}/${late}";\n` : ""}
 export const manifest = manifestJson as unknown as ArtifactManifest;
 export const variant = "${variant}" as const;
 export const files: Readonly<Record<string, ArrayBuffer | Uint8Array>> = {
   ${JSON.stringify(embed)}: embedGraph,
-  ${JSON.stringify(step)}: stepGraph,
+  ${JSON.stringify(step)}: stepGraph,${late ? `\n  ${JSON.stringify(late)}: lateGraph,` : ""}
 };
 export const tokenizerJson: unknown = tokenizer;
 `;

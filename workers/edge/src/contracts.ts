@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord, Route } from "../../../src/model/index.js";
-import type { FusionDefault } from "../../../src/retrieval/index.js";
+import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord, LateTuningRecord, Route } from "../../../src/model/index.js";
+import type { FusionDefault, LateFusionWeights } from "../../../src/retrieval/index.js";
 import type { DriftMonitorApi } from "./drift-api.js";
 import type { OriginEmbedding } from "./origin-client.js";
 import type { SearchIndex } from "./search-index.js";
@@ -53,6 +53,21 @@ export interface FusionInForce extends FusionDefault {
   tunedOn?: FusionTuningRecord;
 }
 
+/**
+ * The late-interaction rerank a model supports: present only for a model with a trained late head (the indexer then
+ * stores token matrices, and searches may rerank). `source` "manifest": k and weights tuned on a validation split
+ * (manifest `retrieval.late`), and hybrid searches rerank by default when the tuned late weight is above 0;
+ * "built-in": untuned defaults, used only when a request asks for the rerank.
+ */
+export interface LateInForce {
+  /** Width of the head's token vectors. */
+  dims: number;
+  k: number;
+  weights: LateFusionWeights;
+  source: "manifest" | "built-in";
+  tunedOn?: LateTuningRecord;
+}
+
 /** A loaded model: everything the app needs to embed and tokenize. */
 export interface EdgeModel {
   embedder: Embedder;
@@ -60,6 +75,8 @@ export interface EdgeModel {
   info: ModelInfo;
   /** The hybrid default this model ships; absent (test doubles, older loaders) → the built-in default. */
   fusion?: FusionInForce;
+  /** The model's late-interaction head and rerank default; absent → no head: no token matrices, no rerank. */
+  late?: LateInForce;
   /** The query distribution the model was checked against (manifest `drift`); absent → no drift monitoring. */
   drift?: DriftBaseline;
 }

@@ -17,7 +17,10 @@
  * calls never interleave and a view can never be read half-rebuilt.
  *
  * Upserts are idempotent by (id, content hash, model version): an identical document is skipped and reported
- * unchanged; a changed one replaces every trace (row, vector, postings) in one transaction.
+ * unchanged; a changed one replaces every trace (row, vector, postings, token matrix) in one transaction.
+ *
+ * Token matrices (the late head's, for the rerank stage) are read straight from SQLite for the few ids of a rerank
+ * prefix — at most 100 rows of a few kB — so they get no in-memory view.
  *
  * Timing note: workerd's clock does not advance during synchronous compute (a Spectre mitigation; locally it moves in
  * 1 ms steps), so the per-stage timings here are coarse and often 0 for small shards.
@@ -36,6 +39,7 @@ import {
   type Int8Rows,
   type MetadataFilter,
   type PackedPostings,
+  type QuantizedTokenMatrix,
 } from "../../../src/retrieval/index.js";
 import type { Env } from "./env.js";
 import type {
@@ -115,6 +119,11 @@ export class IndexShard extends DurableObject<Env> {
   upsert(documents: PreparedDocument[]): UpsertOutcome {
     for (const document of documents) {
       if (document.vector.length === 0) throw new Error(`document "${document.id}" has an empty vector`);
+      const tokens = document.tokens;
+      if (tokens && !(tokens.data instanceof Int8Array && tokens.scales instanceof Float32Array && tokens.dims > 0 &&
+        tokens.data.length === tokens.count * tokens.dims && tokens.scales.length === tokens.count)) {
+        throw new Error(`document "${document.id}" has a malformed token matrix (expected int8 codes [count·dims] and float32 scales [count])`);
+      }
     }
     const outcome: UpsertOutcome = { upserted: [], unchanged: [] };
     const now = Date.now();
@@ -209,6 +218,10 @@ export class IndexShard extends DurableObject<Env> {
       timings.lexicalMs = Date.now() - mark;
     }
     return result;
+  }
+
+  tokenMatrices(ids: string[], modelVersion: string): Record<string, QuantizedTokenMatrix> {
+    return Object.fromEntries(this.store.tokenMatrices(ids, modelVersion));
   }
 
   fields(ids: string[]): Record<string, DisplayFields> {

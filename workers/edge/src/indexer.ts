@@ -10,10 +10,13 @@
  * choice. Batches of ≤ 16 documents are sorted by length first: a batch runs at the depth of its longest text and is
  * padded to it, so grouping similar lengths wastes the least compute.
  *
+ * A model with a trained late-interaction head (`model.late`) also yields each document's token vectors, stored int8
+ * (src/retrieval/late.ts quantizeTokenMatrix) for the rerank stage; a model without one stores none.
+ *
  * @module
  */
 import { sha256Hex } from "../../../src/digest.js";
-import { documentText, lexicalTerms, termFrequencies } from "../../../src/retrieval/index.js";
+import { documentText, lexicalTerms, quantizeTokenMatrix, termFrequencies } from "../../../src/retrieval/index.js";
 import type { EdgeModel } from "./contracts.js";
 import type { DocumentInput, Metadata } from "./schemas.js";
 import type { SearchIndex } from "./search-index.js";
@@ -60,10 +63,12 @@ export async function indexDocuments(model: EdgeModel, index: SearchIndex, docum
   work.sort((a, b) => a.input.length - b.input.length);
   for (let start = 0; start < work.length; start += DOCUMENT_EMBEDDING.batchSize) {
     const batch = work.slice(start, start + DOCUMENT_EMBEDDING.batchSize);
-    const { embeddings } = await model.embedder.embed(
+    const tokenVectors = model.late !== undefined;
+    const { embeddings, tokenVectors: tokens } = await model.embedder.embed(
       batch.map((d) => d.input),
-      { dims: DOCUMENT_EMBEDDING.dims, depth: DOCUMENT_EMBEDDING.depth },
+      { dims: DOCUMENT_EMBEDDING.dims, depth: DOCUMENT_EMBEDDING.depth, ...(tokenVectors ? { tokenVectors } : {}) },
     );
+    if (tokenVectors && tokens?.length !== batch.length) throw new Error("the embedder returned no token vectors for the documents");
     const prepared: PreparedDocument[] = batch.map((d, i) => {
       const counts = termFrequencies(lexicalTerms(model.tokenizer.tokenize(d.input)));
       let length = 0;
@@ -78,6 +83,7 @@ export async function indexDocuments(model: EdgeModel, index: SearchIndex, docum
         vector: embeddings[i]!,
         terms: [...counts],
         length,
+        ...(tokens ? { tokens: quantizeTokenMatrix(tokens[i]!) } : {}),
       };
     });
     // Stored batch by batch: a failure part-way keeps what was done, and a retry skips it as unchanged.

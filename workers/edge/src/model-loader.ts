@@ -12,10 +12,10 @@
  * @example
  *   const { embedder, modelVersion, tokenizer } = await loadEdgeModel(env);
  */
-import { TaesrEncoder, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
-import { BUILT_IN_FUSION_DEFAULT } from "../../../src/retrieval/index.js";
+import { TaesrEncoder, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
+import { BUILT_IN_FUSION_DEFAULT, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHTS } from "../../../src/retrieval/index.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
-import type { EdgeModel, FusionInForce } from "./contracts.js";
+import type { EdgeModel, FusionInForce, LateInForce } from "./contracts.js";
 import type { Env } from "./env.js";
 import { ortWorkerd } from "./ort-workerd.js";
 
@@ -51,6 +51,19 @@ export function fusionInForce(manifest: ArtifactManifest): FusionInForce {
   return { method: tuned.method, weights: { ...tuned.weights }, source: "manifest", tunedOn: tuned.tunedOn };
 }
 
+/**
+ * The rerank a manifest implies: none without a trained late head (the hidden-state stand-in of encoder.ts is not a
+ * trained signal, so neither stored nor served); with one, its tuned `retrieval.late` when it ships one, else the
+ * untuned built-in k and weights (for requests that ask).
+ */
+export function lateInForce(manifest: ArtifactManifest): LateInForce | undefined {
+  const head = manifest.architecture.lateHead;
+  if (!head) return undefined;
+  const tuned = manifest.retrieval?.late;
+  if (!tuned) return { dims: head.dim, k: DEFAULT_LATE_RERANK_DEPTH, weights: { ...DEFAULT_LATE_WEIGHTS }, source: "built-in" };
+  return { dims: head.dim, k: tuned.k, weights: { ...tuned.weights }, source: "manifest", tunedOn: tuned.tunedOn };
+}
+
 let loading: Promise<LoadedEdgeModel> | null = null;
 
 /**
@@ -80,6 +93,7 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
   const variant = bundle.variant ?? EDGE_VARIANT;
   const encoder = await TaesrEncoder.create({ ort: ortWorkerd, manifest: bundle.manifest, files, variant, tokenizer });
   const { name, version, architecture } = encoder.manifest;
+  const late = lateInForce(encoder.manifest);
   return {
     encoder,
     embedder: encoder,
@@ -88,6 +102,8 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
     info: { name, version, dims: architecture.outputDim, variant, fullDepth: architecture.depths.hard },
     // From the validated manifest (the encoder's), not the raw bundle: a malformed tuned fusion has failed the load.
     fusion: fusionInForce(encoder.manifest),
+    // Only when the head's graph was bundled too: without it the encoder cannot make token vectors.
+    ...(late && variantGraphs(encoder.manifest, variant).late! in files ? { late } : {}),
     drift: encoder.manifest.drift,
   };
 }

@@ -10,8 +10,13 @@
  * (`originFallback`). Nothing fails because the origin failed. Fallback vectors are not cached, so the next time the
  * query is asked the origin gets another chance; the origin's vectors are cached under their own key (embed-cache.ts).
  *
+ * A search that reranks by late interaction also needs the query's token vectors, from the same model call as its
+ * vector. Neither the cache (one vector per key) nor the origin (no late head served) has them, so such a search
+ * always embeds at the edge.
+ *
  * @module
  */
+import type { TokenMatrix } from "../../../src/retrieval/index.js";
 import type { AppDeps, Background, EdgeModel, EmbedRoute } from "./contracts.js";
 import { queryCacheKey } from "./embed-cache.js";
 import { OriginUnavailableError, type OriginFailureReason } from "./origin-client.js";
@@ -29,6 +34,8 @@ export interface QueryEmbedding {
   servedBy: "edge" | "origin";
   /** Set when the query was routed to the origin but the edge served it; says why. */
   originFallback: OriginFallbackReason | null;
+  /** The query's late-head token vectors, from the same model call as `vector` (only when asked for). */
+  tokens?: TokenMatrix;
 }
 
 /** Writes in the background when the platform lets work outlive the response, else before answering. */
@@ -47,13 +54,14 @@ export async function embedQuery(
   normalized: string,
   request: Pick<SearchRequest, "mode" | "dims" | "depth">,
   background?: Background,
+  tokenVectors = false,
 ): Promise<QueryEmbedding> {
   // Lexical searches never get here; every mode but dense fuses the dense list with BM25.
   const ranking = request.mode === "dense" ? "dense" : "hybrid";
   const toOrigin =
-    deps.origin !== undefined && request.depth === "auto" && model.embedder.route?.([normalized], { ranking }) === "hard";
+    !tokenVectors && deps.origin !== undefined && request.depth === "auto" && model.embedder.route?.([normalized], { ranking }) === "hard";
   const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized, ranking, toOrigin ? "origin" : "edge");
-  const hit = await deps.cache.get(key);
+  const hit = tokenVectors ? null : await deps.cache.get(key);
   if (hit && hit.vector.length === request.dims) {
     return { ...hit, cached: true, servedBy: hit.servedBy ?? "edge", originFallback: null };
   }
@@ -85,9 +93,12 @@ export async function embedQuery(
     // The origin's work, done here: every step, no early exit.
     ...(originFallback ? { depth: fullDepth, earlyExit: false } : { depth: request.depth }),
     ranking,
+    ...(tokenVectors ? { tokenVectors } : {}),
   });
   const vector = result.embeddings[0];
   if (!vector) throw new Error("the embedder returned no vector for the query");
+  const tokens = result.tokenVectors?.[0];
+  if (tokenVectors && !tokens) throw new Error("the embedder returned no token vectors for the query");
   const fresh = {
     vector,
     depth: result.depth,
@@ -96,5 +107,5 @@ export async function embedQuery(
     servedBy: "edge" as const,
   };
   if (!originFallback) await cache(fresh);
-  return { ...fresh, cached: false, originFallback };
+  return { ...fresh, cached: false, originFallback, ...(tokens ? { tokens } : {}) };
 }

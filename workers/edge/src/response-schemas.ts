@@ -34,7 +34,9 @@ export const searchResponse = z.object({
       title: z.string(),
       snippet: z.string().describe("a query-biased excerpt of the text"),
       metadata,
-      ranks: z.object({ dense: z.number().int().optional(), lexical: z.number().int().optional() }).describe("1-based rank in each list that found it"),
+      ranks: z
+        .object({ dense: z.number().int().optional(), lexical: z.number().int().optional(), late: z.number().int().optional() })
+        .describe("1-based rank in each list that found it; late: by MaxSim alone within the reranked top k"),
     }),
   ),
   page: z
@@ -66,7 +68,7 @@ export const searchResponse = z.object({
     cache: z.enum(["hit", "miss", "none"]),
     stages: z
       .record(z.string(), z.number())
-      .describe("milliseconds per step of the index search (backend-specific names, e.g. statsMs, shardsMs, fuseMs, fieldsMs)"),
+      .describe("milliseconds per step of the index search (backend-specific names, e.g. statsMs, shardsMs, fuseMs, rerankFetchMs, rerankMs, fieldsMs)"),
   }),
 });
 

@@ -12,6 +12,8 @@ export const LIMITS = {
   topK: { min: 1, max: 100, default: 10 },
   /** offset + topK: how deep pagination reaches (the fusion candidate cap). */
   pageDepth: 500,
+  /** Late-interaction rerank depth k (src/retrieval/late.ts MAX_LATE_RERANK_DEPTH). */
+  rerankDepth: 100,
   filter: { depth: 4, clauses: 32, inValues: 100, valueChars: 1_000 },
   embedInputs: 64,
   embedInputChars: 8_000,
@@ -139,6 +141,29 @@ export const searchRequest = z.strictObject({
    * Only the ratio matters.
    */
   weights: z.strictObject({ dense: nonNegativeWeight.optional(), lexical: nonNegativeWeight.optional() }).optional(),
+  /**
+   * Late-interaction rerank of the hybrid ranking's top k (MaxSim over the model's late head, fused with the hybrid
+   * score): true/false, or {k?, weight?} (weight: MaxSim's share, 0–1; default the model's tuned k and weights).
+   * Default: on for hybrid searches when the model ships a tuned late fusion, else off. A model without a late head,
+   * another mode, or an index backend without token matrices answers an explicit request with 400.
+   */
+  rerank: z
+    .union(
+      [
+        z.boolean(),
+        z.strictObject({
+          k: z
+            .number({ error: "rerank.k must be a number" })
+            .int("rerank.k must be a whole number")
+            .min(1, "rerank.k must be at least 1")
+            .max(LIMITS.rerankDepth, `rerank.k must be at most ${LIMITS.rerankDepth}`)
+            .optional(),
+          weight: z.number({ error: "rerank.weight must be a number" }).min(0, "rerank.weight must be ≥ 0").max(1, "rerank.weight must be ≤ 1").optional(),
+        }),
+      ],
+      { error: "rerank must be true, false or {k?, weight?}" },
+    )
+    .optional(),
 }).refine((request) => request.offset + request.topK <= LIMITS.pageDepth, {
   path: ["offset"],
   message: `offset + topK must be at most ${LIMITS.pageDepth}: results are ranked from the best ${LIMITS.pageDepth} candidates`,

@@ -9,9 +9,14 @@
  * - `delete` removes every trace of a document (vector, postings, stored fields).
  * - `search` returns the page [offset, offset + topK) of one ranking, filtered by metadata before ranking (a filter
  *   never shortens a page while more matching documents exist), with the fused score and each list's rank and score.
+ * - A backend that can rerank by late interaction says so (`lateRerank: true`) and then honours `request.rerank`: the
+ *   first-stage ranking's top k rescored by src/retrieval/late.ts `fuseLateInteraction`, the same k whatever the page.
+ *   Upstash does not store token matrices (they would have to ride in its per-vector metadata, several kB each), so it
+ *   leaves `lateRerank` unset and the search service refuses a rerank request for it.
  *
  * @module
  */
+import type { LateFusionWeights, TokenMatrix } from "../../../src/retrieval/late.js";
 import type { MetadataFilter } from "../../../src/retrieval/metadata-filter.js";
 import type {
   DocumentRef,
@@ -43,14 +48,26 @@ export interface IndexSearchRequest {
   candidates?: number;
   /** Only documents whose metadata matches take part. */
   filter?: MetadataFilter;
+  /** Late-interaction rerank of the first stage's top `k` (backends with `lateRerank` only); absent → none. */
+  rerank?: IndexRerank;
+}
+
+export interface IndexRerank {
+  /** Documents rescored: the first stage's best k (≤ MAX_LATE_RERANK_DEPTH), independent of the page. */
+  k: number;
+  weights: LateFusionWeights;
+  /** The query's token vectors, from the model (and model version) that made the query vector. */
+  queryTokens: TokenMatrix;
 }
 
 export interface IndexHit {
   id: string;
   /** Fused score in hybrid mode; the list's own score (cosine or BM25) otherwise. */
   score: number;
-  ranks: { dense?: number; lexical?: number };
-  scores: { dense?: number; lexical?: number };
+  /** late: rank by MaxSim alone within the reranked prefix (only documents in it that have a token matrix). */
+  ranks: { dense?: number; lexical?: number; late?: number };
+  /** late: the MaxSim score. */
+  scores: { dense?: number; lexical?: number; late?: number };
   title: string;
   text: string;
   metadataJson: MetadataJson;
@@ -76,6 +93,8 @@ export interface IndexStats {
 }
 
 export interface SearchIndex {
+  /** True when `search` honours `request.rerank` (the backend stores token matrices); absent or false → it cannot. */
+  readonly lateRerank?: boolean;
   /** Ids among `refs` whose stored copy is missing or differs — the only documents worth embedding. */
   pending(refs: DocumentRef[]): Promise<string[]>;
   upsert(documents: PreparedDocument[]): Promise<UpsertOutcome>;

@@ -12,6 +12,7 @@ import { normalize } from "../../../src/tokenizer/normalize.js";
 import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "./contracts.js";
 import { recordQuery } from "./drift-recorder.js";
 import { embedQuery, type OriginFallbackReason } from "./query-embedding.js";
+import { planRerank } from "./rerank.js";
 import { LIMITS, type EmbedRequest, type Metadata, type SearchRequest } from "./schemas.js";
 import type { MetadataJson } from "./shard-api.js";
 
@@ -21,7 +22,7 @@ export interface SearchResult {
   title: string;
   snippet: string;
   metadata: Metadata | null;
-  ranks: { dense?: number; lexical?: number };
+  ranks: { dense?: number; lexical?: number; late?: number };
 }
 
 export interface SearchResponse {
@@ -64,9 +65,10 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   const started = performance.now();
   const model = await deps.loadModel();
   const normalized = normalize(request.query);
+  const rerank = planRerank(request, model, deps.index);
 
   const embedStarted = performance.now();
-  const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background) : null;
+  const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background, rerank !== null) : null;
   const embedMs = embedding ? ms(embedStarted) : 0;
   if (embedding) await recordQuery(deps, model, request, normalized, embedding.vector, background);
 
@@ -84,6 +86,7 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
     weights: request.weights,
     // Only the defaults travel: the request's own fusion/weights still override them in the shard, field by field.
     fusionDefault: { method: defaults.method, weights: defaults.weights },
+    ...(rerank && embedding?.tokens ? { rerank: { ...rerank, queryTokens: embedding.tokens } } : {}),
   });
   const searchMs = ms(searchStarted);
 

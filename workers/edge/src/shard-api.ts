@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { QuantizedTokenMatrix } from "../../../src/retrieval/late.js";
+
 /**
  * Metadata crosses the RPC boundary as JSON text (a JSON object, or null for none), exactly as it is stored: the shard
  * never looks inside it, and an arbitrary JSON value has no type the RPC stub mapping can check (a recursive JSON type
@@ -38,6 +40,11 @@ export interface PreparedDocument extends DocumentRef {
   terms: [string, number][];
   /** Document length in lexical terms (Σ tf), for BM25 length normalisation. */
   length: number;
+  /**
+   * The late-interaction head's token vectors, int8 with one scale per token (src/retrieval/late.ts), for the rerank
+   * stage. Only from a model with a trained late head: absent otherwise (an untrained stand-in is not worth storing).
+   */
+  tokens?: QuantizedTokenMatrix;
 }
 
 export interface UpsertOutcome {
@@ -129,6 +136,11 @@ export interface ShardApi {
   deleteMany(ids: string[]): Promise<{ deleted: string[]; missing: string[] }>;
   termStats(terms: string[]): Promise<ShardTermStats>;
   candidates(request: ShardCandidatesRequest): Promise<ShardCandidatesResult>;
+  /**
+   * The stored token matrices of the given ids that this shard holds and that `modelVersion` made (another version's
+   * head is another vector space), by id; ids without one are absent.
+   */
+  tokenMatrices(ids: string[], modelVersion: string): Promise<Record<string, QuantizedTokenMatrix>>;
   /** Display fields of the given ids that this shard holds, by id. */
   fields(ids: string[]): Promise<Record<string, DisplayFields>>;
   get(id: string): Promise<StoredDocument | null>;

@@ -2,23 +2,29 @@
  * SQLite persistence of one index shard (Durable Object `ctx.storage.sql`): the schema and every statement, so the
  * Durable Object class reads as policy (caching, ranking) and this file as storage.
  *
- * Schema (v1):
+ * Schema (v2):
  *   documents(id PK, title, text, metadata JSON, content_hash, model_version, dims, dense BLOB float32 LE, length,
  *             updated_at)   — `length` is the BM25 document length (Σ tf of its lexical terms)
  *   postings(term, doc_id, tf) PK(term, doc_id) WITHOUT ROWID — the inverted index, clustered by term for lookups,
  *             with a doc_id index for deletes
+ *   token_matrices(doc_id PK, count, dims, codes BLOB int8, scales BLOB float32 LE) WITHOUT ROWID — v2: the late
+ *             head's token vectors of documents that have them (src/retrieval/late.ts quantizeTokenMatrix), read only
+ *             for the rerank prefix, so kept apart from the rows every other query path scans
+ *
+ * Migrations: every statement is `IF NOT EXISTS`, so a v1 database gains the v2 table on first open and keeps working
+ * (its documents simply have no token matrices until they are re-indexed by a model with a late head).
  *
  * Durable Object SQLite allows at most 100 bound parameters per statement; multi-row statements are chunked below it.
  *
  * @module
  */
-import type { Bm25CorpusStats } from "../../../src/retrieval/index.js";
+import type { Bm25CorpusStats, QuantizedTokenMatrix } from "../../../src/retrieval/index.js";
 import type { DisplayFields, DocumentRef, MetadataJson, PreparedDocument, ShardStats, StoredDocument } from "./shard-api.js";
 
 const MAX_BOUND_PARAMETERS = 99;
 
 /** Bumped with every change to SCHEMA below; snapshots of an index (the benchmark's) are only valid for their version. */
-export const SHARD_SCHEMA_VERSION = 1;
+export const SHARD_SCHEMA_VERSION = 2;
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS documents (
@@ -40,6 +46,13 @@ const SCHEMA = [
      PRIMARY KEY (term, doc_id)
    ) WITHOUT ROWID`,
   `CREATE INDEX IF NOT EXISTS postings_by_doc ON postings (doc_id)`,
+  `CREATE TABLE IF NOT EXISTS token_matrices (
+     doc_id TEXT PRIMARY KEY,
+     count INTEGER NOT NULL,
+     dims INTEGER NOT NULL,
+     codes BLOB NOT NULL,
+     scales BLOB NOT NULL
+   ) WITHOUT ROWID`,
 ];
 
 type DocumentRow = {
@@ -64,8 +77,8 @@ function placeholders(count: number): string {
   return Array.from({ length: count }, () => "?").join(", ");
 }
 
-/** Copies exactly the vector's bytes (a view may sit inside a larger buffer). */
-function vectorBytes(vector: Float32Array): ArrayBuffer {
+/** Copies exactly the array's bytes (a view may sit inside a larger buffer). */
+function vectorBytes(vector: Float32Array | Int8Array): ArrayBuffer {
   return vector.buffer.slice(vector.byteOffset, vector.byteOffset + vector.byteLength) as ArrayBuffer;
 }
 
@@ -96,6 +109,7 @@ export class ShardStore {
   /** Writes a document and its postings, replacing every trace of a previous version. Call inside a transaction. */
   write(document: PreparedDocument, now: number): void {
     this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, document.id);
+    this.sql.exec(`DELETE FROM token_matrices WHERE doc_id = ?`, document.id);
     this.sql.exec(
       `INSERT INTO documents (id, title, text, metadata, content_hash, model_version, dims, dense, length, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -119,6 +133,18 @@ export class ShardStore {
         ...chunk.flatMap(([term, tf]) => [term, document.id, tf]),
       );
     }
+    const tokens = document.tokens;
+    // An empty matrix scores as the floor, exactly as a missing one does (late.ts): nothing worth a row.
+    if (tokens && tokens.count > 0) {
+      this.sql.exec(
+        `INSERT INTO token_matrices (doc_id, count, dims, codes, scales) VALUES (?, ?, ?, ?, ?)`,
+        document.id,
+        tokens.count,
+        tokens.dims,
+        vectorBytes(tokens.data),
+        vectorBytes(tokens.scales),
+      );
+    }
   }
 
   /** Removes a document and its postings; false when it did not exist. Call inside a transaction. */
@@ -126,6 +152,7 @@ export class ShardStore {
     const existed = this.sql.exec(`SELECT 1 AS found FROM documents WHERE id = ?`, id).toArray().length > 0;
     if (!existed) return false;
     this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, id);
+    this.sql.exec(`DELETE FROM token_matrices WHERE doc_id = ?`, id);
     this.sql.exec(`DELETE FROM documents WHERE id = ?`, id);
     return true;
   }
@@ -179,6 +206,23 @@ export class ShardStore {
       .exec<{ id: string; metadata: string | null }>(`SELECT id, metadata FROM documents`)
       .toArray()
       .map((row) => ({ id: row.id, metadataJson: row.metadata }));
+  }
+
+  /** The token matrices of the given documents that `modelVersion` made, keyed by id (see token_matrices above). */
+  tokenMatrices(ids: readonly string[], modelVersion: string): Map<string, QuantizedTokenMatrix> {
+    const out = new Map<string, QuantizedTokenMatrix>();
+    for (const chunk of chunks([...new Set(ids)], MAX_BOUND_PARAMETERS - 1)) {
+      const rows = this.sql.exec<{ doc_id: string; count: number; dims: number; codes: ArrayBuffer; scales: ArrayBuffer }>(
+        `SELECT t.doc_id, t.count, t.dims, t.codes, t.scales FROM token_matrices t JOIN documents d ON d.id = t.doc_id
+         WHERE d.model_version = ? AND t.doc_id IN (${placeholders(chunk.length)})`,
+        modelVersion,
+        ...chunk,
+      );
+      for (const row of rows) {
+        out.set(row.doc_id, { count: row.count, dims: row.dims, data: new Int8Array(row.codes), scales: new Float32Array(row.scales) });
+      }
+    }
+    return out;
   }
 
   /** The display fields of the given documents, keyed by id. */

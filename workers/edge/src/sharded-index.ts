@@ -8,9 +8,13 @@
  *     frequencies, summed into corpus-wide BM25 statistics — so a document's BM25 does not depend on its shard;
  *  2. each shard's best `depth` candidates per list (dense: Hamming scan + int8 rescoring; lexical: BM25 with the
  *     corpus statistics), the metadata filter applied inside the shard before ranking;
- *  3. the display fields of the page's documents only.
+ *  3. (rerank asked for) the token matrices of the fused ranking's top k, from the shards that hold them;
+ *  4. the display fields of the page's documents only.
  * Between 2 and 3 the lists are merged across shards (exact: a global top-`depth` is within the union of per-shard
- * tops) and fused with `combineRankings` — the same code and defaults as the single-shard index had.
+ * tops) and fused with `combineRankings` — the same code and defaults as the single-shard index had. Between 3 and 4
+ * the top k are rescored by MaxSim fused with their first-stage score (src/retrieval/late.ts `fuseLateInteraction`).
+ * k does not depend on the page: the first-stage ranking is read at a fixed depth, so its top k, and their rerank,
+ * are the same for every page, and pages past k continue in first-stage order.
  *
  * The shard count is part of the index's identity: shard names encode it (`<prefix>/<i>-of-<n>`), so changing
  * INDEX_SHARDS starts a new, empty index rather than silently losing the documents whose hash moved. A count of 1
@@ -18,7 +22,16 @@
  *
  * @module
  */
-import { MAX_FUSION_CANDIDATES, combineRankings, listsFor, type RankedHit } from "../../../src/retrieval/index.js";
+import {
+  MAX_FUSION_CANDIDATES,
+  MAX_LATE_RERANK_DEPTH,
+  combineRankings,
+  fuseLateInteraction,
+  listsFor,
+  prefixMaxSims,
+  type QuantizedTokenMatrix,
+  type RankedHit,
+} from "../../../src/retrieval/index.js";
 import type { IndexHit, IndexSearchRequest, IndexSearchResult, IndexStats, SearchIndex } from "./search-index.js";
 import type { CorpusTermStats, DisplayFields, DocumentRef, PreparedDocument, ShardApi, StoredDocument, UpsertOutcome } from "./shard-api.js";
 
@@ -64,11 +77,17 @@ function mergeLists(lists: readonly (readonly { id: string; score: number }[] | 
     .map((hit, index) => ({ id: hit.id, score: hit.score, rank: index + 1 }));
 }
 
+/** A ranked document before its display fields are attached. */
+type IndexRankedHit = Pick<IndexHit, "id" | "score" | "ranks" | "scores">;
+
 function elapsed(start: number): number {
   return Math.round((performance.now() - start) * 100) / 100;
 }
 
 export class ShardedIndex implements SearchIndex {
+  /** Shards store the late head's token matrices (shard-store.ts), so searches can rerank by them. */
+  readonly lateRerank = true;
+
   /**
    * `connect` gives the client of a shard by name; it is called afresh for every operation, because a Durable Object
    * stub belongs to the request that made it (Workers refuse I/O through another request's stub).
@@ -139,6 +158,13 @@ export class ShardedIndex implements SearchIndex {
     const { mode, topK, offset } = request;
     const use = listsFor(mode);
     const window = offset + topK;
+    const rerank = request.rerank;
+    if (rerank) {
+      if (!Number.isInteger(rerank.k) || rerank.k < 1 || rerank.k > MAX_LATE_RERANK_DEPTH) {
+        throw new RangeError(`the rerank depth must be a whole number from 1 to ${MAX_LATE_RERANK_DEPTH}, got ${rerank.k}`);
+      }
+      if (!request.modelVersion) throw new Error("a reranked search needs the query's model version");
+    }
     const depth = Math.max(request.candidates ?? SEARCH_DEPTH, window + 1);
     const timings: Record<string, number> = {};
 
@@ -174,16 +200,27 @@ export class ShardedIndex implements SearchIndex {
     started = performance.now();
     const dense = use.dense ? mergeLists(answers.map((a) => a.dense), depth) : undefined;
     const lexical = use.lexical ? mergeLists(answers.map((a) => a.lexical), depth) : undefined;
-    // One result past the page tells whether another page exists.
-    const ranked = combineRankings(mode, { dense, lexical }, {
-      topK: window + 1,
+    // One result past the page tells whether another page exists; a rerank needs its whole prefix, whatever the page.
+    const firstStage = combineRankings(mode, { dense, lexical }, {
+      topK: Math.max(window + 1, rerank?.k ?? 0),
       fusion: request.fusion,
       weights: request.weights,
       defaults: request.fusionDefault,
       candidates: depth,
     });
-    const page = ranked.slice(offset, window);
     timings.fuseMs = elapsed(started);
+
+    let ranked: IndexRankedHit[] = firstStage;
+    if (rerank) {
+      started = performance.now();
+      const tokens = await this.tokenMatrices(firstStage.slice(0, rerank.k).map((hit) => hit.id), request.modelVersion!);
+      timings.rerankFetchMs = elapsed(started);
+      started = performance.now();
+      const late = prefixMaxSims(firstStage, rerank.queryTokens, (id) => tokens.get(id), rerank.k);
+      ranked = fuseLateInteraction(firstStage, late, rerank.queryTokens.count, { k: rerank.k, weights: rerank.weights });
+      timings.rerankMs = elapsed(started);
+    }
+    const page = ranked.slice(offset, window);
 
     started = performance.now();
     const fields = await this.fields(page.map((hit) => hit.id));
@@ -213,6 +250,12 @@ export class ShardedIndex implements SearchIndex {
       for (const [term, count] of Object.entries(stats.df)) df[term] = (df[term] ?? 0) + count;
     }
     return { docCount, avgDocLength: docCount > 0 ? totalLength / docCount : 0, df };
+  }
+
+  /** Token matrices of `ids` made by `modelVersion`, one round trip to each shard holding some of them, in parallel. */
+  private async tokenMatrices(ids: string[], modelVersion: string): Promise<Map<string, QuantizedTokenMatrix>> {
+    const answers = await Promise.all(this.byShard(ids, (id) => id).map(([shard, group]) => shard.tokenMatrices(group, modelVersion)));
+    return new Map(answers.flatMap((answer) => Object.entries(answer)));
   }
 
   private async fields(ids: string[]): Promise<Map<string, DisplayFields>> {
