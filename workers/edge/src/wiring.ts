@@ -6,6 +6,7 @@
  * @module
  */
 import type { AppDeps } from "./contracts.js";
+import { KvDeadLetters } from "./dead-letters.js";
 import { KvEmbeddingCache } from "./embed-cache.js";
 import type { Env } from "./env.js";
 import { loadEdgeModel } from "./model-loader.js";
@@ -49,5 +50,7 @@ export function edgeDeps(env: Env): AppDeps {
     secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
     now: () => Date.now(),
     driftMonitor: (name) => env.DRIFT.get(env.DRIFT.idFromName(name)),
+    indexQueue: env.INDEX_QUEUE,
+    deadLetters: new KvDeadLetters(env.INDEX_DEAD_LETTERS),
   };
 }
