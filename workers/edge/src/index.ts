@@ -1,7 +1,7 @@
 /**
  * The edge worker's entry: the Hono app (app.ts) over the real dependencies (wiring.ts), the indexing queue's consumer
- * (queue-wiring.ts), and the `IndexShard`, `IndexLedger` and `DriftMonitor` Durable Object classes. Only handlers and entrypoint classes may be exported from this module —
- * workerd treats every export as one.
+ * (queue-wiring.ts), and the `IndexShard`, `IndexLedger` and `DriftMonitor` Durable Object classes. Only handlers and
+ * entrypoint classes may be exported from this module — workerd treats every export as one.
  *
  * The app is built once per isolate (Hono compiles its router on first use); per-request state (waitUntil) comes from
  * the request's execution context, not from the app.
