@@ -1,11 +1,13 @@
 /**
  * POST /v1/webhooks/index inside workerd: HMAC-SHA256 over `${timestamp}.${rawBody}`, the ±5-minute replay window in
- * both directions, constant-time comparison (behaviourally: any wrong signature is refused), then indexing into the
- * real IndexShard. The app's clock is pinned so the window edges are exact.
+ * both directions, constant-time comparison (behaviourally: any wrong signature is refused), then 202 and the event on
+ * the indexing queue (a recording producer here; index-queue.test.ts covers splitting and the consumer). The app's
+ * clock is pinned so the window edges are exact.
  */
 import { describe, expect, it } from "vitest";
 import { signWebhook } from "../../src/webhook/signature.js";
 import { WEBHOOK_SECRET, harness, json, type Harness } from "./support/edge-harness.js";
+import { RecordingQueue, consumerFor, deliver as consume } from "./support/queue-harness.js";
 
 const NOW_SECONDS = 1_760_000_000;
 
@@ -14,8 +16,8 @@ const documents = [
   { id: "compost", title: "Making garden compost", text: "Layer green kitchen scraps with brown leaves and turn the heap so microbes get oxygen." },
 ];
 
-async function pinned(): Promise<Harness> {
-  const h = await harness();
+async function pinned(queue = new RecordingQueue()): Promise<Harness> {
+  const h = await harness({ indexQueue: queue });
   h.setNow(NOW_SECONDS * 1000);
   return h;
 }
@@ -37,18 +39,33 @@ async function expectRefused(response: Response, status: number, message: RegExp
 }
 
 describe("POST /v1/webhooks/index", () => {
-  it("indexes a signed upsert, reports a re-delivery as unchanged, and deletes by id", async () => {
-    const h = await pinned();
+  it("answers 202 with what it queued; the consumer indexes it, a re-delivery changes nothing, and deletes by id", async () => {
+    const queue = new RecordingQueue();
+    const h = await pinned(queue);
     const first = await deliver(h, { event: "upsert", documents });
-    expect(first.status).toBe(200);
-    expect(await json(first)).toEqual({ event: "upsert", upserted: 2, unchanged: 0, ids: ["orbit", "compost"] });
+    expect(first.status).toBe(202);
+    expect(await json(first)).toEqual({ event: "upsert", queued: 2, ids: ["orbit", "compost"] });
+    // Accepted, not indexed: nothing is searchable until the consumer runs.
+    expect(await json(await h.request("/v1/health"))).toMatchObject({ index: { documents: 0 } });
 
     const again = await deliver(h, { event: "upsert", documents });
-    expect(await json(again)).toEqual({ event: "upsert", upserted: 0, unchanged: 2, ids: ["orbit", "compost"] });
-
     const removed = await deliver(h, { event: "delete", ids: ["compost", "never-indexed"] });
-    expect(removed.status).toBe(200);
-    expect(await json(removed)).toEqual({ event: "delete", deleted: 1, missing: ["never-indexed"], ids: ["compost", "never-indexed"] });
+    expect(removed.status).toBe(202);
+    expect(await json(removed)).toEqual({ event: "delete", queued: 2, ids: ["compost", "never-indexed"] });
+    expect(queue.messages.map((m) => m.kind)).toEqual(["upsert", "upsert", "delete"]);
+    // Versions follow acceptance, strictly, even under the pinned clock.
+    const versions = queue.messages.map((m) => m.version);
+    expect(versions[0]! < versions[1]! && versions[1]! < versions[2]!).toBe(true);
+    expect(again.status).toBe(202);
+
+    const consumer = consumerFor(h);
+    const applied = await consume(consumer, queue.messages);
+    expect(applied.acked).toHaveLength(3);
+    expect(applied.outcomes.map(({ kind, applied, unchanged }) => ({ kind, applied: applied.sort(), unchanged: unchanged.sort() }))).toEqual([
+      { kind: "upsert", applied: ["compost", "orbit"], unchanged: [] },
+      { kind: "upsert", applied: [], unchanged: ["compost", "orbit"] },
+      { kind: "delete", applied: ["compost"], unchanged: ["never-indexed"] },
+    ]);
 
     const search = await json<{ results: { id: string }[] }>(
       await h.request("/v1/search", { method: "POST", json: { query: "kitchen scraps brown leaves", topK: 10 } }),
@@ -86,8 +103,8 @@ describe("POST /v1/webhooks/index", () => {
     const payload = { event: "upsert", documents: [documents[0]] };
     await expectRefused(await deliver(h, payload, { at: NOW_SECONDS - 301 }), 401, /301 s from the server's clock; the window is ±300 s/);
     await expectRefused(await deliver(h, payload, { at: NOW_SECONDS + 301 }), 401, /-301 s from the server's clock/);
-    expect((await deliver(h, payload, { at: NOW_SECONDS - 300 })).status).toBe(200);
-    expect((await deliver(h, payload, { at: NOW_SECONDS + 300 })).status).toBe(200);
+    expect((await deliver(h, payload, { at: NOW_SECONDS - 300 })).status).toBe(202);
+    expect((await deliver(h, payload, { at: NOW_SECONDS + 300 })).status).toBe(202);
   });
 
   it("refuses a timestamp that is not unix seconds", async () => {
@@ -108,7 +125,16 @@ describe("POST /v1/webhooks/index", () => {
   });
 
   it("answers 503 when no webhook secret is configured", async () => {
-    const h = await harness({ secrets: { apiKey: "k" } });
+    const h = await harness({ secrets: { apiKey: "k" }, indexQueue: new RecordingQueue() });
     await expectRefused(await deliver(h, { event: "upsert", documents }), 503, /WEBHOOK_SECRET/);
+  });
+
+  it("answers 503 (send again) when the queue refuses, and refuses nothing it did not verify", async () => {
+    const queue = new RecordingQueue();
+    queue.failAfter = 0;
+    const h = await pinned(queue);
+    const response = await deliver(h, { event: "upsert", documents });
+    await expectRefused(response, 503, /indexing queue refused the webhook .* send it again/);
+    expect(response.headers.get("retry-after")).toBe("5");
   });
 });

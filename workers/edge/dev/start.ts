@@ -1,8 +1,9 @@
 /**
  * `npm start`: the local search service with the bundled model and the demo corpus indexed — one command on a fresh
  * machine. Starts the GPU origin (workers/origin, full fp32 model; CPU here) beside wrangler dev (workerd, embedded
- * Durable Object index, local KV) and hands the edge its URL and secret as vars, indexes the demo corpus through the
- * signed webhook (idempotent: a second start re-sends and nothing changes), then prints the URL and keeps serving.
+ * Durable Object index, local KV, the indexing queue) and hands the edge its URL and secret as vars, sends the demo
+ * corpus through the signed webhook (idempotent: a second start re-sends and nothing changes), waits until the queue's
+ * consumer has indexed it (polling /v1/health), then prints the URL and keeps serving.
  * `--no-origin` runs the edge alone; an origin that fails to start is reported and the edge runs alone too.
  */
 import { Command, InvalidArgumentError } from "commander";
@@ -10,6 +11,7 @@ import { SingleBar, Presets } from "cli-progress";
 import path from "node:path";
 import { signWebhook } from "../../../src/webhook/signature.js";
 import { loadDemoCorpus } from "./demo-corpus.js";
+import { waitForDocuments } from "./index-progress.js";
 import { startLocalOrigin, type LocalOrigin } from "./local-origin.js";
 import { repoRoot, startLocalService } from "./local-service.js";
 
@@ -34,7 +36,7 @@ const options = program.opts<{ port: number; demoDocs: number; state: string; ap
 
 async function indexDemoCorpus(url: string, secret: string): Promise<void> {
   const documents = await loadDemoCorpus(options.demoDocs);
-  const bar = new SingleBar({ format: "indexing demo corpus [{bar}] {value}/{total} docs  {eta_formatted} left" }, Presets.shades_classic);
+  const bar = new SingleBar({ format: "queueing demo corpus [{bar}] {value}/{total} docs  {eta_formatted} left" }, Presets.shades_classic);
   bar.start(documents.length, 0);
   const batchSize = 32;
   for (let start = 0; start < documents.length; start += batchSize) {
@@ -51,6 +53,13 @@ async function indexDemoCorpus(url: string, secret: string): Promise<void> {
     bar.update(Math.min(start + batchSize, documents.length));
   }
   bar.stop();
+  // Webhooks are answered once queued: wait for the consumer, or the count printed next would be a snapshot mid-way.
+  const expected = new Set(documents.map((d) => d.id)).size;
+  const indexing = new SingleBar({ format: "indexing demo corpus [{bar}] {value}/{total} docs  {eta_formatted} left" }, Presets.shades_classic);
+  indexing.start(expected, 0);
+  const { reached, documents: indexed } = await waitForDocuments(url, expected, { onProgress: (n) => indexing.update(Math.min(n, expected)) });
+  indexing.stop();
+  if (!reached) console.warn(`The index stopped growing at ${indexed} of ${expected} documents; GET /v1/admin/dead-letters (API key) lists what failed.`);
 }
 
 /** The origin, or null with the reason printed: the edge serves without it, so its failure must not stop `npm start`. */

@@ -9,8 +9,9 @@
  *   POST   /v1/documents           {documents: [...]}            (Authorization: Bearer <API_KEY>)
  *   GET    /v1/documents/:id       the stored document          (API key)
  *   DELETE /v1/documents/:id                                     (API key)
- *   POST   /v1/webhooks/index      {event, documents | ids}      (X-TAESR-Timestamp + X-TAESR-Signature)
+ *   POST   /v1/webhooks/index      {event, documents | ids} → 202, queued (X-TAESR-Timestamp + X-TAESR-Signature)
  *   GET    /v1/admin/drift         drift score of recent queries against the model's baseline   (API key)
+ *   GET    /v1/admin/dead-letters  indexing-queue messages that exhausted their retries          (API key)
  *   GET    /v1/health
  *   GET    /openapi.json           OpenAPI 3.1 document of all of the above (openapi.ts)
  *
@@ -26,11 +27,12 @@ import type { AppDeps } from "./contracts.js";
 import { driftReport } from "./drift-recorder.js";
 import { ApiError } from "./errors.js";
 import { background, limit, parseJsonText, readJson, validate } from "./http.js";
+import { queueWebhook } from "./index-queue.js";
 import { indexDocuments } from "./indexer.js";
 import { pageSecurityPolicy, renderSearchPage, type PageState } from "./page.js";
 import { createEmbeddings } from "./openai-embeddings.js";
 import { openApiDocument } from "./openapi.js";
-import { LIMITS, documentId, embedRequest, embeddingsRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
+import { LIMITS, deadLettersQuery, documentId, embedRequest, embeddingsRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
 import { embed, fusionDefaultOf, parseMetadata, search, type SearchResponse } from "./search-service.js";
 
 /** Turns a model-loading failure into a 503 that says why, instead of a generic 500. */
@@ -121,20 +123,18 @@ export function createApp(rawDeps: AppDeps): Hono {
     const rawBody = await c.req.text();
     await requireWebhookSignature(rawBody, c.req.raw.headers, deps.secrets.webhookSecret, deps.now());
     const event = validate(webhookRequest, parseJsonText(rawBody), "webhook body");
-    if (event.event === "upsert") {
-      const outcome = await indexDocuments(await deps.loadModel(), deps.index, event.documents);
-      return c.json({
-        event: "upsert",
-        upserted: outcome.upserted.length,
-        unchanged: outcome.unchanged.length,
-        ids: event.documents.map((d) => d.id),
-      });
-    }
-    const { deleted, missing } = await deps.index.delete(event.ids);
-    return c.json({ event: "delete", deleted: deleted.length, missing, ids: event.ids });
+    if (!deps.indexQueue) throw new ApiError(503, "not_configured", "webhooks are disabled: the INDEX_QUEUE binding is not configured on this worker");
+    // Accepted, not yet indexed: the queue's consumer indexes it (index-consumer.ts); /v1/health counts the result.
+    return c.json(await queueWebhook(deps.indexQueue, event, deps.now()), 202);
   });
 
   app.get("/v1/admin/drift", apiKey, async (c) => c.json(await driftReport(deps, await deps.loadModel())));
+
+  app.get("/v1/admin/dead-letters", apiKey, async (c) => {
+    if (!deps.deadLetters) throw new ApiError(503, "not_configured", "no dead-letter store is configured on this worker (INDEX_DEAD_LETTERS)");
+    const { limit: count } = validate(deadLettersQuery, c.req.query(), "query");
+    return c.json({ deadLetters: await deps.deadLetters.list(count) });
+  });
 
   app.get("/v1/health", async (c) => {
     const [model, stats] = await Promise.all([deps.loadModel(), deps.index.stats()]);

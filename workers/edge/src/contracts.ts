@@ -7,7 +7,9 @@
  */
 import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord, LateTuningRecord, Route } from "../../../src/model/index.js";
 import type { FusionDefault, LateFusionWeights } from "../../../src/retrieval/index.js";
+import type { DeadLetterStore } from "./dead-letters.js";
 import type { DriftMonitorApi } from "./drift-api.js";
+import type { IndexQueue } from "./index-queue.js";
 import type { OriginEmbedding } from "./origin-client.js";
 import type { SearchIndex } from "./search-index.js";
 
@@ -114,6 +116,10 @@ export interface AppDeps {
   now(): number;
   /** The drift monitor of the named index (drift-recorder.ts); absent → queries are not recorded. */
   driftMonitor?(name: string): DriftMonitorApi;
+  /** The indexing queue signed webhooks go onto; absent → the webhook answers 503. */
+  indexQueue?: IndexQueue;
+  /** The indexing queue's dead letters (GET /v1/admin/dead-letters); absent → that route answers 503. */
+  deadLetters?: DeadLetterStore;
 }
 
 /** Lets background work (a cache write) outlive the response; absent → the caller awaits it. */

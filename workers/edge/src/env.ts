@@ -4,6 +4,8 @@
  * @module
  */
 import type { DriftMonitor } from "./drift-monitor.js";
+import type { IndexLedger } from "./index-ledger.js";
+import type { IndexMessage } from "./index-queue.js";
 import type { IndexShard } from "./index-shard.js";
 
 export interface Env {
@@ -13,6 +15,12 @@ export interface Env {
   INDEX: DurableObjectNamespace<IndexShard>;
   /** Drift monitors (SQLite-backed Durable Objects), one per index shard name: merged query statistics. */
   DRIFT: DurableObjectNamespace<DriftMonitor>;
+  /** The indexing queue: signed webhooks are put on it, the worker's `queue()` handler indexes them (index-consumer.ts). */
+  INDEX_QUEUE: Queue<IndexMessage>;
+  /** Ordering ledger partitions (SQLite-backed Durable Objects) through which the queue's writes reach the index. */
+  INDEX_LEDGER: DurableObjectNamespace<IndexLedger>;
+  /** Dead letters of the indexing queue and the reasons messages failed (GET /v1/admin/dead-letters). */
+  INDEX_DEAD_LETTERS: KVNamespace;
   /** Bearer key for the document-management routes; unset → those routes answer 503. */
   API_KEY?: string;
   /** HMAC key for /v1/webhooks/index; unset → the webhook answers 503. */
@@ -41,7 +49,7 @@ declare global {
     interface Env extends EdgeEnv {}
     interface GlobalProps {
       mainModule: typeof import("./index.js");
-      durableNamespaces: "IndexShard" | "DriftMonitor";
+      durableNamespaces: "IndexShard" | "DriftMonitor" | "IndexLedger";
     }
   }
 }

@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   "model_unavailable",
   "overloaded",
   "shutting_down",
+  "queue_unavailable",
   "internal",
 ] as const;
 

@@ -1,7 +1,7 @@
 /**
- * The edge worker's entry: the Hono app (app.ts) over the real dependencies (wiring.ts), and the `IndexShard` and
- * `DriftMonitor` Durable Object classes. Only handlers and entrypoint classes may be exported from this module —
- * workerd treats every export as one.
+ * The edge worker's entry: the Hono app (app.ts) over the real dependencies (wiring.ts), the indexing queue's consumer
+ * (queue-wiring.ts), and the `IndexShard`, `IndexLedger` and `DriftMonitor` Durable Object classes. Only handlers and
+ * entrypoint classes may be exported from this module — workerd treats every export as one.
  *
  * The app is built once per isolate (Hono compiles its router on first use); per-request state (waitUntil) comes from
  * the request's execution context, not from the app.
@@ -11,9 +11,11 @@
 import { createApp } from "./app.js";
 import type { Env } from "./env.js";
 import { ApiError } from "./errors.js";
+import { handleQueueBatch } from "./queue-wiring.js";
 import { edgeDeps } from "./wiring.js";
 
 export { DriftMonitor } from "./drift-monitor.js";
+export { IndexLedger } from "./index-ledger.js";
 export { IndexShard } from "./index-shard.js";
 
 const apps = new WeakMap<Env, ReturnType<typeof createApp>>();
@@ -37,5 +39,9 @@ export default {
       apps.set(env, app);
     }
     return app.fetch(request, env, ctx);
+  },
+  // Errors are handled per message inside; a throw here would retry the whole batch, acknowledged messages too.
+  queue(batch, env) {
+    return handleQueueBatch(batch, env);
   },
 } satisfies ExportedHandler<Env>;

@@ -13,20 +13,39 @@
  * A model with a trained late-interaction head (`model.late`) also yields each document's token vectors, stored int8
  * (src/retrieval/late.ts quantizeTokenMatrix) for the rerank stage; a model without one stores none.
  *
+ * Who embeds and where the prepared documents are written are options: the synchronous routes embed with the edge's
+ * model and write to the index; the queue consumer (index-consumer.ts) embeds origin first and writes through its
+ * ordering ledger.
+ *
  * @module
  */
 import { sha256Hex } from "../../../src/digest.js";
 import { documentText, lexicalTerms, quantizeTokenMatrix, termFrequencies } from "../../../src/retrieval/index.js";
 import type { EdgeModel } from "./contracts.js";
+import { localEmbedder, type DocumentEmbedder, type EmbeddingSource } from "./document-embedder.js";
 import type { DocumentInput, Metadata } from "./schemas.js";
 import type { SearchIndex } from "./search-index.js";
-import type { PreparedDocument } from "./shard-api.js";
+import type { PreparedDocument, UpsertOutcome } from "./shard-api.js";
 
 export const DOCUMENT_EMBEDDING = { dims: 128, depth: "auto", batchSize: 16 } as const;
 
 export interface IndexOutcome {
   upserted: string[];
   unchanged: string[];
+  /** Ids the store refused because a newer write of them was already applied (the queue's ordering ledger). */
+  stale: string[];
+  /** Documents embedded by each source (the origin or the edge's model). */
+  embeddedBy: Record<EmbeddingSource, number>;
+}
+
+/** What a store answers: the index's own outcome, plus the ids an ordering-aware store refused as stale. */
+export type StoreOutcome = UpsertOutcome & { stale?: string[] };
+
+export interface IndexOptions {
+  /** Who embeds the changed documents; default the edge's model. */
+  embedder?: DocumentEmbedder;
+  /** Where prepared documents are written; default `index.upsert` (the queue consumer writes through its ledger). */
+  store?: (documents: PreparedDocument[]) => Promise<StoreOutcome>;
 }
 
 /** JSON with object keys sorted at every level, so equal values always serialise to equal strings. */
@@ -46,7 +65,14 @@ export async function contentHash(document: { title: string; text: string; metad
   return sha256Hex(canonical);
 }
 
-export async function indexDocuments(model: EdgeModel, index: SearchIndex, documents: readonly DocumentInput[]): Promise<IndexOutcome> {
+export async function indexDocuments(
+  model: EdgeModel,
+  index: SearchIndex,
+  documents: readonly DocumentInput[],
+  options: IndexOptions = {},
+): Promise<IndexOutcome> {
+  const embedder = options.embedder ?? localEmbedder(model);
+  const store: (prepared: PreparedDocument[]) => Promise<StoreOutcome> = options.store ?? ((prepared) => index.upsert(prepared));
   const modelVersion = model.info.version;
   const hashed = await Promise.all(
     documents.map(async (document) => ({
@@ -57,18 +83,24 @@ export async function indexDocuments(model: EdgeModel, index: SearchIndex, docum
     })),
   );
   const pending = new Set(await index.pending(hashed.map(({ id, contentHash, modelVersion }) => ({ id, contentHash, modelVersion }))));
-  const outcome: IndexOutcome = { upserted: [], unchanged: hashed.filter((d) => !pending.has(d.id)).map((d) => d.id) };
+  const outcome: IndexOutcome = {
+    upserted: [],
+    unchanged: hashed.filter((d) => !pending.has(d.id)).map((d) => d.id),
+    stale: [],
+    embeddedBy: { origin: 0, local: 0 },
+  };
 
   const work = hashed.filter((d) => pending.has(d.id)).map((d) => ({ ...d, input: documentText(d) }));
   work.sort((a, b) => a.input.length - b.input.length);
   for (let start = 0; start < work.length; start += DOCUMENT_EMBEDDING.batchSize) {
     const batch = work.slice(start, start + DOCUMENT_EMBEDDING.batchSize);
     const tokenVectors = model.late !== undefined;
-    const { embeddings, tokenVectors: tokens } = await model.embedder.embed(
+    const { vectors: embeddings, tokenVectors: tokens, source } = await embedder.embed(
       batch.map((d) => d.input),
       { dims: DOCUMENT_EMBEDDING.dims, depth: DOCUMENT_EMBEDDING.depth, ...(tokenVectors ? { tokenVectors } : {}) },
     );
     if (tokenVectors && tokens?.length !== batch.length) throw new Error("the embedder returned no token vectors for the documents");
+    outcome.embeddedBy[source] += batch.length;
     const prepared: PreparedDocument[] = batch.map((d, i) => {
       const counts = termFrequencies(lexicalTerms(model.tokenizer.tokenize(d.input)));
       let length = 0;
@@ -87,9 +119,10 @@ export async function indexDocuments(model: EdgeModel, index: SearchIndex, docum
       };
     });
     // Stored batch by batch: a failure part-way keeps what was done, and a retry skips it as unchanged.
-    const stored = await index.upsert(prepared);
+    const stored = await store(prepared);
     outcome.upserted.push(...stored.upserted);
     outcome.unchanged.push(...stored.unchanged);
+    outcome.stale.push(...(stored.stale ?? []));
   }
   return outcome;
 }

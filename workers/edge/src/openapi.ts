@@ -18,6 +18,7 @@ import { z } from "zod";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from "../../../src/webhook/signature.js";
 import { MODEL_ALIAS } from "./openai-embeddings.js";
 import {
+  deadLettersResponse,
   deleteResponse,
   driftResponse,
   embedResponse,
@@ -64,6 +65,7 @@ const RESPONSE_SCHEMAS = {
   WebhookResponse: webhookResponse,
   HealthResponse: healthResponse,
   DriftResponse: driftResponse,
+  DeadLettersResponse: deadLettersResponse,
 } satisfies Record<string, z.ZodType>;
 type SchemaName = keyof typeof REQUEST_SCHEMAS | keyof typeof RESPONSE_SCHEMAS;
 
@@ -77,8 +79,10 @@ interface Operation {
   body?: { schema: SchemaName; limitBytes: number };
   /** Query-string parameters: name → schema and what it does. */
   query?: Record<string, { schema: z.ZodType; description: string }>;
-  /** The 200 answer: a named JSON schema, or another media type. */
+  /** The success answer: a named JSON schema, or another media type. */
   ok: SchemaName | { mediaType: string; description: string };
+  /** Its status when not 200 (202 for work accepted onto the queue). */
+  okStatus?: 202;
   auth?: Auth;
   /** Failures besides the ones every route can give (405 for a known path with another method, 500). */
   errors: number[];
@@ -90,9 +94,11 @@ const STATUS_REASONS: Record<number, string> = {
   401: "Missing or wrong credentials (`unauthorized`)",
   404: "Not found (`not_found`, `model_not_found`)",
   405: "Known path, other method (`method_not_allowed`; the `Allow` header lists the methods)",
-  413: "Request body over the route's limit (`payload_too_large`)",
+  413: "Request body (or, for the webhook, one document as a queue message) over the limit (`payload_too_large`)",
   500: "Unexpected failure (`internal`)",
-  503: "The model cannot load (`model_unavailable`), or the route's secret is not set (`not_configured`)",
+  503:
+    "The model cannot load (`model_unavailable`), the route's secret or binding is not set (`not_configured`), or the " +
+    "indexing queue refused a webhook (`queue_unavailable`: send it again)",
 };
 
 const WEBHOOK_AUTH_DESCRIPTION =
@@ -181,9 +187,14 @@ const OPERATIONS: Operation[] = [
     method: "post",
     path: "/v1/webhooks/index",
     tag: "documents",
-    summary: "Signed webhook: upsert documents or delete ids",
+    summary: "Signed webhook: queue an upsert of documents or a delete of ids",
+    description:
+      "Verified, validated and put on the indexing queue; answered 202 before indexing. The consumer embeds (GPU origin " +
+      "first, the edge model when it is unavailable), retries with backoff and dead-letters what keeps failing " +
+      "(GET /v1/admin/dead-letters). Per id, the webhook the edge accepted last wins, whatever order the queue delivers in.",
     body: { schema: "WebhookRequest", limitBytes: LIMITS.body.documents },
     ok: "WebhookResponse",
+    okStatus: 202,
     auth: "webhook",
     errors: [400, 401, 413, 503],
   },
@@ -203,6 +214,16 @@ const OPERATIONS: Operation[] = [
     ok: "DriftResponse",
     auth: "apiKey",
     errors: [401, 503],
+  },
+  {
+    method: "get",
+    path: "/v1/admin/dead-letters",
+    tag: "service",
+    summary: "Indexing-queue messages that exhausted their retries, newest first",
+    query: { limit: { schema: z.number().int().min(1).max(1_000), description: "most records returned (default 100)" } },
+    ok: "DeadLettersResponse",
+    auth: "apiKey",
+    errors: [400, 401, 503],
   },
   {
     method: "get",
@@ -338,7 +359,7 @@ function operationObject(op: Operation, pathParameters: JsonSchema[]): JsonSchem
       : {}),
     ...(op.auth === "apiKey" ? { security: [{ apiKey: [] }] } : {}),
     ...(op.auth === "webhook" ? { security: [{ webhookTimestamp: [], webhookSignature: [] }] } : {}),
-    responses: { "200": ok, ...errorResponses(op.errors) },
+    responses: { [String(op.okStatus ?? 200)]: ok, ...errorResponses(op.errors) },
   };
 }
 

@@ -45,7 +45,8 @@ export interface OriginClientOptions extends CircuitBreakerOptions {
 
 export interface OriginEmbedCallOptions {
   dims: number;
-  depth: number;
+  /** Recursion steps; omitted → the origin's deepest (what document indexing asks for). */
+  depth?: number;
 }
 
 export interface OriginEmbedding {
@@ -93,7 +94,7 @@ export class OriginClient {
   }
 
   private async call(texts: readonly string[], options: OriginEmbedCallOptions): Promise<OriginEmbedding> {
-    const request: OriginEmbedRequest = { input: [...texts], dims: options.dims, depth: options.depth };
+    const request: OriginEmbedRequest = { input: [...texts], dims: options.dims, ...(options.depth === undefined ? {} : { depth: options.depth }) };
     const signal = AbortSignal.timeout(this.timeoutMs);
     let body: unknown;
     try {

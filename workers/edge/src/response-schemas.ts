@@ -118,10 +118,28 @@ export const storedDocumentResponse = z.object({
 
 export const deleteResponse = z.object({ deleted: z.literal(true), id: z.string() });
 
-export const webhookResponse = z.discriminatedUnion("event", [
-  z.object({ event: z.literal("upsert"), upserted: z.number().int(), unchanged: z.number().int(), ids }),
-  z.object({ event: z.literal("delete"), deleted: z.number().int(), missing: z.array(z.string()).describe("ids that were not stored"), ids }),
-]);
+export const webhookResponse = z
+  .object({
+    event: z.enum(["upsert", "delete"]),
+    queued: z.number().int().describe("documents (upsert) or ids (delete) accepted onto the indexing queue — not yet indexed"),
+    ids,
+  })
+  .describe("202 Accepted: the indexing queue's consumer applies it; GET /v1/health counts indexed documents");
+
+export const deadLettersResponse = z.object({
+  deadLetters: z.array(
+    z.object({
+      key: z.string().describe("the queue message's key (webhook key / part)"),
+      kind: z.enum(["upsert", "delete", "malformed"]),
+      ids: z.array(z.string()).describe("the message's document ids (the first 50)"),
+      count: z.number().int().describe("documents or ids the message carried"),
+      version: z.number().int().nullable().describe("the webhook's version (edge clock in ms when accepted)"),
+      attempts: z.number().int(),
+      error: z.string().describe("the last failure recorded for the message"),
+      deadAt: z.number().int().describe("unix ms"),
+    }),
+  ),
+});
 
 const weights = z.object({ dense: z.number(), lexical: z.number() });
 export const healthResponse = z.object({

@@ -254,6 +254,16 @@ export const webhookRequest = z.discriminatedUnion(
 );
 export type WebhookRequest = z.infer<typeof webhookRequest>;
 
+/** GET /v1/admin/dead-letters?limit= */
+export const deadLettersQuery = z.object({
+  limit: z.coerce
+    .number({ error: "limit must be a number" })
+    .int("limit must be a whole number")
+    .min(1, "limit must be at least 1")
+    .max(1_000, "limit must be at most 1000")
+    .default(100),
+});
+
 /** OpenAI's token-id input forms (number[] or number[][]): ids from another tokenizer mean nothing to this model. */
 function isTokenIds(value: unknown): boolean {
   return (

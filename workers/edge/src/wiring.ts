@@ -6,9 +6,11 @@
  * @module
  */
 import type { AppDeps } from "./contracts.js";
+import { KvDeadLetters } from "./dead-letters.js";
 import { KvEmbeddingCache } from "./embed-cache.js";
 import type { Env } from "./env.js";
 import { loadEdgeModel } from "./model-loader.js";
+import type { SearchIndex } from "./search-index.js";
 import type { ShardApi } from "./shard-api.js";
 import { ShardedIndex, shardNames } from "./sharded-index.js";
 import { OriginClient } from "./origin-client.js";
@@ -43,7 +45,7 @@ void everyShardResultSerialises;
  * The GPU origin's client when ORIGIN_URL is set (its secret is then required). Built once per app, i.e. per isolate,
  * so the circuit breaker remembers failures across requests.
  */
-export function originFromEnv(env: Env): OriginClient | undefined {
+export function originFromEnv(env: Env, options: { timeoutMs?: number } = {}): OriginClient | undefined {
   const url = env.ORIGIN_URL?.trim();
   if (!url) return undefined;
   const secret = env.ORIGIN_SECRET?.trim();
@@ -53,20 +55,26 @@ export function originFromEnv(env: Env): OriginClient | undefined {
   } catch {
     throw new Error(`ORIGIN_URL is not a URL: "${url}"`);
   }
-  return new OriginClient({ url, secret });
+  return new OriginClient({ url, secret, ...options });
+}
+
+/** The index this worker serves: Upstash when configured (production), else the Durable Object shards. */
+export function searchIndexFor(env: Env, name: string, shards: number): SearchIndex {
+  return upstashIndexFromEnv(env) ?? new ShardedIndex(shardNames(name, shards), (shard) => shardClient(env, shard));
 }
 
 export function edgeDeps(env: Env): AppDeps {
   const indexName = env.INDEX_SHARD || DEFAULT_SHARD;
   return {
     loadModel: () => loadEdgeModel(env),
-    // Upstash when it is configured (production), else the embedded Durable Object shards.
-    index: upstashIndexFromEnv(env) ?? new ShardedIndex(shardNames(indexName, shardCount(env)), (name) => shardClient(env, name)),
+    index: searchIndexFor(env, indexName, shardCount(env)),
     indexName,
     cache: new KvEmbeddingCache(env.EMBED_CACHE),
     secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
     origin: originFromEnv(env),
     now: () => Date.now(),
     driftMonitor: (name) => env.DRIFT.get(env.DRIFT.idFromName(name)),
+    indexQueue: env.INDEX_QUEUE,
+    deadLetters: new KvDeadLetters(env.INDEX_DEAD_LETTERS),
   };
 }

@@ -1,0 +1,93 @@
+/**
+ * Who embeds documents for the index: the edge's own model, or the GPU origin first with the edge's model as fallback.
+ *
+ * Both produce vectors of one model version in one space, so the index (which compares a query only with documents of
+ * its model version) can mix them: the origin runs the fp32 weights at full depth, the edge the int8 weights at the
+ * router's depth — the same model trained so that every depth and both weight variants embed into one space. The
+ * origin's answer is used only when it names the edge's model (name and version); anything else would store vectors
+ * that the edge's queries cannot be compared with, so that batch is embedded locally instead.
+ *
+ * Which one embedded a batch is returned (`source`) so callers can count and log it. The stored row does not record
+ * it: comparability is decided by the model version, which is stored.
+ *
+ * Token vectors for late-interaction reranking come only from the edge: the origin serves no late head, and a
+ * document's token vectors and dense vector should come from one model call. A batch that needs them is embedded
+ * locally.
+ *
+ * @module
+ * @example
+ *   const embedder = origin ? originFirstEmbedder(origin, model) : localEmbedder(model);
+ *   const { vectors, source } = await embedder.embed(texts, { dims: 128, depth: "auto" });
+ */
+import { MAX_INPUT_CHARS } from "../../origin/src/contract.js";
+import type { TokenMatrix } from "../../../src/retrieval/index.js";
+import type { EdgeModel } from "./contracts.js";
+import { OriginUnavailableError, type OriginClient } from "./origin-client.js";
+
+export type EmbeddingSource = "origin" | "local";
+
+export interface DocumentEmbedding {
+  /** One unit vector of `dims` components per text, in input order. */
+  vectors: Float32Array[];
+  /** Per text, when asked for: the late-interaction head's token vectors. */
+  tokenVectors?: TokenMatrix[];
+  source: EmbeddingSource;
+}
+
+export interface DocumentEmbedOptions {
+  dims: number;
+  /** The edge model's depth; the origin always runs its full depth (that is what it is for). */
+  depth: number | "auto";
+  /** Also return each text's late-interaction token vectors (the edge model embeds the batch then). */
+  tokenVectors?: boolean;
+}
+
+export interface DocumentEmbedder {
+  embed(texts: readonly string[], options: DocumentEmbedOptions): Promise<DocumentEmbedding>;
+}
+
+/** The part of {@link OriginClient} document embedding uses (a test double implements just this). */
+export type OriginEmbedApi = Pick<OriginClient, "embed">;
+
+export function localEmbedder(model: EdgeModel): DocumentEmbedder {
+  return {
+    async embed(texts, options) {
+      const tokenVectors = options.tokenVectors === true;
+      const result = await model.embedder.embed(texts, { dims: options.dims, depth: options.depth, ...(tokenVectors ? { tokenVectors } : {}) });
+      if (tokenVectors && result.tokenVectors?.length !== texts.length) throw new Error("the embedder returned no token vectors for the documents");
+      return { vectors: result.embeddings, ...(tokenVectors ? { tokenVectors: result.tokenVectors } : {}), source: "local" };
+    },
+  };
+}
+
+/**
+ * The origin for every batch it can take, the edge model for the rest. Only {@link OriginUnavailableError} falls back:
+ * anything else is a bug and propagates.
+ */
+export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, warn: (message: string) => void = console.warn): DocumentEmbedder {
+  const local = localEmbedder(model);
+  return {
+    async embed(texts, options) {
+      if (options.tokenVectors) return local.embed(texts, options);
+      let answer;
+      try {
+        // The model reads at most maxLength (128) word pieces, far fewer than MAX_INPUT_CHARS characters make, so
+        // cutting long documents to the origin's input limit changes nothing the model sees.
+        answer = await origin.embed(
+          texts.map((text) => text.slice(0, MAX_INPUT_CHARS)),
+          { dims: options.dims },
+        );
+      } catch (error) {
+        if (!(error instanceof OriginUnavailableError)) throw error;
+        warn(`origin unavailable (${error.reason}): embedding ${texts.length} documents with the edge model`);
+        return local.embed(texts, options);
+      }
+      const { name, version } = model.info;
+      if (answer.model.name !== name || answer.model.version !== version) {
+        warn(`origin serves ${answer.model.name}@${answer.model.version}, the edge ${name}@${version}: embedding ${texts.length} documents with the edge model`);
+        return local.embed(texts, options);
+      }
+      return { vectors: answer.embeddings, source: "origin" };
+    },
+  };
+}
