@@ -15,20 +15,12 @@ import { defaultArtifactDir, readArtifactDir } from "../../workers/origin/src/ar
 import { ortNode } from "../../workers/origin/src/ort-node.js";
 import { loadOriginModel, type OriginModel } from "../../workers/origin/src/origin-model.js";
 import { startOrigin, type OriginServer } from "../../workers/origin/src/server.js";
+import { gate, type Gate } from "../support/gate.js";
 
 const SECRET = "origin-test-secret";
 /** A text the gated model refuses, to make one batch fail. */
 const POISON = "this text makes its batch fail";
 
-interface Gate {
-  promise: Promise<void>;
-  open(): void;
-}
-function gate(): Gate {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
-}
 
 let reference: TaesrEncoder;
 let real: OriginModel;

@@ -6,16 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { DrainingError, MicroBatcher, OverloadedError } from "../../workers/origin/src/batcher.js";
+import { gate, type Gate } from "../support/gate.js";
 
-interface Gate {
-  promise: Promise<void>;
-  open(): void;
-}
-function gate(): Gate {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
-}
 
 /** A batcher whose runner records each batch, waits for `hold` when set, and echoes "<key>:<text>". */
 function scripted(options: { maxBatch: number; maxWaitMs?: number; maxQueue?: number; failOn?: string }) {

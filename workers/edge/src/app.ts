@@ -21,11 +21,10 @@
  */
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
-import { HTTPException } from "hono/http-exception";
 import { requireApiKey, requireWebhookSignature } from "./auth.js";
 import type { AppDeps } from "./contracts.js";
 import { driftReport } from "./drift-recorder.js";
-import { ApiError } from "./errors.js";
+import { ApiError, answerErrorsAsJson } from "./errors.js";
 import { background, limit, parseJsonText, readJson, validate } from "./http.js";
 import { queueWebhook } from "./index-queue.js";
 import { indexDocuments } from "./indexer.js";
@@ -166,18 +165,7 @@ export function createApp(rawDeps: AppDeps): Hono {
     });
   }
 
-  app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).toBody(), 404));
-
-  app.onError((error, c) => {
-    if (error instanceof ApiError) return c.json(error.toBody(), error.status, error.headers);
-    if (error instanceof HTTPException) {
-      // Raised by Hono itself (not by our routes): keep its status, give it our shape.
-      const status = error.status as ApiError["status"];
-      return c.json(new ApiError(status, status === 413 ? "payload_too_large" : "invalid_request", error.message || "bad request").toBody(), status);
-    }
-    console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, error);
-    return c.json(new ApiError(500, "internal", "internal error; the details are in the worker's log").toBody(), 500);
-  });
+  answerErrorsAsJson(app, "worker");
 
   return app;
 }

@@ -8,6 +8,8 @@
  *
  * @module
  */
+import type { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 
@@ -86,4 +88,23 @@ export function invalidRequest(error: z.ZodError, what: string): ApiError {
     .join("; ");
   const more = issues.length > 3 ? ` (and ${issues.length - 3} more)` : "";
   return new ApiError(400, "invalid_request", `invalid ${what}: ${summary}${more}`, issues);
+}
+
+/**
+ * Makes every failure of `app` answer in the one error shape: unknown routes 404, our `ApiError`s as thrown, Hono's own
+ * exceptions (body limit, …) with their status, anything else a logged 500 that leaks no detail. `service` names the
+ * process whose log holds the details ("worker", "origin").
+ */
+export function answerErrorsAsJson(app: Hono, service: string): void {
+  app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).toBody(), 404));
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return c.json(error.toBody(), error.status, error.headers);
+    if (error instanceof HTTPException) {
+      // Raised by Hono itself (not by our routes): keep its status, give it our shape.
+      const status = error.status as ApiError["status"];
+      return c.json(new ApiError(status, status === 413 ? "payload_too_large" : "invalid_request", error.message || "bad request").toBody(), status);
+    }
+    console.error(`${service}: unhandled error on ${c.req.method} ${c.req.path}:`, error);
+    return c.json(new ApiError(500, "internal", `internal error; the details are in the ${service}'s log`).toBody(), 500);
+  });
 }

@@ -9,8 +9,7 @@
  * @module
  */
 import { Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
-import { ApiError } from "../../edge/src/errors.js";
+import { ApiError, answerErrorsAsJson } from "../../edge/src/errors.js";
 import { limit, readJson } from "../../edge/src/http.js";
 import { requireOriginSecret } from "./auth.js";
 import { DrainingError, OverloadedError, type MicroBatcher } from "./batcher.js";
@@ -120,16 +119,7 @@ export function createOriginApp(options: OriginAppOptions): Hono {
   app.all("/v1/embed", () => {
     throw new ApiError(405, "method_not_allowed", "/v1/embed accepts POST", undefined, { Allow: "POST" });
   });
-  app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${c.req.path}`).toBody(), 404));
-  app.onError((error, c) => {
-    if (error instanceof ApiError) return c.json(error.toBody(), error.status, error.headers);
-    if (error instanceof HTTPException) {
-      const status = error.status as ApiError["status"];
-      return c.json(new ApiError(status, status === 413 ? "payload_too_large" : "invalid_request", error.message || "bad request").toBody(), status);
-    }
-    console.error(`origin: unhandled error on ${c.req.method} ${c.req.path}:`, error);
-    return c.json(new ApiError(500, "internal", "internal error; the details are in the origin's log").toBody(), 500);
-  });
+  answerErrorsAsJson(app, "origin");
   return app;
 }
 
