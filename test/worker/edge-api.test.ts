@@ -409,8 +409,10 @@ describe("GET /v1/health", () => {
         dims: h.model.info.dims,
         variant: h.model.info.variant,
         fusion: fusionDefaultOf(h.model),
+        late: h.model.late ?? null,
       },
       index: { backend: "durable-objects", shards: 3, documents: 3, modelVersions: { [h.model.info.version]: 3 } },
+      origin: { configured: false },
     });
   });
 

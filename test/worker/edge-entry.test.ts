@@ -28,7 +28,9 @@ describe("worker entry", () => {
     const fusion = tuned
       ? { method: tuned.method, weights: tuned.weights, source: "manifest", tunedOn: tuned.tunedOn }
       : { method: "convex", weights: { lexical: 0.7, dense: 0.3 }, source: "built-in" };
-    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8", fusion });
+    // A bundled model with a late-interaction head reports the rerank it can do; one without, null.
+    const late = manifest.architecture.lateHead ? expect.objectContaining({ dims: manifest.architecture.lateHead.dim }) : null;
+    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8", fusion, late });
     expect(body.model.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(body.index).toMatchObject({ backend: "durable-objects", shards: Number(env.INDEX_SHARDS || 1) });
   });

@@ -106,6 +106,7 @@ describe("GPU origin delegation", () => {
     for (let i = 0; i < 5; i++) reasons.push((await searchBody(h, hardQuery())).model.originFallback);
     expect(reasons).toEqual(["network", "network", "network", "circuit_open", "circuit_open"]);
     expect(calls).toHaveLength(3);
+    expect((await json<{ origin: unknown }>(await h.request("/v1/health"))).origin).toEqual({ configured: true, circuit: "open" });
     failing = false;
     // While the circuit is open (30 s cooldown) the edge keeps serving without trying.
     expect((await searchBody(h, hardQuery())).model).toMatchObject({ servedBy: "edge", originFallback: "circuit_open" });

@@ -146,8 +146,12 @@ export function createApp(rawDeps: AppDeps): Hono {
         variant: model.info.variant,
         // Which hybrid default a search without fusion/weights gets, and whether it was tuned for this model.
         fusion: fusionDefaultOf(model),
+        // The late-interaction rerank this model can do (null: no head); on by default only when its late weight > 0.
+        late: model.late ?? null,
       },
       index: { backend: stats.backend, shards: stats.shards, documents: stats.documents, modelVersions: stats.modelVersions },
+      // Whether hard-routed queries go to the GPU origin now: "open" means they are served at the edge until a probe succeeds.
+      origin: deps.origin ? { configured: true, circuit: deps.origin.circuit ?? "closed" } : { configured: false },
     });
   });
 

@@ -25,6 +25,8 @@ export interface Embedder {
 /** The GPU origin seam (`OriginClient`): embeds with the full model, or throws `OriginUnavailableError` saying why. */
 export interface OriginEmbedder {
   embed(texts: string[], options: { dims: number; depth: number }): Promise<OriginEmbedding>;
+  /** The client's circuit breaker state, when it has one (reported by /v1/health). */
+  readonly circuit?: "closed" | "open" | "half_open";
 }
 
 /** The tokenizer seam for lexical search: word pieces of normalised text (`WordPieceTokenizer` satisfies it). */

@@ -157,6 +157,16 @@ export const healthResponse = z.object({
         tunedOn: z.record(z.string(), z.unknown()).optional().describe("for a tuned default: the split it was tuned on and the figures there"),
       })
       .describe("the hybrid fusion a search without fusion/weights gets"),
+    late: z
+      .object({
+        dims: z.number().int(),
+        k: z.number().int(),
+        weights: z.object({ first: z.number(), late: z.number() }),
+        source: z.enum(["manifest", "built-in"]),
+        tunedOn: z.record(z.string(), z.unknown()).optional(),
+      })
+      .nullable()
+      .describe("the late-interaction rerank the model can do (null: no head); on by default only when weights.late > 0"),
   }),
   index: z.object({
     backend: z.enum(["durable-objects", "upstash"]),
@@ -164,6 +174,9 @@ export const healthResponse = z.object({
     documents: z.number().int(),
     modelVersions: z.record(z.string(), z.number().int()).describe("documents per model version that embedded them"),
   }),
+  origin: z
+    .object({ configured: z.boolean(), circuit: z.enum(["closed", "open", "half_open"]).optional() })
+    .describe("the GPU origin for hard-routed queries; circuit open → they are embedded at the edge until a probe succeeds"),
 });
 
 const shiftComponent = z.object({
