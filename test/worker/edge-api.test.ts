@@ -125,7 +125,7 @@ describe("POST /v1/search", () => {
     const deep = { $and: [{ $and: [{ $and: [{ $and: [{ a: 1 }] }] }] }] };
     await expectError(await post({ filter: deep }), 400, "invalid_request", /at most 4 deep/);
     await expectError(await post({ offset: -1 }), 400, "invalid_request", /offset must be ≥ 0/);
-    await expectError(await post({ offset: 495, topK: 10 }), 400, "invalid_request", /offset \+ topK must be at most 500/);
+    await expectError(await post({ offset: 95, topK: 10 }), 400, "invalid_request", /offset \+ topK must be at most 100/);
   });
 
   it("answers a repeated query from the KV cache without calling the model", async () => {

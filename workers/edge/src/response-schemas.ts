@@ -44,7 +44,7 @@ export const searchResponse = z.object({
       offset: z.number().int(),
       topK: z.number().int(),
       hasMore: z.boolean().describe("the ranking continues past this page"),
-      nextOffset: z.number().int().nullable().describe("the offset of the next page; null at the end or past the deepest page (offset + topK ≤ 500)"),
+      nextOffset: z.number().int().nullable().describe("the offset of the next page; null at the end or past the deepest page (offset + topK ≤ 100)"),
     })
     .describe("this page's place in the ranking"),
   model: z.object({

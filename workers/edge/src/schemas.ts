@@ -6,12 +6,13 @@
  */
 import { z } from "zod";
 import { FILTER_PATH, type MetadataFilter } from "../../../src/retrieval/index.js";
+import { PAGE_DEPTH } from "./search-index.js";
 
 export const LIMITS = {
   queryChars: 2_000,
   topK: { min: 1, max: 100, default: 10 },
-  /** offset + topK: how deep pagination reaches (the fusion candidate cap). */
-  pageDepth: 500,
+  /** offset + topK: how deep pagination reaches (every list is read this deep, see search-index.ts). */
+  pageDepth: PAGE_DEPTH,
   /** Late-interaction rerank depth k (src/retrieval/late.ts MAX_LATE_RERANK_DEPTH). */
   rerankDepth: 100,
   filter: { depth: 4, clauses: 32, inValues: 100, valueChars: 1_000 },

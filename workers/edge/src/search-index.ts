@@ -29,6 +29,15 @@ import type {
   UpsertOutcome,
 } from "./shard-api.js";
 
+/**
+ * How deep every search reads each list, whatever the page — and so the deepest result a page can reach. Fusion over
+ * truncated lists (and the Hamming stage's choice of rows to rescore) depends on the depth, so only a depth fixed for
+ * every page makes consecutive pages tile one ranking: no document twice, none skipped. 100 rather than 500: reading
+ * 500 per list per shard tripled the sharded index's search time at 10k documents (RPC and fusion of 4 × 2 × 500
+ * candidates) for results past the first 100, which a search API rarely serves; filters narrow further.
+ */
+export const PAGE_DEPTH = 100;
+
 export interface IndexSearchRequest {
   mode: SearchMode;
   /** Page size. */
@@ -44,7 +53,7 @@ export interface IndexSearchRequest {
   fusion?: FusionMethod;
   weights?: FusionWeights;
   fusionDefault?: { method: FusionMethod; weights: { dense: number; lexical: number } };
-  /** How deep each list is read (default SEARCH_DEPTH, 500, for every page, so pages tile one ranking). */
+  /** How deep each list is read (default {@link PAGE_DEPTH} for every page, so pages tile one ranking). */
   candidates?: number;
   /** Only documents whose metadata matches take part. */
   filter?: MetadataFilter;

@@ -23,7 +23,6 @@
  * @module
  */
 import {
-  MAX_FUSION_CANDIDATES,
   MAX_LATE_RERANK_DEPTH,
   combineRankings,
   fuseLateInteraction,
@@ -32,18 +31,10 @@ import {
   type QuantizedTokenMatrix,
   type RankedHit,
 } from "../../../src/retrieval/index.js";
-import type { IndexHit, IndexSearchRequest, IndexSearchResult, IndexStats, SearchIndex } from "./search-index.js";
+import { PAGE_DEPTH, type IndexHit, type IndexSearchRequest, type IndexSearchResult, type IndexStats, type SearchIndex } from "./search-index.js";
 import type { CorpusTermStats, DisplayFields, DocumentRef, PreparedDocument, ShardApi, StoredDocument, UpsertOutcome } from "./shard-api.js";
 
 export const MAX_SHARDS = 64;
-
-/**
- * How deep every list is read, whatever the page: fusion over truncated lists (and the Hamming stage's choice of rows
- * to rescore) depends on the depth, so only a fixed depth makes consecutive pages tile one ranking — no document
- * twice, none skipped. 500 is also the deepest page a request may reach, and close to the depth the shipped fusion
- * weights were tuned at (bench/eval reads 1,000).
- */
-export const SEARCH_DEPTH = MAX_FUSION_CANDIDATES;
 
 /** The Durable Object names of an index of `count` shards. */
 export function shardNames(prefix: string, count: number): string[] {
@@ -165,7 +156,7 @@ export class ShardedIndex implements SearchIndex {
       }
       if (!request.modelVersion) throw new Error("a reranked search needs the query's model version");
     }
-    const depth = Math.max(request.candidates ?? SEARCH_DEPTH, window + 1);
+    const depth = Math.max(request.candidates ?? PAGE_DEPTH, window + 1);
     const timings: Record<string, number> = {};
 
     let corpus: CorpusTermStats | undefined;

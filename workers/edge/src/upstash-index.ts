@@ -27,9 +27,9 @@
  */
 import { Index, WeightingStrategy } from "@upstash/vector/cloudflare";
 import type { MetadataFilter } from "../../../src/retrieval/metadata-filter.js";
-import { candidateDepth, combineRankings, listsFor, type RankedHit } from "../../../src/retrieval/index.js";
+import { combineRankings, listsFor, type RankedHit } from "../../../src/retrieval/index.js";
 import { ApiError } from "./errors.js";
-import type { IndexHit, IndexSearchRequest, IndexSearchResult, IndexStats, SearchIndex } from "./search-index.js";
+import { PAGE_DEPTH, type IndexHit, type IndexSearchRequest, type IndexSearchResult, type IndexStats, type SearchIndex } from "./search-index.js";
 import type { DocumentRef, MetadataJson, PreparedDocument, StoredDocument, UpsertOutcome } from "./shard-api.js";
 import { UnsupportedFilterError, allOf, quoteString, toUpstashFilter, type UpstashFilter } from "./upstash-filter.js";
 import {
@@ -257,7 +257,7 @@ export class UpstashSearchIndex implements SearchIndex {
     const use = listsFor(mode);
     const window = offset + topK;
     // One ranked document past the page tells whether there is a next page.
-    const depth = mode === "hybrid" ? candidateDepth(mode, window, request.candidates) : window + 1;
+    const depth = Math.max(request.candidates ?? PAGE_DEPTH, window + 1);
     const timings: Record<string, number> = { denseMs: 0, lexicalMs: 0, fuseMs: 0, fetchMs: 0 };
     const userFilter = this.translateFilter(request.filter);
 
