@@ -13,7 +13,6 @@
  *
  * @module
  * @example
- *   const depth = candidateDepth("hybrid", 10);                       // 50 candidates per list
  *   const ranked = combineRankings("hybrid", { dense, lexical }, { topK: 10 });                   // convex 0.7 / 0.3
  *   const rrf = combineRankings("hybrid", { dense, lexical }, { topK: 10, fusion: "rrf" });       // RRF 3 / 1, k = 60
  *   const tuned = combineRankings("hybrid", { dense, lexical }, { topK: 10, defaults: manifest.retrieval?.fusion });
@@ -59,22 +58,11 @@ export interface HybridOptions {
   /** RRF k, default 60; convex fusion has no such parameter. */
   k?: number;
   /**
-   * How many candidates each list was read at ({@link candidateDepth}). Convex fusion needs it to tell a list that was
-   * cut (a missing document may score just below its last entry) from a complete one (a missing document scores the
-   * minimum); unknown, every list counts as cut.
+   * How many candidates each list was read at (the index's fixed page depth). Convex fusion needs it to tell a list
+   * that was cut (a missing document may score just below its last entry) from a complete one (a missing document
+   * scores the minimum); unknown, every list counts as cut.
    */
   candidates?: number;
-}
-
-/** Fusion rewards documents that several lists agree on, which needs lists deeper than topK. */
-export const MIN_FUSION_CANDIDATES = 50;
-export const MAX_FUSION_CANDIDATES = 500;
-
-/** How many candidates to read from each list: topK for a single list; max(4·topK, 50) capped at 500 for fusion. */
-export function candidateDepth(mode: SearchMode, topK: number, requested?: number): number {
-  if (mode !== "hybrid") return topK;
-  const depth = requested ?? Math.max(4 * topK, MIN_FUSION_CANDIDATES);
-  return Math.min(Math.max(depth, topK), MAX_FUSION_CANDIDATES);
 }
 
 /** Which lists a mode needs. */

@@ -23,9 +23,6 @@ export {
 export {
   BUILT_IN_FUSION_DEFAULT,
   DEFAULT_FUSION,
-  MAX_FUSION_CANDIDATES,
-  MIN_FUSION_CANDIDATES,
-  candidateDepth,
   combineRankings,
   hybridWeights,
   listsFor,

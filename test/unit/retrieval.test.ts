@@ -14,7 +14,6 @@ import {
   bm25Idf,
   bm25Scores,
   bm25Search,
-  candidateDepth,
   combineRankings,
   convexCombinationFusion,
   denseSearch,
@@ -384,15 +383,6 @@ describe("hybrid policy", () => {
     { id: "b", score: 0.5, rank: 2 },
   ];
   const lexical: RankedHit[] = [{ id: "b", score: 7.5, rank: 1 }];
-
-  it("reads topK candidates for one list and max(4·topK, 50) ≤ 500 for fusion", () => {
-    expect(candidateDepth("dense", 10)).toBe(10);
-    expect(candidateDepth("lexical", 7)).toBe(7);
-    expect(candidateDepth("hybrid", 10)).toBe(50);
-    expect(candidateDepth("hybrid", 100)).toBe(400);
-    expect(candidateDepth("hybrid", 10, 1_000)).toBe(500);
-    expect(candidateDepth("hybrid", 10, 5)).toBe(10);
-  });
 
   it("names the lists each mode needs", () => {
     expect(listsFor("dense")).toEqual({ dense: true, lexical: false });
