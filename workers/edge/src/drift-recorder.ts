@@ -40,14 +40,15 @@ export function matchesBaseline(baseline: DriftBaseline, request: Pick<SearchReq
 }
 
 /**
- * Records one search's query (its normalised text and the vector it was searched with). Never throws and never waits
- * for the monitor when `background` is given; without it (tests, Node) a due flush is awaited, as cache writes are.
+ * Records one search's query (its word pieces, asked for only when the query is recorded, and the vector it was
+ * searched with). Never throws and never waits for the monitor when `background` is given; without it (tests, Node) a
+ * due flush is awaited, as cache writes are.
  */
 export async function recordQuery(
   deps: AppDeps,
   model: EdgeModel,
   request: Pick<SearchRequest, "dims" | "depth" | "mode">,
-  normalized: string,
+  pieces: () => readonly string[],
   vector: Float32Array,
   background?: Background,
 ): Promise<void> {
@@ -61,7 +62,7 @@ export async function recordQuery(
       entry = { stats: driftAccumulator(baseline.embedding.dims), since: now };
       pending.set(key, entry);
     }
-    entry.stats.add(queryFeatures(vector, model.tokenizer.tokenize(normalized)));
+    entry.stats.add(queryFeatures(vector, pieces()));
     if (entry.stats.count < FLUSH_EVERY && now - entry.since < FLUSH_AFTER_MS) return;
     const flushing = flush(deps, model, baseline).catch((error: unknown) => {
       console.error(`drift: could not send query statistics to the monitor (kept for the next flush): ${(error as Error).message}`);

@@ -65,12 +65,15 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   const started = performance.now();
   const model = await deps.loadModel();
   const normalized = normalize(request.query);
+  // Tokenized at most once, and only when BM25 or the drift monitor needs the pieces.
+  let queryPieces: string[] | undefined;
+  const pieces = () => (queryPieces ??= model.tokenizer.tokenize(normalized));
   const rerank = planRerank(request, model, deps.index);
 
   const embedStarted = performance.now();
   const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background, rerank !== null) : null;
   const embedMs = embedding ? ms(embedStarted) : 0;
-  if (embedding) await recordQuery(deps, model, request, normalized, embedding.vector, background);
+  if (embedding) await recordQuery(deps, model, request, pieces, embedding.vector, background);
 
   const searchStarted = performance.now();
   const defaults = fusionDefaultOf(model);
@@ -81,7 +84,7 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
     filter: request.filter,
     vector: embedding?.vector,
     modelVersion: model.info.version,
-    terms: listsFor(request.mode).lexical ? lexicalTerms(model.tokenizer.tokenize(normalized)) : undefined,
+    terms: listsFor(request.mode).lexical ? lexicalTerms(pieces()) : undefined,
     fusion: request.fusion,
     weights: request.weights,
     // Only the defaults travel: the request's own fusion/weights still override them in the shard, field by field.
