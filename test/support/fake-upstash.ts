@@ -1,7 +1,7 @@
 /**
  * A small stand-in for Upstash Vector's REST API on loopback, for driving the real `@upstash/vector` SDK in tests (no
- * live index is reachable from CI). It serves what the adapter calls — upsert, query, fetch, delete, info, with and
- * without a namespace — on a hybrid index, following Upstash's documentation:
+ * live index is reachable from CI). It serves what the adapter calls — upsert, query, fetch, range, delete, info, with
+ * and without a namespace — on a hybrid index, following Upstash's documentation:
  *   - dense scores are (1 + cos)/2; sparse scores the dot product over shared dimensions, each weighted with
  *     ln((N − n + 0.5)/(n + 0.5)) under `weightingStrategy: "IDF"`; results best first, at most topK, ties by id;
  *   - a query with both a vector and a sparse vector would be fused by Upstash; the fake refuses it (422), since the
@@ -9,6 +9,9 @@
  *   - filters are parsed and evaluated (the grammar the filtering page documents, minus GLOB and array indexing), with
  *     the operand-type assumptions upstash-filter.ts states: a comparison on a missing field or a value of another type
  *     is false; `=`/`!=`/`IN`/`NOT IN` look at scalars, `CONTAINS`/`NOT CONTAINS` at arrays;
+ *   - range pages through a namespace in id order; its cursor is the offset of the next vector ("0" — or "", as the
+ *     Python SDK sends — to start, as the documentation's example shows "2" after two vectors), and `nextCursor` is ""
+ *     once no vectors follow the page;
  *   - errors answer `{ error, status }` with the HTTP status, as Upstash does; a bad bearer token is a 401.
  * Every request is recorded (`requests`), and `failNext` makes the next one fail as told.
  *
@@ -320,6 +323,8 @@ export class FakeUpstash {
           const stored = this.stored(namespace).get(id);
           return stored ? this.view(stored, body) : null;
         });
+      case "range":
+        return this.range(namespace, body);
       case "delete": {
         const vectors = this.stored(namespace);
         return { deleted: (body.ids as string[]).filter((id) => vectors.delete(id)).length };
@@ -383,6 +388,18 @@ export class FakeUpstash {
     }
     scored.sort((a, b) => b.score - a.score || (a.stored.id < b.stored.id ? -1 : 1));
     return scored.slice(0, topK).map(({ stored, score }) => ({ ...this.view(stored, body), score }));
+  }
+
+  private range(namespace: string, body: any): { nextCursor: string; vectors: Record<string, unknown>[] } {
+    const { cursor, limit } = body;
+    const text = String(cursor ?? "");
+    if (!/^\d*$/.test(text)) throw new HttpError(400, `Invalid cursor: ${text}`);
+    if (!Number.isInteger(limit) || limit < 1) throw new HttpError(400, `Invalid limit: ${limit}`);
+    const start = Number(text || "0");
+    const ordered = [...this.stored(namespace).values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const page = ordered.slice(start, start + limit);
+    const end = start + page.length;
+    return { nextCursor: end < ordered.length ? String(end) : "", vectors: page.map((stored) => this.view(stored, body)) };
   }
 
   private view(stored: StoredVector, options: any): Record<string, unknown> {

@@ -337,6 +337,113 @@ describe("search", () => {
   });
 });
 
+describe("scan and documents", () => {
+  const docs = ["m", "c", "x", "a", "q", "h", "t"].map((id, i) =>
+    doc(id, { words: `word${i} shared`, vector: unit({ [i]: 1 }), metadata: i % 2 === 0 ? { n: i } : undefined, model: i === 2 ? "older@0.1" : MODEL }),
+  );
+  const expected = docs.map((d) => ({ id: d.id, contentHash: d.contentHash, modelVersion: d.modelVersion })).sort((a, b) => (a.id < b.id ? -1 : 1));
+
+  /** Every page of a full scan, checking that no page is empty while a cursor follows it. */
+  async function scanAll(target: UpstashSearchIndex, limit: number) {
+    const pages: { id: string; contentHash: string; modelVersion: string }[][] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Awaited<ReturnType<UpstashSearchIndex["scan"]>> = await target.scan(cursor, limit);
+      expect(page.documents.length).toBeLessThanOrEqual(limit);
+      if (page.cursor !== null) expect(page.documents.length).toBeGreaterThan(0);
+      pages.push(page.documents);
+      cursor = page.cursor;
+      expect(pages.length).toBeLessThan(100);
+    } while (cursor !== null);
+    return pages;
+  }
+
+  /** A vector some other writer put in the namespace: no fields of ours. */
+  function foreign(id: string, metadata?: Record<string, unknown>) {
+    return { id, vector: Array.from(unit({ 7: 1 })), sparseVector: { indices: [1], values: [1] }, metadata, data: "not ours" };
+  }
+
+  it("scans every document once through Upstash's range cursor, with its stored hash and model version", async () => {
+    await index.upsert(docs);
+    for (const limit of [1, 2, 3, 7, 1_000]) {
+      fake.requests.length = 0;
+      const pages = await scanAll(index, limit);
+      expect(pages.flat().sort((a, b) => (a.id < b.id ? -1 : 1))).toEqual(expected);
+      expect(pages.slice(0, -1).every((page) => page.length === limit)).toBe(true);
+      const ranges = fake.calls("range").map((call) => call.body);
+      // Starts at Upstash's "0", then passes each nextCursor back; metadata only (the hash lives there), no text.
+      expect(ranges[0]).toEqual({ cursor: "0", limit, includeMetadata: true });
+      for (const body of ranges.slice(1)) expect(body.cursor).not.toBe("0");
+    }
+  });
+
+  it("skips vectors it did not write and still fills every page but the last", async () => {
+    await index.upsert(docs);
+    // Sorted among ours, so foreign vectors fall inside pages (the fake ranges in id order).
+    for (const id of ["b", "d", "e", "n"]) fake.stored().set(id, foreign(id));
+    fake.stored().set("r", foreign("r", { _taesr: { title: "no hash" } }));
+    const pages = await scanAll(index, 2);
+    expect(pages.flat().sort((a, b) => (a.id < b.id ? -1 : 1))).toEqual(expected);
+    expect(pages.map((page) => page.length)).toEqual([2, 2, 2, 1]);
+    // A namespace of foreign vectors only scans to one empty, final page.
+    fake.reset();
+    for (const id of ["b", "d", "e"]) fake.stored().set(id, foreign(id));
+    expect(await index.scan(null, 2)).toEqual({ documents: [], cursor: null });
+  });
+
+  it("scans an empty index, and only its own namespace", async () => {
+    expect(await index.scan(null, 10)).toEqual({ documents: [], cursor: null });
+    const tenant = new UpstashSearchIndex({ url: fake.url, token: fake.token, namespace: "tenant-a", now: () => NOW, retries: 0 });
+    await tenant.upsert(docs.slice(0, 3));
+    await index.upsert(docs.slice(3));
+    const scanned = (await scanAll(tenant, 2)).flat();
+    expect(scanned.map((d) => d.id).sort()).toEqual(docs.slice(0, 3).map((d) => d.id).sort());
+    expect(fake.calls("range/tenant-a").length).toBeGreaterThan(0);
+    expect(await index.scan(null, 10)).toEqual({ documents: expected.filter((d) => !["m", "c", "x"].includes(d.id)), cursor: null });
+  });
+
+  it("refuses bad page sizes and the ended cursor, and names range when Upstash refuses a cursor", async () => {
+    for (const limit of [0, 1_001, 1.5]) await expect(index.scan(null, limit)).rejects.toThrow(/scan limit must be a whole number from 1 to 1000/);
+    await expect(index.scan("", 5)).rejects.toThrow(/malformed scan cursor ""/);
+    expect(fake.calls("range")).toHaveLength(0);
+    await expect(index.scan("not-a-cursor", 5)).rejects.toThrow(/^Upstash Vector range failed: Invalid cursor/);
+  });
+
+  it("documents: the stored ones among present, missing and foreign ids, exactly as get reads them", async () => {
+    await index.upsert(docs);
+    fake.stored().set("alien", foreign("alien"));
+    const asked = ["q", "missing", "a", "alien", "q", "x"];
+    const found = await index.documents(asked);
+    expect(found.map((d) => d.id).sort()).toEqual(["a", "q", "x"]);
+    for (const document of found) expect(document).toEqual(await index.get(document.id));
+    expect(found.find((d) => d.id === "x")).toEqual({
+      id: "x",
+      title: "Title of x",
+      text: "word2 shared",
+      metadataJson: JSON.stringify({ n: 2 }),
+      contentHash: "hash-x",
+      modelVersion: "older@0.1",
+      dims: DIMS,
+      length: 2,
+      updatedAt: NOW,
+    });
+    expect(found.find((d) => d.id === "a")!.metadataJson).toBeNull();
+  });
+
+  it("documents: fetches in batches of at most 1,000 ids with metadata and text, and asks nothing for no ids", async () => {
+    await index.upsert(docs);
+    fake.requests.length = 0;
+    expect(await index.documents([])).toEqual([]);
+    expect(fake.requests).toHaveLength(0);
+    const ids = [...Array.from({ length: 1_500 }, (_, i) => `absent-${i}`), ...docs.map((d) => d.id)];
+    const found = await index.documents(ids);
+    expect(found.map((d) => d.id).sort()).toEqual(expected.map((d) => d.id));
+    const fetches = fake.calls("fetch").map((call) => call.body);
+    expect(fetches.map((body) => body.ids.length)).toEqual([1_000, 507]);
+    for (const body of fetches) expect(body).toMatchObject({ includeMetadata: true, includeData: true });
+  });
+});
+
 describe("Upstash failures", () => {
   const probe = doc("a", { words: "alpha", vector: unit({ 0: 1 }) });
 

@@ -42,10 +42,12 @@ import {
   type QuantizedTokenMatrix,
 } from "../../../src/retrieval/index.js";
 import type { Env } from "./env.js";
+import { MAX_SCAN_LIMIT } from "./search-index.js";
 import type {
   DisplayFields,
   DocumentRef,
   PreparedDocument,
+  ScannedDocument,
   ShardCandidatesRequest,
   ShardCandidatesResult,
   ShardStats,
@@ -63,6 +65,9 @@ export const MAX_QUERY_TERMS = 64;
  * sign bits of a 64-d prefix order neighbours coarsely, and rescoring 1,000 int8 rows costs well under a millisecond.
  */
 const MIN_RESCORED_ROWS = 1_000;
+
+/** A shard scan may read one row past the largest index scan page: `ShardedIndex.scan` looks one ahead to end a scan. */
+const MAX_SHARD_SCAN_ROWS = MAX_SCAN_LIMIT + 1;
 
 /** Every document of the shard in id order: the row space of the filter mask and of BM25. */
 interface Catalog {
@@ -152,6 +157,17 @@ export class IndexShard extends DurableObject<Env> {
 
   get(id: string): StoredDocument | null {
     return this.store.get(id);
+  }
+
+  documents(ids: string[]): StoredDocument[] {
+    return this.store.documents(ids);
+  }
+
+  scan(afterId: string | null, limit: number): ScannedDocument[] {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SHARD_SCAN_ROWS) {
+      throw new RangeError(`a shard scan reads a whole number from 1 to ${MAX_SHARD_SCAN_ROWS} of documents, got ${limit}`);
+    }
+    return this.store.scan(afterId, limit);
   }
 
   stats(): ShardStats {

@@ -13,6 +13,9 @@
  *   first-stage ranking's top k rescored by src/retrieval/late.ts `fuseLateInteraction`, the same k whatever the page.
  *   Upstash does not store token matrices (they would have to ride in its per-vector metadata, several kB each), so it
  *   leaves `lateRerank` unset and the search service refuses a rerank request for it.
+ * - `scan` pages through every document in an order of the backend's choosing, stable across pages, and `documents`
+ *   reads many stored documents at once: what a model switch needs to walk one index and re-embed into another
+ *   without knowing where either keeps its documents.
  *
  * @module
  */
@@ -24,10 +27,13 @@ import type {
   FusionWeights,
   MetadataJson,
   PreparedDocument,
+  ScannedDocument,
   SearchMode,
   StoredDocument,
   UpsertOutcome,
 } from "./shard-api.js";
+
+export type { ScannedDocument } from "./shard-api.js";
 
 /**
  * How deep every search reads each list, whatever the page — and so the deepest result a page can reach. Fusion over
@@ -37,6 +43,16 @@ import type {
  * candidates) for results past the first 100, which a search API rarely serves; filters narrow further.
  */
 export const PAGE_DEPTH = 100;
+
+/** The largest page `scan` serves. */
+export const MAX_SCAN_LIMIT = 1_000;
+
+/** Refuses a scan page size outside 1…{@link MAX_SCAN_LIMIT}, the same way in every backend. */
+export function checkScanLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SCAN_LIMIT) {
+    throw new RangeError(`the scan limit must be a whole number from 1 to ${MAX_SCAN_LIMIT}, got ${limit}`);
+  }
+}
 
 export interface IndexSearchRequest {
   mode: SearchMode;
@@ -109,6 +125,15 @@ export interface SearchIndex {
   upsert(documents: PreparedDocument[]): Promise<UpsertOutcome>;
   delete(ids: string[]): Promise<{ deleted: string[]; missing: string[] }>;
   get(id: string): Promise<StoredDocument | null>;
+  /** The stored documents among `ids` (any number; missing ids are simply absent), in no particular order. */
+  documents(ids: string[]): Promise<StoredDocument[]>;
+  /**
+   * One page of the index's documents in a stable order (every document exactly once over a full scan while no writes
+   * happen; concurrent writes may or may not be seen). `cursor` null starts a scan; the answer's `cursor` is null after
+   * the last page, and a page is never empty while its `cursor` is not null. `limit` 1…{@link MAX_SCAN_LIMIT}. A
+   * cursor belongs to the index that made it; anything else is refused with an error.
+   */
+  scan(cursor: string | null, limit: number): Promise<{ documents: ScannedDocument[]; cursor: string | null }>;
   search(request: IndexSearchRequest): Promise<IndexSearchResult>;
   stats(): Promise<IndexStats>;
 }

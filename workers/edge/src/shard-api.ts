@@ -29,6 +29,16 @@ export interface DocumentRef {
   modelVersion: string;
 }
 
+/**
+ * One entry of a scan: enough to tell whether another index holds the same document. It has {@link DocumentRef}'s
+ * shape, so a page of one index's scan can go straight to another index's `pending`.
+ */
+export interface ScannedDocument {
+  id: string;
+  contentHash: string;
+  modelVersion: string;
+}
+
 /** A document ready to store: the text fields plus its embedding and lexical term counts. */
 export interface PreparedDocument extends DocumentRef {
   title: string;
@@ -144,5 +154,12 @@ export interface ShardApi {
   /** Display fields of the given ids that this shard holds, by id. */
   fields(ids: string[]): Promise<Record<string, DisplayFields>>;
   get(id: string): Promise<StoredDocument | null>;
+  /** The stored documents among `ids` that this shard holds, in no particular order; missing ids are absent. */
+  documents(ids: string[]): Promise<StoredDocument[]>;
+  /**
+   * Up to `limit` of this shard's documents with ids after `afterId` (from the first when null), in id order: one
+   * shard's share of `ShardedIndex.scan`, which resumes each page after the last id it returned.
+   */
+  scan(afterId: string | null, limit: number): Promise<ScannedDocument[]>;
   stats(): Promise<ShardStats>;
 }

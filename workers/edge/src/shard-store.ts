@@ -19,7 +19,15 @@
  * @module
  */
 import type { Bm25CorpusStats, QuantizedTokenMatrix } from "../../../src/retrieval/index.js";
-import type { DisplayFields, DocumentRef, MetadataJson, PreparedDocument, ShardStats, StoredDocument } from "./shard-api.js";
+import type {
+  DisplayFields,
+  DocumentRef,
+  MetadataJson,
+  PreparedDocument,
+  ScannedDocument,
+  ShardStats,
+  StoredDocument,
+} from "./shard-api.js";
 
 const MAX_BOUND_PARAMETERS = 99;
 
@@ -66,6 +74,23 @@ type DocumentRow = {
   length: number;
   updated_at: number;
 };
+
+/** The columns of a {@link DocumentRow}: everything stored but the vector. */
+const DOCUMENT_COLUMNS = "id, title, text, metadata, content_hash, model_version, dims, length, updated_at";
+
+function storedDocument(row: DocumentRow): StoredDocument {
+  return {
+    id: row.id,
+    title: row.title,
+    text: row.text,
+    metadataJson: row.metadata,
+    contentHash: row.content_hash,
+    modelVersion: row.model_version,
+    dims: row.dims,
+    length: row.length,
+    updatedAt: row.updated_at,
+  };
+}
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -239,24 +264,37 @@ export class ShardStore {
   }
 
   get(id: string): StoredDocument | null {
-    const row = this.sql
-      .exec<DocumentRow>(
-        `SELECT id, title, text, metadata, content_hash, model_version, dims, length, updated_at FROM documents WHERE id = ?`,
-        id,
-      )
-      .toArray()[0];
-    if (!row) return null;
-    return {
-      id: row.id,
-      title: row.title,
-      text: row.text,
-      metadataJson: row.metadata,
-      contentHash: row.content_hash,
-      modelVersion: row.model_version,
-      dims: row.dims,
-      length: row.length,
-      updatedAt: row.updated_at,
-    };
+    const row = this.sql.exec<DocumentRow>(`SELECT ${DOCUMENT_COLUMNS} FROM documents WHERE id = ?`, id).toArray()[0];
+    return row ? storedDocument(row) : null;
+  }
+
+  /** The stored documents among `ids`, in no particular order. */
+  documents(ids: readonly string[]): StoredDocument[] {
+    const out: StoredDocument[] = [];
+    for (const chunk of chunks([...new Set(ids)], MAX_BOUND_PARAMETERS)) {
+      const rows = this.sql.exec<DocumentRow>(`SELECT ${DOCUMENT_COLUMNS} FROM documents WHERE id IN (${placeholders(chunk.length)})`, ...chunk);
+      for (const row of rows) out.push(storedDocument(row));
+    }
+    return out;
+  }
+
+  /**
+   * Up to `limit` documents with ids after `afterId` (all when null), in id order — a range read of the primary key's
+   * index, so a page costs its own rows whatever its position in the table.
+   */
+  scan(afterId: string | null, limit: number): ScannedDocument[] {
+    const rows =
+      afterId === null
+        ? this.sql.exec<{ id: string; content_hash: string; model_version: string }>(
+            `SELECT id, content_hash, model_version FROM documents ORDER BY id LIMIT ?`,
+            limit,
+          )
+        : this.sql.exec<{ id: string; content_hash: string; model_version: string }>(
+            `SELECT id, content_hash, model_version FROM documents WHERE id > ? ORDER BY id LIMIT ?`,
+            afterId,
+            limit,
+          );
+    return rows.toArray().map((row) => ({ id: row.id, contentHash: row.content_hash, modelVersion: row.model_version }));
   }
 
   stats(): ShardStats {

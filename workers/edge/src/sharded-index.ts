@@ -16,6 +16,11 @@
  * k does not depend on the page: the first-stage ranking is read at a fixed depth, so its top k, and their rerank,
  * are the same for every page, and pages past k continue in first-stage order.
  *
+ * `scan` walks the shards in order (0, 1, …), each in id order, so its opaque cursor is just (shard, last id) — plus
+ * the shard count, so that a cursor of another index layout is refused rather than misread. A page reads one document
+ * past its end, which tells whether anything follows: a scan never hands out a cursor to an empty page (short of a
+ * delete in between).
+ *
  * The shard count is part of the index's identity: shard names encode it (`<prefix>/<i>-of-<n>`), so changing
  * INDEX_SHARDS starts a new, empty index rather than silently losing the documents whose hash moved. A count of 1
  * keeps the bare prefix as the name, which is where single-shard indexes have always lived.
@@ -31,8 +36,25 @@ import {
   type QuantizedTokenMatrix,
   type RankedHit,
 } from "../../../src/retrieval/index.js";
-import { PAGE_DEPTH, type IndexHit, type IndexSearchRequest, type IndexSearchResult, type IndexStats, type SearchIndex } from "./search-index.js";
-import type { CorpusTermStats, DisplayFields, DocumentRef, PreparedDocument, ShardApi, StoredDocument, UpsertOutcome } from "./shard-api.js";
+import {
+  PAGE_DEPTH,
+  checkScanLimit,
+  type IndexHit,
+  type IndexSearchRequest,
+  type IndexSearchResult,
+  type IndexStats,
+  type SearchIndex,
+} from "./search-index.js";
+import type {
+  CorpusTermStats,
+  DisplayFields,
+  DocumentRef,
+  PreparedDocument,
+  ScannedDocument,
+  ShardApi,
+  StoredDocument,
+  UpsertOutcome,
+} from "./shard-api.js";
 
 export const MAX_SHARDS = 64;
 
@@ -66,6 +88,38 @@ function mergeLists(lists: readonly (readonly { id: string; score: number }[] | 
     .sort(byScoreThenId)
     .slice(0, depth)
     .map((hit, index) => ({ id: hit.id, score: hit.score, rank: index + 1 }));
+}
+
+/** Where a scan resumes: after `afterId` in shard `shard` (from its first document when null). */
+interface ScanPosition {
+  shard: number;
+  afterId: string | null;
+}
+
+/** base64url of the UTF-8 JSON `[shard count, shard, last id]`: opaque to callers, safe in a URL or a queue message. */
+function encodeScanCursor(shards: number, position: ScanPosition): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(JSON.stringify([shards, position.shard, position.afterId]))) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function decodeScanCursor(cursor: string, shards: number): ScanPosition {
+  const shown = cursor.length > 80 ? `${cursor.slice(0, 80)}…` : cursor;
+  const malformed = (why: string): Error => new Error(`malformed scan cursor "${shown}": ${why} (pass null to start a scan)`);
+  let decoded: unknown;
+  try {
+    if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new Error("not base64url");
+    const binary = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    decoded = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
+  } catch {
+    throw malformed("not a cursor this index made");
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 3) throw malformed("not a cursor this index made");
+  const [count, shard, afterId] = decoded as unknown[];
+  if (count !== shards) throw malformed(`it belongs to an index of ${String(count)} shards, this one has ${shards}`);
+  if (typeof shard !== "number" || !Number.isInteger(shard) || shard < 0 || shard >= shards) throw malformed(`no shard ${String(shard)}`);
+  if (afterId !== null && typeof afterId !== "string") throw malformed("its position is not a document id");
+  return { shard, afterId };
 }
 
 /** A ranked document before its display fields are attached. */
@@ -129,6 +183,31 @@ export class ShardedIndex implements SearchIndex {
 
   get(id: string): Promise<StoredDocument | null> {
     return this.connect(this.names[shardOf(id, this.names.length)]!).get(id);
+  }
+
+  async documents(ids: string[]): Promise<StoredDocument[]> {
+    const answers = await Promise.all(this.byShard([...new Set(ids)], (id) => id).map(([shard, group]) => shard.documents(group)));
+    return answers.flat();
+  }
+
+  async scan(cursor: string | null, limit: number): Promise<{ documents: ScannedDocument[]; cursor: string | null }> {
+    checkScanLimit(limit);
+    let { shard, afterId } = cursor === null ? { shard: 0, afterId: null } : decodeScanCursor(cursor, this.names.length);
+    const documents: ScannedDocument[] = [];
+    let last: ScanPosition = { shard, afterId };
+    // Shards are read one after another, not in parallel: a page usually lies within one shard, and reading ahead in
+    // the others would fetch rows the page has no room for.
+    for (; shard < this.names.length; shard++, afterId = null) {
+      // One row more than the page still has room for: if it arrives, the scan continues after this page.
+      const wanted = limit + 1 - documents.length;
+      const rows = await this.connect(this.names[shard]!).scan(afterId, wanted);
+      for (const row of rows) {
+        if (documents.length === limit) return { documents, cursor: encodeScanCursor(this.names.length, last) };
+        documents.push(row);
+        last = { shard, afterId: row.id };
+      }
+    }
+    return { documents, cursor: null };
   }
 
   async stats(): Promise<IndexStats> {

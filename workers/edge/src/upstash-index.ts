@@ -29,8 +29,16 @@ import { Index, WeightingStrategy } from "@upstash/vector/cloudflare";
 import type { MetadataFilter } from "../../../src/retrieval/metadata-filter.js";
 import { combineRankings, listsFor, type RankedHit } from "../../../src/retrieval/index.js";
 import { ApiError } from "./errors.js";
-import { PAGE_DEPTH, type IndexHit, type IndexSearchRequest, type IndexSearchResult, type IndexStats, type SearchIndex } from "./search-index.js";
-import type { DocumentRef, MetadataJson, PreparedDocument, StoredDocument, UpsertOutcome } from "./shard-api.js";
+import {
+  PAGE_DEPTH,
+  checkScanLimit,
+  type IndexHit,
+  type IndexSearchRequest,
+  type IndexSearchResult,
+  type IndexStats,
+  type SearchIndex,
+} from "./search-index.js";
+import type { DocumentRef, MetadataJson, PreparedDocument, ScannedDocument, StoredDocument, UpsertOutcome } from "./shard-api.js";
 import { UnsupportedFilterError, allOf, quoteString, toUpstashFilter, type UpstashFilter } from "./upstash-filter.js";
 import {
   DEFAULT_LEXICAL_WEIGHTING,
@@ -138,6 +146,23 @@ function userMetadataJson(metadata: unknown): MetadataJson {
   return user === undefined ? null : JSON.stringify(user);
 }
 
+/** A fetched vector as a stored document, or null for a vector this adapter did not write. */
+function storedDocument(id: string, vector: { metadata?: unknown; data?: string } | null | undefined): StoredDocument | null {
+  const reserved = reservedOf(vector?.metadata);
+  if (!vector || !reserved) return null;
+  return {
+    id,
+    title: reserved.title,
+    text: vector.data ?? "",
+    metadataJson: userMetadataJson(vector.metadata),
+    contentHash: reserved.contentHash,
+    modelVersion: reserved.modelVersion,
+    dims: reserved.dims,
+    length: reserved.length,
+    updatedAt: reserved.updatedAt,
+  };
+}
+
 function cannotStore(id: string, why: string): ApiError {
   return new ApiError(400, "invalid_request", `document "${id}" cannot be stored in Upstash Vector: ${why}`);
 }
@@ -225,19 +250,48 @@ export class UpstashSearchIndex implements SearchIndex {
     const [found] = await this.call("fetch", () =>
       this.index.fetch([id], { includeMetadata: true, includeData: true, namespace: this.namespace }),
     );
-    const reserved = reservedOf(found?.metadata);
-    if (!found || !reserved) return null;
-    return {
-      id,
-      title: reserved.title,
-      text: found.data ?? "",
-      metadataJson: userMetadataJson(found.metadata),
-      contentHash: reserved.contentHash,
-      modelVersion: reserved.modelVersion,
-      dims: reserved.dims,
-      length: reserved.length,
-      updatedAt: reserved.updatedAt,
-    };
+    return storedDocument(id, found);
+  }
+
+  async documents(ids: string[]): Promise<StoredDocument[]> {
+    const out: StoredDocument[] = [];
+    for (const batch of chunks([...new Set(ids)], FETCH_BATCH)) {
+      const found = await this.call("fetch", () =>
+        this.index.fetch(batch, { includeMetadata: true, includeData: true, namespace: this.namespace }),
+      );
+      found.forEach((vector, i) => {
+        const document = storedDocument(batch[i]!, vector);
+        if (document) out.push(document);
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Upstash's own range order, its cursor passed through as ours. Vectors this adapter did not write are skipped, and
+   * Upstash is asked again until the page is full or the namespace ends, so foreign vectors never shorten a page (or
+   * empty one) before the end.
+   */
+  async scan(cursor: string | null, limit: number): Promise<{ documents: ScannedDocument[]; cursor: string | null }> {
+    checkScanLimit(limit);
+    // "" is how Upstash says a range has ended, so it can never be a cursor to resume from.
+    if (cursor === "") throw new Error('malformed scan cursor "": an ended scan has a null cursor (pass null to start a scan)');
+    let next = cursor ?? "0";
+    const documents: ScannedDocument[] = [];
+    while (documents.length < limit) {
+      const from = next;
+      const page = await this.call("range", () =>
+        this.index.range({ cursor: from, limit: limit - documents.length, includeMetadata: true }, { namespace: this.namespace }),
+      );
+      for (const vector of page.vectors) {
+        const reserved = reservedOf(vector.metadata);
+        if (reserved) documents.push({ id: String(vector.id), contentHash: reserved.contentHash, modelVersion: reserved.modelVersion });
+      }
+      // An empty page with a cursor is not something Upstash documents; ending there beats asking again forever.
+      if (page.nextCursor === "" || page.vectors.length === 0) return { documents, cursor: null };
+      next = page.nextCursor;
+    }
+    return { documents, cursor: next };
   }
 
   async stats(): Promise<IndexStats> {
