@@ -8,7 +8,14 @@ import { defineConfig } from "vitest/config";
  * Run with WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false.
  */
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: new URL("../wrangler.toml", import.meta.url).pathname } })],
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: new URL("../wrangler.toml", import.meta.url).pathname },
+      // Tests see a model switch the moment it is published, and run its background steps themselves
+      // (runDurableObjectAlarm) instead of racing the alarm.
+      miniflare: { bindings: { MODEL_ROUTE_CACHE_MS: "0", ROLLOUT_STEP_INTERVAL_MS: "3600000" } },
+    }),
+  ],
   test: {
     name: "worker",
     root: new URL("..", import.meta.url).pathname,

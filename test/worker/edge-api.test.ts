@@ -413,6 +413,7 @@ describe("GET /v1/health", () => {
       },
       index: { backend: "durable-objects", shards: 3, documents: 3, modelVersions: { [h.model.info.version]: 3 } },
       origin: { configured: false },
+      route: null,
     });
   });
 

@@ -12,7 +12,7 @@ import { createApp } from "../../../workers/edge/src/app.js";
 import type { AppDeps, EdgeModel, EmbedOptions, EmbedResult, Embedder } from "../../../workers/edge/src/contracts.js";
 import { loadEdgeModel } from "../../../workers/edge/src/model-loader.js";
 import { ShardedIndex, shardNames } from "../../../workers/edge/src/sharded-index.js";
-import { edgeDeps, shardClient } from "../../../workers/edge/src/wiring.js";
+import { edgeDeps, modelDeployments, shardClient } from "../../../workers/edge/src/wiring.js";
 
 export const DEFAULT_TEST_SHARDS = 3;
 
@@ -50,8 +50,8 @@ export interface Harness {
  * An app on the real bindings. `model` replaces the bundled model; `shards` sets the index's shard count;
  * `overrides` replace any dependency.
  */
-export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel; shards?: number } = {}): Promise<Harness> {
-  const { model: chosen, shards = DEFAULT_TEST_SHARDS, ...depOverrides } = overrides;
+export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel; shards?: number; liveModels?: boolean } = {}): Promise<Harness> {
+  const { model: chosen, shards = DEFAULT_TEST_SHARDS, liveModels = false, ...depOverrides } = overrides;
   const model = chosen ?? (await loadEdgeModel(env));
   const embedder = new CountingEmbedder(model.embedder);
   const counted: EdgeModel = { ...model, embedder };
@@ -63,6 +63,9 @@ export async function harness(overrides: Partial<AppDeps> & { model?: EdgeModel;
     loadModel: async () => counted,
     index: new ShardedIndex(names, (name) => shardClient(env, name)),
     indexName,
+    // Live model updates over the real ModelRollout object, KV pointer and R2 bucket, for this harness's own index;
+    // off by default, so the app serves `loadModel` over `index` (the worker's own route is for its default index).
+    models: liveModels ? modelDeployments(env, { name: indexName, shards }) : undefined,
     secrets: { apiKey: API_KEY, webhookSecret: WEBHOOK_SECRET },
     now: () => now,
     ...depOverrides,

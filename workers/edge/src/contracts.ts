@@ -11,6 +11,7 @@ import type { DeadLetterStore } from "./dead-letters.js";
 import type { DriftMonitorApi } from "./drift-api.js";
 import type { IndexQueue } from "./index-queue.js";
 import type { OriginEmbedding } from "./origin-client.js";
+import type { ModelDeployments } from "./rollout-api.js";
 import type { SearchIndex } from "./search-index.js";
 
 export type { EmbedOptions, EmbedResult, EmbedRoute };
@@ -122,6 +123,11 @@ export interface AppDeps {
   indexQueue?: IndexQueue;
   /** The indexing queue's dead letters (GET /v1/admin/dead-letters); absent → that route answers 503. */
   deadLetters?: DeadLetterStore;
+  /**
+   * Live model updates (model-rollout.ts): queries follow the published route's model and index, writes reach every
+   * index of the route. Absent → `loadModel` over `index` serve everything, and the model admin routes answer 503.
+   */
+  models?: ModelDeployments;
 }
 
 /** Lets background work (a cache write) outlive the response; absent → the caller awaits it. */

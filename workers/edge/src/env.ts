@@ -7,6 +7,7 @@ import type { DriftMonitor } from "./drift-monitor.js";
 import type { IndexLedger } from "./index-ledger.js";
 import type { IndexMessage } from "./index-queue.js";
 import type { IndexShard } from "./index-shard.js";
+import type { ModelRollout } from "./model-rollout-object.js";
 
 export interface Env {
   /** Query-embedding cache. */
@@ -21,6 +22,16 @@ export interface Env {
   INDEX_LEDGER: DurableObjectNamespace<IndexLedger>;
   /** Dead letters of the indexing queue and the reasons messages failed (GET /v1/admin/dead-letters). */
   INDEX_DEAD_LETTERS: KVNamespace;
+  /** Live model updates: the published model route per base index (the pointer queries read; model-route.ts). */
+  MODEL_ROUTES: KVNamespace;
+  /** Live model updates: the coordinator of each base index's model switches (model-rollout-object.ts). */
+  MODEL_ROLLOUT: DurableObjectNamespace<ModelRollout>;
+  /** Model artifacts other than the bundled one (model-store.ts); unbound → only the bundled model can serve. */
+  MODELS?: R2Bucket;
+  /** Pause between background re-embedding steps of a model switch, in ms (default 0). */
+  ROLLOUT_STEP_INTERVAL_MS?: string;
+  /** How long an isolate reuses the model route it read from KV, in ms (default 1000). */
+  MODEL_ROUTE_CACHE_MS?: string;
   /** Bearer key for the document-management routes; unset → those routes answer 503. */
   API_KEY?: string;
   /** HMAC key for /v1/webhooks/index; unset → the webhook answers 503. */
@@ -49,7 +60,7 @@ declare global {
     interface Env extends EdgeEnv {}
     interface GlobalProps {
       mainModule: typeof import("./index.js");
-      durableNamespaces: "IndexShard" | "DriftMonitor" | "IndexLedger";
+      durableNamespaces: "IndexShard" | "DriftMonitor" | "IndexLedger" | "ModelRollout";
     }
   }
 }

@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   "not_found",
   "model_not_found",
   "method_not_allowed",
+  "conflict",
+  "invalid_model",
   "not_configured",
   "model_unavailable",
   "overloaded",

@@ -31,11 +31,21 @@ export function backoffSeconds(attempts: number): number {
   return Math.min(RETRY_BACKOFF.maxSeconds, RETRY_BACKOFF.baseSeconds * 2 ** Math.max(0, attempts - 1));
 }
 
-export interface IndexConsumerDeps {
+/** One index the queue writes to, with the model that embeds for it and the ledger that orders its writes. */
+export interface ConsumerTarget {
   loadModel(): Promise<EdgeModel>;
   /** Read for `pending` (what needs embedding); every write goes through `ledger`. */
   index: SearchIndex;
   ledger: WriteLedger;
+}
+
+/** The serving index's target, plus the others a model switch adds (model-route.ts). */
+export interface IndexConsumerDeps extends ConsumerTarget {
+  /**
+   * Further indexes every message must reach — the next model's during a switch, the previous model's after one —
+   * each embedded by its own model. A message is acknowledged only once every index has it.
+   */
+  replicas?: ConsumerTarget[];
   /** The GPU origin, when configured: it embeds first, the edge model takes over when it cannot. */
   origin?: OriginEmbedApi;
   deadLetters: DeadLetterStore;
@@ -120,9 +130,10 @@ export async function consumeIndexBatch(batch: MessageBatch<unknown>, deps: Inde
     message.retry({ delaySeconds });
   };
 
-  let model: EdgeModel;
+  const targets: ConsumerTarget[] = [deps, ...(deps.replicas ?? [])];
+  let models: EdgeModel[];
   try {
-    model = await deps.loadModel();
+    models = await Promise.all(targets.map((target) => target.loadModel()));
   } catch (error) {
     for (const { message, body } of valid) await failed(message, body, error);
     return [];
@@ -130,7 +141,11 @@ export async function consumeIndexBatch(batch: MessageBatch<unknown>, deps: Inde
   const outcomes: MessageOutcome[] = [];
   for (const { message, body } of valid) {
     try {
-      outcomes.push(await applyIndexMessage(body, model, deps));
+      // The serving index's outcome is the message's; the others must succeed too, or the message is retried (each
+      // index's writes are idempotent, so a retry completes only what is missing).
+      const outcome = await applyIndexMessage(body, models[0]!, deps);
+      for (const [i, target] of targets.entries()) if (i > 0) await applyIndexMessage(body, models[i]!, { ...deps, ...target });
+      outcomes.push(outcome);
       message.ack();
     } catch (error) {
       await failed(message, body, error);

@@ -17,6 +17,7 @@ import { edgeDeps } from "./wiring.js";
 export { DriftMonitor } from "./drift-monitor.js";
 export { IndexLedger } from "./index-ledger.js";
 export { IndexShard } from "./index-shard.js";
+export { ModelRollout } from "./model-rollout-object.js";
 
 const apps = new WeakMap<Env, ReturnType<typeof createApp>>();
 

@@ -25,7 +25,7 @@ import type { EdgeModel } from "./contracts.js";
 import { localEmbedder, type DocumentEmbedder, type EmbeddingSource } from "./document-embedder.js";
 import type { DocumentInput, Metadata } from "./schemas.js";
 import type { SearchIndex } from "./search-index.js";
-import type { PreparedDocument, UpsertOutcome } from "./shard-api.js";
+import type { PreparedDocument, StoredDocument, UpsertOutcome } from "./shard-api.js";
 
 export const DOCUMENT_EMBEDDING = { dims: 128, depth: "auto", batchSize: 16 } as const;
 
@@ -82,6 +82,37 @@ export async function indexDocuments(
       modelVersion,
     })),
   );
+  return embedAndStore(model, index, hashed, embedder, store);
+}
+
+/** A document as the pipeline carries it once hashed: stored fields, its content hash and the model that will embed it. */
+interface HashedDocument {
+  id: string;
+  title: string;
+  text: string;
+  metadataJson: string | null;
+  contentHash: string;
+  modelVersion: string;
+}
+
+/**
+ * Copies stored documents (another index's, read by `SearchIndex.documents`) into `index`, embedded by `model`: the
+ * background re-embedding of a model switch (model-rollout.ts). The source's content hash is kept as it is, so the copy
+ * compares equal to its source by (id, content hash); documents the target already holds from this model are skipped.
+ */
+export function copyDocuments(model: EdgeModel, index: SearchIndex, stored: readonly StoredDocument[]): Promise<IndexOutcome> {
+  const modelVersion = model.info.version;
+  const hashed = stored.map(({ id, title, text, metadataJson, contentHash }) => ({ id, title, text, metadataJson, contentHash, modelVersion }));
+  return embedAndStore(model, index, hashed, localEmbedder(model), (prepared) => index.upsert(prepared));
+}
+
+async function embedAndStore(
+  model: EdgeModel,
+  index: SearchIndex,
+  hashed: readonly HashedDocument[],
+  embedder: DocumentEmbedder,
+  store: (prepared: PreparedDocument[]) => Promise<StoreOutcome>,
+): Promise<IndexOutcome> {
   const pending = new Set(await index.pending(hashed.map(({ id, contentHash, modelVersion }) => ({ id, contentHash, modelVersion }))));
   const outcome: IndexOutcome = {
     upserted: [],

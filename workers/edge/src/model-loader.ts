@@ -17,6 +17,8 @@ import { BUILT_IN_FUSION_DEFAULT, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHT
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import type { EdgeModel, FusionInForce, LateInForce } from "./contracts.js";
 import type { Env } from "./env.js";
+import { refOf } from "./model-route.js";
+import { EDGE_VARIANT, ModelArtifactError, readArtifact } from "./model-store.js";
 import { ortWorkerd } from "./ort-workerd.js";
 
 /** The shape bundled-model.ts must export. */
@@ -28,11 +30,7 @@ export interface BundledModelModule {
   variant?: ArtifactVariant;
 }
 
-/**
- * The edge runs the dynamically quantised graphs by default: ~4× smaller and faster on WASM SIMD than fp32. int4 (same
- * step graph, 4-bit token table; 5.8× smaller than fp32) is a bundle option.
- */
-export const EDGE_VARIANT = "int8" as const;
+export { EDGE_VARIANT };
 
 export interface LoadedEdgeModel extends EdgeModel {
   modelVersion: string;
@@ -66,10 +64,7 @@ export function lateInForce(manifest: ArtifactManifest): LateInForce | undefined
 
 let loading: Promise<LoadedEdgeModel> | null = null;
 
-/**
- * The isolate's model, loading it on first use. `env` is where a KV model pointer will choose among artifacts (the
- * live-switch design); today one artifact is bundled and `env` is unused.
- */
+/** The bundled model, loading it on first use. */
 export function loadEdgeModel(_env?: Env): Promise<LoadedEdgeModel> {
   loading ??= load().catch((error: unknown) => {
     loading = null;
@@ -80,6 +75,54 @@ export function loadEdgeModel(_env?: Env): Promise<LoadedEdgeModel> {
 
 async function load(): Promise<LoadedEdgeModel> {
   return createEdgeModel(await import("./bundled-model.js"));
+}
+
+/** The bundled model's name@version, read from its manifest without creating any session. */
+export async function bundledModelRef(): Promise<string> {
+  const { manifest } = await import("./bundled-model.js");
+  return refOf(manifest);
+}
+
+/**
+ * Models other than the bundled one, by name@version, loaded from the artifact store (R2) once per isolate. A route
+ * needs at most three at once (active, next, previous), so the least recently used beyond that is dropped.
+ */
+const fromStore = new Map<string, Promise<LoadedEdgeModel>>();
+const MAX_STORED_MODELS = 3;
+
+/**
+ * The model `ref` names: the bundled one, or an artifact uploaded to the MODELS bucket (model-store.ts), its graphs
+ * verified against the manifest's sha256 before use.
+ * @throws ModelArtifactError when the artifact is absent or unusable; Error when no bucket is bound.
+ */
+export async function loadModelByRef(env: Pick<Env, "MODELS">, ref: string): Promise<LoadedEdgeModel> {
+  if (ref === (await bundledModelRef())) return loadEdgeModel();
+  let model = fromStore.get(ref);
+  if (model) {
+    fromStore.delete(ref);
+    fromStore.set(ref, model);
+    return model;
+  }
+  if (!env.MODELS) throw new Error(`model "${ref}" is not the bundled one and no artifact store (the MODELS R2 bucket) is bound`);
+  const bucket = env.MODELS;
+  model = readArtifact(bucket, ref, EDGE_VARIANT).then(async (artifact) => {
+    try {
+      return await createEdgeModel(artifact);
+    } catch (error) {
+      throw new ModelArtifactError("invalid", `model "${ref}" cannot be loaded: ${(error as Error).message}`);
+    }
+  });
+  const loading = model;
+  // A failed load is forgotten, so fixing the upload and retrying works without a new isolate.
+  loading.catch(() => {
+    if (fromStore.get(ref) === loading) fromStore.delete(ref);
+  });
+  fromStore.set(ref, loading);
+  for (const oldest of fromStore.keys()) {
+    if (fromStore.size <= MAX_STORED_MODELS) break;
+    fromStore.delete(oldest);
+  }
+  return model;
 }
 
 /**

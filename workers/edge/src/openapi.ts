@@ -27,11 +27,17 @@ import {
   healthResponse,
   searchResponse,
   storedDocumentResponse,
+  artifactFileResponse,
+  modelsResponse,
+  rolloutStateResponse,
   upsertResponse,
   webhookResponse,
 } from "./response-schemas.js";
+import { modelRef } from "./model-route.js";
+import { checkArtifactPath } from "./model-store.js";
 import {
   LIMITS,
+  activateRequest,
   documentId,
   embedRequest,
   embeddingsRequest,
@@ -43,7 +49,7 @@ import {
 } from "./schemas.js";
 
 type JsonSchema = Record<string, unknown>;
-type Method = "get" | "post" | "delete";
+type Method = "get" | "post" | "put" | "delete";
 type Auth = "apiKey" | "webhook";
 
 /** Named schemas: requests as clients may send them (defaults optional), responses as the server sends them. */
@@ -53,6 +59,7 @@ const REQUEST_SCHEMAS = {
   EmbeddingsRequest: embeddingsRequest,
   UpsertRequest: upsertRequest,
   WebhookRequest: webhookRequest,
+  ActivateRequest: activateRequest,
 } satisfies Record<string, z.ZodType>;
 const RESPONSE_SCHEMAS = {
   Error: errorResponse,
@@ -66,6 +73,9 @@ const RESPONSE_SCHEMAS = {
   HealthResponse: healthResponse,
   DriftResponse: driftResponse,
   DeadLettersResponse: deadLettersResponse,
+  RolloutState: rolloutStateResponse,
+  ModelsResponse: modelsResponse,
+  ArtifactFile: artifactFileResponse,
 } satisfies Record<string, z.ZodType>;
 type SchemaName = keyof typeof REQUEST_SCHEMAS | keyof typeof RESPONSE_SCHEMAS;
 
@@ -82,7 +92,7 @@ interface Operation {
   /** The success answer: a named JSON schema, or another media type. */
   ok: SchemaName | { mediaType: string; description: string };
   /** Its status when not 200 (202 for work accepted onto the queue). */
-  okStatus?: 202;
+  okStatus?: 201 | 202;
   auth?: Auth;
   /** Failures besides the ones every route can give (405 for a known path with another method, 500). */
   errors: number[];
@@ -93,6 +103,8 @@ const STATUS_REASONS: Record<number, string> = {
   400: "Invalid JSON or a request that fails validation (`invalid_json`, `invalid_request`)",
   401: "Missing or wrong credentials (`unauthorized`)",
   404: "Not found (`not_found`, `model_not_found`)",
+  409: "The model route is in another state than the request needs (`conflict`: e.g. a switch is already under way)",
+  422: "A model artifact that cannot serve (`invalid_model`: a graph fails its sha256, the manifest is invalid, too few dims)",
   405: "Known path, other method (`method_not_allowed`; the `Allow` header lists the methods)",
   413: "Request body (or, for the webhook, one document as a queue message) over the limit (`payload_too_large`)",
   500: "Unexpected failure (`internal`)",
@@ -226,6 +238,63 @@ const OPERATIONS: Operation[] = [
     errors: [400, 401, 503],
   },
   {
+    method: "put",
+    path: "/v1/admin/models/:model/files/:path{.+}",
+    tag: "models",
+    summary: "Upload one file of a model artifact (manifest.json, the tokenizer, the int8 graphs)",
+    description:
+      "The raw bytes of `model-artifacts/<model>/<path>`, stored in the artifact store (R2). Nothing is trusted: activation " +
+      "checks every graph against the manifest's sha256 and loads the model before switching. `npm run model:publish` uploads " +
+      `a whole artifact. At most ${LIMITS.body.modelFile} bytes.`,
+    ok: "ArtifactFile",
+    okStatus: 201,
+    auth: "apiKey",
+    errors: [400, 401, 413, 503],
+  },
+  {
+    method: "get",
+    path: "/v1/admin/models",
+    tag: "models",
+    summary: "The model route, any switch under way, and the uploaded models",
+    ok: "ModelsResponse",
+    auth: "apiKey",
+    errors: [401, 503],
+  },
+  {
+    method: "post",
+    path: "/v1/admin/models/activate",
+    tag: "models",
+    summary: "Switch to a model (blue/green): 202 while its index is filled in the background",
+    description:
+      "The model is loaded first (404 `model_not_found` when absent, 422 `invalid_model` when it cannot serve). Its index is " +
+      "then filled in the background by re-embedding the active index, while every write reaches both; queries keep using " +
+      "the active model over its own index until the new index holds exactly the same documents, then switch. Activating " +
+      "the active model is a no-op (200); activating while another switch runs is 409 `conflict`.",
+    body: { schema: "ActivateRequest", limitBytes: LIMITS.body.search },
+    ok: "RolloutState",
+    okStatus: 202,
+    auth: "apiKey",
+    errors: [400, 401, 404, 409, 413, 422, 503],
+  },
+  {
+    method: "post",
+    path: "/v1/admin/models/rollback",
+    tag: "models",
+    summary: "Abandon the switch under way, or go back to the previous model (instant: its index was kept current)",
+    ok: "RolloutState",
+    auth: "apiKey",
+    errors: [401, 409, 503],
+  },
+  {
+    method: "post",
+    path: "/v1/admin/models/retire",
+    tag: "models",
+    summary: "Stop keeping the previous model's index current (rollback is then no longer possible)",
+    ok: "RolloutState",
+    auth: "apiKey",
+    errors: [401, 409, 503],
+  },
+  {
     method: "get",
     path: "/openapi.json",
     tag: "service",
@@ -238,10 +307,20 @@ const OPERATIONS: Operation[] = [
 /** The routes the document describes, as `[method, Hono path]` — for the test that compares them with app.routes. */
 export const DOCUMENTED_ROUTES: readonly (readonly [Method, string])[] = OPERATIONS.map((op) => [op.method, op.path]);
 
-/** `/v1/documents/:id` → `/v1/documents/{id}`. */
+/** `/v1/documents/:id` → `/v1/documents/{id}`; a parameter's pattern (`:path{.+}`) is Hono's alone, so it is dropped. */
 export function openApiPath(honoPath: string): string {
-  return honoPath.replace(/:(\w+)/g, "{$1}");
+  return honoPath.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}");
 }
+
+/** What each path parameter is. */
+const PATH_PARAMETERS: Record<string, { description: string; schema: z.ZodType }> = {
+  id: { description: "the document id (URL-encoded)", schema: documentId },
+  model: { description: "the model, name@version", schema: modelRef },
+  path: {
+    description: "the file's path inside the artifact directory, e.g. int8/embed.onnx (slashes unencoded)",
+    schema: z.string().refine((path) => checkArtifactPath(path) === undefined, "a relative .json or .onnx path"),
+  },
+};
 
 /** Defs hoisted so far: name → schema, and each one's content as zod emitted it → name (to share twins). */
 interface Hoisted {
@@ -372,13 +451,11 @@ function buildDocument(): JsonSchema {
 
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const op of OPERATIONS) {
-    const pathParameters = [...op.path.matchAll(/:(\w+)/g)].map(([, name]) => ({
-      name,
-      in: "path",
-      required: true,
-      description: "the document id (URL-encoded)",
-      schema: plainSchema(documentId),
-    }));
+    const pathParameters = [...op.path.matchAll(/:(\w+)/g)].map(([, name]) => {
+      const parameter = PATH_PARAMETERS[name!];
+      if (!parameter) throw new Error(`openapi.ts does not describe the path parameter "${name}" of ${op.path}`);
+      return { name, in: "path", required: true, description: parameter.description, schema: plainSchema(parameter.schema) };
+    });
     (paths[openApiPath(op.path)] ??= {})[op.method] = operationObject(op, pathParameters);
   }
 
@@ -397,6 +474,7 @@ function buildDocument(): JsonSchema {
       { name: "embeddings" },
       { name: "documents", description: "Index management: the API key, or a signed webhook" },
       { name: "service" },
+      { name: "models", description: "Live model updates: artifacts in R2, blue/green switches, rollback (the API key)" },
     ],
     paths,
     components: {

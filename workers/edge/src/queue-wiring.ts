@@ -7,8 +7,9 @@
  */
 import { KvDeadLetters } from "./dead-letters.js";
 import type { Env } from "./env.js";
-import { consumeDeadLetters, consumeIndexBatch, type IndexConsumerDeps } from "./index-consumer.js";
-import { loadEdgeModel } from "./model-loader.js";
+import { consumeDeadLetters, consumeIndexBatch, type ConsumerTarget, type IndexConsumerDeps } from "./index-consumer.js";
+import { loadModelByRef } from "./model-loader.js";
+import { writeDeployments, type Deployment } from "./model-route.js";
 import type { OriginClient } from "./origin-client.js";
 import type { SearchIndex } from "./search-index.js";
 import { DEFAULT_SHARD, originFromEnv, searchIndexFor, shardCount } from "./wiring.js";
@@ -44,13 +45,23 @@ function originFor(env: Env): OriginClient | undefined {
   return client;
 }
 
-export function consumerDeps(env: Env): IndexConsumerDeps {
-  const target = indexTarget(env);
+/** The queue's view of one deployment: its model, its index and that index's own ledger. */
+function consumerTarget(env: Env, deployment: Deployment, shards: number): ConsumerTarget {
+  const target = { name: deployment.index, shards };
+  return { loadModel: () => loadModelByRef(env, deployment.model), index: indexForTarget(env, target), ledger: writeLedger(env, target) };
+}
+
+/**
+ * The consumer's dependencies for one batch: every index of the model route, read from the coordinator itself (not
+ * the cached KV pointer) so that no index misses a write during a switch.
+ */
+export async function consumerDeps(env: Env, base: IndexTarget = indexTarget(env)): Promise<IndexConsumerDeps> {
+  const route = await env.MODEL_ROLLOUT.get(env.MODEL_ROLLOUT.idFromName(base.name)).route(base);
+  const [serving, ...replicas] = writeDeployments(route).map((deployment) => consumerTarget(env, deployment, base.shards));
   const origin = originFor(env);
   return {
-    loadModel: () => loadEdgeModel(env),
-    index: indexForTarget(env, target),
-    ledger: writeLedger(env, target),
+    ...serving!,
+    replicas,
     ...(origin ? { origin } : {}),
     deadLetters: new KvDeadLetters(env.INDEX_DEAD_LETTERS),
     now: () => Date.now(),
@@ -63,5 +74,5 @@ export async function handleQueueBatch(batch: MessageBatch<unknown>, env: Env): 
     await consumeDeadLetters(batch, { deadLetters: new KvDeadLetters(env.INDEX_DEAD_LETTERS), now: () => Date.now() });
     return;
   }
-  await consumeIndexBatch(batch, consumerDeps(env));
+  await consumeIndexBatch(batch, await consumerDeps(env));
 }

@@ -9,6 +9,9 @@ import { z } from "zod";
 import { ERROR_CODES, type ErrorBody } from "./errors.js";
 import type { EmbeddingsResponse } from "./openai-embeddings.js";
 import type { EmbedResponse, SearchResponse } from "./search-service.js";
+import { deployment, modelRoute } from "./model-route.js";
+import type { RolloutState } from "./model-rollout.js";
+import type { StoredArtifactFile } from "./model-store.js";
 
 const metadata = z.record(z.string(), z.json()).nullable().describe("the metadata the document was stored with, or null");
 const route = z.enum(["easy", "medium", "hard", "fixed"]).describe('the router\'s verdict for depth "auto"; "fixed" when the request chose the depth');
@@ -177,6 +180,39 @@ export const healthResponse = z.object({
   origin: z
     .object({ configured: z.boolean(), circuit: z.enum(["closed", "open", "half_open"]).optional() })
     .describe("the GPU origin for hard-routed queries; circuit open → they are embedded at the edge until a probe succeeds"),
+  route: modelRoute.nullable().describe("which model serves from which index, and any switch under way (null: live model updates not configured)"),
+});
+
+const rolloutDeployment = deployment.describe("a model (name@version) and the index its vectors live in");
+export const rolloutStateResponse = z
+  .object({
+    route: modelRoute.describe("active serves queries; next is being filled; previous is kept current for rollback"),
+    rollout: z
+      .object({
+        from: rolloutDeployment,
+        to: rolloutDeployment,
+        phase: z.enum(["copying", "verifying"]).describe("copying: re-embedding the active index page by page; verifying: comparing the two and repairing differences"),
+        cursor: z.string().nullable(),
+        copied: z.number().int(),
+        total: z.number().int().describe("documents in the active index when the switch began"),
+        passes: z.number().int().describe("comparison passes that found differences (each repairs them)"),
+        repaired: z.number().int(),
+        startedAt: z.number(),
+        lastError: z.object({ message: z.string(), at: z.number() }).optional().describe("the last step's failure; steps are retried"),
+      })
+      .nullable()
+      .describe("the switch under way, or null"),
+    history: z.array(z.object({ event: z.enum(["activated", "switched", "cancelled", "rolled_back", "retired"]), model: z.string(), at: z.number() })),
+  })
+  .describe("The model route and any switch under way");
+export const modelsResponse = rolloutStateResponse
+  .extend({ available: z.array(z.string()).describe("models (name@version) with a manifest in the artifact store") })
+  .describe("The model route, any switch under way, and the uploaded models");
+export const artifactFileResponse = z.object({
+  model: z.string(),
+  path: z.string(),
+  bytes: z.number().int(),
+  sha256: z.string().describe("of the bytes received, to compare with the manifest's"),
 });
 
 const shiftComponent = z.object({
@@ -224,3 +260,5 @@ true satisfies Same<z.output<typeof searchResponse>, SearchResponse>;
 true satisfies Same<z.output<typeof embedResponse>, EmbedResponse>;
 true satisfies Same<z.output<typeof embeddingsResponse>, EmbeddingsResponse>;
 true satisfies Same<z.output<typeof errorResponse>, ErrorBody>;
+true satisfies Same<z.output<typeof rolloutStateResponse>, RolloutState>;
+true satisfies Same<z.output<typeof artifactFileResponse>, StoredArtifactFile>;

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { modelRef } from "./model-route.js";
 import { FILTER_PATH, type MetadataFilter } from "../../../src/retrieval/index.js";
 import { PAGE_DEPTH } from "./search-index.js";
 
@@ -24,7 +25,7 @@ export const LIMITS = {
   textChars: 100_000,
   metadataBytes: 16_384,
   /** Request body caps, bytes. */
-  body: { search: 16_384, embed: 1_048_576, documents: 8_388_608 },
+  body: { search: 16_384, embed: 1_048_576, documents: 8_388_608, modelFile: 67_108_864 },
 } as const;
 
 /** Search is served from stored 128-d vectors, so 64 and 128 are the widths it can answer. */
@@ -297,3 +298,7 @@ export const embeddingsRequest = z.strictObject({
   user: z.string({ error: "user must be a string" }).max(LIMITS.idChars, `user must be at most ${LIMITS.idChars} characters`).nullish(),
 });
 export type EmbeddingsRequest = z.infer<typeof embeddingsRequest>;
+
+/** POST /v1/admin/models/activate: the model to switch to, uploaded to the artifact store (or the bundled one). */
+export const activateRequest = z.strictObject({ model: modelRef });
+export type ActivateRequest = z.infer<typeof activateRequest>;

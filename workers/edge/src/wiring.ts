@@ -9,12 +9,18 @@ import type { AppDeps } from "./contracts.js";
 import { KvDeadLetters } from "./dead-letters.js";
 import { KvEmbeddingCache } from "./embed-cache.js";
 import type { Env } from "./env.js";
-import { loadEdgeModel } from "./model-loader.js";
+import { ApiError } from "./errors.js";
+import { bundledModelRef, loadEdgeModel, loadModelByRef } from "./model-loader.js";
+import { RouteReader, initialRoute, type ModelRoute } from "./model-route.js";
+import { listArtifacts, putArtifactFile } from "./model-store.js";
+import type { RolloutState } from "./model-rollout.js";
+import type { ModelDeployments, RolloutAnswer } from "./rollout-api.js";
 import type { SearchIndex } from "./search-index.js";
 import type { ShardApi } from "./shard-api.js";
 import { ShardedIndex, shardNames } from "./sharded-index.js";
 import { OriginClient } from "./origin-client.js";
 import { upstashIndexFromEnv } from "./upstash-index.js";
+import type { IndexTarget } from "./write-ledger.js";
 
 export const DEFAULT_SHARD = "default";
 
@@ -58,17 +64,77 @@ export function originFromEnv(env: Env, options: { timeoutMs?: number } = {}): O
   return new OriginClient({ url, secret, ...options });
 }
 
-/** The index this worker serves: Upstash when configured (production), else the Durable Object shards. */
+/** The base index's name: the route's first model serves from it, later models from indexes named after it. */
+export function baseIndexName(env: Env): string {
+  return env.INDEX_SHARD || DEFAULT_SHARD;
+}
+
+/**
+ * The named index: Upstash when configured (production), else the Durable Object shards. On Upstash the base index
+ * is UPSTASH_VECTOR_NAMESPACE itself and every other index (a later model's) a namespace named after it.
+ */
 export function searchIndexFor(env: Env, name: string, shards: number): SearchIndex {
-  return upstashIndexFromEnv(env) ?? new ShardedIndex(shardNames(name, shards), (shard) => shardClient(env, shard));
+  const namespace = env.UPSTASH_VECTOR_NAMESPACE?.trim() ?? "";
+  const upstash = upstashIndexFromEnv(
+    name === baseIndexName(env) ? env : { ...env, UPSTASH_VECTOR_NAMESPACE: namespace ? `${namespace}/${name}` : name },
+  );
+  return upstash ?? new ShardedIndex(shardNames(name, shards), (shard) => shardClient(env, shard));
+}
+
+function nonNegativeMs(env: Env, name: "ROLLOUT_STEP_INTERVAL_MS" | "MODEL_ROUTE_CACHE_MS", fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw)) throw new Error(`${name} must be a whole number of milliseconds, got "${raw}"`);
+  return Number(raw);
+}
+
+/** Pause between background re-embedding steps of a model switch (default none: as fast as the steps run). */
+export function rolloutStepIntervalMs(env: Env): number {
+  return nonNegativeMs(env, "ROLLOUT_STEP_INTERVAL_MS", 0);
+}
+
+/** The route before any switch: the bundled model over the base index. */
+export async function initialRouteFor(base: string): Promise<ModelRoute> {
+  return initialRoute(base, await bundledModelRef());
+}
+
+/** A transition's new state, or its conflict as the API's 409. */
+function settled(answer: RolloutAnswer): RolloutState {
+  if ("conflict" in answer) throw new ApiError(409, "conflict", answer.conflict);
+  return answer.state;
+}
+
+/** Live model updates over the real bindings, for the base index `target` names. */
+export function modelDeployments(env: Env, target: IndexTarget): ModelDeployments {
+  // Per call, like the shards' stubs: a stub made for one request cannot be used from another.
+  const rollout = () => env.MODEL_ROLLOUT.get(env.MODEL_ROLLOUT.idFromName(target.name));
+  const reader = new RouteReader(env.MODEL_ROUTES, target.name, () => initialRouteFor(target.name), nonNegativeMs(env, "MODEL_ROUTE_CACHE_MS", 1_000));
+  const bucket = () => {
+    if (!env.MODELS) throw new ApiError(503, "not_configured", "no artifact store is bound: add the MODELS R2 bucket to wrangler.toml");
+    return env.MODELS;
+  };
+  return {
+    servingRoute: () => reader.route(),
+    writeRoute: () => rollout().route(target),
+    model: (ref) => loadModelByRef(env, ref),
+    index: (name) => searchIndexFor(env, name, target.shards),
+    state: () => rollout().state(target),
+    activate: async (ref) => settled(await rollout().activate(target, ref)),
+    rollback: async () => settled(await rollout().rollback(target)),
+    retire: async () => settled(await rollout().retire(target)),
+    putFile: (ref, path, body) => putArtifactFile(bucket(), ref, path, body),
+    listModels: () => listArtifacts(bucket()),
+  };
 }
 
 export function edgeDeps(env: Env): AppDeps {
-  const indexName = env.INDEX_SHARD || DEFAULT_SHARD;
+  const indexName = baseIndexName(env);
+  const shards = shardCount(env);
   return {
     loadModel: () => loadEdgeModel(env),
-    index: searchIndexFor(env, indexName, shardCount(env)),
+    index: searchIndexFor(env, indexName, shards),
     indexName,
+    models: modelDeployments(env, { name: indexName, shards }),
     cache: new KvEmbeddingCache(env.EMBED_CACHE),
     secrets: { apiKey: env.API_KEY, webhookSecret: env.WEBHOOK_SECRET },
     origin: originFromEnv(env),
