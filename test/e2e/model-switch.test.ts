@@ -4,10 +4,9 @@
  * alarm re-embedding the index in the background — until the new model serves; then a rollback over HTTP. Progress is
  * awaited by polling (the CLI's, then this test's for the isolate's route cache), never by a fixed sleep.
  */
-import { spawn } from "node:child_process";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, startLocalService, type LocalService } from "../../workers/edge/dev/local-service.js";
+import { startLocalService, type LocalService } from "../../workers/edge/dev/local-service.js";
+import { runCli, type CliResult } from "../support/run-cli.js";
 
 const FIXTURE = "test/fixtures/taesr-random@0.0.0-test";
 
@@ -21,16 +20,8 @@ afterAll(async () => {
   await service?.stop();
 });
 
-function publish(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), "workers/edge/dev/publish-model.ts", ...args], { cwd: repoRoot });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
-  });
+function publish(args: string[]): Promise<CliResult> {
+  return runCli("workers/edge/dev/publish-model.ts", args);
 }
 
 async function api(route: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {

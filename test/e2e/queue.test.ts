@@ -3,14 +3,14 @@
  * index, and `npm run load` bulk-loading a JSONL file (and refusing a malformed one, naming the line). Indexing is
  * awaited by polling /v1/health's document count, never by sleeping.
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signWebhook } from "../../src/webhook/signature.js";
 import { indexedDocuments, waitForDocuments } from "../../workers/edge/dev/index-progress.js";
-import { repoRoot, startLocalService, type LocalService } from "../../workers/edge/dev/local-service.js";
+import { startLocalService, type LocalService } from "../../workers/edge/dev/local-service.js";
+import { runCli, type CliResult } from "../support/run-cli.js";
 
 let service: LocalService;
 let dir: string;
@@ -24,16 +24,8 @@ afterAll(async () => {
   await service?.stop();
 });
 
-function runLoad(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), "workers/edge/dev/load.ts", ...args], { cwd: repoRoot });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
-  });
+function runLoad(args: string[]): Promise<CliResult> {
+  return runCli("workers/edge/dev/load.ts", args);
 }
 
 const TOPICS = ["tide pools", "sourdough starters", "bicycle gears", "honey bees", "lava flows", "paper lanterns"];

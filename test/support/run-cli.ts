@@ -1,0 +1,25 @@
+/**
+ * Runs one of the project's TypeScript CLIs (through tsx, as `npm run` does) to completion, for end-to-end tests of
+ * their output and exit code.
+ */
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { repoRoot } from "../../workers/edge/dev/local-service.js";
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(script: string, args: readonly string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), script, ...args], { cwd: repoRoot });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
