@@ -10,7 +10,7 @@
  *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]      (hybrid and late; --sweep hybrid only)
  *                   [--tune-fusion [--save]]   (hybrid: tune the fusion on this split; --save ships it in the manifest)
  *                   [--run-file run.txt]   (TREC run format, top 1000 per query, for checking with trec_eval)
- *                   [--router manifest|rule|fastrem [--router-file router.json]] [--query-depth 1|3|6]
+ *                   [--router manifest|rule|fastrem [--router-file router.json]] [--query-depth 1|3|6] [--document-depth 1|3|6]
  *
  * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
  * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings — in hybrid mode including the
@@ -145,6 +145,7 @@ const program = new Command()
   .addOption(new Option("--router <kind>", "what depth auto routes by: the artifact's router, its length rule, or FastREM").choices(["manifest", "rule", "fastrem"]).default("manifest"))
   .option("--router-file <file>", "with --router fastrem: a FastREM router JSON (npm run train:router -- --out) instead of the manifest's")
   .option("--query-depth <d>", "queries only at this depth (documents stay at --depth)", choice(["1", "3", "6"] as const))
+  .option("--document-depth <d>", "documents only at this depth (queries stay at --depth): the indexing cost against the same queries", choice(["1", "3", "6"] as const))
   .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", positiveInteger)
   .option("--out <file>", "also write the JSON result here")
   .option("--run-file <file>", "also write the ranking (top 1000 per query) in TREC run format: qid Q0 docid rank score tag")
@@ -172,6 +173,7 @@ type Options = {
   router: "manifest" | "rule" | "fastrem";
   routerFile?: string;
   queryDepth?: "1" | "3" | "6";
+  documentDepth?: "1" | "3" | "6";
   limitQueries?: number;
   out?: string;
   runFile?: string;
@@ -190,7 +192,7 @@ function checkCombinations(options: Options, mode: EvalMode): void {
     // The Worker fuses int8 128-d (or 64-d) float vectors of router-depth embeddings; weights tuned on another dense
     // setting (another scale of cosines, another quality) would be shipped to a setting they were not measured on.
     const served = options.quant === "int8" && (options.dims === 128 || options.dims === 64) && (options.vectors ?? "float") === "float" &&
-      options.projection === "matryoshka" && options.depth === "auto" && options.earlyExit && options.router === "manifest" && !options.queryDepth;
+      options.projection === "matryoshka" && options.depth === "auto" && options.earlyExit && options.router === "manifest" && !options.queryDepth && !options.documentDepth;
     if (!served) throw new Error("--save needs the Worker's dense setting: --quant int8, --dims 128 (or 64), float vectors, matryoshka projection, --depth auto, early exit on, the manifest's router, no --query-depth");
     if (options.encoder !== "taesr") throw new Error(`--save writes the TAESR artifact's manifest; weights tuned with --encoder ${options.encoder} do not belong there`);
     if (options.limitQueries !== undefined) throw new Error("--save tunes on the whole split; drop --limit-queries");
@@ -206,7 +208,7 @@ function checkCombinations(options: Options, mode: EvalMode): void {
   }
   if (options.encoder !== "taesr") {
     if (mode !== "dense" && mode !== "hybrid") throw new Error(`--encoder ${options.encoder} supports --mode dense and hybrid only`);
-    const ours = ["dims", "depth", "quant", "projection", "earlyExit", "router", "routerFile", "queryDepth"].filter(given);
+    const ours = ["dims", "depth", "quant", "projection", "earlyExit", "router", "routerFile", "queryDepth", "documentDepth"].filter(given);
     if (ours.length) {
       const names = ours.map((o) => (o === "earlyExit" ? "--no-early-exit" : `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)).join(", ");
       throw new Error(`${names} ${ours.length === 1 ? "applies" : "apply"} to TAESR only, not to --encoder ${options.encoder}`);
@@ -284,7 +286,8 @@ async function main(): Promise<void> {
             : `late: ${model.label} has no late-interaction head; token vectors are the hidden-state stand-in (${source.dims}-d, src/model/encoder.ts)`,
         );
       }
-      const corpus = await embedCorpus(encoder, dataset.corpus, pass, { tokenVectors });
+      const documentPass: CorpusPass = options.documentDepth ? { ...pass, depth: Number(options.documentDepth) as 1 | 3 | 6 } : pass;
+      const corpus = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors });
       meanDocDepth = corpus.meanDocDepth;
       inputs.dense = new DenseViews(corpus);
       // --query-depth: the queries alone at a fixed depth, against the same document vectors.

@@ -14,12 +14,15 @@
  * - the service under wrangler dev (bench/search-load.ts): indexing throughput (`index_docs_per_s`) and hybrid search
  *   latency at 10k and 100k documents with 16 concurrent clients (`search_10k_*`, `search_100k_*`). The first run
  *   builds those indexes once (tens of minutes); later runs reuse them from bench/out/state;
+ * - the GPU origin (bench/origin-load.ts) on this machine's CPU: texts/s for single-query requests and for batches of 16
+ *   documents, 32 requests in flight (`origin_query_texts_per_s`, `origin_document_texts_per_s`);
  * - training throughput (bench/train-throughput.ts): tokens/s of the edge-small training config with one process and
  *   with two data-parallel processes (`train_tokens_per_s_1proc`, `train_tokens_per_s_2proc`).
  */
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
 import { percentile } from "../src/eval/metrics.js";
+import { measureOrigin } from "./origin-load.js";
 import { TaesrEncoder, variantGraphs, type ArtifactVariant } from "../src/model/index.js";
 import { WordPieceTokenizer } from "../src/tokenizer/index.js";
 import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
@@ -53,6 +56,7 @@ const program = new Command()
   .option("--search-sizes <list>", "index sizes for search latency (built once into bench/out/state, then reused)", parseSizes, [10_000, 100_000])
   .option("--clients <n>", "concurrent search clients", positiveInteger, 16)
   .option("--index-docs <n>", "SciFact abstracts indexed for the docs/s figure", positiveInteger, 1024)
+  .option("--no-origin", "skip the GPU origin's throughput (workers/origin on this machine's CPU)")
   .option("--no-train", "skip the training throughput runs")
   .option("--train-updates <n>", "training throughput: timed updates per process count (even)", positiveInteger, 8)
   .parse();
@@ -64,6 +68,7 @@ const options = program.opts<{
   peerDocs: number;
   peerBlocks: number;
   search: boolean;
+  origin: boolean;
   searchSizes: number[];
   clients: number;
   indexDocs: number;
@@ -157,6 +162,7 @@ async function main(): Promise<void> {
   const model = `${artifact.manifest.name}@${artifact.manifest.version}`;
   const indexing = options.search ? await measureIndexing(options.indexDocs) : undefined;
   const search = options.search ? await measureSearch(model, options.searchSizes, options.clients) : undefined;
+  const origin = options.origin ? await measureOrigin({ log }) : undefined;
   const training = options.train
     ? await measureTrainingThroughput([1, 2], { timed: options.trainUpdates + (options.trainUpdates % 2), log })
     : undefined;
@@ -184,6 +190,7 @@ async function main(): Promise<void> {
     notes: "workerd figures are per-query means of blocks of 50 single-query calls (1 ms clock), p50/p95 across 30 blocks; Node figures are per call.",
     ...(peers ? { embed_peer_speedup: peers.embedPeerSpeedup, peers: { minilm_l6_shaped: peers.report } } : {}),
     ...(indexing ? { index_docs_per_s: indexing.docs_per_s, indexing } : {}),
+    ...(origin ? { origin_query_texts_per_s: origin.queries.texts_per_s, origin_document_texts_per_s: origin.documents.texts_per_s, origin } : {}),
     ...(search
       ? {
           ...searchKeys,

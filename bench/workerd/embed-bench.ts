@@ -5,9 +5,12 @@
  *
  * GET /cold          → time to create the encoder (ORT wasm instantiation + sessions + sha256 checks) and first embed
  * GET /embed?depth=1|3|6|auto&dims=128&blocks=30&perBlock=50
+ * GET /documents?depth=1|3|6|auto&count=256  → document embedding throughput: the indexer's batches (16 texts of the
+ *     model's full 128 pieces, 128-d), i.e. the model's share of indexing, without the index's writes
  */
 import * as bundle from "../../workers/edge/src/bundled-model.js";
 import { SHORT_QUERIES } from "../short-queries.js";
+import { DOCUMENT_EMBEDDING } from "../../workers/edge/src/indexer.js";
 import { createEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
 
 
@@ -25,6 +28,28 @@ async function ensureModel(): Promise<LoadedEdgeModel> {
   return model;
 }
 
+/** A synthetic document of well over the model's 128 pieces: consecutive short queries, like a paragraph of prose. */
+function longDocument(i: number): string {
+  return Array.from({ length: 24 }, (_, k) => SHORT_QUERIES[(i * 7 + k) % SHORT_QUERIES.length]!).join(". ");
+}
+
+async function documentThroughput(encoder: LoadedEdgeModel["encoder"], url: URL): Promise<Response> {
+  const depthParam = url.searchParams.get("depth") ?? "auto";
+  const depth = depthParam === "auto" ? ("auto" as const) : (Number(depthParam) as 1 | 3 | 6);
+  const count = Number(url.searchParams.get("count") ?? 256);
+  const batch = DOCUMENT_EMBEDDING.batchSize;
+  const documents = Array.from({ length: count }, (_, i) => longDocument(i));
+  await encoder.embed(documents.slice(0, batch), { dims: DOCUMENT_EMBEDDING.dims, depth });
+  let steps = 0;
+  const started = performance.now();
+  for (let start = 0; start < count; start += batch) {
+    const result = await encoder.embed(documents.slice(start, start + batch), { dims: DOCUMENT_EMBEDDING.dims, depth });
+    steps += result.depth * Math.min(batch, count - start);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return Response.json({ depth: depthParam, documents: count, seconds, docs_per_s: count / seconds, mean_steps: steps / count });
+}
+
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
@@ -34,7 +59,8 @@ export default {
     const url = new URL(request.url);
     const { encoder } = await ensureModel();
     if (url.pathname === "/cold") return Response.json(coldMs);
-    if (url.pathname !== "/embed") return Response.json({ error: "GET /cold or /embed" }, { status: 404 });
+    if (url.pathname === "/documents") return documentThroughput(encoder, url);
+    if (url.pathname !== "/embed") return Response.json({ error: "GET /cold, /embed or /documents" }, { status: 404 });
 
     const depthParam = url.searchParams.get("depth") ?? "auto";
     const depth = depthParam === "auto" ? ("auto" as const) : (Number(depthParam) as 1 | 3 | 6);
