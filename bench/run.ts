@@ -135,7 +135,14 @@ async function workerdLatency() {
       byDims[dims] = byDepth;
       log(`workerd int8 ${dims}-d: p50 ${DEPTHS.map((d) => `depth ${d} ${byDepth[d]!.p50_ms}`).join(", ")} ms (block means)`);
     }
-    return { cold, byDims };
+    // The model's share of indexing: documents per second for the indexer's batches, at the router's depth and at 1.
+    const documents: Record<string, { docs_per_s: number; mean_steps: number }> = {};
+    for (const depth of ["auto", "1"]) {
+      const figures = (await (await fetch(`${worker.url}/documents?depth=${depth}&count=256`)).json()) as { docs_per_s: number; mean_steps: number };
+      documents[depth] = { docs_per_s: round(figures.docs_per_s), mean_steps: round(figures.mean_steps) };
+    }
+    log(`workerd int8 document embedding: ${Object.entries(documents).map(([d, f]) => `depth ${d} ${f.docs_per_s} docs/s`).join(", ")}`);
+    return { cold, byDims, documents };
   } finally {
     await worker.stop();
   }
@@ -184,6 +191,7 @@ async function main(): Promise<void> {
     embed_p50_ms: edge.auto!.p50_ms,
     embed_p95_ms: edge.auto!.p95_ms,
     workerd_int8: workerd.byDims,
+    workerd_document_embedding: workerd.documents,
     node,
     cold_start_ms: round(workerd.cold.loadMs + workerd.cold.firstEmbedMs),
     cold_start_detail_ms: { encoder_create: round(workerd.cold.loadMs), first_embed: round(workerd.cold.firstEmbedMs) },
