@@ -18,9 +18,10 @@
  * ships a tuned fusion, "built-in" otherwise; --fusion and --weights override it as a search request's fields do in
  * the Worker), then the vector format, projection, mean query tokens, encoder FLOPs per query and index bytes per
  * document. `lexical` is accepted as the old name of bm25.
- * Documents are embedded the way the Worker indexes them (title + "\n" + text, depth auto, batches of 16); queries one
- * at a time, as the edge serves them. With --depth 1|3|6 both sides run at that depth (a depth ablation: the Worker
- * itself indexes with the router).
+ * Documents are embedded the way the Worker indexes them (title + "\n" + text, at the manifest's document depth when it
+ * chose one — bench/document-depth.ts — else depth auto, batches of 16); queries one
+ * at a time, as the edge serves them. With --depth 1|3|6 both sides run at that depth (a depth ablation; --document-depth
+ * fixes the documents alone).
  *
  * --quant chooses the model's arithmetic (fp32, int8, or int4: the int8 step graph after a 4-bit token table, in artifacts
  * that have it) and, as `binary`, the stored vectors too: int8 graphs,
@@ -286,7 +287,11 @@ async function main(): Promise<void> {
             : `late: ${model.label} has no late-interaction head; token vectors are the hidden-state stand-in (${source.dims}-d, src/model/encoder.ts)`,
         );
       }
-      const documentPass: CorpusPass = options.documentDepth ? { ...pass, depth: Number(options.documentDepth) as 1 | 3 | 6 } : pass;
+      // Documents as the Worker indexes them: at the manifest's chosen document depth when it has one and --depth is
+      // auto (bench/document-depth.ts), else at --depth; --document-depth overrides both.
+      const chosenDocumentDepth = options.depth === "auto" ? model.manifest.retrieval?.documentDepth?.depth : undefined;
+      const documentDepth = options.documentDepth ? (Number(options.documentDepth) as 1 | 3 | 6) : (chosenDocumentDepth as 1 | 3 | 6 | undefined);
+      const documentPass: CorpusPass = documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
       const corpus = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors });
       meanDocDepth = corpus.meanDocDepth;
       inputs.dense = new DenseViews(corpus);

@@ -95,6 +95,8 @@ export interface EvalOptions {
   keepLists?: boolean;
   /** Collect TREC run lines with this tag. */
   runTag?: string;
+  /** Keep every query's NDCG@10 (for paired comparisons of two settings). */
+  keepPerQuery?: boolean;
 }
 
 export interface IndexBytesPerDoc {
@@ -125,6 +127,8 @@ export interface EvalOutcome {
   first_stage?: { "ndcg@10": number; "recall@100": number };
   runLines?: string[];
   kept?: KeptLists[];
+  /** Each query's NDCG@10, in dataset order (`keepPerQuery`). */
+  perQueryNdcg10?: number[];
 }
 
 export interface KeptLists {
@@ -286,6 +290,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
     ...(mode === "hybrid+late" ? { first_stage: { "ndcg@10": mean(firstStageNdcg10), "recall@100": mean(firstStageRecall100) } } : {}),
     ...(runLines ? { runLines } : {}),
     ...(kept ? { kept } : {}),
+    ...(options.keepPerQuery ? { perQueryNdcg10: perQuery.ndcg10 } : {}),
   };
 }
 

@@ -80,6 +80,26 @@ const tunedFusionSchema = z.object({
   }),
 });
 
+// The documents' depth, validated like the fusion: every indexed document runs this many steps.
+const tunedDocumentDepthSchema = z.strictObject({
+  depth: positiveInt,
+  tunedOn: z.strictObject({
+    dataset: z.string().min(1),
+    split: z
+      .string()
+      .min(1)
+      .refine((split) => split !== "test", "a document depth must not be chosen on the test split (the figures reported are test figures)"),
+    queries: z.number().int().positive(),
+    ndcg10: z.number().min(0).max(1),
+    ndcg10Auto: z.number().min(0).max(1),
+    standardError: z.number().nonnegative(),
+    meanStepsAuto: z.number().nonnegative(),
+    date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
+    dims: positiveInt,
+    variant: z.enum(["fp32", "int8", "int4"]),
+  }),
+});
+
 // The late rerank default, validated like the fusion: every reranked search fuses with these numbers.
 const tunedLateFusionSchema = z.strictObject({
   k: positiveInt.max(100),
@@ -162,7 +182,9 @@ const manifestSchema = z
     training: z.record(z.string(), z.unknown()),
     eval: z.record(z.string(), z.unknown()),
     adaptation: z.record(z.string(), z.unknown()).optional(),
-    retrieval: z.object({ fusion: tunedFusionSchema.optional(), late: tunedLateFusionSchema.optional() }).optional(),
+    retrieval: z
+      .object({ fusion: tunedFusionSchema.optional(), late: tunedLateFusionSchema.optional(), documentDepth: tunedDocumentDepthSchema.optional() })
+      .optional(),
     drift: driftBaselineSchema.optional(),
   })
   .superRefine((m, ctx) => {
@@ -191,6 +213,10 @@ const manifestSchema = z
     }
     if (m.retrieval?.late && !m.architecture.lateHead) {
       ctx.addIssue({ code: "custom", path: ["retrieval", "late"], message: "a tuned late fusion without architecture.lateHead" });
+    }
+    const depths = Object.values(m.architecture.depths);
+    if (m.retrieval?.documentDepth && !depths.includes(m.retrieval.documentDepth.depth)) {
+      ctx.addIssue({ code: "custom", path: ["retrieval", "documentDepth", "depth"], message: `must be one of the architecture's depths (${depths.join(", ")})` });
     }
     if (m.drift && !m.architecture.matryoshkaDims.includes(m.drift.embedding.dims)) {
       ctx.addIssue({ code: "custom", path: ["drift", "embedding", "dims"], message: "must be one of architecture.matryoshkaDims" });

@@ -330,6 +330,33 @@ export interface RetrievalDefaults {
   fusion?: TunedFusion;
   /** The late-interaction rerank tuned for this artifact's late head (architecture.lateHead) over the tuned fusion. */
   late?: TunedLateFusion;
+  /**
+   * The depth documents are indexed at, instead of the router's (which sends every document-length input to the full
+   * depth): chosen as the cheapest depth whose hybrid NDCG@10 is not below the router's by more than the noise.
+   */
+  documentDepth?: TunedDocumentDepth;
+}
+
+/** `retrieval.documentDepth`, written by `npm run eval:document-depth -- --save` (bench/document-depth.ts). */
+export interface TunedDocumentDepth {
+  /** One of the architecture's depths. */
+  depth: number;
+  tunedOn: {
+    dataset: string;
+    /** Never "test". */
+    split: string;
+    queries: number;
+    /** Hybrid NDCG@10 with documents at `depth`, and at the router's depth ("auto"). */
+    ndcg10: number;
+    ndcg10Auto: number;
+    /** Standard error of the paired per-query difference between the two. */
+    standardError: number;
+    /** Mean recursion steps the router's depth ran per document. */
+    meanStepsAuto: number;
+    date: string;
+    dims: number;
+    variant: "fp32" | "int8" | "int4";
+  };
 }
 
 /**

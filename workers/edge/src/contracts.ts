@@ -84,6 +84,11 @@ export interface EdgeModel {
   late?: LateInForce;
   /** The query distribution the model was checked against (manifest `drift`); absent → no drift monitoring. */
   drift?: DriftBaseline;
+  /**
+   * The depth documents are indexed at (manifest `retrieval.documentDepth`, chosen on a validation split as the
+   * cheapest as good as the router's); absent → the router decides, as for queries.
+   */
+  documentDepth?: number;
 }
 
 /** A cached query embedding with the facts about how it was computed. */

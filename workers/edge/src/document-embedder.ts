@@ -36,7 +36,10 @@ export interface DocumentEmbedding {
 
 export interface DocumentEmbedOptions {
   dims: number;
-  /** The edge model's depth; the origin always runs its full depth (that is what it is for). */
+  /**
+   * A fixed depth (the model's chosen document depth: the origin runs it too), or "auto": the edge model's router
+   * decides, and the origin runs its full depth (what the router gives every document-length input).
+   */
   depth: number | "auto";
   /** Also return each text's late-interaction token vectors (the edge model embeds the batch then). */
   tokenVectors?: boolean;
@@ -75,7 +78,7 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
         // cutting long documents to the origin's input limit changes nothing the model sees.
         answer = await origin.embed(
           texts.map((text) => text.slice(0, MAX_INPUT_CHARS)),
-          { dims: options.dims },
+          { dims: options.dims, ...(typeof options.depth === "number" ? { depth: options.depth } : {}) },
         );
       } catch (error) {
         if (!(error instanceof OriginUnavailableError)) throw error;

@@ -6,8 +6,9 @@
  * touches. Unchanged documents cost one hash and one index lookup — never a model call.
  *
  * Document-side embedding: title + "\n" + text (src/retrieval/documents.ts) at {@link DOCUMENT_EMBEDDING}. 128 dims are stored because search
- * serves 64 and 128 (a prefix of a stored unit vector renormalises to the 64-d embedding). Depth is the router's
- * choice. Batches of ≤ 16 documents are sorted by length first: a batch runs at the depth of its longest text and is
+ * serves 64 and 128 (a prefix of a stored unit vector renormalises to the 64-d embedding). Depth is the model's
+ * `documentDepth` when its manifest chose one (bench/document-depth.ts: the router sends every document-length input to
+ * the full depth, and for taesr-edge-small@0.2.0 depth 1 ranks as well at a fifth of the cost), else the router's. Batches of ≤ 16 documents are sorted by length first: a batch runs at the depth of its longest text and is
  * padded to it, so grouping similar lengths wastes the least compute.
  *
  * A model with a trained late-interaction head (`model.late`) also yields each document's token vectors, stored int8
@@ -128,7 +129,7 @@ async function embedAndStore(
     const tokenVectors = model.late !== undefined;
     const { vectors: embeddings, tokenVectors: tokens, source } = await embedder.embed(
       batch.map((d) => d.input),
-      { dims: DOCUMENT_EMBEDDING.dims, depth: DOCUMENT_EMBEDDING.depth, ...(tokenVectors ? { tokenVectors } : {}) },
+      { dims: DOCUMENT_EMBEDDING.dims, depth: model.documentDepth ?? DOCUMENT_EMBEDDING.depth, ...(tokenVectors ? { tokenVectors } : {}) },
     );
     if (tokenVectors && tokens?.length !== batch.length) throw new Error("the embedder returned no token vectors for the documents");
     outcome.embeddedBy[source] += batch.length;

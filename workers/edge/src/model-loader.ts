@@ -148,5 +148,6 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
     // Only when the head's graph was bundled too: without it the encoder cannot make token vectors.
     ...(late && variantGraphs(encoder.manifest, variant).late! in files ? { late } : {}),
     drift: encoder.manifest.drift,
+    ...(encoder.manifest.retrieval?.documentDepth ? { documentDepth: encoder.manifest.retrieval.documentDepth.depth } : {}),
   };
 }
