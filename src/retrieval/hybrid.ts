@@ -11,6 +11,12 @@
  * was not what was tuned — the built-in constants apply ({@link DEFAULT_CONVEX_WEIGHTS}, {@link DEFAULT_RRF_WEIGHTS}).
  * An explicit `fusion` or `weights` always wins over both layers.
  *
+ * A third list, "sparse" (learned sparse terms of a model with the SPLADE-style head, sparse.ts), joins hybrid mode
+ * when the caller passes it; without it hybrid fuses dense and lexical exactly as it always has. Its default weight is
+ * the chosen fusion's default lexical weight ({@link sparseWeight}): untuned — no shipped manifest tunes one yet — and
+ * chosen so that the learned term list counts as much as BM25, the list a term-matching signal is known to help in,
+ * instead of guessing a ratio nobody measured. A caller's `weights.sparse` overrides it; "sparse" mode ranks by it alone.
+ *
  * @module
  * @example
  *   const ranked = combineRankings("hybrid", { dense, lexical }, { topK: 10 });                   // convex 0.7 / 0.3
@@ -25,10 +31,14 @@ import {
   convexCombinationFusion,
   reciprocalRankFusion,
 } from "./fusion.js";
+import { SPARSE_MIN_SCORE } from "./sparse.js";
 import type { FusedHit, RankedHit } from "./types.js";
 
-export type SearchMode = "dense" | "lexical" | "hybrid";
+export type SearchMode = "dense" | "lexical" | "sparse" | "hybrid";
+/** The two lists every hybrid search fuses. */
 export type HybridList = "dense" | "lexical";
+/** Every list a search can rank by: the hybrid pair and the learned sparse list of a model with the sparse head. */
+export type RankingList = HybridList | "sparse";
 export type FusionMethod = "convex" | "rrf";
 
 /** Score-aware fusion unless asked otherwise: it keeps a clear lexical winner on top where RRF can demote it. */
@@ -50,9 +60,9 @@ export interface HybridOptions {
   /**
    * Overrides of the chosen fusion's default weights, per list: `defaults.weights` when `defaults` is of the chosen
    * method, else {@link DEFAULT_CONVEX_WEIGHTS} (lexical 0.7, dense 0.3) or {@link DEFAULT_RRF_WEIGHTS} (lexical 3,
-   * dense 1). Only hybrid mode uses them.
+   * dense 1); `sparse` defaults to the lexical default ({@link sparseWeight}). Only hybrid mode uses them.
    */
-  weights?: Partial<Record<HybridList, number>>;
+  weights?: Partial<Record<RankingList, number>>;
   /** The model's tuned fusion default, if it ships one (see the module note); absent → the built-in constants. */
   defaults?: FusionDefault;
   /** RRF k, default 60; convex fusion has no such parameter. */
@@ -65,9 +75,20 @@ export interface HybridOptions {
   candidates?: number;
 }
 
-/** Which lists a mode needs. */
-export function listsFor(mode: SearchMode): { dense: boolean; lexical: boolean } {
-  return { dense: mode !== "lexical", lexical: mode !== "dense" };
+/** The lists a search reads; `sparse` is present (true) only when it reads the sparse list. */
+export interface ListSelection {
+  dense: boolean;
+  lexical: boolean;
+  sparse?: true;
+}
+
+/**
+ * Which lists a mode needs. Hybrid reads the sparse list only when `sparse` says the model and index can make it
+ * (a model with the sparse head, an index that stores its postings); "sparse" mode reads nothing else.
+ */
+export function listsFor(mode: SearchMode, options: { sparse?: boolean } = {}): ListSelection {
+  const sparse = mode === "sparse" || (mode === "hybrid" && options.sparse === true);
+  return { dense: mode === "dense" || mode === "hybrid", lexical: mode === "lexical" || mode === "hybrid", ...(sparse ? { sparse } : {}) };
 }
 
 /**
@@ -77,11 +98,21 @@ export function listsFor(mode: SearchMode): { dense: boolean; lexical: boolean }
  */
 export function hybridWeights(
   fusion: FusionMethod,
-  overrides?: Partial<Record<HybridList, number>>,
+  overrides?: Partial<Record<RankingList, number>>,
   tuned?: FusionDefault,
 ): { dense: number; lexical: number } {
   const defaults = tuned?.method === fusion ? tuned.weights : fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS;
   return { dense: overrides?.dense ?? defaults.dense, lexical: overrides?.lexical ?? defaults.lexical };
+}
+
+/**
+ * The sparse list's weight in hybrid mode: the caller's, else the chosen fusion's default lexical weight (the tuned
+ * one when `tuned` is of this method) — untuned, see the module note. A caller's lexical override does not move it:
+ * turning BM25 down is not a statement about the learned terms.
+ */
+export function sparseWeight(fusion: FusionMethod, overrides?: Partial<Record<RankingList, number>>, tuned?: FusionDefault): number {
+  const defaults = tuned?.method === fusion ? tuned.weights : fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS;
+  return overrides?.sparse ?? defaults.lexical;
 }
 
 /** The fusion method and weights a hybrid search uses: explicit choices first, then the tuned default, then constants. */
@@ -92,23 +123,30 @@ export function resolveFusion(options: Pick<HybridOptions, "fusion" | "weights" 
 
 /**
  * One ranking from the mode's lists, best first, at most topK long. Single-list modes keep the list's own score
- * (cosine or BM25: meaningful to a reader); hybrid mode scores by the fusion {@link resolveFusion} picks (convex:
+ * (cosine, BM25 or the sparse dot product: meaningful to a reader); hybrid mode scores by the fusion {@link resolveFusion} picks (convex:
  * Σ w·normalised score; RRF: Σ w/(k + rank)), and every fused hit still carries each list's rank and raw score.
  */
 export function combineRankings<Id extends string | number>(
   mode: SearchMode,
-  lists: { dense?: readonly RankedHit<Id>[]; lexical?: readonly RankedHit<Id>[] },
+  lists: { dense?: readonly RankedHit<Id>[]; lexical?: readonly RankedHit<Id>[]; sparse?: readonly RankedHit<Id>[] },
   options: HybridOptions,
-): FusedHit<Id, HybridList>[] {
+): FusedHit<Id, RankingList>[] {
   if (mode === "hybrid") {
     const { method, weights } = resolveFusion(options);
-    const both = { dense: lists.dense ?? [], lexical: lists.lexical ?? [] };
-    if (method === "rrf") {
-      return reciprocalRankFusion<Id, HybridList>(both, { weights, k: options.k ?? RRF_K, limit: options.topK });
+    const fused: Partial<Record<RankingList, readonly RankedHit<Id>[]>> = { dense: lists.dense ?? [], lexical: lists.lexical ?? [] };
+    const listWeights: Partial<Record<RankingList, number>> = { ...weights };
+    // Only a sparse list the caller read takes part: without one, hybrid is the two-list fusion it always was.
+    if (lists.sparse) {
+      fused.sparse = lists.sparse;
+      listWeights.sparse = sparseWeight(method, options.weights, options.defaults);
     }
-    return convexCombinationFusion<Id, HybridList>(both, {
-      weights,
-      minScores: THEORETICAL_MIN_SCORES,
+    const named = fused as Record<RankingList, readonly RankedHit<Id>[]>;
+    if (method === "rrf") {
+      return reciprocalRankFusion<Id, RankingList>(named, { weights: listWeights, k: options.k ?? RRF_K, limit: options.topK });
+    }
+    return convexCombinationFusion<Id, RankingList>(named, {
+      weights: listWeights,
+      minScores: { ...THEORETICAL_MIN_SCORES, sparse: SPARSE_MIN_SCORE },
       depth: options.candidates,
       limit: options.topK,
     });

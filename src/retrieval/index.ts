@@ -1,5 +1,5 @@
 /**
- * The retrieval core: dense cosine top-k, BM25 over any inverted index, fusion (convex combination of normalised
+ * The retrieval core: dense cosine top-k, BM25 over any inverted index, learned sparse terms, fusion (convex combination of normalised
  * scores by default, weighted reciprocal rank fusion on request) and late-interaction (MaxSim) reranking.
  * Platform-neutral (no `node:` imports, no Workers globals).
  *
@@ -27,10 +27,13 @@ export {
   hybridWeights,
   listsFor,
   resolveFusion,
+  sparseWeight,
   type FusionDefault,
   type FusionMethod,
   type HybridList,
   type HybridOptions,
+  type ListSelection,
+  type RankingList,
   type SearchMode,
 } from "./hybrid.js";
 export {
@@ -68,7 +71,7 @@ export {
   type Int8Rows,
 } from "./compressed.js";
 export { explainedVariance, fitPca, pcaProject, pcaProjectRows, symmetricEigen, type PcaModel, type SymmetricEigen } from "./pca.js";
-export { SparseIndex, type SparseVector } from "./sparse.js";
+export { SPARSE_MIN_SCORE, SparseIndex, packedSparseSearch, sparsePairs, type PackedSparsePostings, type SparseVector } from "./sparse.js";
 export {
   FILTER_OPERATORS,
   FILTER_PATH,

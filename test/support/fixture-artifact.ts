@@ -11,12 +11,15 @@
  *   npx tsx test/support/fixture-artifact.ts [outDir] [hidden] [vocabSize]
  * and, with a block, the small token-mixer fixture test/fixtures/taesr-mixer@0.0.0-test (test/worker/mixer-model.test.ts):
  *   npx tsx test/support/fixture-artifact.ts test/fixtures 16 128 mlp_mixer
+ * and, with "sparse", the sparse-head fixture test/fixtures/taesr-sparse@0.0.0-test (test/worker/sparse-index.test.ts;
+ * {@link SPARSE_FIXTURE}, weights {@link sparseFixtureWeights}, no parity file):
+ *   npx tsx test/support/fixture-artifact.ts test/fixtures 16 128 sparse
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { exportArtifact, type ExportedArtifact } from "../../training/src/export/artifact.js";
-import { initWeights, type TaesrWeights } from "../../training/src/model/params.js";
-import { BLOCK_ARCHITECTURES, type BlockArchitecture, type TaesrArchitecture } from "../../src/model/spec.js";
+import { initWeights, mulberry32, type TaesrWeights } from "../../training/src/model/params.js";
+import { BLOCK_ARCHITECTURES, weightNames, type BlockArchitecture, type TaesrArchitecture } from "../../src/model/spec.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../src/tokenizer/index.js";
 import { NORMALIZATION } from "../../src/tokenizer/normalize.js";
 
@@ -97,6 +100,26 @@ export async function writeFixtureArtifact(options: FixtureOptions): Promise<Exp
   });
 }
 
+/** The sparse-head fixture committed as test/fixtures/taesr-sparse@0.0.0-test (weights: {@link sparseFixtureWeights}). */
+export const SPARSE_FIXTURE = { name: "taesr-sparse", hidden: 16, vocabSize: 128, maxLength: 32, sparseHead: true, seed: 11 } as const;
+
+/**
+ * The init's weights for `SPARSE_FIXTURE`, reshaped so that its sparse terms look like a trained head's: the init's
+ * small token table fires 0–3 of 128 terms per text (too few to rank by), a ±0.3 uniform one fires nearly all of
+ * them (nothing to tell texts apart by); with it, a bias of −1.5 on every term leaves ~3–15 terms per text, shared
+ * between some texts and not others.
+ */
+export function sparseFixtureWeights(): TaesrWeights {
+  const arch = fixtureArchitecture(SPARSE_FIXTURE);
+  const weights = initWeights(arch, SPARSE_FIXTURE.seed);
+  const rand = mulberry32(SPARSE_FIXTURE.seed + 1);
+  for (const name of weightNames(arch)) {
+    if (name === "embed.token") weights[name] = weights[name].map(() => (rand() * 2 - 1) * 0.3);
+    if (name === "sparse.bias") weights[name] = weights[name].map(() => -1.5);
+  }
+  return weights;
+}
+
 /** Texts and depths whose onnxruntime-node embeddings are stored beside the fixture, for cross-engine parity checks. */
 export const PARITY_TEXTS = ["how fast is the edge model", "vector search", ""];
 export const PARITY_DEPTHS = [1, 3, 6] as const;
@@ -133,18 +156,25 @@ export async function computeParity(dir: string): Promise<ParityFile> {
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { writeFile } = await import("node:fs/promises");
   const [outDir = "test/fixtures", hidden = "32", vocabSize = "256", block] = process.argv.slice(2);
-  if (block !== undefined && !(BLOCK_ARCHITECTURES as readonly string[]).includes(block)) {
-    throw new Error(`block must be one of ${BLOCK_ARCHITECTURES.join(", ")}, got ${JSON.stringify(block)}`);
+  if (block === "sparse") {
+    // SPARSE_FIXTURE fixes hidden and vocabSize (its weights are made for them); the two arguments only keep the CLI's shape.
+    const { dir, manifest } = await writeFixtureArtifact({ ...SPARSE_FIXTURE, outDir, weights: sparseFixtureWeights() });
+    const bytes = Object.values(manifest.files).reduce((s, f) => s + f.bytes, 0);
+    console.log(`wrote ${dir} (${manifest.parameters} parameters, ${bytes} bytes)`);
+  } else {
+    if (block !== undefined && !(BLOCK_ARCHITECTURES as readonly string[]).includes(block)) {
+      throw new Error(`block must be one of ${BLOCK_ARCHITECTURES.join(", ")} or "sparse", got ${JSON.stringify(block)}`);
+    }
+    const mixer = block !== undefined && block !== "self_attention";
+    const { dir, manifest } = await writeFixtureArtifact({
+      outDir,
+      hidden: Number(hidden),
+      vocabSize: Number(vocabSize),
+      // The mixer fixture is kept small: 32 positions (its token-mixing matrices are maxLength²).
+      ...(mixer ? { block: block as BlockArchitecture, name: MIXER_FIXTURE_NAME, maxLength: 32 } : {}),
+    });
+    await writeFile(`${dir}.parity.json`, JSON.stringify(await computeParity(dir)) + "\n");
+    const bytes = Object.values(manifest.files).reduce((s, f) => s + f.bytes, 0);
+    console.log(`wrote ${dir} (${manifest.parameters} parameters, ${bytes} bytes) and ${path.basename(dir)}.parity.json`);
   }
-  const mixer = block !== undefined && block !== "self_attention";
-  const { dir, manifest } = await writeFixtureArtifact({
-    outDir,
-    hidden: Number(hidden),
-    vocabSize: Number(vocabSize),
-    // The mixer fixture is kept small: 32 positions (its token-mixing matrices are maxLength²).
-    ...(mixer ? { block: block as BlockArchitecture, name: MIXER_FIXTURE_NAME, maxLength: 32 } : {}),
-  });
-  await writeFile(`${dir}.parity.json`, JSON.stringify(await computeParity(dir)) + "\n");
-  const bytes = Object.values(manifest.files).reduce((s, f) => s + f.bytes, 0);
-  console.log(`wrote ${dir} (${manifest.parameters} parameters, ${bytes} bytes) and ${path.basename(dir)}.parity.json`);
 }

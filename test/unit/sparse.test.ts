@@ -1,14 +1,29 @@
 /**
  * Learned sparse retrieval at run time: TaesrEncoder's sparse terms from an artifact with the SPLADE-style head (the
  * real exporter, onnxruntime-node) against TAESRModel.sparse, the option's validation, and the in-memory sparse
- * inverted index (src/retrieval/sparse.ts) on a toy corpus against hand-computed dot products.
+ * inverted index (src/retrieval/sparse.ts) on a toy corpus against hand-computed dot products; the packed search the
+ * index shards run against that index, the sparse list in the hybrid policy (hybrid.ts), and when the edge reads the
+ * sparse list (workers/edge/src/sparse-plan.ts).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { TaesrEncoder, weightNames } from "../../src/model/index.js";
-import { SparseIndex } from "../../src/retrieval/index.js";
+import {
+  SparseIndex,
+  combineRankings,
+  convexCombinationFusion,
+  listsFor,
+  packedSparseSearch,
+  reciprocalRankFusion,
+  sparsePairs,
+  sparseWeight,
+  type PackedSparsePostings,
+  type RankedHit,
+} from "../../src/retrieval/index.js";
+import { ApiError } from "../../workers/edge/src/errors.js";
+import { planSparse } from "../../workers/edge/src/sparse-plan.js";
 import { initWeights, mulberry32 } from "../../training/src/model/params.js";
 import { fixtureArchitecture, writeFixtureArtifact } from "../support/fixture-artifact.js";
 import { readArtifactFiles, useFixtureEncoder } from "../support/fixture-encoder.js";
@@ -121,5 +136,155 @@ describe("SparseIndex", () => {
     expect(() => index.add(12, { 5: Number.NaN })).toThrow(/non-finite/);
     expect(() => index.search({ 5: 1 }, -1)).toThrow(/non-negative/);
     expect(() => index.add(13, { [-1]: 1 } as Record<number, number>)).toThrow(/non-negative integers/);
+  });
+});
+
+describe("packedSparseSearch", () => {
+  /** A random corpus over a small vocabulary: some terms shared widely, some rare, some documents with no terms. */
+  function corpus(seed: number, docs: number, vocab: number): Record<number, number>[] {
+    const rand = mulberry32(seed);
+    return Array.from({ length: docs }, () => {
+      const terms: Record<number, number> = {};
+      const count = Math.floor(rand() * 8);
+      for (let i = 0; i < count; i++) terms[Math.floor(rand() * rand() * vocab)] = Math.fround(rand() * 2 + 1e-3);
+      return terms;
+    });
+  }
+
+  function pack(docs: readonly Record<number, number>[]): Map<number, PackedSparsePostings> {
+    const lists = new Map<number, { docs: number[]; weights: number[] }>();
+    docs.forEach((terms, row) => {
+      for (const [term, weight] of sparsePairs(terms)) {
+        let list = lists.get(term);
+        if (!list) lists.set(term, (list = { docs: [], weights: [] }));
+        list.docs.push(row);
+        list.weights.push(weight);
+      }
+    });
+    return new Map([...lists].map(([term, list]) => [term, { docs: Uint32Array.from(list.docs), weights: Float64Array.from(list.weights) }]));
+  }
+
+  it("ranks exactly as SparseIndex over the same terms, with and without a filter mask", () => {
+    const docs = corpus(3, 400, 60);
+    const postings = pack(docs);
+    const rand = mulberry32(4);
+    const mask = Uint8Array.from(docs, () => (rand() < 0.5 ? 1 : 0));
+    const all = new SparseIndex<number>();
+    const masked = new SparseIndex<number>();
+    docs.forEach((terms, row) => {
+      all.add(row, terms);
+      if (mask[row]) masked.add(row, terms);
+    });
+    for (const query of corpus(5, 20, 60)) {
+      const pairs = sparsePairs(query);
+      for (const k of [1, 10, 500]) {
+        expect(packedSparseSearch(pairs, postings, docs.length, k)).toEqual(all.search(query, k));
+        expect(packedSparseSearch(pairs, postings, docs.length, k, mask)).toEqual(masked.search(query, k));
+      }
+    }
+    // A query sharing no term with any document finds nothing.
+    expect(packedSparseSearch([[59_999, 1]], postings, docs.length, 10)).toEqual([]);
+  });
+
+  it("refuses bad query weights, a negative k and a mask of another size", () => {
+    const postings = pack([{ 1: 1 }]);
+    expect(() => packedSparseSearch([[1, 0]], postings, 1, 5)).toThrow(/finite and > 0/);
+    expect(() => packedSparseSearch([[1, Number.NaN]], postings, 1, 5)).toThrow(/finite and > 0/);
+    expect(() => packedSparseSearch([[1, 1]], postings, 1, -1)).toThrow(/non-negative/);
+    expect(() => packedSparseSearch([[1, 1]], postings, 1, 5, new Uint8Array(2))).toThrow(/mask covers 2 rows/);
+  });
+
+  it("sparsePairs: positive entries only, ascending by term, validated", () => {
+    expect(sparsePairs({ 9: 0.5, 2: 1, 4: 0 })).toEqual([
+      [2, 1],
+      [9, 0.5],
+    ]);
+    expect(sparsePairs(new Map([[3, 2]]))).toEqual([[3, 2]]);
+    expect(() => sparsePairs({ 1: Number.POSITIVE_INFINITY }, "query")).toThrow(/query: term 1 has a non-finite weight/);
+  });
+});
+
+describe("the sparse list in hybrid ranking", () => {
+  const hits = (...entries: [string, number][]): RankedHit[] => entries.map(([id, score], i) => ({ id, score, rank: i + 1 }));
+  const dense = hits(["a", 0.9], ["b", 0.5], ["c", 0.1]);
+  const lexical = hits(["b", 7], ["d", 2]);
+  const sparse = hits(["c", 4], ["e", 1]);
+
+  it("listsFor: sparse mode reads only the sparse list; hybrid adds it only when asked", () => {
+    expect(listsFor("sparse")).toEqual({ dense: false, lexical: false, sparse: true });
+    expect(listsFor("hybrid", { sparse: true })).toEqual({ dense: true, lexical: true, sparse: true });
+    expect(listsFor("hybrid", { sparse: false })).toStrictEqual({ dense: true, lexical: true });
+    expect(listsFor("dense", { sparse: true })).toStrictEqual({ dense: true, lexical: false });
+    expect(listsFor("lexical", { sparse: true })).toStrictEqual({ dense: false, lexical: true });
+  });
+
+  it("sparse mode keeps the list's own scores and ranks", () => {
+    expect(combineRankings("sparse", { sparse }, { topK: 5 })).toEqual([
+      { id: "c", score: 4, ranks: { sparse: 1 }, scores: { sparse: 4 } },
+      { id: "e", score: 1, ranks: { sparse: 2 }, scores: { sparse: 1 } },
+    ]);
+  });
+
+  it("hybrid without a sparse list fuses exactly as the two-list fusion", () => {
+    expect(combineRankings("hybrid", { dense, lexical }, { topK: 10, candidates: 50 })).toEqual(
+      convexCombinationFusion({ dense, lexical }, { weights: { dense: 0.3, lexical: 0.7 }, depth: 50 }),
+    );
+  });
+
+  it("hybrid with one fuses three lists, sparse weighted like the lexical default (min score 0) unless overridden", () => {
+    const tuned = { method: "convex" as const, weights: { dense: 0.6, lexical: 0.4 } };
+    expect(combineRankings("hybrid", { dense, lexical, sparse }, { topK: 10, candidates: 50, defaults: tuned })).toEqual(
+      convexCombinationFusion({ dense, lexical, sparse }, { weights: { dense: 0.6, lexical: 0.4, sparse: 0.4 }, minScores: { dense: -1, lexical: 0, sparse: 0 }, depth: 50 }),
+    );
+    const overridden = combineRankings("hybrid", { dense, lexical, sparse }, { topK: 10, fusion: "rrf", weights: { sparse: 5, lexical: 0 } });
+    expect(overridden).toEqual(reciprocalRankFusion({ dense, lexical, sparse }, { weights: { dense: 1, lexical: 0, sparse: 5 } }));
+    expect(overridden[0]!.id).toBe("c");
+    // Sparse alone weighted: its order leads, the other lists' hits follow as candidates.
+    const sparseOnly = combineRankings("hybrid", { dense, lexical, sparse }, { topK: 10, candidates: 50, weights: { dense: 0, lexical: 0, sparse: 1 } });
+    expect(sparseOnly.slice(0, 2).map((h) => h.id)).toEqual(["c", "e"]);
+    expect(sparseOnly.map((h) => h.ranks.sparse)).toEqual([1, 2, undefined, undefined, undefined]);
+  });
+
+  it("sparseWeight: the caller's, else the chosen fusion's default lexical weight, whatever the lexical override", () => {
+    expect(sparseWeight("convex")).toBe(0.7);
+    expect(sparseWeight("rrf")).toBe(3);
+    expect(sparseWeight("convex", { lexical: 0 })).toBe(0.7);
+    expect(sparseWeight("convex", { sparse: 0 })).toBe(0);
+    const tuned = { method: "convex" as const, weights: { dense: 0, lexical: 1 } };
+    expect(sparseWeight("convex", undefined, tuned)).toBe(1);
+    expect(sparseWeight("rrf", undefined, tuned)).toBe(3);
+  });
+});
+
+describe("planSparse (workers/edge/src/sparse-plan.ts)", () => {
+  const withHead = { info: { name: "m", version: "1" }, sparse: { threshold: 0, maxTerms: 256 } };
+  const noHead = { info: { name: "m", version: "1" } };
+  const shards = { learnedSparse: true };
+  const upstash = {};
+
+  it("reads the list in sparse and hybrid mode when model and index allow, never in dense or lexical", () => {
+    expect(planSparse({ mode: "sparse" }, withHead, shards)).toEqual({ threshold: 0, maxTerms: 256 });
+    expect(planSparse({ mode: "hybrid" }, withHead, shards)).toEqual({ threshold: 0, maxTerms: 256 });
+    expect(planSparse({ mode: "dense" }, withHead, shards)).toBeNull();
+    expect(planSparse({ mode: "lexical", weights: { sparse: 1 } }, withHead, shards)).toBeNull();
+    // Hybrid without a head, or on a backend without sparse postings, is the two-list hybrid: no error, no list.
+    expect(planSparse({ mode: "hybrid" }, noHead, shards)).toBeNull();
+    expect(planSparse({ mode: "hybrid" }, withHead, upstash)).toBeNull();
+    expect(planSparse({ mode: "hybrid", weights: { sparse: 0 } }, noHead, shards)).toBeNull();
+  });
+
+  it("answers an explicit request it cannot honour with a 400 naming the field and why", () => {
+    const refused = (request: Parameters<typeof planSparse>[0], model: Parameters<typeof planSparse>[1], index: Parameters<typeof planSparse>[2]) => {
+      try {
+        planSparse(request, model, index);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ApiError);
+        return (error as ApiError).toBody().error;
+      }
+      throw new Error("planSparse did not refuse");
+    };
+    expect(refused({ mode: "sparse" }, noHead, shards)).toMatchObject({ code: "invalid_request", param: "mode", message: expect.stringMatching(/m@1 has no sparse head/) });
+    expect(refused({ mode: "hybrid", weights: { sparse: 0.5 } }, noHead, shards)).toMatchObject({ param: "weights.sparse", message: expect.stringMatching(/a sparse weight above 0/) });
+    expect(refused({ mode: "sparse" }, withHead, upstash)).toMatchObject({ param: "mode", message: expect.stringMatching(/stores no learned sparse postings/) });
   });
 });

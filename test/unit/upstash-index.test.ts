@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { combineRankings } from "../../src/retrieval/hybrid.js";
 import { ApiError } from "../../workers/edge/src/errors.js";
+import type { SearchIndex } from "../../workers/edge/src/search-index.js";
 import type { PreparedDocument } from "../../workers/edge/src/shard-api.js";
 import { UpstashIndexError, UpstashSearchIndex, upstashIndexFromEnv } from "../../workers/edge/src/upstash-index.js";
 import { DEFAULT_LEXICAL_WEIGHTING, termIndex } from "../../workers/edge/src/upstash-sparse.js";
@@ -325,6 +326,23 @@ describe("search", () => {
     const attempt = index.search({ mode: "dense", topK: 10, offset: 0, filter: { date: { $gt: "2024" } }, ...query });
     await expect(attempt).rejects.toMatchObject({ status: 400, code: "invalid_request", message: expect.stringMatching(/^filter: date\.\$gt: Upstash Vector compares numbers only/) });
     expect(fake.calls("query")).toHaveLength(0);
+  });
+
+  it("refuses the learned sparse list as a 400 — mode sparse, a sparse weight, query sparse terms — asking Upstash nothing", async () => {
+    expect((index as SearchIndex).learnedSparse).toBeUndefined();
+    const refused = { status: 400, code: "invalid_request", message: expect.stringMatching(/sparse slot holds BM25 weights/) };
+    await expect(index.search({ mode: "sparse", topK: 10, offset: 0, sparseTerms: [[3, 0.5]], ...query })).rejects.toMatchObject({
+      ...refused,
+      issues: [{ path: "mode", message: expect.any(String) }],
+    });
+    await expect(index.search({ mode: "hybrid", topK: 10, offset: 0, weights: { sparse: 1 }, ...query })).rejects.toMatchObject({
+      ...refused,
+      issues: [{ path: "weights.sparse", message: expect.any(String) }],
+    });
+    await expect(index.search({ mode: "hybrid", topK: 10, offset: 0, sparseTerms: [[3, 0.5]], ...query })).rejects.toMatchObject(refused);
+    expect(fake.calls("query")).toHaveLength(0);
+    // A zero sparse weight asks for nothing Upstash lacks.
+    await expect(index.search({ mode: "hybrid", topK: 10, offset: 0, weights: { sparse: 0 }, ...query })).resolves.toBeDefined();
   });
 
   it("writes hostile filter strings so that Upstash reads back the same value", async () => {

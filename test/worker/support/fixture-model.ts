@@ -15,6 +15,11 @@ import lateStepOnnx from "../../fixtures/taesr-late@0.0.0-test/int8/step.onnx";
 import lateHeadOnnx from "../../fixtures/taesr-late@0.0.0-test/int8/late.onnx";
 import lateManifestJson from "../../fixtures/taesr-late@0.0.0-test/manifest.json";
 import lateTokenizerJson from "../../fixtures/taesr-late@0.0.0-test/tokenizer.json";
+import sparseEmbedOnnx from "../../fixtures/taesr-sparse@0.0.0-test/int8/embed.onnx";
+import sparseStepOnnx from "../../fixtures/taesr-sparse@0.0.0-test/int8/step.onnx";
+import sparseHeadOnnx from "../../fixtures/taesr-sparse@0.0.0-test/int8/sparse.onnx";
+import sparseManifestJson from "../../fixtures/taesr-sparse@0.0.0-test/manifest.json";
+import sparseTokenizerJson from "../../fixtures/taesr-sparse@0.0.0-test/tokenizer.json";
 
 export const fixtureBundle: BundledModelModule = {
   manifest: manifestJson as ArtifactManifest,
@@ -48,4 +53,18 @@ export const fixtureLateBundle: BundledModelModule = {
   manifest: lateManifestJson as ArtifactManifest,
   files: { "int8/embed.onnx": lateEmbedOnnx, "int8/step.onnx": lateStepOnnx, "int8/late.onnx": lateHeadOnnx },
   tokenizerJson: lateTokenizerJson,
+};
+
+/**
+ * A random-weight fixture WITH the SPLADE-style sparse head (architecture.sparseHead; hidden 16, 128 pieces, 32
+ * positions), written by the real exporter: test/fixtures/taesr-sparse@0.0.0-test, regenerated with
+ *   npx tsx test/support/fixture-artifact.ts test/fixtures 16 128 sparse
+ * i.e. writeFixtureArtifact({ outDir: "test/fixtures", name: "taesr-sparse", hidden: 16, vocabSize: 128, maxLength: 32,
+ * sparseHead: true, seed: 11, weights: sparseFixtureWeights() }) — seed 11's weights with a livelier token table and a
+ * negative term bias, so that a text has a handful of terms rather than none or all (see sparseFixtureWeights).
+ */
+export const fixtureSparseBundle: BundledModelModule = {
+  manifest: sparseManifestJson as ArtifactManifest,
+  files: { "int8/embed.onnx": sparseEmbedOnnx, "int8/step.onnx": sparseStepOnnx, "int8/sparse.onnx": sparseHeadOnnx },
+  tokenizerJson: sparseTokenizerJson,
 };

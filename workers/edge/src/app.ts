@@ -237,6 +237,9 @@ export function createApp(rawDeps: AppDeps): Hono {
         fusion: fusionDefaultOf(model),
         // The late-interaction rerank this model can do (null: no head); on by default only when its late weight > 0.
         late: model.late ?? null,
+        // The learned sparse list this model can make; absent (not null) without a sparse head, so the health answer of
+        // every model without one reads exactly as before the list existed.
+        ...(model.sparse ? { sparse: model.sparse } : {}),
       },
       index: { backend: stats.backend, shards: stats.shards, documents: stats.documents, modelVersions: stats.modelVersions },
       // Whether hard-routed queries go to the GPU origin now: "open" means they are served at the edge until a probe succeeds.

@@ -73,6 +73,17 @@ export interface LateInForce {
   tunedOn?: LateTuningRecord;
 }
 
+/**
+ * The learned sparse list a model supports: present only for a model with the SPLADE-style sparse head whose graph is
+ * loaded. Documents and queries are both cut with these options (encoder.ts `sparse`), so their terms stay alike.
+ */
+export interface SparseInForce {
+  /** Weights at or below this are dropped. */
+  threshold: number;
+  /** The most terms kept per text. */
+  maxTerms: number;
+}
+
 /** A loaded model: everything the app needs to embed and tokenize. */
 export interface EdgeModel {
   embedder: Embedder;
@@ -82,6 +93,8 @@ export interface EdgeModel {
   fusion?: FusionInForce;
   /** The model's late-interaction head and rerank default; absent → no head: no token matrices, no rerank. */
   late?: LateInForce;
+  /** The model's sparse head; absent → no head: no sparse postings, no sparse list. */
+  sparse?: SparseInForce;
   /** The query distribution the model was checked against (manifest `drift`); absent → no drift monitoring. */
   drift?: DriftBaseline;
   /**
@@ -99,6 +112,8 @@ export interface CachedEmbedding {
   earlyExit: boolean;
   /** Which model computed it: the edge's own, or the origin's full-precision one. Absent in older entries → edge. */
   servedBy?: "edge" | "origin";
+  /** The query's learned sparse terms from the same model call, when they were asked for; absent → not computed. */
+  sparse?: [number, number][];
 }
 
 /** The query-embedding cache seam (Workers KV in production). Keys are built by `embed-cache.ts`. */

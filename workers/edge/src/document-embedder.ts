@@ -10,9 +10,9 @@
  * Which one embedded a batch is returned (`source`) so callers can count and log it. The stored row does not record
  * it: comparability is decided by the model version, which is stored.
  *
- * Token vectors for late-interaction reranking come only from the edge: the origin serves no late head, and a
- * document's token vectors and dense vector should come from one model call. A batch that needs them is embedded
- * locally.
+ * Token vectors for late-interaction reranking and learned sparse terms come only from the edge: the origin serves
+ * neither head, and a document's token vectors, sparse terms and dense vector should come from one model call. A batch
+ * that needs either is embedded locally.
  *
  * @module
  * @example
@@ -20,8 +20,8 @@
  *   const { vectors, source } = await embedder.embed(texts, { dims: 128, depth: "auto" });
  */
 import { MAX_INPUT_CHARS } from "../../origin/src/contract.js";
-import type { TokenMatrix } from "../../../src/retrieval/index.js";
-import type { EdgeModel } from "./contracts.js";
+import type { SparseVector, TokenMatrix } from "../../../src/retrieval/index.js";
+import type { EdgeModel, SparseInForce } from "./contracts.js";
 import { OriginUnavailableError, type OriginClient } from "./origin-client.js";
 
 export type EmbeddingSource = "origin" | "local";
@@ -31,6 +31,8 @@ export interface DocumentEmbedding {
   vectors: Float32Array[];
   /** Per text, when asked for: the late-interaction head's token vectors. */
   tokenVectors?: TokenMatrix[];
+  /** Per text, when asked for: the sparse head's term weights. */
+  sparse?: SparseVector[];
   source: EmbeddingSource;
 }
 
@@ -43,6 +45,8 @@ export interface DocumentEmbedOptions {
   depth: number | "auto";
   /** Also return each text's late-interaction token vectors (the edge model embeds the batch then). */
   tokenVectors?: boolean;
+  /** Also return each text's sparse terms, cut with these options (the edge model embeds the batch then). */
+  sparse?: SparseInForce;
 }
 
 export interface DocumentEmbedder {
@@ -56,9 +60,21 @@ export function localEmbedder(model: EdgeModel): DocumentEmbedder {
   return {
     async embed(texts, options) {
       const tokenVectors = options.tokenVectors === true;
-      const result = await model.embedder.embed(texts, { dims: options.dims, depth: options.depth, ...(tokenVectors ? { tokenVectors } : {}) });
+      const sparse = options.sparse;
+      const result = await model.embedder.embed(texts, {
+        dims: options.dims,
+        depth: options.depth,
+        ...(tokenVectors ? { tokenVectors } : {}),
+        ...(sparse ? { sparse: { ...sparse } } : {}),
+      });
       if (tokenVectors && result.tokenVectors?.length !== texts.length) throw new Error("the embedder returned no token vectors for the documents");
-      return { vectors: result.embeddings, ...(tokenVectors ? { tokenVectors: result.tokenVectors } : {}), source: "local" };
+      if (sparse && result.sparse?.length !== texts.length) throw new Error("the embedder returned no sparse terms for the documents");
+      return {
+        vectors: result.embeddings,
+        ...(tokenVectors ? { tokenVectors: result.tokenVectors } : {}),
+        ...(sparse ? { sparse: result.sparse } : {}),
+        source: "local",
+      };
     },
   };
 }
@@ -71,7 +87,7 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
   const local = localEmbedder(model);
   return {
     async embed(texts, options) {
-      if (options.tokenVectors) return local.embed(texts, options);
+      if (options.tokenVectors || options.sparse) return local.embed(texts, options);
       let answer;
       try {
         // The model reads at most maxLength (128) word pieces, far fewer than MAX_INPUT_CHARS characters make, so

@@ -9,8 +9,11 @@
  * so every spelling that embeds identically shares one entry. A vector the GPU origin computed gets its own key (suffix
  * `:origin`): it comes from the full-precision model, and a query routed there must not be answered by an edge vector
  * cached before the origin was configured (nor the reverse).
- * Value: the raw float32 vector (little-endian bytes); KV metadata holds how it was computed ({depth, route,
- * earlyExit, servedBy}).
+ * Value: the raw float32 vector (little-endian bytes), followed — for a query embedded with the sparse head — by its
+ * sparse terms as (uint32 term, float32 weight) pairs; KV metadata holds how it was computed ({depth, route, earlyExit,
+ * servedBy}) and, with sparse terms, how many there are (`sparseTerms`). Sparse terms travel in the value because KV
+ * metadata holds 1 KB, too little for 256 terms; float32 holds the encoder's weights exactly (it computes in float32),
+ * so a cached query ranks exactly as a fresh one. An entry without them answers only queries that need none.
  *
  * KV failures never fail a search: a read error counts as a miss, a write error is logged and dropped.
  *
@@ -40,6 +43,40 @@ interface CacheMetadata {
   route: EmbedRoute;
   earlyExit: boolean;
   servedBy?: "edge" | "origin";
+  /** How many (term, weight) pairs follow the vector; absent → the entry has no sparse terms. */
+  sparseTerms?: number;
+}
+
+/** Bytes of one sparse (uint32 term, float32 weight) pair in a cache value. */
+const SPARSE_PAIR_BYTES = 8;
+
+/** The vector's bytes, then the sparse pairs', little-endian. */
+function encodeValue(vector: Float32Array, sparse: readonly (readonly [number, number])[] | undefined): ArrayBuffer {
+  const bytes = new ArrayBuffer(vector.byteLength + (sparse?.length ?? 0) * SPARSE_PAIR_BYTES);
+  const view = new DataView(bytes);
+  vector.forEach((value, i) => view.setFloat32(4 * i, value, true));
+  sparse?.forEach(([term, weight], i) => {
+    view.setUint32(vector.byteLength + i * SPARSE_PAIR_BYTES, term, true);
+    view.setFloat32(vector.byteLength + i * SPARSE_PAIR_BYTES + 4, weight, true);
+  });
+  return bytes;
+}
+
+/** The inverse of {@link encodeValue}, or null for a value of the wrong size (older format, partial write). */
+function decodeValue(value: ArrayBuffer, sparseTerms: number | undefined): { vector: Float32Array; sparse?: [number, number][] } | null {
+  const pairs = sparseTerms ?? 0;
+  if (!Number.isInteger(pairs) || pairs < 0) return null;
+  const vectorBytes = value.byteLength - pairs * SPARSE_PAIR_BYTES;
+  if (vectorBytes <= 0 || vectorBytes % 4 !== 0) return null;
+  const view = new DataView(value);
+  const vector = new Float32Array(vectorBytes / 4);
+  for (let i = 0; i < vector.length; i++) vector[i] = view.getFloat32(4 * i, true);
+  if (sparseTerms === undefined) return { vector };
+  const sparse: [number, number][] = [];
+  for (let i = 0; i < pairs; i++) {
+    sparse.push([view.getUint32(vectorBytes + i * SPARSE_PAIR_BYTES, true), view.getFloat32(vectorBytes + i * SPARSE_PAIR_BYTES + 4, true)]);
+  }
+  return { vector, sparse };
 }
 
 const ROUTES: readonly string[] = ["easy", "medium", "hard", "fixed"];
@@ -60,13 +97,16 @@ export class KvEmbeddingCache implements EmbeddingCache {
     try {
       const { value, metadata } = await this.kv.getWithMetadata<CacheMetadata>(key, "arrayBuffer");
       // An entry of the wrong shape (older format, partial write) is a miss, not an error.
-      if (!value || value.byteLength === 0 || value.byteLength % 4 !== 0 || !isCacheMetadata(metadata)) return null;
+      if (!value || !isCacheMetadata(metadata)) return null;
+      const decoded = decodeValue(value, metadata.sparseTerms);
+      if (!decoded) return null;
       return {
-        vector: new Float32Array(value),
+        vector: decoded.vector,
         depth: metadata.depth,
         route: metadata.route,
         earlyExit: metadata.earlyExit,
         servedBy: metadata.servedBy === "origin" ? "origin" : "edge",
+        ...(decoded.sparse ? { sparse: decoded.sparse } : {}),
       };
     } catch (error) {
       console.warn(`embedding cache read failed for ${key}: ${(error as Error).message}`);
@@ -75,9 +115,14 @@ export class KvEmbeddingCache implements EmbeddingCache {
   }
 
   async put(key: string, entry: CachedEmbedding): Promise<void> {
-    const { vector } = entry;
-    const bytes = vector.buffer.slice(vector.byteOffset, vector.byteOffset + vector.byteLength) as ArrayBuffer;
-    const metadata: CacheMetadata = { depth: entry.depth, route: entry.route, earlyExit: entry.earlyExit, servedBy: entry.servedBy ?? "edge" };
+    const bytes = encodeValue(entry.vector, entry.sparse);
+    const metadata: CacheMetadata = {
+      depth: entry.depth,
+      route: entry.route,
+      earlyExit: entry.earlyExit,
+      servedBy: entry.servedBy ?? "edge",
+      ...(entry.sparse ? { sparseTerms: entry.sparse.length } : {}),
+    };
     try {
       await this.kv.put(key, bytes, { expirationTtl: this.ttlSeconds, metadata });
     } catch (error) {

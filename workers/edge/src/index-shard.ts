@@ -5,19 +5,22 @@
  * It serves the `ShardApi` contract (shard-api.ts; `shardClient` in wiring.ts checks the stub against it): it stores
  * prepared documents and produces each list's best candidates of this shard — dense by a Hamming scan over sign bits
  * of the Matryoshka prefix, then int8 rescoring of the best candidates; BM25 over the SQLite inverted index with the
- * corpus-wide statistics the caller sends, so scores compare across shards. A metadata filter becomes a mask over
- * the shard's documents before either list ranks, so it never shortens a list while matching documents remain.
+ * corpus-wide statistics the caller sends, so scores compare across shards; the sparse list (a model with the sparse
+ * head) by Σ q_v·d_v over the sparse postings of the query's terms — a dot product of the two texts' own weights, so it
+ * needs no corpus statistics to compare across shards. A metadata filter becomes a mask over the shard's documents
+ * before any list ranks, so it never shortens a list while matching documents remain.
  *
  * SQLite is the source of truth; searches run on in-memory views of it, built on the first search after a write and
  * kept for the object's lifetime: the catalog (ids in order, BM25 lengths; metadata once a filter needs it), the
  * compressed dense codes per (model version, width) — 16 + 132 bytes per 128-d document instead of 512 — and each
- * query term's postings as typed arrays, loaded the first time a query uses the term. Reading a common word piece's
- * postings through SQL on every query cost seconds per query at 100k documents; in memory BM25 is a few
- * milliseconds. Any write drops every view, and the shard stats. Every method is synchronous (SQLite calls are), so
- * calls never interleave and a view can never be read half-rebuilt.
+ * query term's postings as typed arrays (BM25's, and the sparse list's per model version), loaded the first time a
+ * query uses the term. Reading a common word piece's postings through SQL on every query cost seconds per query at
+ * 100k documents; in memory BM25 is a few milliseconds. Any write drops every view, and the shard stats. Every method
+ * is synchronous (SQLite calls are), so calls never interleave and a view can never be read half-rebuilt.
  *
  * Upserts are idempotent by (id, content hash, model version): an identical document is skipped and reported
- * unchanged; a changed one replaces every trace (row, vector, postings, token matrix) in one transaction.
+ * unchanged; a changed one replaces every trace (row, vector, postings, token matrix, sparse postings) in one
+ * transaction.
  *
  * Token matrices (the late head's, for the rerank stage) are read straight from SQLite for the few ids of a rerank
  * prefix — at most 100 rows of a few kB — so they get no in-memory view.
@@ -34,11 +37,13 @@ import {
   binaryRescoreSearch,
   matchesFilter,
   packMatrix,
+  packedSparseSearch,
   packSignBits,
   quantizeInt8Rows,
   type Int8Rows,
   type MetadataFilter,
   type PackedPostings,
+  type PackedSparsePostings,
   type QuantizedTokenMatrix,
 } from "../../../src/retrieval/index.js";
 import type { Env } from "./env.js";
@@ -52,6 +57,7 @@ import type {
   ShardCandidatesResult,
   ShardStats,
   ShardTermStats,
+  SparseTermPairs,
   StoredDocument,
   UpsertOutcome,
 } from "./shard-api.js";
@@ -95,6 +101,20 @@ export function scoringTerms(terms: readonly string[]): { distinct: string[]; qu
   return { distinct, query: head.filter((term) => kept.has(term)) };
 }
 
+/** Why `pairs` is not a sparse vector the store can hold (distinct non-negative integer ids, finite weights > 0), or null. */
+export function sparseTermsProblem(pairs: SparseTermPairs): string | null {
+  const seen = new Set<number>();
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2) return "every entry must be a [term, weight] pair";
+    const [term, weight] = pair;
+    if (!Number.isInteger(term) || term < 0) return `term ids must be non-negative integers, got ${String(term)}`;
+    if (!(Number.isFinite(weight) && weight > 0)) return `term ${term} has weight ${String(weight)} (weights must be finite and > 0)`;
+    if (seen.has(term)) return `term ${term} appears twice`;
+    seen.add(term);
+  }
+  return null;
+}
+
 export class IndexShard extends DurableObject<Env> {
   private readonly store: ShardStore;
   private catalogView: Catalog | null = null;
@@ -102,6 +122,8 @@ export class IndexShard extends DurableObject<Env> {
   private denseIndexes = new Map<string, DenseIndex>();
   /** BM25 over the catalog's rows, with the postings of every term a query has used since the last write. */
   private lexical: { scorer: PackedBm25; postings: Map<string, PackedPostings> } | null = null;
+  /** Sparse postings over the catalog's rows by model version, each term loaded the first time a query uses it. */
+  private sparseViews = new Map<string, Map<number, PackedSparsePostings>>();
   /** stats() scans the postings table; health checks call it often, writes are rarer. Cleared on every write. */
   private statistics: ShardStats | null = null;
 
@@ -129,6 +151,8 @@ export class IndexShard extends DurableObject<Env> {
         tokens.data.length === tokens.count * tokens.dims && tokens.scales.length === tokens.count)) {
         throw new Error(`document "${document.id}" has a malformed token matrix (expected int8 codes [count·dims] and float32 scales [count])`);
       }
+      const problem = document.sparse && sparseTermsProblem(document.sparse);
+      if (problem) throw new Error(`document "${document.id}" has malformed sparse terms: ${problem}`);
     }
     const outcome: UpsertOutcome = { upserted: [], unchanged: [] };
     const now = Date.now();
@@ -188,7 +212,7 @@ export class IndexShard extends DurableObject<Env> {
   }
 
   candidates(request: ShardCandidatesRequest): ShardCandidatesResult {
-    const timings = { viewMs: 0, filterMs: 0, denseMs: 0, lexicalMs: 0 };
+    const timings = { viewMs: 0, filterMs: 0, denseMs: 0, lexicalMs: 0, sparseMs: 0 };
     let mark = Date.now();
     const catalog = this.catalog();
     timings.viewMs += Date.now() - mark;
@@ -232,6 +256,19 @@ export class IndexShard extends DurableObject<Env> {
         score: hit.score,
       }));
       timings.lexicalMs = Date.now() - mark;
+    }
+    if (request.lists.sparse) {
+      const { sparseTerms, modelVersion } = request;
+      if (!sparseTerms || !modelVersion) throw new Error("the sparse list needs the query's sparse terms and their model version");
+      const problem = sparseTermsProblem(sparseTerms);
+      if (problem) throw new Error(`malformed query sparse terms: ${problem}`);
+      mark = Date.now();
+      const postings = this.sparseIndex(modelVersion, sparseTerms.map(([term]) => term));
+      result.sparse = packedSparseSearch(sparseTerms, postings, catalog.ids.length, request.depth, allowed).map((hit) => ({
+        id: catalog.ids[hit.id]!,
+        score: hit.score,
+      }));
+      timings.sparseMs = Date.now() - mark;
     }
     return result;
   }
@@ -314,10 +351,34 @@ export class IndexShard extends DurableObject<Env> {
     return index;
   }
 
+  /** The sparse postings of `terms` among `modelVersion`'s documents, over catalog rows (each term read once per view). */
+  private sparseIndex(modelVersion: string, terms: readonly number[]): Map<number, PackedSparsePostings> {
+    const catalog = this.catalog();
+    let view = this.sparseViews.get(modelVersion);
+    if (!view) this.sparseViews.set(modelVersion, (view = new Map()));
+    for (const term of terms) {
+      if (view.has(term)) continue;
+      const { docIds, weights } = this.store.sparsePostings(term, modelVersion);
+      const docs = new Uint32Array(docIds.length);
+      const values = new Float64Array(docIds.length);
+      let kept = 0;
+      docIds.forEach((id, i) => {
+        const row = catalog.indexOf.get(id);
+        // Written in one transaction with the document, as BM25's postings are: a miss would mean a damaged store.
+        if (row === undefined) return;
+        docs[kept] = row;
+        values[kept++] = weights[i]!;
+      });
+      view.set(term, { docs: docs.subarray(0, kept), weights: values.subarray(0, kept) });
+    }
+    return view;
+  }
+
   private invalidate(): void {
     this.catalogView = null;
     this.denseIndexes.clear();
     this.lexical = null;
+    this.sparseViews.clear();
     this.statistics = null;
   }
 }

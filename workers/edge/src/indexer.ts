@@ -12,7 +12,9 @@
  * padded to it, so grouping similar lengths wastes the least compute.
  *
  * A model with a trained late-interaction head (`model.late`) also yields each document's token vectors, stored int8
- * (src/retrieval/late.ts quantizeTokenMatrix) for the rerank stage; a model without one stores none.
+ * (src/retrieval/late.ts quantizeTokenMatrix) for the rerank stage; a model without one stores none. Likewise a model
+ * with the sparse head (`model.sparse`) yields each document's sparse terms, for the sparse list of an index that stores
+ * them (`index.learnedSparse`); for any other index they would be computed only to be dropped.
  *
  * Who embeds and where the prepared documents are written are options: the synchronous routes embed with the edge's
  * model and write to the index; the queue consumer (index-consumer.ts) embeds origin first and writes through its
@@ -21,7 +23,7 @@
  * @module
  */
 import { sha256Hex } from "../../../src/digest.js";
-import { documentText, lexicalTerms, quantizeTokenMatrix, termFrequencies } from "../../../src/retrieval/index.js";
+import { documentText, lexicalTerms, quantizeTokenMatrix, sparsePairs, termFrequencies } from "../../../src/retrieval/index.js";
 import type { EdgeModel } from "./contracts.js";
 import { localEmbedder, type DocumentEmbedder, type EmbeddingSource } from "./document-embedder.js";
 import type { DocumentInput, Metadata } from "./schemas.js";
@@ -122,16 +124,23 @@ async function embedAndStore(
     embeddedBy: { origin: 0, local: 0 },
   };
 
+  const sparse = index.learnedSparse === true ? model.sparse : undefined;
   const work = hashed.filter((d) => pending.has(d.id)).map((d) => ({ ...d, input: documentText(d) }));
   work.sort((a, b) => a.input.length - b.input.length);
   for (let start = 0; start < work.length; start += DOCUMENT_EMBEDDING.batchSize) {
     const batch = work.slice(start, start + DOCUMENT_EMBEDDING.batchSize);
     const tokenVectors = model.late !== undefined;
-    const { vectors: embeddings, tokenVectors: tokens, source } = await embedder.embed(
+    const { vectors: embeddings, tokenVectors: tokens, sparse: sparseTerms, source } = await embedder.embed(
       batch.map((d) => d.input),
-      { dims: DOCUMENT_EMBEDDING.dims, depth: model.documentDepth ?? DOCUMENT_EMBEDDING.depth, ...(tokenVectors ? { tokenVectors } : {}) },
+      {
+        dims: DOCUMENT_EMBEDDING.dims,
+        depth: model.documentDepth ?? DOCUMENT_EMBEDDING.depth,
+        ...(tokenVectors ? { tokenVectors } : {}),
+        ...(sparse ? { sparse } : {}),
+      },
     );
     if (tokenVectors && tokens?.length !== batch.length) throw new Error("the embedder returned no token vectors for the documents");
+    if (sparse && sparseTerms?.length !== batch.length) throw new Error("the embedder returned no sparse terms for the documents");
     outcome.embeddedBy[source] += batch.length;
     const prepared: PreparedDocument[] = batch.map((d, i) => {
       const counts = termFrequencies(lexicalTerms(model.tokenizer.tokenize(d.input)));
@@ -148,6 +157,7 @@ async function embedAndStore(
         terms: [...counts],
         length,
         ...(tokens ? { tokens: quantizeTokenMatrix(tokens[i]!) } : {}),
+        ...(sparse && sparseTerms ? { sparse: sparsePairs(sparseTerms[i]!, `sparse terms of document ${d.id}`) } : {}),
       };
     });
     // Stored batch by batch: a failure part-way keeps what was done, and a retry skips it as unchanged.

@@ -15,7 +15,7 @@
 import { TaesrEncoder, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
 import { BUILT_IN_FUSION_DEFAULT, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHTS } from "../../../src/retrieval/index.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
-import type { EdgeModel, FusionInForce, LateInForce } from "./contracts.js";
+import type { EdgeModel, FusionInForce, LateInForce, SparseInForce } from "./contracts.js";
 import type { Env } from "./env.js";
 import { refOf } from "./model-route.js";
 import { EDGE_VARIANT, ModelArtifactError, readArtifact } from "./model-store.js";
@@ -61,6 +61,12 @@ export function lateInForce(manifest: ArtifactManifest): LateInForce | undefined
   if (!tuned) return { dims: head.dim, k: DEFAULT_LATE_RERANK_DEPTH, weights: { ...DEFAULT_LATE_WEIGHTS }, source: "built-in" };
   return { dims: head.dim, k: tuned.k, weights: { ...tuned.weights }, source: "manifest", tunedOn: tuned.tunedOn };
 }
+
+/**
+ * The sparse terms kept per text for a model with the sparse head: every weight above 0, at most 256 terms (the
+ * encoder's defaults) — the cap bounds the postings one document adds. No manifest field tunes them yet.
+ */
+export const DEFAULT_SPARSE: Readonly<SparseInForce> = Object.freeze({ threshold: 0, maxTerms: 256 });
 
 let loading: Promise<LoadedEdgeModel> | null = null;
 
@@ -147,6 +153,8 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
     fusion: fusionInForce(encoder.manifest),
     // Only when the head's graph was bundled too: without it the encoder cannot make token vectors.
     ...(late && variantGraphs(encoder.manifest, variant).late! in files ? { late } : {}),
+    // The same for sparse terms: hasSparse is true only when the head's graph was given and loaded.
+    ...(encoder.hasSparse ? { sparse: { ...DEFAULT_SPARSE } } : {}),
     drift: encoder.manifest.drift,
     ...(encoder.manifest.retrieval?.documentDepth ? { documentDepth: encoder.manifest.retrieval.documentDepth.depth } : {}),
   };

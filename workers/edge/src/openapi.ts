@@ -130,7 +130,8 @@ const OPERATIONS: Operation[] = [
       "unavailable model 503 — both as the page, with the message in it.",
     query: {
       q: { schema: z.string(), description: "a query: its results are rendered into the page" },
-      mode: { schema: searchMode.default("hybrid"), description: "which lists to search; anything else means hybrid" },
+      // The page offers the modes every model serves; sparse needs a model with the sparse head (POST /v1/search).
+      mode: { schema: searchMode.exclude(["sparse"]).default("hybrid"), description: "which lists to search; anything else means hybrid" },
     },
     ok: { mediaType: "text/html", description: "The page" },
     errors: [],
@@ -139,7 +140,7 @@ const OPERATIONS: Operation[] = [
     method: "post",
     path: "/v1/search",
     tag: "search",
-    summary: "Search the index (hybrid, dense or lexical)",
+    summary: "Search the index (hybrid, dense, lexical or sparse)",
     body: { schema: "SearchRequest", limitBytes: LIMITS.body.search },
     ok: "SearchResponse",
     errors: [400, 413, 503],

@@ -14,10 +14,17 @@
  * vector. Neither the cache (one vector per key) nor the origin (no late head served) has them, so such a search
  * always embeds at the edge.
  *
+ * A search that reads the learned sparse list needs the query's sparse terms, from the same model call too. The origin
+ * serves no sparse head, so such a query is embedded at the edge whatever its route; the cache does keep them, beside
+ * the vector (embed-cache.ts) — every hybrid query of a model with the head needs them, and skipping the cache would
+ * give up the cache for that model altogether. An entry cached without them (before the list was read) is a miss for
+ * a query that needs them, and is replaced by one that has them; the key already names the model version, whose head
+ * and options (model-loader.ts DEFAULT_SPARSE) decide the terms.
+ *
  * @module
  */
-import type { TokenMatrix } from "../../../src/retrieval/index.js";
-import type { AppDeps, Background, EdgeModel, EmbedRoute } from "./contracts.js";
+import { sparsePairs, type TokenMatrix } from "../../../src/retrieval/index.js";
+import type { AppDeps, Background, EdgeModel, EmbedRoute, SparseInForce } from "./contracts.js";
 import { queryCacheKey } from "./embed-cache.js";
 import { OriginUnavailableError, type OriginFailureReason } from "./origin-client.js";
 import type { SearchRequest } from "./schemas.js";
@@ -36,6 +43,16 @@ export interface QueryEmbedding {
   originFallback: OriginFallbackReason | null;
   /** The query's late-head token vectors, from the same model call as `vector` (only when asked for). */
   tokens?: TokenMatrix;
+  /** The query's learned sparse terms, from the same model call as `vector` (when asked for; a cache hit may carry them). */
+  sparse?: [number, number][];
+}
+
+/** What a search needs besides the vector, each from the same model call. */
+export interface QueryExtras {
+  /** The late head's token vectors (a reranked search). */
+  tokenVectors?: boolean;
+  /** The sparse head's terms, cut with these options (a search reading the sparse list). */
+  sparse?: SparseInForce;
 }
 
 /** Writes in the background when the platform lets work outlive the response, else before answering. */
@@ -54,15 +71,22 @@ export async function embedQuery(
   normalized: string,
   request: Pick<SearchRequest, "mode" | "dims" | "depth">,
   background?: Background,
-  tokenVectors = false,
+  extras: QueryExtras = {},
 ): Promise<QueryEmbedding> {
-  // Lexical searches never get here; every mode but dense fuses the dense list with BM25.
+  const tokenVectors = extras.tokenVectors === true;
+  const sparse = extras.sparse;
+  // Lexical searches never get here; hybrid fuses the dense list with BM25, and sparse mode is a term-matching list
+  // like BM25, so both route as hybrid searches do.
   const ranking = request.mode === "dense" ? "dense" : "hybrid";
   const toOrigin =
-    !tokenVectors && deps.origin !== undefined && request.depth === "auto" && model.embedder.route?.([normalized], { ranking }) === "hard";
+    !tokenVectors &&
+    !sparse &&
+    deps.origin !== undefined &&
+    request.depth === "auto" &&
+    model.embedder.route?.([normalized], { ranking }) === "hard";
   const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized, ranking, toOrigin ? "origin" : "edge");
   const hit = tokenVectors ? null : await deps.cache.get(key);
-  if (hit && hit.vector.length === request.dims) {
+  if (hit && hit.vector.length === request.dims && (!sparse || hit.sparse)) {
     return { ...hit, cached: true, servedBy: hit.servedBy ?? "edge", originFallback: null };
   }
 
@@ -94,17 +118,21 @@ export async function embedQuery(
     ...(originFallback ? { depth: fullDepth, earlyExit: false } : { depth: request.depth }),
     ranking,
     ...(tokenVectors ? { tokenVectors } : {}),
+    ...(sparse ? { sparse: { ...sparse } } : {}),
   });
   const vector = result.embeddings[0];
   if (!vector) throw new Error("the embedder returned no vector for the query");
   const tokens = result.tokenVectors?.[0];
   if (tokenVectors && !tokens) throw new Error("the embedder returned no token vectors for the query");
+  const sparseTerms = result.sparse?.[0];
+  if (sparse && !sparseTerms) throw new Error("the embedder returned no sparse terms for the query");
   const fresh = {
     vector,
     depth: result.depth,
     route: originFallback ? ("hard" as const) : result.route,
     earlyExit: result.earlyExit,
     servedBy: "edge" as const,
+    ...(sparse && sparseTerms ? { sparse: sparsePairs(sparseTerms, "the query's sparse terms") } : {}),
   };
   if (!originFallback) await cache(fresh);
   return { ...fresh, cached: false, originFallback, ...(tokens ? { tokens } : {}) };

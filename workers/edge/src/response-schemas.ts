@@ -38,8 +38,13 @@ export const searchResponse = z.object({
       snippet: z.string().describe("a query-biased excerpt of the text"),
       metadata,
       ranks: z
-        .object({ dense: z.number().int().optional(), lexical: z.number().int().optional(), late: z.number().int().optional() })
-        .describe("1-based rank in each list that found it; late: by MaxSim alone within the reranked top k"),
+        .object({
+          dense: z.number().int().optional(),
+          lexical: z.number().int().optional(),
+          sparse: z.number().int().optional(),
+          late: z.number().int().optional(),
+        })
+        .describe("1-based rank in each list that found it (sparse: the learned sparse list, models with the sparse head only); late: by MaxSim alone within the reranked top k"),
     }),
   ),
   page: z
@@ -71,7 +76,9 @@ export const searchResponse = z.object({
     cache: z.enum(["hit", "miss", "none"]),
     stages: z
       .record(z.string(), z.number())
-      .describe("milliseconds per step of the index search (backend-specific names, e.g. statsMs, shardsMs, fuseMs, rerankFetchMs, rerankMs, fieldsMs)"),
+      .describe(
+        "milliseconds per step of the index search (backend-specific names, e.g. statsMs, shardsMs, shard.denseMs, shard.lexicalMs, shard.sparseMs, fuseMs, rerankFetchMs, rerankMs, fieldsMs)",
+      ),
   }),
 });
 
@@ -170,6 +177,12 @@ export const healthResponse = z.object({
       })
       .nullable()
       .describe("the late-interaction rerank the model can do (null: no head); on by default only when weights.late > 0"),
+    sparse: z
+      .object({ threshold: z.number(), maxTerms: z.number().int() })
+      .optional()
+      .describe(
+        "the learned sparse list the model can make (absent: no sparse head): terms kept per text (weight > threshold, at most maxTerms); hybrid reads it by default, weighted like the default lexical weight",
+      ),
   }),
   index: z.object({
     backend: z.enum(["durable-objects", "upstash"]),

@@ -36,7 +36,7 @@ export const embedDims = z.union([z.literal(64), z.literal(128), z.literal(256),
 export const depthSetting = z.union([z.literal(1), z.literal(3), z.literal(6), z.literal("auto")], {
   error: 'depth must be 1, 3, 6 or "auto"',
 });
-export const searchMode = z.enum(["hybrid", "dense", "lexical"], { error: 'mode must be "hybrid", "dense" or "lexical"' });
+export const searchMode = z.enum(["hybrid", "dense", "lexical", "sparse"], { error: 'mode must be "hybrid", "dense", "lexical" or "sparse"' });
 export const fusionMethod = z.enum(["convex", "rrf"], { error: 'fusion must be "convex" or "rrf"' });
 
 const nonNegativeWeight = z.number().finite().min(0, "weights must be ≥ 0").max(1_000, "weights must be ≤ 1000");
@@ -140,9 +140,12 @@ export const searchRequest = z.strictObject({
   /**
    * Weights per list for whichever fusion is chosen (hybrid mode); a list not named keeps its default — the model's
    * tuned weights when the chosen fusion is the tuned one, else convex: lexical 0.7, dense 0.3; rrf: lexical 3, dense 1.
-   * Only the ratio matters.
+   * sparse (models with the sparse head only; a weight above 0 for another model is a 400): default the lexical
+   * default, untuned. Only the ratio matters.
    */
-  weights: z.strictObject({ dense: nonNegativeWeight.optional(), lexical: nonNegativeWeight.optional() }).optional(),
+  weights: z
+    .strictObject({ dense: nonNegativeWeight.optional(), lexical: nonNegativeWeight.optional(), sparse: nonNegativeWeight.optional() })
+    .optional(),
   /**
    * Late-interaction rerank of the hybrid ranking's top k (MaxSim over the model's late head, fused with the hybrid
    * score): true/false, or {k?, weight?} (weight: MaxSim's share, 0–1; default the model's tuned k and weights).

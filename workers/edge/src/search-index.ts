@@ -13,6 +13,9 @@
  *   first-stage ranking's top k rescored by src/retrieval/late.ts `fuseLateInteraction`, the same k whatever the page.
  *   Upstash does not store token matrices (they would have to ride in its per-vector metadata, several kB each), so it
  *   leaves `lateRerank` unset and the search service refuses a rerank request for it.
+ * - A backend that stores learned sparse postings says so (`learnedSparse: true`): the indexer then writes documents'
+ *   sparse terms, and `search` reads the sparse list whenever the request carries `sparseTerms`. Upstash's sparse slot
+ *   already holds BM25's weights (upstash-sparse.ts), so it leaves `learnedSparse` unset and refuses sparse requests.
  * - `scan` pages through every document in an order of the backend's choosing, stable across pages, and `documents`
  *   reads many stored documents at once: what a model switch needs to walk one index and re-embed into another
  *   without knowing where either keeps its documents.
@@ -29,6 +32,7 @@ import type {
   PreparedDocument,
   ScannedDocument,
   SearchMode,
+  SparseTermPairs,
   StoredDocument,
   UpsertOutcome,
 } from "./shard-api.js";
@@ -66,6 +70,11 @@ export interface IndexSearchRequest {
   modelVersion?: string;
   /** Query word pieces — required for lexical and hybrid. */
   terms?: string[];
+  /**
+   * The query's learned sparse terms (from the model version in `modelVersion`) — required for sparse mode; in hybrid
+   * mode they add the sparse list to the fusion. Backends with `learnedSparse` only.
+   */
+  sparseTerms?: SparseTermPairs;
   fusion?: FusionMethod;
   weights?: FusionWeights;
   fusionDefault?: { method: FusionMethod; weights: { dense: number; lexical: number } };
@@ -87,12 +96,12 @@ export interface IndexRerank {
 
 export interface IndexHit {
   id: string;
-  /** Fused score in hybrid mode; the list's own score (cosine or BM25) otherwise. */
+  /** Fused score in hybrid mode; the list's own score (cosine, BM25 or the sparse dot product) otherwise. */
   score: number;
   /** late: rank by MaxSim alone within the reranked prefix (only documents in it that have a token matrix). */
-  ranks: { dense?: number; lexical?: number; late?: number };
+  ranks: { dense?: number; lexical?: number; sparse?: number; late?: number };
   /** late: the MaxSim score. */
-  scores: { dense?: number; lexical?: number; late?: number };
+  scores: { dense?: number; lexical?: number; sparse?: number; late?: number };
   title: string;
   text: string;
   metadataJson: MetadataJson;
@@ -102,8 +111,8 @@ export interface IndexSearchResult {
   hits: IndexHit[];
   /** True when the ranking continues past this page (ask again with offset + topK). */
   hasMore: boolean;
-  /** Size of each candidate list before fusion, over all shards. */
-  candidates: { dense: number; lexical: number };
+  /** Size of each candidate list before fusion, over all shards (sparse: only when the sparse list was read). */
+  candidates: { dense: number; lexical: number; sparse?: number };
   /** Milliseconds per stage of the index's own work (names depend on the backend). */
   timings: Record<string, number>;
 }
@@ -120,6 +129,8 @@ export interface IndexStats {
 export interface SearchIndex {
   /** True when `search` honours `request.rerank` (the backend stores token matrices); absent or false → it cannot. */
   readonly lateRerank?: boolean;
+  /** True when the backend stores learned sparse postings and ranks `request.sparseTerms`; absent or false → it cannot. */
+  readonly learnedSparse?: boolean;
   /** Ids among `refs` whose stored copy is missing or differs — the only documents worth embedding. */
   pending(refs: DocumentRef[]): Promise<string[]>;
   upsert(documents: PreparedDocument[]): Promise<UpsertOutcome>;

@@ -1,9 +1,11 @@
 /**
- * The query path: normalise → cached or fresh query embedding → index search (dense + BM25 over every shard, fused,
- * filtered, one page) → results with query-biased snippets. Also the plain embedding API. Routes call these; nothing here knows about HTTP.
+ * The query path: normalise → cached or fresh query embedding → index search (dense + BM25 — and, for a model with the
+ * sparse head, its learned sparse terms — over every shard, fused, filtered, one page) → results with query-biased
+ * snippets. Also the plain embedding API. Routes call these; nothing here knows about HTTP.
  *
  * Lexical mode never touches the model's encoder (BM25 needs only the tokenizer), so it reports depth 0, route "none"
- * and cache "none".
+ * and cache "none". Sparse mode runs the model (the terms come from its last hidden state) and reports it as the
+ * other modes that embed do.
  *
  * @module
  */
@@ -13,6 +15,7 @@ import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "
 import { recordQuery } from "./drift-recorder.js";
 import { embedQuery, type OriginFallbackReason } from "./query-embedding.js";
 import { planRerank } from "./rerank.js";
+import { planSparse } from "./sparse-plan.js";
 import { LIMITS, type EmbedRequest, type Metadata, type SearchRequest } from "./schemas.js";
 import type { MetadataJson } from "./shard-api.js";
 
@@ -22,7 +25,7 @@ export interface SearchResult {
   title: string;
   snippet: string;
   metadata: Metadata | null;
-  ranks: { dense?: number; lexical?: number; late?: number };
+  ranks: { dense?: number; lexical?: number; sparse?: number; late?: number };
 }
 
 export interface SearchResponse {
@@ -69,9 +72,14 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   let queryPieces: string[] | undefined;
   const pieces = () => (queryPieces ??= model.tokenizer.tokenize(normalized));
   const rerank = planRerank(request, model, deps.index);
+  const sparse = planSparse(request, model, deps.index);
+  const use = listsFor(request.mode, { sparse: sparse !== null });
 
   const embedStarted = performance.now();
-  const embedding = listsFor(request.mode).dense ? await embedQuery(deps, model, normalized, request, background, rerank !== null) : null;
+  const embedding =
+    use.dense || use.sparse
+      ? await embedQuery(deps, model, normalized, request, background, { tokenVectors: rerank !== null, ...(sparse ? { sparse } : {}) })
+      : null;
   const embedMs = embedding ? ms(embedStarted) : 0;
   if (embedding) await recordQuery(deps, model, request, pieces, embedding.vector, background);
 
@@ -84,7 +92,8 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
     filter: request.filter,
     vector: embedding?.vector,
     modelVersion: model.info.version,
-    terms: listsFor(request.mode).lexical ? lexicalTerms(pieces()) : undefined,
+    terms: use.lexical ? lexicalTerms(pieces()) : undefined,
+    ...(sparse ? { sparseTerms: embedding?.sparse } : {}),
     fusion: request.fusion,
     weights: request.weights,
     // Only the defaults travel: the request's own fusion/weights still override them in the shard, field by field.

@@ -3,7 +3,8 @@
  * without importing `cloudflare:workers`. `IndexShard` implements it; `DurableObjectStub<IndexShard>` is its client.
  *
  * The shard stores and ranks; it does not embed or tokenize. Callers hand it prepared documents (vector + term
- * counts) and prepared queries (vector + terms), so the model runs once in the stateless worker, not in the shard.
+ * counts, and sparse terms from a model with the sparse head) and prepared queries (vector + terms + sparse terms), so
+ * the model runs once in the stateless worker, not in the shard.
  *
  * @module
  */
@@ -17,7 +18,10 @@ import type { QuantizedTokenMatrix } from "../../../src/retrieval/late.js";
  */
 export type MetadataJson = string | null;
 
-export type SearchMode = "dense" | "lexical" | "hybrid";
+export type SearchMode = "dense" | "lexical" | "sparse" | "hybrid";
+
+/** Learned sparse terms as [vocabulary id, weight > 0] pairs, ascending by id (src/retrieval/sparse.ts `sparsePairs`). */
+export type SparseTermPairs = [number, number][];
 
 /** How hybrid mode fuses its lists: convex combination of normalised scores, or weighted reciprocal rank fusion. */
 export type FusionMethod = "convex" | "rrf";
@@ -55,6 +59,11 @@ export interface PreparedDocument extends DocumentRef {
    * stage. Only from a model with a trained late head: absent otherwise (an untrained stand-in is not worth storing).
    */
   tokens?: QuantizedTokenMatrix;
+  /**
+   * The sparse head's term weights, for the sparse list. Only from a model with the head (and an index that stores
+   * them): absent otherwise, and then the document has no sparse postings.
+   */
+  sparse?: SparseTermPairs;
 }
 
 export interface UpsertOutcome {
@@ -67,6 +76,7 @@ export interface UpsertOutcome {
 export interface FusionWeights {
   dense?: number;
   lexical?: number;
+  sparse?: number;
 }
 
 /** Corpus-wide BM25 statistics, summed over every shard (see {@link ShardApi.termStats}). */
@@ -79,12 +89,14 @@ export interface CorpusTermStats {
 
 /** One shard's share of a search: each list's best `depth` documents of this shard, unfused. */
 export interface ShardCandidatesRequest {
-  lists: { dense: boolean; lexical: boolean };
+  lists: { dense: boolean; lexical: boolean; sparse?: boolean };
   depth: number;
   /** Query embedding (unit length, the search width) — required for the dense list. */
   vector?: Float32Array;
-  /** Only vectors made by this model version are comparable with the query. */
+  /** Only vectors (and sparse terms) made by this model version are comparable with the query's. */
   modelVersion?: string;
+  /** The query's learned sparse terms (distinct ids) — required for the sparse list. */
+  sparseTerms?: SparseTermPairs;
   /** Query word pieces — required for the lexical list. */
   terms?: string[];
   /** The whole corpus's BM25 statistics, so scores compare across shards; absent → this shard's own (one shard). */
@@ -99,8 +111,9 @@ export interface ShardCandidatesRequest {
 export interface ShardCandidatesResult {
   dense?: { id: string; score: number }[];
   lexical?: { id: string; score: number }[];
-  /** Milliseconds: building in-memory views after a write, the filter mask, each list. */
-  timings: { viewMs: number; filterMs: number; denseMs: number; lexicalMs: number };
+  sparse?: { id: string; score: number }[];
+  /** Milliseconds: building in-memory views after a write, the filter mask, each list (0 for a list not read). */
+  timings: { viewMs: number; filterMs: number; denseMs: number; lexicalMs: number; sparseMs: number };
 }
 
 /** What the query terms and corpus size look like in one shard (summed by the caller for global BM25). */
@@ -137,6 +150,8 @@ export interface ShardStats {
   avgDocLength: number;
   /** Documents per model version (several during a model switch). */
   modelVersions: Record<string, number>;
+  /** Learned sparse (term, document) postings; absent when the shard holds none (no model with the sparse head). */
+  sparsePostings?: number;
 }
 
 /** The client view of a shard: every call is asynchronous (RPC). */

@@ -2,7 +2,7 @@
  * SQLite persistence of one index shard (Durable Object `ctx.storage.sql`): the schema and every statement, so the
  * Durable Object class reads as policy (caching, ranking) and this file as storage.
  *
- * Schema (v2):
+ * Schema (v3):
  *   documents(id PK, title, text, metadata JSON, content_hash, model_version, dims, dense BLOB float32 LE, length,
  *             updated_at)   — `length` is the BM25 document length (Σ tf of its lexical terms)
  *   postings(term, doc_id, tf) PK(term, doc_id) WITHOUT ROWID — the inverted index, clustered by term for lookups,
@@ -10,9 +10,13 @@
  *   token_matrices(doc_id PK, count, dims, codes BLOB int8, scales BLOB float32 LE) WITHOUT ROWID — v2: the late
  *             head's token vectors of documents that have them (src/retrieval/late.ts quantizeTokenMatrix), read only
  *             for the rerank prefix, so kept apart from the rows every other query path scans
+ *   sparse_postings(term INTEGER, doc_id, weight REAL) PK(term, doc_id) WITHOUT ROWID — v3: the sparse head's term
+ *             weights of documents that have them (term = vocabulary id), clustered by term because the sparse list
+ *             reads all postings of each query term; a doc_id index for deletes and replacements, as for postings
  *
- * Migrations: every statement is `IF NOT EXISTS`, so a v1 database gains the v2 table on first open and keeps working
- * (its documents simply have no token matrices until they are re-indexed by a model with a late head).
+ * Migrations: every statement is `IF NOT EXISTS`, so an older database gains the newer tables (and their index) on first
+ * open and keeps working: its documents simply have no token matrices or sparse postings until they are re-indexed by
+ * a model with a late or sparse head.
  *
  * Durable Object SQLite allows at most 100 bound parameters per statement; multi-row statements are chunked below it.
  *
@@ -32,7 +36,7 @@ import type {
 const MAX_BOUND_PARAMETERS = 99;
 
 /** Bumped with every change to SCHEMA below; snapshots of an index (the benchmark's) are only valid for their version. */
-export const SHARD_SCHEMA_VERSION = 2;
+export const SHARD_SCHEMA_VERSION = 3;
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS documents (
@@ -61,6 +65,13 @@ const SCHEMA = [
      codes BLOB NOT NULL,
      scales BLOB NOT NULL
    ) WITHOUT ROWID`,
+  `CREATE TABLE IF NOT EXISTS sparse_postings (
+     term INTEGER NOT NULL,
+     doc_id TEXT NOT NULL,
+     weight REAL NOT NULL,
+     PRIMARY KEY (term, doc_id)
+   ) WITHOUT ROWID`,
+  `CREATE INDEX IF NOT EXISTS sparse_postings_by_doc ON sparse_postings (doc_id)`,
 ];
 
 type DocumentRow = {
@@ -135,6 +146,7 @@ export class ShardStore {
   write(document: PreparedDocument, now: number): void {
     this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, document.id);
     this.sql.exec(`DELETE FROM token_matrices WHERE doc_id = ?`, document.id);
+    this.sql.exec(`DELETE FROM sparse_postings WHERE doc_id = ?`, document.id);
     this.sql.exec(
       `INSERT INTO documents (id, title, text, metadata, content_hash, model_version, dims, dense, length, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -170,14 +182,21 @@ export class ShardStore {
         vectorBytes(tokens.scales),
       );
     }
+    for (const chunk of chunks(document.sparse ?? [], Math.floor(MAX_BOUND_PARAMETERS / 3))) {
+      this.sql.exec(
+        `INSERT INTO sparse_postings (term, doc_id, weight) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")}`,
+        ...chunk.flatMap(([term, weight]) => [term, document.id, weight]),
+      );
+    }
   }
 
-  /** Removes a document and its postings; false when it did not exist. Call inside a transaction. */
+  /** Removes a document and every trace of it; false when it did not exist. Call inside a transaction. */
   remove(id: string): boolean {
     const existed = this.sql.exec(`SELECT 1 AS found FROM documents WHERE id = ?`, id).toArray().length > 0;
     if (!existed) return false;
     this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, id);
     this.sql.exec(`DELETE FROM token_matrices WHERE doc_id = ?`, id);
+    this.sql.exec(`DELETE FROM sparse_postings WHERE doc_id = ?`, id);
     this.sql.exec(`DELETE FROM documents WHERE id = ?`, id);
     return true;
   }
@@ -223,6 +242,24 @@ export class ShardStore {
       tfs.push(row.tf);
     }
     return { docIds, tfs };
+  }
+
+  /**
+   * One sparse term's postings among the documents `modelVersion` made (another version's head scores in another
+   * space), through the (term, doc_id) primary key.
+   */
+  sparsePostings(term: number, modelVersion: string): { docIds: string[]; weights: number[] } {
+    const docIds: string[] = [];
+    const weights: number[] = [];
+    for (const row of this.sql.exec<{ doc_id: string; weight: number }>(
+      `SELECT p.doc_id, p.weight FROM sparse_postings p JOIN documents d ON d.id = p.doc_id WHERE p.term = ? AND d.model_version = ?`,
+      term,
+      modelVersion,
+    )) {
+      docIds.push(row.doc_id);
+      weights.push(row.weight);
+    }
+    return { docIds, weights };
   }
 
   /** Every document's metadata JSON (null for none), for building a filter mask. */
@@ -306,6 +343,7 @@ export class ShardStore {
     )) {
       modelVersions[row.model_version] = row.n;
     }
-    return { documents: docCount, terms: postings.terms, postings: postings.n, avgDocLength, modelVersions };
+    const sparsePostings = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM sparse_postings`).one().n;
+    return { documents: docCount, terms: postings.terms, postings: postings.n, avgDocLength, modelVersions, ...(sparsePostings > 0 ? { sparsePostings } : {}) };
   }
 }

@@ -7,7 +7,8 @@
  *  1. (lexical list, several shards) each shard's document count, total length and the query terms' document
  *     frequencies, summed into corpus-wide BM25 statistics — so a document's BM25 does not depend on its shard;
  *  2. each shard's best `depth` candidates per list (dense: Hamming scan + int8 rescoring; lexical: BM25 with the
- *     corpus statistics), the metadata filter applied inside the shard before ranking;
+ *     corpus statistics; sparse: the dot product of learned term weights, which needs no corpus statistics), the
+ *     metadata filter applied inside the shard before ranking;
  *  3. (rerank asked for) the token matrices of the fused ranking's top k, from the shards that hold them;
  *  4. the display fields of the page's documents only.
  * Between 2 and 3 the lists are merged across shards (exact: a global top-`depth` is within the union of per-shard
@@ -132,6 +133,8 @@ function elapsed(start: number): number {
 export class ShardedIndex implements SearchIndex {
   /** Shards store the late head's token matrices (shard-store.ts), so searches can rerank by them. */
   readonly lateRerank = true;
+  /** Shards store the sparse head's postings (shard-store.ts), so searches can read the sparse list. */
+  readonly learnedSparse = true;
 
   /**
    * `connect` gives the client of a shard by name; it is called afresh for every operation, because a Durable Object
@@ -226,9 +229,10 @@ export class ShardedIndex implements SearchIndex {
 
   async search(request: IndexSearchRequest): Promise<IndexSearchResult> {
     const { mode, topK, offset } = request;
-    const use = listsFor(mode);
+    const use = listsFor(mode, { sparse: request.sparseTerms !== undefined });
     const window = offset + topK;
     const rerank = request.rerank;
+    if (use.sparse && (!request.sparseTerms || !request.modelVersion)) throw new Error(`${mode} search needs the query's sparse terms and their model version`);
     if (rerank) {
       if (!Number.isInteger(rerank.k) || rerank.k < 1 || rerank.k > MAX_LATE_RERANK_DEPTH) {
         throw new RangeError(`the rerank depth must be a whole number from 1 to ${MAX_LATE_RERANK_DEPTH}, got ${rerank.k}`);
@@ -256,6 +260,7 @@ export class ShardedIndex implements SearchIndex {
           vector: use.dense ? request.vector : undefined,
           modelVersion: request.modelVersion,
           terms: use.lexical ? request.terms : undefined,
+          sparseTerms: use.sparse ? request.sparseTerms : undefined,
           corpus,
           filterJson: request.filter === undefined ? undefined : JSON.stringify(request.filter),
         }),
@@ -263,15 +268,17 @@ export class ShardedIndex implements SearchIndex {
     );
     timings.shardsMs = elapsed(started);
     // The slowest shard's own figures: the fan-out waits for it.
-    for (const stage of ["viewMs", "filterMs", "denseMs", "lexicalMs"] as const) {
+    for (const stage of ["viewMs", "filterMs", "denseMs", "lexicalMs", ...(use.sparse ? (["sparseMs"] as const) : [])] as const) {
       timings[`shard.${stage}`] = Math.max(...answers.map((answer) => answer.timings[stage]));
     }
 
     started = performance.now();
     const dense = use.dense ? mergeLists(answers.map((a) => a.dense), depth) : undefined;
     const lexical = use.lexical ? mergeLists(answers.map((a) => a.lexical), depth) : undefined;
+    // Sparse scores are dot products of the query's and each document's own weights: comparable across shards as they are.
+    const sparse = use.sparse ? mergeLists(answers.map((a) => a.sparse), depth) : undefined;
     // One result past the page tells whether another page exists; a rerank needs its whole prefix, whatever the page.
-    const firstStage = combineRankings(mode, { dense, lexical }, {
+    const firstStage = combineRankings(mode, { dense, lexical, sparse }, {
       topK: Math.max(window + 1, rerank?.k ?? 0),
       fusion: request.fusion,
       weights: request.weights,
@@ -304,7 +311,7 @@ export class ShardedIndex implements SearchIndex {
     return {
       hits,
       hasMore: ranked.length > window,
-      candidates: { dense: dense?.length ?? 0, lexical: lexical?.length ?? 0 },
+      candidates: { dense: dense?.length ?? 0, lexical: lexical?.length ?? 0, ...(sparse ? { sparse: sparse.length } : {}) },
       timings,
     };
   }

@@ -16,6 +16,11 @@
  * query's model version take part in the dense list, as in the shards. Candidate queries ask for ids and scores only;
  * the page's documents are then fetched in one call, so a 500-candidate hybrid search does not move 500 texts.
  *
+ * Learned sparse terms (a model with the sparse head) are not stored here: the index's one sparse slot per vector
+ * already holds BM25's weights, which the lexical list needs. So this backend leaves `learnedSparse` unset — the
+ * indexer does not compute the terms for it, hybrid fuses dense and BM25 only, and mode "sparse" or a sparse weight
+ * is refused with a 400 (by the search service, and here too, for any other caller).
+ *
  * Limits of this backend (besides upstash-filter.ts's filter caveats): Upstash indexes writes asynchronously, so a
  * document is searchable shortly after `upsert` returns (fetch-based calls — pending, get, delete — see it at once);
  * a very selective filter can return fewer than topK candidates (Upstash falls back to post-filtering when its filter
@@ -308,6 +313,11 @@ export class UpstashSearchIndex implements SearchIndex {
 
   async search(request: IndexSearchRequest): Promise<IndexSearchResult> {
     const { mode, topK, offset } = request;
+    if (mode === "sparse" || request.sparseTerms !== undefined || (request.weights?.sparse ?? 0) > 0) {
+      const path = mode === "sparse" ? "mode" : (request.weights?.sparse ?? 0) > 0 ? "weights.sparse" : undefined;
+      const message = "Upstash Vector's sparse slot holds BM25 weights: this index backend has no learned sparse list (the Durable Object index has)";
+      throw new ApiError(400, "invalid_request", message, path ? [{ path, message }] : undefined);
+    }
     const use = listsFor(mode);
     const window = offset + topK;
     // One ranked document past the page tells whether there is a next page.
