@@ -13,7 +13,7 @@
  *   loop), hybrid mode, topK 10. Latency is per request, from sending to the parsed JSON body.
  */
 import { progressBar } from "./progress.js";
-import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { percentile } from "../src/eval/metrics.js";
 import { repoRoot, startLocalService, type LocalService } from "../workers/edge/dev/local-service.js";
@@ -113,21 +113,20 @@ async function directoryBytes(dir: string, match: (file: string) => boolean): Pr
 }
 
 /**
- * The state directories holding indexes of each size (ascending), built or reused. Each bigger index starts from a
- * copy of the smaller one: upserts are idempotent, so only the new documents are embedded.
+ * The state directories holding indexes of each size (ascending), built or reused. Each is built through the service
+ * from empty: an earlier version started the bigger index from a file copy of the smaller one's state directory, and
+ * that copy came up holding 995 of its 10,000 documents (workerd's SQLite files are not ours to copy).
  */
 export async function ensureIndexes(model: string, sizes: readonly number[]): Promise<Map<number, { dir: string; marker: Marker }>> {
   const all = await loadBenchDocuments(Math.max(...sizes));
   const storage = `shard-schema-${SHARD_SCHEMA_VERSION}/shards-${await configuredShardCount()}`;
   const ready = new Map<number, { dir: string; marker: Marker }>();
-  let previous: { dir: string; marker: Marker } | undefined;
   for (const size of [...sizes].sort((a, b) => a - b)) {
     const dir = path.join(stateRoot, `search-${CORPUS_VERSION}-${size}`);
     const marker = await readMarker(dir);
     if (marker && marker.model === model && marker.corpus === CORPUS_VERSION && marker.storage === storage && marker.documents === size) {
       log(`reusing the ${size}-document index in ${path.relative(repoRoot, dir)} (built in ${marker.build_seconds} s)`);
-      previous = { dir, marker };
-      ready.set(size, previous);
+      ready.set(size, { dir, marker });
       continue;
     }
     // An interrupted build of the same model, corpus and storage resumes in place: upserts are idempotent, so
@@ -139,21 +138,18 @@ export async function ensureIndexes(model: string, sizes: readonly number[]): Pr
     if (!resumable) {
       await rm(dir, { recursive: true, force: true });
       await mkdir(stateRoot, { recursive: true });
-      if (previous) await cp(previous.dir, dir, { recursive: true });
       await writeFile(building, `${JSON.stringify(key)}\n`);
     }
-    const already = resumable ? 0 : (previous?.marker.documents ?? 0);
     log(`${resumable ? "resuming" : "building"} the ${size}-document index (this runs once per model)…`);
     const service = await startLocalService({ persistTo: dir, readyTimeoutMs: 180_000 });
     try {
-      const seconds = await indexAll(service, all.slice(already, size), `building ${size / 1000}k index`);
+      const seconds = await indexAll(service, all.slice(0, size), `building ${size / 1000}k index`);
       const stored = await indexedCount(service);
       if (stored !== size) throw new Error(`the ${size}-document index holds ${stored} documents`);
-      const built: Marker = { model, corpus: CORPUS_VERSION, storage, documents: size, build_seconds: round((previous?.marker.build_seconds ?? 0) + seconds), resumed: resumable };
+      const built: Marker = { model, corpus: CORPUS_VERSION, storage, documents: size, build_seconds: round(seconds), resumed: resumable };
       await writeFile(`${dir}.json`, `${JSON.stringify(built, null, 2)}\n`);
       await rm(building, { force: true });
-      previous = { dir, marker: built };
-      ready.set(size, previous);
+      ready.set(size, { dir, marker: built });
     } finally {
       await service.stop();
     }

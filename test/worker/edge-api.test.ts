@@ -159,6 +159,11 @@ describe("POST /v1/search", () => {
     const denseAgain = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query, mode: "dense" } }));
     expect(denseAgain.timings.cache).toBe("hit");
     expect(h.embedder.calls).toBe(callsAfterFirst + 2);
+    // …and so does the model's name, not only its version: two models may share a version, and live model updates
+    // can serve either from one KV namespace.
+    const namesake = await harness({ model: { ...h.model, info: { ...h.model.info, name: `${h.model.info.name}-other` } } });
+    const otherModel = await json<SearchBody>(await namesake.request("/v1/search", { method: "POST", json: { query } }));
+    expect(otherModel.timings.cache).toBe("miss");
   });
 
   it("serves dense-only, lexical-only (no model call) and 64-d searches", async () => {

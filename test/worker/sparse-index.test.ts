@@ -245,7 +245,7 @@ describe("sparse list: search", () => {
     const h = await seeded();
     const query = "edge model query";
     const { queryCacheKey } = await import("../../workers/edge/src/embed-cache.js");
-    const key = await queryCacheKey(h.model.info.version, 128, "auto", normalize(query), "hybrid", "edge");
+    const key = await queryCacheKey(`${h.model.info.name}@${h.model.info.version}`, 128, "auto", normalize(query), "hybrid", "edge");
     await h.deps.cache.put(key, { vector: new Float32Array(128).fill(1 / Math.sqrt(128)), depth: 1, route: "easy", earlyExit: false });
     const calls = h.embedder.calls;
     const body = await search(h, { query, mode: "sparse", topK: 5 });

@@ -1,8 +1,9 @@
 /**
  * The query-embedding cache in Workers KV. A hit skips the model entirely, which is most of a warm query's cost.
  *
- * Key: `emb:<modelVersion>:<dims>:<depth setting>:<sha256 hex of the normalised query>`. The model version keeps a
- * new model from serving an old model's vectors; dims and the *requested* depth setting ("auto" or 1/3/6) are what
+ * Key: `emb:<name@version>:<dims>:<depth setting>:<sha256 hex of the normalised query>`. The model's name and version
+ * keep a new model from serving an old model's vectors (the name too: two models may share a version number, and live
+ * model updates serve either); dims and the *requested* depth setting ("auto" or 1/3/6) are what
  * decide the vector — "auto" for a hybrid search, "auto:dense" for a dense-only one, which a router labelled on hybrid
  * retrieval routes by its length rule instead (encoder.ts `ranking`), so the two may get different vectors. The query
  * is normalised by the tokenizer's own `normalize` (case, accents, whitespace), the same step the model applies first,
@@ -27,7 +28,8 @@ import type { CachedEmbedding, EmbedRoute, EmbeddingCache } from "./contracts.js
 export const EMBED_CACHE_TTL_SECONDS = 7 * 24 * 60 * 60;
 
 export async function queryCacheKey(
-  modelVersion: string,
+  /** The model, name@version. */
+  model: string,
   dims: number,
   depth: number | "auto",
   normalizedQuery: string,
@@ -35,7 +37,7 @@ export async function queryCacheKey(
   servedBy: "edge" | "origin" = "edge",
 ): Promise<string> {
   const setting = depth === "auto" && ranking === "dense" ? "auto:dense" : depth;
-  return `emb:${modelVersion}:${dims}:${setting}:${await sha256Hex(normalizedQuery)}${servedBy === "origin" ? ":origin" : ""}`;
+  return `emb:${model}:${dims}:${setting}:${await sha256Hex(normalizedQuery)}${servedBy === "origin" ? ":origin" : ""}`;
 }
 
 interface CacheMetadata {

@@ -84,7 +84,7 @@ export async function embedQuery(
     deps.origin !== undefined &&
     request.depth === "auto" &&
     model.embedder.route?.([normalized], { ranking }) === "hard";
-  const key = await queryCacheKey(model.info.version, request.dims, request.depth, normalized, ranking, toOrigin ? "origin" : "edge");
+  const key = await queryCacheKey(`${model.info.name}@${model.info.version}`, request.dims, request.depth, normalized, ranking, toOrigin ? "origin" : "edge");
   const hit = tokenVectors ? null : await deps.cache.get(key);
   if (hit && hit.vector.length === request.dims && (!sparse || hit.sparse)) {
     return { ...hit, cached: true, servedBy: hit.servedBy ?? "edge", originFallback: null };
