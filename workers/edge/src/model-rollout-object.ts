@@ -21,7 +21,6 @@ import type { IndexTarget } from "./write-ledger.js";
 /** How long a failed step waits before its retry. */
 const RETRY_AFTER_FAILURE_MS = 30_000;
 const STATE_KEY = "state";
-
 const TARGET_KEY = "target";
 
 /**
@@ -33,10 +32,9 @@ export class ModelRollout extends DurableObject<Env> implements RolloutApi {
 
   private async coordinator(given?: IndexTarget): Promise<RolloutCoordinator> {
     const stored = await this.ctx.storage.get<IndexTarget>(TARGET_KEY);
-    if (given && (stored?.name !== given.name || stored.shards !== given.shards)) {
-      if (stored) throw new Error(`this route belongs to index ${stored.name} (${stored.shards} shards), not ${given.name} (${given.shards} shards)`);
-      await this.ctx.storage.put(TARGET_KEY, given);
-    }
+    // The worker's configuration is the truth: a changed INDEX_SHARDS already means new, empty indexes (shard names
+    // encode the count), and the background steps must work on the same shards the writes reach.
+    if (given && (stored?.name !== given.name || stored.shards !== given.shards)) await this.ctx.storage.put(TARGET_KEY, given);
     const target = given ?? stored;
     if (!target) throw new Error("no index has used this model route yet");
     const { env, ctx } = this;
