@@ -57,6 +57,14 @@ const variantSchema = z.object({ embed: relativePath, step: relativePath, sparse
 
 const fusionWeight = z.number().finite().nonnegative();
 
+/** The split a shipped default was chosen on: any but test, because the figures reported are test figures. */
+function validationSplit(message: string) {
+  return z
+    .string()
+    .min(1)
+    .refine((split) => split !== "test", `${message} (the figures reported are test figures)`);
+}
+
 // Validated like the rest: a Worker fuses every hybrid search with these numbers, so a typo must fail the load, not
 // quietly rank by NaN. Both weights 0 would leave nothing to rank by.
 const tunedFusionSchema = z.object({
@@ -66,10 +74,7 @@ const tunedFusionSchema = z.object({
     .refine((w) => w.lexical > 0 || w.dense > 0, "at least one fusion weight must be above 0"),
   tunedOn: z.object({
     dataset: z.string().min(1),
-    split: z
-      .string()
-      .min(1)
-      .refine((split) => split !== "test", "a fusion must not be tuned on the test split (the figures reported are test figures)"),
+    split: validationSplit("a fusion must not be tuned on the test split"),
     queries: z.number().int().positive(),
     ndcg10: z.number().min(0).max(1),
     lexicalOnly: z.number().min(0).max(1),
@@ -85,10 +90,7 @@ const tunedDocumentDepthSchema = z.strictObject({
   depth: positiveInt,
   tunedOn: z.strictObject({
     dataset: z.string().min(1),
-    split: z
-      .string()
-      .min(1)
-      .refine((split) => split !== "test", "a document depth must not be chosen on the test split (the figures reported are test figures)"),
+    split: validationSplit("a document depth must not be chosen on the test split"),
     queries: z.number().int().positive(),
     ndcg10: z.number().min(0).max(1),
     ndcg10Auto: z.number().min(0).max(1),
@@ -108,10 +110,7 @@ const tunedLateFusionSchema = z.strictObject({
     .refine((w) => w.first > 0 || w.late > 0, "at least one late fusion weight must be above 0"),
   tunedOn: z.strictObject({
     dataset: z.string().min(1),
-    split: z
-      .string()
-      .min(1)
-      .refine((split) => split !== "test", "a late fusion must not be tuned on the test split (the figures reported are test figures)"),
+    split: validationSplit("a late fusion must not be tuned on the test split"),
     queries: z.number().int().positive(),
     ndcg10: z.number().min(0).max(1),
     firstStageOnly: z.number().min(0).max(1),
