@@ -13,10 +13,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ArtifactManifest } from "../../src/model/index.js";
 import { refOf, type ModelRoute } from "../../workers/edge/src/model-route.js";
-import type { RolloutState } from "../../workers/edge/src/model-rollout.js";
+import { scanAll, type RolloutState } from "../../workers/edge/src/model-rollout.js";
 import { consumerDeps } from "../../workers/edge/src/queue-wiring.js";
 import type { DocumentInput } from "../../workers/edge/src/schemas.js";
-import type { ScannedDocument, SearchIndex } from "../../workers/edge/src/search-index.js";
 import { indexDocuments } from "../../workers/edge/src/indexer.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 import { fixtureBundle, fixtureLateBundle, fixtureModel } from "./support/fixture-model.js";
@@ -72,18 +71,6 @@ async function runSteps(h: Harness, until: (s: RolloutState) => boolean = (s) =>
     if (!(await runDurableObjectAlarm(rollout(h)))) await scheduler.wait(10);
   }
   throw new Error(`the switch did not get there: ${JSON.stringify((await state(h)).rollout)}`);
-}
-
-/** Every document of an index, by id. */
-async function contents(index: SearchIndex): Promise<Map<string, ScannedDocument>> {
-  const all = new Map<string, ScannedDocument>();
-  let cursor: string | null = null;
-  do {
-    const page: { documents: ScannedDocument[]; cursor: string | null } = await index.scan(cursor, 100);
-    for (const d of page.documents) all.set(d.id, d);
-    cursor = page.cursor;
-  } while (cursor !== null);
-  return all;
 }
 
 async function searchVersion(h: Harness, query: string): Promise<{ version: string; ids: string[] }> {
@@ -209,7 +196,7 @@ describe("blue/green model switch", () => {
     expect(done.history.map((e) => e.event)).toEqual(["activated", "switched"]);
 
     // Green holds exactly blue's documents, each with blue's content hash, all embedded by the new model.
-    const [blueDocs, greenDocs] = await Promise.all([contents(models.index(blue.index)), contents(greenIndex)]);
+    const [blueDocs, greenDocs] = await Promise.all([scanAll(models.index(blue.index)), scanAll(greenIndex)]);
     const expected = [...documents.map((d) => d.id).filter((id) => id !== "doc-5"), "added-during-copy"].sort();
     expect([...blueDocs.keys()].sort()).toEqual(expected);
     expect([...greenDocs.keys()].sort()).toEqual(expected);

@@ -187,8 +187,8 @@ export class RolloutCoordinator {
     const model = await this.deps.model(progress.to.model);
     const from = this.deps.index(progress.from.index);
     const to = this.deps.index(progress.to.index);
-    const source = await everything(from);
-    const target = await everything(to);
+    const source = await scanAll(from);
+    const target = await scanAll(to);
     const version = model.info.version;
     const stale = [...source.values()].filter((s) => {
       const copy = target.get(s.id);
@@ -226,7 +226,7 @@ function withEvent(history: readonly RolloutEvent[], event: RolloutEvent): Rollo
 }
 
 /** Every document of an index by id, read in scan pages (ids and hashes only). */
-async function everything(index: SearchIndex): Promise<Map<string, ScannedDocument>> {
+export async function scanAll(index: SearchIndex): Promise<Map<string, ScannedDocument>> {
   const all = new Map<string, ScannedDocument>();
   let cursor: string | null = null;
   do {
