@@ -61,7 +61,7 @@ const corpus = [
 async function traces(stub: DurableObjectStub<IndexShard>, id: string): Promise<{ documents: number; postings: number; tokens: number }> {
   return runInDurableObject(stub, (_instance, state) => ({
     documents: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM documents WHERE id = ?", id).one().n,
-    postings: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM postings WHERE doc_id = ?", id).one().n,
+    postings: state.storage.sql.exec<{ n: number | null }>("SELECT SUM(json_array_length(terms)) AS n FROM documents WHERE id = ?", id).one().n ?? 0,
     tokens: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM token_matrices WHERE doc_id = ?", id).one().n,
   }));
 }
@@ -253,5 +253,98 @@ describe("IndexShard", () => {
       avgDocLength: 3,
       modelVersions: { [MODEL]: 3 },
     });
+  });
+});
+
+describe("IndexShard: in-memory views that follow writes", () => {
+  /** Deterministic PRNG (mulberry32), so a failure reproduces. */
+  function random(seed: number): () => number {
+    let state = seed >>> 0;
+    return () => {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const WORDS = ["tide", "harbour", "lamp", "rope", "gull", "reef", "mast", "keel", "sail", "storm", "anchor", "fog"];
+
+  function randomDocument(next: () => number, id: string, version: number): PreparedDocument {
+    const words = Array.from({ length: 1 + Math.floor(next() * 8) }, () => WORDS[Math.floor(next() * WORDS.length)]!).join(" ");
+    const sparse = [...new Set(Array.from({ length: 1 + Math.floor(next() * 4) }, () => Math.floor(next() * 20)))]
+      .sort((a, b) => a - b)
+      .map((term) => [term, 0.1 + Math.round(next() * 100) / 50] as [number, number]);
+    return doc(id, unit(...Array.from({ length: 8 }, () => next() - 0.5)), words, {
+      contentHash: `v${version}-${words}`,
+      metadataJson: JSON.stringify({ group: Math.floor(next() * 3) }),
+      sparse,
+    });
+  }
+
+  /** Every list of both shards at a depth that returns every match, so no tie decides what is cut. */
+  async function expectSameAnswers(followed: DurableObjectStub<IndexShard>, fresh: DurableObjectStub<IndexShard>, next: () => number): Promise<void> {
+    const byScoreThenId = (list: { id: string; score: number }[] | undefined) =>
+      [...(list ?? [])].sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1)).map((hit) => [hit.id, Math.round(hit.score * 1e9) / 1e9]);
+    for (let q = 0; q < 6; q++) {
+      const request = {
+        lists: { dense: true, lexical: true, sparse: true },
+        depth: 1000,
+        vector: unit(...Array.from({ length: 8 }, () => next() - 0.5)),
+        modelVersion: MODEL,
+        terms: [WORDS[q]!, WORDS[(q * 5 + 3) % WORDS.length]!, WORDS[q]!],
+        sparseTerms: [[q, 1], [q + 7, 0.5]] as [number, number][],
+        ...(q % 2 === 1 ? { filterJson: JSON.stringify({ group: q % 3 }) } : {}),
+      };
+      const [a, b] = await Promise.all([followed.candidates(request), fresh.candidates(request)]);
+      for (const list of ["dense", "lexical", "sparse"] as const) expect(byScoreThenId(a[list]), `${list} list, query ${q}`).toEqual(byScoreThenId(b[list]));
+      expect(await followed.termStats(request.terms)).toEqual(await fresh.termStats(request.terms));
+    }
+    const { avgDocLength: followedAvg, ...followedStats } = await followed.stats();
+    const { avgDocLength: freshAvg, ...freshStats } = await fresh.stats();
+    expect(followedStats).toEqual(freshStats);
+    expect(followedAvg).toBeCloseTo(freshAvg, 9);
+  }
+
+  it("rank, after upserts, replacements and deletes, exactly as views built from the final documents", async () => {
+    const next = random(7);
+    const followed = shard();
+    const documents = new Map<string, PreparedDocument>();
+    const initial = Array.from({ length: 120 }, (_, i) => randomDocument(next, `d${String(i).padStart(3, "0")}`, 0));
+    for (const d of initial) documents.set(d.id, d);
+    await followed.upsert(initial);
+    await followed.candidates({ lists: { dense: true, lexical: true, sparse: true }, depth: 10, vector: unit(1, 0, 0, 0, 0, 0, 0, 0), modelVersion: MODEL, terms: ["tide"], sparseTerms: [[1, 1]], filterJson: "{}" });
+    for (let round = 1; round <= 4; round++) {
+      const ids = [...documents.keys(), ...Array.from({ length: 10 }, (_, i) => `n${round}-${i}`)];
+      const replaced = ids.filter(() => next() < 0.2).map((id) => randomDocument(next, id, round));
+      await followed.upsert(replaced);
+      for (const d of replaced) documents.set(d.id, d);
+      const deleted = [...documents.keys()].filter(() => next() < 0.1);
+      await followed.deleteMany(deleted);
+      for (const id of deleted) documents.delete(id);
+      // Searches between the writes keep the views live rather than rebuilt.
+      await followed.candidates({ lists: { dense: true, lexical: true }, depth: 5, vector: unit(0, 1, 0, 0, 0, 0, 0, 0), modelVersion: MODEL, terms: ["reef"] });
+    }
+    const fresh = shard();
+    await fresh.upsert([...documents.values()]);
+    await expectSameAnswers(followed, fresh, next);
+  });
+
+  it("are rebuilt once dead rows reach a quarter of them, and still rank as fresh ones", async () => {
+    const next = random(11);
+    const followed = shard();
+    const all = Array.from({ length: 1600 }, (_, i) => randomDocument(next, `r${String(i).padStart(4, "0")}`, 0));
+    for (let start = 0; start < all.length; start += 200) await followed.upsert(all.slice(start, start + 200));
+    await followed.candidates({ lists: { dense: false, lexical: true }, depth: 5, terms: ["fog"] });
+    const doomed = all.filter((_, i) => i % 3 !== 0).map((d) => d.id);
+    await followed.deleteMany(doomed);
+    const rowsBefore = await runInDurableObject(followed, (instance) => instance["viewsBuilt"]?.rowCount);
+    expect(rowsBefore).toBe(1600); // dead rows stay until a search finds the views stale
+    await followed.candidates({ lists: { dense: false, lexical: true }, depth: 5, terms: ["fog"] });
+    const kept = all.filter((_, i) => i % 3 === 0);
+    expect(await runInDurableObject(followed, (instance) => instance["viewsBuilt"]?.rowCount)).toBe(kept.length);
+    const fresh = shard();
+    await fresh.upsert(kept);
+    await expectSameAnswers(followed, fresh, next);
   });
 });

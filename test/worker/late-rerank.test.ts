@@ -14,6 +14,7 @@ import type { ArtifactManifest } from "../../src/model/index.js";
 import type { IndexShard } from "../../workers/edge/src/index-shard.js";
 import { createEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
 import { ShardStore } from "../../workers/edge/src/shard-store.js";
+import { shardTables, writeLegacyShard } from "./support/legacy-shard-schema.js";
 import type { PreparedDocument } from "../../workers/edge/src/shard-api.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 import { fixtureBundle, fixtureLateBundle } from "./support/fixture-model.js";
@@ -143,15 +144,15 @@ describe("late-interaction rerank: storage", () => {
 
   it("migrates a schema-v1 database: its documents stay searchable and the token table appears", async () => {
     const stub = env.INDEX.get(env.INDEX.idFromName(`late-migrate-${crypto.randomUUID()}`)) as DurableObjectStub<IndexShard>;
-    await stub.upsert([{ id: "old", title: "", text: "edge", metadataJson: null, contentHash: "h", modelVersion: "m1", vector: Float32Array.of(1, 0), terms: [["edge", 1]], length: 1 }]);
     const tables = await runInDurableObject(stub, (_i, state) => {
-      state.storage.sql.exec("DROP TABLE token_matrices"); // what a v1 database looks like
-      new ShardStore(state.storage.sql); // the next object start
-      return state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").toArray().map((r) => r.name);
+      writeLegacyShard(state.storage.sql, 1, [{ id: "old", text: "edge", modelVersion: "m1", vector: Float32Array.of(1, 0), terms: [["edge", 1]] }]);
+      new ShardStore(state.storage.sql, (closure) => state.storage.transactionSync(closure)); // the next object start
+      return shardTables(state.storage.sql);
     });
-    expect(tables).toContain("token_matrices");
+    expect(tables).toEqual(["documents", "token_matrices"]);
     expect((await stub.get("old"))?.id).toBe("old");
     expect(await stub.tokenMatrices(["old"], "m1")).toEqual({});
+    expect((await stub.candidates({ lists: { dense: false, lexical: true }, depth: 10, terms: ["edge"] })).lexical?.map((hit) => hit.id)).toEqual(["old"]);
   });
 });
 

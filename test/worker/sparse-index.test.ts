@@ -15,6 +15,7 @@ import { normalize } from "../../src/tokenizer/normalize.js";
 import type { IndexShard } from "../../workers/edge/src/index-shard.js";
 import { createEdgeModel, loadEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
 import { ShardStore } from "../../workers/edge/src/shard-store.js";
+import { shardTables, writeLegacyShard } from "./support/legacy-shard-schema.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 import { fixtureSparseBundle } from "./support/fixture-model.js";
 
@@ -61,13 +62,9 @@ async function storedPostings(h: Harness): Promise<Map<string, Map<number, numbe
   for (const name of h.shardNames) {
     const stub = env.INDEX.get(env.INDEX.idFromName(name)) as DurableObjectStub<IndexShard>;
     const rows = await runInDurableObject(stub, (_instance, state) =>
-      state.storage.sql.exec<{ term: number; doc_id: string; weight: number }>("SELECT term, doc_id, weight FROM sparse_postings").toArray(),
+      state.storage.sql.exec<{ id: string; sparse: string }>("SELECT id, sparse FROM documents WHERE sparse IS NOT NULL").toArray(),
     );
-    for (const row of rows) {
-      let terms = out.get(row.doc_id);
-      if (!terms) out.set(row.doc_id, (terms = new Map()));
-      terms.set(row.term, row.weight);
-    }
+    for (const row of rows) out.set(row.id, new Map(JSON.parse(row.sparse) as [number, number][]));
   }
   return out;
 }
@@ -145,23 +142,30 @@ describe("sparse postings: storage", () => {
     expectSameRanking(found.results, (await reference(h)).search(await queryTerms(m, QUERIES[0]!), 50));
   });
 
-  it("migrates a schema-v2 database in place: the sparse table appears and its documents stay searchable", async () => {
+  it("migrates a schema-v3 database in place: per-pair postings become each document's own, nothing is lost", async () => {
     const stub = env.INDEX.get(env.INDEX.idFromName(`sparse-migrate-${crypto.randomUUID()}`)) as DurableObjectStub<IndexShard>;
     const old = { id: "old", title: "", text: "edge", metadataJson: null, contentHash: "h", modelVersion: "m1", vector: Float32Array.of(1, 0), terms: [["edge", 1]] as [string, number][], length: 1 };
-    await stub.upsert([old]);
-    const tables = await runInDurableObject(stub, (_i, state) => {
-      // What a v2 database looks like.
-      state.storage.sql.exec("DROP INDEX sparse_postings_by_doc");
-      state.storage.sql.exec("DROP TABLE sparse_postings");
-      new ShardStore(state.storage.sql); // the next object start
-      return state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").toArray().map((r) => r.name);
+    const migrated = await runInDurableObject(stub, (_i, state) => {
+      writeLegacyShard(state.storage.sql, 3, [
+        { id: "old", text: "edge", modelVersion: "m1", vector: Float32Array.of(1, 0), terms: [["edge", 1]] },
+        { id: "older", text: "edge edge fast", modelVersion: "m1", vector: Float32Array.of(0, 1), terms: [["edge", 2], ["fast", 1]], sparse: [[7, 0.25], [11, 2]] },
+      ]);
+      new ShardStore(state.storage.sql, (closure) => state.storage.transactionSync(closure)); // the next object start
+      return {
+        tables: shardTables(state.storage.sql),
+        rows: state.storage.sql.exec<{ id: string; terms: string; sparse: string | null }>("SELECT id, terms, sparse FROM documents ORDER BY id").toArray(),
+      };
     });
-    expect(tables).toContain("sparse_postings");
-    expect(tables).toContain("sparse_postings_by_doc");
-    expect((await stub.get("old"))?.id).toBe("old");
+    expect(migrated.tables).toEqual(["documents", "token_matrices"]);
+    expect(migrated.rows.map((row) => ({ id: row.id, terms: JSON.parse(row.terms) as unknown, sparse: row.sparse && (JSON.parse(row.sparse) as unknown) }))).toEqual([
+      { id: "old", terms: [["edge", 1]], sparse: null },
+      { id: "older", terms: expect.arrayContaining([["edge", 2], ["fast", 1]]) as unknown, sparse: expect.arrayContaining([[7, 0.25], [11, 2]]) as unknown },
+    ]);
+    expect((await stub.candidates({ lists: { dense: false, lexical: true }, depth: 10, terms: ["edge"] })).lexical?.map((hit) => hit.id)).toEqual(["older", "old"]);
+    expect((await stub.stats())).toMatchObject({ documents: 2, terms: 2, postings: 3, sparsePostings: 2 });
     await stub.upsert([{ ...old, id: "new", contentHash: "h2", sparse: [[7, 0.5], [9, 1.5]] }]);
-    const found = await stub.candidates({ lists: { dense: false, lexical: false, sparse: true }, depth: 10, modelVersion: "m1", sparseTerms: [[9, 2]] });
-    expect(found.sparse).toEqual([{ id: "new", score: 3 }]);
+    const found = await stub.candidates({ lists: { dense: false, lexical: false, sparse: true }, depth: 10, modelVersion: "m1", sparseTerms: [[9, 2], [11, 1]] });
+    expect(found.sparse).toEqual([{ id: "new", score: 3 }, { id: "older", score: 2 }]);
     // Another model version's terms live in another space: not ranked for this query's version.
     expect((await stub.candidates({ lists: { dense: false, lexical: false, sparse: true }, depth: 10, modelVersion: "m2", sparseTerms: [[9, 2]] })).sparse).toEqual([]);
     // Called inside the object: an error thrown across RPC would also surface as an unhandled rejection in the pool.

@@ -10,13 +10,12 @@
  * needs no corpus statistics to compare across shards. A metadata filter becomes a mask over the shard's documents
  * before any list ranks, so it never shortens a list while matching documents remain.
  *
- * SQLite is the source of truth; searches run on in-memory views of it, built on the first search after a write and
- * kept for the object's lifetime: the catalog (ids in order, BM25 lengths; metadata once a filter needs it), the
- * compressed dense codes per (model version, width) — 16 + 132 bytes per 128-d document instead of 512 — and each
- * query term's postings as typed arrays (BM25's, and the sparse list's per model version), loaded the first time a
- * query uses the term. Reading a common word piece's postings through SQL on every query cost seconds per query at
- * 100k documents; in memory BM25 is a few milliseconds. Any write drops every view, and the shard stats. Every method
- * is synchronous (SQLite calls are), so calls never interleave and a view can never be read half-rebuilt.
+ * SQLite is the source of truth; searches run on in-memory views of it (shard-views.ts): the catalog of rows with
+ * BM25 lengths and every term's postings, built on the first search of the object's lifetime; the compressed dense codes
+ * per (model version, width) — 16 + 132 bytes per 128-d document instead of 512 — and each model version's sparse
+ * postings, loaded on first use. Writes update the views after they commit instead of dropping them, so a search after
+ * a write costs what any other search does. Every method is synchronous (SQLite calls are), so calls never interleave
+ * and a view is never read half-updated.
  *
  * Upserts are idempotent by (id, content hash, model version): an identical document is skipped and reported
  * unchanged; a changed one replaces every trace (row, vector, postings, token matrix, sparse postings) in one
@@ -31,21 +30,7 @@
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
-import {
-  DEFAULT_RESCORE_FACTOR,
-  PackedBm25,
-  binaryRescoreSearch,
-  matchesFilter,
-  packMatrix,
-  packedSparseSearch,
-  packSignBits,
-  quantizeInt8Rows,
-  type Int8Rows,
-  type MetadataFilter,
-  type PackedPostings,
-  type PackedSparsePostings,
-  type QuantizedTokenMatrix,
-} from "../../../src/retrieval/index.js";
+import { DEFAULT_RESCORE_FACTOR, type MetadataFilter, type QuantizedTokenMatrix } from "../../../src/retrieval/index.js";
 import type { Env } from "./env.js";
 import { MAX_SCAN_LIMIT } from "./search-index.js";
 import type {
@@ -62,6 +47,7 @@ import type {
   UpsertOutcome,
 } from "./shard-api.js";
 import { ShardStore } from "./shard-store.js";
+import { ShardViews } from "./shard-views.js";
 
 /** Query terms beyond this many distinct pieces add cost but barely change BM25's ranking. */
 export const MAX_QUERY_TERMS = 64;
@@ -74,24 +60,6 @@ const MIN_RESCORED_ROWS = 1_000;
 
 /** A shard scan may read one row past the largest index scan page: `ShardedIndex.scan` looks one ahead to end a scan. */
 const MAX_SHARD_SCAN_ROWS = MAX_SCAN_LIMIT + 1;
-
-/** Every document of the shard in id order: the row space of the filter mask and of BM25. */
-interface Catalog {
-  ids: string[];
-  indexOf: Map<string, number>;
-  lengths: Uint32Array;
-  /** Parsed metadata by row, loaded the first time a filter needs it. */
-  metadata?: unknown[];
-}
-
-/** Compressed vectors of one model version at one width; `docRows[row]` is the row's index in the catalog. */
-interface DenseIndex {
-  ids: string[];
-  docRows: Uint32Array;
-  dims: number;
-  bits: Uint32Array;
-  codes: Int8Rows;
-}
 
 /** The distinct query terms that score (at most MAX_QUERY_TERMS, first occurrences first) and the query with only those. */
 export function scoringTerms(terms: readonly string[]): { distinct: string[]; query: string[] } {
@@ -117,19 +85,13 @@ export function sparseTermsProblem(pairs: SparseTermPairs): string | null {
 
 export class IndexShard extends DurableObject<Env> {
   private readonly store: ShardStore;
-  private catalogView: Catalog | null = null;
-  /** Compressed dense views by `${modelVersion}:${dims}`; cleared on every write. */
-  private denseIndexes = new Map<string, DenseIndex>();
-  /** BM25 over the catalog's rows, with the postings of every term a query has used since the last write. */
-  private lexical: { scorer: PackedBm25; postings: Map<string, PackedPostings> } | null = null;
-  /** Sparse postings over the catalog's rows by model version, each term loaded the first time a query uses it. */
-  private sparseViews = new Map<string, Map<number, PackedSparsePostings>>();
-  /** stats() scans the postings table; health checks call it often, writes are rarer. Cleared on every write. */
+  private viewsBuilt: ShardViews | null = null;
+  /** stats() counts by SQL; health checks call it often, writes are rarer. Cleared on every write. */
   private statistics: ShardStats | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.store = new ShardStore(ctx.storage.sql);
+    this.store = new ShardStore(ctx.storage.sql, (closure) => ctx.storage.transactionSync(closure));
   }
 
   /** Ids among `refs` whose stored copy is missing or differs — the only documents worth embedding. */
@@ -155,27 +117,36 @@ export class IndexShard extends DurableObject<Env> {
       if (problem) throw new Error(`document "${document.id}" has malformed sparse terms: ${problem}`);
     }
     const outcome: UpsertOutcome = { upserted: [], unchanged: [] };
+    const written: { document: PreparedDocument; previous: ReturnType<ShardStore["write"]> }[] = [];
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const document of documents) {
         if (this.store.isCurrent(document)) {
           outcome.unchanged.push(document.id);
         } else {
-          this.store.write(document, now);
+          written.push({ document, previous: this.store.write(document, now) });
           outcome.upserted.push(document.id);
         }
       }
     });
-    if (outcome.upserted.length > 0) this.invalidate();
+    // Only after the commit: a transaction that threw left SQLite, and so the views, unchanged.
+    for (const { document, previous } of written) this.viewsBuilt?.upserted(document, previous);
+    if (written.length > 0) this.afterWrite();
     return outcome;
   }
 
   deleteMany(ids: string[]): { deleted: string[]; missing: string[] } {
     const outcome = { deleted: [] as string[], missing: [] as string[] };
+    const removed: { id: string; previous: NonNullable<ReturnType<ShardStore["remove"]>> }[] = [];
     this.ctx.storage.transactionSync(() => {
-      for (const id of new Set(ids)) (this.store.remove(id) ? outcome.deleted : outcome.missing).push(id);
+      for (const id of new Set(ids)) {
+        const previous = this.store.remove(id);
+        if (previous) removed.push({ id, previous });
+        (previous ? outcome.deleted : outcome.missing).push(id);
+      }
     });
-    if (outcome.deleted.length > 0) this.invalidate();
+    for (const { id, previous } of removed) this.viewsBuilt?.removed(id, previous);
+    if (removed.length > 0) this.afterWrite();
     return outcome;
   }
 
@@ -195,30 +166,37 @@ export class IndexShard extends DurableObject<Env> {
   }
 
   stats(): ShardStats {
-    this.statistics ??= this.store.stats();
+    if (!this.statistics) {
+      const { documents, avgDocLength, modelVersions } = this.store.documentStats();
+      const lexical = this.views().lexical;
+      const sparsePostings = this.store.sparsePostingCount();
+      this.statistics = {
+        documents,
+        terms: lexical.termCount,
+        postings: lexical.postingCount,
+        avgDocLength,
+        modelVersions,
+        ...(sparsePostings > 0 ? { sparsePostings } : {}),
+      };
+    }
     return this.statistics;
   }
 
   /** Corpus size, total BM25 length and each term's document frequency in this shard. */
   termStats(terms: string[]): ShardTermStats {
-    const { distinct } = scoringTerms(terms);
-    const catalog = this.catalog();
-    const lexical = this.lexicalIndex(distinct);
-    let totalLength = 0;
-    for (const length of catalog.lengths) totalLength += length;
-    const df: Record<string, number> = {};
-    for (const term of distinct) df[term] = lexical.postings.get(term)?.docs.length ?? 0;
-    return { docCount: catalog.ids.length, totalLength, df };
+    return this.views().lexical.stats(scoringTerms(terms).distinct);
   }
 
   candidates(request: ShardCandidatesRequest): ShardCandidatesResult {
     const timings = { viewMs: 0, filterMs: 0, denseMs: 0, lexicalMs: 0, sparseMs: 0 };
     let mark = Date.now();
-    const catalog = this.catalog();
+    const views = this.views();
     timings.viewMs += Date.now() - mark;
 
     mark = Date.now();
-    const allowed = request.filterJson === undefined ? undefined : this.filterMask(JSON.parse(request.filterJson) as MetadataFilter);
+    const filtered = request.filterJson === undefined ? undefined : views.filterMask(JSON.parse(request.filterJson) as MetadataFilter);
+    // Every list skips dead rows (replaced or deleted documents); without a filter or dead rows no mask is needed.
+    const allowed = filtered ?? (views.hasDeadRows ? views.liveMask() : undefined);
     timings.filterMs = Date.now() - mark;
 
     const result: ShardCandidatesResult = { timings };
@@ -226,17 +204,12 @@ export class IndexShard extends DurableObject<Env> {
       const { vector, modelVersion } = request;
       if (!vector || !modelVersion) throw new Error("the dense list needs the query vector and its model version");
       mark = Date.now();
-      const index = this.denseIndex(modelVersion, vector.length);
+      const index = views.denseIndex(modelVersion, vector.length);
       timings.viewMs += Date.now() - mark;
       mark = Date.now();
-      let rowsAllowed: Uint8Array | undefined;
-      if (allowed) {
-        rowsAllowed = new Uint8Array(index.ids.length);
-        for (let row = 0; row < rowsAllowed.length; row++) rowsAllowed[row] = allowed[index.docRows[row]!]!;
-      }
       const factor = Math.max(DEFAULT_RESCORE_FACTOR, Math.ceil(MIN_RESCORED_ROWS / Math.max(request.depth, 1)));
-      result.dense = binaryRescoreSearch(index.bits, index.codes, vector, request.depth, factor, rowsAllowed).map((hit) => ({
-        id: index.ids[hit.id]!,
+      result.dense = index.search(vector, request.depth, factor, allowed).map((hit) => ({
+        id: views.ids[hit.id]!,
         score: hit.score,
       }));
       timings.denseMs = Date.now() - mark;
@@ -244,15 +217,14 @@ export class IndexShard extends DurableObject<Env> {
     if (request.lists.lexical) {
       if (!request.terms) throw new Error("the lexical list needs the query terms");
       mark = Date.now();
-      const { distinct, query } = scoringTerms(request.terms);
-      const lexical = this.lexicalIndex(distinct);
+      const { query } = scoringTerms(request.terms);
       const corpus = request.corpus && {
         docCount: request.corpus.docCount,
         avgDocLength: request.corpus.avgDocLength,
         df: new Map(Object.entries(request.corpus.df)),
       };
-      result.lexical = lexical.scorer.search(query, lexical.postings, request.depth, { corpus, allowed }).map((hit) => ({
-        id: catalog.ids[hit.id]!,
+      result.lexical = views.lexical.search(query, request.depth, allowed ?? views.liveMask(), corpus).map((hit) => ({
+        id: views.ids[hit.id]!,
         score: hit.score,
       }));
       timings.lexicalMs = Date.now() - mark;
@@ -263,9 +235,9 @@ export class IndexShard extends DurableObject<Env> {
       const problem = sparseTermsProblem(sparseTerms);
       if (problem) throw new Error(`malformed query sparse terms: ${problem}`);
       mark = Date.now();
-      const postings = this.sparseIndex(modelVersion, sparseTerms.map(([term]) => term));
-      result.sparse = packedSparseSearch(sparseTerms, postings, catalog.ids.length, request.depth, allowed).map((hit) => ({
-        id: catalog.ids[hit.id]!,
+      const index = views.sparseIndex(modelVersion);
+      result.sparse = index.search(sparseTerms, request.depth, allowed ?? views.liveMask()).map((hit) => ({
+        id: views.ids[hit.id]!,
         score: hit.score,
       }));
       timings.sparseMs = Date.now() - mark;
@@ -281,104 +253,13 @@ export class IndexShard extends DurableObject<Env> {
     return Object.fromEntries(this.store.fields(ids));
   }
 
-  private catalog(): Catalog {
-    if (!this.catalogView) {
-      const { ids, lengths } = this.store.documentLengths();
-      this.catalogView = { ids, indexOf: new Map(ids.map((id, index) => [id, index])), lengths };
-    }
-    return this.catalogView;
+  /** The in-memory views, built on first use and rebuilt when dead rows have piled up (see shard-views.ts). */
+  private views(): ShardViews {
+    if (!this.viewsBuilt || this.viewsBuilt.stale) this.viewsBuilt = ShardViews.build(this.store);
+    return this.viewsBuilt;
   }
 
-  /** 1 for every catalog row whose metadata matches. */
-  private filterMask(filter: MetadataFilter): Uint8Array {
-    const catalog = this.catalog();
-    if (!catalog.metadata) {
-      const metadata = new Array<unknown>(catalog.ids.length).fill(null);
-      for (const { id, metadataJson } of this.store.metadata()) {
-        const row = catalog.indexOf.get(id);
-        if (row !== undefined && metadataJson !== null) metadata[row] = JSON.parse(metadataJson);
-      }
-      catalog.metadata = metadata;
-    }
-    const mask = new Uint8Array(catalog.ids.length);
-    catalog.metadata.forEach((metadata, row) => {
-      if (matchesFilter(metadata, filter)) mask[row] = 1;
-    });
-    return mask;
-  }
-
-  /** Sign bits and int8 codes of the normalised `dims`-prefix of one model version's vectors, built on first use after a write. */
-  private denseIndex(modelVersion: string, dims: number): DenseIndex {
-    const key = `${modelVersion}:${dims}`;
-    let index = this.denseIndexes.get(key);
-    if (!index) {
-      const catalog = this.catalog();
-      const { ids, vectors } = this.store.vectors(modelVersion, dims);
-      // The float matrix only lives while the codes are made: the view keeps 16 + 132 bytes per 128-d row, not 512.
-      const matrix = packMatrix(vectors, dims);
-      index = {
-        ids,
-        docRows: Uint32Array.from(ids, (id) => catalog.indexOf.get(id)!),
-        dims,
-        bits: packSignBits(matrix, dims),
-        codes: quantizeInt8Rows(matrix, dims),
-      };
-      this.denseIndexes.set(key, index);
-    }
-    return index;
-  }
-
-  /** BM25's view with the postings of `terms` loaded (each term read from SQLite once per view). */
-  private lexicalIndex(terms: readonly string[]): { scorer: PackedBm25; postings: Map<string, PackedPostings> } {
-    const catalog = this.catalog();
-    this.lexical ??= { scorer: new PackedBm25(catalog.lengths), postings: new Map() };
-    const index = this.lexical;
-    for (const term of terms) {
-      if (index.postings.has(term)) continue;
-      const { docIds, tfs } = this.store.termPostings(term);
-      const docs = new Uint32Array(docIds.length);
-      const counts = new Uint16Array(docIds.length);
-      let kept = 0;
-      docIds.forEach((id, i) => {
-        const doc = catalog.indexOf.get(id);
-        // Postings and documents are written in one transaction, so a miss would mean a damaged store: skip, not crash.
-        if (doc === undefined) return;
-        docs[kept] = doc;
-        counts[kept++] = Math.min(tfs[i]!, 0xffff);
-      });
-      index.postings.set(term, { docs: docs.subarray(0, kept), tfs: counts.subarray(0, kept) });
-    }
-    return index;
-  }
-
-  /** The sparse postings of `terms` among `modelVersion`'s documents, over catalog rows (each term read once per view). */
-  private sparseIndex(modelVersion: string, terms: readonly number[]): Map<number, PackedSparsePostings> {
-    const catalog = this.catalog();
-    let view = this.sparseViews.get(modelVersion);
-    if (!view) this.sparseViews.set(modelVersion, (view = new Map()));
-    for (const term of terms) {
-      if (view.has(term)) continue;
-      const { docIds, weights } = this.store.sparsePostings(term, modelVersion);
-      const docs = new Uint32Array(docIds.length);
-      const values = new Float64Array(docIds.length);
-      let kept = 0;
-      docIds.forEach((id, i) => {
-        const row = catalog.indexOf.get(id);
-        // Written in one transaction with the document, as BM25's postings are: a miss would mean a damaged store.
-        if (row === undefined) return;
-        docs[kept] = row;
-        values[kept++] = weights[i]!;
-      });
-      view.set(term, { docs: docs.subarray(0, kept), weights: values.subarray(0, kept) });
-    }
-    return view;
-  }
-
-  private invalidate(): void {
-    this.catalogView = null;
-    this.denseIndexes.clear();
-    this.lexical = null;
-    this.sparseViews.clear();
+  private afterWrite(): void {
     this.statistics = null;
   }
 }

@@ -2,21 +2,23 @@
  * SQLite persistence of one index shard (Durable Object `ctx.storage.sql`): the schema and every statement, so the
  * Durable Object class reads as policy (caching, ranking) and this file as storage.
  *
- * Schema (v3):
+ * Schema (v4):
  *   documents(id PK, title, text, metadata JSON, content_hash, model_version, dims, dense BLOB float32 LE, length,
- *             updated_at)   — `length` is the BM25 document length (Σ tf of its lexical terms)
- *   postings(term, doc_id, tf) PK(term, doc_id) WITHOUT ROWID — the inverted index, clustered by term for lookups,
- *             with a doc_id index for deletes
- *   token_matrices(doc_id PK, count, dims, codes BLOB int8, scales BLOB float32 LE) WITHOUT ROWID — v2: the late
- *             head's token vectors of documents that have them (src/retrieval/late.ts quantizeTokenMatrix), read only
- *             for the rerank prefix, so kept apart from the rows every other query path scans
- *   sparse_postings(term INTEGER, doc_id, weight REAL) PK(term, doc_id) WITHOUT ROWID — v3: the sparse head's term
- *             weights of documents that have them (term = vocabulary id), clustered by term because the sparse list
- *             reads all postings of each query term; a doc_id index for deletes and replacements, as for postings
+ *             updated_at, terms JSON, sparse JSON) — `length` is the BM25 document length (Σ tf of its lexical terms);
+ *             `terms` its lexical terms as [[term, tf], …]; `sparse` the sparse head's [[vocabulary id, weight], …] of
+ *             a model with that head (NULL otherwise)
+ *   token_matrices(doc_id PK, count, dims, codes BLOB int8, scales BLOB float32 LE) WITHOUT ROWID — the late head's
+ *             token vectors of documents that have them (src/retrieval/late.ts quantizeTokenMatrix), read only for the
+ *             rerank prefix, so kept apart from the rows every other query path scans
  *
- * Migrations: every statement is `IF NOT EXISTS`, so an older database gains the newer tables (and their index) on first
- * open and keeps working: its documents simply have no token matrices or sparse postings until they are re-indexed by
- * a model with a late or sparse head.
+ * Each document's postings live in its own row, so a write is one row (two with a token matrix) whatever its length.
+ * The inverted indexes are built in the shard's memory from these rows once and then follow every write
+ * (index-shard.ts); v3 kept one SQLite row per (term, document) pair, which made a write cost about a hundred B-tree
+ * inserts and deletes.
+ *
+ * Migrations: every CREATE is `IF NOT EXISTS`, so an older database gains the newer tables on first open. A v3
+ * database (postings and sparse_postings tables) gains the `terms` and `sparse` columns, filled from those tables in
+ * one statement each inside a transaction, which then drops them: nothing is re-embedded.
  *
  * Durable Object SQLite allows at most 100 bound parameters per statement; multi-row statements are chunked below it.
  *
@@ -36,7 +38,7 @@ import type {
 const MAX_BOUND_PARAMETERS = 99;
 
 /** Bumped with every change to SCHEMA below; snapshots of an index (the benchmark's) are only valid for their version. */
-export const SHARD_SCHEMA_VERSION = 3;
+export const SHARD_SCHEMA_VERSION = 4;
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS documents (
@@ -49,15 +51,10 @@ const SCHEMA = [
      dims INTEGER NOT NULL,
      dense BLOB NOT NULL,
      length INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL
+     updated_at INTEGER NOT NULL,
+     terms TEXT NOT NULL DEFAULT '[]',
+     sparse TEXT
    )`,
-  `CREATE TABLE IF NOT EXISTS postings (
-     term TEXT NOT NULL,
-     doc_id TEXT NOT NULL,
-     tf INTEGER NOT NULL,
-     PRIMARY KEY (term, doc_id)
-   ) WITHOUT ROWID`,
-  `CREATE INDEX IF NOT EXISTS postings_by_doc ON postings (doc_id)`,
   `CREATE TABLE IF NOT EXISTS token_matrices (
      doc_id TEXT PRIMARY KEY,
      count INTEGER NOT NULL,
@@ -65,14 +62,35 @@ const SCHEMA = [
      codes BLOB NOT NULL,
      scales BLOB NOT NULL
    ) WITHOUT ROWID`,
-  `CREATE TABLE IF NOT EXISTS sparse_postings (
-     term INTEGER NOT NULL,
-     doc_id TEXT NOT NULL,
-     weight REAL NOT NULL,
-     PRIMARY KEY (term, doc_id)
-   ) WITHOUT ROWID`,
-  `CREATE INDEX IF NOT EXISTS sparse_postings_by_doc ON sparse_postings (doc_id)`,
 ];
+
+/** v3 → v4: per-document term lists from the per-pair postings tables, which are then dropped. */
+const MIGRATE_V3_POSTINGS = [
+  `UPDATE documents SET terms = COALESCE(
+     (SELECT json_group_array(json_array(p.term, p.tf)) FROM postings p WHERE p.doc_id = documents.id), '[]')`,
+  `DROP TABLE postings`,
+];
+const MIGRATE_V3_SPARSE = [
+  `UPDATE documents SET sparse =
+     (SELECT json_group_array(json_array(p.term, p.weight)) FROM sparse_postings p WHERE p.doc_id = documents.id)
+   WHERE EXISTS (SELECT 1 FROM sparse_postings p WHERE p.doc_id = documents.id)`,
+  `DROP TABLE sparse_postings`,
+];
+
+/** A replaced or removed document's postings, which the in-memory indexes must take out of their statistics. */
+export interface PreviousPostings {
+  terms: [string, number][];
+  length: number;
+  modelVersion: string;
+  sparse: [number, number][] | null;
+}
+
+/** One document's row for building the in-memory indexes. */
+export interface PostingsRow {
+  id: string;
+  length: number;
+  terms: [string, number][];
+}
 
 type DocumentRow = {
   id: string;
@@ -119,8 +137,24 @@ function vectorBytes(vector: Float32Array | Int8Array): ArrayBuffer {
 }
 
 export class ShardStore {
-  constructor(private readonly sql: SqlStorage) {
-    for (const statement of SCHEMA) sql.exec(statement);
+  /** `transactionSync` is the object's `ctx.storage.transactionSync`: a migration commits whole or not at all. */
+  constructor(
+    private readonly sql: SqlStorage,
+    transactionSync: <T>(closure: () => T) => T,
+  ) {
+    transactionSync(() => {
+      for (const statement of SCHEMA) sql.exec(statement);
+      const tables = new Set(
+        sql.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('postings', 'sparse_postings')`).toArray().map((row) => row.name),
+      );
+      if (tables.has("postings")) {
+        // A v3 (or older) documents table: CREATE IF NOT EXISTS above left it without the v4 columns.
+        sql.exec(`ALTER TABLE documents ADD COLUMN terms TEXT NOT NULL DEFAULT '[]'`);
+        sql.exec(`ALTER TABLE documents ADD COLUMN sparse TEXT`);
+        for (const statement of MIGRATE_V3_POSTINGS) sql.exec(statement);
+      }
+      if (tables.has("sparse_postings")) for (const statement of MIGRATE_V3_SPARSE) sql.exec(statement);
+    });
   }
 
   /** Stored (content hash, model version) per id, for the ids asked about that exist. */
@@ -142,17 +176,21 @@ export class ShardStore {
     return state !== undefined && state.contentHash === ref.contentHash && state.modelVersion === ref.modelVersion;
   }
 
-  /** Writes a document and its postings, replacing every trace of a previous version. Call inside a transaction. */
-  write(document: PreparedDocument, now: number): void {
-    this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, document.id);
+  /**
+   * Writes a document with its postings, replacing every trace of a previous version, and returns that version's
+   * postings (null for a new id). Call inside a transaction.
+   */
+  write(document: PreparedDocument, now: number): PreviousPostings | null {
+    const previous = this.previousPostings(document.id);
     this.sql.exec(`DELETE FROM token_matrices WHERE doc_id = ?`, document.id);
-    this.sql.exec(`DELETE FROM sparse_postings WHERE doc_id = ?`, document.id);
+    const sparse = document.sparse && document.sparse.length > 0 ? JSON.stringify(document.sparse) : null;
     this.sql.exec(
-      `INSERT INTO documents (id, title, text, metadata, content_hash, model_version, dims, dense, length, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO documents (id, title, text, metadata, content_hash, model_version, dims, dense, length, updated_at, terms, sparse)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET title = excluded.title, text = excluded.text, metadata = excluded.metadata,
          content_hash = excluded.content_hash, model_version = excluded.model_version, dims = excluded.dims,
-         dense = excluded.dense, length = excluded.length, updated_at = excluded.updated_at`,
+         dense = excluded.dense, length = excluded.length, updated_at = excluded.updated_at, terms = excluded.terms,
+         sparse = excluded.sparse`,
       document.id,
       document.title,
       document.text,
@@ -163,13 +201,9 @@ export class ShardStore {
       vectorBytes(document.vector),
       document.length,
       now,
+      JSON.stringify(document.terms),
+      sparse,
     );
-    for (const chunk of chunks(document.terms, Math.floor(MAX_BOUND_PARAMETERS / 3))) {
-      this.sql.exec(
-        `INSERT INTO postings (term, doc_id, tf) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")}`,
-        ...chunk.flatMap(([term, tf]) => [term, document.id, tf]),
-      );
-    }
     const tokens = document.tokens;
     // An empty matrix scores as the floor, exactly as a missing one does (late.ts): nothing worth a row.
     if (tokens && tokens.count > 0) {
@@ -182,23 +216,32 @@ export class ShardStore {
         vectorBytes(tokens.scales),
       );
     }
-    for (const chunk of chunks(document.sparse ?? [], Math.floor(MAX_BOUND_PARAMETERS / 3))) {
-      this.sql.exec(
-        `INSERT INTO sparse_postings (term, doc_id, weight) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")}`,
-        ...chunk.flatMap(([term, weight]) => [term, document.id, weight]),
-      );
-    }
+    return previous;
   }
 
-  /** Removes a document and every trace of it; false when it did not exist. Call inside a transaction. */
-  remove(id: string): boolean {
-    const existed = this.sql.exec(`SELECT 1 AS found FROM documents WHERE id = ?`, id).toArray().length > 0;
-    if (!existed) return false;
-    this.sql.exec(`DELETE FROM postings WHERE doc_id = ?`, id);
+  /** Removes a document and every trace of it, returning its postings; null when it did not exist. Call inside a transaction. */
+  remove(id: string): PreviousPostings | null {
+    const previous = this.previousPostings(id);
+    if (!previous) return null;
     this.sql.exec(`DELETE FROM token_matrices WHERE doc_id = ?`, id);
-    this.sql.exec(`DELETE FROM sparse_postings WHERE doc_id = ?`, id);
     this.sql.exec(`DELETE FROM documents WHERE id = ?`, id);
-    return true;
+    return previous;
+  }
+
+  private previousPostings(id: string): PreviousPostings | null {
+    const row = this.sql
+      .exec<{ terms: string; length: number; model_version: string; sparse: string | null }>(
+        `SELECT terms, length, model_version, sparse FROM documents WHERE id = ?`,
+        id,
+      )
+      .toArray()[0];
+    if (!row) return null;
+    return {
+      terms: JSON.parse(row.terms) as [string, number][],
+      length: row.length,
+      modelVersion: row.model_version,
+      sparse: row.sparse === null ? null : (JSON.parse(row.sparse) as [number, number][]),
+    };
   }
 
   /** Every vector made by `modelVersion` that is at least `minDims` wide, in a stable order. */
@@ -222,44 +265,21 @@ export class ShardStore {
     return { docCount: row.n, avgDocLength: row.avgdl ?? 0 };
   }
 
-  /** Every document's id and BM25 length, in id order: the document table of the in-memory lexical index. */
-  documentLengths(): { ids: string[]; lengths: Uint32Array } {
-    const ids: string[] = [];
-    const lengths: number[] = [];
-    for (const row of this.sql.exec<{ id: string; length: number }>(`SELECT id, length FROM documents ORDER BY id`)) {
-      ids.push(row.id);
-      lengths.push(row.length);
+  /** Every document's id, BM25 length and terms, in id order: the rows of the in-memory indexes. */
+  *postingsRows(): Generator<PostingsRow> {
+    for (const row of this.sql.exec<{ id: string; length: number; terms: string }>(`SELECT id, length, terms FROM documents ORDER BY id`)) {
+      yield { id: row.id, length: row.length, terms: JSON.parse(row.terms) as [string, number][] };
     }
-    return { ids, lengths: Uint32Array.from(lengths) };
   }
 
-  /** One term's postings, read through the (term, doc_id) primary key without touching the documents table. */
-  termPostings(term: string): { docIds: string[]; tfs: number[] } {
-    const docIds: string[] = [];
-    const tfs: number[] = [];
-    for (const row of this.sql.exec<{ doc_id: string; tf: number }>(`SELECT doc_id, tf FROM postings WHERE term = ?`, term)) {
-      docIds.push(row.doc_id);
-      tfs.push(row.tf);
-    }
-    return { docIds, tfs };
-  }
-
-  /**
-   * One sparse term's postings among the documents `modelVersion` made (another version's head scores in another
-   * space), through the (term, doc_id) primary key.
-   */
-  sparsePostings(term: number, modelVersion: string): { docIds: string[]; weights: number[] } {
-    const docIds: string[] = [];
-    const weights: number[] = [];
-    for (const row of this.sql.exec<{ doc_id: string; weight: number }>(
-      `SELECT p.doc_id, p.weight FROM sparse_postings p JOIN documents d ON d.id = p.doc_id WHERE p.term = ? AND d.model_version = ?`,
-      term,
+  /** The sparse terms of every document `modelVersion` made that has them (another version's head scores in another space). */
+  *sparseRows(modelVersion: string): Generator<{ id: string; sparse: [number, number][] }> {
+    for (const row of this.sql.exec<{ id: string; sparse: string }>(
+      `SELECT id, sparse FROM documents WHERE model_version = ? AND sparse IS NOT NULL`,
       modelVersion,
     )) {
-      docIds.push(row.doc_id);
-      weights.push(row.weight);
+      yield { id: row.id, sparse: JSON.parse(row.sparse) as [number, number][] };
     }
-    return { docIds, weights };
   }
 
   /** Every document's metadata JSON (null for none), for building a filter mask. */
@@ -334,16 +354,21 @@ export class ShardStore {
     return rows.toArray().map((row) => ({ id: row.id, contentHash: row.content_hash, modelVersion: row.model_version }));
   }
 
-  stats(): ShardStats {
+  /** The counts SQL answers cheaply; the shard adds the postings counts from its in-memory indexes. */
+  documentStats(): { documents: number; avgDocLength: number; modelVersions: Record<string, number> } {
     const { docCount, avgDocLength } = this.corpusStats();
-    const postings = this.sql.exec<{ n: number; terms: number }>(`SELECT COUNT(*) AS n, COUNT(DISTINCT term) AS terms FROM postings`).one();
     const modelVersions: Record<string, number> = {};
     for (const row of this.sql.exec<{ model_version: string; n: number }>(
       `SELECT model_version, COUNT(*) AS n FROM documents GROUP BY model_version ORDER BY model_version`,
     )) {
       modelVersions[row.model_version] = row.n;
     }
-    const sparsePostings = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM sparse_postings`).one().n;
-    return { documents: docCount, terms: postings.terms, postings: postings.n, avgDocLength, modelVersions, ...(sparsePostings > 0 ? { sparsePostings } : {}) };
+    return { documents: docCount, avgDocLength, modelVersions };
   }
+
+  /** (term, document) pairs of the sparse head over every stored document. */
+  sparsePostingCount(): number {
+    return this.sql.exec<{ n: number | null }>(`SELECT SUM(json_array_length(sparse)) AS n FROM documents WHERE sparse IS NOT NULL`).one().n ?? 0;
+  }
+
 }
