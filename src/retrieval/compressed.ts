@@ -65,6 +65,11 @@ export function hammingDistance(a: Uint32Array, aOffset: number, b: Uint32Array,
  * The k rows whose sign bits are nearest `queryBits` (one row, as from {@link packSignBits} of the query), best first,
  * scored 1 − 2·hamming/dims; ties go to the lower row index. With `allowed`, only rows whose byte is non-zero take
  * part (a metadata filter applied before ranking, so it never shortens the list while allowed rows remain).
+ *
+ * Selection is a counting sort rather than a heap: a distance takes only 32·words + 1 values, so one pass stores every
+ * allowed row's distance and a histogram of them; the histogram gives the cutoff distance d* (fewer than k rows lie
+ * below it, at least k at or below it); a second pass in ascending row order keeps every row below d* and the first
+ * rows at d* until k are kept, writing each into its slot of the (distance, row) order directly.
  */
 export function hammingSearch(bits: Uint32Array, dims: number, queryBits: Uint32Array, k: number, allowed?: Uint8Array): RankedHit<number>[] {
   const words = signWords(dims);
@@ -72,13 +77,127 @@ export function hammingSearch(bits: Uint32Array, dims: number, queryBits: Uint32
   if (bits.length % words !== 0) throw new RangeError(`bit matrix length ${bits.length} is not a multiple of ${words} words`);
   const rows = bits.length / words;
   if (allowed && allowed.length !== rows) throw new RangeError(`allowed mask has ${allowed.length} rows, the matrix ${rows}`);
-  const best = new TopK<number>(Math.min(k, rows));
-  for (let row = 0, offset = 0; row < rows; row++, offset += words) {
-    if (allowed && allowed[row] === 0) continue;
-    const score = 1 - (2 * hammingDistance(bits, offset, queryBits, 0, words)) / dims;
-    if (score >= best.threshold) best.push(row, score);
+  // The same check (and message) as the TopK this replaced, on the same Math.min(k, rows).
+  const limit = Math.min(k, rows);
+  if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`top-k needs a non-negative integer k, got ${limit}`);
+  if (limit === 0) return [];
+
+  // Distances span 0..32·words, not 0..dims: padding bits past `dims` are counted too when a caller's rows set them.
+  const maxDistance = 32 * words;
+  const histogram = histogramScratch(maxDistance + 1);
+  const distances = distanceScratch(rows, maxDistance);
+  const excluded = distances instanceof Uint16Array ? 0xffff : 0xffffffff; // > maxDistance: never selected
+  let allowedRows = 0;
+  if (words === 4) {
+    // The common 128-d case (also 97–127-d) with the query held in locals.
+    const q0 = queryBits[0]!, q1 = queryBits[1]!, q2 = queryBits[2]!, q3 = queryBits[3]!;
+    for (let row = 0, offset = 0; row < rows; row++, offset += 4) {
+      if (allowed !== undefined && allowed[row] === 0) {
+        distances[row] = excluded;
+        continue;
+      }
+      // popcount32 of four words with the last steps shared: per-nibble counts (≤ 4) of two words add without carry,
+      // their byte sums (≤ 16) over four words too, and one multiply totals the bytes (≤ 128).
+      let x = bits[offset]! ^ q0;
+      let y = bits[offset + 1]! ^ q1;
+      x = x - ((x >>> 1) & 0x55555555);
+      y = y - ((y >>> 1) & 0x55555555);
+      let a = (x & 0x33333333) + ((x >>> 2) & 0x33333333) + (y & 0x33333333) + ((y >>> 2) & 0x33333333);
+      x = bits[offset + 2]! ^ q2;
+      y = bits[offset + 3]! ^ q3;
+      x = x - ((x >>> 1) & 0x55555555);
+      y = y - ((y >>> 1) & 0x55555555);
+      let b = (x & 0x33333333) + ((x >>> 2) & 0x33333333) + (y & 0x33333333) + ((y >>> 2) & 0x33333333);
+      a = (a & 0x0f0f0f0f) + ((a >>> 4) & 0x0f0f0f0f) + (b & 0x0f0f0f0f) + ((b >>> 4) & 0x0f0f0f0f);
+      const d = Math.imul(a, 0x01010101) >>> 24;
+      distances[row] = d;
+      histogram[d]!++;
+      allowedRows++;
+    }
+  } else {
+    for (let row = 0, offset = 0; row < rows; row++, offset += words) {
+      if (allowed !== undefined && allowed[row] === 0) {
+        distances[row] = excluded;
+        continue;
+      }
+      // Two words at a time with shared final steps (byte sums ≤ 16), as in the four-word case above.
+      let d = 0;
+      let w = 0;
+      for (; w + 1 < words; w += 2) {
+        let x = bits[offset + w]! ^ queryBits[w]!;
+        let y = bits[offset + w + 1]! ^ queryBits[w + 1]!;
+        x = x - ((x >>> 1) & 0x55555555);
+        y = y - ((y >>> 1) & 0x55555555);
+        let a = (x & 0x33333333) + ((x >>> 2) & 0x33333333) + (y & 0x33333333) + ((y >>> 2) & 0x33333333);
+        a = (a & 0x0f0f0f0f) + ((a >>> 4) & 0x0f0f0f0f);
+        d += Math.imul(a, 0x01010101) >>> 24;
+      }
+      if (w < words) d += popcount32(bits[offset + w]! ^ queryBits[w]!);
+      distances[row] = d;
+      histogram[d]!++;
+      allowedRows++;
+    }
   }
-  return best.sorted().map(({ key, score }, index) => ({ id: key, score, rank: index + 1 }));
+  const take = Math.min(limit, allowedRows);
+  if (take === 0) return [];
+
+  // Cutoff d*: `below` rows have distance < d*, and below + histogram[d*] ≥ take.
+  let cutoff = 0;
+  let below = 0;
+  while (below + histogram[cutoff]! < take) below += histogram[cutoff++]!;
+  // Turn the histogram into the first output slot of each distance ≤ d* (a stable counting sort).
+  for (let d = 0, start = 0; d <= cutoff; d++) {
+    const count = histogram[d]!;
+    histogram[d] = start;
+    start += count;
+  }
+  const order = orderScratch(take);
+  let ties = take - below; // rows at distance d* still to keep, the lowest rows first
+  for (let row = 0, placed = 0; placed < take; row++) {
+    const d = distances[row]!;
+    if (d < cutoff || (d === cutoff && ties-- > 0)) {
+      order[histogram[d]!++] = row;
+      placed++;
+    }
+  }
+  const hits: RankedHit<number>[] = [];
+  for (let index = 0; index < take; index++) {
+    const row = order[index]!;
+    hits.push({ id: row, score: 1 - (2 * distances[row]!) / dims, rank: index + 1 });
+  }
+  return hits;
+}
+
+// Scratch buffers of hammingSearch, reused across calls (JS runs one call at a time) and grown on demand.
+let histogramBuffer = new Uint32Array(0);
+let distance16Buffer = new Uint16Array(0);
+let distance32Buffer = new Uint32Array(0);
+let orderBuffer = new Uint32Array(0);
+
+/** A zeroed histogram of at least `size` counters. */
+function histogramScratch(size: number): Uint32Array {
+  if (histogramBuffer.length < size) histogramBuffer = new Uint32Array(size);
+  else histogramBuffer.fill(0, 0, size);
+  return histogramBuffer;
+}
+
+/** Room for `rows` distances of at most `maxDistance`, leaving one value above it free to mark excluded rows. */
+function distanceScratch(rows: number, maxDistance: number): Uint16Array | Uint32Array {
+  if (maxDistance < 0xffff) {
+    if (distance16Buffer.length < rows) distance16Buffer = new Uint16Array(grownLength(distance16Buffer.length, rows));
+    return distance16Buffer;
+  }
+  if (distance32Buffer.length < rows) distance32Buffer = new Uint32Array(grownLength(distance32Buffer.length, rows));
+  return distance32Buffer;
+}
+
+function orderScratch(size: number): Uint32Array {
+  if (orderBuffer.length < size) orderBuffer = new Uint32Array(grownLength(orderBuffer.length, size));
+  return orderBuffer;
+}
+
+function grownLength(current: number, needed: number): number {
+  return Math.max(needed, Math.ceil(current * 1.5));
 }
 
 /** Scalar-quantised rows: `codes[row·dims + i] · scales[row]` ≈ the original component. */

@@ -66,6 +66,72 @@ describe("sign bits and Hamming distance", () => {
     expect(masked.map((h) => h.id)).toEqual([2, 1]);
     expect(() => hammingSearch(packSignBits(rows, 4), 4, packSignBits([1, 1, 1, 1], 4), 2, Uint8Array.of(1))).toThrow(/mask has 1 rows/);
   });
+
+  it("selects exactly what sorting every allowed row by (distance, row) and taking k gives, on random matrices", () => {
+    // A seeded LCG keeps the cases reproducible.
+    let state = 0x9e3779b9;
+    const nextWord = (): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0);
+    const random = (): number => nextWord() / 2 ** 32;
+    /** The straightforward reference: every allowed row's distance, sorted by distance then row, the first k. */
+    const reference = (bits: Uint32Array, dims: number, query: Uint32Array, k: number, allowed?: Uint8Array) => {
+      const words = signWords(dims);
+      const all: { row: number; distance: number }[] = [];
+      for (let row = 0; row < bits.length / words; row++) {
+        if (allowed && allowed[row] === 0) continue;
+        all.push({ row, distance: hammingDistance(bits, row * words, query, 0, words) });
+      }
+      all.sort((a, b) => a.distance - b.distance || a.row - b.row);
+      return all.slice(0, k).map(({ row, distance }, index) => ({ id: row, score: 1 - (2 * distance) / dims, rank: index + 1 }));
+    };
+    let cases = 0;
+    for (const dims of [7, 64, 128, 130]) {
+      const words = signWords(dims);
+      for (const rows of [0, 1, 50, 3000]) {
+        // Sign bits of random floats (padding bits clear), and raw random words (padding bits set too, so distances can
+        // exceed dims, as they can for any caller-built matrix); few distinct rows make long runs of ties.
+        const matrix = Float32Array.from({ length: rows * dims }, () => random() - 0.5);
+        const packed = packSignBits(matrix, dims);
+        const raw = Uint32Array.from({ length: rows * words }, nextWord);
+        const fewDistinct = Uint32Array.from({ length: rows * words }, (_, i) => packed[(i % (3 * words)) % Math.max(1, packed.length)] ?? 0);
+        const masks: (Uint8Array | undefined)[] = [
+          undefined,
+          Uint8Array.from({ length: rows }, () => (random() < 0.5 ? 1 : 0)),
+          Uint8Array.from({ length: rows }, (_, row) => (row % 997 === 3 ? 7 : 0)), // ≤ 4 rows allowed: fewer than k
+          new Uint8Array(rows), // none allowed
+        ];
+        for (const bits of [packed, raw, fewDistinct]) {
+          const query = packSignBits(Float32Array.from({ length: dims }, () => random() - 0.5), dims);
+          const rawQuery = Uint32Array.from({ length: words }, nextWord);
+          for (const k of [0, 1, 10, rows, rows + 5]) {
+            for (const allowed of masks) {
+              for (const q of [query, rawQuery]) {
+                expect(hammingSearch(bits, dims, q, k, allowed)).toEqual(reference(bits, dims, q, k, allowed));
+                cases++;
+              }
+            }
+          }
+        }
+      }
+    }
+    expect(cases).toBe(4 * 4 * 3 * 5 * 4 * 2);
+  });
+
+  it("keeps hammingSearch's argument checks: a whole k ≥ 0 (k beyond the rows returns them all)", () => {
+    // Rows + −, − +, + +; query + +: distances 1, 1, 0.
+    const bits = packSignBits([1, -1, -1, 1, 1, 1], 2);
+    const query = packSignBits([1, 1], 2);
+    expect(() => hammingSearch(bits, 2, query, -1)).toThrow(/non-negative integer k, got -1/);
+    expect(() => hammingSearch(bits, 2, query, 1.5)).toThrow(/non-negative integer k, got 1.5/);
+    expect(() => hammingSearch(bits, 2, query, Number.NaN)).toThrow(/non-negative integer k, got NaN/);
+    expect(() => hammingSearch(bits, 2, new Uint32Array(2), 1)).toThrow(/query has 2 words/);
+    expect(() => hammingSearch(bits, 0, query, 1)).toThrow(/dims must be a positive integer/);
+    expect(hammingSearch(bits, 2, query, Number.POSITIVE_INFINITY).map((h) => [h.id, h.score])).toEqual([
+      [2, 1],
+      [0, 0],
+      [1, 0],
+    ]);
+    expect(hammingSearch(bits, 2, query, 0)).toEqual([]);
+  });
 });
 
 describe("int8 vectors", () => {
