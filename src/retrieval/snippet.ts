@@ -18,6 +18,11 @@ const MAX_MATCHES = 2_000;
 
 const WORD = /[\p{L}\p{N}][\p{L}\p{N}\p{M}'’]*/gu;
 
+function isAscii(word: string): boolean {
+  for (let i = 0; i < word.length; i++) if (word.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 export function makeSnippet(text: string, query: string, maxChars: number = DEFAULT_SNIPPET_CHARS): string {
   const flat = text.replace(/\s+/g, " ").trim();
   if (flat.length <= maxChars) return flat;
@@ -25,7 +30,9 @@ export function makeSnippet(text: string, query: string, maxChars: number = DEFA
   const queryWords = new Set(normalizeAndPreTokenize(query));
   const matches: { at: number; end: number; word: string }[] = [];
   for (const match of flat.matchAll(WORD)) {
-    const word = normalize(match[0]);
+    // Normalising an ASCII word is lower-casing it; the full normalisation of every word of ten results was a tenth of
+    // a search's CPU at 100k documents.
+    const word = isAscii(match[0]) ? match[0].toLowerCase() : normalize(match[0]);
     if (queryWords.has(word)) matches.push({ at: match.index, end: match.index + match[0].length, word });
     if (matches.length >= MAX_MATCHES) break;
   }

@@ -31,10 +31,15 @@ export class TopK<Key extends string | number> {
     return this.heap.length;
   }
 
-  /** The score a newcomer must beat once the heap is full (−∞ before). Lets hot loops skip the call entirely. */
+  /**
+   * The score a newcomer must beat once the heap is full (−∞ before). Lets hot loops skip the call entirely; kept in a
+   * field, updated by push, because loops over tens of thousands of scores read it once per score.
+   */
   get threshold(): number {
-    return this.heap.length < this.k ? Number.NEGATIVE_INFINITY : (this.heap[0]?.score ?? Number.NEGATIVE_INFINITY);
+    return this.limit;
   }
+
+  private limit = Number.NEGATIVE_INFINITY;
 
   push(key: Key, score: number): void {
     if (this.k === 0 || Number.isNaN(score)) return;
@@ -43,12 +48,14 @@ export class TopK<Key extends string | number> {
     if (heap.length < this.k) {
       heap.push(item);
       this.siftUp(heap.length - 1);
+      if (heap.length === this.k) this.limit = heap[0]!.score;
       return;
     }
     const root = heap[0]!;
     if (!worse(root, item)) return;
     heap[0] = item;
     this.siftDown(0);
+    this.limit = heap[0]!.score;
   }
 
   /** The kept items, best first. */

@@ -462,6 +462,13 @@ describe("snippets", () => {
     expect(makeSnippet(accented, "cafe", 80)).toContain("CAFÉ au lait");
   });
 
+  it("matches ASCII words whatever their case, and keeps the text's own case in the snippet", () => {
+    const shouted = `${filler.repeat(3)}THE LIGHTHOUSE Keeper trimmed the WICK at dusk. ${filler.repeat(3)}`;
+    expect(makeSnippet(shouted, "lighthouse wick", 120)).toContain("THE LIGHTHOUSE Keeper trimmed the WICK");
+    // The same window as the lower-case text: matching depends on the words, not on their case.
+    expect(makeSnippet(shouted, "lighthouse wick", 120).toLowerCase()).toBe(makeSnippet(text, "lighthouse wick", 120).toLowerCase());
+  });
+
   it("falls back to the start of the text when nothing matches", () => {
     const snippet = makeSnippet(text, "glacier", 60);
     expect(snippet.startsWith("Lorem ipsum")).toBe(true);

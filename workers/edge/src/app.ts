@@ -77,6 +77,17 @@ async function writeTargets(deps: AppDeps): Promise<WriteTarget[]> {
   return writeDeployments(await models.writeRoute()).map((d) => ({ loadModel: () => models.model(d.model).catch(modelUnavailable), index: models.index(d.index) }));
 }
 
+/**
+ * Runs `write` on every target at once and waits for all of them, so a failure never leaves a write running behind the
+ * answer; the first failure is then rethrown (writes are idempotent: the client's retry completes what is missing).
+ */
+async function writeEverywhere<T>(targets: readonly WriteTarget[], write: (target: WriteTarget) => Promise<T>): Promise<T[]> {
+  const settled = await Promise.allSettled(targets.map(write));
+  const failure = settled.find((result): result is PromiseRejectedResult => result.status === "rejected");
+  if (failure) throw failure.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<T>).value);
+}
+
 /** The live-model-update seam, or 503 saying what is missing. */
 function deploymentsOf(deps: AppDeps): ModelDeployments {
   if (!deps.models) throw new ApiError(503, "not_configured", "live model updates are not configured on this worker (MODEL_ROLLOUT, MODEL_ROUTES and MODELS bindings)");
@@ -144,11 +155,8 @@ export function createApp(rawDeps: AppDeps): Hono {
 
   app.post("/v1/documents", apiKey, limit(LIMITS.body.documents), async (c) => {
     const { documents } = await readJson(c, upsertRequest, "documents request");
-    // The serving index first (its outcome is the answer); a failure on a later one fails the request, and the
-    // client's retry finds the first unchanged and completes the rest.
-    const outcomes = [];
-    for (const target of await writeTargets(deps)) outcomes.push(await indexDocuments(await target.loadModel(), target.index, documents));
-    const [outcome] = outcomes;
+    // Every index of the route (two during and after a model switch) at once; the serving one's outcome is the answer.
+    const [outcome] = await writeEverywhere(await writeTargets(deps), async (target) => indexDocuments(await target.loadModel(), target.index, documents));
     return c.json({ upserted: outcome!.upserted.length, unchanged: outcome!.unchanged.length, ids: documents.map((d) => d.id) });
   });
 
@@ -162,9 +170,8 @@ export function createApp(rawDeps: AppDeps): Hono {
 
   app.delete("/v1/documents/:id", apiKey, async (c) => {
     const id = validate(documentId, c.req.param("id"), "document id");
-    let found = false;
-    for (const target of await writeTargets(deps)) found = (await target.index.delete([id])).deleted.length > 0 || found;
-    if (!found) throw new ApiError(404, "not_found", `no document with id "${id}"`);
+    const outcomes = await writeEverywhere(await writeTargets(deps), (target) => target.index.delete([id]));
+    if (!outcomes.some((outcome) => outcome.deleted.length > 0)) throw new ApiError(404, "not_found", `no document with id "${id}"`);
     return c.json({ deleted: true, id });
   });
 

@@ -141,11 +141,13 @@ export async function consumeIndexBatch(batch: MessageBatch<unknown>, deps: Inde
   const outcomes: MessageOutcome[] = [];
   for (const { message, body } of valid) {
     try {
-      // The serving index's outcome is the message's; the others must succeed too, or the message is retried (each
-      // index's writes are idempotent, so a retry completes only what is missing).
-      const outcome = await applyIndexMessage(body, models[0]!, deps);
-      for (const [i, target] of targets.entries()) if (i > 0) await applyIndexMessage(body, models[i]!, { ...deps, ...target });
-      outcomes.push(outcome);
+      // Every index at once. The serving index's outcome is the message's; the others must succeed too, or the message
+      // is retried (each index's writes are idempotent, so a retry completes only what is missing). All are awaited
+      // before a failure counts, so no write is left running behind a retry.
+      const settled = await Promise.allSettled(targets.map((target, i) => applyIndexMessage(body, models[i]!, i === 0 ? deps : { ...deps, ...target })));
+      const failure = settled.find((result): result is PromiseRejectedResult => result.status === "rejected");
+      if (failure) throw failure.reason;
+      outcomes.push((settled[0] as PromiseFulfilledResult<MessageOutcome>).value);
       message.ack();
     } catch (error) {
       await failed(message, body, error);
