@@ -32,7 +32,7 @@ import { defaultArtifactDir } from "./default-artifact.js";
 import { SHORT_QUERIES } from "./short-queries.js";
 import { ensureMinilmShapedGraphs } from "./peers/minilm-shaped.js";
 import { measurePeerSpeedInNode, measurePeerSpeedInWorkerd, minilmShapedReport } from "./peers/speed.js";
-import { measureIndexing, measureSearch } from "./search-load.js";
+import { measureHttpFloor, measureIndexing, measureSearch } from "./search-load.js";
 import { positiveInteger } from "./cli-options.js";
 import { measureTrainingThroughput } from "./train-throughput.js";
 
@@ -169,6 +169,7 @@ async function main(): Promise<void> {
   const model = `${artifact.manifest.name}@${artifact.manifest.version}`;
   const indexing = options.search ? await measureIndexing(options.indexDocs) : undefined;
   const search = options.search ? await measureSearch(model, options.searchSizes, options.clients) : undefined;
+  const floor = options.search ? await measureHttpFloor(options.clients) : undefined;
   const origin = options.origin ? await measureOrigin({ log }) : undefined;
   const training = options.train
     ? await measureTrainingThroughput([1, 2], { timed: options.trainUpdates + (options.trainUpdates % 2), log })
@@ -202,8 +203,10 @@ async function main(): Promise<void> {
     ...(search
       ? {
           ...searchKeys,
+          ...(floor ? { http_floor_p50_ms: floor.p50_ms, http_floor_p95_ms: floor.p95_ms } : {}),
           search: {
             by_size: search,
+            http_floor: floor,
             note:
               `hybrid, topK 10, ${options.clients} concurrent clients (closed loop), end to end over loopback HTTP to wrangler dev; ` +
               "search_*_ms keys are the cache-miss pass (every query embedded); cache_hit repeats the same queries.",

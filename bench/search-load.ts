@@ -257,3 +257,34 @@ export async function measureSearch(model: string, sizes: readonly number[] = [1
   }
   return figures;
 }
+
+/**
+ * What any request costs here before it does any work: `clients` closed-loop clients asking for a path the Worker
+ * answers with its JSON 404 (routing, error body, the wrangler dev proxy, loopback HTTP). A search at the same
+ * concurrency cannot answer faster than this, so it is the floor the search goals are read against.
+ */
+export async function measureHttpFloor(clients = 16, requests = 1600): Promise<{ clients: number; p50_ms: number; p95_ms: number; requests_per_s: number }> {
+  const service = await startLocalService({ readyTimeoutMs: 180_000 });
+  try {
+    const latencies: number[] = [];
+    let sent = 0;
+    const started = performance.now();
+    const client = async () => {
+      while (sent < requests) {
+        sent++;
+        const began = performance.now();
+        const response = await fetch(`${service.url}/bench-floor-no-such-route`);
+        await response.text();
+        if (response.status !== 404) throw new Error(`the floor probe expected a 404, got ${response.status}`);
+        latencies.push(performance.now() - began);
+      }
+    };
+    await Promise.all(Array.from({ length: clients }, client));
+    const seconds = (performance.now() - started) / 1000;
+    const figures = { clients, p50_ms: round(percentile(latencies, 50)), p95_ms: round(percentile(latencies, 95)), requests_per_s: round(latencies.length / seconds) };
+    log(`HTTP floor (a 404, ${clients} clients): p50 ${figures.p50_ms} ms, p95 ${figures.p95_ms} ms, ${figures.requests_per_s} req/s`);
+    return figures;
+  } finally {
+    await service.stop();
+  }
+}
