@@ -47,6 +47,27 @@ describe("PackedBm25", () => {
     }
   });
 
+  it("prunes exactly: long, many-term queries over a skewed corpus give bm25Search's top k for every k, masked or not", () => {
+    const corpus = randomCorpus(19, 3000, 400);
+    const scorer = new PackedBm25(corpus.lengths);
+    const random = createRng(23);
+    const mask = Uint8Array.from(corpus.lengths, () => (random() < 0.7 ? 1 : 0));
+    const allowedIds = new Set(corpus.lengths.map((_, doc) => doc).filter((doc) => mask[doc] === 1));
+    for (let q = 0; q < 40; q++) {
+      // Word-piece-like queries: many terms, several of them very common.
+      const query = Array.from({ length: 8 + Math.floor(random() * 18) }, () => `t${Math.floor(400 * random() ** 3)}`);
+      for (const k of [1, 3, 10, 100]) {
+        const expected = bm25Search(query, corpus.stats, corpus.objects, 3000).slice(0, k);
+        const actual = scorer.search(query, corpus.packed, k);
+        expect(actual.map((hit) => hit.id), `query ${q}, k ${k}`).toEqual(expected.map((hit) => hit.id));
+        actual.forEach((hit, i) => expect(hit.score).toBeCloseTo(expected[i]!.score, 10));
+        const masked = scorer.search(query, corpus.packed, k, { allowed: mask });
+        const expectedMasked = bm25Search(query, corpus.stats, corpus.objects, 3000).filter((hit) => allowedIds.has(hit.id)).slice(0, k);
+        expect(masked.map((hit) => hit.id), `masked query ${q}, k ${k}`).toEqual(expectedMasked.map((hit) => hit.id));
+      }
+    }
+  });
+
   it("counts a repeated query term once per occurrence, ignores unknown terms, and returns [] when nothing matches", () => {
     const corpus = randomCorpus(3, 50, 30);
     const scorer = new PackedBm25(corpus.lengths);

@@ -252,6 +252,11 @@ describe("blue/green model switch", () => {
     expect((await h.request("/v1/documents", { method: "POST", json: { documents: corpus(3) } })).status).toBe(200);
     await upload(h, FIXTURE_REF, artifactFiles(fixtureBundle));
     expect((await h.request("/v1/admin/models/activate", { method: "POST", json: { model: FIXTURE_REF } })).status).toBe(202);
+    // The first copy step runs by itself: let it finish, so what green holds below is the consumer's doing. (A copy
+    // racing a delete is what the verify passes repair; the "diverged copy" test covers that.)
+    // Only waits: running an alarm here could run the next step too (verify, then the flip) and end the switch.
+    for (let i = 0; i < 500 && ((await state(h)).rollout?.copied ?? 0) < 3; i++) await scheduler.wait(10);
+    expect((await state(h)).rollout).toMatchObject({ copied: 3 });
 
     const consumer = { ...(await consumerDeps(env, { name: h.deps.indexName, shards: h.shardNames.length })), log: () => {} };
     expect(consumer.replicas).toHaveLength(1);
