@@ -46,7 +46,7 @@ import type {
   StoredDocument,
   UpsertOutcome,
 } from "./shard-api.js";
-import { ShardStore } from "./shard-store.js";
+import { ShardStore, type PreviousPostings } from "./shard-store.js";
 import { ShardViews } from "./shard-views.js";
 
 /** Query terms beyond this many distinct pieces add cost but barely change BM25's ranking. */
@@ -86,7 +86,7 @@ export function sparseTermsProblem(pairs: SparseTermPairs): string | null {
 export class IndexShard extends DurableObject<Env> {
   private readonly store: ShardStore;
   private viewsBuilt: ShardViews | null = null;
-  /** stats() counts by SQL; health checks call it often, writes are rarer. Cleared on every write. */
+  /** stats() counts by SQL and from the views; health checks call it often, writes are rarer. Cleared on every write. */
   private statistics: ShardStats | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -117,7 +117,7 @@ export class IndexShard extends DurableObject<Env> {
       if (problem) throw new Error(`document "${document.id}" has malformed sparse terms: ${problem}`);
     }
     const outcome: UpsertOutcome = { upserted: [], unchanged: [] };
-    const written: { document: PreparedDocument; previous: ReturnType<ShardStore["write"]> }[] = [];
+    const written: { document: PreparedDocument; previous: PreviousPostings | null }[] = [];
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       for (const document of documents) {
@@ -131,13 +131,13 @@ export class IndexShard extends DurableObject<Env> {
     });
     // Only after the commit: a transaction that threw left SQLite, and so the views, unchanged.
     for (const { document, previous } of written) this.viewsBuilt?.upserted(document, previous);
-    if (written.length > 0) this.afterWrite();
+    if (written.length > 0) this.statistics = null;
     return outcome;
   }
 
   deleteMany(ids: string[]): { deleted: string[]; missing: string[] } {
     const outcome = { deleted: [] as string[], missing: [] as string[] };
-    const removed: { id: string; previous: NonNullable<ReturnType<ShardStore["remove"]>> }[] = [];
+    const removed: { id: string; previous: PreviousPostings }[] = [];
     this.ctx.storage.transactionSync(() => {
       for (const id of new Set(ids)) {
         const previous = this.store.remove(id);
@@ -146,7 +146,7 @@ export class IndexShard extends DurableObject<Env> {
       }
     });
     for (const { id, previous } of removed) this.viewsBuilt?.removed(id, previous);
-    if (removed.length > 0) this.afterWrite();
+    if (removed.length > 0) this.statistics = null;
     return outcome;
   }
 
@@ -257,9 +257,5 @@ export class IndexShard extends DurableObject<Env> {
   private views(): ShardViews {
     if (!this.viewsBuilt || this.viewsBuilt.stale) this.viewsBuilt = ShardViews.build(this.store);
     return this.viewsBuilt;
-  }
-
-  private afterWrite(): void {
-    this.statistics = null;
   }
 }
