@@ -12,6 +12,7 @@ import type { IndexShard } from "../../workers/edge/src/index-shard.js";
 import type { IndexSearchRequest } from "../../workers/edge/src/search-index.js";
 import type { PreparedDocument } from "../../workers/edge/src/shard-api.js";
 import { ShardedIndex } from "../../workers/edge/src/sharded-index.js";
+import { mulberry32 } from "../../src/model/init.js";
 
 const MODEL = "1.0.0-test";
 
@@ -257,17 +258,8 @@ describe("IndexShard", () => {
 });
 
 describe("IndexShard: in-memory views that follow writes", () => {
-  /** Deterministic PRNG (mulberry32), so a failure reproduces. */
-  function random(seed: number): () => number {
-    let state = seed >>> 0;
-    return () => {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  /** Deterministic, so a failure reproduces. */
+  const random = mulberry32;
   const WORDS = ["tide", "harbour", "lamp", "rope", "gull", "reef", "mast", "keel", "sail", "storm", "anchor", "fog"];
 
   function randomDocument(next: () => number, id: string, version: number): PreparedDocument {
