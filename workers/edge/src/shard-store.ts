@@ -13,7 +13,7 @@
  *
  * Each document's postings live in its own row, so a write is one row (two with a token matrix) whatever its length.
  * The inverted indexes are built in the shard's memory from these rows once and then follow every write
- * (index-shard.ts); v3 kept one SQLite row per (term, document) pair, which made a write cost about a hundred B-tree
+ * (shard-views.ts); v3 kept one SQLite row per (term, document) pair, which made a write cost about a hundred B-tree
  * inserts and deletes.
  *
  * Migrations: every CREATE is `IF NOT EXISTS`, so an older database gains the newer tables on first open. A v3
