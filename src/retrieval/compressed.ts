@@ -254,8 +254,19 @@ export function int8Search(quantized: Int8Rows, query: ArrayLike<number>, k: num
 /** Rescores candidate rows with their int8 codes against the float query and returns the best k of them, best first. */
 export function rescoreInt8(candidates: readonly { id: number }[], quantized: Int8Rows, query: ArrayLike<number>, k: number): RankedHit<number>[] {
   checkQuery(query, quantized.dims);
+  const { dims, codes, scales } = quantized;
+  // One copy of the query in a Float64Array keeps the hot loop monomorphic whatever array type the caller passed
+  // (a shard's isolate sees Float32Arrays, plain arrays and Float64Arrays); values and products are unchanged, so are
+  // the scores. The sum runs in int8Dot's order.
+  const q = Float64Array.from(query);
   const best = new TopK<number>(Math.min(k, candidates.length));
-  for (const { id } of candidates) best.push(id, int8Dot(quantized, id, query));
+  for (const { id } of candidates) {
+    const base = id * dims;
+    let dot = 0;
+    for (let i = 0; i < dims; i++) dot += codes[base + i]! * q[i]!;
+    const score = dot * scales[id]!;
+    if (score >= best.threshold) best.push(id, score);
+  }
   return best.sorted().map(({ key, score }, index) => ({ id: key, score, rank: index + 1 }));
 }
 
