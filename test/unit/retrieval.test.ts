@@ -29,6 +29,8 @@ import {
   type RankedHit,
   type TermPostings,
 } from "../../src/retrieval/index.js";
+import { forEachWord } from "../../src/retrieval/snippet.js";
+import { normalize, normalizeAndPreTokenize } from "../../src/tokenizer/normalize.js";
 import { createRng } from "../../training/src/data/random.js";
 
 /** Deterministic pseudo-random numbers (mulberry32, the training package's) so the property checks are reproducible. */
@@ -481,5 +483,71 @@ describe("document text", () => {
     expect(documentText({ title: "Glaciers", text: "Ice carves valleys." })).toBe("Glaciers\nIce carves valleys.");
     expect(documentText({ title: "", text: "Untitled." })).toBe("Untitled.");
     expect(documentText({ text: "No title field." })).toBe("No title field.");
+  });
+});
+
+describe("snippet word scan", () => {
+  it("finds exactly the words the Unicode word pattern matches, surrogate pairs and marks included", () => {
+    const pattern = /[\p{L}\p{N}][\p{L}\p{N}\p{M}'’]*/gu;
+    // Letters, digits, marks, apostrophes, punctuation, spaces, CJK, emoji (surrogate pairs), mathematical letters (astral).
+    const alphabet = ["a", "Z", "7", "é", "e\u0301", "'", "’", "-", " ", ".", "ß", "İ", "β", "中", "😀", "𝐀", "\u0301", "٣", "_", "ﬁ", "\ud800"];
+    const random = createRng(29);
+    for (let n = 0; n < 500; n++) {
+      const text = Array.from({ length: Math.floor(random() * 40) }, () => alphabet[Math.floor(random() * alphabet.length)]!).join("");
+      const expected = [...text.matchAll(pattern)].map((m) => [m.index, m.index + m[0].length]);
+      const got: number[][] = [];
+      forEachWord(text, (start, end) => void got.push([start, end]));
+      expect(got, JSON.stringify(text)).toEqual(expected);
+    }
+    const firstTwo: number[][] = [];
+    forEachWord("one two three", (start, end) => (firstTwo.push([start, end]), firstTwo.length < 2));
+    expect(firstTwo).toEqual([[0, 3], [4, 7]]);
+  });
+});
+
+describe("snippet windows", () => {
+  /** The straightforward version: every word by the regex, a fresh Set per window start. */
+  function referenceSnippet(text: string, query: string, maxChars: number): string {
+    const flat = text.replace(/\s+/g, " ").trim();
+    if (flat.length <= maxChars) return flat;
+    const queryWords = new Set(normalizeAndPreTokenize(query));
+    const matches: { at: number; end: number; word: string }[] = [];
+    for (const match of flat.matchAll(/[\p{L}\p{N}][\p{L}\p{N}\p{M}'’]*/gu)) {
+      const word = normalize(match[0]);
+      if (queryWords.has(word)) matches.push({ at: match.index, end: match.index + match[0].length, word });
+    }
+    let bestStart = 0;
+    let bestCount = 0;
+    for (let i = 0; i < matches.length; i++) {
+      const windowEnd = matches[i]!.at + maxChars - 40;
+      const distinct = new Set<string>();
+      for (let j = i; j < matches.length && matches[j]!.end <= windowEnd; j++) distinct.add(matches[j]!.word);
+      if (distinct.size > bestCount) {
+        bestCount = distinct.size;
+        bestStart = matches[i]!.at;
+      }
+    }
+    let start = bestCount === 0 ? 0 : Math.max(0, bestStart - 40);
+    if (start > 0) {
+      const space = flat.indexOf(" ", start);
+      start = space >= 0 && space < bestStart ? space + 1 : start;
+    }
+    let end = Math.min(flat.length, start + maxChars);
+    if (end < flat.length) {
+      const space = flat.lastIndexOf(" ", end);
+      if (space > start) end = space;
+    }
+    return `${start > 0 ? "…" : ""}${flat.slice(start, end).trim()}${end < flat.length ? "…" : ""}`;
+  }
+
+  it("choose the same window as the straightforward scan, on random texts dense with query words", () => {
+    const vocabulary = ["the", "tide", "Tide", "harbour", "lamp", "CAFÉ", "café", "rope", "of", "a", "gull", "supercalifragilistic", "x", "7"];
+    const random = createRng(31);
+    for (let n = 0; n < 400; n++) {
+      const text = Array.from({ length: 5 + Math.floor(random() * 120) }, () => vocabulary[Math.floor(random() * vocabulary.length)]!).join(random() < 0.5 ? " " : "  ");
+      const query = Array.from({ length: 1 + Math.floor(random() * 4) }, () => vocabulary[Math.floor(random() * vocabulary.length)]!).join(" ");
+      const maxChars = [30, 60, 120, 220][n % 4]!;
+      expect(makeSnippet(text, query, maxChars), `${query} | ${maxChars}`).toBe(referenceSnippet(text, query, maxChars));
+    }
   });
 });
