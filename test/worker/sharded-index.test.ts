@@ -143,3 +143,31 @@ describe("ShardedIndex", () => {
     expect(found.hits.length).toBe(57);
   });
 });
+
+describe("ShardedIndex: cached corpus statistics", () => {
+  it("skip the statistics round trip when nothing was written, and never rank on statistics a write made stale", async () => {
+    const { index: one } = index(1);
+    const { index: four } = index(4);
+    await Promise.all([one.upsert(DOCS), four.upsert(DOCS)]);
+    const lexical = { ...QUERY, mode: "lexical" as const, terms: ["tide", "harbour", "ember"] };
+    const expectSameAsOneShard = async () => {
+      const [single, sharded] = await Promise.all([one.search(lexical), four.search(lexical)]);
+      expect(sharded.hits.map((h) => h.id)).toEqual(single.hits.map((h) => h.id));
+      sharded.hits.forEach((hit, i) => expect(hit.score).toBeCloseTo(single.hits[i]!.score, 9));
+      return sharded;
+    };
+    const first = await expectSameAsOneShard();
+    expect(first.timings.statsMs).toBeDefined();
+    // The same terms again: the statistics come from the isolate's cache, no round trip.
+    const again = await expectSameAsOneShard();
+    expect(again.timings.statsMs).toBe(0);
+    // A write that changes "tide"'s document frequency and the corpus size, on whichever shard it lands.
+    const extra = corpus(61).at(-1)!;
+    const tidal = { ...extra, id: "tidal", contentHash: "tidal", text: "tide tide tide", terms: [["tide", 3]] as [string, number][], length: 3 };
+    await Promise.all([one.upsert([tidal]), four.upsert([tidal])]);
+    // Ranked on the cached statistics, the shards' scores would now differ from one shard's (the write moved df and N).
+    await expectSameAsOneShard();
+    await Promise.all([one.delete(["tidal", "doc-3"]), four.delete(["tidal", "doc-3"])]);
+    await expectSameAsOneShard();
+  });
+});

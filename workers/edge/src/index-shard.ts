@@ -47,10 +47,9 @@ import type {
   UpsertOutcome,
 } from "./shard-api.js";
 import { ShardStore, type PreviousPostings } from "./shard-store.js";
+import { scoringTerms } from "./scoring-terms.js";
 import { ShardViews } from "./shard-views.js";
 
-/** Query terms beyond this many distinct pieces add cost but barely change BM25's ranking. */
-export const MAX_QUERY_TERMS = 64;
 
 /**
  * The Hamming stage keeps at least this many rows for int8 rescoring (or `DEFAULT_RESCORE_FACTOR` × depth when more):
@@ -60,14 +59,6 @@ const MIN_RESCORED_ROWS = 1_000;
 
 /** A shard scan may read one row past the largest index scan page: `ShardedIndex.scan` looks one ahead to end a scan. */
 const MAX_SHARD_SCAN_ROWS = MAX_SCAN_LIMIT + 1;
-
-/** The distinct query terms that score (at most MAX_QUERY_TERMS, first occurrences first) and the query with only those. */
-export function scoringTerms(terms: readonly string[]): { distinct: string[]; query: string[] } {
-  const head = terms.slice(0, 4 * MAX_QUERY_TERMS);
-  const distinct = [...new Set(head)].slice(0, MAX_QUERY_TERMS);
-  const kept = new Set(distinct);
-  return { distinct, query: head.filter((term) => kept.has(term)) };
-}
 
 /** Why `pairs` is not a sparse vector the store can hold (distinct non-negative integer ids, finite weights > 0), or null. */
 export function sparseTermsProblem(pairs: SparseTermPairs): string | null {
@@ -86,6 +77,12 @@ export function sparseTermsProblem(pairs: SparseTermPairs): string | null {
 export class IndexShard extends DurableObject<Env> {
   private readonly store: ShardStore;
   private viewsBuilt: ShardViews | null = null;
+  /**
+   * Changes with every committed write, and differs between two lives of the object: a coordinator that cached
+   * corpus statistics checks it to know they still hold (sharded-index.ts).
+   */
+  private readonly epoch = crypto.randomUUID();
+  private writes = 0;
   /** stats() counts by SQL and from the views; health checks call it often, writes are rarer. Cleared on every write. */
   private statistics: ShardStats | null = null;
 
@@ -131,7 +128,7 @@ export class IndexShard extends DurableObject<Env> {
     });
     // Only after the commit: a transaction that threw left SQLite, and so the views, unchanged.
     for (const { document, previous } of written) this.viewsBuilt?.upserted(document, previous);
-    if (written.length > 0) this.statistics = null;
+    if (written.length > 0) this.wrote();
     return outcome;
   }
 
@@ -146,7 +143,7 @@ export class IndexShard extends DurableObject<Env> {
       }
     });
     for (const { id, previous } of removed) this.viewsBuilt?.removed(id, previous);
-    if (removed.length > 0) this.statistics = null;
+    if (removed.length > 0) this.wrote();
     return outcome;
   }
 
@@ -182,9 +179,18 @@ export class IndexShard extends DurableObject<Env> {
     return this.statistics;
   }
 
-  /** Corpus size, total BM25 length and each term's document frequency in this shard. */
+  /** Corpus size, total BM25 length and each term's document frequency in this shard, as of `generation`. */
   termStats(terms: string[]): ShardTermStats {
-    return this.views().lexical.stats(scoringTerms(terms).distinct);
+    return { ...this.views().lexical.stats(scoringTerms(terms).distinct), generation: this.generation };
+  }
+
+  private get generation(): string {
+    return `${this.epoch}:${this.writes}`;
+  }
+
+  private wrote(): void {
+    this.writes += 1;
+    this.statistics = null;
   }
 
   candidates(request: ShardCandidatesRequest): ShardCandidatesResult {
@@ -199,7 +205,7 @@ export class IndexShard extends DurableObject<Env> {
     const allowed = filtered ?? (views.hasDeadRows ? views.liveMask() : undefined);
     timings.filterMs = Date.now() - mark;
 
-    const result: ShardCandidatesResult = { timings };
+    const result: ShardCandidatesResult = { timings, generation: this.generation };
     if (request.lists.dense) {
       const { vector, modelVersion } = request;
       if (!vector || !modelVersion) throw new Error("the dense list needs the query vector and its model version");

@@ -114,6 +114,8 @@ export interface ShardCandidatesResult {
   sparse?: { id: string; score: number }[];
   /** Milliseconds: building in-memory views after a write, the filter mask, each list (0 for a list not read). */
   timings: { viewMs: number; filterMs: number; denseMs: number; lexicalMs: number; sparseMs: number };
+  /** The shard's write generation the lists were read at (see {@link ShardTermStats.generation}). */
+  generation: string;
 }
 
 /** What the query terms and corpus size look like in one shard (summed by the caller for global BM25). */
@@ -121,6 +123,8 @@ export interface ShardTermStats {
   docCount: number;
   totalLength: number;
   df: Record<string, number>;
+  /** Opaque; equal in two answers only if no write reached the shard in between (statistics still hold). */
+  generation: string;
 }
 
 export interface DisplayFields {

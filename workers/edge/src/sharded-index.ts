@@ -5,7 +5,10 @@
  *
  * A search runs in up to three round trips, each to every shard at once:
  *  1. (lexical list, several shards) each shard's document count, total length and the query terms' document
- *     frequencies, summed into corpus-wide BM25 statistics — so a document's BM25 does not depend on its shard;
+ *     frequencies, summed into corpus-wide BM25 statistics — so a document's BM25 does not depend on its shard. The
+ *     isolate keeps these per index, with each shard's write generation: when every query term is cached, this round
+ *     is skipped, and the shards' answers in round 2 carry their generations — if any moved (a write in between), the
+ *     statistics are fetched afresh and round 2 is repeated, so a ranking never rests on stale statistics;
  *  2. each shard's best `depth` candidates per list (dense: Hamming scan + int8 rescoring; lexical: BM25 with the
  *     corpus statistics; sparse: the dot product of learned term weights, which needs no corpus statistics), the
  *     metadata filter applied inside the shard before ranking;
@@ -37,6 +40,7 @@ import {
   type QuantizedTokenMatrix,
   type RankedHit,
 } from "../../../src/retrieval/index.js";
+import { scoringTerms } from "./scoring-terms.js";
 import {
   PAGE_DEPTH,
   checkScanLimit,
@@ -122,6 +126,19 @@ function decodeScanCursor(cursor: string, shards: number): ScanPosition {
   if (afterId !== null && typeof afterId !== "string") throw malformed("its position is not a document id");
   return { shard, afterId };
 }
+
+/** Corpus-wide BM25 statistics as of each shard's write generation (shard order), with the terms seen so far. */
+interface CachedCorpusStats {
+  generations: string[];
+  docCount: number;
+  totalLength: number;
+  df: Map<string, number>;
+}
+
+/** Cached statistics by index (its shard names); bounded, since query terms come from users. */
+const corpusStatsCache = new Map<string, CachedCorpusStats>();
+const MAX_CACHED_INDEXES = 64;
+const MAX_CACHED_TERMS = 100_000;
 
 /** A ranked document before its display fields are attached. */
 type IndexRankedHit = Pick<IndexHit, "id" | "score" | "ranks" | "scores">;
@@ -243,29 +260,46 @@ export class ShardedIndex implements SearchIndex {
     const timings: Record<string, number> = {};
 
     let corpus: CorpusTermStats | undefined;
+    let assumed: readonly string[] | undefined;
     const shards = this.shards;
-    if (use.lexical && shards.length > 1) {
+    const needsCorpus = use.lexical && shards.length > 1;
+    if (needsCorpus) {
       if (!request.terms) throw new Error(`${mode} search needs the query terms`);
-      const started = performance.now();
-      corpus = await this.corpusStats(shards, request.terms);
-      timings.statsMs = elapsed(started);
+      const cached = this.cachedCorpusStats(request.terms);
+      if (cached) {
+        ({ corpus, generations: assumed } = cached);
+        timings.statsMs = 0; // no round trip: the statistics came from this isolate's cache
+      } else {
+        const started = performance.now();
+        corpus = await this.corpusStats(shards, request.terms);
+        timings.statsMs = elapsed(started);
+      }
     }
 
     let started = performance.now();
-    const answers = await Promise.all(
-      shards.map((shard) =>
-        shard.candidates({
-          lists: use,
-          depth,
-          vector: use.dense ? request.vector : undefined,
-          modelVersion: request.modelVersion,
-          terms: use.lexical ? request.terms : undefined,
-          sparseTerms: use.sparse ? request.sparseTerms : undefined,
-          corpus,
-          filterJson: request.filter === undefined ? undefined : JSON.stringify(request.filter),
-        }),
-      ),
-    );
+    const ask = () =>
+      Promise.all(
+        shards.map((shard) =>
+          shard.candidates({
+            lists: use,
+            depth,
+            vector: use.dense ? request.vector : undefined,
+            modelVersion: request.modelVersion,
+            terms: use.lexical ? request.terms : undefined,
+            sparseTerms: use.sparse ? request.sparseTerms : undefined,
+            corpus,
+            filterJson: request.filter === undefined ? undefined : JSON.stringify(request.filter),
+          }),
+        ),
+      );
+    let answers = await ask();
+    if (assumed && answers.some((answer, i) => answer.generation !== assumed[i])) {
+      // A write reached some shard since the cached statistics: exact ones, then the lists again.
+      const restarted = performance.now();
+      corpus = await this.corpusStats(shards, request.terms!);
+      timings.statsMs = elapsed(restarted);
+      answers = await ask();
+    }
     timings.shardsMs = elapsed(started);
     // The slowest shard's own figures: the fan-out waits for it.
     for (const stage of ["viewMs", "filterMs", "denseMs", "lexicalMs", ...(use.sparse ? (["sparseMs"] as const) : [])] as const) {
@@ -316,6 +350,7 @@ export class ShardedIndex implements SearchIndex {
     };
   }
 
+  /** Every shard's statistics for `terms`, summed; remembered with the shards' generations for later queries. */
   private async corpusStats(shards: readonly ShardApi[], terms: string[]): Promise<CorpusTermStats> {
     const all = await Promise.all(shards.map((shard) => shard.termStats(terms)));
     let docCount = 0;
@@ -326,7 +361,37 @@ export class ShardedIndex implements SearchIndex {
       totalLength += stats.totalLength;
       for (const [term, count] of Object.entries(stats.df)) df[term] = (df[term] ?? 0) + count;
     }
+    this.remember(all.map((stats) => stats.generation), docCount, totalLength, df);
     return { docCount, avgDocLength: docCount > 0 ? totalLength / docCount : 0, df };
+  }
+
+  private get cacheKey(): string {
+    return this.names.join("\n");
+  }
+
+  /** The cached statistics of every scoring term of `terms`, with the generations they hold at; none if one is missing. */
+  private cachedCorpusStats(terms: readonly string[]): { corpus: CorpusTermStats; generations: readonly string[] } | undefined {
+    const cached = corpusStatsCache.get(this.cacheKey);
+    if (!cached) return undefined;
+    const df: Record<string, number> = {};
+    for (const term of scoringTerms(terms).distinct) {
+      const count = cached.df.get(term);
+      if (count === undefined) return undefined;
+      df[term] = count;
+    }
+    const { docCount, totalLength, generations } = cached;
+    return { corpus: { docCount, avgDocLength: docCount > 0 ? totalLength / docCount : 0, df }, generations };
+  }
+
+  private remember(generations: string[], docCount: number, totalLength: number, df: Record<string, number>): void {
+    const key = this.cacheKey;
+    let cached = corpusStatsCache.get(key);
+    const same = cached !== undefined && cached.generations.every((generation, i) => generation === generations[i]);
+    if (!cached || !same || cached.df.size > MAX_CACHED_TERMS) {
+      if (!corpusStatsCache.has(key) && corpusStatsCache.size >= MAX_CACHED_INDEXES) corpusStatsCache.clear();
+      corpusStatsCache.set(key, (cached = { generations, docCount, totalLength, df: new Map() }));
+    }
+    for (const [term, count] of Object.entries(df)) cached.df.set(term, count);
   }
 
   /** Token matrices of `ids` made by `modelVersion`, one round trip to each shard holding some of them, in parallel. */
