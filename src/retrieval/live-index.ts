@@ -158,12 +158,13 @@ export class LiveLexicalIndex {
       const list = this.postings.get(term);
       if (list && !lists.has(term)) lists.set(term, { docs: list.docs.subarray(0, list.size), tfs: list.values.subarray(0, list.size) });
     }
-    const own = {
+    // Without the whole corpus's statistics, this index's live ones (never those of the dead rows its postings keep).
+    corpus ??= {
       docCount: this.liveDocs,
       avgDocLength: this.liveDocs > 0 ? this.liveLength / this.liveDocs : 0,
       df: new Map(query.map((term) => [term, this.liveDf.get(term) ?? 0] as const)),
     };
-    return this.scorer.search(query, lists, k, { corpus: corpus ?? own, allowed: allowed.subarray(0, this.rows) });
+    return this.scorer.search(query, lists, k, { corpus, allowed: allowed.subarray(0, this.rows) });
   }
 }
 

@@ -77,12 +77,15 @@ const MIGRATE_V3_SPARSE = [
   `DROP TABLE sparse_postings`,
 ];
 
-/** A replaced or removed document's postings, which the in-memory indexes must take out of their statistics. */
+/**
+ * A replaced or removed document's postings, which the in-memory indexes must take out of their statistics: as stored
+ * (JSON), so a write pays for parsing them only when a shard has views to update.
+ */
 export interface PreviousPostings {
-  terms: [string, number][];
+  termsJson: string;
   length: number;
   modelVersion: string;
-  sparse: [number, number][] | null;
+  sparseJson: string | null;
 }
 
 /** One document's row for building the in-memory indexes. */
@@ -235,13 +238,7 @@ export class ShardStore {
         id,
       )
       .toArray()[0];
-    if (!row) return null;
-    return {
-      terms: JSON.parse(row.terms) as [string, number][],
-      length: row.length,
-      modelVersion: row.model_version,
-      sparse: row.sparse === null ? null : (JSON.parse(row.sparse) as [number, number][]),
-    };
+    return row ? { termsJson: row.terms, length: row.length, modelVersion: row.model_version, sparseJson: row.sparse } : null;
   }
 
   /** Every vector made by `modelVersion` that is at least `minDims` wide, in a stable order. */

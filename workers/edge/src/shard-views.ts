@@ -36,8 +36,8 @@ export class ShardViews {
   private alive = new Uint8Array(0);
   private deadRows = 0;
   readonly lexical = new LiveLexicalIndex();
-  /** By `${modelVersion}:${dims}`. */
-  private readonly dense = new Map<string, LiveDenseIndex>();
+  /** By model version, then width. */
+  private readonly dense = new Map<string, Map<number, LiveDenseIndex>>();
   /** By model version. */
   private readonly sparse = new Map<string, LiveSparseIndex>();
   /** Parsed metadata by row, loaded the first time a filter needs it, then kept up with writes. */
@@ -77,7 +77,7 @@ export class ShardViews {
       const metadata = new Array<unknown>(this.ids.length).fill(null);
       for (const { id, metadataJson } of this.store.metadata()) {
         const row = this.rowOf.get(id);
-        if (row !== undefined && metadataJson !== null) metadata[row] = JSON.parse(metadataJson);
+        if (row !== undefined) metadata[row] = parseMetadata(metadataJson);
       }
       this.metadata = metadata;
     }
@@ -91,8 +91,9 @@ export class ShardViews {
 
   /** Sign bits and int8 codes of `modelVersion`'s vectors at width `dims`, loaded from SQLite on first use. */
   denseIndex(modelVersion: string, dims: number): LiveDenseIndex {
-    const key = `${modelVersion}:${dims}`;
-    let index = this.dense.get(key);
+    let byDims = this.dense.get(modelVersion);
+    if (!byDims) this.dense.set(modelVersion, (byDims = new Map()));
+    let index = byDims.get(dims);
     if (!index) {
       index = new LiveDenseIndex(dims);
       const { ids, vectors } = this.store.vectors(modelVersion, dims);
@@ -101,7 +102,7 @@ export class ShardViews {
         // Documents and the catalog come from the same table within one synchronous call: a miss is a damaged store.
         if (row !== undefined) index!.add(row, vectors[i]!);
       });
-      this.dense.set(key, index);
+      byDims.set(dims, index);
     }
     return index;
   }
@@ -126,9 +127,8 @@ export class ShardViews {
   upserted(document: PreparedDocument, previous: PreviousPostings | null): void {
     if (previous) this.removed(document.id, previous);
     const row = this.append(document.id, document.terms, document.length);
-    for (const [key, index] of this.dense) {
-      const [version] = splitDenseKey(key);
-      if (version === document.modelVersion && document.vector.length >= index.dims) index.add(row, document.vector);
+    for (const index of this.dense.get(document.modelVersion)?.values() ?? []) {
+      if (document.vector.length >= index.dims) index.add(row, document.vector);
     }
     if (document.sparse && document.sparse.length > 0) this.sparse.get(document.modelVersion)?.add(row, document.sparse);
     if (this.metadata) this.metadata[row] = parseMetadata(document.metadataJson);
@@ -141,8 +141,9 @@ export class ShardViews {
     this.rowOf.delete(id);
     this.alive[row] = 0;
     this.deadRows += 1;
-    this.lexical.remove(previous.terms, previous.length);
-    if (previous.sparse) this.sparse.get(previous.modelVersion)?.remove(previous.sparse);
+    this.lexical.remove(JSON.parse(previous.termsJson) as [string, number][], previous.length);
+    const sparse = previous.sparseJson === null ? undefined : this.sparse.get(previous.modelVersion);
+    if (sparse) sparse.remove(JSON.parse(previous.sparseJson!) as [number, number][]);
   }
 
   private append(id: string, terms: readonly (readonly [string, number])[], length: number): number {
@@ -154,11 +155,6 @@ export class ShardViews {
     this.lexical.add(row, terms, length);
     return row;
   }
-}
-
-function splitDenseKey(key: string): [string, number] {
-  const cut = key.lastIndexOf(":");
-  return [key.slice(0, cut), Number(key.slice(cut + 1))];
 }
 
 function parseMetadata(json: MetadataJson): unknown {
