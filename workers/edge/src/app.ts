@@ -42,6 +42,7 @@ import { createEmbeddings } from "./openai-embeddings.js";
 import { openApiDocument } from "./openapi.js";
 import { LIMITS, activateRequest, deadLettersQuery, documentId, embedRequest, embeddingsRequest, searchRequest, upsertRequest, webhookRequest } from "./schemas.js";
 import { embed, fusionDefaultOf, parseMetadata, search, type SearchResponse } from "./search-service.js";
+import { settleAll } from "./settle-all.js";
 
 /** Turns a model-loading failure into a 503 that says why, instead of a generic 500. */
 function modelUnavailable(error: unknown): never {
@@ -75,17 +76,6 @@ async function writeTargets(deps: AppDeps): Promise<WriteTarget[]> {
   const { models } = deps;
   if (!models) return [{ loadModel: deps.loadModel, index: deps.index }];
   return writeDeployments(await models.writeRoute()).map((d) => ({ loadModel: () => models.model(d.model).catch(modelUnavailable), index: models.index(d.index) }));
-}
-
-/**
- * Runs `write` on every target at once and waits for all of them, so a failure never leaves a write running behind the
- * answer; the first failure is then rethrown (writes are idempotent: the client's retry completes what is missing).
- */
-async function writeEverywhere<T>(targets: readonly WriteTarget[], write: (target: WriteTarget) => Promise<T>): Promise<T[]> {
-  const settled = await Promise.allSettled(targets.map(write));
-  const failure = settled.find((result): result is PromiseRejectedResult => result.status === "rejected");
-  if (failure) throw failure.reason;
-  return settled.map((result) => (result as PromiseFulfilledResult<T>).value);
 }
 
 /** The live-model-update seam, or 503 saying what is missing. */
@@ -156,7 +146,7 @@ export function createApp(rawDeps: AppDeps): Hono {
   app.post("/v1/documents", apiKey, limit(LIMITS.body.documents), async (c) => {
     const { documents } = await readJson(c, upsertRequest, "documents request");
     // Every index of the route (two during and after a model switch) at once; the serving one's outcome is the answer.
-    const [outcome] = await writeEverywhere(await writeTargets(deps), async (target) => indexDocuments(await target.loadModel(), target.index, documents));
+    const [outcome] = await settleAll((await writeTargets(deps)).map(async (target) => indexDocuments(await target.loadModel(), target.index, documents)));
     return c.json({ upserted: outcome!.upserted.length, unchanged: outcome!.unchanged.length, ids: documents.map((d) => d.id) });
   });
 
@@ -170,7 +160,7 @@ export function createApp(rawDeps: AppDeps): Hono {
 
   app.delete("/v1/documents/:id", apiKey, async (c) => {
     const id = validate(documentId, c.req.param("id"), "document id");
-    const outcomes = await writeEverywhere(await writeTargets(deps), (target) => target.index.delete([id]));
+    const outcomes = await settleAll((await writeTargets(deps)).map((target) => target.index.delete([id])));
     if (!outcomes.some((outcome) => outcome.deleted.length > 0)) throw new ApiError(404, "not_found", `no document with id "${id}"`);
     return c.json({ deleted: true, id });
   });

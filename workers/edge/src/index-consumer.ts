@@ -22,6 +22,7 @@ import { localEmbedder, originFirstEmbedder, type EmbeddingSource, type OriginEm
 import { indexMessage, type IndexMessage } from "./index-queue.js";
 import { contentHash, indexDocuments } from "./indexer.js";
 import type { SearchIndex } from "./search-index.js";
+import { settleAll } from "./settle-all.js";
 import type { WriteLedger } from "./write-ledger.js";
 
 export const RETRY_BACKOFF = { baseSeconds: 2, maxSeconds: 300 } as const;
@@ -144,10 +145,8 @@ export async function consumeIndexBatch(batch: MessageBatch<unknown>, deps: Inde
       // Every index at once. The serving index's outcome is the message's; the others must succeed too, or the message
       // is retried (each index's writes are idempotent, so a retry completes only what is missing). All are awaited
       // before a failure counts, so no write is left running behind a retry.
-      const settled = await Promise.allSettled(targets.map((target, i) => applyIndexMessage(body, models[i]!, i === 0 ? deps : { ...deps, ...target })));
-      const failure = settled.find((result): result is PromiseRejectedResult => result.status === "rejected");
-      if (failure) throw failure.reason;
-      outcomes.push((settled[0] as PromiseFulfilledResult<MessageOutcome>).value);
+      const [outcome] = await settleAll(targets.map((target, i) => applyIndexMessage(body, models[i]!, i === 0 ? deps : { ...deps, ...target })));
+      outcomes.push(outcome!);
       message.ack();
     } catch (error) {
       await failed(message, body, error);
