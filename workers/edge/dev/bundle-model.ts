@@ -35,7 +35,12 @@ async function main(): Promise<void> {
   if (!variant) throw new Error(`--variant must be ${EDGE_VARIANTS.join(" or ")}, got ${JSON.stringify(chosen)}`);
   const dir = path.join(artifactsRoot, artifact);
   // Throws, naming the fix, when the artifact predates the variant (int4: npm run export -- --add-variant int4 …).
-  const { embed, step, late } = variantGraphs(parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8")), variant);
+  const { embed, step, late, sparse } = variantGraphs(parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8")), variant);
+  // The heads' graphs ship when the artifact has them: the loader enables late rerank and the sparse list only then.
+  const heads = [
+    ...(late ? [{ binding: "lateGraph", path: late }] : []),
+    ...(sparse ? [{ binding: "sparseGraph", path: sparse }] : []),
+  ];
   const loaded = await readArtifactDir(dir, [variant]);
   await verifyArtifactFiles(loaded.manifest, loaded.files, { paths: Object.keys(loaded.files) });
   const base = `../../../model-artifacts/${artifact}`;
@@ -51,12 +56,12 @@ import manifestJson from "${base}/manifest.json";
 import tokenizer from "${base}/${loaded.manifest.tokenizer}";
 import embedGraph from "${base}/${embed}";
 import stepGraph from "${base}/${step}";
-${late ? `import lateGraph from "${base}/${late}";\n` : ""}
+${heads.map((h) => `import ${h.binding} from "${base}/${h.path}";\n`).join("")}
 export const manifest = manifestJson as unknown as ArtifactManifest;
 export const variant = "${variant}" as const;
 export const files: Readonly<Record<string, ArrayBuffer | Uint8Array>> = {
   ${JSON.stringify(embed)}: embedGraph,
-  ${JSON.stringify(step)}: stepGraph,${late ? `\n  ${JSON.stringify(late)}: lateGraph,` : ""}
+  ${JSON.stringify(step)}: stepGraph,${heads.map((h) => `\n  ${JSON.stringify(h.path)}: ${h.binding},`).join("")}
 };
 export const tokenizerJson: unknown = tokenizer;
 `;
