@@ -109,3 +109,32 @@ describe("subspace objectives in training", () => {
     for (const [name, t] of a.tensors) expect(bytes(b.tensors.get(name)!.data).equals(bytes(t.data)), name).toBe(true);
   });
 });
+
+describe("every objective at once", () => {
+  // The multi-objective run a shipped config asks for (edge-small-v3-sparse.json): dense + sparse + late + subspaces.
+  // Each objective's record keeps its tensors for logging; they must not share (and so dispose twice) the dense loss.
+  it("trains dense, sparse, late and subspace objectives together and logs each", async () => {
+    const config = await writeTinyConfig(tmp, "all", {
+      arch: { sparseHead: true, lateHead: { dim: 8 } },
+      training: {
+        steps: 2,
+        logEvery: 1,
+        objectives: {
+          sparse: { weight: 0.5, lambdaQuery: 0.001, lambdaDoc: 0.0005, warmupSteps: 1 },
+          late: { weight: 0.5 },
+          subspaces: { weight: 0.1 },
+        },
+      },
+    });
+    const result = await train({ config, runDir: path.join(tmp, "all"), ...quiet });
+    expect(result.step).toBe(2);
+    const lines = (await readFile(path.join(tmp, "all", "metrics.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+    const logged = lines.filter((m) => m.type === "train").map((m) => m.lossByObjective as Record<string, number>);
+    expect(logged).toHaveLength(2);
+    for (const objectives of logged) {
+      for (const key of ["dense", "sparse", "sparseRanking", "nonZerosQuery", "late", "subspaces", "temporal", "procedural", "contextual"]) {
+        expect(Number.isFinite(objectives[key]), key).toBe(true);
+      }
+    }
+  }, 600_000);
+});

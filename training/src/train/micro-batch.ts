@@ -114,7 +114,9 @@ export function microBatchGradients(
         const p = sample.matrix;
         const probeSteps = forward(params, tf.tensor2d(p.ids, [p.rows, p.length], "int32"), tf.tensor2d(p.mask, [p.rows, p.length]), maxStep, undefined, encodeOptions);
         const sub = subspaceLoss(options.subspaces.probes, probeSteps, labelRows(sample.rows), options.subspaces.loss);
-        subspaceTensors = Object.fromEntries(Object.entries({ dense: total, subspaces: sub.total, ...sub.perSubspace }).map(([k, t]) => [k, tf.keep(t)]));
+        // With the sparse objective its record keeps `dense` (and disposes that kept tensor before this one is read).
+        const dense = options.sparse ? {} : { dense: total };
+        subspaceTensors = Object.fromEntries(Object.entries({ ...dense, subspaces: sub.total, ...sub.perSubspace }).map(([k, t]) => [k, tf.keep(t)]));
         withSubspaces = tf.add(total, sub.total) as tf.Scalar;
       }
       let withLate = withSubspaces;
