@@ -185,6 +185,25 @@ describe("GPU origin over HTTP", () => {
     }
   });
 
+  it("returns the late head's token vectors from the same pass when asked, as the in-process encoder makes them", async () => {
+    expect(real.hasLateHead, "the bundled model has the late-interaction head").toBe(true);
+    const texts = ["how do glaciers carve valleys", "espresso"];
+    const response = await embed({ input: texts, dims: 128, tokenVectors: true });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { embeddings: number[][]; tokenVectors: { count: number; dims: number; data: number[] }[] };
+    expect(body.tokenVectors).toHaveLength(texts.length);
+    const expected = (await reference.embed(texts, { dims: 128, depth: 6, earlyExit: false, tokenVectors: true })).tokenVectors!;
+    for (const [i, matrix] of body.tokenVectors.entries()) {
+      expect({ count: matrix.count, dims: matrix.dims }).toEqual({ count: expected[i]!.count, dims: expected[i]!.dims });
+      expect(matrix.data).toHaveLength(matrix.count * matrix.dims);
+      const worst = matrix.data.reduce((max, value, j) => Math.max(max, Math.abs(value - expected[i]!.data[j]!)), 0);
+      expect(worst, `text ${i}`).toBeLessThan(1e-5);
+    }
+    // Not asked, not sent: document batches without rerank data stay as small as before.
+    const plain = (await (await embed({ input: texts, dims: 128 })).json()) as Record<string, unknown>;
+    expect(plain).not.toHaveProperty("tokenVectors");
+  });
+
   it("coalesces concurrent requests into one batch", async () => {
     const { release, blocker } = await holdNextBatch();
     const before = await health();

@@ -126,9 +126,11 @@ describe("indexing queue: consumer", () => {
         const answer = answers[calls.length % answers.length]!;
         calls.push(answer);
         if (answer === "fail") throw new OriginUnavailableError("http_503", "the origin answered 503");
-        const { embeddings } = await h.model.embedder.embed(texts, { dims: options.dims, depth: 6 });
+        // A real origin answers token vectors from the same pass when asked (the bundled model has the late head).
+        const { embeddings, tokenVectors } = await h.model.embedder.embed(texts, { dims: options.dims, depth: 6, tokenVectors: options.tokenVectors ?? false });
         const model = answer === "ok" ? h.model.info : { ...h.model.info, version: "9.9.9" };
-        return { embeddings, dims: options.dims, depth: 6, model: { name: model.name, version: model.version, variant: "fp32" }, provider: "cpu" };
+        const info = { name: model.name, version: model.version, variant: "fp32" };
+        return { embeddings, ...(tokenVectors ? { tokenVectors } : {}), dims: options.dims, depth: 6, model: info, provider: "cpu" };
       },
     };
     const consumer = consumerFor(h, { origin });
@@ -265,9 +267,9 @@ describe("indexing queue: nothing lost, nothing duplicated", () => {
     const origin: OriginEmbedApi = {
       async embed(texts, options) {
         if (++originCalls % 2 === 0) throw new OriginUnavailableError("timeout", "the origin did not answer within 2000 ms");
-        const { embeddings } = await base.model.embedder.embed(texts, { dims: options.dims, depth: 6 });
+        const { embeddings, tokenVectors } = await base.model.embedder.embed(texts, { dims: options.dims, depth: 6, tokenVectors: options.tokenVectors ?? false });
         const { name, version } = base.model.info;
-        return { embeddings, dims: options.dims, depth: 6, model: { name, version, variant: "fp32" }, provider: "cpu" };
+        return { embeddings, ...(tokenVectors ? { tokenVectors } : {}), dims: options.dims, depth: 6, model: { name, version, variant: "fp32" }, provider: "cpu" };
       },
     };
     const consumer = consumerFor(h, { origin });

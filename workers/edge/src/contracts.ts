@@ -6,7 +6,7 @@
  * @module
  */
 import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord, LateTuningRecord, Route } from "../../../src/model/index.js";
-import type { FusionDefault, LateFusionWeights } from "../../../src/retrieval/index.js";
+import type { FusionDefault, LateFusionWeights, TokenMatrix } from "../../../src/retrieval/index.js";
 import type { DeadLetterStore } from "./dead-letters.js";
 import type { DriftMonitorApi } from "./drift-api.js";
 import type { IndexQueue } from "./index-queue.js";
@@ -114,6 +114,8 @@ export interface CachedEmbedding {
   servedBy?: "edge" | "origin";
   /** The query's learned sparse terms from the same model call, when they were asked for; absent → not computed. */
   sparse?: [number, number][];
+  /** The query's late-head token vectors from the same model call, when they were asked for; absent → not computed. */
+  tokens?: TokenMatrix;
 }
 
 /** The query-embedding cache seam (Workers KV in production). Keys are built by `embed-cache.ts`. */

@@ -10,9 +10,9 @@
  * Which one embedded a batch is returned (`source`) so callers can count and log it. The stored row does not record
  * it: comparability is decided by the model version, which is stored.
  *
- * Token vectors for late-interaction reranking and learned sparse terms come only from the edge: the origin serves
- * neither head, and a document's token vectors, sparse terms and dense vector should come from one model call. A batch
- * that needs either is embedded locally.
+ * A document's token vectors (late-interaction rerank) come from the same model call as its dense vector: the origin
+ * returns them from its pass when asked (its fp32 late head), the edge from its own. Learned sparse terms come only
+ * from the edge (the origin does not serve the sparse head): a batch that needs them is embedded locally.
  *
  * @module
  * @example
@@ -87,14 +87,18 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
   const local = localEmbedder(model);
   return {
     async embed(texts, options) {
-      if (options.tokenVectors || options.sparse) return local.embed(texts, options);
+      if (options.sparse) return local.embed(texts, options);
       let answer;
       try {
         // The model reads at most maxLength (128) word pieces, far fewer than MAX_INPUT_CHARS characters make, so
         // cutting long documents to the origin's input limit changes nothing the model sees.
         answer = await origin.embed(
           texts.map((text) => text.slice(0, MAX_INPUT_CHARS)),
-          { dims: options.dims, ...(typeof options.depth === "number" ? { depth: options.depth } : {}) },
+          {
+            dims: options.dims,
+            ...(typeof options.depth === "number" ? { depth: options.depth } : {}),
+            ...(options.tokenVectors ? { tokenVectors: true } : {}),
+          },
         );
       } catch (error) {
         if (!(error instanceof OriginUnavailableError)) throw error;
@@ -106,7 +110,7 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
         warn(`origin serves ${answer.model.name}@${answer.model.version}, the edge ${name}@${version}: embedding ${texts.length} documents with the edge model`);
         return local.embed(texts, options);
       }
-      return { vectors: answer.embeddings, source: "origin" };
+      return { vectors: answer.embeddings, ...(options.tokenVectors ? { tokenVectors: answer.tokenVectors! } : {}), source: "origin" };
     },
   };
 }

@@ -15,6 +15,9 @@
  * servedBy}) and, with sparse terms, how many there are (`sparseTerms`). Sparse terms travel in the value because KV
  * metadata holds 1 KB, too little for 256 terms; float32 holds the encoder's weights exactly (it computes in float32),
  * so a cached query ranks exactly as a fresh one. An entry without them answers only queries that need none.
+ * Likewise the late head's token vectors of a query embedded for a reranked search: float32 rows after the sparse pairs,
+ * their shape in the metadata (`tokenCount`, `tokenDims`). With the rerank on by default, every hybrid query of such a
+ * model needs them; keeping them out of the cache would give up the cache for that model altogether.
  *
  * KV failures never fail a search: a read error counts as a miss, a write error is logged and dropped.
  *
@@ -22,6 +25,7 @@
  */
 import { sha256Hex } from "../../../src/digest.js";
 import type { EmbeddingRanking } from "../../../src/model/index.js";
+import type { TokenMatrix } from "../../../src/retrieval/index.js";
 import type { CachedEmbedding, EmbedRoute, EmbeddingCache } from "./contracts.js";
 
 /** Seven days: long enough to keep popular queries warm, short enough that abandoned keys age out. */
@@ -47,38 +51,62 @@ interface CacheMetadata {
   servedBy?: "edge" | "origin";
   /** How many (term, weight) pairs follow the vector; absent → the entry has no sparse terms. */
   sparseTerms?: number;
+  /** The token matrix after the pairs, [tokenCount, tokenDims] float32; absent → the entry has no token vectors. */
+  tokenCount?: number;
+  tokenDims?: number;
 }
 
 /** Bytes of one sparse (uint32 term, float32 weight) pair in a cache value. */
 const SPARSE_PAIR_BYTES = 8;
 
-/** The vector's bytes, then the sparse pairs', little-endian. */
-function encodeValue(vector: Float32Array, sparse: readonly (readonly [number, number])[] | undefined): ArrayBuffer {
-  const bytes = new ArrayBuffer(vector.byteLength + (sparse?.length ?? 0) * SPARSE_PAIR_BYTES);
+/** The vector's bytes, then the sparse pairs', then the token matrix's, little-endian. */
+function encodeValue(vector: Float32Array, sparse: readonly (readonly [number, number])[] | undefined, tokens: TokenMatrix | undefined): ArrayBuffer {
+  const pairsBytes = (sparse?.length ?? 0) * SPARSE_PAIR_BYTES;
+  const bytes = new ArrayBuffer(vector.byteLength + pairsBytes + (tokens?.data.byteLength ?? 0));
   const view = new DataView(bytes);
   vector.forEach((value, i) => view.setFloat32(4 * i, value, true));
   sparse?.forEach(([term, weight], i) => {
     view.setUint32(vector.byteLength + i * SPARSE_PAIR_BYTES, term, true);
     view.setFloat32(vector.byteLength + i * SPARSE_PAIR_BYTES + 4, weight, true);
   });
+  const tokensAt = vector.byteLength + pairsBytes;
+  tokens?.data.forEach((value, i) => view.setFloat32(tokensAt + 4 * i, value, true));
   return bytes;
 }
 
+const isCount = (n: number) => Number.isInteger(n) && n >= 0;
+
 /** The inverse of {@link encodeValue}, or null for a value of the wrong size (older format, partial write). */
-function decodeValue(value: ArrayBuffer, sparseTerms: number | undefined): { vector: Float32Array; sparse?: [number, number][] } | null {
-  const pairs = sparseTerms ?? 0;
-  if (!Number.isInteger(pairs) || pairs < 0) return null;
-  const vectorBytes = value.byteLength - pairs * SPARSE_PAIR_BYTES;
+function decodeValue(
+  value: ArrayBuffer,
+  metadata: CacheMetadata,
+): { vector: Float32Array; sparse?: [number, number][]; tokens?: TokenMatrix } | null {
+  const pairs = metadata.sparseTerms ?? 0;
+  const hasTokens = metadata.tokenCount !== undefined || metadata.tokenDims !== undefined;
+  const tokenCount = metadata.tokenCount ?? 0;
+  const tokenDims = metadata.tokenDims ?? 0;
+  if (!isCount(pairs) || !isCount(tokenCount) || !isCount(tokenDims) || (hasTokens && tokenDims === 0)) return null;
+  const tokenBytes = tokenCount * tokenDims * 4;
+  const vectorBytes = value.byteLength - pairs * SPARSE_PAIR_BYTES - tokenBytes;
   if (vectorBytes <= 0 || vectorBytes % 4 !== 0) return null;
   const view = new DataView(value);
   const vector = new Float32Array(vectorBytes / 4);
   for (let i = 0; i < vector.length; i++) vector[i] = view.getFloat32(4 * i, true);
-  if (sparseTerms === undefined) return { vector };
-  const sparse: [number, number][] = [];
-  for (let i = 0; i < pairs; i++) {
-    sparse.push([view.getUint32(vectorBytes + i * SPARSE_PAIR_BYTES, true), view.getFloat32(vectorBytes + i * SPARSE_PAIR_BYTES + 4, true)]);
+  const decoded: { vector: Float32Array; sparse?: [number, number][]; tokens?: TokenMatrix } = { vector };
+  if (metadata.sparseTerms !== undefined) {
+    const sparse: [number, number][] = [];
+    for (let i = 0; i < pairs; i++) {
+      sparse.push([view.getUint32(vectorBytes + i * SPARSE_PAIR_BYTES, true), view.getFloat32(vectorBytes + i * SPARSE_PAIR_BYTES + 4, true)]);
+    }
+    decoded.sparse = sparse;
   }
-  return { vector, sparse };
+  if (hasTokens) {
+    const at = vectorBytes + pairs * SPARSE_PAIR_BYTES;
+    const data = new Float32Array(tokenCount * tokenDims);
+    for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(at + 4 * i, true);
+    decoded.tokens = { count: tokenCount, dims: tokenDims, data };
+  }
+  return decoded;
 }
 
 const ROUTES: readonly string[] = ["easy", "medium", "hard", "fixed"];
@@ -100,7 +128,7 @@ export class KvEmbeddingCache implements EmbeddingCache {
       const { value, metadata } = await this.kv.getWithMetadata<CacheMetadata>(key, "arrayBuffer");
       // An entry of the wrong shape (older format, partial write) is a miss, not an error.
       if (!value || !isCacheMetadata(metadata)) return null;
-      const decoded = decodeValue(value, metadata.sparseTerms);
+      const decoded = decodeValue(value, metadata);
       if (!decoded) return null;
       return {
         vector: decoded.vector,
@@ -109,6 +137,7 @@ export class KvEmbeddingCache implements EmbeddingCache {
         earlyExit: metadata.earlyExit,
         servedBy: metadata.servedBy === "origin" ? "origin" : "edge",
         ...(decoded.sparse ? { sparse: decoded.sparse } : {}),
+        ...(decoded.tokens ? { tokens: decoded.tokens } : {}),
       };
     } catch (error) {
       console.warn(`embedding cache read failed for ${key}: ${(error as Error).message}`);
@@ -117,13 +146,14 @@ export class KvEmbeddingCache implements EmbeddingCache {
   }
 
   async put(key: string, entry: CachedEmbedding): Promise<void> {
-    const bytes = encodeValue(entry.vector, entry.sparse);
+    const bytes = encodeValue(entry.vector, entry.sparse, entry.tokens);
     const metadata: CacheMetadata = {
       depth: entry.depth,
       route: entry.route,
       earlyExit: entry.earlyExit,
       servedBy: entry.servedBy ?? "edge",
       ...(entry.sparse ? { sparseTerms: entry.sparse.length } : {}),
+      ...(entry.tokens ? { tokenCount: entry.tokens.count, tokenDims: entry.tokens.dims } : {}),
     };
     try {
       await this.kv.put(key, bytes, { expirationTtl: this.ttlSeconds, metadata });

@@ -18,6 +18,7 @@
  *   }
  */
 import { originEmbedResponseSchema, type OriginEmbedRequest, type OriginModelInfo, type OriginProvider } from "../../origin/src/contract.js";
+import type { TokenVectors } from "../../../src/model/index.js";
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from "./circuit-breaker.js";
 
 export type OriginFailureReason = "timeout" | "circuit_open" | `http_${number}` | "network" | "bad_response";
@@ -47,11 +48,15 @@ export interface OriginEmbedCallOptions {
   dims: number;
   /** Recursion steps; omitted → the origin's deepest (what document indexing asks for). */
   depth?: number;
+  /** Also each text's late-interaction token vectors (the origin's model must have the head). */
+  tokenVectors?: boolean;
 }
 
 export interface OriginEmbedding {
   /** One unit-length vector of `dims` components per text, in input order. */
   embeddings: Float32Array[];
+  /** When asked for: one token matrix per text, in input order. */
+  tokenVectors?: TokenVectors[];
   dims: number;
   depth: number;
   model: OriginModelInfo;
@@ -94,7 +99,12 @@ export class OriginClient {
   }
 
   private async call(texts: readonly string[], options: OriginEmbedCallOptions): Promise<OriginEmbedding> {
-    const request: OriginEmbedRequest = { input: [...texts], dims: options.dims, ...(options.depth === undefined ? {} : { depth: options.depth }) };
+    const request: OriginEmbedRequest = {
+      input: [...texts],
+      dims: options.dims,
+      ...(options.depth === undefined ? {} : { depth: options.depth }),
+      ...(options.tokenVectors ? { tokenVectors: true } : {}),
+    };
     const signal = AbortSignal.timeout(this.timeoutMs);
     let body: unknown;
     try {
@@ -136,14 +146,25 @@ export class OriginClient {
           ? `dims ${answer.dims}, asked ${options.dims}`
           : answer.embeddings.some((row) => row.length !== options.dims || !row.every(Number.isFinite))
             ? `an embedding is not ${options.dims} finite numbers`
-            : undefined;
+            : options.tokenVectors
+              ? tokenVectorsProblem(answer.tokenVectors, count)
+              : undefined;
     if (problem) throw new OriginUnavailableError("bad_response", `the origin's answer is inconsistent: ${problem}`);
     return {
       embeddings: answer.embeddings.map((row) => Float32Array.from(row)),
+      ...(options.tokenVectors ? { tokenVectors: answer.tokenVectors!.map((m) => ({ count: m.count, dims: m.dims, data: Float32Array.from(m.data) })) } : {}),
       dims: answer.dims,
       depth: answer.depth,
       model: answer.model,
       provider: answer.provider,
     };
   }
+}
+
+/** What is wrong with the token vectors an answer carries for `count` texts, or undefined when they are sound. */
+function tokenVectorsProblem(matrices: readonly { count: number; dims: number; data: readonly number[] }[] | undefined, count: number): string | undefined {
+  if (!matrices) return "no token vectors, which were asked for";
+  if (matrices.length !== count) return `${matrices.length} token matrices for ${count} texts`;
+  const bad = matrices.findIndex((m) => m.data.length !== m.count * m.dims || !m.data.every(Number.isFinite));
+  return bad < 0 ? undefined : `token matrix ${bad} is not count × dims finite numbers`;
 }

@@ -11,8 +11,9 @@
  * query is asked the origin gets another chance; the origin's vectors are cached under their own key (embed-cache.ts).
  *
  * A search that reranks by late interaction also needs the query's token vectors, from the same model call as its
- * vector. Neither the cache (one vector per key) nor the origin (no late head served) has them, so such a search
- * always embeds at the edge.
+ * vector: the origin returns them from its pass when asked, and the cache keeps them beside the vector (embed-cache.ts)
+ * — a model whose tuned rerank is on by default needs them for every hybrid query. An entry cached without them is a
+ * miss for a reranked search, and is replaced by one that has them.
  *
  * A search that reads the learned sparse list needs the query's sparse terms, from the same model call too. The origin
  * serves no sparse head, so such a query is embedded at the edge whatever its route; the cache does keep them, beside
@@ -79,14 +80,13 @@ export async function embedQuery(
   // like BM25, so both route as hybrid searches do.
   const ranking = request.mode === "dense" ? "dense" : "hybrid";
   const toOrigin =
-    !tokenVectors &&
     !sparse &&
     deps.origin !== undefined &&
     request.depth === "auto" &&
     model.embedder.route?.([normalized], { ranking }) === "hard";
   const key = await queryCacheKey(`${model.info.name}@${model.info.version}`, request.dims, request.depth, normalized, ranking, toOrigin ? "origin" : "edge");
-  const hit = tokenVectors ? null : await deps.cache.get(key);
-  if (hit && hit.vector.length === request.dims && (!sparse || hit.sparse)) {
+  const hit = await deps.cache.get(key);
+  if (hit && hit.vector.length === request.dims && (!sparse || hit.sparse) && (!tokenVectors || hit.tokens)) {
     return { ...hit, cached: true, servedBy: hit.servedBy ?? "edge", originFallback: null };
   }
 
@@ -96,13 +96,22 @@ export async function embedQuery(
   let originFallback: OriginFallbackReason | null = null;
   if (toOrigin) {
     try {
-      const answer = await deps.origin!.embed([normalized], { dims: request.dims, depth: fullDepth });
+      const answer = await deps.origin!.embed([normalized], { dims: request.dims, depth: fullDepth, ...(tokenVectors ? { tokenVectors } : {}) });
       const vector = answer.embeddings[0];
+      // Present when asked for: the client refuses an answer without them (bad_response, a fallback below).
+      const originTokens = answer.tokenVectors?.[0];
       if (answer.model.version !== model.info.version) {
         originFallback = "model_mismatch";
         console.warn(`origin runs ${answer.model.name}@${answer.model.version}, the edge ${model.info.version}: serving hard queries locally`);
       } else if (vector) {
-        const fresh = { vector, depth: answer.depth, route: "hard" as const, earlyExit: false, servedBy: "origin" as const };
+        const fresh = {
+          vector,
+          depth: answer.depth,
+          route: "hard" as const,
+          earlyExit: false,
+          servedBy: "origin" as const,
+          ...(originTokens ? { tokens: originTokens } : {}),
+        };
         await cache(fresh);
         return { ...fresh, cached: false, originFallback: null };
       }
@@ -133,7 +142,8 @@ export async function embedQuery(
     earlyExit: result.earlyExit,
     servedBy: "edge" as const,
     ...(sparse && sparseTerms ? { sparse: sparsePairs(sparseTerms, "the query's sparse terms") } : {}),
+    ...(tokens ? { tokens } : {}),
   };
   if (!originFallback) await cache(fresh);
-  return { ...fresh, cached: false, originFallback, ...(tokens ? { tokens } : {}) };
+  return { ...fresh, cached: false, originFallback };
 }

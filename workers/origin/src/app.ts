@@ -14,12 +14,15 @@ import { limit, readJson } from "../../edge/src/http.js";
 import { requireOriginSecret } from "./auth.js";
 import { DrainingError, OverloadedError, type MicroBatcher } from "./batcher.js";
 import { originEmbedRequestSchema, type OriginEmbedResponse } from "./contract.js";
+import type { TokenVectors } from "../../../src/model/index.js";
 import type { OriginEmbedOptions, OriginModel } from "./origin-model.js";
 
 /** One text's result from a batch: its embedding and the depth its batch ran. */
 export interface EmbeddedRow {
   embedding: Float32Array;
   depth: number;
+  /** The text's token vectors, when its batch asked for them. */
+  tokenVectors?: TokenVectors;
 }
 
 export type OriginPhase = "loading" | "ready" | "failed" | "draining";
@@ -45,12 +48,12 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /** The batch a request joins: only requests with the same options can share a pass through the model. */
 export function batchKey(options: OriginEmbedOptions): string {
-  return `${options.dims}:${options.depth}:${options.earlyExit ? 1 : 0}`;
+  return `${options.dims}:${options.depth}:${options.earlyExit ? 1 : 0}:${options.tokenVectors ? 1 : 0}`;
 }
 
 export function parseBatchKey(key: string): OriginEmbedOptions {
-  const [dims, depth, earlyExit] = key.split(":");
-  return { dims: Number(dims), depth: Number(depth), earlyExit: earlyExit === "1" };
+  const [dims, depth, earlyExit, tokenVectors] = key.split(":");
+  return { dims: Number(dims), depth: Number(depth), earlyExit: earlyExit === "1", tokenVectors: tokenVectors === "1" };
 }
 
 export function createOriginApp(options: OriginAppOptions): Hono {
@@ -107,6 +110,9 @@ export function createOriginApp(options: OriginAppOptions): Hono {
       }
       const body: OriginEmbedResponse = {
         embeddings: rows.map((row) => Array.from(row.embedding)),
+        ...(embedOptions.tokenVectors
+          ? { tokenVectors: rows.map((row) => ({ count: row.tokenVectors!.count, dims: row.tokenVectors!.dims, data: Array.from(row.tokenVectors!.data) })) }
+          : {}),
         dims: embedOptions.dims,
         depth: Math.max(...rows.map((row) => row.depth)),
         model: model.info,
@@ -138,14 +144,20 @@ function requireServing(status: OriginStatus): OriginModel {
 }
 
 /** dims and depth checked against the loaded model (400 naming what it offers), with the origin's defaults filled in. */
-function resolveOptions(request: { dims?: number | undefined; depth?: number | undefined; earlyExit?: boolean | undefined }, model: OriginModel): OriginEmbedOptions {
+function resolveOptions(
+  request: { dims?: number | undefined; depth?: number | undefined; earlyExit?: boolean | undefined; tokenVectors?: boolean | undefined },
+  model: OriginModel,
+): OriginEmbedOptions {
   const issues: { path: string; message: string }[] = [];
   const dims = request.dims ?? Math.max(...model.dims);
   if (!model.dims.includes(dims)) issues.push({ path: "dims", message: `dims must be one of ${model.dims.join(", ")}` });
   const depth = request.depth ?? model.maxDepth;
   if (depth > model.maxDepth) issues.push({ path: "depth", message: `depth must be from 1 to ${model.maxDepth}` });
+  if (request.tokenVectors && !model.hasLateHead) {
+    issues.push({ path: "tokenVectors", message: `${model.info.name}@${model.info.version} has no late-interaction head to make token vectors` });
+  }
   if (issues.length > 0) {
     throw new ApiError(400, "invalid_request", `invalid embed request: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, issues);
   }
-  return { dims, depth, earlyExit: request.earlyExit ?? false };
+  return { dims, depth, earlyExit: request.earlyExit ?? false, tokenVectors: request.tokenVectors ?? false };
 }

@@ -25,6 +25,9 @@ export const originEmbedRequestSchema = z.strictObject({
   depth: z.number().int().positive().optional(),
   /** Stop before `depth` once the embeddings converge. Off by default: the origin exists to run the full depth. */
   earlyExit: z.boolean().optional(),
+  /** Also return each text's token vectors from the late-interaction head (documents the edge indexes for rerank),
+   * from the same pass as its embedding. A 400 when the origin's model has no head. */
+  tokenVectors: z.boolean().optional(),
 });
 export type OriginEmbedRequest = z.infer<typeof originEmbedRequestSchema>;
 
@@ -34,8 +37,17 @@ export type OriginProvider = z.infer<typeof originProviderSchema>;
 export const originModelInfoSchema = z.object({ name: z.string(), version: z.string(), variant: z.string() });
 export type OriginModelInfo = z.infer<typeof originModelInfoSchema>;
 
+/** One text's token vectors: row-major [count, dims], unit-length rows, real tokens only (src/model/encoder.ts). */
+export const originTokenVectorsSchema = z.object({
+  count: z.number().int().nonnegative(),
+  dims: z.number().int().positive(),
+  data: z.array(z.number()),
+});
+
 export const originEmbedResponseSchema = z.object({
   embeddings: z.array(z.array(z.number())),
+  /** Present when the request asked for token vectors: one matrix per text, in input order. */
+  tokenVectors: z.array(originTokenVectorsSchema).optional(),
   dims: z.number().int().positive(),
   /** Recursion steps run (fewer than asked only when the request allowed early exit). */
   depth: z.number().int().positive(),

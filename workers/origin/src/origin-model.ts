@@ -14,7 +14,7 @@
  *   const { embeddings } = await model.embed(["hello"], { dims: 384, depth: 6, earlyExit: false });
  */
 import { availableParallelism } from "node:os";
-import { TaesrEncoder, type OrtSessionOptions } from "../../../src/model/index.js";
+import { TaesrEncoder, type OrtSessionOptions, type TokenVectors } from "../../../src/model/index.js";
 import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
 import { readArtifactDir } from "./artifact-files.js";
 import type { OriginModelInfo, OriginProvider } from "./contract.js";
@@ -29,6 +29,8 @@ export interface OriginEmbedOptions {
   dims: number;
   depth: number;
   earlyExit: boolean;
+  /** Also the late-interaction head's token vectors (only for a model with the head). */
+  tokenVectors: boolean;
 }
 
 /** What the origin's routes and batcher need from a model; tests wrap a real one to hold its batches. */
@@ -41,7 +43,9 @@ export interface OriginModel {
   readonly dims: readonly number[];
   /** The deepest recursion, and the default depth of a request. */
   readonly maxDepth: number;
-  embed(texts: string[], options: OriginEmbedOptions): Promise<{ embeddings: Float32Array[]; depth: number }>;
+  /** Whether the model has the late-interaction head, so a request may ask for token vectors. */
+  readonly hasLateHead: boolean;
+  embed(texts: string[], options: OriginEmbedOptions): Promise<{ embeddings: Float32Array[]; depth: number; tokenVectors?: TokenVectors[] }>;
   release(): Promise<void>;
 }
 
@@ -99,9 +103,10 @@ export async function loadOriginModel(options: LoadOriginModelOptions): Promise<
     providerFallback,
     dims: manifest.architecture.matryoshkaDims,
     maxDepth: manifest.architecture.depths.hard,
+    hasLateHead: manifest.architecture.lateHead !== undefined,
     async embed(texts, embedOptions) {
       const result = await encoder.embed(texts, embedOptions);
-      return { embeddings: result.embeddings, depth: result.depth };
+      return { embeddings: result.embeddings, depth: result.depth, ...(result.tokenVectors ? { tokenVectors: result.tokenVectors } : {}) };
     },
     release: () => encoder.release(),
   };

@@ -65,8 +65,8 @@ export async function startOrigin(options: OriginServerOptions): Promise<OriginS
     ...settings,
     run: async (key, texts) => {
       // The batcher runs only after the route checked the phase, and draining keeps the model: it is there.
-      const { embeddings, depth } = await status.model!.embed(texts, parseBatchKey(key));
-      return embeddings.map((embedding) => ({ embedding, depth }));
+      const { embeddings, depth, tokenVectors } = await status.model!.embed(texts, parseBatchKey(key));
+      return embeddings.map((embedding, i) => ({ embedding, depth, ...(tokenVectors ? { tokenVectors: tokenVectors[i]! } : {}) }));
     },
   });
   const app = createOriginApp({ secret: options.secret, batcher, status: () => status, settings });
