@@ -26,9 +26,10 @@ beforeAll(async () => {
   dir = await defaultArtifactDir();
   manifest = parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8"));
   for (const variant of ["fp32", "int8"] as const) {
-    for (const graph of ["embed", "step"] as const) {
+    // The heads' graphs too, when the bundled model has them: their weights live there, not in embed/step.
+    for (const graph of ["embed", "step", "sparse", "late"] as const) {
       const rel = manifest.variants[variant][graph];
-      graphs[rel] = new Uint8Array(await readFile(path.join(dir, rel)));
+      if (rel) graphs[rel] = new Uint8Array(await readFile(path.join(dir, rel)));
     }
   }
 });
@@ -36,7 +37,8 @@ beforeAll(async () => {
 describe("weightsFromArtifactGraphs on the bundled artifact", () => {
   it("reads every weight with its contract shape, and the exporter rebuilds the identical graphs from them", () => {
     const arch = manifest.architecture;
-    const weights = weightsFromArtifactGraphs(graphs["fp32/embed.onnx"]!, graphs["fp32/step.onnx"]!, arch);
+    const { sparse, late } = manifest.variants.fp32;
+    const weights = weightsFromArtifactGraphs(graphs["fp32/embed.onnx"]!, graphs["fp32/step.onnx"]!, arch, sparse ? graphs[sparse] : undefined, late ? graphs[late] : undefined);
     const shapes = weightShapes(arch);
     for (const name of WEIGHT_NAMES) {
       expect(weights[name].length, name).toBe(shapes[name].reduce((p, d) => p * d, 1));

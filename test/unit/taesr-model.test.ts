@@ -403,8 +403,9 @@ describe.each(ARTIFACTS)("TAESRModel = the fp32 ONNX graphs of $label", ({ dir }
 
   beforeAll(async () => {
     artifact = await readArtifactDir(await dir(), ["fp32"]);
-    const { embed, step } = artifact.manifest.variants.fp32;
-    weights = weightsFromArtifactGraphs(artifact.files[embed]!, artifact.files[step]!, artifact.manifest.architecture);
+    const { embed, step, sparse, late } = artifact.manifest.variants.fp32;
+    const [sparseGraph, lateGraph] = [sparse, late].map((file) => (file ? artifact.files[file] : undefined));
+    weights = weightsFromArtifactGraphs(artifact.files[embed]!, artifact.files[step]!, artifact.manifest.architecture, sparseGraph, lateGraph);
     reference = await OnnxReference.create(artifact.files[embed]!, artifact.files[step]!, artifact.manifest.architecture.hidden);
     tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
     texts = await demoTexts();
