@@ -9,7 +9,7 @@ import { fusionDefaultOf } from "../../workers/edge/src/search-service.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 
 interface SearchBody {
-  results: { id: string; score: number; title: string; snippet: string; metadata: unknown; ranks: { dense?: number; lexical?: number } }[];
+  results: { id: string; score: number; title: string; snippet: string; metadata: unknown; ranks: { dense?: number; lexical?: number; late?: number } }[];
   page: { offset: number; topK: number; hasMore: boolean; nextOffset: number | null };
   model: { version: string; dims: number; depth: number; route: string; earlyExit: boolean; cached: boolean };
   timings: { embedMs: number; searchMs: number; totalMs: number; cache: string; stages: Record<string, number> };
