@@ -187,6 +187,10 @@ async function deriveConfig(
   const data = preset["data"] as Record<string, any>;
   const training = preset["training"] as Record<string, any>;
   const lossSteps = (training["lossSteps"] as number[] | undefined)?.filter((k) => k <= arch.depths.hard);
+  // The preset keeps the bundled base's heads trained (a head left still would drift from the encoder it reads); a base
+  // without a head (an older artifact, a test's tiny model) has nothing for that objective to train.
+  const { late, sparse, ...otherObjectives } = (training["objectives"] ?? {}) as Record<string, unknown>;
+  const objectives = { ...otherObjectives, ...(late && arch.lateHead ? { late } : {}), ...(sparse && arch.sparseHead ? { sparse } : {}) };
   let raw: Record<string, unknown> = {
     ...preset,
     name: `adapt-${ctx.name}`.replace(/[^A-Za-z0-9._-]/g, "-"),
@@ -197,6 +201,7 @@ async function deriveConfig(
     data: { ...data, sources: { ...data["sources"], adapt: { ...data["sources"]?.["adapt"], dir: rel(ctx.corpusDir) } } },
     training: {
       ...training,
+      objectives: Object.keys(objectives).length > 0 ? objectives : undefined,
       ...(opts.steps !== undefined ? { steps: opts.steps, epochs: undefined } : {}),
       // A base artifact with a shorter context (tests, tiny models) caps the preset's lengths.
       maxQueryLength: Math.min(Number(training["maxQueryLength"]), arch.maxLength),
