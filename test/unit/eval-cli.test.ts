@@ -104,3 +104,61 @@ describe("npm run eval:ablations", () => {
     }
   });
 });
+
+describe("npm run eval:quantization", () => {
+  interface QuantRow {
+    name: string;
+    "ndcg@10": number;
+    retained: number;
+    paired_se: number;
+    changed_queries: number;
+    query_cosine: { mean: number; min: number } | null;
+    document_cosine: { mean: number; min: number } | null;
+  }
+  interface QuantReport {
+    model: string;
+    graph_bytes: Record<string, number>;
+    datasets: { dataset: string; split: string; queries: number; fp32: number; rows: QuantRow[] }[];
+    pooled: (QuantRow & { queries: number })[];
+  }
+
+  it("compares every compressed setting with fp32 per dataset and pooled, with embedding cosines", () => {
+    const out = path.join(scratch, "quantization.json");
+    const { status, json, stderr } = run("bench/quantization.ts", ["--dataset", dataset, "--dataset", `${dataset}:test`, "--out", out]);
+    expect(status, stderr).toBe(0);
+    const report = json as unknown as QuantReport;
+    expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(report);
+    expect(report.model).toBe(bundled);
+    expect(report.graph_bytes.fp32).toBeGreaterThan(report.graph_bytes.int8!);
+    expect(report.graph_bytes.int8).toBeGreaterThan(report.graph_bytes.int4!);
+    expect(report.datasets.map((d) => `${d.dataset}:${d.split}:${d.queries}`)).toEqual(["beir-tiny:test:6", "beir-tiny:test:6"]);
+    const names = ["int8 graphs", "int4 graphs", "int8 graphs + int8 vectors", "int8 graphs + sign bits, int8 rescoring", "int8 graphs + sign bits alone"];
+    for (const d of report.datasets) {
+      expect(d.rows.map((r) => r.name)).toEqual(names);
+      for (const r of d.rows) {
+        expect(r.retained).toBeCloseTo(r["ndcg@10"] / d.fp32, 2);
+        // Graph rows carry the cosines to fp32: a quantised graph stays close to, but not exactly on, the fp32 vectors.
+        if (r.name.endsWith("graphs")) {
+          for (const cos of [r.query_cosine!, r.document_cosine!]) {
+            expect(cos.min).toBeGreaterThan(0.99);
+            expect(cos.min).toBeLessThanOrEqual(cos.mean);
+            expect(cos.mean).toBeLessThan(1);
+          }
+        } else {
+          expect(r.query_cosine).toBeNull();
+        }
+      }
+    }
+    // The same set twice: pooled over 12 queries, with every per-dataset difference counted twice.
+    expect(report.pooled.map((r) => r.queries)).toEqual(names.map(() => 12));
+    for (const [i, r] of report.pooled.entries()) expect(r.changed_queries).toBe(2 * report.datasets[0]!.rows[i]!.changed_queries);
+    expect(stderr).toContain("| set | setting | NDCG@10 | of fp32 |");
+  });
+
+  it("names a split whose qrels are missing and exits non-zero", () => {
+    const { status, stderr, json } = run("bench/quantization.ts", ["--dataset", `${dataset}:nosuch`]);
+    expect(status).not.toBe(0);
+    expect(json).toBeNull();
+    expect(stderr).toContain("cannot read the nosuch qrels");
+  });
+});
