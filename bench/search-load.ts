@@ -166,11 +166,17 @@ interface LoadFigures {
   requests_per_s: number;
   /** Medians of the service's own timings (workerd's clock: 1 ms steps). */
   server_median_ms: { embed: number; search: number; total: number };
+  /**
+   * Medians of the index's per-stage timings (`timings.stages`: statsMs, shardsMs, shard.denseMs, fuseMs, rerankFetchMs,
+   * fieldsMs…), each over the requests that reported the stage, with that count: where a search's time goes.
+   */
+  stage_median_ms: Record<string, { median: number; requests: number }>;
 }
 
 async function loadTest(url: string, queries: readonly string[], clients: number): Promise<LoadFigures> {
   const latencies: number[] = [];
   const server = { embed: [] as number[], search: [] as number[], total: [] as number[] };
+  const stages = new Map<string, number[]>();
   let next = 0;
   const started = performance.now();
   const client = async () => {
@@ -182,7 +188,10 @@ async function loadTest(url: string, queries: readonly string[], clients: number
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ query, mode: "hybrid", topK: 10 }),
       });
-      const body = (await response.json()) as { results?: unknown[]; timings?: { embedMs: number; searchMs: number; totalMs: number } };
+      const body = (await response.json()) as {
+        results?: unknown[];
+        timings?: { embedMs: number; searchMs: number; totalMs: number; stages?: Record<string, number> };
+      };
       latencies.push(performance.now() - sent);
       if (!response.ok || !body.results || body.results.length === 0) {
         throw new Error(`search for "${query.slice(0, 60)}" answered ${response.status} with ${JSON.stringify(body).slice(0, 300)}`);
@@ -190,6 +199,11 @@ async function loadTest(url: string, queries: readonly string[], clients: number
       server.embed.push(body.timings!.embedMs);
       server.search.push(body.timings!.searchMs);
       server.total.push(body.timings!.totalMs);
+      for (const [stage, ms] of Object.entries(body.timings!.stages ?? {})) {
+        let values = stages.get(stage);
+        if (!values) stages.set(stage, (values = []));
+        values.push(ms);
+      }
     }
   };
   await Promise.all(Array.from({ length: clients }, client));
@@ -206,6 +220,7 @@ async function loadTest(url: string, queries: readonly string[], clients: number
       search: round(percentile(server.search, 50)),
       total: round(percentile(server.total, 50)),
     },
+    stage_median_ms: Object.fromEntries([...stages].sort(([a], [b]) => a.localeCompare(b)).map(([stage, values]) => [stage, { median: round(percentile(values, 50)), requests: values.length }])),
   };
 }
 

@@ -55,7 +55,7 @@ async function seeded(late?: typeof tunedLate): Promise<Harness> {
 }
 
 interface SearchBody {
-  results: { id: string; score: number; ranks: { dense?: number; lexical?: number; late?: number } }[];
+  results: { id: string; title: string; score: number; ranks: { dense?: number; lexical?: number; late?: number } }[];
   page: { hasMore: boolean };
   timings: { stages: Record<string, number> };
 }
@@ -186,6 +186,28 @@ describe("late-interaction rerank: search", () => {
     // Past k the ranking continues in hybrid order, without late ranks.
     expect(whole.results.slice(0, 12).every((r) => r.ranks.late !== undefined)).toBe(true);
     expect(whole.results.slice(12).every((r) => r.ranks.late === undefined)).toBe(true);
+    // A page wholly past k: the rerank cannot change it, so no token matrix is fetched.
+    const past = await search(h, { topK: 5, offset: 15, rerank });
+    expect(past.timings.stages.rerankFetchMs).toBeUndefined();
+    expect(past.timings.stages).toHaveProperty("fieldsMs");
+  });
+
+  it("fetches a page's fields with the token matrices when the page lies within the top k, and the ranking is the same", async () => {
+    const h = await seeded();
+    const rerank = { k: 10, weight: 0.7 };
+    // Page = the top k: one round trip brings the matrices and the fields.
+    const together = await search(h, { topK: 10, rerank });
+    expect(together.timings.stages).toHaveProperty("rerankFetchMs");
+    expect(together.timings.stages.fieldsMs).toBeUndefined();
+    expect(together.results).toHaveLength(10);
+    // Page of 2 out of a top 10: fetching ten documents' fields for two is more than twice the page, so the fields
+    // come afterwards, for the page alone — the same documents, fields and order as the first two above.
+    const apart = await search(h, { topK: 2, rerank });
+    expect(apart.timings.stages).toHaveProperty("rerankFetchMs");
+    expect(apart.timings.stages).toHaveProperty("fieldsMs");
+    expect(apart.results).toEqual(together.results.slice(0, 2));
+    const titles = new Map(documents.map((d) => [d.id, d.title]));
+    for (const result of together.results) expect(result.title).toBe(titles.get(result.id));
   });
 
   it("is on by default only when the manifest ships a tuned late fusion (hybrid mode)", async () => {

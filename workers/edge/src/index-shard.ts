@@ -37,6 +37,7 @@ import type {
   DisplayFields,
   DocumentRef,
   PreparedDocument,
+  RerankInputs,
   ScannedDocument,
   ShardCandidatesRequest,
   ShardCandidatesResult,
@@ -257,6 +258,10 @@ export class IndexShard extends DurableObject<Env> {
 
   fields(ids: string[]): Record<string, DisplayFields> {
     return Object.fromEntries(this.store.fields(ids));
+  }
+
+  rerankInputs(tokenIds: string[], fieldIds: string[], modelVersion: string): RerankInputs {
+    return { tokens: this.tokenMatrices(tokenIds, modelVersion), fields: this.fields(fieldIds) };
   }
 
   /** The in-memory views, built on first use and rebuilt when dead rows have piled up (see shard-views.ts). */

@@ -158,6 +158,12 @@ export interface ShardStats {
   sparsePostings?: number;
 }
 
+/** A shard's share of a reranked page: token matrices and display fields by id (ids it does not hold are absent). */
+export interface RerankInputs {
+  tokens: Record<string, QuantizedTokenMatrix>;
+  fields: Record<string, DisplayFields>;
+}
+
 /** The client view of a shard: every call is asynchronous (RPC). */
 export interface ShardApi {
   pending(refs: DocumentRef[]): Promise<string[]>;
@@ -172,6 +178,11 @@ export interface ShardApi {
   tokenMatrices(ids: string[], modelVersion: string): Promise<Record<string, QuantizedTokenMatrix>>;
   /** Display fields of the given ids that this shard holds, by id. */
   fields(ids: string[]): Promise<Record<string, DisplayFields>>;
+  /**
+   * {@link tokenMatrices} of `tokenIds` and {@link fields} of `fieldIds` in one round trip: a reranked search knows
+   * which documents its page can hold before the rerank orders them, so it need not wait for a second fan-out.
+   */
+  rerankInputs(tokenIds: string[], fieldIds: string[], modelVersion: string): Promise<RerankInputs>;
   get(id: string): Promise<StoredDocument | null>;
   /** The stored documents among `ids` that this shard holds, in no particular order; missing ids are absent. */
   documents(ids: string[]): Promise<StoredDocument[]>;

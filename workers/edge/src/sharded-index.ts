@@ -13,7 +13,9 @@
  *     corpus statistics; sparse: the dot product of learned term weights, which needs no corpus statistics), the
  *     metadata filter applied inside the shard before ranking;
  *  3. (rerank asked for) the token matrices of the fused ranking's top k, from the shards that hold them;
- *  4. the display fields of the page's documents only.
+ *  4. the display fields of the page's documents only — fetched with 3 when the page lies within the top k (or
+ *     fetching the whole top k's fields costs at most twice the page's), so a reranked page of the default size takes
+ *     as many round trips as an unreranked one; a page past the top k needs no matrix at all.
  * Between 2 and 3 the lists are merged across shards (exact: a global top-`depth` is within the union of per-shard
  * tops) and fused with `combineRankings` — the same code and defaults as the single-shard index had. Between 3 and 4
  * the top k are rescored by MaxSim fused with their first-stage score (src/retrieval/late.ts `fuseLateInteraction`).
@@ -322,20 +324,39 @@ export class ShardedIndex implements SearchIndex {
     timings.fuseMs = elapsed(started);
 
     let ranked: IndexRankedHit[] = firstStage;
+    let fields: Map<string, DisplayFields> | undefined;
     if (rerank) {
+      const prefix = Math.min(rerank.k, firstStage.length);
+      const lateOptions = { k: rerank.k, weights: rerank.weights };
       started = performance.now();
-      const tokens = await this.tokenMatrices(firstStage.slice(0, rerank.k).map((hit) => hit.id), request.modelVersion!);
-      timings.rerankFetchMs = elapsed(started);
-      started = performance.now();
-      const late = prefixMaxSims(firstStage, rerank.queryTokens, (id) => tokens.get(id), rerank.k);
-      ranked = fuseLateInteraction(firstStage, late, rerank.queryTokens.count, { k: rerank.k, weights: rerank.weights });
-      timings.rerankMs = elapsed(started);
+      if (offset >= prefix) {
+        // The page lies past the reranked prefix, which the rerank only reorders; the rest keep first-stage order and
+        // scores that depend on the first stage alone. No token matrix can change this page: none is fetched.
+        ranked = fuseLateInteraction(firstStage, new Array<undefined>(prefix), rerank.queryTokens.count, lateOptions);
+        timings.rerankMs = elapsed(started);
+      } else {
+        // The page holds documents of the prefix the rerank has not ordered yet, plus any first-stage ones past it: their
+        // fields come in the same round trip as the matrices when that fetches at most twice the page's fields.
+        const tokenIds = firstStage.slice(0, prefix).map((hit) => hit.id);
+        const pageIds = [...new Set([...tokenIds, ...firstStage.slice(offset, window).map((hit) => hit.id)])];
+        const pageSize = Math.min(window, firstStage.length) - offset;
+        const together = pageIds.length <= 2 * pageSize;
+        const fetched = together ? await this.rerankInputs(tokenIds, pageIds, request.modelVersion!) : { tokens: await this.tokenMatrices(tokenIds, request.modelVersion!) };
+        timings.rerankFetchMs = elapsed(started);
+        if ("fields" in fetched) fields = fetched.fields;
+        started = performance.now();
+        const late = prefixMaxSims(firstStage, rerank.queryTokens, (id) => fetched.tokens.get(id), rerank.k);
+        ranked = fuseLateInteraction(firstStage, late, rerank.queryTokens.count, lateOptions);
+        timings.rerankMs = elapsed(started);
+      }
     }
     const page = ranked.slice(offset, window);
 
-    started = performance.now();
-    const fields = await this.fields(page.map((hit) => hit.id));
-    timings.fieldsMs = elapsed(started);
+    if (!fields) {
+      started = performance.now();
+      fields = await this.fields(page.map((hit) => hit.id));
+      timings.fieldsMs = elapsed(started);
+    }
 
     const hits: IndexHit[] = page.flatMap((hit) => {
       const stored = fields.get(hit.id);
@@ -398,6 +419,18 @@ export class ShardedIndex implements SearchIndex {
   private async tokenMatrices(ids: string[], modelVersion: string): Promise<Map<string, QuantizedTokenMatrix>> {
     const answers = await Promise.all(this.byShard(ids, (id) => id).map(([shard, group]) => shard.tokenMatrices(group, modelVersion)));
     return new Map(answers.flatMap((answer) => Object.entries(answer)));
+  }
+
+  /** {@link tokenMatrices} and {@link fields} in one round trip to each shard holding some of the ids. */
+  private async rerankInputs(tokenIds: string[], fieldIds: string[], modelVersion: string): Promise<{ tokens: Map<string, QuantizedTokenMatrix>; fields: Map<string, DisplayFields> }> {
+    const wanted = new Set(tokenIds);
+    const answers = await Promise.all(
+      this.byShard(fieldIds, (id) => id).map(([shard, group]) => shard.rerankInputs(group.filter((id) => wanted.has(id)), group, modelVersion)),
+    );
+    return {
+      tokens: new Map(answers.flatMap((answer) => Object.entries(answer.tokens))),
+      fields: new Map(answers.flatMap((answer) => Object.entries(answer.fields))),
+    };
   }
 
   private async fields(ids: string[]): Promise<Map<string, DisplayFields>> {
