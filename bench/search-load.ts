@@ -11,6 +11,9 @@
  *   over the same queries measures cache hits.
  * - Load: `clients` concurrent clients, each sending its next query as soon as its previous answer arrived (closed
  *   loop), hybrid mode, topK 10. Latency is per request, from sending to the parsed JSON body.
+ * - One client: the same queries once more from a single client (cache hits): what one request costs when nothing
+ *   queues in front of it. On 2 cores the 16-client figures are set by throughput (16 ÷ requests per second), this one
+ *   by the path itself.
  */
 import { progressBar } from "./progress.js";
 import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
@@ -232,6 +235,8 @@ export interface SearchFigures {
   first_search_ms: number;
   cache_miss: LoadFigures;
   cache_hit: LoadFigures;
+  /** The cache-hit queries again from a single client. */
+  single_client_cache_hit: LoadFigures;
 }
 
 /** Search latency at each index size under `clients` concurrent clients; see the module doc. */
@@ -257,7 +262,9 @@ export async function measureSearch(model: string, sizes: readonly number[] = [1
       const cacheMiss = await loadTest(service.url, measured, clients);
       log(`search at ${size} docs: p50 ${cacheMiss.p50_ms} ms, p95 ${cacheMiss.p95_ms} ms (cache misses); repeating for cache hits…`);
       const cacheHit = await loadTest(service.url, measured, clients);
-      log(`search at ${size} docs: p50 ${cacheHit.p50_ms} ms, p95 ${cacheHit.p95_ms} ms (cache hits)`);
+      log(`search at ${size} docs: p50 ${cacheHit.p50_ms} ms, p95 ${cacheHit.p95_ms} ms (cache hits); once more from one client…`);
+      const singleClient = await loadTest(service.url, measured, 1);
+      log(`search at ${size} docs, one client: p50 ${singleClient.p50_ms} ms, p95 ${singleClient.p95_ms} ms (cache hits)`);
       figures[size] = {
         documents: size,
         build_seconds: marker.build_seconds,
@@ -265,6 +272,7 @@ export async function measureSearch(model: string, sizes: readonly number[] = [1
         first_search_ms: round(firstMs),
         cache_miss: cacheMiss,
         cache_hit: cacheHit,
+        single_client_cache_hit: singleClient,
       };
     } finally {
       await service.stop();
