@@ -237,6 +237,15 @@ export const trainConfigSchema = z
          * lower peak memory for about one extra forward pass of compute; the gradients are the same. Not in the resume
          * key, since it changes no number. */
         gradientCheckpointing: z.boolean().default(false),
+        /**
+         * Train the heads alone: only the weights of the heads whose objective is set (sparse.*, late.proj.w) change;
+         * the encoder, the token table (which the sparse head reads, tied) and the output projection stay what initFrom
+         * gave, so a head joins a shipped model without moving its dense embeddings. The dense loss is not computed
+         * and the encoder runs forward only, to the deepest lossSteps entry (the hidden state the heads read). Needs
+         * initFrom and a head objective; not with the subspace probes (they read the frozen embedding). Optional, so
+         * configs written before it parse (and resume) as they did.
+         */
+        trainHeadsOnly: z.boolean().optional(),
         logEvery: positiveInt.default(10),
         evalEvery: positiveInt.default(500),
         checkpointEvery: positiveInt.default(500),
@@ -308,6 +317,21 @@ export const trainConfigSchema = z
           code: "custom",
           path: ["training", "objectives", "late", "steps"],
           message: `step ${s} is not one of training.lossSteps [${t.lossSteps.join(", ")}] (the hidden states the run computes)`,
+        });
+      }
+    }
+    if (t.trainHeadsOnly) {
+      if (c.initFrom === undefined) {
+        ctx.addIssue({ code: "custom", path: ["training", "trainHeadsOnly"], message: "needs initFrom: the trained encoder the heads are added to" });
+      }
+      if (!t.objectives?.sparse && !t.objectives?.late) {
+        ctx.addIssue({ code: "custom", path: ["training", "trainHeadsOnly"], message: "needs objectives.sparse or objectives.late: the heads to train" });
+      }
+      if (t.objectives?.subspaces) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["training", "objectives", "subspaces"],
+          message: "the subspace objectives shape the encoder's embedding, which trainHeadsOnly keeps fixed (drop one of them)",
         });
       }
     }

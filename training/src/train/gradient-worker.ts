@@ -62,6 +62,7 @@ async function handle(message: ToWorker): Promise<void> {
       sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, message.step ?? 0),
       late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
+      headsOnly: s.config.training.trainHeadsOnly ?? false,
     },
   );
   const gradSums = {} as Record<WeightName, Float32Array>;

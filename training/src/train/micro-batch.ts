@@ -9,7 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { weightNamesIn, type WeightName } from "../../../src/model/spec.js";
+import { LATE_WEIGHT_NAMES, SPARSE_WEIGHT_NAMES, weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import type { EncodedBatch } from "../data/batches.js";
 import { encode, forward } from "../model/forward.js";
 import type { TaesrParams } from "../model/params.js";
@@ -60,6 +60,9 @@ export interface MicroBatchOptions {
   /** The late-interaction objective (late-loss.ts) on the head over the listed steps' hidden states: total = dense +
    * weight · mean over those steps of the MaxSim InfoNCE. */
   late?: LateObjective;
+  /** training.trainHeadsOnly (config.ts): differentiate only the weights of the heads whose objective is given, on
+   * hidden states the encoder computed forward only; no dense loss. */
+  headsOnly?: boolean;
 }
 
 /** Mean non-zero term weights per row of w [rows, V] (how sparse the head's output is). */
@@ -78,6 +81,7 @@ export function microBatchGradients(
   options: MicroBatchOptions = {},
 ): MicroBatchResult {
   if (batches.length === 0) throw new Error("microBatchGradients needs at least one batch");
+  if (options.headsOnly) return headGradients(params, lossOptions, batches, options);
   const maxStep = Math.max(...lossOptions.steps);
   // The model's own weights (they depend on its block: spec.ts weightNames).
   const names = weightNamesIn(params);
@@ -195,6 +199,81 @@ export function microBatchGradients(
     objectives,
     ...(auxGradSums ? { auxGradSums } : {}),
   };
+}
+
+/**
+ * The heads-only update (training.trainHeadsOnly): the encoder runs outside the gradient tape, so its hidden states are
+ * constants of the heads' losses and nothing upstream of them is differentiated or recorded; gradients exist only for
+ * the trained heads' own weights (AdamW leaves every weight without one untouched). The sparse head's tied token table
+ * is read, not trained. total = Σ weight · objective over the heads given.
+ */
+function headGradients(
+  params: TaesrParams,
+  lossOptions: ContrastiveLossOptions,
+  batches: readonly EncodedBatch[],
+  options: MicroBatchOptions,
+): MicroBatchResult {
+  if (options.subspaces) throw new Error("trainHeadsOnly cannot train the subspace probes: they read the frozen embedding");
+  const names = weightNamesIn(params).filter(
+    (n) => (options.sparse !== undefined && (SPARSE_WEIGHT_NAMES as readonly string[]).includes(n)) || (options.late !== undefined && (LATE_WEIGHT_NAMES as readonly string[]).includes(n)),
+  );
+  if (names.length === 0) throw new Error("trainHeadsOnly: no head to train (give the sparse or late objective of a model with that head)");
+  const maxStep = Math.max(...lossOptions.steps);
+  let gradSums: Record<WeightName, tf.Tensor> | undefined;
+  const losses: number[] = [];
+  const objectives: Record<string, number>[] = [];
+  let tokens = 0;
+  let paddedTokens = 0;
+  for (const batch of batches) {
+    const x = toTensors(batch);
+    const [qStates, dStates] = tf.tidy(() => [encode(params, x.qIds, x.qMask, maxStep).states, encode(params, x.dIds, x.dMask, maxStep).states] as const);
+    let kept: Record<string, tf.Tensor> = {};
+    try {
+      const { value, grads } = tf.variableGrads(() => {
+        const parts: tf.Scalar[] = [];
+        const record: Record<string, tf.Tensor> = {};
+        if (options.sparse) {
+          const qw = sparseHead(params, qStates[maxStep - 1]!, x.qMask);
+          const dw = sparseHead(params, dStates[maxStep - 1]!, x.dMask);
+          const sparse = sparseLoss(qw, dw, options.sparse, lossOptions.symmetric);
+          Object.assign(record, { sparse: sparse.total, sparseRanking: sparse.ranking, flopsQuery: sparse.flopsQuery, flopsDoc: sparse.flopsDoc, qw, dw });
+          parts.push(tf.mul(sparse.total, options.sparse.weight) as tf.Scalar);
+        }
+        if (options.late) {
+          const { steps, temperature, weight } = options.late;
+          const perLateStep = steps.map((k) => {
+            if (!Number.isInteger(k) || k < 1 || k > maxStep) throw new Error(`late objective: step ${k} is not a computed step (1…${maxStep})`);
+            return lateLoss(params, qStates[k - 1]!, x.qMask, dStates[k - 1]!, x.dMask, temperature);
+          });
+          const late = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
+          record.late = late;
+          parts.push(tf.mul(late, weight) as tf.Scalar);
+        }
+        kept = Object.fromEntries(Object.entries(record).map(([k, t]) => [k, tf.keep(t)]));
+        return parts.length === 1 ? parts[0]! : (tf.addN(parts) as tf.Scalar);
+      }, names.map((n) => params[n]));
+      losses.push(value.dataSync()[0] as number);
+      value.dispose();
+      const { qw, dw, ...scalars } = kept;
+      objectives.push({
+        ...Object.fromEntries(Object.entries(scalars).map(([k, t]) => [k, t.dataSync()[0] as number])),
+        ...(qw && dw ? { nonZerosQuery: meanNonZeros(qw as tf.Tensor2D), nonZerosDoc: meanNonZeros(dw as tf.Tensor2D) } : {}),
+      });
+      const byVarName = new Map<string, WeightName>(names.map((n) => [params[n].name, n]));
+      const named = {} as Record<WeightName, tf.Tensor>;
+      for (const [varName, g] of Object.entries(grads)) {
+        const name = byVarName.get(varName);
+        if (!name) throw new Error(`gradient for unknown variable ${varName}`);
+        named[name] = g;
+      }
+      gradSums = addInto(gradSums, named, names);
+    } finally {
+      for (const t of [...Object.values(kept), ...qStates, ...dStates, ...Object.values(x)]) t.dispose();
+    }
+    tokens += batch.queries.tokens + batch.docs.tokens;
+    paddedTokens += batch.queries.rows * batch.queries.length + batch.docs.rows * batch.docs.length;
+  }
+  return { gradSums: gradSums as Record<WeightName, tf.Tensor>, losses, perStep: batches.map(() => []), tokens, paddedTokens, objectives };
 }
 
 /** sum + next, name by name (both disposed); `next` itself when there is no sum yet. */

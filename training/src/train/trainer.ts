@@ -359,6 +359,7 @@ async function trainStep(
       sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, step),
       late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
+      headsOnly: s.config.training.trainHeadsOnly ?? false,
     },
   );
   let results: WorkerResult[];
@@ -372,7 +373,8 @@ async function trainStep(
   const perStepRows = [...local.perStep, ...results.flatMap((r) => r.perStep)];
   const count = losses.length;
   const mean = {} as Record<WeightName, tf.Tensor>;
-  for (const name of weightNamesIn(s.params)) {
+  // Every weight the ranks differentiated (the heads alone under trainHeadsOnly).
+  for (const name of weightNamesIn(local.gradSums)) {
     mean[name] = tf.tidy(() => {
       let sum: tf.Tensor = local.gradSums[name];
       for (const r of results) sum = tf.add(sum, tf.tensor(r.gradSums[name], local.gradSums[name].shape, "float32"));
@@ -548,6 +550,8 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     dim: s.arch.matryoshkaDims.includes(128) ? 128 : (s.arch.matryoshkaDims[0] as number),
     maxQueryLength: t.maxQueryLength,
     maxDocLength: t.maxDocLength,
+    // The heads are validated on the hidden state they are trained on.
+    headDepth: Math.max(...t.lossSteps),
   };
   const runValidation = async (): Promise<ValidationResult> => {
     const v0 = performance.now();
@@ -563,6 +567,13 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       log(`step ${step} subspace probes, held-out accuracy: ${probes.join(" | ")}`);
     }
     if (result.late) log(`step ${step} late interaction (MaxSim, k=${result.late.depth}): acc@1 ${result.late.acc1.toFixed(3)} mrr ${result.late.mrr.toFixed(3)} ndcg@10 ${result.late.ndcg10.toFixed(3)}`);
+    if (result.sparse) {
+      const r = result.sparse;
+      log(
+        `step ${step} sparse head (k=${r.depth}): acc@1 ${r.acc1.toFixed(3)} mrr ${r.mrr.toFixed(3)} ndcg@10 ${r.ndcg10.toFixed(3)}, ` +
+          `non-zero terms ${r.nonZerosQuery.toFixed(1)} per query, ${r.nonZerosDoc.toFixed(1)} per document`,
+      );
+    }
     return result;
   };
   const checkpoint = async (): Promise<void> => {
@@ -644,15 +655,16 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       progress?.update(step, { loss: outcome.loss, tokensPerSec, lr });
       if (step % t.logEvery === 0 || step === s.totalSteps) {
         // Losses are averaged over the window: single-batch InfoNCE is noisy.
-        lastLoss = Object.fromEntries(
-          s.lossOptions.steps.map((k, i) => [String(k), round(windowLoss.reduce((a, l) => a + (l[i] ?? 0), 0) / windowLoss.length)]),
-        );
+        lastLoss = windowLoss[0]?.length
+          ? Object.fromEntries(s.lossOptions.steps.map((k, i) => [String(k), round(windowLoss.reduce((a, l) => a + (l[i] ?? 0), 0) / windowLoss.length)]))
+          : {};
         await writeMetric({
           type: "train",
           step,
           epoch: cursor.epoch,
           loss: round(lossHistory.slice(-windowLoss.length).reduce((a, b) => a + b, 0) / windowLoss.length),
-          lossByStep: lastLoss,
+          // Per supervised step of the dense loss; absent when the run trains the heads alone (no dense loss).
+          ...(windowLoss[0]?.length ? { lossByStep: lastLoss } : {}),
           // Per objective (dense, sparse, its ranking and FLOPS parts, mean non-zero terms…) when more than one is trained.
           ...(windowObjectives.length > 0 ? { lossByObjective: roundRecord(meanRecord(windowObjectives)) } : {}),
           lr: round(lr, 8),

@@ -4,8 +4,9 @@
  * (each query has exactly one relevant document, its pair's, so NDCG@10 is 1/log2(rank + 1) inside the top 10, else 0:
  * the figure the BEIR benchmarks report, on the held-out slice).
  *
- * With the late-interaction head (architecture.lateHead), the same figures for MaxSim over the head's token vectors at
- * the deepest validated depth join the result (`late`).
+ * With the late-interaction head (architecture.lateHead), the same figures for MaxSim over the head's token vectors join
+ * the result (`late`); with the sparse head, those of the dot product of its term weights with the mean non-zero terms
+ * per text (`sparse`) — both at `headDepth` (default: the deepest validated depth).
  *
  * Documents shared by several held-out pairs are counted once: a document identical to the positive is never
  * scored as a competitor (the split is by document, so such duplicates can only occur inside the validation slice).
@@ -20,6 +21,7 @@ import { normKey, type TextPair } from "../data/pairs.js";
 import { hashString } from "../data/random.js";
 import { encode, forward } from "../model/forward.js";
 import { lateTokenVectors, maxSimScores } from "../model/late-head.js";
+import { sparseHead } from "../model/sparse-head.js";
 import { labelRows, visibleWords } from "../data/subspace-labels.js";
 import { probeAccuracy, type ProbedSubspace, type ProbeName, type ProbeScore, type SubspaceLossOptions } from "./subspace-loss.js";
 
@@ -33,6 +35,8 @@ export interface ValidationOptions {
   /** The run's subspace probes (train/subspace-loss.ts): their accuracy on the held-out queries and documents, at the
    * deepest validated depth, joins the result. */
   probes?: { values: Record<ProbeName, Float32Array>; ranges: SubspaceLossOptions["ranges"] };
+  /** Depth whose hidden state the heads (late, sparse) are validated on; default the deepest of `depths`. */
+  headDepth?: number;
 }
 
 export interface DepthScores {
@@ -49,6 +53,27 @@ export interface ValidationResult {
   subspaces?: Record<ProbedSubspace, ProbeScore>;
   /** MaxSim over the late-interaction head's token vectors at `depth` (only for params with the head). */
   late?: DepthScores & { depth: number };
+  /** The sparse head's term-weight dot products (only for params with the head), and its mean non-zero terms per text. */
+  sparse?: DepthScores & { depth: number; nonZerosQuery: number; nonZerosDoc: number };
+}
+
+/** Term weights [rows, V] of the sparse head at `depth`, per chunk (forward only), concatenated row-major. */
+function sparseTermWeights(params: Record<WeightName, tf.Tensor>, matrices: TokenMatrix[], depth: number): { weights: Float32Array; V: number } {
+  const V = (params["sparse.bias"] as tf.Tensor).shape[0] as number;
+  const rows = matrices.reduce((n, m) => n + m.rows, 0);
+  const weights = new Float32Array(rows * V);
+  let at = 0;
+  for (const m of matrices) {
+    const values = tf.tidy(() => {
+      const ids = tf.tensor2d(m.ids, [m.rows, m.length], "int32");
+      const mask = tf.tensor2d(m.mask, [m.rows, m.length], "float32");
+      const { states } = encode(params, ids, mask, depth);
+      return sparseHead(params as Parameters<typeof sparseHead>[0], states[depth - 1]!, mask).dataSync() as Float32Array;
+    });
+    weights.set(values, at * V);
+    at += m.rows;
+  }
+  return { weights, V };
 }
 
 /**
@@ -197,16 +222,44 @@ export function validate(
     });
     byDepth[String(depth)] = scoreRanks(ranks);
   });
+  const headDepth = opts.headDepth ?? Math.max(...opts.depths);
+  let sparse: ValidationResult["sparse"];
+  if ("sparse.bias" in params) {
+    const q = sparseTermWeights(params, chunks(qOrder, (p) => p.query, opts.maxQueryLength), headDepth);
+    const d = sparseTermWeights(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), headDepth);
+    const V = q.V;
+    // Each query as its non-zero terms: the dot product then costs its own terms, not the vocabulary.
+    const queryTerms = Array.from({ length: n }, (_, row) => {
+      const terms: number[] = [];
+      for (let v = 0; v < V; v++) if (q.weights[row * V + v]! > 0) terms.push(v);
+      return terms;
+    });
+    let docNonZeros = 0;
+    for (let i = 0; i < d.weights.length; i++) if (d.weights[i]! > 0) docNonZeros++;
+    const ranks = ranksBy((i, j) => {
+      const qo = (qRow[i] as number) * V;
+      const dOff = (dRow[j] as number) * V;
+      let s = 0;
+      for (const v of queryTerms[qRow[i] as number]!) s += q.weights[qo + v]! * d.weights[dOff + v]!;
+      return s;
+    });
+    sparse = {
+      depth: headDepth,
+      ...scoreRanks(ranks),
+      nonZerosQuery: queryTerms.reduce((a, t) => a + t.length, 0) / n,
+      nonZerosDoc: docNonZeros / n,
+    };
+  }
   let late: ValidationResult["late"];
   if ("late.proj.w" in params) {
-    const depth = Math.max(...opts.depths);
+    const depth = headDepth;
     const qChunks = chunks(qOrder, (p) => p.query, opts.maxQueryLength);
     const dChunks = chunks(dOrder, (p) => p.doc, opts.maxDocLength);
     const length = (matrices: TokenMatrix[]) => Math.max(...matrices.map((m) => m.length));
     const scores = lateScores(params, qChunks, dChunks, depth, { query: length(qChunks), doc: length(dChunks) });
     late = { depth, ...scoreRanks(ranksBy((i, j) => scores[(qRow[i] as number) * n + (dRow[j] as number)]!)) };
   }
-  if (!opts.probes) return { pairs: n, dim: opts.dim, byDepth, ...(late ? { late } : {}) };
+  if (!opts.probes) return { pairs: n, dim: opts.dim, byDepth, ...(late ? { late } : {}), ...(sparse ? { sparse } : {}) };
   // Full-width embeddings of every held-out query and document (one more forward pass, at the deepest depth only).
   const depth = Math.max(...opts.depths);
   const width = (params["out.proj.b"] as tf.Tensor).shape[0] as number;
@@ -221,5 +274,12 @@ export function validate(
     ...qOrder.map((i) => ({ text: visible((pairs[i] as TextPair).query, opts.maxQueryLength), source: (pairs[i] as TextPair).source })),
     ...dOrder.map((i) => ({ text: visible((pairs[i] as TextPair).doc, opts.maxDocLength), source: (pairs[i] as TextPair).source })),
   ]);
-  return { pairs: n, dim: opts.dim, byDepth, subspaces: probeAccuracy(all, width, labels, opts.probes.values, opts.probes.ranges), ...(late ? { late } : {}) };
+  return {
+    pairs: n,
+    dim: opts.dim,
+    byDepth,
+    subspaces: probeAccuracy(all, width, labels, opts.probes.values, opts.probes.ranges),
+    ...(late ? { late } : {}),
+    ...(sparse ? { sparse } : {}),
+  };
 }
