@@ -26,7 +26,7 @@ import {
 import { exportArtifact, nextMinorVersion } from "../src/export/artifact.js";
 import { loadArtifactWeights } from "../src/model/artifact-weights.js";
 import { initWeights, loadParams } from "../src/model/params.js";
-import { adapt, adaptedName, appendChangelogRow, chooseRunDir } from "../src/train/adapt.js";
+import { adapt, adaptedName, appendChangelogRow, changelogRow, chooseRunDir } from "../src/train/adapt.js";
 import { configDir, loadConfig, resolveFromConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
@@ -450,5 +450,20 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     );
     expect(error?.code).toBe(2);
     expect(error?.stderr).toContain(`adapt corpus directory not found: ${missing}`);
+  });
+
+  it("the CHANGELOG row counts every process and accumulation step of an update", () => {
+    const manifest = (training: Record<string, unknown>) =>
+      ({
+        name: "taesr-x",
+        version: "0.4.0",
+        files: { "fp32/embed.onnx": { bytes: 1000, sha256: "0".repeat(64) } },
+        adaptation: { base: "taesr-edge-small@0.3.0", corpus: "scifact", documents: 5183, pairKinds: { "title->text": 5183 }, streamShare: 0.5 },
+        training: { steps: 300, tokens: 4_234_535, wallTimeSeconds: 3888, backend: "wasm", config: { training: { batchSize: 64, ...training } } },
+        eval: {},
+      }) as unknown as Parameters<typeof changelogRow>[0];
+    expect(changelogRow(manifest({ workers: 2 }), "2026-11-26")).toContain("300 updates × 2 data-parallel processes × 64 pairs (4,234,535 tokens, 65 min, wasm)");
+    expect(changelogRow(manifest({ workers: 2, accumulationSteps: 3 }), "2026-11-26")).toContain("300 updates × 2 data-parallel processes × 3 accumulated micro-batches × 64 pairs");
+    expect(changelogRow(manifest({}), "2026-11-26")).toContain("300 steps × 64 pairs");
   });
 });

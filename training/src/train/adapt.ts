@@ -264,8 +264,13 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   const seconds = Number(t["wallTimeSeconds"] ?? 0);
   const wall = seconds < 60 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
   const cfg = (t["config"] ?? {}) as Record<string, any>;
+  // Each update takes a micro-batch from every process and accumulation step: say so, or the row understates the data.
+  const workers = Number(cfg["training"]?.["workers"] ?? 1);
+  const accumulation = Number(cfg["training"]?.["accumulationSteps"] ?? 1);
+  const parallel = [workers > 1 ? `${workers} data-parallel processes` : "", accumulation > 1 ? `${accumulation} accumulated micro-batches` : ""].filter(Boolean);
+  const volume = parallel.length > 0 ? `${t["steps"]} updates × ${parallel.join(" × ")}` : `${t["steps"]} steps`;
   const what =
-    `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${t["steps"]} steps × ${cfg["training"]?.["batchSize"]} pairs ` +
+    `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${volume} × ${cfg["training"]?.["batchSize"]} pairs ` +
     `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights; in-domain pairs ${kinds}` +
     `${Number(a["repeat"]) > 1 ? ` ×${a["repeat"]}` : ""} (${Math.round(Number(a["streamShare"] ?? 0) * 100)}% of the stream) + ` +
     `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${a["supervision"]}; ` +
