@@ -124,13 +124,22 @@ function corpusRows(index: DenseIndex): Float32Array[] {
   return Array.from({ length: index.rows }, (_, row) => index.vectors.subarray(row * index.fullDims, (row + 1) * index.fullDims));
 }
 
+/** Corpus embeddings by dataset folder and variant: two splits of one dataset (test, train) share their corpus. */
+const corpora = new Map<string, Promise<{ corpus: DenseIndex; views: DenseViews }>>();
+
 async function embedAll(model: EvalModel, variant: ArtifactVariant, dataset: EvalDataset): Promise<Embedded> {
   const encoder = await model.encoder(variant);
   const pass: CorpusPass = { variant, depth: "auto", earlyExit: true };
   const documentDepth = model.manifest.retrieval?.documentDepth?.depth as 1 | 3 | 6 | undefined;
-  const corpus = await embedCorpus(encoder, dataset.corpus, documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass);
+  const key = `${path.resolve(dataset.dir)}\u0000${variant}`;
+  let corpusPass = corpora.get(key);
+  if (!corpusPass) {
+    corpusPass = embedCorpus(encoder, dataset.corpus, documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass).then((corpus) => ({ corpus, views: new DenseViews(corpus) }));
+    corpora.set(key, corpusPass);
+  }
+  const { corpus, views } = await corpusPass;
   const queries = await encodeQueries(encoder, dataset.queries, pass, { tokenizer: model.tokenizer, ranking: "dense" });
-  return { corpus, views: new DenseViews(corpus), queries };
+  return { corpus, views, queries };
 }
 
 function score(dataset: EvalDataset, model: EvalModel, embedded: Embedded, vectors: VectorFormat): { ndcg: number; perQuery: number[] } {
