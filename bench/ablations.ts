@@ -6,7 +6,8 @@
  *
  * Rows (dense rows at 128-d float32 vectors, int8 graphs and router depth unless the row varies it):
  * - retrieval mode: bm25, dense (the baseline), hybrid (convex, the default), hybrid RRF, late (hybrid → MaxSim rerank
- *   of the top 100), sparse (listed as not available while no artifact has a sparse head);
+ *   of the top 100), sparse alone and hybrid + sparse at the manifest's tuned fusion (an artifact with the sparse head;
+ *   listed as not available otherwise) — the other hybrid and late rows fuse dense and BM25 only, as labelled;
  * - recursion depth: 1, 3, 6 (= router off: full depth), router + early exit (the Worker's setting), router without
  *   early exit — fixed depths apply to documents and queries alike;
  * - Matryoshka width 64/128/256/384; fp32 vs int8 graphs; stored vectors float32 / int8 / sign bits / sign bits + int8
@@ -35,7 +36,7 @@ import { mean } from "../src/eval/metrics.js";
 import { queryFlops } from "../src/model/index.js";
 import { compressedBytesPerVector, explainedVariance } from "../src/retrieval/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, buildLexicalIndex, embedCorpus, passLabel, type CorpusPass, type DenseIndex, type Projection } from "./eval/corpus-index.js";
+import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, passLabel, type CorpusPass, type DenseIndex, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import { evaluate, round4, type EvalInputs, type EvalMode, type EvalOutcome, type EvalSetting, type VectorFormat } from "./eval/evaluate.js";
 import { artifactBytes, openModel, sparseHeadDeclaration, sparseUnavailableReason } from "./eval/model.js";
@@ -173,13 +174,24 @@ async function main(): Promise<void> {
     projection,
     fusion: "convex",
   });
-  const withMode = (mode: EvalMode, fusion: "convex" | "rrf" = "convex"): EvalSetting => ({ ...dense(BASE_DIMS), mode, fusion });
+  // Fused rows are the two-list fusion their labels name (sparse weight 0): the learned list has rows of its own.
+  const withMode = (mode: EvalMode, fusion: "convex" | "rrf" = "convex"): EvalSetting => ({
+    ...dense(BASE_DIMS),
+    mode,
+    fusion,
+    ...(mode === "hybrid" || mode === "late" ? { weights: { sparse: 0 } } : {}),
+  });
 
-  const runPass = async (pass: CorpusPass, tokenVectors = false): Promise<PassData> => {
+  // The Worker's setting indexes documents at the manifest's document depth when it chose one (depth auto only).
+  const documentDepth = model.manifest.retrieval?.documentDepth?.depth as 1 | 3 | 6 | undefined;
+  const runPass = async (pass: CorpusPass, tokenVectors = false, sparse = false): Promise<PassData> => {
     const encoder = await model.encoder(pass.variant);
-    log(`corpus pass: ${passLabel(pass)}${tokenVectors ? " + token vectors" : ""}`);
-    const index: DenseIndex = await embedCorpus(encoder, dataset.corpus, pass, { tokenVectors });
-    const queries = await encodeQueries(encoder, dataset.queries, pass, { tokenizer });
+    const documentPass = pass.depth === "auto" && documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
+    const documents = documentPass === pass ? "" : ` (documents at depth ${documentDepth}, the manifest's)`;
+    log(`corpus pass: ${passLabel(pass)}${documents}${tokenVectors ? " + token vectors" : ""}${sparse ? " + sparse terms" : ""}`);
+    const cut = sparse ? { sparse: { ...SERVED_SPARSE_CUT } } : {};
+    const index: DenseIndex = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors, ...cut });
+    const queries = await encodeQueries(encoder, dataset.queries, pass, { tokenizer, ...cut });
     const tokenQueries = tokenVectors ? await encodeQueries(encoder, dataset.queries, pass, { tokenizer, tokenVectors: true }) : undefined;
     passes.push({
       label: passLabel(pass),
@@ -197,22 +209,30 @@ async function main(): Promise<void> {
 
   // 1. The Worker's setting: int8 graphs, router depth, early exit on — with token vectors for late interaction.
   const basePass: CorpusPass = { variant: "int8", depth: "auto", earlyExit: true };
-  let base: PassData | undefined = await runPass(basePass, true);
+  const withSparse = (await model.encoder("int8")).hasSparse;
+  let base: PassData | undefined = await runPass(basePass, true, withSparse);
   const baseline = addRow("mode-dense", "mode", `dense (int8 graphs, ${BASE_DIMS}-d, router)`, "dense", base, dense(BASE_DIMS));
   addRow("mode-bm25", "mode", "bm25 (word pieces)", "bm25", null, withMode("bm25"));
   addRow("mode-hybrid-convex", "mode", "hybrid, convex 0.7/0.3 (built-in)", "hybrid", base, withMode("hybrid"));
   addRow("mode-hybrid-rrf", "mode", "hybrid, RRF 3:1", "hybrid RRF", base, withMode("hybrid", "rrf"));
   addRow("mode-late", "mode", "late: hybrid → MaxSim rerank of top 100 (int8 token matrices)", "late", base, withMode("late"));
-  const sparseReason = sparseUnavailableReason(model);
-  rows.push({
-    id: "mode-sparse",
-    group: "mode",
-    label: "sparse (SPLADE head)",
-    short: "sparse",
-    kind: "unavailable",
-    settings: settingsOf(basePass, withMode("sparse")),
-    note: `not available: ${sparseHeadDeclaration(model.rawManifest) ? sparseReason : `${model.label} has no sparse head`}`,
-  });
+  const sparseReason = withSparse ? undefined : sparseUnavailableReason(model);
+  if (withSparse) {
+    addRow("mode-sparse", "mode", `sparse (SPLADE head, ≤ ${SERVED_SPARSE_CUT.maxTerms} terms per text)`, "sparse", base, withMode("sparse"));
+    const tuned = model.manifest.retrieval?.fusion;
+    const label = tuned ? `hybrid + sparse, the manifest's ${tuned.method} fusion (Worker default)` : "hybrid + sparse, built-in weights (sparse = lexical)";
+    addRow("mode-hybrid-sparse", "mode", label, "hybrid+sparse", base, { ...withMode("hybrid", tuned?.method ?? "convex"), weights: undefined, ...(tuned ? { defaults: tuned } : {}) });
+  } else {
+    rows.push({
+      id: "mode-sparse",
+      group: "mode",
+      label: "sparse (SPLADE head)",
+      short: "sparse",
+      kind: "unavailable",
+      settings: settingsOf(basePass, withMode("sparse")),
+      note: `not available: ${sparseHeadDeclaration(model.rawManifest) ? sparseReason : `${model.label} has no sparse head`}`,
+    });
+  }
   // Late interaction's token matrices are the largest thing in memory; nothing else needs them.
   delete base.views.index.tokens;
   delete base.tokenQueries;
@@ -318,10 +338,16 @@ async function main(): Promise<void> {
   const references = dataset.name.toLowerCase() === "scifact" ? [...SCIFACT_PUBLISHED] : [];
   if (!references.length) notes.push(`Published reference figures are SciFact's; none are shown for ${dataset.name}.`);
   notes.push(
-    "Depth rows embed documents and queries at the same fixed depth with early exit off; the Worker indexes documents with the router (depth auto, early exit on), as the baseline does.",
+    documentDepth !== undefined
+      ? `Depth rows embed documents and queries at the same fixed depth with early exit off; the Worker indexes documents at the manifest's document depth (${documentDepth}) and routes queries (depth auto, early exit on), as the baseline and every other depth-auto pass do.`
+      : "Depth rows embed documents and queries at the same fixed depth with early exit off; the Worker indexes documents with the router (depth auto, early exit on), as the baseline does.",
     "Latency: each query's encode time is measured once per corpus pass (one query per call, after 3 warm-up calls) and added to each setting's own measured search time; the machine has 2 cores shared with other work, so small differences are noise.",
-    "Late interaction uses the encoder's centred, L2-normalised final hidden states as token vectors (no trained late-interaction head yet); document matrices are stored int8 with a float32 scale per token.",
-    `Sparse: ${sparseReason}.`,
+    (await model.encoder("int8")).tokenVectorSource.kind === "late-head"
+      ? "Late interaction uses the artifact's trained late-interaction head (late.onnx) for token vectors; document matrices are stored int8 with a float32 scale per token."
+      : "Late interaction uses the encoder's centred, L2-normalised final hidden states as token vectors (the artifact has no late-interaction head); document matrices are stored int8 with a float32 scale per token.",
+    withSparse
+      ? `Sparse: the artifact's SPLADE-style head, every weight above 0 and at most ${SERVED_SPARSE_CUT.maxTerms} terms per text (the Worker's cut), documents at the base pass's depth; "hybrid + sparse" is the Worker's default fusion of all three lists.`
+      : `Sparse: ${sparseReason}.`,
     "Binary + rescoring: Hamming scan over sign bits for the top 1,000 (10 × k, k = 100), rescored with int8 document vectors against the float query; bytes count both the bits and the int8 codes.",
     "PCA: fitted on the corpus's 384-d int8-graph vectors (centred, covariance, Jacobi eigen-decomposition); queries centred with the corpus mean; the projection's bytes are spread over the documents.",
   );

@@ -7,7 +7,8 @@
  *                   [--dims 64|128|256|384] [--depth 1|3|6|auto] [--no-early-exit] [--quant int8|int4|fp32|binary]
  *                   [--vectors float|int8|binary|binary-rescore] [--projection matryoshka|pca]
  *                   [--model model-artifacts/<name>@<version>] [--encoder taesr|use-lite] [--out file.json]
- *                   [--fusion convex|rrf] [--weights <lexical>,<dense>] [--sweep]      (hybrid and late; --sweep hybrid only)
+ *                   [--fusion convex|rrf] [--weights <lexical>,<dense>[,<sparse>]] [--sweep] [--no-sparse]
+ *                                                                     (hybrid and late; --sweep hybrid only)
  *                   [--tune-fusion [--save]]   (hybrid: tune the fusion on this split; --save ships it in the manifest)
  *                   [--run-file run.txt]   (TREC run format, top 1000 per query, for checking with trec_eval)
  *                   [--router manifest|rule|fastrem [--router-file router.json]] [--query-depth 1|3|6] [--document-depth 1|3|6]
@@ -36,6 +37,10 @@
  *   the built-in k 50 / late 0.5; --rerank-k and --late-weight override them. With --tune-fusion it tunes k and the
  *   late weight over the artifact's hybrid fusion (bench/eval/late-tuning.ts; the JSON gains `late_tuning`), and --save
  *   writes `retrieval.late` into the manifest (same rules as the hybrid tuning: train-side queries, never test).
+ * Hybrid and late modes of an artifact with the sparse head fuse its learned sparse list as a third, as the Worker does
+ * (documents and queries embedded with their terms in the same call, cut as the Worker cuts them: every weight above 0,
+ * at most 256 terms), at the tuned sparse weight (or the lexical one for a fusion tuned without it); `--no-sparse`
+ * leaves it out, for the two-list figure of the same artifact. --tune-fusion then grids all three weights.
  * --mode sparse needs an artifact with the sparse head (architecture.sparseHead; bench/eval/sparse.ts) and exits
  * non-zero naming the artifact otherwise.
  * --encoder use-lite: the USE-Lite quality peer instead of TAESR (dense, or hybrid with BM25; its corpus embeddings
@@ -60,10 +65,10 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile, writeFile } from "node:fs/promises";
-import { DEFAULT_FUSION, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHTS, MAX_LATE_RERANK_DEPTH, type FusionMethod, type HybridList } from "../src/retrieval/index.js";
+import { DEFAULT_FUSION, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHTS, MAX_LATE_RERANK_DEPTH, type FusionMethod, type RankingList } from "../src/retrieval/index.js";
 import { lengthRuleOf, parseFastRemRouter, type ArtifactManifest, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, buildLexicalIndex, embedCorpus, type CorpusPass, type Projection } from "./eval/corpus-index.js";
+import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, type CorpusPass, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import {
   evaluate,
@@ -101,15 +106,15 @@ function choice<T extends string>(allowed: readonly T[]) {
   };
 }
 
-/** "0.7,0.3" → {lexical: 0.7, dense: 0.3}: two finite numbers ≥ 0, lexical first, not both 0. */
-function parseWeights(value: string): Record<HybridList, number> {
+/** "0.7,0.3" → {lexical: 0.7, dense: 0.3}; "0.5,0.3,0.2" adds sparse 0.2: finite numbers ≥ 0, lexical first, not all 0. */
+function parseWeights(value: string): Partial<Record<RankingList, number>> {
   const parts = value.split(",").map((part) => part.trim());
   const numbers = parts.map(Number);
-  if (parts.length !== 2 || parts.some((part) => part === "") || numbers.some((n) => !Number.isFinite(n) || n < 0)) {
-    throw new InvalidArgumentError("expected <lexical>,<dense>: two numbers ≥ 0, e.g. 0.7,0.3");
+  if ((parts.length !== 2 && parts.length !== 3) || parts.some((part) => part === "") || numbers.some((n) => !Number.isFinite(n) || n < 0)) {
+    throw new InvalidArgumentError("expected <lexical>,<dense>[,<sparse>]: two or three numbers ≥ 0, e.g. 0.7,0.3 or 0.5,0.3,0.2");
   }
-  if (numbers[0] === 0 && numbers[1] === 0) throw new InvalidArgumentError("at least one weight must be above 0");
-  return { lexical: numbers[0]!, dense: numbers[1]! };
+  if (numbers.every((n) => n === 0)) throw new InvalidArgumentError("at least one weight must be above 0");
+  return { lexical: numbers[0]!, dense: numbers[1]!, ...(numbers.length === 3 ? { sparse: numbers[2]! } : {}) };
 }
 
 const program = new Command()
@@ -133,7 +138,9 @@ const program = new Command()
   .option("--model <dir>", "artifact directory (default: the one the Worker bundles)")
   .addOption(new Option("--encoder <name>", "dense encoder: our TAESR artifact or a quality peer").choices(["taesr", ...PEER_ENCODERS]).default("taesr"))
   .addOption(new Option("--fusion <method>", "hybrid fusion (default: the artifact's tuned fusion, else convex)").choices(["convex", "rrf"]))
-  .option("--weights <lexical,dense>", "hybrid fusion weights (default: the artifact's tuned weights, else the fusion's constants)", parseWeights)
+  .option("--weights <lexical,dense[,sparse]>", "hybrid fusion weights (default: the artifact's tuned weights, else the fusion's constants)", parseWeights)
+  .option("--no-sparse", "hybrid and late: leave out the learned sparse list of an artifact with the sparse head (the two-list fusion)")
+  .option("--sparse-terms <n>", `sparse terms kept per text, documents and queries (default ${SERVED_SPARSE_CUT.maxTerms}, the Worker's cut): the sparsity ablation`, positiveInteger)
   .option("--rerank-k <n>", `hybrid+late: rerank the top n (1–${MAX_LATE_RERANK_DEPTH}; default: the artifact's tuned k, else ${DEFAULT_LATE_RERANK_DEPTH})`, positiveInteger)
   .option("--late-weight <w>", "hybrid+late: MaxSim's share of the fused score, 0–1 (default: the artifact's tuned weight, else 0.5)", (value) => {
     const weight = Number(value);
@@ -164,7 +171,9 @@ type Options = {
   projection: Projection;
   encoder: "taesr" | PeerEncoderName;
   fusion?: FusionMethod;
-  weights?: Record<HybridList, number>;
+  weights?: Partial<Record<RankingList, number>>;
+  sparse: boolean;
+  sparseTerms?: number;
   sweep?: boolean;
   rerankK?: number;
   lateWeight?: number;
@@ -197,6 +206,10 @@ function checkCombinations(options: Options, mode: EvalMode): void {
     if (!served) throw new Error("--save needs the Worker's dense setting: --quant int8, --dims 128 (or 64), float vectors, matryoshka projection, --depth auto, early exit on, the manifest's router, no --query-depth");
     if (options.encoder !== "taesr") throw new Error(`--save writes the TAESR artifact's manifest; weights tuned with --encoder ${options.encoder} do not belong there`);
     if (options.limitQueries !== undefined) throw new Error("--save tunes on the whole split; drop --limit-queries");
+    // The Worker reads the sparse list of an artifact with the head: a two-list tuning would ship weights for a fusion
+    // it does not run.
+    if (!options.sparse) throw new Error("--save tunes the fusion the Worker runs, which reads the sparse list of an artifact with the sparse head; drop --no-sparse");
+    if (options.sparseTerms !== undefined) throw new Error(`--save tunes the fusion the Worker runs, which cuts sparse terms at ${SERVED_SPARSE_CUT.maxTerms}; drop --sparse-terms`);
   }
   if (options.tuneFusion && mode !== "hybrid" && mode !== "hybrid+late") throw new Error("--tune-fusion needs --mode hybrid (or hybrid+late: the late rerank)");
   if ((options.rerankK !== undefined || options.lateWeight !== undefined) && mode !== "hybrid+late") throw new Error("--rerank-k and --late-weight need --mode hybrid+late");
@@ -204,6 +217,10 @@ function checkCombinations(options: Options, mode: EvalMode): void {
   if (options.routerFile && options.router !== "fastrem") throw new Error("--router-file needs --router fastrem");
   if (options.weights && mode !== "hybrid" && mode !== "late" && mode !== "hybrid+late") throw new Error("--weights needs --mode hybrid, late or hybrid+late");
   if (options.sweep && mode !== "hybrid") throw new Error("--sweep needs --mode hybrid");
+  if (!options.sparse && mode !== "hybrid" && mode !== "late" && mode !== "hybrid+late") throw new Error("--no-sparse needs --mode hybrid, late or hybrid+late");
+  if (options.sparseTerms !== undefined && (!options.sparse || !["hybrid", "late", "hybrid+late", "sparse"].includes(mode))) {
+    throw new Error("--sparse-terms needs a mode that reads the sparse list: --mode sparse, or hybrid / late / hybrid+late without --no-sparse");
+  }
   if (options.quant === "binary" && options.vectors && !options.vectors.startsWith("binary")) {
     throw new Error(`--quant binary stores binary vectors; --vectors ${options.vectors} contradicts it (use --quant int8 --vectors ${options.vectors})`);
   }
@@ -248,7 +265,10 @@ async function main(): Promise<void> {
     if (!model.manifest.architecture.sparseHead) throw new Error(`--mode sparse: ${sparseUnavailableReason(model)}`);
     const dataset = await loadBeirDataset(options.dataset, options.split, { limitQueries: options.limitQueries });
     const depth = options.depth === "auto" ? ("auto" as const) : (Number(options.depth) as 1 | 3 | 6);
-    const sparseResult = await evaluateSparse(await model.encoder(variant), model.tokenizer, dataset, { depth, earlyExit: options.earlyExit, maxTerms: 256 });
+    const chosen = options.depth === "auto" ? model.manifest.retrieval?.documentDepth?.depth : undefined;
+    const documentDepth = options.documentDepth ? (Number(options.documentDepth) as 1 | 3 | 6) : (chosen as 1 | 3 | 6 | undefined);
+    const maxTerms = options.sparseTerms ?? SERVED_SPARSE_CUT.maxTerms;
+    const sparseResult = await evaluateSparse(await model.encoder(variant), model.tokenizer, dataset, { depth, ...(documentDepth !== undefined ? { documentDepth } : {}), earlyExit: options.earlyExit, maxTerms });
     const result = { ...sparseResult, split: options.split, quant: options.quant, model: model.label, encoder: "taesr", model_variant: variant };
     await model.release();
     if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
@@ -264,6 +284,7 @@ async function main(): Promise<void> {
   let dims = options.dims;
   let context;
   let meanDocDepth: number | null = null;
+  let sparseCut: { max_terms: number; mean_doc_terms: number } | undefined;
   if (options.encoder !== "taesr") {
     const peer = await openPeerSide(options.encoder, dataset);
     if (usesDense(mode)) {
@@ -292,13 +313,23 @@ async function main(): Promise<void> {
       const chosenDocumentDepth = options.depth === "auto" ? model.manifest.retrieval?.documentDepth?.depth : undefined;
       const documentDepth = options.documentDepth ? (Number(options.documentDepth) as 1 | 3 | 6) : (chosenDocumentDepth as 1 | 3 | 6 | undefined);
       const documentPass: CorpusPass = documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
-      const corpus = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors });
+      // The learned sparse list, as the Worker fuses it: in fused modes of an artifact whose graphs include the head.
+      const fused = mode === "hybrid" || mode === "late" || mode === "hybrid+late";
+      const sparse = fused && options.sparse && encoder.hasSparse ? { ...SERVED_SPARSE_CUT, ...(options.sparseTerms ? { maxTerms: options.sparseTerms } : {}) } : undefined;
+      if (sparse) console.error(`sparse: ${model.label} has the sparse head; hybrid fuses its learned terms as a third list (--no-sparse leaves them out)`);
+      const corpus = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors, ...(sparse ? { sparse } : {}) });
       meanDocDepth = corpus.meanDocDepth;
+      if (sparse && corpus.sparse) sparseCut = { max_terms: sparse.maxTerms, mean_doc_terms: Math.round((10 * corpus.sparse.postingCount) / Math.max(1, corpus.rows)) / 10 };
       inputs.dense = new DenseViews(corpus);
       // --query-depth: the queries alone at a fixed depth, against the same document vectors.
       const queryPass: CorpusPass = options.queryDepth ? { ...pass, depth: Number(options.queryDepth) as 1 | 3 | 6 } : pass;
       // Queries route as the Worker routes them for this mode (a hybrid-labelled router serves hybrid and late only).
-      inputs.queries = await encodeQueries(encoder, dataset.queries, queryPass, { tokenVectors, tokenizer: model.tokenizer, ranking: mode === "dense" ? "dense" : "hybrid" });
+      inputs.queries = await encodeQueries(encoder, dataset.queries, queryPass, {
+        tokenVectors,
+        ...(sparse ? { sparse } : {}),
+        tokenizer: model.tokenizer,
+        ranking: mode === "dense" ? "dense" : "hybrid",
+      });
       inputs.architecture = model.manifest.architecture;
     }
     context = {
@@ -329,6 +360,8 @@ async function main(): Promise<void> {
   const sweep = options.sweep ? sweepFusionWeights(outcome.kept!, dataset, fusion) : undefined;
   const fusionDefault = tuned ? ("manifest" as const) : ("built-in" as const);
   const result = evalResultJson({ ...context, dataset: dataset.name, split: options.split, modeName: options.mode, fusionDefault, lateDefault }, setting, outcome, sweep);
+  // The learned sparse list's cut, when it took part (its weight in force is in `weights.sparse`).
+  if (sparseCut && outcome.weights?.sparse !== undefined) result.sparse_terms = sparseCut;
   await model.release();
 
   if (options.tuneFusion && mode === "hybrid+late") {
@@ -348,7 +381,8 @@ async function main(): Promise<void> {
   } else if (options.tuneFusion) {
     if (options.split === "test") console.error("warning: tuning on the test split; tune on a validation split (e.g. --split train) and report test");
     const fair = options.encoder === "taesr" ? fairTuningQueries(outcome.kept!, model.manifest, { name: dataset.name, split: options.split }) : { kept: outcome.kept! };
-    console.error(`tuning the fusion on ${dataset.name} ${options.split}: ${fair.note ?? `${dataset.queries.length} queries`}, convex and RRF × 21 lexical weights`);
+    const grid = fair.kept[0]?.lists.sparse ? "the lexical/dense/sparse simplex in tenths" : "21 lexical weights";
+    console.error(`tuning the fusion on ${dataset.name} ${options.split}: ${fair.note ?? `${dataset.queries.length} queries`}, convex and RRF × ${grid}`);
     const tuning = tuneFusion(fair.kept, dataset);
     result.tuning = { ...tuningJson(tuning, options.split), ...(fair.note ? { queries_used: fair.note } : {}) };
     if (options.save) {
@@ -356,7 +390,8 @@ async function main(): Promise<void> {
       const record = tunedFusionRecord(tuning, { dataset: dataset.name, split: options.split, dims, variant });
       const saved = await saveTunedFusion(modelDir, record, { command: `npm run eval -- ${commandArgs().join(" ")}`, note: [fair.note, tieNote(tuning)].filter(Boolean).join("; ") || undefined });
       const where = saved.changelog ? ` and ${saved.changelog}` : " (no CHANGELOG.md beside the artifact folder)";
-      console.error(`saved ${record.method} lexical ${record.weights.lexical} / dense ${record.weights.dense} into ${saved.manifest}${where}`);
+      const sparseWeight = record.weights.sparse !== undefined ? ` / sparse ${record.weights.sparse}` : "";
+      console.error(`saved ${record.method} lexical ${record.weights.lexical} / dense ${record.weights.dense}${sparseWeight} into ${saved.manifest}${where}`);
       result.saved = { manifest: saved.manifest, changelog: saved.changelog, fusion: record };
     }
   }

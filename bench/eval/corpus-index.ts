@@ -8,7 +8,8 @@
  *   dims (`prefixNormalizeRows`: a prefix of any positive rescaling normalises to the same vector), so a 64-d setting
  *   costs a slice, not another pass over the corpus. Documents are embedded as the Worker indexes them:
  *   title + "\n" + text ({@link documentText}), batches of 16. Optionally it also keeps every document's token vectors,
- *   int8-quantised, for late interaction.
+ *   int8-quantised, for late interaction, and every document's learned sparse terms (a model with the sparse head) in
+ *   an inverted index, for the sparse list hybrid fuses.
  * - {@link DenseViews}: what a setting derives from the 384-d vectors, cached per (projection, width): the
  *   Matryoshka-prefix or PCA-projected float matrix, its int8 codes and its sign bits.
  *
@@ -23,6 +24,7 @@ import {
   buildBm25Postings,
   documentText,
   fitPca,
+  SparseIndex,
   lexicalTerms,
   packSignBits,
   pcaProject,
@@ -82,28 +84,56 @@ export interface DenseIndex {
   tokens?: QuantizedTokenMatrix[];
   /** Mean stored bytes of a document's token matrix. */
   tokenBytesPerDoc?: number;
+  /** The documents' learned sparse terms (slot = corpus row), when asked for. */
+  sparse?: SparseIndex<number>;
+  /** Mean stored bytes of a document's sparse postings: 8 per (term, document) pair, a u32 term id and a float32. */
+  sparseBytesPerDoc?: number;
   embedSeconds: number;
 }
 
-/** Embeds the corpus at 384 dims with the pass's depth (and keeps int8 token matrices if `tokenVectors`). */
+/** How sparse terms are cut per text: every weight above `threshold`, at most `maxTerms` (the Worker's defaults). */
+export interface SparseCut {
+  threshold: number;
+  maxTerms: number;
+}
+
+/** The Worker's cut (workers/edge/src/model-loader.ts DEFAULT_SPARSE): documents and queries alike. */
+export const SERVED_SPARSE_CUT: Readonly<SparseCut> = Object.freeze({ threshold: 0, maxTerms: 256 });
+
+/**
+ * Embeds the corpus at 384 dims with the pass's depth (and keeps int8 token matrices if `tokenVectors`, and the sparse
+ * terms cut by `sparse` in an inverted index if given: the same call, as the Worker's indexer makes it).
+ */
 export async function embedCorpus(
   encoder: TaesrEncoder,
   corpus: readonly BeirDocument[],
   pass: CorpusPass,
-  options: { tokenVectors?: boolean } = {},
+  options: { tokenVectors?: boolean; sparse?: SparseCut } = {},
 ): Promise<DenseIndex> {
   const fullDims = encoder.architecture.outputDim;
   const vectors = new Float32Array(corpus.length * fullDims);
   const tokens: QuantizedTokenMatrix[] | undefined = options.tokenVectors ? [] : undefined;
+  const sparse = options.sparse ? new SparseIndex<number>() : undefined;
   let tokenBytes = 0;
   let depthSum = 0;
   const started = performance.now();
-  const bar = progressBar(`embedding corpus (${passLabel(pass)}${tokens ? ", token vectors" : ""})`, corpus.length, "docs");
+  const extras = [tokens ? "token vectors" : "", sparse ? "sparse terms" : ""].filter(Boolean).map((extra) => `, ${extra}`).join("");
+  const bar = progressBar(`embedding corpus (${passLabel(pass)}${extras})`, corpus.length, "docs");
   for (let start = 0; start < corpus.length; start += DOCUMENT_BATCH) {
     const batch = corpus.slice(start, start + DOCUMENT_BATCH).map(documentText);
-    const result = await encoder.embed(batch, { dims: fullDims, depth: pass.depth, earlyExit: pass.earlyExit, tokenVectors: Boolean(tokens) });
+    const result = await encoder.embed(batch, {
+      dims: fullDims,
+      depth: pass.depth,
+      earlyExit: pass.earlyExit,
+      tokenVectors: Boolean(tokens),
+      ...(options.sparse ? { sparse: { ...options.sparse } } : {}),
+    });
     result.embeddings.forEach((vector, i) => vectors.set(vector, (start + i) * fullDims));
     depthSum += result.depth * batch.length;
+    if (sparse) {
+      if (result.sparse?.length !== batch.length) throw new Error("the encoder returned no sparse terms (src/model/encoder.ts sparse; does the artifact have the sparse head?)");
+      result.sparse.forEach((terms, i) => sparse.add(start + i, terms));
+    }
     if (tokens) {
       if (!result.tokenVectors) throw new Error("the encoder returned no token vectors (src/model/encoder.ts tokenVectors)");
       for (const matrix of result.tokenVectors) {
@@ -121,6 +151,7 @@ export async function embedCorpus(
     rows: corpus.length,
     meanDocDepth: depthSum / corpus.length,
     ...(tokens ? { tokens, tokenBytesPerDoc: tokenBytes / corpus.length } : {}),
+    ...(sparse ? { sparse, sparseBytesPerDoc: (8 * sparse.postingCount) / Math.max(1, corpus.length) } : {}),
     embedSeconds: (performance.now() - started) / 1000,
   };
 }

@@ -9,12 +9,16 @@
  *   float (exact cosine), int8 (scalar-quantised document vectors · float query), binary (Hamming distance of sign bits
  *   only), binary-rescore (Hamming scan for the top 10·k, k = 100, then int8 rescoring against the float query; those
  *   1,000 candidates rescored form the ranking, whose top 100 is exactly binaryRescoreSearch(…, 100)).
- * - hybrid: both lists, 1,000 deep, fused (convex by default, RRF on request) — the Worker's ranking policy.
+ * - hybrid: both lists, 1,000 deep, fused (convex by default, RRF on request) — the Worker's ranking policy. When the
+ *   corpus index holds learned sparse terms (an artifact with the sparse head) and the queries carry theirs, the sparse
+ *   list joins as a third, as in the Worker: with the weight in force (src/retrieval/hybrid.ts sparseWeight), and not
+ *   read at all when that weight is 0. Late modes fuse their first stage the same way.
  * - late: the hybrid ranking, then its top 100 reranked by MaxSim of the query's token vectors against each document's
  *   int8 token matrix (src/retrieval/late.ts); ranks 101–1,000 keep the hybrid order. MaxSim alone: a diagnostic.
  * - hybrid+late: the Worker's rerank stage — the hybrid ranking's top k rescored by MaxSim fused with the hybrid score
  *   (src/retrieval/late.ts fuseLateInteraction, the function the Worker calls), k and weights from the setting.
- * - sparse: needs a sparse head no artifact has yet; callers check model.ts's sparseUnavailableReason first.
+ * - sparse: the learned sparse list alone (the corpus index must hold the documents' sparse terms, embedded by an
+ *   artifact with the sparse head, and the queries theirs); callers check model.ts's sparseUnavailableReason first.
  */
 import { progressBar } from "../progress.js";
 import { averagePrecisionAt, mean, mrrAt, ndcgAt, percentile, recallAt } from "../../src/eval/metrics.js";
@@ -30,6 +34,7 @@ import {
   hammingSearch,
   hybridWeights,
   int8Search,
+  sparseWeight,
   lateRerank,
   lexicalTerms,
   packSignBits,
@@ -38,10 +43,10 @@ import {
   type FusedHit,
   type FusionDefault,
   type FusionMethod,
-  type HybridList,
   type LateFusionOptions,
   type QuantizedTokenMatrix,
   type RankedHit,
+  type RankingList,
 } from "../../src/retrieval/index.js";
 import type { WordPieceTokenizer } from "../../src/tokenizer/index.js";
 import type { DenseViews, LexicalIndex, Projection } from "./corpus-index.js";
@@ -69,7 +74,7 @@ export interface EvalSetting {
   projection: Projection;
   /** Hybrid and late: how the lists are fused, and weight overrides (default: the fusion's defaults). */
   fusion: FusionMethod;
-  weights?: Partial<Record<HybridList, number>>;
+  weights?: Partial<Record<RankingList, number>>;
   /**
    * The artifact's tuned fusion (manifest `retrieval.fusion`), whose weights are the defaults when `fusion` is its
    * method — as in the Worker. Absent: the built-in constants.
@@ -103,6 +108,8 @@ export interface IndexBytesPerDoc {
   dense: number | null;
   bm25: number | null;
   late: number | null;
+  /** The learned sparse postings, when the setting reads them. */
+  sparse?: number;
   total: number;
 }
 
@@ -121,8 +128,8 @@ export interface EvalOutcome {
   /** Mean encoder FLOPs per query (src/model/flops.ts at each query's own token count and depth). */
   flops_per_query: number | null;
   index_bytes_per_doc: IndexBytesPerDoc;
-  /** Hybrid and late: the fusion weights in effect. */
-  weights: { dense: number; lexical: number } | null;
+  /** Hybrid and late: the fusion weights in effect (`sparse` when the sparse list took part). */
+  weights: { dense: number; lexical: number; sparse?: number } | null;
   /** hybrid+late: the same metrics of the hybrid ranking before the rerank (same queries, same run). */
   first_stage?: { "ndcg@10": number; "recall@100": number };
   runLines?: string[];
@@ -132,7 +139,7 @@ export interface EvalOutcome {
 }
 
 export interface KeptLists {
-  lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[] };
+  lists: { dense?: RankedHit<number>[]; lexical?: RankedHit<number>[]; sparse?: RankedHit<number>[] };
   judgements: ReadonlyMap<string, number>;
   /** The query's id (evaluate always sets it): fusion tuning selects the queries an adaptation held out by it. */
   queryId?: string;
@@ -140,7 +147,7 @@ export interface KeptLists {
    * hybrid+late: the hybrid ranking (before the rerank), the MaxSim of its top {@link MAX_LATE_RERANK_DEPTH} and the
    * query's token count — everything late tuning needs to re-fuse at other k and weights without scoring again.
    */
-  late?: { firstStage: FusedHit<number, HybridList>[]; maxSims: (number | undefined)[]; queryTokens: number };
+  late?: { firstStage: FusedHit<number, RankingList>[]; maxSims: (number | undefined)[]; queryTokens: number };
 }
 
 export function usesDense(mode: EvalMode): boolean {
@@ -172,7 +179,10 @@ export function denseBytesPerDoc(setting: Pick<EvalSetting, "dims" | "vectors" |
 export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: EvalOptions = {}): EvalOutcome {
   const { dataset, tokenizer } = inputs;
   const { mode } = setting;
-  if (mode === "sparse") throw new Error("sparse mode needs a sparse head (see bench/eval/model.ts sparseUnavailableReason)");
+  const sparseOnly = mode === "sparse";
+  if (sparseOnly && (!inputs.dense?.index.sparse || !inputs.queries)) {
+    throw new Error("sparse mode needs the corpus's learned sparse terms (embed it with the sparse cut: an artifact with the sparse head) and the queries' (see bench/eval/model.ts sparseUnavailableReason)");
+  }
   const dense = usesDense(mode) ? inputs.dense : undefined;
   const lexical = usesLexical(mode) ? inputs.lexical : undefined;
   if (usesDense(mode) && (!dense || !inputs.queries)) throw new Error(`${mode} mode needs the dense index and the encoded queries`);
@@ -184,7 +194,12 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   }
   const { dims, vectors, projection } = setting;
   const fused = mode === "hybrid" || mode === "late" || mode === "hybrid+late";
-  const weights = fused ? hybridWeights(setting.fusion, setting.weights, setting.defaults) : null;
+  // The sparse list as the Worker reads it (workers/edge/src/sparse-plan.ts): in fused modes, when the corpus has its
+  // terms, and only at a weight above 0.
+  const sparseIndex = fused || sparseOnly ? inputs.dense?.index.sparse : undefined;
+  const sparseShare = sparseOnly ? 1 : sparseIndex ? sparseWeight(setting.fusion, setting.weights, setting.defaults) : 0;
+  const sparse = sparseShare > 0 ? sparseIndex : undefined;
+  const weights = fused ? { ...hybridWeights(setting.fusion, setting.weights, setting.defaults), ...(sparse ? { sparse: sparseShare } : {}) } : null;
 
   // Built before the clock starts: these are index structures, not per-query work.
   const floatMatrix = dense && vectors === "float" ? dense.matrix(projection, dims) : undefined;
@@ -217,7 +232,11 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
       }
     }
     if (lexical) lists.lexical = bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), lexical.stats, lexical.postings, CANDIDATES);
-    const searchMode = mode === "bm25" ? "lexical" : mode === "dense" ? "dense" : "hybrid";
+    if (sparse) {
+      if (!encoded?.sparse) throw new Error(`query ${query.id} has no sparse terms (encode the queries with the sparse cut)`);
+      lists.sparse = sparse.search(encoded.sparse, CANDIDATES);
+    }
+    const searchMode = mode === "bm25" ? "lexical" : mode === "dense" || mode === "sparse" ? mode : "hybrid";
     const firstStage = combineRankings(searchMode, lists, {
       topK: CANDIDATES,
       fusion: setting.fusion,
@@ -237,7 +256,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
     }
     const firstStageIds = mode === "hybrid+late" ? firstStage.map((hit) => dataset.corpus[hit.id]!.id) : undefined;
     const elapsed = performance.now() - started;
-    latencies.push(elapsed + (encoded && usesDense(mode) ? encoded.encodeMs : 0));
+    latencies.push(elapsed + (encoded && (usesDense(mode) || sparseOnly) ? encoded.encodeMs : 0));
 
     const ranked = ranking.map((hit) => dataset.corpus[hit.id]!.id);
     const judgements = judgementsOf(dataset, query.id);
@@ -256,7 +275,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   });
   bar?.stop();
 
-  const encoded = dense ? inputs.queries! : [];
+  const encoded = dense || sparseOnly ? inputs.queries! : [];
   const depths = encoded.flatMap((q) => (q.depth === null ? [] : [q.depth]));
   const tokens = encoded.flatMap((q) => (q.tokens === null ? [] : [q.tokens]));
   const architecture = inputs.architecture;
@@ -267,6 +286,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   const denseBytes = dense ? denseBytesPerDoc(setting, dense.index.fullDims, dense.index.rows) : null;
   const bm25Bytes = lexical ? lexical.bytesPerDoc : null;
   const lateBytes = usesTokens(mode) ? (dense?.index.tokenBytesPerDoc ?? null) : null;
+  const sparseBytes = sparse ? dense?.index.sparseBytesPerDoc : undefined;
 
   return {
     "ndcg@10": mean(perQuery.ndcg10),
@@ -284,7 +304,8 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
       dense: denseBytes,
       bm25: bm25Bytes,
       late: lateBytes,
-      total: (denseBytes ?? 0) + (bm25Bytes ?? 0) + (lateBytes ?? 0),
+      ...(sparseBytes !== undefined ? { sparse: sparseBytes } : {}),
+      total: (denseBytes ?? 0) + (bm25Bytes ?? 0) + (lateBytes ?? 0) + (sparseBytes ?? 0),
     },
     weights,
     ...(mode === "hybrid+late" ? { first_stage: { "ndcg@10": mean(firstStageNdcg10), "recall@100": mean(firstStageRecall100) } } : {}),
@@ -327,20 +348,25 @@ export function sweepFusionWeights(
   });
 }
 
-type KeptFusion = { fusion: FusionMethod; weights: { lexical: number; dense: number } };
+/** A fusion to re-rank kept lists by; `sparse` is the sparse list's weight when the lists kept one (0 leaves it out). */
+type KeptFusion = { fusion: FusionMethod; weights: { lexical: number; dense: number; sparse?: number } };
 
 /**
- * NDCG@10 per query of kept candidate lists ranked again — fused with the given fusion and weights (hybrid), or one
- * list alone — over the same 1,000-deep ranking {@link evaluate} scores, without embedding anything again.
+ * NDCG@10 per query of kept candidate lists ranked again — fused with the given fusion and weights (hybrid: every
+ * kept list, the sparse one only at a sparse weight above 0), or one list alone — over the same 1,000-deep ranking
+ * {@link evaluate} scores, without embedding anything again.
  */
 export function keptNdcg10PerQuery(
   kept: readonly KeptLists[],
   dataset: EvalDataset,
-  mode: "hybrid" | "dense" | "lexical",
+  mode: "hybrid" | "dense" | "lexical" | "sparse",
   fusion: KeptFusion = { fusion: "convex", weights: { lexical: 1, dense: 1 } },
 ): number[] {
-  return kept.map(({ lists, judgements }) => {
-    const ranked: FusedHit<number, HybridList>[] = combineRankings(mode, lists, {
+  return kept.map(({ lists: all, judgements }) => {
+    const { sparse, ...pair } = all;
+    // A sparse list joins only with a positive weight, as evaluate() and the Worker read it.
+    const lists = mode === "sparse" || (sparse && (fusion.weights.sparse ?? 0) > 0) ? { ...pair, sparse } : pair;
+    const ranked: FusedHit<number, RankingList>[] = combineRankings(mode, lists, {
       topK: CANDIDATES,
       fusion: fusion.fusion,
       weights: fusion.weights,
@@ -351,7 +377,7 @@ export function keptNdcg10PerQuery(
 }
 
 /** Mean of {@link keptNdcg10PerQuery}. */
-export function keptNdcg10(kept: readonly KeptLists[], dataset: EvalDataset, mode: "hybrid" | "dense" | "lexical", fusion?: KeptFusion): number {
+export function keptNdcg10(kept: readonly KeptLists[], dataset: EvalDataset, mode: "hybrid" | "dense" | "lexical" | "sparse", fusion?: KeptFusion): number {
   return mean(keptNdcg10PerQuery(kept, dataset, mode, fusion));
 }
 

@@ -9,6 +9,13 @@
  * own scores are reported beside it to show it. Every point re-fuses the candidate lists `evaluate` kept (1,000 deep,
  * the ranking the metrics are computed on), so the grid costs no embedding.
  *
+ * With a third list (the learned sparse terms of an artifact with the sparse head, kept by `evaluate` when the corpus
+ * was embedded with them) the grid is the simplex of (lexical, dense, sparse) weights summing to 1 in steps of 0.1
+ * ({@link THREE_LIST_STEP}: 66 points per method, against 231 at 0.05, each a re-fusion of every query's three
+ * 1,000-deep lists). Its corners are the three lists alone and its sparse-0 edge is the two-list grid at 0.1, so the
+ * same guarantee holds against all three components, and a sparse list that does not help gets weight 0 (the Worker
+ * then does not read it).
+ *
  * The choice: the best mean NDCG@10, where "ties go to the larger lexical share" (BM25 is the cheaper side and the
  * one the service can fall back on), then to convex (the score-aware default) — with a tie judged statistically, not
  * to the last digit: the one-standard-error rule. A point ties with the best when its shortfall is within one standard
@@ -38,6 +45,8 @@ import { keptNdcg10PerQuery, round4, type KeptLists } from "./evaluate.js";
 export const TUNING_LEXICAL: readonly number[] = Array.from({ length: 21 }, (_, i) => (5 * i) / 100);
 /** Convex first: on a tie between methods the score-aware default wins. */
 export const TUNING_METHODS: readonly FusionMethod[] = ["convex", "rrf"];
+/** Weight step of the three-list simplex (tenths): see the module note for why coarser than the two-list grid. */
+export const THREE_LIST_STEP = 0.1;
 /** How many standard errors of the paired difference a shortfall may be and still count as a tie with the best. */
 export const TIE_STANDARD_ERRORS = 1;
 
@@ -45,6 +54,8 @@ export interface TuningPoint {
   method: FusionMethod;
   lexical: number;
   dense: number;
+  /** The sparse list's weight; absent in a two-list grid. */
+  sparse?: number;
   "ndcg@10": number;
   /** NDCG@10 of every query, in one order for all points; without it (hand-made grids) only exact ties count. */
   perQuery?: readonly number[];
@@ -56,9 +67,14 @@ export interface FusionTuningResult {
   chosen: TuningPoint;
   /** The plain argmax of NDCG@10, for comparison. */
   best: TuningPoint;
-  /** NDCG@10 of each list ranked alone, on the same kept candidates. */
-  components: { lexicalOnly: number; denseOnly: number };
+  /** NDCG@10 of each list ranked alone, on the same kept candidates (`sparseOnly` when the lists had a sparse one). */
+  components: { lexicalOnly: number; denseOnly: number; sparseOnly?: number };
   queries: number;
+}
+
+/** A point's weights as a fusion names them (`sparse` only in a three-list grid). */
+function weightsOf(point: TuningPoint): FusionDefault["weights"] {
+  return { lexical: point.lexical, dense: point.dense, ...(point.sparse !== undefined ? { sparse: point.sparse } : {}) };
 }
 
 /** Rounds to hundredths: the grid's resolution, so 1 − 0.85 is written 0.15 and not 0.15000000000000002. */
@@ -66,9 +82,14 @@ function hundredths(value: number): number {
   return Math.round(value * 100) / 100;
 }
 
-/** Share of the lexical list in a weight pair (the ranking depends only on the ratio). */
-function lexicalShare(point: Pick<TuningPoint, "lexical" | "dense">): number {
-  return point.lexical / (point.lexical + point.dense);
+/** Share of the lexical list in a point's weights (the ranking depends only on the ratios). */
+function lexicalShare(point: Pick<TuningPoint, "lexical" | "dense" | "sparse">): number {
+  return point.lexical / (point.lexical + point.dense + (point.sparse ?? 0));
+}
+
+/** Share of the sparse list in a point's weights (0 in a two-list grid). */
+function sparseShare(point: Pick<TuningPoint, "lexical" | "dense" | "sparse">): number {
+  return (point.sparse ?? 0) / (point.lexical + point.dense + (point.sparse ?? 0));
 }
 
 /**
@@ -86,8 +107,8 @@ export function pairedStandardError(a: readonly number[] | undefined, b: readonl
 /**
  * The grid point to ship and the plain best: among the points that tie with the best (shortfall within
  * {@link TIE_STANDARD_ERRORS} paired standard errors) and score at least `floor` (the better component alone), the
- * largest lexical share, then the method listed first in {@link TUNING_METHODS} (convex), then the higher NDCG@10.
- * Pure, so the rule can be tested on a hand-made grid.
+ * largest lexical share, then the smallest sparse share (the list a search can skip reading), then the method listed
+ * first in {@link TUNING_METHODS} (convex), then the higher NDCG@10. Pure, so the rule can be tested on a hand-made grid.
  */
 export function chooseFusion(grid: readonly TuningPoint[], floor = Number.NEGATIVE_INFINITY): { chosen: TuningPoint; best: TuningPoint } {
   if (grid.length === 0) throw new Error("the fusion tuning grid is empty");
@@ -101,6 +122,8 @@ export function chooseFusion(grid: readonly TuningPoint[], floor = Number.NEGATI
   const chosen = ties.reduce((pick, point) => {
     const share = lexicalShare(point) - lexicalShare(pick);
     if (share !== 0) return share > 0 ? point : pick;
+    const sparse = sparseShare(point) - sparseShare(pick);
+    if (sparse !== 0) return sparse < 0 ? point : pick;
     const order = methodOrder(point.method) - methodOrder(pick.method);
     if (order !== 0) return order < 0 ? point : pick;
     return point["ndcg@10"] > pick["ndcg@10"] ? point : pick;
@@ -108,19 +131,42 @@ export function chooseFusion(grid: readonly TuningPoint[], floor = Number.NEGATI
   return { chosen, best };
 }
 
-/** Every grid point's NDCG@10 on the kept lists, the choice, and each component alone. */
+/** The (lexical, dense, sparse) weights of the three-list simplex at {@link THREE_LIST_STEP}, lexical-heavy first. */
+export function threeListWeights(): { lexical: number; dense: number; sparse: number }[] {
+  const steps = Math.round(1 / THREE_LIST_STEP);
+  const points: { lexical: number; dense: number; sparse: number }[] = [];
+  for (let l = steps; l >= 0; l--) {
+    for (let s = 0; s <= steps - l; s++) points.push({ lexical: hundredths(l / steps), dense: hundredths((steps - l - s) / steps), sparse: hundredths(s / steps) });
+  }
+  return points;
+}
+
+/**
+ * Every grid point's NDCG@10 on the kept lists, the choice, and each component alone: the two-list grid, or the
+ * three-list simplex when every query kept a sparse list (see the module note).
+ */
 export function tuneFusion(kept: readonly KeptLists[], dataset: EvalDataset): FusionTuningResult {
   if (kept.some(({ lists }) => !lists.dense || !lists.lexical)) throw new Error("fusion tuning needs both candidate lists of every query (hybrid mode)");
+  const withSparse = kept.length > 0 && kept.every(({ lists }) => lists.sparse !== undefined);
+  const weightGrid = withSparse ? threeListWeights() : TUNING_LEXICAL.map((lexical) => ({ lexical, dense: hundredths(1 - lexical) }));
   const grid = TUNING_METHODS.flatMap((method) =>
-    TUNING_LEXICAL.map((lexical): TuningPoint => {
-      const dense = hundredths(1 - lexical);
-      const perQuery = keptNdcg10PerQuery(kept, dataset, "hybrid", { fusion: method, weights: { lexical, dense } });
-      return { method, lexical, dense, "ndcg@10": mean(perQuery), perQuery };
+    weightGrid.map((weights): TuningPoint => {
+      const perQuery = keptNdcg10PerQuery(kept, dataset, "hybrid", { fusion: method, weights });
+      return { method, ...weights, "ndcg@10": mean(perQuery), perQuery };
     }),
   );
-  const components = { lexicalOnly: mean(keptNdcg10PerQuery(kept, dataset, "lexical")), denseOnly: mean(keptNdcg10PerQuery(kept, dataset, "dense")) };
-  const { chosen, best } = chooseFusion(grid, Math.max(components.lexicalOnly, components.denseOnly));
+  const components = {
+    lexicalOnly: mean(keptNdcg10PerQuery(kept, dataset, "lexical")),
+    denseOnly: mean(keptNdcg10PerQuery(kept, dataset, "dense")),
+    ...(withSparse ? { sparseOnly: mean(keptNdcg10PerQuery(kept, dataset, "sparse")) } : {}),
+  };
+  const { chosen, best } = chooseFusion(grid, bestComponent(components));
   return { grid, chosen, best, components, queries: kept.length };
+}
+
+/** NDCG@10 of the best list alone. */
+function bestComponent(components: FusionTuningResult["components"]): number {
+  return Math.max(components.lexicalOnly, components.denseOnly, components.sparseOnly ?? Number.NEGATIVE_INFINITY);
 }
 
 /**
@@ -128,7 +174,7 @@ export function tuneFusion(kept: readonly KeptLists[], dataset: EvalDataset): Fu
  * so this fails only if fusing a single list reordered it (a float tie in the normalisation); --save refuses then.
  */
 export function neverBelowComponents(result: FusionTuningResult): boolean {
-  return result.chosen["ndcg@10"] >= Math.max(result.components.lexicalOnly, result.components.denseOnly);
+  return result.chosen["ndcg@10"] >= bestComponent(result.components);
 }
 
 /** The fewest queries a fusion may be tuned on: below it one query moves the mean by more than any weight step. */
@@ -239,7 +285,7 @@ export function tunedFusionRecord(result: FusionTuningResult, context: TuningCon
   const { chosen, components } = result;
   return {
     method: chosen.method,
-    weights: { lexical: chosen.lexical, dense: chosen.dense },
+    weights: { lexical: chosen.lexical, dense: chosen.dense, ...(chosen.sparse !== undefined ? { sparse: chosen.sparse } : {}) },
     tunedOn: {
       dataset: context.dataset,
       split: context.split,
@@ -247,6 +293,7 @@ export function tunedFusionRecord(result: FusionTuningResult, context: TuningCon
       ndcg10: round4(chosen["ndcg@10"]),
       lexicalOnly: round4(components.lexicalOnly),
       denseOnly: round4(components.denseOnly),
+      ...(components.sparseOnly !== undefined ? { sparseOnly: round4(components.sparseOnly) } : {}),
       date: context.date ?? new Date().toISOString().slice(0, 10),
       dims: context.dims,
       variant: context.variant,
@@ -270,7 +317,8 @@ export function manifestTextWithFusion(originalText: string, fusion: TunedFusion
 }
 
 function describeFusion(fusion: FusionDefault): string {
-  return `${fusion.method} lexical ${fusion.weights.lexical} / dense ${fusion.weights.dense}`;
+  const sparse = fusion.weights.sparse !== undefined ? ` / sparse ${fusion.weights.sparse}` : "";
+  return `${fusion.method} lexical ${fusion.weights.lexical} / dense ${fusion.weights.dense}${sparse}`;
 }
 
 export interface SaveNotes {
@@ -286,7 +334,7 @@ export function tieNote(result: FusionTuningResult): string | undefined {
   if (best === chosen) return undefined;
   const se = pairedStandardError(best.perQuery, chosen.perQuery);
   return (
-    `the argmax, ${describeFusion({ method: best.method, weights: best })} at ${best["ndcg@10"].toFixed(4)}, is within ` +
+    `the argmax, ${describeFusion({ method: best.method, weights: weightsOf(best) })} at ${best["ndcg@10"].toFixed(4)}, is within ` +
     `${TIE_STANDARD_ERRORS} paired standard error (${se.toFixed(4)}) of it: a tie, resolved towards lexical`
   );
 }
@@ -304,6 +352,7 @@ export function changelogLine(label: string, fusion: TunedFusion, previous: Fusi
     `- fusion retuned: ${label}, ${t.date} — hybrid default ${describeFusion(fusion)} (was ${was}); ` +
     `${t.dataset} ${t.split} (${t.queries} queries${setting}) NDCG@10 ${t.ndcg10.toFixed(4)} ` +
     `vs BM25 alone ${t.lexicalOnly.toFixed(4)}, dense alone ${t.denseOnly.toFixed(4)}` +
+    (t.sparseOnly !== undefined ? `, sparse alone ${t.sparseOnly.toFixed(4)}` : "") +
     (note ? `; ${note}` : "") +
     (command ? ` (\`${command}\`)` : "")
   );
@@ -334,15 +383,19 @@ export async function saveTunedFusion(artifactDir: string, fusion: TunedFusion, 
 
 /** The tuning as the eval JSON prints it (`tuning` key): figures to four decimals. */
 export function tuningJson(result: FusionTuningResult, split: string): Record<string, unknown> {
-  const point = ({ method, lexical, dense, ...p }: TuningPoint) => ({ method, lexical, dense, "ndcg@10": round4(p["ndcg@10"]) });
+  const point = ({ method, lexical, dense, sparse, ...p }: TuningPoint) => ({ method, lexical, dense, ...(sparse !== undefined ? { sparse } : {}), "ndcg@10": round4(p["ndcg@10"]) });
   const se = (p: TuningPoint) => round4(pairedStandardError(result.best.perQuery, p.perQuery));
   return {
     split,
     queries: result.queries,
-    rule: `best NDCG@10; points within ${TIE_STANDARD_ERRORS} paired standard error of the best (and not below either component) tie; ties → larger lexical share, then convex`,
-    chosen: { method: result.chosen.method, weights: { lexical: result.chosen.lexical, dense: result.chosen.dense }, "ndcg@10": round4(result.chosen["ndcg@10"]) },
+    rule: `best NDCG@10; points within ${TIE_STANDARD_ERRORS} paired standard error of the best (and not below any component) tie; ties → larger lexical share, then smaller sparse share, then convex`,
+    chosen: { method: result.chosen.method, weights: weightsOf(result.chosen), "ndcg@10": round4(result.chosen["ndcg@10"]) },
     best: { ...point(result.best), shortfall_of_chosen: round4(result.best["ndcg@10"] - result.chosen["ndcg@10"]), standard_error: se(result.chosen) },
-    components: { lexical_only: round4(result.components.lexicalOnly), dense_only: round4(result.components.denseOnly) },
+    components: {
+      lexical_only: round4(result.components.lexicalOnly),
+      dense_only: round4(result.components.denseOnly),
+      ...(result.components.sparseOnly !== undefined ? { sparse_only: round4(result.components.sparseOnly) } : {}),
+    },
     never_below_components: neverBelowComponents(result),
     grid: result.grid.map(point),
   };

@@ -121,7 +121,14 @@ export function tunedLateRecord(result: LateTuningResult, context: LateTuningCon
       ndcg10: round4(chosen["ndcg@10"]),
       firstStageOnly: round4(components.firstStageOnly),
       lateOnly: round4(components.lateOnly),
-      fusion: { method: context.fusion.method, weights: { lexical: context.fusion.weights.lexical, dense: context.fusion.weights.dense } },
+      fusion: {
+        method: context.fusion.method,
+        weights: {
+          lexical: context.fusion.weights.lexical,
+          dense: context.fusion.weights.dense,
+          ...(context.fusion.weights.sparse !== undefined ? { sparse: context.fusion.weights.sparse } : {}),
+        },
+      },
       date: context.date ?? new Date().toISOString().slice(0, 10),
       dims: context.dims,
       variant: context.variant,

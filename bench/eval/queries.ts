@@ -11,8 +11,9 @@
 import { progressBar } from "../progress.js";
 import type { BeirQuery } from "../../src/eval/beir.js";
 import type { EmbeddingRanking, TaesrEncoder, TokenVectors } from "../../src/model/index.js";
+import type { SparseVector } from "../../src/retrieval/index.js";
 import type { PeerTextEncoder } from "../peers/types.js";
-import type { CorpusPass } from "./corpus-index.js";
+import type { CorpusPass, SparseCut } from "./corpus-index.js";
 
 export interface EncodedQuery {
   id: string;
@@ -27,6 +28,8 @@ export interface EncodedQuery {
   encodeMs: number;
   /** Late interaction: the query's token vectors, when asked for. */
   tokenVectors?: TokenVectors;
+  /** The query's learned sparse terms, when asked for (from the same embed call, as the Worker computes them). */
+  sparse?: SparseVector;
 }
 
 const WARMUP_CALLS = 3;
@@ -37,6 +40,8 @@ export async function encodeQueries(
   pass: CorpusPass,
   options: {
     tokenVectors?: boolean;
+    /** Also the sparse head's terms, cut like the documents'. */
+    sparse?: SparseCut;
     tokenizer: { encode(text: string, options: { maxLength: number }): number[] };
     /** The ranking the queries are searched in (encoder.ts `ranking`: which router depth auto consults); default dense. */
     ranking?: EmbeddingRanking;
@@ -44,9 +49,17 @@ export async function encodeQueries(
 ): Promise<EncodedQuery[]> {
   const dims = encoder.architecture.outputDim;
   const maxLength = encoder.architecture.maxLength;
-  const embedOptions = { dims, depth: pass.depth, earlyExit: pass.earlyExit, tokenVectors: Boolean(options.tokenVectors), ranking: options.ranking ?? "dense" };
+  const embedOptions = {
+    dims,
+    depth: pass.depth,
+    earlyExit: pass.earlyExit,
+    tokenVectors: Boolean(options.tokenVectors),
+    ranking: options.ranking ?? "dense",
+    ...(options.sparse ? { sparse: { ...options.sparse } } : {}),
+  };
   for (const query of queries.slice(0, WARMUP_CALLS)) await encoder.embed([query.text], embedOptions);
-  const bar = progressBar(`embedding queries${options.tokenVectors ? " (token vectors)" : ""}`, queries.length, "queries");
+  const extras = [options.tokenVectors ? "token vectors" : "", options.sparse ? "sparse terms" : ""].filter(Boolean).join(", ");
+  const bar = progressBar(`embedding queries${extras ? ` (${extras})` : ""}`, queries.length, "queries");
   const encoded: EncodedQuery[] = [];
   for (const query of queries) {
     const started = performance.now();
@@ -54,6 +67,8 @@ export async function encodeQueries(
     const encodeMs = performance.now() - started;
     const tokenVectors = result.tokenVectors?.[0];
     if (options.tokenVectors && !tokenVectors) throw new Error("the encoder returned no token vectors (src/model/encoder.ts tokenVectors)");
+    const sparse = result.sparse?.[0];
+    if (options.sparse && !sparse) throw new Error("the encoder returned no sparse terms (src/model/encoder.ts sparse)");
     encoded.push({
       id: query.id,
       text: query.text,
@@ -62,6 +77,7 @@ export async function encodeQueries(
       tokens: options.tokenizer.encode(query.text, { maxLength }).length,
       encodeMs,
       ...(tokenVectors ? { tokenVectors } : {}),
+      ...(sparse ? { sparse } : {}),
     });
     bar.increment();
   }

@@ -85,6 +85,7 @@ export function evalResultJson(
       dense: roundOrNull(bytes.dense),
       bm25: roundOrNull(bytes.bm25),
       late: roundOrNull(bytes.late),
+      ...(bytes.sparse !== undefined ? { sparse: round4(bytes.sparse) } : {}),
       total: round4(bytes.total),
     },
   };

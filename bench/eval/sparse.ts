@@ -1,6 +1,7 @@
 /**
  * `npm run eval -- --mode sparse`: learned sparse retrieval with the artifact's SPLADE-style head. The corpus is
- * embedded as the Worker would index it (title + "\n" + text, batches of 16, the chosen depth) with sparse terms on,
+ * embedded as the Worker would index it (title + "\n" + text, batches of 16, at the manifest's document depth when it
+ * chose one and the depth is auto, else the chosen depth) with sparse terms on,
  * every document's terms go into the in-memory inverted index (src/retrieval/sparse.ts), and each judged query is
  * encoded alone and searched 1,000 deep by the vocabulary dot product; the metrics are those of the other modes
  * (trec_eval conventions, src/eval/metrics.ts). Also reported: the sparse + BM25 fusion (convex, min-max normalised,
@@ -20,6 +21,8 @@ import { CANDIDATES, round4 } from "./evaluate.js";
 
 export interface SparseEvalOptions {
   depth: "auto" | 1 | 3 | 6;
+  /** The documents' depth when it differs from the queries' (the manifest's `retrieval.documentDepth`). */
+  documentDepth?: 1 | 3 | 6;
   earlyExit: boolean;
   maxTerms: number;
 }
@@ -61,13 +64,14 @@ export async function evaluateSparse(
 ): Promise<Record<string, unknown>> {
   const sparse = { threshold: 0, maxTerms: options.maxTerms };
   const embedOptions = { depth: options.depth, earlyExit: options.earlyExit, sparse };
+  const documentOptions = { ...embedOptions, depth: options.documentDepth ?? options.depth };
   const index = new SparseIndex<number>();
   let docTerms = 0;
   let docDepth = 0;
   const bar = progressBar("embedding corpus (sparse terms)", dataset.corpus.length, "docs");
   for (let start = 0; start < dataset.corpus.length; start += DOCUMENT_BATCH) {
     const batch = dataset.corpus.slice(start, start + DOCUMENT_BATCH);
-    const result = await encoder.embed(batch.map(documentText), embedOptions);
+    const result = await encoder.embed(batch.map(documentText), documentOptions);
     result.sparse!.forEach((terms, i) => {
       index.add(start + i, terms);
       docTerms += Object.keys(terms).length;

@@ -59,6 +59,8 @@ export {
   type EmbedResult,
   type EmbedRoute,
   type EncoderTokenizer,
+  type SparseOptions,
+  type SparseTerms,
   type TaesrEncoderInit,
   type TokenVectors,
 } from "./encoder.js";

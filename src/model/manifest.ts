@@ -70,8 +70,8 @@ function validationSplit(message: string) {
 const tunedFusionSchema = z.object({
   method: z.enum(["convex", "rrf"]),
   weights: z
-    .object({ lexical: fusionWeight, dense: fusionWeight })
-    .refine((w) => w.lexical > 0 || w.dense > 0, "at least one fusion weight must be above 0"),
+    .object({ lexical: fusionWeight, dense: fusionWeight, sparse: fusionWeight.optional() })
+    .refine((w) => w.lexical > 0 || w.dense > 0 || (w.sparse ?? 0) > 0, "at least one fusion weight must be above 0"),
   tunedOn: z.object({
     dataset: z.string().min(1),
     split: validationSplit("a fusion must not be tuned on the test split"),
@@ -79,6 +79,7 @@ const tunedFusionSchema = z.object({
     ndcg10: z.number().min(0).max(1),
     lexicalOnly: z.number().min(0).max(1),
     denseOnly: z.number().min(0).max(1),
+    sparseOnly: z.number().min(0).max(1).optional(),
     date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
     dims: positiveInt.optional(),
     variant: z.enum(["fp32", "int8", "int4"]).optional(),
@@ -115,7 +116,10 @@ const tunedLateFusionSchema = z.strictObject({
     ndcg10: z.number().min(0).max(1),
     firstStageOnly: z.number().min(0).max(1),
     lateOnly: z.number().min(0).max(1),
-    fusion: z.strictObject({ method: z.enum(["convex", "rrf"]), weights: z.strictObject({ lexical: fusionWeight, dense: fusionWeight }) }),
+    fusion: z.strictObject({
+      method: z.enum(["convex", "rrf"]),
+      weights: z.strictObject({ lexical: fusionWeight, dense: fusionWeight, sparse: fusionWeight.optional() }),
+    }),
     date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
     dims: positiveInt.optional(),
     variant: z.enum(["fp32", "int8", "int4"]).optional(),

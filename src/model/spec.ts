@@ -382,7 +382,7 @@ export interface LateTuningRecord {
   firstStageOnly: number;
   lateOnly: number;
   /** The first-stage fusion the rerank was tuned over (the artifact's `retrieval.fusion` at the time). */
-  fusion: { method: "convex" | "rrf"; weights: { lexical: number; dense: number } };
+  fusion: { method: "convex" | "rrf"; weights: { lexical: number; dense: number; sparse?: number } };
   date: string;
   dims?: number;
   variant?: "fp32" | "int8" | "int4";
@@ -390,11 +390,12 @@ export interface LateTuningRecord {
 
 /**
  * A hybrid fusion default tuned on a validation split. The fused ranking depends only on the weights' ratio; the tuner
- * writes lexical + dense = 1. A weight of 0 is allowed (the tuning grid includes each component alone).
+ * writes weights summing to 1. A weight of 0 is allowed (the tuning grid includes each component alone). `sparse` is
+ * present when the fusion was tuned over the learned sparse list too (an artifact with the sparse head).
  */
 export interface TunedFusion {
   method: "convex" | "rrf";
-  weights: { lexical: number; dense: number };
+  weights: { lexical: number; dense: number; sparse?: number };
   tunedOn: FusionTuningRecord;
 }
 
@@ -411,6 +412,8 @@ export interface FusionTuningRecord {
   /** NDCG@10 of BM25 alone and of the dense list alone on the same split: the chosen fusion is at least both. */
   lexicalOnly: number;
   denseOnly: number;
+  /** NDCG@10 of the learned sparse list alone, when the fusion was tuned with it. */
+  sparseOnly?: number;
   /** ISO date (YYYY-MM-DD) of the tuning run. */
   date: string;
   /** The dense setting tuned with (the edge serves int8 graphs at 128-d); absent in hand-written records. */

@@ -12,10 +12,11 @@
  * An explicit `fusion` or `weights` always wins over both layers.
  *
  * A third list, "sparse" (learned sparse terms of a model with the SPLADE-style head, sparse.ts), joins hybrid mode
- * when the caller passes it; without it hybrid fuses dense and lexical exactly as it always has. Its default weight is
- * the chosen fusion's default lexical weight ({@link sparseWeight}): untuned — no shipped manifest tunes one yet — and
- * chosen so that the learned term list counts as much as BM25, the list a term-matching signal is known to help in,
- * instead of guessing a ratio nobody measured. A caller's `weights.sparse` overrides it; "sparse" mode ranks by it alone.
+ * when the caller passes it; without it hybrid fuses dense and lexical exactly as it always has. Its default weight
+ * ({@link sparseWeight}) is the tuned one when the model's fusion was tuned with the sparse list (`weights.sparse`,
+ * from `npm run eval -- --tune-fusion` over all three lists); otherwise the chosen fusion's default lexical weight, so
+ * that an untuned learned term list counts as much as BM25, the list a term-matching signal is known to help in,
+ * instead of a ratio nobody measured. A caller's `weights.sparse` overrides both; "sparse" mode ranks by it alone.
  *
  * @module
  * @example
@@ -44,10 +45,14 @@ export type FusionMethod = "convex" | "rrf";
 /** Score-aware fusion unless asked otherwise: it keeps a clear lexical winner on top where RRF can demote it. */
 export const DEFAULT_FUSION: FusionMethod = "convex";
 
-/** A hybrid default other than the built-in one, e.g. the tuned fusion a model manifest ships. */
+/**
+ * A hybrid default other than the built-in one, e.g. the tuned fusion a model manifest ships. `sparse` is present
+ * when the fusion was tuned with the learned sparse list (a model with the sparse head); a search that cannot read
+ * that list fuses dense and lexical with the same two weights.
+ */
 export interface FusionDefault {
   method: FusionMethod;
-  weights: { dense: number; lexical: number };
+  weights: { dense: number; lexical: number; sparse?: number };
 }
 
 /** The built-in hybrid default: {@link DEFAULT_FUSION} with its constant weights. */
@@ -106,13 +111,15 @@ export function hybridWeights(
 }
 
 /**
- * The sparse list's weight in hybrid mode: the caller's, else the chosen fusion's default lexical weight (the tuned
- * one when `tuned` is of this method) — untuned, see the module note. A caller's lexical override does not move it:
- * turning BM25 down is not a statement about the learned terms.
+ * The sparse list's weight in hybrid mode: the caller's; else, when `tuned` is of this method, its tuned sparse
+ * weight, or its lexical weight when it was tuned without the sparse list; else the built-in lexical constant (see
+ * the module note). A caller's lexical override does not move it: turning BM25 down is not a statement about the
+ * learned terms.
  */
 export function sparseWeight(fusion: FusionMethod, overrides?: Partial<Record<RankingList, number>>, tuned?: FusionDefault): number {
-  const defaults = tuned?.method === fusion ? tuned.weights : fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS;
-  return overrides?.sparse ?? defaults.lexical;
+  if (overrides?.sparse !== undefined) return overrides.sparse;
+  if (tuned?.method === fusion) return tuned.weights.sparse ?? tuned.weights.lexical;
+  return (fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS).lexical;
 }
 
 /** The fusion method and weights a hybrid search uses: explicit choices first, then the tuned default, then constants. */

@@ -64,11 +64,46 @@ describe("npm run eval", () => {
   });
 
   it("--mode sparse exits non-zero with a message naming the artifact and the missing head", () => {
-    const { status, stderr, json } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "sparse"]);
+    const withoutHead = "taesr-edge-small@0.3.0";
+    const { status, stderr, json } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "sparse", "--model", path.join(root, "model-artifacts", withoutHead)]);
     expect(status).not.toBe(0);
     expect(json).toBeNull();
-    expect(stderr).toContain(`${bundled} has no sparse head`);
+    expect(stderr).toContain(`${withoutHead} has no sparse head`);
     expect(stderr).toMatch(/manifest\.json declares no sparse \(SPLADE\) output/);
+  });
+
+  it("hybrid with the bundled model's sparse head fuses the learned list at the manifest's weight; --no-sparse leaves it out", () => {
+    const manifest = JSON.parse(readFileSync(path.join(root, "model-artifacts", bundled, "manifest.json"), "utf8")) as {
+      architecture: { sparseHead?: boolean };
+      retrieval?: { fusion?: { weights: { lexical: number; dense: number; sparse?: number } } };
+    };
+    expect(manifest.architecture.sparseHead, `${bundled} is expected to ship the sparse head`).toBe(true);
+    const tuned = manifest.retrieval!.fusion!.weights;
+    expect(tuned.sparse).toBeGreaterThan(0);
+
+    const three = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid"]);
+    expect(three.status, three.stderr).toBe(0);
+    expect(three.json).toMatchObject({ fusion_default: "manifest", weights: tuned, sparse_terms: { max_terms: 256 } });
+    const bytes = three.json!.index_bytes_per_doc as { dense: number; bm25: number; sparse?: number; total: number };
+    expect(bytes.sparse).toBeGreaterThan(0);
+    expect(bytes.total).toBeCloseTo(bytes.dense + bytes.bm25 + bytes.sparse!, 3);
+
+    const two = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--no-sparse"]);
+    expect(two.status, two.stderr).toBe(0);
+    expect(two.json!.weights).toEqual({ lexical: tuned.lexical, dense: tuned.dense });
+    expect(two.json).not.toHaveProperty("sparse_terms");
+    expect(two.json!.index_bytes_per_doc).not.toHaveProperty("sparse");
+
+    const cut = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--sparse-terms", "8"]);
+    expect(cut.status, cut.stderr).toBe(0);
+    const terms = cut.json!.sparse_terms as { max_terms: number; mean_doc_terms: number };
+    expect(terms.max_terms).toBe(8);
+    expect(terms.mean_doc_terms).toBeLessThanOrEqual(8);
+    expect((cut.json!.index_bytes_per_doc as { sparse: number }).sparse).toBeLessThanOrEqual(64);
+
+    const refused = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--no-sparse"]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain("--no-sparse needs --mode hybrid");
   });
 
   it("rejects an option the mode would silently ignore", () => {
@@ -89,12 +124,15 @@ describe("npm run eval:ablations", () => {
     for (const id of ["mode-bm25", "mode-dense", "mode-hybrid-convex", "mode-hybrid-rrf", "mode-late", "depth-1", "depth-3", "depth-6", "depth-auto", "matryoshka-64", "matryoshka-384", "quant-fp32", "vectors-binary-rescore-128", "pca-64"]) {
       expect(ids).toContain(id);
     }
-    const sparse = saved.rows.find((row) => row.id === "mode-sparse")!;
-    expect(sparse).toMatchObject({ kind: "unavailable", note: `not available: ${bundled} has no sparse head` });
-    expect(sparse.metrics).toBeUndefined();
+    // The bundled model has the sparse head: the list alone and the Worker's three-list default are measured rows.
+    for (const id of ["mode-sparse", "mode-hybrid-sparse"]) {
+      const row = saved.rows.find((r) => r.id === id)!;
+      expect(row, id).toMatchObject({ kind: "measured" });
+      expect(row.metrics, id).toBeDefined();
+    }
     const markdown = readFileSync(path.join(outDir, "ablations.md"), "utf8");
     expect(markdown).toContain("| group | setting | NDCG@10 |");
-    expect(markdown).toContain(`not available: ${bundled} has no sparse head`);
+    expect(markdown).toContain("sparse (SPLADE head");
     expect(stderr).toContain(`# Ablations: ${bundled} on beir-tiny`);
     for (const chart of ["quality-vs-dims.svg", "quality-vs-latency.svg"]) {
       const svg = readFileSync(path.join(outDir, chart), "utf8");

@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { EvalDataset } from "../../bench/eval/dataset.js";
 import type { KeptLists } from "../../bench/eval/evaluate.js";
 import {
+  THREE_LIST_STEP,
   TUNING_LEXICAL,
   assertSplitTunable,
   changelogLine,
@@ -23,8 +24,10 @@ import {
   manifestTextWithFusion,
   neverBelowComponents,
   saveTunedFusion,
+  threeListWeights,
   tuneFusion,
   tunedFusionRecord,
+  tuningJson,
   type TuningPoint,
 } from "../../bench/eval/fusion-tuning.js";
 import { parseManifest, type TunedFusion } from "../../src/model/index.js";
@@ -125,6 +128,46 @@ describe("fusion tuner", () => {
       0.58,
     );
     expect(belowFloor.chosen).toMatchObject(mixed);
+  });
+});
+
+describe("fusion tuner with the learned sparse list as a third list", () => {
+  it("grids the simplex of three weights in tenths: 66 points a method, corners and the sparse-0 edge included", () => {
+    expect(THREE_LIST_STEP).toBe(0.1);
+    const weights = threeListWeights();
+    expect(weights).toHaveLength(66);
+    for (const w of weights) expect(w.lexical + w.dense + w.sparse).toBeCloseTo(1, 10);
+    expect(weights).toContainEqual({ lexical: 0, dense: 0, sparse: 1 });
+    expect(weights).toContainEqual({ lexical: 0.7, dense: 0.3, sparse: 0 });
+    const result = tuneFusion(kept({ dense: list([W, 0.9]), lexical: list([W, 10]), sparse: list([R, 3], [W, 1]) }), dataset);
+    expect(result.grid).toHaveLength(132);
+  });
+
+  it("finds a sparse list that alone ranks right, reports it as a component, and records its weight", () => {
+    // Dense and BM25 both put W first; only the learned terms find R.
+    const result = tuneFusion(kept({ dense: list([W, 0.9], [R, 0.1]), lexical: list([W, 10], [R, 1]), sparse: list([R, 3], [W, 1]) }), dataset);
+    expect(result.components).toEqual({ lexicalOnly: expect.any(Number), denseOnly: expect.any(Number), sparseOnly: 1 });
+    expect(result.components.lexicalOnly).toBeLessThan(1);
+    expect(result.chosen["ndcg@10"]).toBe(1);
+    expect(result.chosen.sparse).toBeGreaterThan(0);
+    expect(neverBelowComponents(result)).toBe(true);
+    const record = tunedFusionRecord(result, { dataset: "synthetic", split: "train", dims: 128, variant: "int8", date: "2026-11-27" });
+    expect(record.weights.sparse).toBe(result.chosen.sparse);
+    expect(record.tunedOn.sparseOnly).toBe(1);
+    expect(parseManifest(JSON.parse(manifestTextWithFusion(readFileSync(path.join(root, "model-artifacts/taesr-edge-small@0.3.0/manifest.json"), "utf8"), record))).retrieval?.fusion).toEqual(record);
+    expect(changelogLine("m@1", record, undefined)).toMatch(/ \/ sparse \d.* sparse alone 1\.0000/);
+    expect(tuningJson(result, "train")).toMatchObject({ components: { sparse_only: 1 }, chosen: { weights: { sparse: result.chosen.sparse } } });
+  });
+
+  it("gives the sparse list weight 0 when it adds nothing, preferring lexical, then less sparse, on ties", () => {
+    // All three lists rank R first: every point ties; the rule ships lexical alone.
+    const result = tuneFusion(kept({ dense: list([R, 0.9], [W, 0.1]), lexical: list([R, 10], [W, 1]), sparse: list([R, 3], [W, 1]) }), dataset);
+    expect(result.chosen).toMatchObject({ method: "convex", lexical: 1, dense: 0, sparse: 0 });
+    const flat: TuningPoint[] = [
+      { method: "convex", lexical: 0.5, dense: 0, sparse: 0.5, "ndcg@10": 0.5 },
+      { method: "convex", lexical: 0.5, dense: 0.5, sparse: 0, "ndcg@10": 0.5 },
+    ];
+    expect(chooseFusion(flat).chosen).toMatchObject({ dense: 0.5, sparse: 0 });
   });
 });
 

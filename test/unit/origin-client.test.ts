@@ -10,7 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CircuitBreaker } from "../../workers/edge/src/circuit-breaker.js";
 import { OriginClient, OriginUnavailableError, type OriginClientOptions } from "../../workers/edge/src/origin-client.js";
 
-type Behaviour = "ok" | "error500" | "unauthorized" | "hang" | "malformed" | "not_json" | "wrong_count";
+type Behaviour = "ok" | "error500" | "unauthorized" | "hang" | "malformed" | "not_json" | "wrong_count" | "sparse_missing" | "sparse_too_many" | "sparse_duplicate" | "sparse_zero_weight";
 
 const SECRET = "test-secret";
 let server: Server;
@@ -21,7 +21,7 @@ let received: { authorization: string | undefined; body: unknown }[];
 let held: ServerResponse[];
 
 function answer(request: IncomingMessage, response: ServerResponse, body: string): void {
-  const parsed = JSON.parse(body) as { input: string[]; dims: number; depth: number };
+  const parsed = JSON.parse(body) as { input: string[]; dims: number; depth: number; sparse?: { maxTerms: number } };
   received.push({ authorization: request.headers.authorization, body: parsed });
   const json = (status: number, value: unknown) => {
     response.writeHead(status, { "content-type": "application/json" });
@@ -30,9 +30,21 @@ function answer(request: IncomingMessage, response: ServerResponse, body: string
   const rows = (count: number) => Array.from({ length: count }, (_, i) => Array.from({ length: parsed.dims }, (_, j) => (i === j ? 1 : 0)));
   const ok = (count: number) =>
     json(200, { embeddings: rows(count), dims: parsed.dims, depth: parsed.depth, model: { name: "fake", version: "0.0.0", variant: "fp32" }, provider: "cpu" });
+  // Sparse terms as the origin sends them: heaviest first; "sparse_*" behaviours break one rule each.
+  const terms = (i: number): [number, number][] => [[10 + i, 0.9], [3, 0.4]];
+  const withSparse = (sparse: unknown) =>
+    json(200, { embeddings: rows(parsed.input.length), sparse, dims: parsed.dims, depth: parsed.depth, model: { name: "fake", version: "0.0.0", variant: "fp32" }, provider: "cpu" });
   switch (behaviour) {
     case "ok":
+      return parsed.sparse ? withSparse(parsed.input.map((_, i) => terms(i))) : ok(parsed.input.length);
+    case "sparse_missing":
       return ok(parsed.input.length);
+    case "sparse_too_many":
+      return withSparse(parsed.input.map(() => Array.from({ length: parsed.sparse!.maxTerms + 1 }, (_, j): [number, number] => [j, 1])));
+    case "sparse_duplicate":
+      return withSparse(parsed.input.map((): [number, number][] => [[5, 0.5], [5, 0.4]]));
+    case "sparse_zero_weight":
+      return withSparse(parsed.input.map((): [number, number][] => [[5, 0]]));
     case "wrong_count":
       return ok(parsed.input.length + 1);
     case "error500":
@@ -122,6 +134,28 @@ describe("OriginClient", () => {
     const deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise((resolve) => closed.close(resolve));
     expect((await failure(client({ url: deadUrl }).embed(["a"], { dims: 64, depth: 6 }))).reason).toBe("network");
+  });
+
+  it("asks for sparse terms with the edge's cut and returns them per text; refuses answers that break the cut", async () => {
+    const cut = { threshold: 0, maxTerms: 4 };
+    const result = await client().embed(["a", "b"], { dims: 64, depth: 1, sparse: cut });
+    expect(received[0]!.body).toEqual({ input: ["a", "b"], dims: 64, depth: 1, sparse: cut });
+    expect(result.sparse).toEqual([{ 10: 0.9, 3: 0.4 }, { 11: 0.9, 3: 0.4 }]);
+    const origin = client({ failureThreshold: 100 });
+    for (const [broken, message] of [
+      ["sparse_missing", /no sparse terms, which were asked for/],
+      ["sparse_too_many", /not at most 4 distinct ids/],
+      ["sparse_duplicate", /not at most 4 distinct ids/],
+      ["sparse_zero_weight", /weights above 0/],
+    ] as const) {
+      behaviour = broken;
+      const error = await failure(origin.embed(["a"], { dims: 64, depth: 1, sparse: cut }));
+      expect(error.reason, broken).toBe("bad_response");
+      expect(error.message, broken).toMatch(message);
+    }
+    // Not asked for: none returned, none required.
+    behaviour = "ok";
+    expect(await origin.embed(["a"], { dims: 64, depth: 1 })).not.toHaveProperty("sparse");
   });
 
   it("opens after N consecutive failures and then refuses without calling the origin", async () => {

@@ -254,6 +254,27 @@ describe("the sparse list in hybrid ranking", () => {
     expect(sparseWeight("convex", undefined, tuned)).toBe(1);
     expect(sparseWeight("rrf", undefined, tuned)).toBe(3);
   });
+
+  it("sparseWeight: a fusion tuned with the sparse list gives it its tuned weight, 0 included; the caller's still wins", () => {
+    const tuned = { method: "convex" as const, weights: { dense: 0.3, lexical: 0.5, sparse: 0.2 } };
+    expect(sparseWeight("convex", undefined, tuned)).toBe(0.2);
+    expect(sparseWeight("convex", { sparse: 0.6 }, tuned)).toBe(0.6);
+    expect(sparseWeight("rrf", undefined, tuned)).toBe(3); // tuned weights of the other method do not apply
+    expect(sparseWeight("convex", undefined, { method: "convex", weights: { dense: 0.4, lexical: 0.6, sparse: 0 } })).toBe(0);
+  });
+
+  it("combineRankings fuses the three lists with the tuned sparse weight", () => {
+    const hit = (id: string, score: number, rank: number): RankedHit<string> => ({ id, score, rank });
+    const lists = {
+      dense: [hit("d", 0.9, 1), hit("s", 0.1, 2)],
+      lexical: [hit("l", 9, 1), hit("s", 1, 2)],
+      sparse: [hit("s", 5, 1), hit("l", 1, 2)],
+    };
+    const top = (sparse: number) =>
+      combineRankings("hybrid", lists, { topK: 1, candidates: 2, defaults: { method: "convex", weights: { dense: 0.3, lexical: 0.3, sparse } } })[0]!.id;
+    expect(top(0.6)).toBe("s");
+    expect(top(0)).not.toBe("s");
+  });
 });
 
 describe("planSparse (workers/edge/src/sparse-plan.ts)", () => {
@@ -271,6 +292,19 @@ describe("planSparse (workers/edge/src/sparse-plan.ts)", () => {
     expect(planSparse({ mode: "hybrid" }, noHead, shards)).toBeNull();
     expect(planSparse({ mode: "hybrid" }, withHead, upstash)).toBeNull();
     expect(planSparse({ mode: "hybrid", weights: { sparse: 0 } }, noHead, shards)).toBeNull();
+  });
+
+  it("skips the list in hybrid mode when the weight in force is 0, and reads it when a request raises it", () => {
+    const tunedOff = { method: "convex" as const, weights: { dense: 0.5, lexical: 0.5, sparse: 0 } };
+    const tunedOn = { method: "convex" as const, weights: { dense: 0.3, lexical: 0.5, sparse: 0.2 } };
+    expect(planSparse({ mode: "hybrid" }, withHead, shards, tunedOff)).toBeNull();
+    expect(planSparse({ mode: "hybrid", weights: { sparse: 0.1 } }, withHead, shards, tunedOff)).toEqual({ threshold: 0, maxTerms: 256 });
+    expect(planSparse({ mode: "hybrid" }, withHead, shards, tunedOn)).toEqual({ threshold: 0, maxTerms: 256 });
+    expect(planSparse({ mode: "hybrid", weights: { sparse: 0 } }, withHead, shards, tunedOn)).toBeNull();
+    // RRF asked for, while the tuned fusion is convex: RRF's own default applies (lexical 3), so the list is read.
+    expect(planSparse({ mode: "hybrid", fusion: "rrf" }, withHead, shards, tunedOff)).toEqual({ threshold: 0, maxTerms: 256 });
+    // "sparse" mode ranks by the list alone whatever the fusion says.
+    expect(planSparse({ mode: "sparse" }, withHead, shards, tunedOff)).toEqual({ threshold: 0, maxTerms: 256 });
   });
 
   it("answers an explicit request it cannot honour with a 400 naming the field and why", () => {

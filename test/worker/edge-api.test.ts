@@ -9,7 +9,7 @@ import { fusionDefaultOf } from "../../workers/edge/src/search-service.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 
 interface SearchBody {
-  results: { id: string; score: number; title: string; snippet: string; metadata: unknown; ranks: { dense?: number; lexical?: number; late?: number } }[];
+  results: { id: string; score: number; title: string; snippet: string; metadata: unknown; ranks: { dense?: number; lexical?: number; sparse?: number; late?: number } }[];
   page: { offset: number; topK: number; hasMore: boolean; nextOffset: number | null };
   model: { version: string; dims: number; depth: number; route: string; earlyExit: boolean; cached: boolean };
   timings: { embedMs: number; searchMs: number; totalMs: number; cache: string; stages: Record<string, number> };
@@ -195,16 +195,22 @@ describe("POST /v1/search", () => {
     // The fused scores themselves, so without the late rerank the bundled model applies by default.
     const search = async (extra: Record<string, unknown>) =>
       json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query: "glacier", rerank: false, ...extra } }));
-    // Convex (the default): the lexical top hit normalises to 1, times its weight 1.
-    const convex = await search({ weights: { dense: 0, lexical: 1 } });
+    // The bundled model's default fuses three lists, the learned sparse one at its tuned weight.
+    const defaults = await search({});
+    expect(defaults.results.some((r) => r.ranks.sparse !== undefined)).toBe(true);
+    expect(defaults.timings.stages).toHaveProperty(["shard.sparseMs"]);
+    // Convex (the default), BM25 alone (sparse 0 keeps the learned list out): the lexical top hit normalises to 1, times its weight 1.
+    const convex = await search({ weights: { dense: 0, lexical: 1, sparse: 0 } });
+    expect(convex.results.every((r) => r.ranks.sparse === undefined)).toBe(true);
+    expect(convex.timings.stages).not.toHaveProperty(["shard.sparseMs"]);
     expect(convex.results[0]!.id).toBe("glacier");
     expect(convex.results[0]!.score).toBeCloseTo(1, 10);
     // Dense weight 0: documents without the word follow, scored by the lexical fill alone, never above a lexical hit.
     expect(convex.results.filter((r) => r.ranks.lexical !== undefined).map((r) => r.id)).toEqual(["glacier"]);
     expect(convex.results.slice(1).every((r) => r.ranks.lexical === undefined && r.ranks.dense !== undefined)).toBe(true);
-    expect(await search({ fusion: "convex", weights: { dense: 0, lexical: 1 } })).toMatchObject({ results: convex.results });
+    expect(await search({ fusion: "convex", weights: { dense: 0, lexical: 1, sparse: 0 } })).toMatchObject({ results: convex.results });
     // RRF: 1/(60 + 1).
-    const rrf = await search({ fusion: "rrf", weights: { dense: 0, lexical: 1 } });
+    const rrf = await search({ fusion: "rrf", weights: { dense: 0, lexical: 1, sparse: 0 } });
     expect(rrf.results[0]!.id).toBe("glacier");
     expect(rrf.results[0]!.score).toBeCloseTo(1 / 61, 10);
     expect(rrf.results.slice(1).every((r) => r.score === 0 && r.ranks.lexical === undefined)).toBe(true);
@@ -215,8 +221,8 @@ describe("POST /v1/search", () => {
     const phrases = { lighthouse: "wound the clockwork", glacier: "a U-shaped valley", espresso: "nine bars of pressure" };
     // Convex fusion keeps the lexical winner on top when the runner-up's BM25 is under (1 − dense/lexical) of its own:
     // at lexical 0.7 / dense 0.3 that is 4/7 (0.7 · (1 − 4/7) = 0.3, the most dense can add). The bundled model's
-    // tuned default (equal weights) promises nothing of the kind, so the weights are the request's, without rerank.
-    const weights = { lexical: 0.7, dense: 0.3 };
+    // tuned default (three lists) promises nothing of the kind, so the weights are the request's, without rerank.
+    const weights = { lexical: 0.7, dense: 0.3, sparse: 0 };
     const margin = 1 - weights.dense / weights.lexical;
     for (const [id, query] of Object.entries(phrases)) {
       const lexical = await json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query, mode: "lexical" } }));
@@ -419,6 +425,7 @@ describe("GET /v1/health", () => {
         variant: h.model.info.variant,
         fusion: fusionDefaultOf(h.model),
         late: h.model.late ?? null,
+        ...(h.model.sparse ? { sparse: h.model.sparse } : {}),
       },
       index: { backend: "durable-objects", shards: 3, documents: 3, modelVersions: { [h.model.info.version]: 3 } },
       origin: { configured: false },

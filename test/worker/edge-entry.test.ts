@@ -30,7 +30,9 @@ describe("worker entry", () => {
       : { method: "convex", weights: { lexical: 0.7, dense: 0.3 }, source: "built-in" };
     // A bundled model with a late-interaction head reports the rerank it can do; one without, null.
     const late = manifest.architecture.lateHead ? expect.objectContaining({ dims: manifest.architecture.lateHead.dim }) : null;
-    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8", fusion, late });
+    // A bundled model with the sparse head reports the cut its terms are kept with (the Worker's: weights above 0, ≤ 256).
+    const sparse = manifest.architecture.sparseHead ? { sparse: { threshold: 0, maxTerms: 256 } } : {};
+    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8", fusion, late, ...sparse });
     expect(body.model.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(body.index).toMatchObject({ backend: "durable-objects", shards: Number(env.INDEX_SHARDS || 1) });
   });

@@ -126,11 +126,17 @@ describe("indexing queue: consumer", () => {
         const answer = answers[calls.length % answers.length]!;
         calls.push(answer);
         if (answer === "fail") throw new OriginUnavailableError("http_503", "the origin answered 503");
-        // A real origin answers token vectors from the same pass when asked (the bundled model has the late head).
-        const { embeddings, tokenVectors } = await h.model.embedder.embed(texts, { dims: options.dims, depth: 6, tokenVectors: options.tokenVectors ?? false });
+        // A real origin answers token vectors and sparse terms from the same pass when asked (the bundled model has
+        // both heads).
+        const { embeddings, tokenVectors, sparse } = await h.model.embedder.embed(texts, {
+          dims: options.dims,
+          depth: 6,
+          tokenVectors: options.tokenVectors ?? false,
+          ...(options.sparse ? { sparse: options.sparse } : {}),
+        });
         const model = answer === "ok" ? h.model.info : { ...h.model.info, version: "9.9.9" };
         const info = { name: model.name, version: model.version, variant: "fp32" };
-        return { embeddings, ...(tokenVectors ? { tokenVectors } : {}), dims: options.dims, depth: 6, model: info, provider: "cpu" };
+        return { embeddings, ...(tokenVectors ? { tokenVectors } : {}), ...(sparse ? { sparse } : {}), dims: options.dims, depth: 6, model: info, provider: "cpu" };
       },
     };
     const consumer = consumerFor(h, { origin });
@@ -267,9 +273,22 @@ describe("indexing queue: nothing lost, nothing duplicated", () => {
     const origin: OriginEmbedApi = {
       async embed(texts, options) {
         if (++originCalls % 2 === 0) throw new OriginUnavailableError("timeout", "the origin did not answer within 2000 ms");
-        const { embeddings, tokenVectors } = await base.model.embedder.embed(texts, { dims: options.dims, depth: 6, tokenVectors: options.tokenVectors ?? false });
+        const { embeddings, tokenVectors, sparse } = await base.model.embedder.embed(texts, {
+          dims: options.dims,
+          depth: 6,
+          tokenVectors: options.tokenVectors ?? false,
+          ...(options.sparse ? { sparse: options.sparse } : {}),
+        });
         const { name, version } = base.model.info;
-        return { embeddings, ...(tokenVectors ? { tokenVectors } : {}), dims: options.dims, depth: 6, model: { name, version, variant: "fp32" }, provider: "cpu" };
+        return {
+          embeddings,
+          ...(tokenVectors ? { tokenVectors } : {}),
+          ...(sparse ? { sparse } : {}),
+          dims: options.dims,
+          depth: 6,
+          model: { name, version, variant: "fp32" },
+          provider: "cpu",
+        };
       },
     };
     const consumer = consumerFor(h, { origin });

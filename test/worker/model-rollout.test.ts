@@ -23,7 +23,7 @@ import { deliver } from "./support/queue-harness.js";
 
 const FIXTURE_REF = refOf(fixtureBundle.manifest);
 const LATE_REF = refOf(fixtureLateBundle.manifest);
-const BUNDLED_VERSION = "0.3.0";
+const BUNDLED_VERSION = "0.4.0";
 
 const TOPICS = ["glaciers", "compost", "orbits", "bicycles", "sourdough", "tides", "volcanoes", "beekeeping"];
 function corpus(count: number, revision = 0): DocumentInput[] {

@@ -13,7 +13,7 @@ import { describe, expect, it } from "vitest";
 import { SparseIndex, documentText, sparsePairs } from "../../src/retrieval/index.js";
 import { normalize } from "../../src/tokenizer/normalize.js";
 import type { IndexShard } from "../../workers/edge/src/index-shard.js";
-import { createEdgeModel, loadEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
+import { createEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
 import { ShardStore } from "../../workers/edge/src/shard-store.js";
 import { shardTables, writeLegacyShard } from "./support/legacy-shard-schema.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
@@ -259,9 +259,19 @@ describe("sparse list: search", () => {
   });
 });
 
+/**
+ * The bundled model with its sparse graph left out of the bundle: what `npm run bundle` makes of an artifact without
+ * the head (the loader enables the list only when the graph is there), with every other part real.
+ */
+async function withoutSparseGraph(): Promise<LoadedEdgeModel> {
+  const bundled = await import("../../workers/edge/src/bundled-model.js");
+  const files = Object.fromEntries(Object.entries(bundled.files).filter(([file]) => !file.endsWith("/sparse.onnx")));
+  return createEdgeModel({ ...bundled, files });
+}
+
 describe("a model without the sparse head", () => {
   it("answers mode sparse and a sparse weight with 400, stores no sparse postings, and keeps its two-list hybrid", async () => {
-    const h = await harness({ model: await loadEdgeModel(env) });
+    const h = await harness({ model: await withoutSparseGraph() });
     expect(h.model.sparse).toBeUndefined();
     expect((await h.request("/v1/documents", { method: "POST", json: { documents: documents.slice(0, 10) } })).status).toBe(200);
     expect((await storedPostings(h)).size).toBe(0);

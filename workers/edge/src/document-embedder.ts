@@ -10,9 +10,9 @@
  * Which one embedded a batch is returned (`source`) so callers can count and log it. The stored row does not record
  * it: comparability is decided by the model version, which is stored.
  *
- * A document's token vectors (late-interaction rerank) come from the same model call as its dense vector: the origin
- * returns them from its pass when asked (its fp32 late head), the edge from its own. Learned sparse terms come only
- * from the edge (the origin does not serve the sparse head): a batch that needs them is embedded locally.
+ * A document's token vectors (late-interaction rerank) and learned sparse terms come from the same model call as its
+ * dense vector: the origin returns them from its pass when asked (its fp32 heads), the edge from its own, cut the same
+ * way (the edge's SparseInForce travels with the request).
  *
  * @module
  * @example
@@ -43,9 +43,9 @@ export interface DocumentEmbedOptions {
    * decides, and the origin runs its full depth (what the router gives every document-length input).
    */
   depth: number | "auto";
-  /** Also return each text's late-interaction token vectors (the edge model embeds the batch then). */
+  /** Also return each text's late-interaction token vectors. */
   tokenVectors?: boolean;
-  /** Also return each text's sparse terms, cut with these options (the edge model embeds the batch then). */
+  /** Also return each text's sparse terms, cut with these options. */
   sparse?: SparseInForce;
 }
 
@@ -87,7 +87,6 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
   const local = localEmbedder(model);
   return {
     async embed(texts, options) {
-      if (options.sparse) return local.embed(texts, options);
       let answer;
       try {
         // The model reads at most maxLength (128) word pieces, far fewer than MAX_INPUT_CHARS characters make, so
@@ -98,6 +97,7 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
             dims: options.dims,
             ...(typeof options.depth === "number" ? { depth: options.depth } : {}),
             ...(options.tokenVectors ? { tokenVectors: true } : {}),
+            ...(options.sparse ? { sparse: { threshold: options.sparse.threshold, maxTerms: options.sparse.maxTerms } } : {}),
           },
         );
       } catch (error) {
@@ -110,7 +110,12 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
         warn(`origin serves ${answer.model.name}@${answer.model.version}, the edge ${name}@${version}: embedding ${texts.length} documents with the edge model`);
         return local.embed(texts, options);
       }
-      return { vectors: answer.embeddings, ...(options.tokenVectors ? { tokenVectors: answer.tokenVectors! } : {}), source: "origin" };
+      return {
+        vectors: answer.embeddings,
+        ...(options.tokenVectors ? { tokenVectors: answer.tokenVectors! } : {}),
+        ...(options.sparse ? { sparse: answer.sparse! } : {}),
+        source: "origin",
+      };
     },
   };
 }

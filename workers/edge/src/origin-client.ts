@@ -50,6 +50,8 @@ export interface OriginEmbedCallOptions {
   depth?: number;
   /** Also each text's late-interaction token vectors (the origin's model must have the head). */
   tokenVectors?: boolean;
+  /** Also each text's learned sparse terms, cut with these options (the origin's model must have the sparse head). */
+  sparse?: { threshold: number; maxTerms: number };
 }
 
 export interface OriginEmbedding {
@@ -57,6 +59,8 @@ export interface OriginEmbedding {
   embeddings: Float32Array[];
   /** When asked for: one token matrix per text, in input order. */
   tokenVectors?: TokenVectors[];
+  /** When asked for: each text's sparse terms (vocabulary id → weight), in input order. */
+  sparse?: Record<number, number>[];
   dims: number;
   depth: number;
   model: OriginModelInfo;
@@ -104,6 +108,7 @@ export class OriginClient {
       dims: options.dims,
       ...(options.depth === undefined ? {} : { depth: options.depth }),
       ...(options.tokenVectors ? { tokenVectors: true } : {}),
+      ...(options.sparse ? { sparse: { threshold: options.sparse.threshold, maxTerms: options.sparse.maxTerms } } : {}),
     };
     const signal = AbortSignal.timeout(this.timeoutMs);
     let body: unknown;
@@ -146,13 +151,13 @@ export class OriginClient {
           ? `dims ${answer.dims}, asked ${options.dims}`
           : answer.embeddings.some((row) => row.length !== options.dims || !row.every(Number.isFinite))
             ? `an embedding is not ${options.dims} finite numbers`
-            : options.tokenVectors
-              ? tokenVectorsProblem(answer.tokenVectors, count)
-              : undefined;
+            : (options.tokenVectors ? tokenVectorsProblem(answer.tokenVectors, count) : undefined) ??
+              (options.sparse ? sparseTermsProblem(answer.sparse, count, options.sparse) : undefined);
     if (problem) throw new OriginUnavailableError("bad_response", `the origin's answer is inconsistent: ${problem}`);
     return {
       embeddings: answer.embeddings.map((row) => Float32Array.from(row)),
       ...(options.tokenVectors ? { tokenVectors: answer.tokenVectors!.map((m) => ({ count: m.count, dims: m.dims, data: Float32Array.from(m.data) })) } : {}),
+      ...(options.sparse ? { sparse: answer.sparse!.map((pairs) => Object.fromEntries(pairs) as Record<number, number>) } : {}),
       dims: answer.dims,
       depth: answer.depth,
       model: answer.model,
@@ -167,4 +172,21 @@ function tokenVectorsProblem(matrices: readonly { count: number; dims: number; d
   if (matrices.length !== count) return `${matrices.length} token matrices for ${count} texts`;
   const bad = matrices.findIndex((m) => m.data.length !== m.count * m.dims || !m.data.every(Number.isFinite));
   return bad < 0 ? undefined : `token matrix ${bad} is not count × dims finite numbers`;
+}
+
+/**
+ * What is wrong with the sparse terms an answer carries for `count` texts, or undefined when they are what was asked:
+ * per text at most `maxTerms` distinct vocabulary ids, each weight finite and above `threshold`.
+ */
+function sparseTermsProblem(
+  lists: readonly (readonly [number, number])[][] | undefined,
+  count: number,
+  cut: { threshold: number; maxTerms: number },
+): string | undefined {
+  if (!lists) return "no sparse terms, which were asked for";
+  if (lists.length !== count) return `${lists.length} sparse term lists for ${count} texts`;
+  const bad = lists.findIndex(
+    (pairs) => pairs.length > cut.maxTerms || new Set(pairs.map(([id]) => id)).size !== pairs.length || !pairs.every(([, w]) => Number.isFinite(w) && w > cut.threshold),
+  );
+  return bad < 0 ? undefined : `sparse terms ${bad} are not at most ${cut.maxTerms} distinct ids with finite weights above ${cut.threshold}`;
 }

@@ -15,8 +15,8 @@
  * — a model whose tuned rerank is on by default needs them for every hybrid query. An entry cached without them is a
  * miss for a reranked search, and is replaced by one that has them.
  *
- * A search that reads the learned sparse list needs the query's sparse terms, from the same model call too. The origin
- * serves no sparse head, so such a query is embedded at the edge whatever its route; the cache does keep them, beside
+ * A search that reads the learned sparse list needs the query's sparse terms, from the same model call too: the origin
+ * returns them from its pass when asked (its fp32 sparse head, cut as the edge cuts them); the cache keeps them, beside
  * the vector (embed-cache.ts) — every hybrid query of a model with the head needs them, and skipping the cache would
  * give up the cache for that model altogether. An entry cached without them (before the list was read) is a miss for
  * a query that needs them, and is replaced by one that has them; the key already names the model version, whose head
@@ -80,7 +80,6 @@ export async function embedQuery(
   // like BM25, so both route as hybrid searches do.
   const ranking = request.mode === "dense" ? "dense" : "hybrid";
   const toOrigin =
-    !sparse &&
     deps.origin !== undefined &&
     request.depth === "auto" &&
     model.embedder.route?.([normalized], { ranking }) === "hard";
@@ -96,10 +95,16 @@ export async function embedQuery(
   let originFallback: OriginFallbackReason | null = null;
   if (toOrigin) {
     try {
-      const answer = await deps.origin!.embed([normalized], { dims: request.dims, depth: fullDepth, ...(tokenVectors ? { tokenVectors } : {}) });
+      const answer = await deps.origin!.embed([normalized], {
+        dims: request.dims,
+        depth: fullDepth,
+        ...(tokenVectors ? { tokenVectors } : {}),
+        ...(sparse ? { sparse: { threshold: sparse.threshold, maxTerms: sparse.maxTerms } } : {}),
+      });
       const vector = answer.embeddings[0];
       // Present when asked for: the client refuses an answer without them (bad_response, a fallback below).
       const originTokens = answer.tokenVectors?.[0];
+      const originSparse = answer.sparse?.[0];
       if (answer.model.version !== model.info.version) {
         originFallback = "model_mismatch";
         console.warn(`origin runs ${answer.model.name}@${answer.model.version}, the edge ${model.info.version}: serving hard queries locally`);
@@ -111,6 +116,7 @@ export async function embedQuery(
           earlyExit: false,
           servedBy: "origin" as const,
           ...(originTokens ? { tokens: originTokens } : {}),
+          ...(sparse && originSparse ? { sparse: sparsePairs(originSparse, "the origin's sparse terms for the query") } : {}),
         };
         await cache(fresh);
         return { ...fresh, cached: false, originFallback: null };

@@ -72,7 +72,8 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   let queryPieces: string[] | undefined;
   const pieces = () => (queryPieces ??= model.tokenizer.tokenize(normalized));
   const rerank = planRerank(request, model, deps.index);
-  const sparse = planSparse(request, model, deps.index);
+  const defaults = fusionDefaultOf(model);
+  const sparse = planSparse(request, model, deps.index, defaults);
   const use = listsFor(request.mode, { sparse: sparse !== null });
 
   const embedStarted = performance.now();
@@ -84,7 +85,6 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   if (embedding) await recordQuery(deps, model, request, pieces, embedding.vector, background);
 
   const searchStarted = performance.now();
-  const defaults = fusionDefaultOf(model);
   const found = await deps.index.search({
     mode: request.mode,
     topK: request.topK,

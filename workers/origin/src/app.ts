@@ -14,7 +14,7 @@ import { limit, readJson } from "../../edge/src/http.js";
 import { requireOriginSecret } from "./auth.js";
 import { DrainingError, OverloadedError, type MicroBatcher } from "./batcher.js";
 import { originEmbedRequestSchema, type OriginEmbedResponse } from "./contract.js";
-import type { TokenVectors } from "../../../src/model/index.js";
+import type { SparseTerms, TokenVectors } from "../../../src/model/index.js";
 import type { OriginEmbedOptions, OriginModel } from "./origin-model.js";
 
 /** One text's result from a batch: its embedding and the depth its batch ran. */
@@ -23,6 +23,8 @@ export interface EmbeddedRow {
   depth: number;
   /** The text's token vectors, when its batch asked for them. */
   tokenVectors?: TokenVectors;
+  /** The text's sparse terms, when its batch asked for them. */
+  sparse?: SparseTerms;
 }
 
 export type OriginPhase = "loading" | "ready" | "failed" | "draining";
@@ -46,14 +48,32 @@ export interface OriginAppOptions {
 /** The largest valid body: 64 texts × 8,000 UTF-16 units, each at most 6 bytes in JSON (a \u-escaped control character), is 3 MB. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-/** The batch a request joins: only requests with the same options can share a pass through the model. */
+/**
+ * The batch a request joins: only requests with the same options can share a pass through the model. The sparse cut
+ * is part of it (threshold and maxTerms as JSON numbers, "-" without one), so a batch's terms are cut one way.
+ */
 export function batchKey(options: OriginEmbedOptions): string {
-  return `${options.dims}:${options.depth}:${options.earlyExit ? 1 : 0}:${options.tokenVectors ? 1 : 0}`;
+  const sparse = options.sparse ? `${JSON.stringify(options.sparse.threshold)}/${options.sparse.maxTerms}` : "-";
+  return `${options.dims}:${options.depth}:${options.earlyExit ? 1 : 0}:${options.tokenVectors ? 1 : 0}:${sparse}`;
 }
 
 export function parseBatchKey(key: string): OriginEmbedOptions {
-  const [dims, depth, earlyExit, tokenVectors] = key.split(":");
-  return { dims: Number(dims), depth: Number(depth), earlyExit: earlyExit === "1", tokenVectors: tokenVectors === "1" };
+  const [dims, depth, earlyExit, tokenVectors, sparse] = key.split(":");
+  const [threshold, maxTerms] = sparse && sparse !== "-" ? sparse.split("/") : [];
+  return {
+    dims: Number(dims),
+    depth: Number(depth),
+    earlyExit: earlyExit === "1",
+    tokenVectors: tokenVectors === "1",
+    ...(threshold !== undefined && maxTerms !== undefined ? { sparse: { threshold: Number(threshold), maxTerms: Number(maxTerms) } } : {}),
+  };
+}
+
+/** A text's sparse terms on the wire: [vocabulary id, weight] pairs, heaviest first (ties by id). */
+export function sparsePairsOf(terms: SparseTerms): [number, number][] {
+  return Object.entries(terms)
+    .map(([id, weight]): [number, number] => [Number(id), weight as number])
+    .sort((a, b) => b[1] - a[1] || a[0] - b[0]);
 }
 
 export function createOriginApp(options: OriginAppOptions): Hono {
@@ -113,6 +133,7 @@ export function createOriginApp(options: OriginAppOptions): Hono {
         ...(embedOptions.tokenVectors
           ? { tokenVectors: rows.map((row) => ({ count: row.tokenVectors!.count, dims: row.tokenVectors!.dims, data: Array.from(row.tokenVectors!.data) })) }
           : {}),
+        ...(embedOptions.sparse ? { sparse: rows.map((row) => sparsePairsOf(row.sparse!)) } : {}),
         dims: embedOptions.dims,
         depth: Math.max(...rows.map((row) => row.depth)),
         model: model.info,
@@ -145,7 +166,13 @@ function requireServing(status: OriginStatus): OriginModel {
 
 /** dims and depth checked against the loaded model (400 naming what it offers), with the origin's defaults filled in. */
 function resolveOptions(
-  request: { dims?: number | undefined; depth?: number | undefined; earlyExit?: boolean | undefined; tokenVectors?: boolean | undefined },
+  request: {
+    dims?: number | undefined;
+    depth?: number | undefined;
+    earlyExit?: boolean | undefined;
+    tokenVectors?: boolean | undefined;
+    sparse?: { threshold: number; maxTerms: number } | undefined;
+  },
   model: OriginModel,
 ): OriginEmbedOptions {
   const issues: { path: string; message: string }[] = [];
@@ -156,8 +183,17 @@ function resolveOptions(
   if (request.tokenVectors && !model.hasLateHead) {
     issues.push({ path: "tokenVectors", message: `${model.info.name}@${model.info.version} has no late-interaction head to make token vectors` });
   }
+  if (request.sparse && !model.hasSparseHead) {
+    issues.push({ path: "sparse", message: `${model.info.name}@${model.info.version} has no sparse head to make sparse terms` });
+  }
   if (issues.length > 0) {
     throw new ApiError(400, "invalid_request", `invalid embed request: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, issues);
   }
-  return { dims, depth, earlyExit: request.earlyExit ?? false, tokenVectors: request.tokenVectors ?? false };
+  return {
+    dims,
+    depth,
+    earlyExit: request.earlyExit ?? false,
+    tokenVectors: request.tokenVectors ?? false,
+    ...(request.sparse ? { sparse: { threshold: request.sparse.threshold, maxTerms: request.sparse.maxTerms } } : {}),
+  };
 }

@@ -14,6 +14,8 @@ import { z } from "zod";
 export const MAX_INPUTS = 64;
 /** Longest text in characters; the tokenizer truncates at the model's maxLength anyway, this bounds the work before it. */
 export const MAX_INPUT_CHARS = 8000;
+/** Most sparse terms a request may ask to keep per text (a vocabulary's worth would be a dense vector in disguise). */
+export const MAX_SPARSE_TERMS = 1024;
 
 /**
  * dims and depth are checked against the loaded model after parsing (its Matryoshka widths, its deepest step count),
@@ -28,6 +30,15 @@ export const originEmbedRequestSchema = z.strictObject({
   /** Also return each text's token vectors from the late-interaction head (documents the edge indexes for rerank),
    * from the same pass as its embedding. A 400 when the origin's model has no head. */
   tokenVectors: z.boolean().optional(),
+  /** Also return each text's learned sparse terms from the SPLADE-style head (documents the edge indexes for its sparse
+   * list), from the same pass, cut like the edge cuts them: weights above `threshold`, at most `maxTerms` per text.
+   * A 400 when the origin's model has no head. */
+  sparse: z
+    .strictObject({
+      threshold: z.number().min(0).finite(),
+      maxTerms: z.number().int().positive().max(MAX_SPARSE_TERMS, `maxTerms must be at most ${MAX_SPARSE_TERMS}`),
+    })
+    .optional(),
 });
 export type OriginEmbedRequest = z.infer<typeof originEmbedRequestSchema>;
 
@@ -44,10 +55,15 @@ export const originTokenVectorsSchema = z.object({
   data: z.array(z.number()),
 });
 
+/** One text's sparse terms: [vocabulary id, weight] pairs, heaviest first. */
+export const originSparseTermsSchema = z.array(z.tuple([z.number().int().nonnegative(), z.number()]));
+
 export const originEmbedResponseSchema = z.object({
   embeddings: z.array(z.array(z.number())),
   /** Present when the request asked for token vectors: one matrix per text, in input order. */
   tokenVectors: z.array(originTokenVectorsSchema).optional(),
+  /** Present when the request asked for sparse terms: one list per text, in input order. */
+  sparse: z.array(originSparseTermsSchema).optional(),
   dims: z.number().int().positive(),
   /** Recursion steps run (fewer than asked only when the request allowed early exit). */
   depth: z.number().int().positive(),

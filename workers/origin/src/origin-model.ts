@@ -14,7 +14,7 @@
  *   const { embeddings } = await model.embed(["hello"], { dims: 384, depth: 6, earlyExit: false });
  */
 import { availableParallelism } from "node:os";
-import { TaesrEncoder, type OrtSessionOptions, type TokenVectors } from "../../../src/model/index.js";
+import { TaesrEncoder, type OrtSessionOptions, type SparseTerms, type TokenVectors } from "../../../src/model/index.js";
 import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
 import { readArtifactDir } from "./artifact-files.js";
 import type { OriginModelInfo, OriginProvider } from "./contract.js";
@@ -31,6 +31,8 @@ export interface OriginEmbedOptions {
   earlyExit: boolean;
   /** Also the late-interaction head's token vectors (only for a model with the head). */
   tokenVectors: boolean;
+  /** Also the sparse head's terms, cut with these options (only for a model with the head). */
+  sparse?: { threshold: number; maxTerms: number };
 }
 
 /** What the origin's routes and batcher need from a model; tests wrap a real one to hold its batches. */
@@ -45,8 +47,17 @@ export interface OriginModel {
   readonly maxDepth: number;
   /** Whether the model has the late-interaction head, so a request may ask for token vectors. */
   readonly hasLateHead: boolean;
-  embed(texts: string[], options: OriginEmbedOptions): Promise<{ embeddings: Float32Array[]; depth: number; tokenVectors?: TokenVectors[] }>;
+  /** Whether the model has the sparse head (and its graph loaded), so a request may ask for sparse terms. */
+  readonly hasSparseHead: boolean;
+  embed(texts: string[], options: OriginEmbedOptions): Promise<OriginEmbedResult>;
   release(): Promise<void>;
+}
+
+export interface OriginEmbedResult {
+  embeddings: Float32Array[];
+  depth: number;
+  tokenVectors?: TokenVectors[];
+  sparse?: SparseTerms[];
 }
 
 export interface LoadOriginModelOptions {
@@ -104,9 +115,16 @@ export async function loadOriginModel(options: LoadOriginModelOptions): Promise<
     dims: manifest.architecture.matryoshkaDims,
     maxDepth: manifest.architecture.depths.hard,
     hasLateHead: manifest.architecture.lateHead !== undefined,
+    hasSparseHead: encoder.hasSparse,
     async embed(texts, embedOptions) {
-      const result = await encoder.embed(texts, embedOptions);
-      return { embeddings: result.embeddings, depth: result.depth, ...(result.tokenVectors ? { tokenVectors: result.tokenVectors } : {}) };
+      const { sparse, ...rest } = embedOptions;
+      const result = await encoder.embed(texts, { ...rest, ...(sparse ? { sparse: { ...sparse } } : {}) });
+      return {
+        embeddings: result.embeddings,
+        depth: result.depth,
+        ...(result.tokenVectors ? { tokenVectors: result.tokenVectors } : {}),
+        ...(result.sparse ? { sparse: result.sparse } : {}),
+      };
     },
     release: () => encoder.release(),
   };

@@ -65,8 +65,13 @@ export async function startOrigin(options: OriginServerOptions): Promise<OriginS
     ...settings,
     run: async (key, texts) => {
       // The batcher runs only after the route checked the phase, and draining keeps the model: it is there.
-      const { embeddings, depth, tokenVectors } = await status.model!.embed(texts, parseBatchKey(key));
-      return embeddings.map((embedding, i) => ({ embedding, depth, ...(tokenVectors ? { tokenVectors: tokenVectors[i]! } : {}) }));
+      const { embeddings, depth, tokenVectors, sparse } = await status.model!.embed(texts, parseBatchKey(key));
+      return embeddings.map((embedding, i) => ({
+        embedding,
+        depth,
+        ...(tokenVectors ? { tokenVectors: tokenVectors[i]! } : {}),
+        ...(sparse ? { sparse: sparse[i]! } : {}),
+      }));
     },
   });
   const app = createOriginApp({ secret: options.secret, batcher, status: () => status, settings });
