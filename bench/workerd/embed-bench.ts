@@ -5,13 +5,14 @@
  *
  * GET /cold          → time to create the encoder (ORT wasm instantiation + sessions + sha256 checks) and first embed
  * GET /embed?depth=1|3|6|auto&dims=128&blocks=30&perBlock=50
- * GET /documents?depth=1|3|6|auto&count=256  → document embedding throughput: the indexer's batches (16 texts of the
- *     model's full 128 pieces, 128-d), i.e. the model's share of indexing, without the index's writes
+ * GET /documents?depth=1|3|6|auto&count=256[&sparse=1]  → document embedding throughput: the indexer's batches (16
+ *     texts of the model's full 128 pieces, 128-d), i.e. the model's share of indexing, without the index's writes;
+ *     sparse=1 also runs the sparse head as the indexer does for a model with it (the Worker's cut), 400 without one
  */
 import * as bundle from "../../workers/edge/src/bundled-model.js";
 import { SHORT_QUERIES } from "../short-queries.js";
 import { DOCUMENT_EMBEDDING } from "../../workers/edge/src/indexer.js";
-import { createEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
+import { DEFAULT_SPARSE, createEdgeModel, type LoadedEdgeModel } from "../../workers/edge/src/model-loader.js";
 
 
 let model: LoadedEdgeModel | undefined;
@@ -37,17 +38,20 @@ async function documentThroughput(encoder: LoadedEdgeModel["encoder"], url: URL)
   const depthParam = url.searchParams.get("depth") ?? "auto";
   const depth = depthParam === "auto" ? ("auto" as const) : (Number(depthParam) as 1 | 3 | 6);
   const count = Number(url.searchParams.get("count") ?? 256);
+  const withSparse = url.searchParams.get("sparse") === "1";
+  if (withSparse && !encoder.hasSparse) return Response.json({ error: "the bundled model has no sparse head" }, { status: 400 });
   const batch = DOCUMENT_EMBEDDING.batchSize;
   const documents = Array.from({ length: count }, (_, i) => longDocument(i));
-  await encoder.embed(documents.slice(0, batch), { dims: DOCUMENT_EMBEDDING.dims, depth });
+  const options = { dims: DOCUMENT_EMBEDDING.dims, depth, ...(withSparse ? { sparse: { ...DEFAULT_SPARSE } } : {}) };
+  await encoder.embed(documents.slice(0, batch), options);
   let steps = 0;
   const started = performance.now();
   for (let start = 0; start < count; start += batch) {
-    const result = await encoder.embed(documents.slice(start, start + batch), { dims: DOCUMENT_EMBEDDING.dims, depth });
+    const result = await encoder.embed(documents.slice(start, start + batch), options);
     steps += result.depth * Math.min(batch, count - start);
   }
   const seconds = (performance.now() - started) / 1000;
-  return Response.json({ depth: depthParam, documents: count, seconds, docs_per_s: count / seconds, mean_steps: steps / count });
+  return Response.json({ depth: depthParam, sparse: withSparse, documents: count, seconds, docs_per_s: count / seconds, mean_steps: steps / count });
 }
 
 function quantile(sorted: number[], q: number): number {

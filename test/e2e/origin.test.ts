@@ -207,27 +207,6 @@ describe("GPU origin over HTTP", () => {
     expect(plain).not.toHaveProperty("tokenVectors");
   });
 
-  it("returns the sparse head's terms from the same pass when asked, cut as asked, as the in-process encoder makes them", async () => {
-    expect(real.hasSparseHead, "the bundled model has the sparse head").toBe(true);
-    const texts = ["how do glaciers carve valleys", "espresso"];
-    const cut = { threshold: 0, maxTerms: 16 };
-    const response = await embed({ input: texts, dims: 128, depth: 1, sparse: cut });
-    expect(response.status).toBe(200);
-    const body = (await response.json()) as { embeddings: number[][]; sparse: [number, number][][] };
-    expect(body.sparse).toHaveLength(texts.length);
-    const expected = (await reference.embed(texts, { dims: 128, depth: 1, earlyExit: false, sparse: cut })).sparse!;
-    for (const [i, pairs] of body.sparse.entries()) {
-      expect(pairs.length).toBeGreaterThan(0);
-      expect(pairs.length).toBeLessThanOrEqual(cut.maxTerms);
-      // Heaviest first, and the same terms and weights as the encoder's own cut.
-      expect(pairs.map(([, w]) => w)).toEqual([...pairs.map(([, w]) => w)].sort((a, b) => b - a));
-      expect(Object.fromEntries(pairs)).toEqual(Object.fromEntries(Object.entries(expected[i]!).map(([id, w]) => [Number(id), w])));
-    }
-    // Not asked, not sent.
-    const plain = (await (await embed({ input: texts, dims: 128 })).json()) as Record<string, unknown>;
-    expect(plain).not.toHaveProperty("sparse");
-  });
-
   it("coalesces concurrent requests into one batch", async () => {
     const { release, blocker } = await holdNextBatch();
     const before = await health();

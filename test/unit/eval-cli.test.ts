@@ -32,6 +32,8 @@ function run(script: string, args: string[]): { status: number | null; stdout: s
 }
 
 const METRIC_KEYS = ["ndcg@10", "mrr@10", "recall@50", "recall@100", "map@100"];
+/** An artifact with a trained sparse head and a fusion tuned over the three lists. */
+const SPARSE_MODEL = "taesr-edge-small@0.4.0";
 
 describe("npm run eval", () => {
   it("bm25: prints the metrics and settings as one JSON object last, writes --out and --run-file", () => {
@@ -72,29 +74,30 @@ describe("npm run eval", () => {
     expect(stderr).toMatch(/manifest\.json declares no sparse \(SPLADE\) output/);
   });
 
-  it("hybrid with the bundled model's sparse head fuses the learned list at the manifest's weight; --no-sparse leaves it out", () => {
-    const manifest = JSON.parse(readFileSync(path.join(root, "model-artifacts", bundled, "manifest.json"), "utf8")) as {
+  it("hybrid with a sparse-head model fuses the learned list at the manifest's weight; --no-sparse leaves it out", () => {
+    const withHead = path.join(root, "model-artifacts", SPARSE_MODEL);
+    const manifest = JSON.parse(readFileSync(path.join(withHead, "manifest.json"), "utf8")) as {
       architecture: { sparseHead?: boolean };
       retrieval?: { fusion?: { weights: { lexical: number; dense: number; sparse?: number } } };
     };
-    expect(manifest.architecture.sparseHead, `${bundled} is expected to ship the sparse head`).toBe(true);
+    expect(manifest.architecture.sparseHead, `${SPARSE_MODEL} is expected to have the sparse head`).toBe(true);
     const tuned = manifest.retrieval!.fusion!.weights;
     expect(tuned.sparse).toBeGreaterThan(0);
 
-    const three = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid"]);
+    const three = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--model", withHead]);
     expect(three.status, three.stderr).toBe(0);
     expect(three.json).toMatchObject({ fusion_default: "manifest", weights: tuned, sparse_terms: { max_terms: 256 } });
     const bytes = three.json!.index_bytes_per_doc as { dense: number; bm25: number; sparse?: number; total: number };
     expect(bytes.sparse).toBeGreaterThan(0);
     expect(bytes.total).toBeCloseTo(bytes.dense + bytes.bm25 + bytes.sparse!, 3);
 
-    const two = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--no-sparse"]);
+    const two = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--no-sparse", "--model", withHead]);
     expect(two.status, two.stderr).toBe(0);
     expect(two.json!.weights).toEqual({ lexical: tuned.lexical, dense: tuned.dense });
     expect(two.json).not.toHaveProperty("sparse_terms");
     expect(two.json!.index_bytes_per_doc).not.toHaveProperty("sparse");
 
-    const cut = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--sparse-terms", "8"]);
+    const cut = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--sparse-terms", "8", "--model", withHead]);
     expect(cut.status, cut.stderr).toBe(0);
     const terms = cut.json!.sparse_terms as { max_terms: number; mean_doc_terms: number };
     expect(terms.max_terms).toBe(8);
@@ -124,15 +127,19 @@ describe("npm run eval:ablations", () => {
     for (const id of ["mode-bm25", "mode-dense", "mode-hybrid-convex", "mode-hybrid-rrf", "mode-late", "depth-1", "depth-3", "depth-6", "depth-auto", "matryoshka-64", "matryoshka-384", "quant-fp32", "vectors-binary-rescore-128", "pca-64"]) {
       expect(ids).toContain(id);
     }
-    // The bundled model has the sparse head: the list alone and the Worker's three-list default are measured rows.
-    for (const id of ["mode-sparse", "mode-hybrid-sparse"]) {
-      const row = saved.rows.find((r) => r.id === id)!;
-      expect(row, id).toMatchObject({ kind: "measured" });
-      expect(row.metrics, id).toBeDefined();
-    }
     const markdown = readFileSync(path.join(outDir, "ablations.md"), "utf8");
     expect(markdown).toContain("| group | setting | NDCG@10 |");
-    expect(markdown).toContain("sparse (SPLADE head");
+    // The sparse rows: measured for a model with the head (the list alone, and the Worker's three-list default),
+    // listed as unavailable, saying why, for one without.
+    const hasHead = (JSON.parse(readFileSync(path.join(root, "model-artifacts", bundled, "manifest.json"), "utf8")) as { architecture: { sparseHead?: boolean } }).architecture.sparseHead === true;
+    const sparse = saved.rows.find((row) => row.id === "mode-sparse")!;
+    if (hasHead) {
+      expect(sparse).toMatchObject({ kind: "measured" });
+    } else {
+      expect(sparse).toMatchObject({ kind: "unavailable", note: `not available: ${bundled} has no sparse head` });
+      expect(sparse.metrics).toBeUndefined();
+      expect(markdown).toContain(`not available: ${bundled} has no sparse head`);
+    }
     expect(stderr).toContain(`# Ablations: ${bundled} on beir-tiny`);
     for (const chart of ["quality-vs-dims.svg", "quality-vs-latency.svg"]) {
       const svg = readFileSync(path.join(outDir, chart), "utf8");
@@ -140,6 +147,22 @@ describe("npm run eval:ablations", () => {
       expect(svg.trim().endsWith("</svg>")).toBe(true);
       expect(svg).toContain("<circle data-series=");
     }
+  });
+});
+
+describe("npm run eval:ablations with a sparse-head model", () => {
+  it("measures the sparse list alone and the three-list hybrid default as rows", () => {
+    const outDir = path.join(scratch, "ablations-sparse");
+    const { status, json, stderr } = run("bench/ablations.ts", ["--dataset", dataset, "--out-dir", outDir, "--model", path.join(root, "model-artifacts", SPARSE_MODEL)]);
+    expect(status, stderr).toBe(0);
+    const rows = (json as { rows: { id: string; kind: string; label: string; metrics?: { "ndcg@10": number } }[] }).rows;
+    for (const id of ["mode-sparse", "mode-hybrid-sparse"]) {
+      const row = rows.find((r) => r.id === id);
+      expect(row, id).toMatchObject({ kind: "measured" });
+      expect(row!.metrics!["ndcg@10"], id).toBeGreaterThanOrEqual(0);
+    }
+    expect(rows.find((r) => r.id === "mode-hybrid-sparse")!.label).toMatch(/the manifest's convex fusion/);
+    expect(readFileSync(path.join(outDir, "ablations.md"), "utf8")).toContain("sparse (SPLADE head");
   });
 });
 

@@ -17,13 +17,14 @@ import { scanAll, type RolloutState } from "../../workers/edge/src/model-rollout
 import { consumerDeps } from "../../workers/edge/src/queue-wiring.js";
 import type { DocumentInput } from "../../workers/edge/src/schemas.js";
 import { indexDocuments } from "../../workers/edge/src/indexer.js";
+import { manifest as bundledManifest } from "../../workers/edge/src/bundled-model.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
 import { fixtureBundle, fixtureLateBundle, fixtureModel } from "./support/fixture-model.js";
 import { deliver } from "./support/queue-harness.js";
 
 const FIXTURE_REF = refOf(fixtureBundle.manifest);
 const LATE_REF = refOf(fixtureLateBundle.manifest);
-const BUNDLED_VERSION = "0.4.0";
+const BUNDLED_VERSION = bundledManifest.version;
 
 const TOPICS = ["glaciers", "compost", "orbits", "bicycles", "sourdough", "tides", "volcanoes", "beekeeping"];
 function corpus(count: number, revision = 0): DocumentInput[] {
