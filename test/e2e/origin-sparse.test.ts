@@ -7,12 +7,10 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaesrEncoder } from "../../src/model/index.js";
-import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
-import { readArtifactDir } from "../../workers/origin/src/artifact-files.js";
-import { ortNode } from "../../workers/origin/src/ort-node.js";
+import type { TaesrEncoder } from "../../src/model/index.js";
 import { loadOriginModel } from "../../workers/origin/src/origin-model.js";
 import { startOrigin, type OriginServer } from "../../workers/origin/src/server.js";
+import { fp32Encoder } from "../support/fp32-encoder.js";
 
 const SECRET = "origin-sparse-secret";
 const artifacts = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../model-artifacts");
@@ -30,14 +28,7 @@ async function start(dir: string): Promise<OriginServer> {
 }
 
 beforeAll(async () => {
-  const artifact = await readArtifactDir(WITH_HEAD, ["fp32"]);
-  reference = await TaesrEncoder.create({
-    ort: ortNode,
-    manifest: artifact.manifest,
-    files: artifact.files,
-    variant: "fp32",
-    tokenizer: WordPieceTokenizer.fromJSON(artifact.tokenizerJson),
-  });
+  reference = await fp32Encoder(WITH_HEAD);
   [withHead, withoutHead] = await Promise.all([start(WITH_HEAD), start(WITHOUT_HEAD)]);
 });
 

@@ -9,12 +9,11 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaesrEncoder } from "../../src/model/index.js";
-import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
-import { defaultArtifactDir, readArtifactDir } from "../../workers/origin/src/artifact-files.js";
-import { ortNode } from "../../workers/origin/src/ort-node.js";
+import type { TaesrEncoder } from "../../src/model/index.js";
+import { defaultArtifactDir } from "../../workers/origin/src/artifact-files.js";
 import { loadOriginModel, type OriginModel } from "../../workers/origin/src/origin-model.js";
 import { startOrigin, type OriginServer } from "../../workers/origin/src/server.js";
+import { fp32Encoder } from "../support/fp32-encoder.js";
 import { gate, type Gate } from "../support/gate.js";
 
 const SECRET = "origin-test-secret";
@@ -31,14 +30,7 @@ let batchGate: Gate | null = null;
 
 beforeAll(async () => {
   const dir = await defaultArtifactDir();
-  const artifact = await readArtifactDir(dir, ["fp32"]);
-  reference = await TaesrEncoder.create({
-    ort: ortNode,
-    manifest: artifact.manifest,
-    files: artifact.files,
-    variant: "fp32",
-    tokenizer: WordPieceTokenizer.fromJSON(artifact.tokenizerJson),
-  });
+  reference = await fp32Encoder(dir);
   real = await loadOriginModel({ dir, provider: "auto", threads: 1, log: () => undefined });
   const gated: OriginModel = {
     ...real,
