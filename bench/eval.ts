@@ -40,7 +40,9 @@
  * Hybrid and late modes of an artifact with the sparse head fuse its learned sparse list as a third, as the Worker does
  * (documents and queries embedded with their terms in the same call, cut as the Worker cuts them: every weight above 0,
  * at most 256 terms), at the tuned sparse weight (or the lexical one for a fusion tuned without it); `--no-sparse`
- * leaves it out, for the two-list figure of the same artifact. --tune-fusion then grids all three weights.
+ * leaves it out, for the two-list figure of the same artifact (fused with the manifest's two-list tuning,
+ * `withoutSparse`, as the Worker fuses a search that cannot read the list). --tune-fusion then grids all three weights
+ * and, beside them, the two-list weights it saves as `withoutSparse`.
  * --mode sparse needs an artifact with the sparse head (architecture.sparseHead; bench/eval/sparse.ts) and exits
  * non-zero naming the artifact otherwise.
  * --encoder use-lite: the USE-Lite quality peer instead of TAESR (dense, or hybrid with BM25; its corpus embeddings
@@ -65,7 +67,16 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile, writeFile } from "node:fs/promises";
-import { DEFAULT_FUSION, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHTS, MAX_LATE_RERANK_DEPTH, type FusionMethod, type RankingList } from "../src/retrieval/index.js";
+import {
+  DEFAULT_FUSION,
+  DEFAULT_LATE_RERANK_DEPTH,
+  DEFAULT_LATE_WEIGHTS,
+  MAX_LATE_RERANK_DEPTH,
+  fusionDefaultFor,
+  sparseWeight,
+  type FusionMethod,
+  type RankingList,
+} from "../src/retrieval/index.js";
 import { lengthRuleOf, parseFastRemRouter, type ArtifactManifest, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, type CorpusPass, type Projection } from "./eval/corpus-index.js";
@@ -348,7 +359,9 @@ async function main(): Promise<void> {
   // The hybrid default as the Worker resolves it: the artifact's tuned fusion when it ships one (TAESR only: a peer
   // encoder's dense scores are not what was tuned), the built-in constant otherwise; --fusion/--weights override.
   const tuned = options.encoder === "taesr" ? model.manifest.retrieval?.fusion : undefined;
-  const fusion = options.fusion ?? tuned?.method ?? DEFAULT_FUSION;
+  // A search that does not read the sparse list gets a three-list default's two-list tuning (method included).
+  const readsSparse = inputs.dense?.index.sparse !== undefined && sparseWeight(options.fusion ?? tuned?.method ?? DEFAULT_FUSION, options.weights, tuned) > 0;
+  const fusion = options.fusion ?? (tuned ? fusionDefaultFor(tuned, readsSparse).method : DEFAULT_FUSION);
   // The rerank default as the Worker resolves it (model-loader.ts lateInForce): the tuned `retrieval.late`, else built-in.
   const tunedLate = options.encoder === "taesr" ? model.manifest.retrieval?.late : undefined;
   const lateWeights = options.lateWeight !== undefined ? { first: Number((1 - options.lateWeight).toFixed(6)), late: options.lateWeight } : (tunedLate?.weights ?? { ...DEFAULT_LATE_WEIGHTS });

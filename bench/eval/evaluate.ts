@@ -32,6 +32,7 @@ import {
   denseSearch,
   fuseLateInteraction,
   hammingSearch,
+  fusionDefaultFor,
   hybridWeights,
   int8Search,
   sparseWeight,
@@ -199,7 +200,9 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   const sparseIndex = fused || sparseOnly ? inputs.dense?.index.sparse : undefined;
   const sparseShare = sparseOnly ? 1 : sparseIndex ? sparseWeight(setting.fusion, setting.weights, setting.defaults) : 0;
   const sparse = sparseShare > 0 ? sparseIndex : undefined;
-  const weights = fused ? { ...hybridWeights(setting.fusion, setting.weights, setting.defaults), ...(sparse ? { sparse: sparseShare } : {}) } : null;
+  // Without the sparse list, a three-list default gives way to its two-list tuning, as in the Worker.
+  const defaults = setting.defaults && !sparse ? fusionDefaultFor(setting.defaults, false) : setting.defaults;
+  const weights = fused ? { ...hybridWeights(setting.fusion, setting.weights, defaults), ...(sparse ? { sparse: sparseShare } : {}) } : null;
 
   // Built before the clock starts: these are index structures, not per-query work.
   const floatMatrix = dense && vectors === "float" ? dense.matrix(projection, dims) : undefined;

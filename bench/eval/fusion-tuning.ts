@@ -14,7 +14,9 @@
  * ({@link THREE_LIST_STEP}: 66 points per method, against 231 at 0.05, each a re-fusion of every query's three
  * 1,000-deep lists). Its corners are the three lists alone and its sparse-0 edge is the two-list grid at 0.1, so the
  * same guarantee holds against all three components, and a sparse list that does not help gets weight 0 (the Worker
- * then does not read it).
+ * then does not read it). The two-list grid is tuned beside it, by the same rule, and saved as `withoutSparse`: the
+ * default of searches that cannot read the sparse list (a backend without its postings), for which the three-list
+ * weights minus their third are a ratio nobody tuned.
  *
  * The choice: the best mean NDCG@10, where "ties go to the larger lexical share" (BM25 is the cheaper side and the
  * one the service can fall back on), then to convex (the score-aware default) — with a tie judged statistically, not
@@ -69,6 +71,8 @@ export interface FusionTuningResult {
   best: TuningPoint;
   /** NDCG@10 of each list ranked alone, on the same kept candidates (`sparseOnly` when the lists had a sparse one). */
   components: { lexicalOnly: number; denseOnly: number; sparseOnly?: number };
+  /** With a sparse list: the two-list grid's choice and best, for searches that do not read the sparse list. */
+  withoutSparse?: { chosen: TuningPoint; best: TuningPoint };
   queries: number;
 }
 
@@ -148,20 +152,24 @@ export function threeListWeights(): { lexical: number; dense: number; sparse: nu
 export function tuneFusion(kept: readonly KeptLists[], dataset: EvalDataset): FusionTuningResult {
   if (kept.some(({ lists }) => !lists.dense || !lists.lexical)) throw new Error("fusion tuning needs both candidate lists of every query (hybrid mode)");
   const withSparse = kept.length > 0 && kept.every(({ lists }) => lists.sparse !== undefined);
-  const weightGrid = withSparse ? threeListWeights() : TUNING_LEXICAL.map((lexical) => ({ lexical, dense: hundredths(1 - lexical) }));
-  const grid = TUNING_METHODS.flatMap((method) =>
-    weightGrid.map((weights): TuningPoint => {
-      const perQuery = keptNdcg10PerQuery(kept, dataset, "hybrid", { fusion: method, weights });
-      return { method, ...weights, "ndcg@10": mean(perQuery), perQuery };
-    }),
-  );
+  const gridOver = (weightGrid: readonly { lexical: number; dense: number; sparse?: number }[]) =>
+    TUNING_METHODS.flatMap((method) =>
+      weightGrid.map((weights): TuningPoint => {
+        const perQuery = keptNdcg10PerQuery(kept, dataset, "hybrid", { fusion: method, weights });
+        return { method, ...weights, "ndcg@10": mean(perQuery), perQuery };
+      }),
+    );
+  // No sparse weight: keptNdcg10PerQuery leaves a kept sparse list out.
+  const twoLists = gridOver(TUNING_LEXICAL.map((lexical) => ({ lexical, dense: hundredths(1 - lexical) })));
+  const grid = withSparse ? gridOver(threeListWeights()) : twoLists;
   const components = {
     lexicalOnly: mean(keptNdcg10PerQuery(kept, dataset, "lexical")),
     denseOnly: mean(keptNdcg10PerQuery(kept, dataset, "dense")),
     ...(withSparse ? { sparseOnly: mean(keptNdcg10PerQuery(kept, dataset, "sparse")) } : {}),
   };
   const { chosen, best } = chooseFusion(grid, bestComponent(components));
-  return { grid, chosen, best, components, queries: kept.length };
+  const withoutSparse = withSparse ? chooseFusion(twoLists, Math.max(components.lexicalOnly, components.denseOnly)) : undefined;
+  return { grid, chosen, best, components, queries: kept.length, ...(withoutSparse ? { withoutSparse } : {}) };
 }
 
 /** NDCG@10 of the best list alone. */
@@ -283,9 +291,11 @@ export interface TuningContext {
 export function tunedFusionRecord(result: FusionTuningResult, context: TuningContext): TunedFusion {
   assertSplitTunable(context.split);
   const { chosen, components } = result;
+  const twoLists = result.withoutSparse?.chosen;
   return {
     method: chosen.method,
     weights: { lexical: chosen.lexical, dense: chosen.dense, ...(chosen.sparse !== undefined ? { sparse: chosen.sparse } : {}) },
+    ...(twoLists ? { withoutSparse: { method: twoLists.method, weights: { lexical: twoLists.lexical, dense: twoLists.dense }, ndcg10: round4(twoLists["ndcg@10"]) } } : {}),
     tunedOn: {
       dataset: context.dataset,
       split: context.split,
@@ -353,6 +363,9 @@ export function changelogLine(label: string, fusion: TunedFusion, previous: Fusi
     `${t.dataset} ${t.split} (${t.queries} queries${setting}) NDCG@10 ${t.ndcg10.toFixed(4)} ` +
     `vs BM25 alone ${t.lexicalOnly.toFixed(4)}, dense alone ${t.denseOnly.toFixed(4)}` +
     (t.sparseOnly !== undefined ? `, sparse alone ${t.sparseOnly.toFixed(4)}` : "") +
+    (fusion.withoutSparse
+      ? `; without the sparse list ${describeFusion({ method: fusion.withoutSparse.method, weights: fusion.withoutSparse.weights })} ${fusion.withoutSparse.ndcg10.toFixed(4)}`
+      : "") +
     (note ? `; ${note}` : "") +
     (command ? ` (\`${command}\`)` : "")
   );
@@ -397,6 +410,9 @@ export function tuningJson(result: FusionTuningResult, split: string): Record<st
       ...(result.components.sparseOnly !== undefined ? { sparse_only: round4(result.components.sparseOnly) } : {}),
     },
     never_below_components: neverBelowComponents(result),
+    ...(result.withoutSparse
+      ? { without_sparse: { chosen: { method: result.withoutSparse.chosen.method, weights: weightsOf(result.withoutSparse.chosen), "ndcg@10": round4(result.withoutSparse.chosen["ndcg@10"]) } } }
+      : {}),
     grid: result.grid.map(point),
   };
 }

@@ -72,6 +72,13 @@ const tunedFusionSchema = z.object({
   weights: z
     .object({ lexical: fusionWeight, dense: fusionWeight, sparse: fusionWeight.optional() })
     .refine((w) => w.lexical > 0 || w.dense > 0 || (w.sparse ?? 0) > 0, "at least one fusion weight must be above 0"),
+  withoutSparse: z
+    .strictObject({
+      method: z.enum(["convex", "rrf"]),
+      weights: z.strictObject({ lexical: fusionWeight, dense: fusionWeight }).refine((w) => w.lexical > 0 || w.dense > 0, "at least one fusion weight must be above 0"),
+      ndcg10: z.number().min(0).max(1),
+    })
+    .optional(),
   tunedOn: z.object({
     dataset: z.string().min(1),
     split: validationSplit("a fusion must not be tuned on the test split"),

@@ -396,6 +396,11 @@ export interface LateTuningRecord {
 export interface TunedFusion {
   method: "convex" | "rrf";
   weights: { lexical: number; dense: number; sparse?: number };
+  /**
+   * With `weights.sparse`: the best fusion of dense and BM25 alone on the same split (the tuner's two-list grid), for
+   * searches that cannot read the sparse list (src/retrieval/hybrid.ts fusionDefaultFor), and its NDCG@10 there.
+   */
+  withoutSparse?: { method: "convex" | "rrf"; weights: { lexical: number; dense: number }; ndcg10: number };
   tunedOn: FusionTuningRecord;
 }
 

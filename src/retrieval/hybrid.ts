@@ -47,12 +47,13 @@ export const DEFAULT_FUSION: FusionMethod = "convex";
 
 /**
  * A hybrid default other than the built-in one, e.g. the tuned fusion a model manifest ships. `sparse` is present
- * when the fusion was tuned with the learned sparse list (a model with the sparse head); a search that cannot read
- * that list fuses dense and lexical with the same two weights.
+ * when the fusion was tuned with the learned sparse list (a model with the sparse head); `withoutSparse` is then the
+ * two-list fusion tuned on the same split, for searches that do not read that list ({@link fusionDefaultFor}).
  */
 export interface FusionDefault {
   method: FusionMethod;
   weights: { dense: number; lexical: number; sparse?: number };
+  withoutSparse?: { method: FusionMethod; weights: { dense: number; lexical: number } };
 }
 
 /** The built-in hybrid default: {@link DEFAULT_FUSION} with its constant weights. */
@@ -120,6 +121,17 @@ export function sparseWeight(fusion: FusionMethod, overrides?: Partial<Record<Ra
   if (overrides?.sparse !== undefined) return overrides.sparse;
   if (tuned?.method === fusion) return tuned.weights.sparse ?? tuned.weights.lexical;
   return (fusion === "convex" ? DEFAULT_CONVEX_WEIGHTS : DEFAULT_RRF_WEIGHTS).lexical;
+}
+
+/**
+ * The default a search fuses with, given whether it reads the learned sparse list: a three-list tuning's own weights
+ * when it does, its two-list tuning (`withoutSparse`) when it does not — a backend without sparse postings, a request
+ * with `weights.sparse` 0 — since the three-list weights without their third list are a ratio nobody tuned (for
+ * taesr-edge-small@0.4.0, lexical 0.6 : dense 0.1 where the best two-list point is 0.4 : 0.6). A default without
+ * `withoutSparse` is returned as it is.
+ */
+export function fusionDefaultFor<T extends FusionDefault>(tuned: T, readsSparse: boolean): T | NonNullable<FusionDefault["withoutSparse"]> {
+  return !readsSparse && tuned.withoutSparse ? tuned.withoutSparse : tuned;
 }
 
 /** The fusion method and weights a hybrid search uses: explicit choices first, then the tuned default, then constants. */

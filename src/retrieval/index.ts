@@ -27,6 +27,7 @@ export {
   combineRankings,
   hybridWeights,
   listsFor,
+  fusionDefaultFor,
   resolveFusion,
   sparseWeight,
   type FusionDefault,

@@ -78,7 +78,7 @@ describe("npm run eval", () => {
     const withHead = path.join(root, "model-artifacts", SPARSE_MODEL);
     const manifest = JSON.parse(readFileSync(path.join(withHead, "manifest.json"), "utf8")) as {
       architecture: { sparseHead?: boolean };
-      retrieval?: { fusion?: { weights: { lexical: number; dense: number; sparse?: number } } };
+      retrieval?: { fusion?: { weights: { lexical: number; dense: number; sparse?: number }; withoutSparse?: { method: string; weights: { lexical: number; dense: number } } } };
     };
     expect(manifest.architecture.sparseHead, `${SPARSE_MODEL} is expected to have the sparse head`).toBe(true);
     const tuned = manifest.retrieval!.fusion!.weights;
@@ -91,9 +91,11 @@ describe("npm run eval", () => {
     expect(bytes.sparse).toBeGreaterThan(0);
     expect(bytes.total).toBeCloseTo(bytes.dense + bytes.bm25 + bytes.sparse!, 3);
 
+    // Without the list, the manifest's two-list tuning applies (method and weights), as in the Worker.
+    const twoLists = manifest.retrieval!.fusion!.withoutSparse!;
     const two = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--no-sparse", "--model", withHead]);
     expect(two.status, two.stderr).toBe(0);
-    expect(two.json!.weights).toEqual({ lexical: tuned.lexical, dense: tuned.dense });
+    expect(two.json).toMatchObject({ fusion: twoLists.method, weights: twoLists.weights });
     expect(two.json).not.toHaveProperty("sparse_terms");
     expect(two.json!.index_bytes_per_doc).not.toHaveProperty("sparse");
 

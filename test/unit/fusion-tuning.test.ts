@@ -32,7 +32,7 @@ import {
 } from "../../bench/eval/fusion-tuning.js";
 import { parseManifest, type TunedFusion } from "../../src/model/index.js";
 import { adaptGroup, isHeldOut } from "../../training/src/data/pairs.js";
-import { combineRankings, resolveFusion, type RankedHit } from "../../src/retrieval/index.js";
+import { combineRankings, fusionDefaultFor, resolveFusion, type RankedHit } from "../../src/retrieval/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const scratch = mkdtempSync(path.join(os.tmpdir(), "fusion-tuning-"));
@@ -157,6 +157,32 @@ describe("fusion tuner with the learned sparse list as a third list", () => {
     expect(parseManifest(JSON.parse(manifestTextWithFusion(readFileSync(path.join(root, "model-artifacts/taesr-edge-small@0.3.0/manifest.json"), "utf8"), record))).retrieval?.fusion).toEqual(record);
     expect(changelogLine("m@1", record, undefined)).toMatch(/ \/ sparse \d.* sparse alone 1\.0000/);
     expect(tuningJson(result, "train")).toMatchObject({ components: { sparse_only: 1 }, chosen: { weights: { sparse: result.chosen.sparse } } });
+  });
+
+  it("tunes the two-list fusion beside it, for searches that cannot read the sparse list, and records it", () => {
+    // BM25 alone puts W first, dense puts R first by a hair: of the two lists, only mixes that let dense win rank R
+    // first, and the convex ones with any real lexical weight do not. The two-list choice is one of those.
+    const result = tuneFusion(kept({ dense: list([R, 0.5], [W, 0.49]), lexical: list([W, 10], [R, 1]), sparse: list([R, 3], [W, 1]) }), dataset);
+    const twoLists = result.withoutSparse!.chosen;
+    expect(twoLists["ndcg@10"]).toBe(1);
+    expect(twoLists.sparse).toBeUndefined();
+    expect(result.grid.find((p) => p.method === "convex" && p.lexical === 1 && p.sparse === 0)!["ndcg@10"]).toBeLessThan(1);
+    const record = tunedFusionRecord(result, { dataset: "synthetic", split: "train", dims: 128, variant: "int8", date: "2026-11-27" });
+    expect(record.withoutSparse).toEqual({ method: twoLists.method, weights: { lexical: twoLists.lexical, dense: twoLists.dense }, ndcg10: 1 });
+    const manifest = parseManifest(JSON.parse(manifestTextWithFusion(readFileSync(path.join(root, "model-artifacts/taesr-edge-small@0.3.0/manifest.json"), "utf8"), record)));
+    expect(manifest.retrieval?.fusion?.withoutSparse).toEqual(record.withoutSparse);
+    expect(changelogLine("m@1", record, undefined)).toMatch(new RegExp(`without the sparse list ${twoLists.method} lexical ${twoLists.lexical} / dense ${twoLists.dense} 1\\.0000`));
+    expect(tuningJson(result, "train")).toMatchObject({ without_sparse: { chosen: { method: twoLists.method, "ndcg@10": 1 } } });
+    // A two-list tuning records none.
+    expect(tuneFusion(kept({ dense: list([R, 0.5]), lexical: list([W, 10]) }), dataset).withoutSparse).toBeUndefined();
+  });
+
+  it("fusionDefaultFor: a search without the sparse list gets the two-list tuning, one with it the three weights", () => {
+    const three = { method: "convex" as const, weights: { lexical: 0.6, dense: 0.1, sparse: 0.3 }, withoutSparse: { method: "rrf" as const, weights: { lexical: 0.4, dense: 0.6 } } };
+    expect(fusionDefaultFor(three, true)).toBe(three);
+    expect(fusionDefaultFor(three, false)).toEqual({ method: "rrf", weights: { lexical: 0.4, dense: 0.6 } });
+    const two = { method: "convex" as const, weights: { lexical: 0.5, dense: 0.5 } };
+    expect(fusionDefaultFor(two, false)).toBe(two);
   });
 
   it("gives the sparse list weight 0 when it adds nothing, preferring lexical, then less sparse, on ties", () => {

@@ -228,6 +228,34 @@ describe("sparse list: search", () => {
     expect(m.sparse).toBeDefined();
   });
 
+  it("a fusion tuned with the sparse list: hybrid fuses with its three weights, a search without the list gets its two-list tuning", async () => {
+    const fusion = {
+      method: "convex" as const,
+      weights: { lexical: 0.2, dense: 0.2, sparse: 0.6 },
+      withoutSparse: { method: "rrf" as const, weights: { lexical: 0.3, dense: 0.7 }, ndcg10: 0.5 },
+      tunedOn: { dataset: "fixture", split: "train", queries: 30, ndcg10: 0.5, lexicalOnly: 0.4, denseOnly: 0.3, sparseOnly: 0.45, date: "2026-11-27" },
+    };
+    const tuned = await createEdgeModel({ ...fixtureSparseBundle, manifest: { ...fixtureSparseBundle.manifest, retrieval: { fusion } } });
+    const h = await harness({ model: tuned });
+    expect((await h.request("/v1/documents", { method: "POST", json: { documents } })).status).toBe(200);
+    const health = await json<{ model: { fusion: Record<string, unknown> } }>(await h.request("/v1/health"));
+    expect(health.model.fusion).toMatchObject({ method: "convex", weights: fusion.weights, withoutSparse: { method: "rrf", weights: fusion.withoutSparse.weights } });
+    const query = QUERIES[0]!;
+    const scored = (body: SearchBody) => body.results.map((r) => [r.id, r.score]);
+    // The default is the three-list tuning…
+    const byDefault = await search(h, { query, topK: 30, rerank: false });
+    expect(byDefault.results.some((r) => r.ranks.sparse !== undefined)).toBe(true);
+    expect(scored(byDefault)).toEqual(scored(await search(h, { query, topK: 30, rerank: false, fusion: "convex", weights: fusion.weights })));
+    // …and a search that leaves the sparse list out gets the two-list tuning, method included (RRF here), not the
+    // three-list weights without their third.
+    const withoutList = await search(h, { query, topK: 30, rerank: false, weights: { sparse: 0 } });
+    expect(withoutList.results.every((r) => r.ranks.sparse === undefined)).toBe(true);
+    const twoListTuning = await search(h, { query, topK: 30, rerank: false, fusion: "rrf", weights: { ...fusion.withoutSparse.weights, sparse: 0 } });
+    expect(scored(withoutList)).toEqual(scored(twoListTuning));
+    const threeListRatio = await search(h, { query, topK: 30, rerank: false, fusion: "convex", weights: { lexical: 0.2, dense: 0.2, sparse: 0 } });
+    expect(scored(withoutList)).not.toEqual(scored(threeListRatio));
+  });
+
   it("caches the query's sparse terms with its vector: a repeat is a hit, ranks the same and runs no model", async () => {
     const h = await seeded();
     const query = `vector search ${crypto.randomUUID().slice(0, 4).replace(/[0-9]/g, "a")}`;

@@ -46,7 +46,8 @@ export interface LoadedEdgeModel extends EdgeModel {
 export function fusionInForce(manifest: ArtifactManifest): FusionInForce {
   const tuned = manifest.retrieval?.fusion;
   if (!tuned) return { method: BUILT_IN_FUSION_DEFAULT.method, weights: { ...BUILT_IN_FUSION_DEFAULT.weights }, source: "built-in" };
-  return { method: tuned.method, weights: { ...tuned.weights }, source: "manifest", tunedOn: tuned.tunedOn };
+  const withoutSparse = tuned.withoutSparse ? { method: tuned.withoutSparse.method, weights: { ...tuned.withoutSparse.weights } } : undefined;
+  return { method: tuned.method, weights: { ...tuned.weights }, ...(withoutSparse ? { withoutSparse } : {}), source: "manifest", tunedOn: tuned.tunedOn };
 }
 
 /**

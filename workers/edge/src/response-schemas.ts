@@ -151,7 +151,7 @@ export const deadLettersResponse = z.object({
   ),
 });
 
-const weights = z.object({ dense: z.number(), lexical: z.number() });
+const weights = z.object({ dense: z.number(), lexical: z.number(), sparse: z.number().optional().describe("the learned sparse list's weight, for a fusion tuned with it") });
 export const healthResponse = z.object({
   status: z.literal("ok"),
   model: z.object({
@@ -163,6 +163,10 @@ export const healthResponse = z.object({
       .object({
         method: z.enum(["convex", "rrf"]),
         weights,
+        withoutSparse: z
+          .object({ method: z.enum(["convex", "rrf"]), weights })
+          .optional()
+          .describe("for a default tuned with the learned sparse list: the two-list fusion a search that does not read that list gets"),
         source: z.enum(["manifest", "built-in"]),
         tunedOn: z.record(z.string(), z.unknown()).optional().describe("for a tuned default: the split it was tuned on and the figures there"),
       })
@@ -181,7 +185,7 @@ export const healthResponse = z.object({
       .object({ threshold: z.number(), maxTerms: z.number().int() })
       .optional()
       .describe(
-        "the learned sparse list the model can make (absent: no sparse head): terms kept per text (weight > threshold, at most maxTerms); hybrid reads it by default, weighted like the default lexical weight",
+        "the learned sparse list the model can make (absent: no sparse head): terms kept per text (weight > threshold, at most maxTerms); hybrid reads it by default, at the fusion's sparse weight (else its lexical weight)",
       ),
   }),
   index: z.object({

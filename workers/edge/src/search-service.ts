@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { BUILT_IN_FUSION_DEFAULT, lexicalTerms, listsFor, makeSnippet } from "../../../src/retrieval/index.js";
+import { BUILT_IN_FUSION_DEFAULT, fusionDefaultFor, lexicalTerms, listsFor, makeSnippet } from "../../../src/retrieval/index.js";
 import { normalize } from "../../../src/tokenizer/normalize.js";
 import type { AppDeps, Background, EdgeModel, EmbedRoute, FusionInForce } from "./contracts.js";
 import { recordQuery } from "./drift-recorder.js";
@@ -74,6 +74,8 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
   const rerank = planRerank(request, model, deps.index);
   const defaults = fusionDefaultOf(model);
   const sparse = planSparse(request, model, deps.index, defaults);
+  // A search that does not read the sparse list fuses with the two-list tuning of a three-list default.
+  const fused = fusionDefaultFor(defaults, sparse !== null);
   const use = listsFor(request.mode, { sparse: sparse !== null });
 
   const embedStarted = performance.now();
@@ -97,7 +99,7 @@ export async function search(deps: AppDeps, request: SearchRequest, background?:
     fusion: request.fusion,
     weights: request.weights,
     // Only the defaults travel: the request's own fusion/weights still override them in the shard, field by field.
-    fusionDefault: { method: defaults.method, weights: defaults.weights },
+    fusionDefault: { method: fused.method, weights: fused.weights },
     ...(rerank && embedding?.tokens ? { rerank: { ...rerank, queryTokens: embedding.tokens } } : {}),
   });
   const searchMs = ms(searchStarted);
