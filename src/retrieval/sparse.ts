@@ -45,7 +45,7 @@ export function sparsePairs(vector: SparseVector, what = "sparse vector"): [numb
 /** One term's postings over a row space: `docs[i]` (a row) has weight `weights[i]` (> 0) for the term. */
 export interface PackedSparsePostings {
   docs: Uint32Array;
-  weights: Float64Array;
+  weights: Float64Array | Float32Array;
 }
 
 /**

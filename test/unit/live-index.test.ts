@@ -26,7 +26,7 @@ function randomDoc(random: () => number): Doc {
     const term = `t${Math.floor(30 * random() ** 2)}`;
     counts.set(term, (counts.get(term) ?? 0) + 1);
   }
-  const sparse = [...new Set(Array.from({ length: 3 }, () => Math.floor(random() * 15)))].sort((a, b) => a - b).map((t) => [t, 0.1 + random()] as [number, number]);
+  const sparse = [...new Set(Array.from({ length: 3 }, () => Math.floor(random() * 15)))].sort((a, b) => a - b).map((t) => [t, Math.fround(0.1 + random())] as [number, number]);
   return { terms: [...counts], length, sparse, vector: Array.from({ length: 16 }, () => random() - 0.5) };
 }
 
@@ -93,6 +93,8 @@ describe("live indexes", () => {
       .sort((a, b) => b.score - a.score || a.row - b.row);
     const gotSparse = sparse.search(sparseQuery, 1000, mask);
     expect(gotSparse.map((hit) => hit.id)).toEqual(expectedSparse.map((hit) => hit.row));
+    // Exactly: the index keeps weights as float32, which loses nothing of the model's float32 outputs.
+    expect(gotSparse.map((hit) => hit.score)).toEqual(expectedSparse.map((hit) => hit.score));
 
     // Dense: the same two-stage search over a matrix of the survivors.
     const matrix = packMatrix(survivors.map(({ doc }) => doc.vector), 16);
