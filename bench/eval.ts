@@ -370,7 +370,7 @@ async function main(): Promise<void> {
   const setting: EvalSetting = { mode, dims, vectors, projection: options.projection, fusion, weights: options.weights, defaults: tuned, ...(late ? { late } : {}) };
   const keepLists = options.sweep || options.tuneFusion;
   const outcome = evaluate(inputs, setting, { keepLists, runTag: options.runFile ? `taesr-${mode}` : undefined });
-  const sweep = options.sweep ? sweepFusionWeights(outcome.kept!, dataset, fusion) : undefined;
+  const sweep = options.sweep ? sweepFusionWeights(outcome.kept!, dataset, fusion, outcome.weights?.sparse) : undefined;
   const fusionDefault = tuned ? ("manifest" as const) : ("built-in" as const);
   const result = evalResultJson({ ...context, dataset: dataset.name, split: options.split, modeName: options.mode, fusionDefault, lateDefault }, setting, outcome, sweep);
   // The learned sparse list's cut, when it took part (its weight in force is in `weights.sparse`).

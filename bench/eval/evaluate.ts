@@ -339,15 +339,20 @@ function lateRanking(
 /** Lexical weights the sweep tries, in hundredths so the steps do not accumulate float error: 0.50, 0.55, …, 1.00. */
 export const SWEEP_LEXICAL = Array.from({ length: 11 }, (_, i) => (50 + 5 * i) / 100);
 
-/** Re-fuses kept candidate lists at each lexical weight of {@link SWEEP_LEXICAL} (dense = 1 − lexical): NDCG@10 each. */
+/**
+ * Re-fuses kept candidate lists at each lexical weight of {@link SWEEP_LEXICAL} (dense = 1 − lexical): NDCG@10 each.
+ * A kept sparse list stays in at the `sparse` weight given (the run's own), so the sweep varies only the other two.
+ */
 export function sweepFusionWeights(
   kept: readonly KeptLists[],
   dataset: EvalDataset,
   fusion: FusionMethod,
-): { lexical: number; dense: number; "ndcg@10": number }[] {
+  sparse?: number,
+): { lexical: number; dense: number; sparse?: number; "ndcg@10": number }[] {
   return SWEEP_LEXICAL.map((lexical) => {
     const dense = Math.round((1 - lexical) * 100) / 100;
-    return { lexical, dense, "ndcg@10": keptNdcg10(kept, dataset, "hybrid", { fusion, weights: { lexical, dense } }) };
+    const weights = { lexical, dense, ...(sparse !== undefined ? { sparse } : {}) };
+    return { ...weights, "ndcg@10": keptNdcg10(kept, dataset, "hybrid", { fusion, weights }) };
   });
 }
 
