@@ -252,6 +252,15 @@ function commandArgs(): string[] {
   return args.filter((arg, i) => !files.includes(arg) && !files.includes(args[i - 1] ?? "") && !files.some((f) => arg.startsWith(`${f}=`)));
 }
 
+/**
+ * The depth documents are embedded at when it is not --depth: the manifest's chosen document depth when it has one and
+ * --depth is auto (as the Worker indexes them; bench/document-depth.ts), --document-depth over both; undefined → --depth.
+ */
+function documentDepthOf(options: Pick<Options, "depth" | "documentDepth">, manifest: ArtifactManifest): 1 | 3 | 6 | undefined {
+  if (options.documentDepth) return Number(options.documentDepth) as 1 | 3 | 6;
+  return (options.depth === "auto" ? manifest.retrieval?.documentDepth?.depth : undefined) as 1 | 3 | 6 | undefined;
+}
+
 /** The router depth auto uses for `--router`, given the artifact's validated manifest (and a --router-file router). */
 function chosenRouter(kind: Options["router"], manifest: ArtifactManifest, file: RouterSpec | undefined): RouterSpec {
   if (kind === "rule") return lengthRuleOf(manifest.router);
@@ -276,8 +285,7 @@ async function main(): Promise<void> {
     if (!model.manifest.architecture.sparseHead) throw new Error(`--mode sparse: ${sparseUnavailableReason(model)}`);
     const dataset = await loadBeirDataset(options.dataset, options.split, { limitQueries: options.limitQueries });
     const depth = options.depth === "auto" ? ("auto" as const) : (Number(options.depth) as 1 | 3 | 6);
-    const chosen = options.depth === "auto" ? model.manifest.retrieval?.documentDepth?.depth : undefined;
-    const documentDepth = options.documentDepth ? (Number(options.documentDepth) as 1 | 3 | 6) : (chosen as 1 | 3 | 6 | undefined);
+    const documentDepth = documentDepthOf(options, model.manifest);
     const maxTerms = options.sparseTerms ?? SERVED_SPARSE_CUT.maxTerms;
     const sparseResult = await evaluateSparse(await model.encoder(variant), model.tokenizer, dataset, { depth, ...(documentDepth !== undefined ? { documentDepth } : {}), earlyExit: options.earlyExit, maxTerms });
     const result = { ...sparseResult, split: options.split, quant: options.quant, model: model.label, encoder: "taesr", model_variant: variant };
@@ -319,10 +327,7 @@ async function main(): Promise<void> {
             : `late: ${model.label} has no late-interaction head; token vectors are the hidden-state stand-in (${source.dims}-d, src/model/encoder.ts)`,
         );
       }
-      // Documents as the Worker indexes them: at the manifest's chosen document depth when it has one and --depth is
-      // auto (bench/document-depth.ts), else at --depth; --document-depth overrides both.
-      const chosenDocumentDepth = options.depth === "auto" ? model.manifest.retrieval?.documentDepth?.depth : undefined;
-      const documentDepth = options.documentDepth ? (Number(options.documentDepth) as 1 | 3 | 6) : (chosenDocumentDepth as 1 | 3 | 6 | undefined);
+      const documentDepth = documentDepthOf(options, model.manifest);
       const documentPass: CorpusPass = documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
       // The learned sparse list, as the Worker fuses it: in fused modes of an artifact whose graphs include the head.
       const fused = mode === "hybrid" || mode === "late" || mode === "hybrid+late";
@@ -403,8 +408,8 @@ async function main(): Promise<void> {
       const record = tunedFusionRecord(tuning, { dataset: dataset.name, split: options.split, dims, variant });
       const saved = await saveTunedFusion(modelDir, record, { command: `npm run eval -- ${commandArgs().join(" ")}`, note: [fair.note, tieNote(tuning)].filter(Boolean).join("; ") || undefined });
       const where = saved.changelog ? ` and ${saved.changelog}` : " (no CHANGELOG.md beside the artifact folder)";
-      const sparseWeight = record.weights.sparse !== undefined ? ` / sparse ${record.weights.sparse}` : "";
-      console.error(`saved ${record.method} lexical ${record.weights.lexical} / dense ${record.weights.dense}${sparseWeight} into ${saved.manifest}${where}`);
+      const sparseNote = record.weights.sparse !== undefined ? ` / sparse ${record.weights.sparse}` : "";
+      console.error(`saved ${record.method} lexical ${record.weights.lexical} / dense ${record.weights.dense}${sparseNote} into ${saved.manifest}${where}`);
       result.saved = { manifest: saved.manifest, changelog: saved.changelog, fusion: record };
     }
   }

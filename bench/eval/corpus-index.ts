@@ -19,7 +19,7 @@
  */
 import { progressBar } from "../progress.js";
 import type { BeirDocument } from "../../src/eval/beir.js";
-import type { TaesrEncoder } from "../../src/model/index.js";
+import { DEFAULT_SPARSE, type TaesrEncoder } from "../../src/model/index.js";
 import {
   buildBm25Postings,
   documentText,
@@ -97,8 +97,8 @@ export interface SparseCut {
   maxTerms: number;
 }
 
-/** The Worker's cut (workers/edge/src/model-loader.ts DEFAULT_SPARSE): documents and queries alike. */
-export const SERVED_SPARSE_CUT: Readonly<SparseCut> = Object.freeze({ threshold: 0, maxTerms: 256 });
+/** The Worker's cut (workers/edge/src/model-loader.ts DEFAULT_SPARSE, the encoder's default): documents and queries alike. */
+export const SERVED_SPARSE_CUT: Readonly<SparseCut> = DEFAULT_SPARSE;
 
 /**
  * Embeds the corpus at 384 dims with the pass's depth (and keeps int8 token matrices if `tokenVectors`, and the sparse

@@ -289,7 +289,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   const denseBytes = dense ? denseBytesPerDoc(setting, dense.index.fullDims, dense.index.rows) : null;
   const bm25Bytes = lexical ? lexical.bytesPerDoc : null;
   const lateBytes = usesTokens(mode) ? (dense?.index.tokenBytesPerDoc ?? null) : null;
-  const sparseBytes = sparse ? dense?.index.sparseBytesPerDoc : undefined;
+  const sparseBytes = sparse ? inputs.dense?.index.sparseBytesPerDoc : undefined;
 
   return {
     "ndcg@10": mean(perQuery.ndcg10),

@@ -119,7 +119,8 @@ export interface SparseOptions {
 /** One text's sparse term weights: vocabulary id → weight (> threshold), at most maxTerms entries. */
 export type SparseTerms = Record<number, number>;
 
-const DEFAULT_SPARSE: Required<SparseOptions> = { threshold: 0, maxTerms: 256 };
+/** The sparse cut when a caller names none: every weight above 0, at most 256 terms per text. */
+export const DEFAULT_SPARSE: Readonly<Required<SparseOptions>> = Object.freeze({ threshold: 0, maxTerms: 256 });
 
 /**
  * One text's token vectors: row-major [count, dims] (dims = architecture.lateHead.dim with the trained head, else

@@ -50,6 +50,7 @@ export {
   type VocabSource,
 } from "./fastrem.js";
 export {
+  DEFAULT_SPARSE,
   TaesrEncoder,
   centredTokenRows,
   realTokenRows,

@@ -12,7 +12,7 @@
  * @example
  *   const { embedder, modelVersion, tokenizer } = await loadEdgeModel(env);
  */
-import { TaesrEncoder, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
+import { DEFAULT_SPARSE as ENCODER_DEFAULT_SPARSE, TaesrEncoder, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
 import { BUILT_IN_FUSION_DEFAULT, DEFAULT_LATE_RERANK_DEPTH, DEFAULT_LATE_WEIGHTS } from "../../../src/retrieval/index.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import type { EdgeModel, FusionInForce, LateInForce, SparseInForce } from "./contracts.js";
@@ -67,7 +67,7 @@ export function lateInForce(manifest: ArtifactManifest): LateInForce | undefined
  * The sparse terms kept per text for a model with the sparse head: every weight above 0, at most 256 terms (the
  * encoder's defaults) — the cap bounds the postings one document adds. No manifest field tunes them yet.
  */
-export const DEFAULT_SPARSE: Readonly<SparseInForce> = Object.freeze({ threshold: 0, maxTerms: 256 });
+export const DEFAULT_SPARSE: Readonly<SparseInForce> = ENCODER_DEFAULT_SPARSE;
 
 let loading: Promise<LoadedEdgeModel> | null = null;
 
