@@ -36,7 +36,18 @@ import { mean } from "../src/eval/metrics.js";
 import { queryFlops } from "../src/model/index.js";
 import { compressedBytesPerVector, explainedVariance } from "../src/retrieval/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, passLabel, type CorpusPass, type DenseIndex, type Projection } from "./eval/corpus-index.js";
+import {
+  DenseViews,
+  SERVED_SPARSE_CUT,
+  buildLexicalIndex,
+  embedCorpus,
+  indexedDocumentDepth,
+  indexedDocumentPass,
+  passLabel,
+  type CorpusPass,
+  type DenseIndex,
+  type Projection,
+} from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import { evaluate, round4, type EvalInputs, type EvalMode, type EvalOutcome, type EvalSetting, type VectorFormat } from "./eval/evaluate.js";
 import { artifactBytes, openModel, sparseHeadDeclaration, sparseUnavailableReason } from "./eval/model.js";
@@ -183,10 +194,10 @@ async function main(): Promise<void> {
   });
 
   // The Worker's setting indexes documents at the manifest's document depth when it chose one (depth auto only).
-  const documentDepth = model.manifest.retrieval?.documentDepth?.depth as 1 | 3 | 6 | undefined;
+  const documentDepth = indexedDocumentDepth("auto", model.manifest);
   const runPass = async (pass: CorpusPass, tokenVectors = false, sparse = false): Promise<PassData> => {
     const encoder = await model.encoder(pass.variant);
-    const documentPass = pass.depth === "auto" && documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
+    const documentPass = indexedDocumentPass(pass, model.manifest);
     const documents = documentPass === pass ? "" : ` (documents at depth ${documentDepth}, the manifest's)`;
     log(`corpus pass: ${passLabel(pass)}${documents}${tokenVectors ? " + token vectors" : ""}${sparse ? " + sparse terms" : ""}`);
     const cut = sparse ? { sparse: { ...SERVED_SPARSE_CUT } } : {};

@@ -79,7 +79,7 @@ import {
 } from "../src/retrieval/index.js";
 import { lengthRuleOf, parseFastRemRouter, type ArtifactManifest, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, type CorpusPass, type Projection } from "./eval/corpus-index.js";
+import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import {
   evaluate,
@@ -258,7 +258,7 @@ function commandArgs(): string[] {
  */
 function documentDepthOf(options: Pick<Options, "depth" | "documentDepth">, manifest: ArtifactManifest): 1 | 3 | 6 | undefined {
   if (options.documentDepth) return Number(options.documentDepth) as 1 | 3 | 6;
-  return (options.depth === "auto" ? manifest.retrieval?.documentDepth?.depth : undefined) as 1 | 3 | 6 | undefined;
+  return options.depth === "auto" ? indexedDocumentDepth("auto", manifest) : undefined;
 }
 
 /** The router depth auto uses for `--router`, given the artifact's validated manifest (and a --router-file router). */

@@ -23,7 +23,7 @@ import path from "node:path";
 import { mean } from "../src/eval/metrics.js";
 import type { ArtifactVariant } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, embedCorpus, type CorpusPass, type DenseIndex } from "./eval/corpus-index.js";
+import { DenseViews, embedCorpus, indexedDocumentPass, type CorpusPass, type DenseIndex } from "./eval/corpus-index.js";
 import { loadBeirDataset, type EvalDataset } from "./eval/dataset.js";
 import { evaluate, round4, type VectorFormat } from "./eval/evaluate.js";
 import { pairedStandardError } from "./eval/fusion-tuning.js";
@@ -130,11 +130,10 @@ const corpora = new Map<string, Promise<{ corpus: DenseIndex; views: DenseViews 
 async function embedAll(model: EvalModel, variant: ArtifactVariant, dataset: EvalDataset): Promise<Embedded> {
   const encoder = await model.encoder(variant);
   const pass: CorpusPass = { variant, depth: "auto", earlyExit: true };
-  const documentDepth = model.manifest.retrieval?.documentDepth?.depth as 1 | 3 | 6 | undefined;
   const key = `${path.resolve(dataset.dir)}\u0000${variant}`;
   let corpusPass = corpora.get(key);
   if (!corpusPass) {
-    corpusPass = embedCorpus(encoder, dataset.corpus, documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass).then((corpus) => ({ corpus, views: new DenseViews(corpus) }));
+    corpusPass = embedCorpus(encoder, dataset.corpus, indexedDocumentPass(pass, model.manifest)).then((corpus) => ({ corpus, views: new DenseViews(corpus) }));
     corpora.set(key, corpusPass);
   }
   const { corpus, views } = await corpusPass;

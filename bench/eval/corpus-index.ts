@@ -19,7 +19,7 @@
  */
 import { progressBar } from "../progress.js";
 import type { BeirDocument } from "../../src/eval/beir.js";
-import { DEFAULT_SPARSE, type TaesrEncoder } from "../../src/model/index.js";
+import { DEFAULT_SPARSE, type ArtifactManifest, type TaesrEncoder } from "../../src/model/index.js";
 import {
   buildBm25Postings,
   documentText,
@@ -65,6 +65,20 @@ export interface CorpusPass {
   variant: "int8" | "int4" | "fp32";
   depth: 1 | 3 | 6 | "auto";
   earlyExit: boolean;
+}
+
+/**
+ * The depth the Worker indexes documents at for a pass at `depth`: the manifest's chosen document depth
+ * (`retrieval.documentDepth`, bench/document-depth.ts) when the pass runs at depth auto; undefined → the pass's own.
+ */
+export function indexedDocumentDepth(depth: CorpusPass["depth"], manifest: Pick<ArtifactManifest, "retrieval">): 1 | 3 | 6 | undefined {
+  return (depth === "auto" ? manifest.retrieval?.documentDepth?.depth : undefined) as 1 | 3 | 6 | undefined;
+}
+
+/** The pass documents are embedded with, as the Worker indexes them ({@link indexedDocumentDepth}). */
+export function indexedDocumentPass(pass: CorpusPass, manifest: Pick<ArtifactManifest, "retrieval">): CorpusPass {
+  const depth = indexedDocumentDepth(pass.depth, manifest);
+  return depth === undefined ? pass : { ...pass, depth };
 }
 
 export function passLabel(pass: CorpusPass): string {
