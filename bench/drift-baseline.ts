@@ -18,7 +18,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseQrels, parseQueries, type BeirQuery } from "../src/eval/beir.js";
-import { assessDrift, baselineFromFeatures, driftAccumulator, queryFeatures, type TaesrEncoder } from "../src/model/index.js";
+import { assessDrift, baselineFromFeatures, driftAccumulator, edgeVariantFor, MODEL_VARIANTS, parseManifest, queryFeatures, type ModelVariant, type TaesrEncoder } from "../src/model/index.js";
 import { normalize } from "../src/tokenizer/normalize.js";
 import type { WordPieceTokenizer } from "../src/tokenizer/index.js";
 import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
@@ -47,7 +47,7 @@ const program = new Command()
   .option("--replicates <n>", "random no-drift splits the threshold is calibrated on", positiveInteger, 2000)
   .option("--false-alarm-rate <p>", "share of no-drift samples of --minimum queries allowed above the threshold", rate, 0.01)
   .option("--seed <n>", "seed of the calibration's splits", positiveInteger, 5)
-  .addOption(new Option("--variant <variant>", "graphs to embed with: the ones the Worker bundles").choices(["int8", "int4", "fp32"]).default("int8"))
+  .addOption(new Option("--variant <variant>", "graphs to embed with (default: the ones the Worker runs the artifact in: int8w where it has them, else int8)").choices([...MODEL_VARIANTS]))
   .option("--dims <n>", "embedding width the Worker searches with (its default: 128)", positiveInteger, 128)
   .option("--compare <file>", "another query set to score against the baseline, as one window")
   .option("--compare-qrels <file>", "with --compare: keep only the queries this qrels file judges")
@@ -62,7 +62,7 @@ interface Options {
   replicates: number;
   falseAlarmRate: number;
   seed: number;
-  variant: "int8" | "int4" | "fp32";
+  variant?: ModelVariant;
   dims: number;
   compare?: string;
   compareQrels?: string;
@@ -99,16 +99,17 @@ async function main(): Promise<void> {
   const modelDir = options.model ?? (await defaultArtifactDir());
   if (options.write && options.qrels) assertSplitTunable(path.basename(options.qrels).replace(/\.tsv$/, ""));
   const { queries, split } = await loadQueries(options.queries, options.qrels);
-  const model = await openModel(modelDir, [options.variant]);
+  const variant = options.variant ?? edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
+  const model = await openModel(modelDir, [variant]);
   try {
     if (!model.manifest.architecture.matryoshkaDims.includes(options.dims)) {
       throw new Error(`--dims ${options.dims}: ${model.label} produces ${model.manifest.architecture.matryoshkaDims.join(", ")}`);
     }
-    const encoder = await model.encoder(options.variant);
+    const encoder = await model.encoder(variant);
     const features = await featuresOf(encoder, model.tokenizer, queries, options.dims, "embedding baseline queries");
     console.error(`calibrating: ${options.replicates} splits of ${queries.length} queries into ${options.minimum} live + the rest …`);
     const baseline = baselineFromFeatures(features, {
-      embedding: { variant: options.variant, dims: options.dims, ...SEARCH_DEFAULTS },
+      embedding: { variant, dims: options.dims, ...SEARCH_DEFAULTS },
       source: {
         dataset: path.basename(path.dirname(path.resolve(options.queries))),
         file: path.basename(options.queries),

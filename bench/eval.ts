@@ -4,7 +4,7 @@
  * result), which `npm run eval:ablations` (bench/ablations.ts) drives over a whole grid of settings.
  *
  *   npm run eval -- --dataset ../shared/datasets/scifact [--split test] [--mode bm25|dense|hybrid|late|hybrid+late|sparse]
- *                   [--dims 64|128|256|384] [--depth 1|3|6|auto] [--no-early-exit] [--quant int8|int4|fp32|binary]
+ *                   [--dims 64|128|256|384] [--depth 1|3|6|auto] [--no-early-exit] [--quant int8w|int8|int4|fp32|binary]
  *                   [--vectors float|int8|binary|binary-rescore] [--projection matryoshka|pca]
  *                   [--model model-artifacts/<name>@<version>] [--encoder taesr|use-lite] [--out file.json]
  *                   [--fusion convex|rrf] [--weights <lexical>,<dense>[,<sparse>]] [--sweep] [--no-sparse]
@@ -24,8 +24,9 @@
  * at a time, as the edge serves them. With --depth 1|3|6 both sides run at that depth (a depth ablation; --document-depth
  * fixes the documents alone).
  *
- * --quant chooses the model's arithmetic (fp32, int8, or int4: the int8 step graph after a 4-bit token table, in artifacts
- * that have it) and, as `binary`, the stored vectors too: int8 graphs,
+ * --quant chooses the model's arithmetic (fp32; int8; int4: the int8 step graph after a 4-bit token table; int8w: int8
+ * weights in float arithmetic — the last two in artifacts that have them; default: the variant the Worker runs the
+ * artifact in, src/model/manifest.ts edgeVariantFor) and, as `binary`, the stored vectors too: the Worker's graphs,
  * documents kept as sign bits of the --dims prefix, a Hamming scan for the top 1,000 (10 × k, k = 100), then those
  * rescored with int8 document vectors against the float query. --vectors picks the stored form on its own (float, int8,
  * binary alone, binary + rescoring); --projection pca replaces the Matryoshka prefix by a PCA of the corpus vectors.
@@ -67,6 +68,7 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import {
   DEFAULT_FUSION,
   DEFAULT_LATE_RERANK_DEPTH,
@@ -77,7 +79,7 @@ import {
   type FusionMethod,
   type RankingList,
 } from "../src/retrieval/index.js";
-import { lengthRuleOf, parseFastRemRouter, type ArtifactManifest, type RouterSpec } from "../src/model/index.js";
+import { edgeVariantFor, lengthRuleOf, MODEL_VARIANTS, parseFastRemRouter, parseManifest, type ArtifactManifest, type ModelVariant, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
@@ -140,9 +142,8 @@ const program = new Command()
   .option("--depth <d>", "recursion depth: 1, 3, 6 or auto", choice(["1", "3", "6", "auto"] as const), "auto")
   .option("--no-early-exit", "run the full depth the router (or --depth) asks for, never stopping on convergence")
   .addOption(
-    new Option("--quant <variant>", "model variant (int4: 4-bit token table + int8 step); binary = int8 graphs + binary vectors with int8 rescoring")
-      .choices(["int8", "int4", "fp32", "binary"])
-      .default("int8"),
+    new Option("--quant <variant>", "model variant (default: the one the Worker runs, int8w where the artifact has it, else int8; int4: 4-bit token table + int8 step; int8w: int8 weights, float arithmetic); binary = the Worker's graphs + binary vectors with int8 rescoring")
+      .choices([...MODEL_VARIANTS, "binary"]),
   )
   .addOption(new Option("--vectors <format>", "stored document vectors (default: float; binary-rescore with --quant binary)").choices(["float", "int8", "binary", "binary-rescore"]))
   .addOption(new Option("--projection <kind>", "how 384 dims become --dims").choices(["matryoshka", "pca"]).default("matryoshka"))
@@ -177,7 +178,7 @@ type Options = {
   dims: number;
   depth: "1" | "3" | "6" | "auto";
   earlyExit: boolean;
-  quant: "int8" | "int4" | "fp32" | "binary";
+  quant?: ModelVariant | "binary";
   vectors?: VectorFormat;
   projection: Projection;
   encoder: "taesr" | PeerEncoderName;
@@ -210,11 +211,12 @@ function checkCombinations(options: Options, mode: EvalMode): void {
     // First, so the most important refusal is the one reported.
     assertSplitTunable(options.split);
     if (!options.tuneFusion) throw new Error("--save needs --tune-fusion");
-    // The Worker fuses int8 128-d (or 64-d) float vectors of router-depth embeddings; weights tuned on another dense
-    // setting (another scale of cosines, another quality) would be shipped to a setting they were not measured on.
-    const served = options.quant === "int8" && (options.dims === 128 || options.dims === 64) && (options.vectors ?? "float") === "float" &&
+    // The Worker fuses 128-d (or 64-d) float vectors of router-depth embeddings from its variant's graphs (checked once
+    // the manifest is read: servedVariantCheck); weights tuned on another dense setting (another scale of cosines,
+    // another quality) would be shipped to a setting they were not measured on.
+    const served = (options.dims === 128 || options.dims === 64) && (options.vectors ?? "float") === "float" &&
       options.projection === "matryoshka" && options.depth === "auto" && options.earlyExit && options.router === "manifest" && !options.queryDepth && !options.documentDepth;
-    if (!served) throw new Error("--save needs the Worker's dense setting: --quant int8, --dims 128 (or 64), float vectors, matryoshka projection, --depth auto, early exit on, the manifest's router, no --query-depth");
+    if (!served) throw new Error("--save needs the Worker's dense setting: its variant (the --quant default), --dims 128 (or 64), float vectors, matryoshka projection, --depth auto, early exit on, the manifest's router, no --query-depth");
     if (options.encoder !== "taesr") throw new Error(`--save writes the TAESR artifact's manifest; weights tuned with --encoder ${options.encoder} do not belong there`);
     if (options.limitQueries !== undefined) throw new Error("--save tunes on the whole split; drop --limit-queries");
     // The Worker reads the sparse list of an artifact with the head: a two-list tuning would ship weights for a fusion
@@ -233,7 +235,7 @@ function checkCombinations(options: Options, mode: EvalMode): void {
     throw new Error("--sparse-terms needs a mode that reads the sparse list: --mode sparse, or hybrid / late / hybrid+late without --no-sparse");
   }
   if (options.quant === "binary" && options.vectors && !options.vectors.startsWith("binary")) {
-    throw new Error(`--quant binary stores binary vectors; --vectors ${options.vectors} contradicts it (use --quant int8 --vectors ${options.vectors})`);
+    throw new Error(`--quant binary stores binary vectors; --vectors ${options.vectors} contradicts it (drop --quant to pair the Worker's graphs with --vectors ${options.vectors})`);
   }
   if (options.encoder !== "taesr") {
     if (mode !== "dense" && mode !== "hybrid") throw new Error(`--encoder ${options.encoder} supports --mode dense and hybrid only`);
@@ -278,7 +280,10 @@ async function main(): Promise<void> {
   const mode: EvalMode = options.mode === "lexical" ? "bm25" : options.mode;
   checkCombinations(options, mode);
   const modelDir = options.model ?? (await defaultArtifactDir());
-  const variant = options.quant === "binary" ? "int8" : options.quant;
+  const servedVariant = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
+  const quant = options.quant ?? servedVariant;
+  const variant = quant === "binary" ? servedVariant : quant;
+  if (options.save && variant !== servedVariant) throw new Error(`--save needs the Worker's dense setting: --quant ${servedVariant}, the variant it runs this artifact in (got --quant ${quant})`);
   const routerFile = options.routerFile ? parseFastRemRouter(JSON.parse(await readFile(options.routerFile, "utf8"))) : undefined;
   const model = await openModel(modelDir, [variant], { router: (manifest) => chosenRouter(options.router, manifest, routerFile) });
   if (mode === "sparse") {
@@ -288,7 +293,7 @@ async function main(): Promise<void> {
     const documentDepth = documentDepthOf(options, model.manifest);
     const maxTerms = options.sparseTerms ?? SERVED_SPARSE_CUT.maxTerms;
     const sparseResult = await evaluateSparse(await model.encoder(variant), model.tokenizer, dataset, { depth, ...(documentDepth !== undefined ? { documentDepth } : {}), earlyExit: options.earlyExit, maxTerms });
-    const result = { ...sparseResult, split: options.split, quant: options.quant, model: model.label, encoder: "taesr", model_variant: variant };
+    const result = { ...sparseResult, split: options.split, quant, model: model.label, encoder: "taesr", model_variant: variant };
     await model.release();
     if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
     console.log(JSON.stringify(result));
@@ -299,7 +304,7 @@ async function main(): Promise<void> {
   const inputs: EvalInputs = { dataset, tokenizer: model.tokenizer };
   if (usesLexical(mode)) inputs.lexical = buildLexicalIndex(model.tokenizer, dataset.corpus);
 
-  const vectors: VectorFormat = options.vectors ?? (options.quant === "binary" ? "binary-rescore" : "float");
+  const vectors: VectorFormat = options.vectors ?? (quant === "binary" ? "binary-rescore" : "float");
   let dims = options.dims;
   let context;
   let meanDocDepth: number | null = null;
@@ -350,7 +355,7 @@ async function main(): Promise<void> {
     }
     context = {
       depth: options.depth,
-      quant: options.quant,
+      quant,
       modelVariant: variant,
       earlyExit: options.earlyExit,
       model: model.label,

@@ -8,8 +8,9 @@
  * ratio alone cannot say whether int8 "keeps 99 %". This report gives, per dataset and pooled over all of them:
  * - each variant's dense NDCG@10 at --dims, its share of fp32's, and the paired standard error of the difference (the
  *   same queries on both sides, so the query-to-query spread cancels) with the number of queries whose NDCG@10 changed;
- * - the variants: int8 graphs, int4 graphs (when the artifact has them), and the stored-vector formats of int8 graphs
- *   (int8 vectors, sign bits + int8 rescoring, sign bits alone);
+ * - the variants: int8 graphs, int4 and int8w graphs (when the artifact has them), the stored-vector formats of int8
+ *   graphs (int8 vectors, sign bits + int8 rescoring, sign bits alone) and of int8w's (int8 vectors, sign bits + int8
+ *   rescoring: the Worker's defaults);
  * - fidelity without ranking noise: the cosine between each query's and each document's variant embedding and its fp32
  *   embedding (the --dims prefix, renormalised), mean and minimum.
  * Everything runs as the Worker serves: depth auto with early exit, queries routed for dense search, documents at the
@@ -21,7 +22,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { mean } from "../src/eval/metrics.js";
-import type { ArtifactVariant } from "../src/model/index.js";
+import { ARTIFACT_VARIANTS, type ArtifactVariant } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, embedCorpus, indexedDocumentPass, type CorpusPass, type DenseIndex } from "./eval/corpus-index.js";
 import { loadBeirDataset, type EvalDataset } from "./eval/dataset.js";
@@ -69,9 +70,12 @@ interface Row {
 const ROWS: readonly Row[] = [
   { name: "int8 graphs", variant: "int8", vectors: "float" },
   { name: "int4 graphs", variant: "int4", vectors: "float" },
+  { name: "int8w graphs", variant: "int8w", vectors: "float" },
   { name: "int8 graphs + int8 vectors", variant: "int8", vectors: "int8" },
   { name: "int8 graphs + sign bits, int8 rescoring", variant: "int8", vectors: "binary-rescore" },
   { name: "int8 graphs + sign bits alone", variant: "int8", vectors: "binary" },
+  { name: "int8w graphs + int8 vectors", variant: "int8w", vectors: "int8" },
+  { name: "int8w graphs + sign bits, int8 rescoring", variant: "int8w", vectors: "binary-rescore" },
 ];
 
 interface Embedded {
@@ -163,12 +167,12 @@ function compare(reference: number[], perQuery: number[]): Pick<RowResult, "reta
 
 async function main(): Promise<void> {
   const modelDir = options.model ?? (await defaultArtifactDir());
-  // int4 came after the first artifacts: those without it are measured on the rest.
+  // int4 and int8w came after the first artifacts: those without them are measured on the rest.
   const rawManifest = JSON.parse(await readFile(path.join(modelDir, "manifest.json"), "utf8")) as { variants?: Record<string, unknown> };
-  const hasInt4 = rawManifest.variants?.int4 !== undefined;
-  const model = await openModel(modelDir, hasInt4 ? ["fp32", "int8", "int4"] : ["fp32", "int8"]);
-  const rows = ROWS.filter((row) => row.variant !== "int4" || hasInt4);
-  const sizes = Object.fromEntries((["fp32", "int8", ...(hasInt4 ? ["int4"] : [])] as ArtifactVariant[]).map((v) => [v, artifactBytes(model.manifest, v)]));
+  const present = ARTIFACT_VARIANTS.filter((v) => rawManifest.variants?.[v] !== undefined);
+  const model = await openModel(modelDir, present);
+  const rows = ROWS.filter((row) => present.includes(row.variant));
+  const sizes = Object.fromEntries(present.map((v) => [v, artifactBytes(model.manifest, v)]));
 
   const datasets = [];
   const pooled = new Map<string, { reference: number[]; perQuery: number[] }>();

@@ -6,10 +6,10 @@
  *   blocks of calls because workerd's clock has 1 ms steps — see bench/workerd/embed-bench.ts) and in Node
  *   (onnxruntime-node, 1 thread; per call);
  * - cold start inside workerd: encoder creation (wasm instantiation, sessions, sha256 checks) and first embed;
- * - artifact size: parameters, bytes of the fp32 and int8 graphs;
+ * - artifact size: parameters, bytes of each variant's graphs;
  * - the speed peer (bench/peers/speed.ts): an all-MiniLM-L6-v2-shaped encoder (random weights, timing only) against
  *   ours on onnxruntime-node, onnxruntime-web (wasm) in Node and inside workerd: query latency, document throughput and
- *   their ratios (`peers.minilm_l6_shaped`; `embed_peer_speedup` = workerd int8 peer p50 ÷ our int8 depth-auto p50,
+ *   their ratios (`peers.minilm_l6_shaped`; `embed_peer_speedup` = workerd int8 peer p50 ÷ our bundled variant's depth-auto p50,
  *   timed interleaved in one isolate);
  * - the service under wrangler dev (bench/search-load.ts): indexing throughput (`index_docs_per_s`) and hybrid search
  *   latency at 10k and 100k documents with 16 concurrent clients (`search_10k_*`, `search_100k_*`; from a single client,
@@ -24,7 +24,9 @@ import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
 import { percentile } from "../src/eval/metrics.js";
 import { measureOrigin } from "./origin-load.js";
-import { TaesrEncoder, variantGraphs, type ArtifactVariant } from "../src/model/index.js";
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { ARTIFACT_VARIANTS, edgeVariantFor, parseManifest, TaesrEncoder, variantGraphs, type ArtifactVariant } from "../src/model/index.js";
 import { WordPieceTokenizer } from "../src/tokenizer/index.js";
 import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
 import { ortNode } from "../workers/origin/src/ort-node.js";
@@ -84,14 +86,20 @@ const WORKERD_DIMS = [64, 128] as const;
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
+/** The variant the Worker bundles (model-artifacts/bundled.json; `npm run bundle` writes both): what workerd runs. */
+const bundledVariant = (JSON.parse(readFileSync(path.join(repoRoot, "model-artifacts", "bundled.json"), "utf8")) as { variant?: string }).variant ?? "int8";
+
 type Latency = { p50_ms: number; p95_ms: number };
 
 /** Per variant, per width, per depth: one short query per call (onnxruntime-node, 1 thread). */
 async function nodeLatency(dir: string) {
-  const artifact = await readArtifactDir(dir, ["int8", "fp32"]);
+  const manifest = parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8"));
+  // The edge's variant (int8w where the artifact has it), int8 when that is another, and fp32 (the origin's).
+  const variants = [...new Set([edgeVariantFor(manifest), "int8", "fp32"] as const)];
+  const artifact = await readArtifactDir(dir, variants);
   const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
   const figures: Record<string, Record<string, Record<string, Latency>>> = {};
-  for (const variant of ["int8", "fp32"] as const) {
+  for (const variant of variants) {
     const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant, tokenizer });
     figures[variant] = {};
     for (const dims of NODE_DIMS) {
@@ -134,7 +142,7 @@ async function workerdLatency() {
         byDepth[depth] = { p50_ms: round(figures.p50_ms), p95_ms: round(figures.p95_ms), mean_steps: round(figures.mean_steps) };
       }
       byDims[dims] = byDepth;
-      log(`workerd int8 ${dims}-d: p50 ${DEPTHS.map((d) => `depth ${d} ${byDepth[d]!.p50_ms}`).join(", ")} ms (block means)`);
+      log(`workerd ${bundledVariant} ${dims}-d: p50 ${DEPTHS.map((d) => `depth ${d} ${byDepth[d]!.p50_ms}`).join(", ")} ms (block means)`);
     }
     // The model's share of indexing: documents per second for the indexer's batches, at the router's depth and at 1,
     // and — for a model with the sparse head, whose terms the indexer stores too — at 1 with the head ("1+sparse").
@@ -149,7 +157,7 @@ async function workerdLatency() {
       const figures = (await response.json()) as { docs_per_s: number; mean_steps: number };
       documents[name] = { docs_per_s: round(figures.docs_per_s), mean_steps: round(figures.mean_steps) };
     }
-    log(`workerd int8 document embedding: ${Object.entries(documents).map(([d, f]) => `depth ${d} ${f.docs_per_s} docs/s`).join(", ")}`);
+    log(`workerd ${bundledVariant} document embedding: ${Object.entries(documents).map(([d, f]) => `depth ${d} ${f.docs_per_s} docs/s`).join(", ")}`);
     return { cold, byDims, documents };
   } finally {
     await worker.stop();
@@ -197,10 +205,11 @@ async function main(): Promise<void> {
   const result = {
     model,
     parameters: artifact.manifest.parameters,
-    artifact_bytes: { fp32: bytes("fp32"), int8: bytes("int8"), int4: bytes("int4"), tokenizer: artifact.manifest.files[artifact.manifest.tokenizer]?.bytes },
+    artifact_bytes: { ...Object.fromEntries(ARTIFACT_VARIANTS.map((v) => [v, bytes(v)])), tokenizer: artifact.manifest.files[artifact.manifest.tokenizer]?.bytes },
     embed_p50_ms: edge.auto!.p50_ms,
     embed_p95_ms: edge.auto!.p95_ms,
-    workerd_int8: workerd.byDims,
+    edge_variant: bundledVariant,
+    workerd_edge: workerd.byDims,
     workerd_document_embedding: workerd.documents,
     node,
     cold_start_ms: round(workerd.cold.loadMs + workerd.cold.firstEmbedMs),

@@ -19,7 +19,7 @@
  */
 import { progressBar } from "../progress.js";
 import type { BeirDocument } from "../../src/eval/beir.js";
-import { DEFAULT_SPARSE, type ArtifactManifest, type TaesrEncoder } from "../../src/model/index.js";
+import { DEFAULT_SPARSE, type ArtifactManifest, type ModelVariant, type TaesrEncoder } from "../../src/model/index.js";
 import {
   buildBm25Postings,
   documentText,
@@ -62,7 +62,7 @@ export function buildLexicalIndex(tokenizer: WordPieceTokenizer, corpus: readonl
 
 /** One corpus pass of the TAESR encoder: which graphs, how deep. */
 export interface CorpusPass {
-  variant: "int8" | "int4" | "fp32";
+  variant: ModelVariant;
   depth: 1 | 3 | 6 | "auto";
   earlyExit: boolean;
 }

@@ -10,6 +10,7 @@ export type { OrtLike, OrtSessionLike, OrtSessionOptions, OrtTensorConstructor, 
 export { readFloat32 } from "./ort-seam.js";
 export {
   ARTIFACT_VARIANTS,
+  edgeVariantFor,
   parseManifest,
   sha256Hex,
   variantFiles,

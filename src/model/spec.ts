@@ -275,6 +275,14 @@ export const GRAPH_IO = {
 
 export const OPSET_VERSION = 17;
 
+/**
+ * The graph variants an artifact can hold: fp32 for the origin; int8 for the edge (int8 weights, integer arithmetic on
+ * dynamically quantised activations); int4 (int8 with a 4-bit token table, src/model/int4-table.ts); int8w (int8 weights
+ * dequantised once when the session is created, float arithmetic in the step graph: int8's size at fp32's fidelity).
+ */
+export const MODEL_VARIANTS = ["fp32", "int8", "int4", "int8w"] as const;
+export type ModelVariant = (typeof MODEL_VARIANTS)[number];
+
 /** The artifact's manifest.json. */
 export interface ArtifactManifest {
   format: "taesr-artifact/1";
@@ -286,10 +294,10 @@ export interface ArtifactManifest {
   files: Record<string, { sha256: string; bytes: number }>;
   tokenizer: string;
   /**
-   * Graph paths per variant: fp32 (origin), int8 (edge), and — in artifacts exported or extended since it existed —
-   * int4 (int8 step graph, 4-bit token table in its own embed graph; src/model/int4-table.ts).
+   * Graph paths per variant (MODEL_VARIANTS): fp32 and int8 in every artifact; int4 and int8w in artifacts exported or
+   * extended since they existed.
    */
-  variants: Record<"fp32" | "int8", VariantGraphs> & { int4?: VariantGraphs };
+  variants: Record<"fp32" | "int8", VariantGraphs> & { int4?: VariantGraphs; int8w?: VariantGraphs };
   parameters: number;
   /** How depth "auto" picks 1/3/6 steps: the length rule, or a trained FastREM classifier (src/model/fastrem.ts). */
   router: RouterSpec;
@@ -355,7 +363,7 @@ export interface TunedDocumentDepth {
     meanStepsAuto: number;
     date: string;
     dims: number;
-    variant: "fp32" | "int8" | "int4";
+    variant: ModelVariant;
   };
 }
 
@@ -385,7 +393,7 @@ export interface LateTuningRecord {
   fusion: { method: "convex" | "rrf"; weights: { lexical: number; dense: number; sparse?: number } };
   date: string;
   dims?: number;
-  variant?: "fp32" | "int8" | "int4";
+  variant?: ModelVariant;
 }
 
 /**
@@ -423,7 +431,7 @@ export interface FusionTuningRecord {
   date: string;
   /** The dense setting tuned with (the edge serves int8 graphs at 128-d); absent in hand-written records. */
   dims?: number;
-  variant?: "fp32" | "int8" | "int4";
+  variant?: ModelVariant;
 }
 
 /** The manifest's `router`: the length rule (every artifact exported so far) or a trained FastREM router. */
@@ -516,7 +524,7 @@ export interface Moments {
  */
 export interface DriftBaseline {
   /** How the query embeddings were made. The worker records only queries embedded this way (else it compares unlike). */
-  embedding: { variant: "fp32" | "int8" | "int4"; dims: number; depth: number | "auto"; ranking: "dense" | "hybrid" };
+  embedding: { variant: ModelVariant; dims: number; depth: number | "auto"; ranking: "dense" | "hybrid" };
   /** Queries the statistics are over. */
   count: number;
   /** Per embedding component (length embedding.dims). */

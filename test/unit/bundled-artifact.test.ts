@@ -24,13 +24,14 @@ let documents: DemoDocument[];
 let fp32: TaesrEncoder;
 let int8: TaesrEncoder;
 let int4: TaesrEncoder;
+let int8w: TaesrEncoder;
 
 beforeAll(async () => {
-  artifact = await readArtifactDir(await defaultArtifactDir(), ["fp32", "int8", "int4"]);
+  artifact = await readArtifactDir(await defaultArtifactDir(), ["fp32", "int8", "int4", "int8w"]);
   const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
   const create = (variant: ArtifactVariant) =>
     TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant, tokenizer });
-  [fp32, int8, int4] = await Promise.all([create("fp32"), create("int8"), create("int4")]);
+  [fp32, int8, int4, int8w] = await Promise.all([create("fp32"), create("int8"), create("int4"), create("int8w")]);
   const corpus = await readFile(path.resolve(import.meta.dirname, "../../workers/edge/dev/demo-corpus.jsonl"), "utf8");
   documents = corpus.trim().split("\n").map((line) => JSON.parse(line) as DemoDocument);
 });
@@ -67,6 +68,29 @@ describe("the bundled artifact", () => {
 
   it("int8 keeps cosine ≥ 0.99 to fp32 on real sentences, at depths 1/3/6 and widths 64/128/384", async () => {
     expect(await worstCosine(int8)).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it("int8w, the edge's variant, ships no more graph bytes than int8 and keeps cosine ≥ 0.999 to fp32, above int8's", async () => {
+    const bytesOf = (variant: ArtifactVariant) =>
+      Object.values(variantGraphs(artifact.manifest, variant)).reduce((n, file) => n + artifact.manifest.files[file]!.bytes, 0);
+    expect(bytesOf("int8w")).toBeLessThanOrEqual(bytesOf("int8"));
+    const [worstInt8w, worstInt8] = [await worstCosine(int8w), await worstCosine(int8)];
+    expect(worstInt8w).toBeGreaterThanOrEqual(0.999);
+    expect(worstInt8w).toBeGreaterThan(worstInt8);
+  });
+
+  it("int8w embeds a text the same alone or beside others in a batch; int8's per-batch activation scale does not", async () => {
+    const text = documents[0]!.text;
+    const others = documents.slice(1, 8).map((d) => d.text);
+    const apart = async (encoder: TaesrEncoder) => {
+      const [alone, batched] = await Promise.all([
+        encoder.embed([text], { dims: 128, depth: 3, earlyExit: false }),
+        encoder.embed([text, ...others], { dims: 128, depth: 3, earlyExit: false }),
+      ]);
+      return Math.max(...alone.embeddings[0]!.map((v, i) => Math.abs(v - batched.embeddings[0]![i]!)));
+    };
+    expect(await apart(int8w)).toBeLessThan(1e-6);
+    expect(await apart(int8)).toBeGreaterThan(1e-4);
   });
 
   it("int4 ships ≥ 5× fewer encoder graph bytes than fp32 and keeps cosine ≥ 0.995 to it on the same sentences", async () => {

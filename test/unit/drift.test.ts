@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { defaultArtifactDir } from "../../bench/default-artifact.js";
+import { artifactsRoot, defaultArtifactDir } from "../../bench/default-artifact.js";
 import {
   RunningStats,
   assessDrift,
@@ -153,7 +153,9 @@ describe("the manifest's drift baseline", () => {
     const raw = JSON.parse(text) as Record<string, unknown>;
     const bundled = parseManifest(raw);
     expect(bundled.drift?.mean).toHaveLength(bundled.drift!.embedding.dims);
-    expect(bundled.drift?.embedding).toEqual({ variant: "int8", dims: 128, depth: "auto", ranking: "hybrid" });
+    // Calibrated on the embeddings the Worker makes: the variant it bundles, its default width, routed for hybrid search.
+    const { variant } = JSON.parse(await readFile(path.join(artifactsRoot, "bundled.json"), "utf8")) as { variant: string };
+    expect(bundled.drift?.embedding).toEqual({ variant, dims: 128, depth: "auto", ranking: "hybrid" });
     const { drift: _drift, ...older } = raw;
     expect(parseManifest(older).drift).toBeUndefined();
     expect(() => parseManifest({ ...raw, drift: { ...bundled.drift, std: [1, 2] } })).toThrow(/has 2 entries, embedding.dims is 128\n.*drift\.std/);

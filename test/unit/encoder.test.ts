@@ -260,7 +260,7 @@ describe("TaesrEncoder", () => {
     );
     await expect(
       TaesrEncoder.create({ ort: ortNode, manifest, files, variant: "fp16" as unknown as "int8", tokenizer }),
-    ).rejects.toThrow(/variant must be one of "fp32", "int8", "int4", got "fp16"/);
+    ).rejects.toThrow(/variant must be one of "fp32", "int8", "int4", "int8w", got "fp16"/);
     const garbage = new Uint8Array([1, 2, 3, 4]);
     const garbageManifest = structuredClone(manifest);
     garbageManifest.files["int8/step.onnx"] = { sha256: await sha256Hex(garbage), bytes: garbage.byteLength };

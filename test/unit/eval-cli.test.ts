@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { edgeVariantFor, parseManifest } from "../../src/model/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const tsx = path.join(root, "node_modules", ".bin", "tsx");
@@ -17,6 +18,8 @@ const dataset = path.join(root, "test", "fixtures", "beir-tiny");
 const scratch = mkdtempSync(path.join(os.tmpdir(), "eval-cli-"));
 /** The model the eval defaults to: the one model-artifacts/bundled.json names. */
 const bundled = (JSON.parse(readFileSync(path.join(root, "model-artifacts", "bundled.json"), "utf8")) as { artifact: string }).artifact;
+/** Its manifest: which variants it has, and so which one the Worker runs it in. */
+const bundledManifest = parseManifest(readFileSync(path.join(root, "model-artifacts", bundled, "manifest.json"), "utf8"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function run(script: string, args: string[]): { status: number | null; stdout: string; stderr: string; json: Record<string, unknown> | null } {
@@ -56,10 +59,11 @@ describe("npm run eval", () => {
     expect(lines[0]).toMatch(/^q1 Q0 d1 1 [\d.e-]+ taesr-bm25$/);
   });
 
-  it("binary vectors in hybrid mode: int8 graphs, sign bits + int8 rescoring, FLOPs and index bytes reported", () => {
+  it("binary vectors in hybrid mode: the Worker's graphs, sign bits + int8 rescoring, FLOPs and index bytes reported", () => {
     const { status, json, stderr } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "hybrid", "--quant", "binary", "--dims", "64", "--depth", "1"]);
     expect(status, stderr).toBe(0);
-    expect(json).toMatchObject({ mode: "hybrid", quant: "binary", model_variant: "int8", vectors: "binary-rescore", dims: 64, depth: "1", mean_depth: 1 });
+    const served = edgeVariantFor(bundledManifest);
+    expect(json).toMatchObject({ mode: "hybrid", quant: "binary", model_variant: served, vectors: "binary-rescore", dims: 64, depth: "1", mean_depth: 1 });
     expect(json!.flops_per_query).toBeGreaterThan(0);
     // 64 sign bits (8 bytes) + 64 int8 codes and a float32 scale (68 bytes), plus the BM25 postings.
     expect((json!.index_bytes_per_doc as { dense: number }).dense).toBe(76);
@@ -195,7 +199,17 @@ describe("npm run eval:quantization", () => {
     expect(report.graph_bytes.fp32).toBeGreaterThan(report.graph_bytes.int8!);
     expect(report.graph_bytes.int8).toBeGreaterThan(report.graph_bytes.int4!);
     expect(report.datasets.map((d) => `${d.dataset}:${d.split}:${d.queries}`)).toEqual(["beir-tiny:test:6", "beir-tiny:test:6"]);
-    const names = ["int8 graphs", "int4 graphs", "int8 graphs + int8 vectors", "int8 graphs + sign bits, int8 rescoring", "int8 graphs + sign bits alone"];
+    // The rows of the variants the bundled artifact has (int4 and int8w came after the first artifacts).
+    const has = (variant: "int4" | "int8w") => bundledManifest.variants[variant] !== undefined;
+    const names = [
+      "int8 graphs",
+      ...(has("int4") ? ["int4 graphs"] : []),
+      ...(has("int8w") ? ["int8w graphs"] : []),
+      "int8 graphs + int8 vectors",
+      "int8 graphs + sign bits, int8 rescoring",
+      "int8 graphs + sign bits alone",
+      ...(has("int8w") ? ["int8w graphs + int8 vectors", "int8w graphs + sign bits, int8 rescoring"] : []),
+    ];
     for (const d of report.datasets) {
       expect(d.rows.map((r) => r.name)).toEqual(names);
       for (const r of d.rows) {

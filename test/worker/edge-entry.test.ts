@@ -4,7 +4,7 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { manifest } from "../../workers/edge/src/bundled-model.js";
+import { manifest, variant as bundledVariant } from "../../workers/edge/src/bundled-model.js";
 
 const worker = exports.default;
 
@@ -32,7 +32,7 @@ describe("worker entry", () => {
     const late = manifest.architecture.lateHead ? expect.objectContaining({ dims: manifest.architecture.lateHead.dim }) : null;
     // A bundled model with the sparse head reports the cut its terms are kept with (the Worker's: weights above 0, ≤ 256).
     const sparse = manifest.architecture.sparseHead ? { sparse: { threshold: 0, maxTerms: 256 } } : {};
-    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: "int8", fusion, late, ...sparse });
+    expect(body.model).toEqual({ name: manifest.name, version: manifest.version, dims: 384, variant: bundledVariant, fusion, late, ...sparse });
     expect(body.model.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(body.index).toMatchObject({ backend: "durable-objects", shards: Number(env.INDEX_SHARDS || 1) });
   });

@@ -5,10 +5,10 @@
  * idempotency and deletion.
  */
 import { describe, expect, it } from "vitest";
-import { manifest } from "../../workers/edge/src/bundled-model.js";
+import { manifest, variant as bundledVariant } from "../../workers/edge/src/bundled-model.js";
 import { createEdgeModel, loadEdgeModel } from "../../workers/edge/src/model-loader.js";
 import { harness, json } from "./support/edge-harness.js";
-import { fixtureBundle, fixtureInt4Bundle, fixtureModel } from "./support/fixture-model.js";
+import { fixtureBundle, fixtureFp32Bundle, fixtureInt4Bundle, fixtureInt8wBundle, fixtureModel } from "./support/fixture-model.js";
 
 const documents = [
   { id: "a", title: "Edge search", text: "How fast is the edge model for a vector query?" },
@@ -37,6 +37,27 @@ describe("edge model from an artifact bundle (random-weight fixture)", () => {
     // A bundle without the int4 embed graph fails its load with the missing file named.
     const { ["int4/embed.onnx"]: _gone, ...missing } = fixtureInt4Bundle.files;
     await expect(createEdgeModel({ ...fixtureInt4Bundle, files: missing })).rejects.toThrow(/int4\/embed\.onnx/);
+  });
+
+  it("loads the int8w variant, whose float arithmetic on int8 weights stays nearer fp32 than int8 does in workerd", async () => {
+    const [fp32, int8, int8w] = await Promise.all([createEdgeModel(fixtureFp32Bundle), fixtureModel(), createEdgeModel(fixtureInt8wBundle)]);
+    expect(int8w.info).toEqual({ name: "taesr-random", version: "0.0.0-test", dims: 384, variant: "int8w", fullDepth: 6 });
+    const texts = ["edge", "how fast is the edge model for a vector query", "what is the search model of the edge?", "vector search at the edge, cached"];
+    const options = { dims: 384, depth: 6, earlyExit: false } as const;
+    const [reference, a, b] = await Promise.all([fp32, int8, int8w].map((m) => m.encoder.embed(texts, options)));
+    const cosine = (u: Float32Array | number[], v: Float32Array | number[]) => Array.from(u).reduce((dot, x, k) => dot + x * v[k]!, 0);
+    let gapInt8 = 0;
+    let gapInt8w = 0;
+    reference!.embeddings.forEach((r, i) => {
+      const toInt8w = cosine(r, b!.embeddings[i]!);
+      expect(toInt8w).toBeGreaterThan(0.999);
+      gapInt8w += 1 - toInt8w;
+      gapInt8 += 1 - cosine(r, a!.embeddings[i]!);
+    });
+    expect(gapInt8w).toBeLessThan(gapInt8);
+    // Its step graph is its own file: a bundle without it fails its load with the file named.
+    const { ["int8w/step.onnx"]: _gone, ...missing } = fixtureInt8wBundle.files;
+    await expect(createEdgeModel({ ...fixtureInt8wBundle, files: missing })).rejects.toThrow(/int8w\/step\.onnx/);
   });
 
   it("refuses a bundle whose graph does not match the manifest's sha256", async () => {
@@ -78,6 +99,6 @@ describe("edge model from an artifact bundle (random-weight fixture)", () => {
     const [first, second] = await Promise.all([loadEdgeModel(), loadEdgeModel()]);
     expect(first).toBe(second);
     expect(await loadEdgeModel()).toBe(first);
-    expect(first.info).toEqual({ name: manifest.name, version: manifest.version, dims: manifest.architecture.outputDim, variant: "int8", fullDepth: manifest.architecture.depths.hard });
+    expect(first.info).toEqual({ name: manifest.name, version: manifest.version, dims: manifest.architecture.outputDim, variant: bundledVariant, fullDepth: manifest.architecture.depths.hard });
   });
 });

@@ -19,7 +19,7 @@ import type { DocumentInput } from "../../workers/edge/src/schemas.js";
 import { indexDocuments } from "../../workers/edge/src/indexer.js";
 import { manifest as bundledManifest } from "../../workers/edge/src/bundled-model.js";
 import { harness, json, type Harness } from "./support/edge-harness.js";
-import { fixtureBundle, fixtureLateBundle, fixtureModel } from "./support/fixture-model.js";
+import { fixtureBundle, fixtureInt8wBundle, fixtureLateBundle, fixtureModel } from "./support/fixture-model.js";
 import { deliver } from "./support/queue-harness.js";
 
 const FIXTURE_REF = refOf(fixtureBundle.manifest);
@@ -36,7 +36,9 @@ function corpus(count: number, revision = 0): DocumentInput[] {
   }));
 }
 
-/** The artifact's files as `npm run model:publish` sends them: the manifest, the exact tokenizer bytes, the int8 graphs. */
+/** The artifact's files as `npm run model:publish` sends them: the manifest, the exact tokenizer bytes, the graphs of
+ * the variant the edge runs it in (int8w for the random fixture, which lists it; int8 for the late fixture, which
+ * predates it). */
 function artifactFiles(bundle: typeof fixtureBundle, manifest: ArtifactManifest = bundle.manifest): [string, Uint8Array][] {
   const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
   return [
@@ -101,7 +103,7 @@ describe("model artifacts and activation", () => {
     const empty = await h.request(`/v1/admin/models/${FIXTURE_REF}/files/manifest.json`, { method: "PUT", body: new Uint8Array(0) });
     expect(empty.status).toBe(400);
 
-    await upload(h, FIXTURE_REF, artifactFiles(fixtureBundle));
+    await upload(h, FIXTURE_REF, artifactFiles(fixtureInt8wBundle));
     const listed = await json<{ available: string[]; route: ModelRoute; rollout: null }>(await h.request("/v1/admin/models"));
     expect(listed.available).toContain(FIXTURE_REF);
     expect(listed.rollout).toBeNull();
@@ -118,17 +120,17 @@ describe("model artifacts and activation", () => {
     expect(malformed.status).toBe(400);
 
     // The same fixture under another version, first without its step graph, then with a corrupted one.
-    const manifest = { ...fixtureBundle.manifest, version: "0.0.0-corrupt" };
+    const manifest = { ...fixtureInt8wBundle.manifest, version: "0.0.0-corrupt" };
     const ref = refOf(manifest);
-    const files = artifactFiles(fixtureBundle, manifest);
-    await upload(h, ref, files.filter(([path]) => path !== "int8/step.onnx"));
+    const files = artifactFiles(fixtureInt8wBundle, manifest);
+    await upload(h, ref, files.filter(([path]) => path !== "int8w/step.onnx"));
     const incomplete = await h.request("/v1/admin/models/activate", { method: "POST", json: { model: ref } });
     expect(incomplete.status).toBe(404);
-    expect((await json<{ error: { message: string } }>(incomplete)).error.message).toMatch(/int8\/step\.onnx not uploaded/);
+    expect((await json<{ error: { message: string } }>(incomplete)).error.message).toMatch(/int8w\/step\.onnx not uploaded/);
 
-    const step = files.find(([path]) => path === "int8/step.onnx")![1].slice();
+    const step = files.find(([path]) => path === "int8w/step.onnx")![1].slice();
     step[step.length - 1] = step[step.length - 1]! ^ 0xff;
-    await upload(h, ref, [["int8/step.onnx", step]]);
+    await upload(h, ref, [["int8w/step.onnx", step]]);
     const corrupt = await h.request("/v1/admin/models/activate", { method: "POST", json: { model: ref } });
     expect(corrupt.status).toBe(422);
     expect(await json(corrupt)).toMatchObject({ error: { code: "invalid_model" } });
@@ -154,7 +156,7 @@ describe("blue/green model switch", () => {
     const models = h.deps.models!;
     const documents = corpus(40);
     expect((await h.request("/v1/documents", { method: "POST", json: { documents } })).status).toBe(200);
-    await upload(h, FIXTURE_REF, artifactFiles(fixtureBundle));
+    await upload(h, FIXTURE_REF, artifactFiles(fixtureInt8wBundle));
 
     const activated = await h.request("/v1/admin/models/activate", { method: "POST", json: { model: FIXTURE_REF } });
     expect(activated.status).toBe(202);
@@ -235,7 +237,7 @@ describe("blue/green model switch", () => {
   it("a rollback during the switch abandons it: the old model never stopped serving", async () => {
     const h = await harness({ liveModels: true });
     expect((await h.request("/v1/documents", { method: "POST", json: { documents: corpus(5) } })).status).toBe(200);
-    await upload(h, FIXTURE_REF, artifactFiles(fixtureBundle));
+    await upload(h, FIXTURE_REF, artifactFiles(fixtureInt8wBundle));
     expect((await h.request("/v1/admin/models/activate", { method: "POST", json: { model: FIXTURE_REF } })).status).toBe(202);
     const cancelled = await json<RolloutState>(await h.request("/v1/admin/models/rollback", { method: "POST" }));
     expect(cancelled.rollout).toBeNull();
@@ -251,7 +253,7 @@ describe("blue/green model switch", () => {
   it("the queue consumer writes every index of the route during a switch", async () => {
     const h = await harness({ liveModels: true });
     expect((await h.request("/v1/documents", { method: "POST", json: { documents: corpus(3) } })).status).toBe(200);
-    await upload(h, FIXTURE_REF, artifactFiles(fixtureBundle));
+    await upload(h, FIXTURE_REF, artifactFiles(fixtureInt8wBundle));
     expect((await h.request("/v1/admin/models/activate", { method: "POST", json: { model: FIXTURE_REF } })).status).toBe(202);
     // The first copy step runs by itself: let it finish, so what green holds below is the consumer's doing. (A copy
     // racing a delete is what the verify passes repair; the "diverged copy" test covers that.)

@@ -1,8 +1,8 @@
 /**
- * Adding the int4 variant to an artifact exported before it existed (training/src/export/add-variant.ts and
- * `npm run export -- --add-variant`): the new embed graph is byte for byte the one a fresh export writes, every existing
- * file and manifest field is kept, the result verifies and loads as int4 in onnxruntime-node, and mistakes are refused
- * with messages that say what to do.
+ * Adding the int4 and int8w variants to an artifact exported before they existed (training/src/export/add-variant.ts
+ * and `npm run export -- --add-variant`): each new graph is byte for byte the one a fresh export writes, every existing
+ * file and manifest field is kept, the result verifies and loads in onnxruntime-node, and mistakes are refused with
+ * messages that say what to do.
  */
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -32,22 +32,31 @@ const ARCH: TaesrArchitecture = {
   depths: { easy: 1, medium: 3, hard: 6 },
 };
 
-/** An artifact as exported before int4: the int4 file and manifest entries taken out again, plus a CHANGELOG beside it. */
-async function legacyArtifact(options: ExportArtifactOptions): Promise<{ dir: string; fresh: Uint8Array; files: Record<string, Uint8Array> }> {
+/** The files only the later variants own (every other graph they run is int8's). */
+const LATER_FILES = { int4: "int4/embed.onnx", int8w: "int8w/step.onnx" } as const;
+
+/** An artifact as exported before int4 and int8w: their files and manifest entries taken out again (`fresh` keeps
+ * the bytes the export wrote), plus a CHANGELOG beside it. */
+async function legacyArtifact(
+  options: ExportArtifactOptions,
+): Promise<{ dir: string; fresh: Record<keyof typeof LATER_FILES, Uint8Array>; files: Record<string, Uint8Array> }> {
   const { dir } = await exportArtifact(options);
-  const fresh = new Uint8Array(await readFile(path.join(dir, "int4", "embed.onnx")));
-  await rm(path.join(dir, "int4"), { recursive: true });
   const manifestPath = path.join(dir, "manifest.json");
   const raw = JSON.parse(await readFile(manifestPath, "utf8")) as ArtifactManifest;
-  delete raw.files["int4/embed.onnx"];
-  delete raw.variants.int4;
+  const fresh = {} as Record<keyof typeof LATER_FILES, Uint8Array>;
+  for (const [variant, rel] of Object.entries(LATER_FILES) as Array<[keyof typeof LATER_FILES, string]>) {
+    fresh[variant] = new Uint8Array(await readFile(path.join(dir, rel)));
+    await rm(path.join(dir, path.dirname(rel)), { recursive: true });
+    delete raw.files[rel];
+    delete raw.variants[variant];
+  }
   await writeFile(manifestPath, JSON.stringify(raw, null, 2) + "\n");
   const files: Record<string, Uint8Array> = {};
   for (const rel of Object.keys(raw.files)) files[rel] = new Uint8Array(await readFile(path.join(dir, rel)));
   return { dir, fresh, files };
 }
 
-describe("adding the int4 variant to an existing artifact", () => {
+describe("adding the int4 and int8w variants to an existing artifact", () => {
   let tmp: string;
   let options: ExportArtifactOptions;
 
@@ -81,7 +90,8 @@ describe("adding the int4 variant to an existing artifact", () => {
     const before = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as Record<string, unknown>;
     const added = await addVariant(dir, "int4", { date: "2026-11-27" });
 
-    expect(new Uint8Array(await readFile(path.join(dir, "int4", "embed.onnx")))).toEqual(fresh);
+    expect(added.files).toEqual(["int4/embed.onnx"]);
+    expect(new Uint8Array(await readFile(path.join(dir, "int4", "embed.onnx")))).toEqual(fresh.int4);
     for (const [rel, bytes] of Object.entries(files)) expect(new Uint8Array(await readFile(path.join(dir, rel))), rel).toEqual(bytes);
     const manifest = await verifyArtifactDir(dir);
     expect(manifest.variants.int4).toEqual({ embed: "int4/embed.onnx", step: "int8/step.onnx" });
@@ -90,8 +100,8 @@ describe("adding the int4 variant to an existing artifact", () => {
     expect(Object.keys(after["files"] as object)).toEqual(Object.keys(after["files"] as object).sort());
     expect(manifest.eval).toMatchObject({ heldOutValidation: { ndcg10: 0.5 }, variants: { int4: { graphBytes: added.bytes.int4 } } });
     expect(added.bytes.int4).toBeLessThan(added.bytes.int8!);
-    expect(added.tensors[0]).toMatchObject({ name: "embed.token.int4", dataType: "uint8", dims: [400, 32], bytes: 400 * 32 });
-    expect(initializerBytes(fresh).map((t) => t.name)).toContain("embed.token.int4.scale");
+    expect(added.tensors["int4/embed.onnx"]![0]).toMatchObject({ name: "embed.token.int4", dataType: "uint8", dims: [400, 32], bytes: 400 * 32 });
+    expect(initializerBytes(fresh.int4).map((t) => t.name)).toContain("embed.token.int4.scale");
 
     const changelog = await readFile(path.join(tmp, "CHANGELOG.md"), "utf8");
     expect(changelog).toMatch(/\| taesr-old@0\.1\.0 \|\n\n- variant added: taesr-old@0\.1\.0, 2026-11-27 — int4 \(int4\/embed\.onnx \+ int8\/step\.onnx/);
@@ -105,10 +115,46 @@ describe("adding the int4 variant to an existing artifact", () => {
     for (let s = 0; s < 3; s++) for (let r = 0; r < batch.batch; r++) expect(rowCosine(e8[s]!, e4[s]!, r, ARCH.outputDim)).toBeGreaterThan(0.95);
   });
 
+  it("adds int8w as its own step graph on int8's embed graph: int8's size, closer to fp32 than int8", async () => {
+    const { dir, fresh, files } = await legacyArtifact({ ...options, version: "0.5.0" });
+    const added = await addVariant(dir, "int8w", { date: "2026-11-27" });
+
+    expect(added.files).toEqual(["int8w/step.onnx"]);
+    expect(new Uint8Array(await readFile(path.join(dir, "int8w", "step.onnx")))).toEqual(fresh.int8w);
+    for (const [rel, bytes] of Object.entries(files)) expect(new Uint8Array(await readFile(path.join(dir, rel))), rel).toEqual(bytes);
+    const manifest = await verifyArtifactDir(dir);
+    expect(manifest.variants.int8w).toEqual({ embed: "int8/embed.onnx", step: "int8w/step.onnx" });
+    // Every matrix is stored int8 (plus a float scale per column): the step graph is no bigger than int8's.
+    const int8Step = manifest.files["int8/step.onnx"]!.bytes;
+    expect(manifest.files["int8w/step.onnx"]!.bytes).toBeLessThanOrEqual(int8Step);
+    expect(added.tensors["int8w/step.onnx"]!.find((t) => t.name === "block.ffn.w1.int8")).toMatchObject({ dataType: "int8", dims: [64, 128] });
+    expect(added.tensors["int8w/step.onnx"]!.filter((t) => t.dataType === "float32" && t.dims.length === 2)).toEqual([]);
+
+    const changelog = await readFile(path.join(tmp, "CHANGELOG.md"), "utf8");
+    expect(changelog).toMatch(/— int8w \(int8\/embed\.onnx \+ int8w\/step\.onnx: int8 weights, float arithmetic in the block\)/);
+
+    // Float arithmetic on the same int8 weights: nearer fp32 than int8's integer arithmetic, at every step.
+    const rand = mulberry32(5);
+    const batch = padBatch([9, 4, 13, 16].map((n) => Array.from({ length: n }, () => 1 + Math.floor(rand() * (ARCH.vocabSize - 1)))));
+    const [fp32, int8, int8w] = await Promise.all([loadVariant(dir, "fp32"), loadVariant(dir, "int8"), loadVariant(dir, "int8w")]);
+    const [e32, e8, e8w] = await Promise.all([runSteps(fp32, batch, 3), runSteps(int8, batch, 3), runSteps(int8w, batch, 3)]);
+    for (let s = 0; s < 3; s++) {
+      let gapInt8 = 0;
+      let gapInt8w = 0;
+      for (let r = 0; r < batch.batch; r++) {
+        const cosInt8w = rowCosine(e32[s]!, e8w[s]!, r, ARCH.outputDim);
+        expect(cosInt8w).toBeGreaterThan(0.999);
+        gapInt8w += 1 - cosInt8w;
+        gapInt8 += 1 - rowCosine(e32[s]!, e8[s]!, r, ARCH.outputDim);
+      }
+      expect(gapInt8w, `step ${s + 1}`).toBeLessThan(gapInt8);
+    }
+  });
+
   it("refuses a second addition, an unknown variant, a stray file and a tampered fp32 graph", async () => {
     const dir = path.join(tmp, "taesr-old@0.1.0");
     await expect(addVariant(dir, "int4")).rejects.toThrow(/already has the int4 variant/);
-    await expect(addVariant(dir, "int2")).rejects.toThrow(/cannot add variant "int2": only int4/);
+    await expect(addVariant(dir, "int2")).rejects.toThrow(/cannot add variant "int2": only int4, int8w/);
 
     const second = await legacyArtifact({ ...options, version: "0.2.0" });
     await mkdir(path.join(second.dir, "int4"));

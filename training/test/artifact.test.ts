@@ -57,13 +57,14 @@ describe("artifact export", () => {
     const { dir, manifest } = await exportArtifact(options);
     expect(path.basename(dir)).toBe("taesr-test@1.2.3");
     expect(Object.keys(manifest.files).sort()).toEqual(
-      ["fp32/embed.onnx", "fp32/step.onnx", "int8/embed.onnx", "int8/step.onnx", "int4/embed.onnx", "tokenizer.json"].sort(),
+      ["fp32/embed.onnx", "fp32/step.onnx", "int8/embed.onnx", "int8/step.onnx", "int4/embed.onnx", "int8w/step.onnx", "tokenizer.json"].sort(),
     );
-    // int4 shares the int8 step graph: one file, listed once.
+    // int4 shares the int8 step graph, int8w the int8 embed graph: one file each, listed once.
     expect(manifest.variants).toEqual({
       fp32: { embed: "fp32/embed.onnx", step: "fp32/step.onnx" },
       int8: { embed: "int8/embed.onnx", step: "int8/step.onnx" },
       int4: { embed: "int4/embed.onnx", step: "int8/step.onnx" },
+      int8w: { embed: "int8/embed.onnx", step: "int8w/step.onnx" },
     });
     for (const [rel, { sha256, bytes }] of Object.entries(manifest.files)) {
       const data = await readFile(path.join(dir, rel));

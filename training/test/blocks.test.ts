@@ -98,6 +98,14 @@ describe.each(BLOCKS)("%s block (tfjs, wasm)", (block) => {
     for (let s = 0; s < STEPS; s++) expect(maxAbsDiff(onnxOther[s]!, tfOther[s]!)).toBeLessThanOrEqual(1e-4);
   });
 
+  it("int8w (int8 weights, float arithmetic; the mixer's sliced to the input's length) stays within cosine 0.999 of fp32", async () => {
+    const [fp32, int8w] = await Promise.all([loadVariant(dir, "fp32"), loadVariant(dir, "int8w")]);
+    for (const input of [batch, padBatch(randomSequences(3, [5, 20], arch.vocabSize))]) {
+      const [ef, ew] = await Promise.all([runSteps(fp32, input, STEPS), runSteps(int8w, input, STEPS)]);
+      for (let s = 0; s < STEPS; s++) for (let r = 0; r < input.batch; r++) expect(rowCosine(ef[s]!, ew[s]!, r, arch.outputDim)).toBeGreaterThanOrEqual(0.999);
+    }
+  });
+
   it("equals TAESRModel (the pure-TS forward) at every step", () => {
     const reference = tfForward(params, batch, STEPS);
     const model = new TAESRModel({ ...arch, earlyExitEpsilon: 0 }, weights);

@@ -45,12 +45,13 @@ describe("late head export parity", () => {
     for (let b = 0; b < B; b++) for (let t = 0; t < lengths[b]!; t++) f(b, t, (b * T + t) * DIM);
   };
 
-  it("the manifest lists a late graph per variant (int4 shares int8's), validates, and is checked both ways", () => {
+  it("the manifest lists a late graph per variant (int4 shares int8's, int8w has its own), validates, and is checked both ways", () => {
     const { manifest } = parity;
     expect(manifest.architecture.lateHead).toEqual({ dim: DIM });
     expect(manifest.variants.fp32.late).toBe("fp32/late.onnx");
     expect(manifest.variants.int8.late).toBe("int8/late.onnx");
     expect(manifest.variants.int4?.late).toBe("int8/late.onnx");
+    expect(manifest.variants.int8w?.late).toBe("int8w/late.onnx");
     expect(parseManifest(JSON.parse(JSON.stringify(manifest)))).toEqual(manifest);
     const noGraph = JSON.parse(JSON.stringify(manifest)) as ArtifactManifest;
     delete noGraph.variants.int8.late;
@@ -106,8 +107,8 @@ describe("late head export parity", () => {
     expect(() => new TAESRModel(plain).tokenVectors(out.lastHiddenState[0]!)).toThrow(/no late-interaction head/);
   });
 
-  it("int8 late.onnx agrees with fp32: every real token's vector has cosine ≥ 0.99", async () => {
-    const [f, q] = await Promise.all([runLate("fp32/late.onnx"), runLate("int8/late.onnx")]);
+  /** The lowest cosine between a quantised graph's token vectors and fp32's, over every real token. */
+  const worstCosine = (f: Float32Array, q: Float32Array): number => {
     let worst = 1;
     eachToken((_b, _t, at) => {
       let d = 0;
@@ -120,7 +121,21 @@ describe("late head export parity", () => {
       }
       worst = Math.min(worst, d / Math.sqrt(nf * nq));
     });
+    return worst;
+  };
+
+  it("int8 late.onnx agrees with fp32: every real token's vector has cosine ≥ 0.99", async () => {
+    const [f, q] = await Promise.all([runLate("fp32/late.onnx"), runLate("int8/late.onnx")]);
+    const worst = worstCosine(f, q);
     console.log(`late int8: worst token cosine to fp32 ${worst.toFixed(5)}`);
     expect(worst).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it("int8w late.onnx (int8 weights, float arithmetic) is nearer fp32 than int8: worst token cosine ≥ 0.9999", async () => {
+    const [f, q, w] = await Promise.all([runLate("fp32/late.onnx"), runLate("int8/late.onnx"), runLate("int8w/late.onnx")]);
+    const [worstInt8, worstInt8w] = [worstCosine(f, q), worstCosine(f, w)];
+    console.log(`late int8w: worst token cosine to fp32 ${worstInt8w.toFixed(6)} (int8 ${worstInt8.toFixed(6)})`);
+    expect(worstInt8w).toBeGreaterThanOrEqual(0.9999);
+    expect(worstInt8w).toBeGreaterThan(worstInt8);
   });
 });

@@ -8,6 +8,9 @@ import { createEdgeModel, type BundledModelModule, type LoadedEdgeModel } from "
 import embedOnnx from "../../fixtures/taesr-random@0.0.0-test/int8/embed.onnx";
 import embedInt4Onnx from "../../fixtures/taesr-random@0.0.0-test/int4/embed.onnx";
 import stepOnnx from "../../fixtures/taesr-random@0.0.0-test/int8/step.onnx";
+import stepInt8wOnnx from "../../fixtures/taesr-random@0.0.0-test/int8w/step.onnx";
+import embedFp32Onnx from "../../fixtures/taesr-random@0.0.0-test/fp32/embed.onnx";
+import stepFp32Onnx from "../../fixtures/taesr-random@0.0.0-test/fp32/step.onnx";
 import manifestJson from "../../fixtures/taesr-random@0.0.0-test/manifest.json";
 import tokenizerJson from "../../fixtures/taesr-random@0.0.0-test/tokenizer.json";
 import lateEmbedOnnx from "../../fixtures/taesr-late@0.0.0-test/int8/embed.onnx";
@@ -33,6 +36,22 @@ export const fixtureInt4Bundle: BundledModelModule = {
   files: { "int4/embed.onnx": embedInt4Onnx, "int8/step.onnx": stepOnnx },
   tokenizerJson,
   variant: "int4",
+};
+
+/** The same fixture as the int8w variant: int8's embed graph and the step graph with int8 weights, float arithmetic. */
+export const fixtureInt8wBundle: BundledModelModule = {
+  manifest: manifestJson as ArtifactManifest,
+  files: { "int8/embed.onnx": embedOnnx, "int8w/step.onnx": stepInt8wOnnx },
+  tokenizerJson,
+  variant: "int8w",
+};
+
+/** The same fixture unquantised (the origin's variant), as the reference the edge variants are measured against. */
+export const fixtureFp32Bundle: BundledModelModule = {
+  manifest: manifestJson as ArtifactManifest,
+  files: { "fp32/embed.onnx": embedFp32Onnx, "fp32/step.onnx": stepFp32Onnx },
+  tokenizerJson,
+  variant: "fp32",
 };
 
 let model: Promise<LoadedEdgeModel> | undefined;

@@ -1,9 +1,9 @@
 /**
  * `npm run export -- --checkpoint <file> --tokenizer <file> --name taesr-edge --version 0.1.0 --out ../model-artifacts`
- * `npm run export -- --add-variant int4 --artifact model-artifacts/<name>@<version>`
+ * `npm run export -- --add-variant int4|int8w --artifact model-artifacts/<name>@<version>`
  *
  * Exports a saved params checkpoint (training/src/model/params.ts format) and a tokenizer JSON as a versioned artifact
- * (fp32, int8 and int4 ONNX graphs, manifest with sha256 of every file). With --add-variant, adds a variant to an
+ * (fp32, int8, int4 and int8w ONNX graphs, manifest with sha256 of every file). With --add-variant, adds a variant to an
  * existing artifact from its own fp32 graphs instead (training/src/export/add-variant.ts: new files only, existing
  * ones untouched), e.g. int4 to an artifact exported before int4 existed. The checkpoint's `meta` becomes the manifest's
  * `training` record unless --training-json is given; --eval-json supplies the `eval` record. Relative paths are resolved
@@ -118,11 +118,13 @@ async function addVariantCommand(raw: ExportCliOptions, base: string): Promise<v
   if (stray.length) throw new Error(`--add-variant reads the artifact's own fp32 graphs; drop ${stray.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}`);
   const dir = path.resolve(base, raw.artifact);
   const added = await addVariant(dir, raw.addVariant, { command: `npm run export -- --add-variant ${raw.addVariant} --artifact ${raw.artifact}` });
-  process.stdout.write(`added ${added.variant} to ${dir}: ${added.file}\n`);
+  process.stdout.write(`added ${added.variant} to ${dir}: ${added.files.join(", ")}\n`);
   for (const [variant, bytes] of Object.entries(added.bytes)) process.stdout.write(`  ${variant.padEnd(5)} graphs ${String(bytes).padStart(10)} B\n`);
-  process.stdout.write(`  ${added.file} initializers:\n`);
-  for (const t of added.tensors) {
-    process.stdout.write(`    ${t.name.padEnd(26)} ${t.dataType.padEnd(8)} [${t.dims.join(",")}]`.padEnd(62) + `${String(t.bytes).padStart(10)} B\n`);
+  for (const [file, tensors] of Object.entries(added.tensors)) {
+    process.stdout.write(`  ${file} initializers:\n`);
+    for (const t of tensors) {
+      process.stdout.write(`    ${t.name.padEnd(26)} ${t.dataType.padEnd(8)} [${t.dims.join(",")}]`.padEnd(62) + `${String(t.bytes).padStart(10)} B\n`);
+    }
   }
   if (added.changelog) process.stdout.write(`  logged in ${added.changelog}\n`);
 }

@@ -1,18 +1,18 @@
 /**
- * Adds a variant to an existing artifact from its fp32 graphs: today the int4 variant (4-bit token table,
- * src/model/int4-table.ts) for artifacts exported before it existed. The fp32 graphs hold the trained weights exactly
- * (src/model/onnx-weights.ts reads them back), so no training checkpoint is needed and the result is the graph a fresh
- * export of the same weights writes.
+ * Adds a variant to an existing artifact from its fp32 graphs: int4 (4-bit token table, src/model/int4-table.ts) and
+ * int8w (int8 weights, float arithmetic in the step graph) for artifacts exported before they existed. The fp32 graphs
+ * hold the trained weights exactly (src/model/onnx-weights.ts reads them back), so no training checkpoint is needed and
+ * the result is the graph a fresh export of the same weights writes.
  *
- * Only additions: the new graph gets a file no earlier export wrote (`int4/embed.onnx`; its step graph is the
- * artifact's int8/step.onnx, already listed), and the manifest gains that file's sha256, the variant's paths and an
- * `eval.variants.<variant>` record of the graph sizes. Every existing file stays byte for byte what it was, so
- * everything that loaded the artifact before loads it identically. One line goes to the artifacts directory's
- * CHANGELOG.md, when there is one.
+ * Only additions: the variant's graphs the artifact already lists are shared (int4 runs int8/step.onnx, int8w runs
+ * int8/embed.onnx and int8/sparse.onnx); the others are built into files no earlier export wrote, and the manifest gains
+ * their sha256s, the variant's paths and an `eval.variants.<variant>` record of the graph sizes. Every existing file
+ * stays byte for byte what it was, so everything that loaded the artifact before loads it identically. One line goes
+ * to the artifacts directory's CHANGELOG.md, when there is one.
  *
  * @example
- *   const added = await addVariant("model-artifacts/taesr-edge-small@0.2.0", "int4");
- *   console.log(added.bytes); // { fp32, int8, int4 } graph bytes per variant
+ *   const added = await addVariant("model-artifacts/taesr-edge-small@0.3.0", "int8w");
+ *   console.log(added.files, added.bytes); // ["int8w/step.onnx"], { fp32, int8, int8w } graph bytes per variant
  *
  * @module
  */
@@ -23,12 +23,18 @@ import { parseManifest, variantGraphs, type ArtifactVariant } from "../../../src
 import { readOnnxInitializers } from "../../../src/model/onnx-weights.js";
 import type { ArtifactManifest } from "../../../src/model/spec.js";
 import { loadArtifactWeights } from "../model/artifact-weights.js";
-import { buildEmbedGraph } from "../onnx/taesr-graphs.js";
+import { buildEmbedGraph, buildLateGraph, buildSparseGraph, buildStepGraph, VARIANT_GRAPHS, type Weights } from "../onnx/taesr-graphs.js";
 import { MANIFEST_FILE, sha256Hex, variantPaths } from "./artifact.js";
 
-/** Variants this tool can add: those whose graphs are built from the float weights alone and share a listed step graph. */
-export const ADDABLE_VARIANTS = ["int4"] as const;
+/** Variants this tool can add: those that came after the first artifacts (fp32 and int8 are in every one). */
+export const ADDABLE_VARIANTS = ["int4", "int8w"] as const;
 export type AddableVariant = (typeof ADDABLE_VARIANTS)[number];
+
+/** What each added variant changes, for the CHANGELOG line. */
+const VARIANT_SUMMARY: Record<AddableVariant, string> = {
+  int4: "4-bit token table, int8 block",
+  int8w: "int8 weights, float arithmetic in the block",
+};
 
 /** Bytes per element of the ONNX data types the graphs use (TensorProto.DataType code → size). */
 const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 6: 4, 7: 8, 10: 2 };
@@ -70,12 +76,12 @@ export interface AddVariantOptions {
 export interface AddedVariant {
   dir: string;
   variant: AddableVariant;
-  /** The new file (relative path) and its bytes. */
-  file: string;
+  /** The new files (relative paths); the variant's other graphs were listed already. */
+  files: string[];
   /** Graph bytes per variant after the addition. */
   bytes: Partial<Record<ArtifactVariant, number>>;
-  /** The new embed graph's initializers, largest first. */
-  tensors: TensorBytes[];
+  /** Each new graph's initializers, largest first. */
+  tensors: Record<string, TensorBytes[]>;
   changelog: string | null;
   line: string;
 }
@@ -101,15 +107,22 @@ export async function addVariant(dir: string, variant: string, options: AddVaria
   const { architecture, weights, manifest } = await loadArtifactWeights(dir);
   if (manifest.variants[added]) throw new Error(`${manifest.name}@${manifest.version} already has the ${added} variant (${manifest.variants[added].embed})`);
   const paths = variantPaths(added, architecture);
-  if (!(paths.step in manifest.files)) {
-    throw new Error(`${manifest.name}@${manifest.version} does not list ${paths.step}, the step graph the ${added} variant runs`);
-  }
-  if (paths.embed in manifest.files) throw new Error(`${manifest.name}@${manifest.version} already lists ${paths.embed}`);
-  const target = path.join(dir, ...paths.embed.split("/"));
-  if (await exists(target)) throw new Error(`${target} exists but is not in the manifest; remove it or check where it came from`);
-
+  const builds = VARIANT_GRAPHS[added];
   const metadata = { "taesr.name": manifest.name, "taesr.version": manifest.version };
-  const embed = buildEmbedGraph(architecture, weights, added, { metadata });
+  const build: Record<keyof typeof paths, (w: Weights) => Uint8Array> = {
+    embed: (w) => buildEmbedGraph(architecture, w, builds.embed, { metadata }),
+    step: (w) => buildStepGraph(architecture, w, builds.step, { metadata }),
+    sparse: (w) => buildSparseGraph(architecture, w, builds.sparse, { metadata }),
+    late: (w) => buildLateGraph(architecture, w, builds.late, { metadata }),
+  };
+  // A graph the manifest lists is shared as it is; a graph it does not list is built, into a file nobody wrote.
+  const built = new Map<string, Uint8Array>();
+  for (const [kind, rel] of Object.entries(paths) as Array<[keyof typeof paths, string]>) {
+    if (rel in manifest.files || built.has(rel)) continue;
+    const target = path.join(dir, ...rel.split("/"));
+    if (await exists(target)) throw new Error(`${target} exists but is not in the manifest; remove it or check where it came from`);
+    built.set(rel, build[kind](weights));
+  }
 
   // Edit the manifest as JSON text → object, keeping every field (validated or not) and its order; files stay sorted.
   const raw = JSON.parse(await readFile(manifestPath, "utf8")) as Record<string, unknown> & {
@@ -118,7 +131,9 @@ export async function addVariant(dir: string, variant: string, options: AddVaria
     eval?: Record<string, unknown>;
   };
   raw.files = Object.fromEntries(
-    [...Object.entries(raw.files), [paths.embed, { sha256: sha256Hex(embed), bytes: embed.byteLength }] as const].sort(([a], [b]) => a.localeCompare(b)),
+    [...Object.entries(raw.files), ...[...built].map(([rel, bytes]) => [rel, { sha256: sha256Hex(bytes), bytes: bytes.byteLength }] as const)].sort(([a], [b]) =>
+      a.localeCompare(b),
+    ),
   );
   raw.variants = { ...raw.variants, [added]: paths };
   const updated = parseManifest(raw);
@@ -140,19 +155,25 @@ export async function addVariant(dir: string, variant: string, options: AddVaria
   };
   parseManifest(raw); // the final manifest must still validate
 
-  await mkdir(path.dirname(target), { recursive: true });
-  await writeFile(target, embed);
+  const written: string[] = [];
   try {
+    for (const [rel, bytes] of built) {
+      const target = path.join(dir, ...rel.split("/"));
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(target, bytes);
+      written.push(target);
+    }
     await writeFile(manifestPath, JSON.stringify(raw, null, 2) + "\n");
   } catch (err) {
-    await rm(target, { force: true });
+    // The manifest is the commit point: without it, the new files must not be left behind as strays.
+    await Promise.all(written.map((target) => rm(target, { force: true })));
     throw err;
   }
 
   const ratio = (bytes.fp32! / bytes[added]!).toFixed(2);
   const line =
     `- variant added: ${manifest.name}@${manifest.version}, ${options.date ?? new Date().toISOString().slice(0, 10)} — ${added} ` +
-    `(${paths.embed} + ${paths.step}: 4-bit token table, int8 block) ${bytes[added]!.toLocaleString("en-US")} B of graphs, ` +
+    `(${paths.embed} + ${paths.step}: ${VARIANT_SUMMARY[added]}) ${bytes[added]!.toLocaleString("en-US")} B of graphs, ` +
     `${ratio}× smaller than fp32 (${bytes.fp32!.toLocaleString("en-US")} B; int8 ${bytes.int8!.toLocaleString("en-US")} B); ` +
     `existing files unchanged (\`${options.command ?? `npm run export -- --add-variant ${added} --artifact ${dir}`}\`)`;
   const changelogPath = path.join(path.dirname(path.resolve(dir)), "CHANGELOG.md");
@@ -161,9 +182,9 @@ export async function addVariant(dir: string, variant: string, options: AddVaria
   return {
     dir,
     variant: added,
-    file: paths.embed,
+    files: [...built.keys()],
     bytes,
-    tensors: initializerBytes(embed, paths.embed),
+    tensors: Object.fromEntries([...built].map(([rel, bytes]) => [rel, initializerBytes(bytes, rel)])),
     changelog: hasChangelog ? changelogPath : null,
     line,
   };

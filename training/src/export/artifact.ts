@@ -28,6 +28,7 @@ import {
   blockOf,
   hasLateHead,
   hasSparseHead,
+  MODEL_VARIANTS,
   weightNames,
   weightNamesIn,
   weightShapes,
@@ -38,7 +39,7 @@ import {
   type WeightName,
 } from "../../../src/model/spec.js";
 import { parameterCount } from "../model/params.js";
-import { buildEmbedGraph, buildLateGraph, buildSparseGraph, buildStepGraph, STEP_VARIANT, type Variant } from "../onnx/taesr-graphs.js";
+import { buildEmbedGraph, buildLateGraph, buildSparseGraph, buildStepGraph, VARIANT_GRAPHS, type Variant } from "../onnx/taesr-graphs.js";
 
 export interface ExportArtifactOptions {
   outDir: string;
@@ -67,16 +68,18 @@ export interface ExportedArtifact {
 
 export const MANIFEST_FILE = "manifest.json";
 export const TOKENIZER_FILE = "tokenizer.json";
-const VARIANTS: readonly Variant[] = ["fp32", "int8", "int4"];
+const VARIANTS: readonly Variant[] = MODEL_VARIANTS;
 
 /**
- * A variant's graph paths in the artifact: its own embed.onnx, and the step.onnx (and, with the heads, sparse.onnx and
- * late.onnx) of the arithmetic it shares. Without heads the entry is exactly what it was before the heads existed.
+ * A variant's graph paths in the artifact: each graph lives in the folder of the build it runs (VARIANT_GRAPHS), so a
+ * graph two variants share is stored once (int4 runs int8/step.onnx; int8w runs int8/embed.onnx and int8/sparse.onnx).
+ * Without heads the entry is exactly what it was before the heads existed.
  */
 export function variantPaths(variant: Variant, arch: Pick<TaesrArchitecture, "sparseHead" | "lateHead"> = {}): VariantGraphs {
-  const paths: VariantGraphs = { embed: `${variant}/embed.onnx`, step: `${STEP_VARIANT[variant]}/step.onnx` };
-  if (hasSparseHead(arch)) paths.sparse = `${STEP_VARIANT[variant]}/sparse.onnx`;
-  if (hasLateHead(arch)) paths.late = `${STEP_VARIANT[variant]}/late.onnx`;
+  const builds = VARIANT_GRAPHS[variant];
+  const paths: VariantGraphs = { embed: `${builds.embed}/embed.onnx`, step: `${builds.step}/step.onnx` };
+  if (hasSparseHead(arch)) paths.sparse = `${builds.sparse}/sparse.onnx`;
+  if (hasLateHead(arch)) paths.late = `${builds.late}/late.onnx`;
   return paths;
 }
 
@@ -149,11 +152,12 @@ export function buildArtifactFiles(options: Pick<ExportArtifactOptions, "arch" |
   const metadata = { "taesr.name": name, "taesr.version": version };
   for (const variant of VARIANTS) {
     const paths = variantPaths(variant, arch);
-    files.set(paths.embed, buildEmbedGraph(arch, weights, variant, { metadata }));
-    // A step graph shared by two variants is built once.
-    if (!files.has(paths.step)) files.set(paths.step, buildStepGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
-    if (paths.sparse && !files.has(paths.sparse)) files.set(paths.sparse, buildSparseGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
-    if (paths.late && !files.has(paths.late)) files.set(paths.late, buildLateGraph(arch, weights, STEP_VARIANT[variant], { metadata }));
+    const builds = VARIANT_GRAPHS[variant];
+    // A graph shared by two variants is built once.
+    if (!files.has(paths.embed)) files.set(paths.embed, buildEmbedGraph(arch, weights, builds.embed, { metadata }));
+    if (!files.has(paths.step)) files.set(paths.step, buildStepGraph(arch, weights, builds.step, { metadata }));
+    if (paths.sparse && !files.has(paths.sparse)) files.set(paths.sparse, buildSparseGraph(arch, weights, builds.sparse, { metadata }));
+    if (paths.late && !files.has(paths.late)) files.set(paths.late, buildLateGraph(arch, weights, builds.late, { metadata }));
   }
   return files;
 }
@@ -183,7 +187,7 @@ export async function exportArtifact(options: ExportArtifactOptions): Promise<Ex
         .map(([rel, bytes]) => [rel, { sha256: sha256Hex(bytes), bytes: bytes.byteLength }]),
     ),
     tokenizer: TOKENIZER_FILE,
-    variants: { fp32: variantPaths("fp32", arch), int8: variantPaths("int8", arch), int4: variantPaths("int4", arch) },
+    variants: { fp32: variantPaths("fp32", arch), int8: variantPaths("int8", arch), int4: variantPaths("int4", arch), int8w: variantPaths("int8w", arch) },
     parameters: parameterCount(arch),
     router: options.router,
     earlyExitEpsilon: options.earlyExitEpsilon,

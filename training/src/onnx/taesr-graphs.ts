@@ -14,6 +14,16 @@
  * - int4 (smaller edge): embed.onnx holds the token table at 4 bits (src/model/int4-table.ts: groups of 32 values with a
  *   float16 scale each), unpacked in the graph with float ops every runtime has (Cast, Mul, Floor, Sub, Concat,
  *   Reshape); its step graph is the int8 one (the artifact lists int8/step.onnx for both variants).
+ * - int8w (edge, fp32 fidelity): the step graph and the late head store every matrix int8 per output channel at the
+ *   full ±127 range, as Cast → Mul(w_scale[col]) → MatMul (int8AsFloat). The dequantisation reads initializers only, so
+ *   ORT's constant folding turns it into a float matrix once, when the session is created: the files are int8's size,
+ *   the arithmetic fp32's, and nothing depends on the batch (int8's DynamicQuantizeLinear takes one activation scale
+ *   per batch, so a text's vector moves with the texts beside it). Written with Cast/Mul rather than DequantizeLinear
+ *   on purpose: ORT's QDQ fusion rewrites DequantizeLinear → MatMul into an integer MatMul on requantised activations,
+ *   which is exactly the error this variant exists to avoid (the int8 step moves SciFact test NDCG@10 by −2.2 % of
+ *   fp32; int8w by −0.6 %). Its embed graph is int8's (a Gather with per-row scales: no activation is quantised), and so is
+ *   its sparse head: the vocabulary projection is the costliest matrix of the model, and in float it runs 1.8× slower
+ *   under onnxruntime-web (222 vs 125 ms per 16 × 128 tokens), for term weights whose ranking int8 keeps.
  * Batch and sequence stay symbolic ("batch", "seq") in every variant.
  * Blocks (spec.ts): the step graph holds the token-mixing sub-layer (mlp_mixer, hybrid), the attention sub-layer
  * (self_attention, hybrid) and the FFN. The token mixer's [L,L] matrices are cut to the input's length T at run time
@@ -33,20 +43,30 @@ import {
   hasLateHead,
   hasMixer,
   hasSparseHead,
+  type ModelVariant,
   type TaesrArchitecture,
   type WeightName,
 } from "../../../src/model/spec.js";
 import { attr, GraphBuilder } from "./graph-builder.js";
 import { DataType } from "./onnx-proto.js";
-import { INT4_GROUP_SIZE, quantizeInt4Groups, quantizePerColumn, quantizePerRow } from "./quantize.js";
+import { INT4_GROUP_SIZE, INT8_MAX, quantizeInt4Groups, quantizePerColumn, quantizePerRow } from "./quantize.js";
 import { INT4_CENTRE } from "../../../src/model/int4-table.js";
 
-/** The variants of embed.onnx. */
-export type Variant = "fp32" | "int8" | "int4";
-/** The variants of step.onnx: the int4 variant's step is the int8 one (its matrices are int8 already). */
-export type StepVariant = Exclude<Variant, "int4">;
-/** Which step graph each variant runs. */
-export const STEP_VARIANT: Record<Variant, StepVariant> = { fp32: "fp32", int8: "int8", int4: "int8" };
+/** The artifact variants (src/model/spec.ts MODEL_VARIANTS). */
+export type Variant = ModelVariant;
+/** The builds of embed.onnx. */
+export type EmbedVariant = "fp32" | "int8" | "int4";
+/** The builds of step.onnx. */
+export type StepVariant = "fp32" | "int8" | "int8w";
+/** The builds of the heads' graphs (sparse.onnx, late.onnx). */
+export type HeadVariant = "fp32" | "int8" | "int8w";
+/** Which build of each graph a variant runs: variants share every graph they do not change. */
+export const VARIANT_GRAPHS: Record<Variant, { embed: EmbedVariant; step: StepVariant; sparse: HeadVariant; late: HeadVariant }> = {
+  fp32: { embed: "fp32", step: "fp32", sparse: "fp32", late: "fp32" },
+  int8: { embed: "int8", step: "int8", sparse: "int8", late: "int8" },
+  int4: { embed: "int4", step: "int8", sparse: "int8", late: "int8" },
+  int8w: { embed: "int8", step: "int8w", sparse: "int8", late: "int8w" },
+};
 export type Weights = Record<WeightName, Float32Array>;
 
 const BATCH = "batch";
@@ -84,6 +104,10 @@ class DenseEmitter {
       const w = cutMatrix(g.initializerF32(wName, [inDim, outDim], this.weights[wName]));
       return g.op("Add", [g.op("MatMul", [x, w]), b]);
     }
+    if (this.variant === "int8w") {
+      const w = int8AsFloat(g, wName, this.weights[wName], inDim, outDim, slice ? { cutMatrix, cutColumns } : undefined);
+      return g.op("Add", [g.op("MatMul", [x, w]), b]);
+    }
     const { q, scale } = quantizePerColumn(this.weights[wName], inDim, outDim);
     const wq = cutMatrix(g.initializer(`${wName}.int8`, DataType.INT8, [inDim, outDim], q));
     const ws = cutColumns(g.initializerF32(`${wName}.scale`, [outDim], scale));
@@ -98,6 +122,27 @@ class DenseEmitter {
     const combinedScale = g.op("Mul", [act.scale, ws]);
     return g.op("Add", [g.op("Mul", [accF, combinedScale]), b]);
   }
+}
+
+/**
+ * The int8w form of a [rows, cols] weight matrix: stored int8 per column at the full ±127 range with a float scale per
+ * column, and turned back into floats by Cast → Mul, which read initializers only (ORT folds them into a float
+ * constant when the session is created). `cut` slices the stored matrix (and the scales with its columns) first, for
+ * the token mixer's length-sized matrices.
+ */
+function int8AsFloat(
+  g: GraphBuilder,
+  name: string,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  cut?: { cutMatrix: (t: string) => string; cutColumns: (t: string) => string },
+): string {
+  const { q, scale } = quantizePerColumn(w, rows, cols, INT8_MAX);
+  const wq = g.initializer(`${name}.int8`, DataType.INT8, [rows, cols], q);
+  const ws = g.initializerF32(`${name}.scale`, [cols], scale);
+  const asFloat = g.op("Cast", [cut ? cut.cutMatrix(wq) : wq], { to: attr.int(DataType.FLOAT) });
+  return g.op("Mul", [asFloat, cut ? cut.cutColumns(ws) : ws]);
 }
 
 function layerNorm(g: GraphBuilder, x: string, weights: Weights, gamma: WeightName, beta: WeightName, H: number): string {
@@ -141,7 +186,7 @@ function int4TokenRows(g: GraphBuilder, table: Float32Array, ids: string, V: num
 }
 
 /** embed.onnx: x = tokenEmbedding[ids] + positionEmbedding[0..seq). */
-export function buildEmbedGraph(arch: TaesrArchitecture, weights: Weights, variant: Variant, meta: ModelMeta = {}): Uint8Array {
+export function buildEmbedGraph(arch: TaesrArchitecture, weights: Weights, variant: EmbedVariant, meta: ModelMeta = {}): Uint8Array {
   const { vocabSize: V, hidden: H, maxLength: L } = arch;
   const g = new GraphBuilder(`taesr_embed_${variant}`);
   const ids = g.input("input_ids", DataType.INT64, [BATCH, SEQ]);
@@ -256,9 +301,10 @@ export function buildStepGraph(arch: TaesrArchitecture, weights: Weights, varian
  * [H,V] so the product is a plain MatMul. fp32 keeps it float32 (4·V·H bytes); int8 quantises it per vocabulary
  * column and runs DynamicQuantizeLinear → MatMulInteger like every matrix of the int8 step graph (V·H bytes + V
  * scales): the head's output feeds a ranking of term weights, where that error is small next to the weights' own
- * spread. The int4 variant runs the int8 sparse graph (STEP_VARIANT), as it runs the int8 step.
+ * spread. The int4 and int8w variants run the int8 sparse graph (VARIANT_GRAPHS); an int8w build (the same int8 table,
+ * multiplied in float by int8AsFloat) exists for comparison, slower on WASM.
  */
-export function buildSparseGraph(arch: TaesrArchitecture, weights: Weights, variant: StepVariant, meta: ModelMeta = {}): Uint8Array {
+export function buildSparseGraph(arch: TaesrArchitecture, weights: Weights, variant: HeadVariant, meta: ModelMeta = {}): Uint8Array {
   if (!hasSparseHead(arch)) throw new Error("buildSparseGraph: the architecture has no sparse head (arch.sparseHead)");
   const { vocabSize: V, hidden: H } = arch;
   const g = new GraphBuilder(`taesr_sparse_${variant}`);
@@ -271,8 +317,9 @@ export function buildSparseGraph(arch: TaesrArchitecture, weights: Weights, vari
   const bias = g.initializerF32("sparse.bias", [V], weights["sparse.bias"]);
   const padding = g.op("Sub", [g.scalarF32("one", 1), mask]);
   let m: string;
-  if (variant === "fp32") {
-    const z = g.op("Add", [g.op("MatMul", [n, g.initializerF32("sparse.table_t", [H, V], tableT)]), bias]);
+  if (variant !== "int8") {
+    const table = variant === "fp32" ? g.initializerF32("sparse.table_t", [H, V], tableT) : int8AsFloat(g, "sparse.table_t", tableT, H, V);
+    const z = g.op("Add", [g.op("MatMul", [n, table]), bias]);
     const maskBias = g.op("Unsqueeze", [g.op("Mul", [padding, g.scalarF32("mask_value", ATTENTION_MASK_VALUE)]), g.constI64("mask_axes", [2])]);
     m = g.op("ReduceMax", [g.op("Add", [z, maskBias])], { axes: attr.ints([1]), keepdims: attr.int(0) });
   } else {
@@ -302,10 +349,11 @@ export function buildSparseGraph(arch: TaesrArchitecture, weights: Weights, vari
  *                                                              drop them adds no spurious match of a real token)
  * The output LayerNorm's γ/β are stored here again (2H floats): the step graph applies them only inside the pooling.
  * fp32 keeps W_late float32; int8 quantises it per output column and runs DynamicQuantizeLinear → MatMulInteger like
- * every matrix of the int8 step graph, before the normalisation (which removes the scale error's common part). The
- * int4 variant runs the int8 late graph (STEP_VARIANT), as it runs the int8 step.
+ * every matrix of the int8 step graph, before the normalisation (which removes the scale error's common part); int8w
+ * stores the same int8 matrix and multiplies in float (int8AsFloat). The int4 variant runs the int8 late graph
+ * (VARIANT_GRAPHS), as it runs the int8 step.
  */
-export function buildLateGraph(arch: TaesrArchitecture, weights: Weights, variant: StepVariant, meta: ModelMeta = {}): Uint8Array {
+export function buildLateGraph(arch: TaesrArchitecture, weights: Weights, variant: HeadVariant, meta: ModelMeta = {}): Uint8Array {
   if (!hasLateHead(arch) || arch.lateHead === undefined) throw new Error("buildLateGraph: the architecture has no late-interaction head (arch.lateHead)");
   const { hidden: H } = arch;
   const dim = arch.lateHead.dim;
@@ -314,8 +362,9 @@ export function buildLateGraph(arch: TaesrArchitecture, weights: Weights, varian
   const mask = g.input("attention_mask", DataType.FLOAT, [BATCH, SEQ]);
   const n = layerNorm(g, h, weights, "out.ln.gamma", "out.ln.beta", H);
   let u: string;
-  if (variant === "fp32") {
-    u = g.op("MatMul", [n, g.initializerF32("late.proj.w", [H, dim], weights["late.proj.w"])]);
+  if (variant !== "int8") {
+    const w = variant === "fp32" ? g.initializerF32("late.proj.w", [H, dim], weights["late.proj.w"]) : int8AsFloat(g, "late.proj.w", weights["late.proj.w"], H, dim);
+    u = g.op("MatMul", [n, w]);
   } else {
     const { q, scale } = quantizePerColumn(weights["late.proj.w"], H, dim);
     const wq = g.initializer("late.proj.w.int8", DataType.INT8, [H, dim], q);

@@ -12,8 +12,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command } from "commander";
-import { parseManifest, variantFiles, type ArtifactManifest } from "../../../src/model/index.js";
-import { EDGE_VARIANT } from "../src/model-store.js";
+import { edgeVariantFor, parseManifest, variantFiles, type ArtifactManifest } from "../../../src/model/index.js";
 import type { RolloutState } from "../src/model-rollout.js";
 
 const program = new Command()
@@ -73,7 +72,7 @@ async function publish(): Promise<void> {
   const manifest = await readManifest(artifactDir);
   const ref = `${manifest.name}@${manifest.version}`;
   // The manifest last: an artifact counts as uploaded (GET /v1/admin/models lists it) only once every file it names is there.
-  const files = [...variantFiles(manifest, EDGE_VARIANT), "manifest.json"];
+  const files = [...variantFiles(manifest, edgeVariantFor(manifest)), "manifest.json"];
   const bar = new SingleBar({ format: `uploading ${ref} [{bar}] {value}/{total} files  {file}` }, Presets.shades_classic);
   bar.start(files.length, 0, { file: "" });
   try {

@@ -8,15 +8,13 @@
  *
  * @module
  */
-import { parseManifest, variantFiles, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
+import { edgeVariantFor, parseManifest, variantFiles, variantGraphs, type ArtifactManifest, type ArtifactVariant } from "../../../src/model/index.js";
 import { sha256Hex } from "../../../src/digest.js";
 import { MODEL_REF_PATTERN } from "./model-route.js";
 
-/**
- * The edge runs the dynamically quantised graphs by default: ~4× smaller and faster on WASM SIMD than fp32. int4 (same
- * step graph, 4-bit token table; 5.8× smaller than fp32) is a bundle option. Uploaded models run this variant too.
- */
-export const EDGE_VARIANT = "int8" as const;
+// An uploaded artifact runs in its edge variant (src/model/manifest.ts edgeVariantFor: int8w, or int8 for artifacts
+// exported before it), and `npm run model:publish` uploads that variant's graphs.
+export { edgeVariantFor };
 
 const PREFIX = "models/";
 export const MANIFEST_FILE = "manifest.json";
@@ -84,15 +82,17 @@ export interface ArtifactFiles {
 }
 
 /**
- * Reads an artifact's manifest, tokenizer and `variant` graphs from the bucket.
+ * Reads an artifact's manifest, tokenizer and the graphs of its edge variant (edgeVariantFor) from the bucket.
  * @throws ModelArtifactError naming the missing file, or what is wrong with the manifest.
  */
-export async function readArtifact(bucket: R2Bucket, ref: string, variant: ArtifactVariant): Promise<ArtifactFiles> {
+export async function readArtifact(bucket: R2Bucket, ref: string): Promise<ArtifactFiles> {
   const manifestObject = await bucket.get(keyOf(ref, MANIFEST_FILE));
   if (!manifestObject) throw new ModelArtifactError("missing", `no model "${ref}": its ${MANIFEST_FILE} is not in the artifact store (upload it first)`);
   let manifest: ArtifactManifest;
+  let variant: ArtifactVariant;
   try {
     manifest = parseManifest(await manifestObject.text());
+    variant = edgeVariantFor(manifest);
     variantGraphs(manifest, variant);
   } catch (error) {
     throw new ModelArtifactError("invalid", `model "${ref}": ${(error as Error).message}`);
