@@ -10,15 +10,14 @@
 import { Command } from "commander";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ARTIFACT_VARIANTS, edgeVariantFor, parseManifest, variantGraphs, verifyArtifactFiles } from "../../../src/model/index.js";
+import { parseManifest, variantGraphs, verifyArtifactFiles } from "../../../src/model/index.js";
 import { readArtifactDir } from "../../origin/src/artifact-files.js";
+import { bundleVariant, EDGE_VARIANTS } from "./bundle-variant.js";
 import { repoRoot } from "./local-service.js";
 
 const artifactsRoot = path.join(repoRoot, "model-artifacts");
 const pointerPath = path.join(artifactsRoot, "bundled.json");
 const modulePath = path.join(repoRoot, "workers", "edge", "src", "bundled-model.ts");
-/** fp32 is the origin's: 5 MB of graphs, slower on WASM. */
-const EDGE_VARIANTS = ARTIFACT_VARIANTS.filter((v) => v !== "fp32");
 
 const program = new Command()
   .name("npm run bundle --")
@@ -30,15 +29,9 @@ const program = new Command()
 async function main(): Promise<void> {
   const pointer = JSON.parse(await readFile(pointerPath, "utf8")) as { artifact: string; variant?: string };
   const artifact = program.args[0] ?? pointer.artifact;
-  const asked = program.opts<{ variant?: string }>().variant;
-  if (asked !== undefined && !EDGE_VARIANTS.some((v) => v === asked)) throw new Error(`--variant must be ${EDGE_VARIANTS.join(" or ")}, got ${JSON.stringify(asked)}`);
   const dir = path.join(artifactsRoot, artifact);
   const manifest = parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8"));
-  // Unasked, the pointer's variant stays (a chosen int4 survives switching models) when the artifact has it; otherwise
-  // the edge's own choice for this artifact (int8w, or int8 for artifacts exported before it).
-  const sticky = EDGE_VARIANTS.find((v) => v === pointer.variant && manifest.variants[v]);
-  const variant = EDGE_VARIANTS.find((v) => v === asked) ?? sticky ?? edgeVariantFor(manifest);
-  // Throws, naming the fix, when an asked-for variant is not in the artifact (npm run export -- --add-variant …).
+  const variant = bundleVariant({ manifest, asked: program.opts<{ variant?: string }>().variant, previous: pointer.variant });
   const { embed, step, late, sparse } = variantGraphs(manifest, variant);
   // The heads' graphs ship when the artifact has them: the loader enables late rerank and the sparse list only then.
   const heads = [
