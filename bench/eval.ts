@@ -211,8 +211,8 @@ function checkCombinations(options: Options, mode: EvalMode): void {
     // First, so the most important refusal is the one reported.
     assertSplitTunable(options.split);
     if (!options.tuneFusion) throw new Error("--save needs --tune-fusion");
-    // The Worker fuses 128-d (or 64-d) float vectors of router-depth embeddings from its variant's graphs (checked once
-    // the manifest is read: servedVariantCheck); weights tuned on another dense setting (another scale of cosines,
+    // The Worker fuses 128-d (or 64-d) float vectors of router-depth embeddings from its variant's graphs (the variant
+    // is checked in main, once the manifest is read); weights tuned on another dense setting (another scale of cosines,
     // another quality) would be shipped to a setting they were not measured on.
     const served = (options.dims === 128 || options.dims === 64) && (options.vectors ?? "float") === "float" &&
       options.projection === "matryoshka" && options.depth === "auto" && options.earlyExit && options.router === "manifest" && !options.queryDepth && !options.documentDepth;

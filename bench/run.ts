@@ -25,8 +25,7 @@ import path from "node:path";
 import { percentile } from "../src/eval/metrics.js";
 import { measureOrigin } from "./origin-load.js";
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { ARTIFACT_VARIANTS, edgeVariantFor, parseManifest, TaesrEncoder, variantGraphs, type ArtifactVariant } from "../src/model/index.js";
+import { ARTIFACT_VARIANTS, TaesrEncoder, variantGraphs, type ArtifactVariant } from "../src/model/index.js";
 import { WordPieceTokenizer } from "../src/tokenizer/index.js";
 import { readArtifactDir } from "../workers/origin/src/artifact-files.js";
 import { ortNode } from "../workers/origin/src/ort-node.js";
@@ -87,15 +86,14 @@ const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
 /** The variant the Worker bundles (model-artifacts/bundled.json; `npm run bundle` writes both): what workerd runs. */
-const bundledVariant = (JSON.parse(readFileSync(path.join(repoRoot, "model-artifacts", "bundled.json"), "utf8")) as { variant?: string }).variant ?? "int8";
+const bundledVariant = (JSON.parse(readFileSync(path.join(repoRoot, "model-artifacts", "bundled.json"), "utf8")) as { variant?: ArtifactVariant }).variant ?? "int8";
 
 type Latency = { p50_ms: number; p95_ms: number };
 
 /** Per variant, per width, per depth: one short query per call (onnxruntime-node, 1 thread). */
 async function nodeLatency(dir: string) {
-  const manifest = parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8"));
-  // The edge's variant (int8w where the artifact has it), int8 when that is another, and fp32 (the origin's).
-  const variants = [...new Set([edgeVariantFor(manifest), "int8", "fp32"] as const)];
+  // The bundled variant (what workerd runs), int8 when that is another, and fp32 (the origin's).
+  const variants = [...new Set([bundledVariant, "int8", "fp32"] as const)];
   const artifact = await readArtifactDir(dir, variants);
   const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
   const figures: Record<string, Record<string, Record<string, Latency>>> = {};

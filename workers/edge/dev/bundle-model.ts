@@ -4,7 +4,7 @@
  * imports let wrangler bundle the variant's graphs as Data modules (Workers cannot read files, and fetching the model
  * from a local server in wrangler dev leaked sockets). The artifact is verified (sha256 of every file) before it is
  * bundled. The variant defaults to the pointer's when the artifact has it, else to the edge's choice (int8w where the
- * artifact has it, else int8: model-store.ts edgeVariantFor). int8 indexes ~15 % faster than int8w at 97.8 % of fp32
+ * artifact has it, else int8: bundle-variant.ts). int8 indexes ~15 % faster than int8w at 97.8 % of fp32
  * on SciFact test (int8w 99.4 %); int4 ships 0.86 MB of graphs instead of 1.35 MB (model-artifacts/CHANGELOG.md).
  */
 import { Command } from "commander";

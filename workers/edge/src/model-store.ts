@@ -12,9 +12,6 @@ import { edgeVariantFor, parseManifest, variantFiles, variantGraphs, type Artifa
 import { sha256Hex } from "../../../src/digest.js";
 import { MODEL_REF_PATTERN } from "./model-route.js";
 
-// An uploaded artifact runs in its edge variant (src/model/manifest.ts edgeVariantFor: int8w, or int8 for artifacts
-// exported before it), and `npm run model:publish` uploads that variant's graphs.
-export { edgeVariantFor };
 
 const PREFIX = "models/";
 export const MANIFEST_FILE = "manifest.json";
@@ -82,7 +79,8 @@ export interface ArtifactFiles {
 }
 
 /**
- * Reads an artifact's manifest, tokenizer and the graphs of its edge variant (edgeVariantFor) from the bucket.
+ * Reads an artifact's manifest, tokenizer and the graphs of its edge variant from the bucket (src/model/manifest.ts
+ * edgeVariantFor: int8w, or int8 for artifacts exported before it; `npm run model:publish` uploads the same graphs).
  * @throws ModelArtifactError naming the missing file, or what is wrong with the manifest.
  */
 export async function readArtifact(bucket: R2Bucket, ref: string): Promise<ArtifactFiles> {
