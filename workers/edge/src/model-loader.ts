@@ -30,8 +30,6 @@ export interface BundledModelModule {
   variant?: ArtifactVariant;
 }
 
-
-
 export interface LoadedEdgeModel extends EdgeModel {
   modelVersion: string;
   encoder: TaesrEncoder;
