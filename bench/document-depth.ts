@@ -5,19 +5,22 @@
  * trained on queries; past `maxTokens` it does not even look), and the indexer's cost is almost all that recursion. So:
  * documents embedded at the router's depth ("auto", as the Worker indexed them until now) against each fixed depth of the
  * architecture, the queries as served (router depth, early exit), ranked as served (hybrid with the artifact's fusion,
- * int8, 128-d); the cheapest depth whose NDCG@10 is not below auto's by more than TIE_STANDARD_ERRORS paired standard
+ * the variant the edge runs, 128-d); for an artifact adapted on this split's queries, only the queries it held out
+ * (fusion-tuning.ts untrainedQueries). The cheapest depth whose NDCG@10 is not below auto's by more than TIE_STANDARD_ERRORS paired standard
  * errors is chosen. `--save` writes it into the manifest (`retrieval.documentDepth`; the manifest is outside its own
  * sha256 list) and the CHANGELOG, never from the test split; the indexer (workers/edge/src/indexer.ts) and the eval
  * then embed documents at it. Prints one JSON line.
  */
 import { Command } from "commander";
-import type { TunedDocumentDepth } from "../src/model/index.js";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { edgeVariantFor, parseManifest, type TunedDocumentDepth } from "../src/model/index.js";
 import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, buildLexicalIndex, embedCorpus, type CorpusPass } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import { evaluate, type EvalInputs, type EvalSetting } from "./eval/evaluate.js";
-import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError } from "./eval/fusion-tuning.js";
+import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError, untrainedQueries } from "./eval/fusion-tuning.js";
 import { openModel } from "./eval/model.js";
 import { encodeQueries } from "./eval/queries.js";
 import { DEFAULT_FUSION } from "../src/retrieval/index.js";
@@ -34,13 +37,16 @@ const options = program.opts<{ dataset: string; split: string; model?: string; s
 
 const round4 = (value: number) => Math.round(value * 1e4) / 1e4;
 const DIMS = 128;
-const VARIANT = "int8" as const;
 
 async function main(): Promise<void> {
   if (options.save) assertSplitTunable(options.split);
   const modelDir = options.model ?? (await defaultArtifactDir());
+  const VARIANT = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
   const model = await openModel(modelDir, [VARIANT]);
-  const dataset = await loadBeirDataset(options.dataset, options.split);
+  const loaded = await loadBeirDataset(options.dataset, options.split);
+  const fair = untrainedQueries(loaded.queries, model.manifest, loaded);
+  const dataset = { ...loaded, queries: [...fair.queries] };
+  if (fair.note) console.error(`queries: ${fair.note}`);
   const encoder = await model.encoder(VARIANT);
   const inputs: EvalInputs = { dataset, tokenizer: model.tokenizer, lexical: buildLexicalIndex(model.tokenizer, dataset.corpus) };
   const queryPass: CorpusPass = { variant: VARIANT, depth: "auto", earlyExit: true };
@@ -68,6 +74,7 @@ async function main(): Promise<void> {
     dataset: dataset.name,
     split: options.split,
     queries: dataset.queries.length,
+    ...(fair.note ? { queries_note: fair.note } : {}),
     rule: `cheapest depth whose hybrid NDCG@10 is within ${TIE_STANDARD_ERRORS} paired standard error of the router's depth ("auto") or above it`,
     auto: { "ndcg@10": round4(auto.ndcg10), mean_steps: round4(auto.meanSteps) },
     depths: judged.map((p) => ({ depth: p.depth, "ndcg@10": round4(p.ndcg10), standard_error: round4(p.standardError), mean_steps: round4(p.meanSteps) })),
@@ -75,21 +82,19 @@ async function main(): Promise<void> {
   };
   if (options.save) {
     if (!chosen) throw new Error("no fixed depth is as good as the router's on this split; nothing to save");
-    const record: TunedDocumentDepth = {
-      depth: chosen.depth as number,
-      tunedOn: {
-        dataset: dataset.name,
-        split: options.split,
-        queries: dataset.queries.length,
-        ndcg10: round4(chosen.ndcg10),
-        ndcg10Auto: round4(auto.ndcg10),
-        standardError: round4(chosen.standardError),
-        meanStepsAuto: round4(auto.meanSteps),
-        date: new Date().toISOString().slice(0, 10),
-        dims: DIMS,
-        variant: VARIANT,
-      },
+    const tunedOn = {
+      dataset: dataset.name,
+      split: options.split,
+      queries: dataset.queries.length,
+      ndcg10: round4(chosen.ndcg10),
+      ndcg10Auto: round4(auto.ndcg10),
+      standardError: round4(chosen.standardError),
+      meanStepsAuto: round4(auto.meanSteps),
+      date: new Date().toISOString().slice(0, 10),
+      dims: DIMS,
+      variant: VARIANT,
     };
+    const record: TunedDocumentDepth = { depth: chosen.depth as number, tunedOn };
     const saved = await editManifest(
       modelDir,
       "saving the document depth",
@@ -98,10 +103,10 @@ async function main(): Promise<void> {
         return manifestTextWithMember(text, "retrieval", { ...(raw.retrieval ?? {}), documentDepth: record });
       },
       (before) =>
-        `- document depth chosen: ${before.name}@${before.version}, ${record.tunedOn.date} — documents indexed at depth ${record.depth} ` +
-        `(the router ran ${record.tunedOn.meanStepsAuto.toFixed(2)} steps); ${record.tunedOn.dataset} ${record.tunedOn.split} ` +
-        `(${record.tunedOn.queries} queries, hybrid ${DIMS}-d ${VARIANT}) NDCG@10 ${record.tunedOn.ndcg10.toFixed(4)} vs ${record.tunedOn.ndcg10Auto.toFixed(4)} ` +
-        `(paired SE ${record.tunedOn.standardError.toFixed(4)}) (\`npm run eval:document-depth -- ${process.argv.slice(2).join(" ")}\`)`,
+        `- document depth chosen: ${before.name}@${before.version}, ${tunedOn.date} — documents indexed at depth ${record.depth} ` +
+        `(the router ran ${tunedOn.meanStepsAuto.toFixed(2)} steps); ${tunedOn.dataset} ${tunedOn.split} ` +
+        `(${tunedOn.queries} queries${fair.note ? `: ${fair.note}` : ""}; hybrid ${DIMS}-d ${VARIANT}) NDCG@10 ${tunedOn.ndcg10.toFixed(4)} vs ${tunedOn.ndcg10Auto.toFixed(4)} ` +
+        `(paired SE ${tunedOn.standardError.toFixed(4)}) (\`npm run eval:document-depth -- ${process.argv.slice(2).join(" ")}\`)`,
     );
     console.error(`saved document depth ${record.depth} into ${saved.manifest}${saved.changelog ? ` and ${saved.changelog}` : ""}`);
     result.saved = { manifest: saved.manifest, changelog: saved.changelog, documentDepth: record };

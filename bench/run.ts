@@ -18,7 +18,8 @@
  * - the GPU origin (bench/origin-load.ts) on this machine's CPU: texts/s for single-query requests and for batches of 16
  *   documents, 32 requests in flight (`origin_query_texts_per_s`, `origin_document_texts_per_s`);
  * - training throughput (bench/train-throughput.ts): tokens/s of the edge-small training config with one process and
- *   with two data-parallel processes (`train_tokens_per_s_1proc`, `train_tokens_per_s_2proc`).
+ *   with two data-parallel processes (`train_tokens_per_s_1proc`, `train_tokens_per_s_2proc`), and two with documents
+ *   supervised at depth 1 only (`train_tokens_per_s_2proc_documents_depth1`).
  */
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
@@ -36,7 +37,7 @@ import { ensureMinilmShapedGraphs } from "./peers/minilm-shaped.js";
 import { measurePeerSpeedInNode, measurePeerSpeedInWorkerd, minilmShapedReport } from "./peers/speed.js";
 import { measureHttpFloor, measureIndexing, measureSearch } from "./search-load.js";
 import { positiveInteger } from "./cli-options.js";
-import { measureTrainingThroughput } from "./train-throughput.js";
+import { measureTrainingThroughput, THROUGHPUT_SETTINGS } from "./train-throughput.js";
 
 /** "10000,100000" → [10000, 100000]; at most the ~180k documents the shared datasets hold. */
 function parseSizes(value: string): number[] {
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
   const floor = options.search ? await measureHttpFloor(options.clients) : undefined;
   const origin = options.origin ? await measureOrigin({ log }) : undefined;
   const training = options.train
-    ? await measureTrainingThroughput([1, 2], { timed: options.trainUpdates + (options.trainUpdates % 2), log })
+    ? await measureTrainingThroughput(THROUGHPUT_SETTINGS, { timed: options.trainUpdates + (options.trainUpdates % 2), log })
     : undefined;
   const searchKeys: Record<string, number> = {};
   for (const [size, figures] of Object.entries(search ?? {})) {
@@ -234,9 +235,12 @@ async function main(): Promise<void> {
       ? {
           train_tokens_per_s_1proc: training["1"]!.tokens_per_s,
           train_tokens_per_s_2proc: training["2"]!.tokens_per_s,
+          train_tokens_per_s_2proc_documents_depth1: training["2_documents_depth1"]!.tokens_per_s,
           training_throughput: {
             by_processes: training,
-            note: "training/configs/edge-small.json (wasm backend, batches of 64 pairs per process), first 2 updates excluded",
+            note:
+              "training/configs/edge-small.json (wasm backend, batches of 64 pairs per process), first 2 updates excluded; " +
+              "2_documents_depth1: the same with training.documentSteps [1] (documents supervised only at the depth the index embeds them at)",
           },
         }
       : {}),

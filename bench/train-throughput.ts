@@ -1,7 +1,8 @@
 /**
  * Training throughput of the real trainer on this machine: real (unpadded) tokens per second of the edge-small
  * configuration (training/configs/edge-small.json: H 128, 4 heads, FFN 256, batches of 64 pairs), with one process and
- * with data-parallel processes (training/src/train/data-parallel.ts).
+ * with data-parallel processes (training/src/train/data-parallel.ts), and with the documents supervised at depth 1
+ * only (`training.documentSteps: [1]`, the depth the index embeds them at; training/src/train/loss.ts) on both processes.
  *
  * Each setting runs a short training into a temporary directory; the first logged window (pair building, process
  * start-up, the backend's first kernels) is left out, so the figure is the steady state a long run sees.
@@ -32,11 +33,25 @@ interface TrainLine {
 
 const LOG_EVERY = 2;
 
+/** One measured setting: its key in the result, its process count, and overrides of the config's `training`. */
+export interface ThroughputSetting {
+  key: string;
+  workers: number;
+  training?: Record<string, unknown>;
+}
+
+/** 1 and 2 processes as configured, then 2 with documents at depth 1 only: the figures `npm run bench` reports. */
+export const THROUGHPUT_SETTINGS: readonly ThroughputSetting[] = [
+  { key: "1", workers: 1 },
+  { key: "2", workers: 2 },
+  { key: "2_documents_depth1", workers: 2, training: { documentSteps: [1] } },
+];
+
 /**
- * Trains `warmup + timed` updates (both multiples of {@link LOG_EVERY}) per worker count and measures the timed ones.
+ * Trains `warmup + timed` updates (both multiples of {@link LOG_EVERY}) per setting and measures the timed ones.
  */
 export async function measureTrainingThroughput(
-  workerCounts: readonly number[],
+  settings: readonly ThroughputSetting[],
   options: { warmup?: number; timed?: number; log?: (line: string) => void } = {},
 ): Promise<Record<string, ThroughputFigure>> {
   const warmup = options.warmup ?? 2;
@@ -47,18 +62,18 @@ export async function measureTrainingThroughput(
   const tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-train-bench-"));
   const out: Record<string, ThroughputFigure> = {};
   try {
-    for (const workers of workerCounts) {
+    for (const { key, workers, training } of settings) {
       const config = {
         ...base,
-        name: `throughput-${workers}`,
+        name: `throughput-${key}`,
         tokenizer: path.resolve(path.dirname(configPath), base["tokenizer"] as unknown as string),
-        training: { ...base["training"], workers, logEvery: LOG_EVERY, evalEvery: 1_000_000, checkpointEvery: 1_000_000 },
+        training: { ...base["training"], ...training, workers, logEvery: LOG_EVERY, evalEvery: 1_000_000, checkpointEvery: 1_000_000 },
         export: { ...base["export"], outDir: path.join(tmp, "artifacts") },
       };
-      const file = path.join(tmp, `throughput-${workers}.json`);
+      const file = path.join(tmp, `throughput-${key}.json`);
       await writeFile(file, JSON.stringify(config));
-      const runDir = path.join(tmp, `run-${workers}`);
-      log(`training throughput: ${workers} process(es), ${warmup} + ${timed} updates of ${workers} × 64 pairs`);
+      const runDir = path.join(tmp, `run-${key}`);
+      log(`training throughput (${key}): ${workers} process(es), ${warmup} + ${timed} updates of ${workers} × 64 pairs`);
       await train({ config: file, runDir, stopAfterSteps: warmup + timed, progress: false, log: () => {} });
       const lines = (await readFile(path.join(runDir, "metrics.jsonl"), "utf8"))
         .trim()
@@ -70,13 +85,13 @@ export async function measureTrainingThroughput(
       if (!first || !last) throw new Error(`training throughput: metrics of steps ${warmup} and ${warmup + timed} missing in ${runDir}`);
       const seconds = last.elapsedSec - first.elapsedSec;
       const batchSize = (base["training"]?.["batchSize"] as number | undefined) ?? 64;
-      out[String(workers)] = {
+      out[key] = {
         tokens_per_s: Math.round((last.tokens - first.tokens) / seconds),
         pairs_per_s: Math.round(((timed * workers * batchSize) / seconds) * 10) / 10,
         seconds_per_update: Math.round((seconds / timed) * 100) / 100,
         timed_updates: timed,
       };
-      log(`training throughput (${workers}): ${JSON.stringify(out[String(workers)])}`);
+      log(`training throughput (${key}): ${JSON.stringify(out[key])}`);
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });

@@ -212,6 +212,30 @@ export function recordedHeldOutQueries(adaptation: Readonly<Record<string, unkno
 }
 
 /**
+ * The same choice as {@link fairTuningQueries} made before evaluating, for tools that rank only the queries they may
+ * tune on (bench/document-depth.ts): the queries an adaptation held out by id when the artifact was trained on this
+ * dataset's train queries, else every query. Refuses an adaptation that used the train queries without recording the
+ * held-out ids, rather than tune on queries it trained on.
+ */
+export function untrainedQueries<Q extends { id: string }>(
+  queries: readonly Q[],
+  manifest: AdaptationFacts,
+  dataset: { name: string; split: string },
+): { queries: readonly Q[]; note?: string } {
+  const adaptation = manifest.adaptation;
+  if (!adaptation || adaptation["trainQrelsUsed"] !== true || adaptation["corpus"] !== dataset.name || dataset.split !== "train") return { queries };
+  const recorded = recordedHeldOutQueries(adaptation);
+  if (!recorded) {
+    throw new Error(`the artifact was trained on ${dataset.name} train queries and records none it held out (adaptation.heldOutQueries): choose on another split`);
+  }
+  const held = queries.filter((q) => recorded.ids.has(q.id));
+  if (held.length < MIN_TUNING_QUERIES) {
+    throw new Error(`only ${held.length} of the ${dataset.name} train queries are among those the adaptation held out (need ${MIN_TUNING_QUERIES})`);
+  }
+  return { queries: held, note: `${held.length} of ${queries.length} ${dataset.name} train queries: those held out of the adaptation's supervised pairs by query id` };
+}
+
+/**
  * The queries a fusion for this artifact may be tuned on. An artifact adapted with this dataset's own train qrels
  * (`--adapt`, manifest `adaptation.trainQrelsUsed`) has been trained on those queries: its dense side scores far
  * better on them than on unseen ones (taesr-edge-scifact@0.2.0: SciFact train dense 0.311, test 0.228), and weights

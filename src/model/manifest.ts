@@ -96,6 +96,8 @@ const tunedFusionSchema = z.object({
 // The documents' depth, validated like the fusion: every indexed document runs this many steps.
 const tunedDocumentDepthSchema = z.strictObject({
   depth: positiveInt,
+  // Set by the export of a run that trained documents only at this depth (training.documentSteps).
+  trainedWith: z.strictObject({ documentSteps: z.array(positiveInt).length(1) }).optional(),
   tunedOn: z.strictObject({
     dataset: z.string().min(1),
     split: validationSplit("a document depth must not be chosen on the test split"),
@@ -107,8 +109,10 @@ const tunedDocumentDepthSchema = z.strictObject({
     date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
     dims: positiveInt,
     variant: z.enum(MODEL_VARIANTS),
-  }),
-});
+  }).optional(),
+})
+  .refine((d) => d.tunedOn !== undefined || d.trainedWith !== undefined, "needs tunedOn (a measured choice) or trainedWith (the depth the model was trained at)")
+  .refine((d) => d.trainedWith === undefined || d.trainedWith.documentSteps[0] === d.depth, "trainedWith.documentSteps must be [depth]");
 
 // The late rerank default, validated like the fusion: every reranked search fuses with these numbers.
 const tunedLateFusionSchema = z.strictObject({

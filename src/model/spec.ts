@@ -345,11 +345,16 @@ export interface RetrievalDefaults {
   documentDepth?: TunedDocumentDepth;
 }
 
-/** `retrieval.documentDepth`, written by `npm run eval:document-depth -- --save` (bench/document-depth.ts). */
+/**
+ * `retrieval.documentDepth`, written by `npm run eval:document-depth -- --save` (bench/document-depth.ts) — `tunedOn`
+ * — or by the export of a run that trained documents at one fixed depth (training.documentSteps) — `trainedWith`: the
+ * model has never been trained to compare documents embedded at any other depth, so there is nothing to tune.
+ */
 export interface TunedDocumentDepth {
   /** One of the architecture's depths. */
   depth: number;
-  tunedOn: {
+  trainedWith?: { documentSteps: number[] };
+  tunedOn?: {
     dataset: string;
     /** Never "test". */
     split: string;

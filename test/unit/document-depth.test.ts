@@ -1,6 +1,7 @@
 /**
  * Manifest `retrieval.documentDepth` (bench/document-depth.ts writes it; the indexer embeds documents at it): validated
- * like the tuned fusion — one of the architecture's depths, never chosen on the test split.
+ * like the tuned fusion — one of the architecture's depths, never chosen on the test split — or recorded by the export of
+ * a run that trained documents at that one depth.
  */
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
@@ -36,5 +37,13 @@ describe("manifest retrieval.documentDepth", async () => {
     expect(() => parseManifest(withDepth({ ...documentDepth, depth: 2 }))).toThrow(/must be one of the architecture's depths \(1, 3, 6\)[\s\S]*retrieval\.documentDepth\.depth/);
     expect(() => parseManifest(withDepth({ ...documentDepth, tunedOn: { ...documentDepth.tunedOn, split: "test" } }))).toThrow(/must not be chosen on the test split/);
     expect(() => parseManifest(withDepth({ ...documentDepth, extra: true }))).toThrow(/documentDepth/);
+  });
+
+  it("takes the depth a run trained its documents at (training.documentSteps) in place of a tuned choice, and nothing less", () => {
+    const trained = { depth: 1, trainedWith: { documentSteps: [1] } };
+    expect(parseManifest(withDepth(trained)).retrieval?.documentDepth).toEqual(trained);
+    expect(() => parseManifest(withDepth({ depth: 1 }))).toThrow(/needs tunedOn \(a measured choice\) or trainedWith/);
+    expect(() => parseManifest(withDepth({ depth: 3, trainedWith: { documentSteps: [1] } }))).toThrow(/trainedWith\.documentSteps must be \[depth\]/);
+    expect(() => parseManifest(withDepth({ depth: 1, trainedWith: { documentSteps: [1, 3] } }))).toThrow(/documentSteps/);
   });
 });

@@ -28,6 +28,7 @@ import {
   tuneFusion,
   tunedFusionRecord,
   tuningJson,
+  untrainedQueries,
   type TuningPoint,
 } from "../../bench/eval/fusion-tuning.js";
 import { parseManifest, type TunedFusion } from "../../src/model/index.js";
@@ -272,6 +273,28 @@ describe("tuning an adapted model on queries it never trained on", () => {
       const anonymous = kept.map(({ lists, judgements }) => ({ lists, judgements }));
       expect(() => fairTuningQueries(anonymous, withIds, { name: "scifact", split: "train" })).toThrow(/carry no query ids/);
     });
+  });
+});
+
+describe("untrainedQueries: the queries a tool may choose on before it evaluates (bench/document-depth.ts)", () => {
+  const queries = Array.from({ length: 60 }, (_, i) => ({ id: `q${i}`, text: `query ${i}` }));
+  const heldIds = queries.slice(0, 25).map((q) => q.id);
+  const adapted = { adaptation: { trainQrelsUsed: true, corpus: "scifact", heldOutQueries: { fraction: 0.15, ids: heldIds } } };
+
+  it("keeps the held-out queries of an artifact adapted on this dataset's train queries, in their order", () => {
+    const fair = untrainedQueries(queries, adapted, { name: "scifact", split: "train" });
+    expect(fair.queries.map((q) => q.id)).toEqual(heldIds);
+    expect(fair.note).toBe("25 of 60 scifact train queries: those held out of the adaptation's supervised pairs by query id");
+  });
+
+  it("keeps every query otherwise, and refuses an adaptation that recorded no held-out ids or too few", () => {
+    expect(untrainedQueries(queries, {}, { name: "scifact", split: "train" }).queries).toHaveLength(60);
+    expect(untrainedQueries(queries, adapted, { name: "scifact", split: "dev" }).queries).toHaveLength(60);
+    expect(untrainedQueries(queries, adapted, { name: "nfcorpus", split: "train" }).queries).toHaveLength(60);
+    expect(() => untrainedQueries(queries, { adaptation: { trainQrelsUsed: true, corpus: "scifact" } }, { name: "scifact", split: "train" })).toThrow(
+      /records none it held out/,
+    );
+    expect(() => untrainedQueries(queries.slice(10), adapted, { name: "scifact", split: "train" })).toThrow(/only 15 of the scifact train queries/);
   });
 });
 

@@ -11,6 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseManifest } from "../../src/model/manifest.js";
 import { WEIGHT_NAMES } from "../../src/model/spec.js";
 import { readAdaptCorpus } from "../src/data/adapt-corpus.js";
 import {
@@ -258,7 +259,9 @@ describe("the adaptation preset", () => {
     expect(resolveFromConfig(loaded, config.data.sources.adapt!.dir)).toBe(path.resolve(trainingDir, "../../shared/datasets/scifact"));
     expect(config.data.sources.debian?.maxPairs).toBeDefined();
     expect(config.data.sources.wordnet?.maxPairs).toBeDefined();
-    expect(config.training).toMatchObject({ lr: 3e-4, warmupSteps: 20, steps: 300, batchSize: 64, crossStepLoss: true, lossSteps: [1, 3, 6], maxQueryLength: 32, maxDocLength: 96 });
+    expect(config.training).toMatchObject({ lr: 3e-4, warmupSteps: 20, steps: 300, batchSize: 64, crossStepLoss: true, lossSteps: [1, 3, 6], maxQueryLength: 32, maxDocLength: 128 });
+    // Documents trained at the depth the base indexes them at, which the export then records.
+    expect(config.training.documentSteps).toEqual([base.retrieval.documentDepth.depth]);
     expect(config.export).toMatchObject({ version: "next", force: false });
     // SciFact: about 120 of its 809 train queries held out for tuning the fusion (bench/eval/fusion-tuning.ts).
     expect(config.data.sources.adapt!.holdoutQueries).toBe(0.15);
@@ -366,6 +369,10 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(a.streamShare).toBeLessThan(0.7);
     expect(a.inDomainHeldOut.pairs).toBeGreaterThanOrEqual(2);
     expect(Object.keys(manifest.eval.inDomainHeldOut.byDepth)).toEqual(["1", "3", "6"]);
+    // The preset trains documents at depth 1 only, so the index must embed them there: the export says so.
+    expect(manifest.retrieval).toEqual({ documentDepth: { depth: 1, trainedWith: { documentSteps: [1] } } });
+    expect(parseManifest(manifest).retrieval?.documentDepth?.depth).toBe(1);
+    expect(manifest.eval.heldOutValidation.documentDepth).toBe(1);
     const source = manifest.training.dataSources.adapt;
     expect(source.file).toBe("minibeir/corpus.jsonl");
     expect(source.use).toMatch(/IN-DOMAIN.*Supervised in-domain: 1 train queries/);

@@ -55,6 +55,8 @@ export interface ExportArtifactOptions {
   eval: Record<string, unknown>;
   /** The manifest's `adaptation` record, for a model fine-tuned from another artifact on a user's corpus. */
   adaptation?: Record<string, unknown>;
+  /** The manifest's `retrieval` record (e.g. the document depth a run trained its documents at). */
+  retrieval?: ArtifactManifest["retrieval"];
   /** Replace an existing version directory (default: refuse). */
   force?: boolean;
   /** Timestamp to record (default: now); fixed in tests for reproducible manifests. */
@@ -192,6 +194,7 @@ export async function exportArtifact(options: ExportArtifactOptions): Promise<Ex
     router: options.router,
     earlyExitEpsilon: options.earlyExitEpsilon,
     ...(options.adaptation ? { adaptation: options.adaptation } : {}),
+    ...(options.retrieval ? { retrieval: options.retrieval } : {}),
     training: options.training,
     eval: options.eval,
   };

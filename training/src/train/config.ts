@@ -213,6 +213,14 @@ export const trainConfigSchema = z
         lossStepWeights: z.array(z.number().positive()).optional(),
         /** Also pair queries and documents across supervised steps, as the router's mixed depths compare them (loss.ts). */
         crossStepLoss: z.boolean().default(false),
+        /**
+         * The steps documents are supervised at, when the index embeds every document at one fixed depth (an artifact's
+         * retrieval.documentDepth: 1 for the bundled models). Documents are then encoded only that deep, and each query
+         * step of lossSteps is paired with each of these (loss.ts). Documents are most of a batch's tokens, so [1]
+         * against lossSteps [1, 3, 6] runs several times fewer block applications per pair. Absent: documents at
+         * lossSteps, as before (optional, so older configs parse and resume as they did).
+         */
+        documentSteps: z.array(positiveInt).nonempty().optional(),
         /** Objectives beside the dense InfoNCE (each optional: absent = not trained, and the parsed config — hence the
          * resume key — is what it was before the field existed). */
         objectives: z
@@ -310,6 +318,14 @@ export const trainConfigSchema = z
     const late = t.objectives?.late;
     if (late && !c.arch.lateHead) {
       ctx.addIssue({ code: "custom", path: ["training", "objectives", "late"], message: "needs arch.lateHead (e.g. {\"dim\": 32}: the head it trains)" });
+    }
+    for (const s of t.documentSteps ?? []) {
+      if (s > c.arch.depths.hard) {
+        ctx.addIssue({ code: "custom", path: ["training", "documentSteps"], message: `step ${s} exceeds arch.depths.hard (${c.arch.depths.hard})` });
+      }
+    }
+    if (t.documentSteps && new Set(t.documentSteps).size !== t.documentSteps.length) {
+      ctx.addIssue({ code: "custom", path: ["training", "documentSteps"], message: "lists a step twice" });
     }
     for (const s of late?.steps ?? []) {
       if (!t.lossSteps.includes(s)) {

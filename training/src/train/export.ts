@@ -182,6 +182,17 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
   return { corpus: info, note, record, inDomain };
 }
 
+/**
+ * A run that trained its documents at one fixed depth (training.documentSteps) exports a model whose documents must be
+ * indexed at that depth: it never learnt to compare documents embedded at any other, so the depth goes into the
+ * manifest (retrieval.documentDepth, which the indexer and the eval follow) rather than waiting for a tuning step.
+ */
+function documentDepthRecord(config: TrainConfig): { retrieval?: { documentDepth: { depth: number; trainedWith: { documentSteps: number[] } } } } {
+  const steps = config.training.documentSteps;
+  if (!steps || steps.length !== 1) return {};
+  return { retrieval: { documentDepth: { depth: steps[0]!, trainedWith: { documentSteps: [steps[0]!] } } } };
+}
+
 /** Exports the artifact into the config's export.outDir; returns the artifact directory. */
 export async function exportRun(input: ExportRunInput): Promise<string> {
   const { config } = input;
@@ -202,6 +213,7 @@ export async function exportRun(input: ExportRunInput): Promise<string> {
     training: trainingRecord(input, adaptation),
     eval: { heldOutValidation: input.validation, ...(adaptation ? { inDomainHeldOut: adaptation.inDomain } : {}) },
     ...(adaptation ? { adaptation: adaptation.record } : {}),
+    ...documentDepthRecord(config),
     force: config.export.force,
   });
   input.log(`exported ${result.dir}`);

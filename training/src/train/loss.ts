@@ -12,6 +12,11 @@
  * sides. With `crossSteps`, every (query step, document step) pair of supervised steps gets the loss, weighted by the
  * product of the two steps' weights (normalised to sum 1 over all pairs).
  *
+ * Fixed-depth documents (`documentSteps`): when the index embeds every document at one depth (an artifact's
+ * retrieval.documentDepth), documents need supervising only there. Each query step is paired with each document step;
+ * a query step's loss is the mean over the document steps, and query steps combine by their weights. The caller then
+ * encodes documents only as deep as the deepest document step — most of a batch's tokens run through fewer blocks.
+ *
  * Hard negatives: the document matrix may hold more rows than the query matrix — the positives first (row i is query
  * i's), then mined negatives that every query is scored against (see infoNce).
  *
@@ -34,6 +39,8 @@ export interface ContrastiveLossOptions {
   stepWeights: readonly number[];
   /** Also supervise queries at each step against documents at every other supervised step (see the module doc). */
   crossSteps?: boolean;
+  /** 1-based steps the documents are supervised at (see the module doc); absent = `steps`, as for the queries. */
+  documentSteps?: readonly number[];
 }
 
 export interface ContrastiveLoss {
@@ -96,7 +103,7 @@ export function matryoshkaInfoNce(q: tf.Tensor2D, d: tf.Tensor2D, opts: Contrast
 
 /**
  * The deep-supervised loss. `qSteps[t-1]` / `dSteps[t-1]` are the embeddings after recursion step t (as forward returns
- * them); only the configured steps contribute.
+ * them); only the configured steps contribute (`dSteps` needs only as many as the deepest document step).
  */
 export function contrastiveLoss(qSteps: tf.Tensor2D[], dSteps: tf.Tensor2D[], opts: ContrastiveLossOptions): ContrastiveLoss {
   const at = (steps: tf.Tensor2D[], step: number, side: string): tf.Tensor2D => {
@@ -105,9 +112,17 @@ export function contrastiveLoss(qSteps: tf.Tensor2D[], dSteps: tf.Tensor2D[], op
     return embedding;
   };
   const weightOf = (i: number) => opts.stepWeights[i] ?? 1;
+  const weightSum = opts.steps.reduce((sum, _, i) => sum + weightOf(i), 0);
+  const documentSteps = opts.documentSteps;
+  if (documentSteps) {
+    const perStep = opts.steps.map((qStep) => {
+      const losses = documentSteps.map((dStep) => matryoshkaInfoNce(at(qSteps, qStep, "query"), at(dSteps, dStep, "document"), opts));
+      return (losses.length === 1 ? losses[0]! : tf.div(tf.addN(losses), losses.length)) as tf.Scalar;
+    });
+    return { total: tf.addN(perStep.map((l, i) => tf.mul(l, weightOf(i) / weightSum))) as tf.Scalar, perStep };
+  }
   const perStep = opts.steps.map((step) => matryoshkaInfoNce(at(qSteps, step, "query"), at(dSteps, step, "document"), opts));
   if (!opts.crossSteps) {
-    const weightSum = opts.steps.reduce((sum, _, i) => sum + weightOf(i), 0);
     return { total: tf.addN(perStep.map((l, i) => tf.mul(l, weightOf(i) / weightSum))) as tf.Scalar, perStep };
   }
   const terms: { loss: tf.Scalar; weight: number }[] = [];
@@ -117,6 +132,6 @@ export function contrastiveLoss(qSteps: tf.Tensor2D[], dSteps: tf.Tensor2D[], op
       terms.push({ loss, weight: weightOf(i) * weightOf(j) });
     }),
   );
-  const weightSum = terms.reduce((sum, term) => sum + term.weight, 0);
-  return { total: tf.addN(terms.map(({ loss, weight }) => tf.mul(loss, weight / weightSum))) as tf.Scalar, perStep };
+  const termWeightSum = terms.reduce((sum, term) => sum + term.weight, 0);
+  return { total: tf.addN(terms.map(({ loss, weight }) => tf.mul(loss, weight / termWeightSum))) as tf.Scalar, perStep };
 }

@@ -65,6 +65,18 @@ export interface MicroBatchOptions {
   headsOnly?: boolean;
 }
 
+/**
+ * Where the document side of a micro-batch stops, and which document state a head's query step k is trained against:
+ * step k itself when documents are supervised at the query steps; with fixed-depth documents (loss.ts documentSteps),
+ * the deepest document step — the state the index computes a document's heads from.
+ */
+function documentStepOf(lossOptions: ContrastiveLossOptions): { deepest: number; paired: (queryStep: number) => number } {
+  const fixed = lossOptions.documentSteps;
+  if (!fixed) return { deepest: Math.max(...lossOptions.steps), paired: (k) => k };
+  const deepest = Math.max(...fixed);
+  return { deepest, paired: () => deepest };
+}
+
 /** Mean non-zero term weights per row of w [rows, V] (how sparse the head's output is). */
 function meanNonZeros(w: tf.Tensor2D): number {
   const data = w.dataSync();
@@ -83,6 +95,7 @@ export function microBatchGradients(
   if (batches.length === 0) throw new Error("microBatchGradients needs at least one batch");
   if (options.headsOnly) return headGradients(params, lossOptions, batches, options);
   const maxStep = Math.max(...lossOptions.steps);
+  const docStep = documentStepOf(lossOptions);
   // The model's own weights (they depend on its block: spec.ts weightNames).
   const names = weightNamesIn(params);
   const variables = names.map((n) => params[n]);
@@ -107,7 +120,7 @@ export function microBatchGradients(
       const x = toTensors(batch);
       const encodeOptions = { checkpoint: options.checkpoint ?? false };
       const q = encode(params, x.qIds, x.qMask, maxStep, undefined, encodeOptions);
-      const d = encode(params, x.dIds, x.dMask, maxStep, undefined, encodeOptions);
+      const d = encode(params, x.dIds, x.dMask, docStep.deepest, undefined, encodeOptions);
       const { total, perStep: stepLosses } = contrastiveLoss(q.embeddings, d.embeddings, lossOptions);
       // variableGrads runs f inside a tidy; keep the per-step losses for logging (disposed below).
       perStepTensors = stepLosses.map((l) => tf.keep(l));
@@ -128,7 +141,7 @@ export function microBatchGradients(
         const { steps, temperature, weight } = options.late;
         const perLateStep = steps.map((k) => {
           if (!Number.isInteger(k) || k < 1 || k > maxStep) throw new Error(`late objective: step ${k} is not a computed step (1…${maxStep})`);
-          return lateLoss(params, q.states[k - 1]!, x.qMask, d.states[k - 1]!, x.dMask, temperature);
+          return lateLoss(params, q.states[k - 1]!, x.qMask, d.states[docStep.paired(k) - 1]!, x.dMask, temperature);
         });
         const late = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
         // The sparse and subspace records already hold `dense` (and dispose that kept tensor before this one is read).
@@ -137,7 +150,7 @@ export function microBatchGradients(
       }
       if (!options.sparse) return withLate;
       const qw = sparseHead(params, q.states[maxStep - 1]!, x.qMask);
-      const dw = sparseHead(params, d.states[maxStep - 1]!, x.dMask);
+      const dw = sparseHead(params, d.states[docStep.deepest - 1]!, x.dMask);
       const sparse = sparseLoss(qw, dw, options.sparse, lossOptions.symmetric);
       objectiveTensors = Object.fromEntries(
         Object.entries({ dense: total, sparse: sparse.total, sparseRanking: sparse.ranking, flopsQuery: sparse.flopsQuery, flopsDoc: sparse.flopsDoc, qw, dw }).map(
@@ -219,6 +232,7 @@ function headGradients(
   );
   if (names.length === 0) throw new Error("trainHeadsOnly: no head to train (give the sparse or late objective of a model with that head)");
   const maxStep = Math.max(...lossOptions.steps);
+  const docStep = documentStepOf(lossOptions);
   let gradSums: Record<WeightName, tf.Tensor> | undefined;
   const losses: number[] = [];
   const objectives: Record<string, number>[] = [];
@@ -226,7 +240,7 @@ function headGradients(
   let paddedTokens = 0;
   for (const batch of batches) {
     const x = toTensors(batch);
-    const [qStates, dStates] = tf.tidy(() => [encode(params, x.qIds, x.qMask, maxStep).states, encode(params, x.dIds, x.dMask, maxStep).states] as const);
+    const [qStates, dStates] = tf.tidy(() => [encode(params, x.qIds, x.qMask, maxStep).states, encode(params, x.dIds, x.dMask, docStep.deepest).states] as const);
     let kept: Record<string, tf.Tensor> = {};
     try {
       const { value, grads } = tf.variableGrads(() => {
@@ -234,7 +248,7 @@ function headGradients(
         const record: Record<string, tf.Tensor> = {};
         if (options.sparse) {
           const qw = sparseHead(params, qStates[maxStep - 1]!, x.qMask);
-          const dw = sparseHead(params, dStates[maxStep - 1]!, x.dMask);
+          const dw = sparseHead(params, dStates[docStep.deepest - 1]!, x.dMask);
           const sparse = sparseLoss(qw, dw, options.sparse, lossOptions.symmetric);
           Object.assign(record, { sparse: sparse.total, sparseRanking: sparse.ranking, flopsQuery: sparse.flopsQuery, flopsDoc: sparse.flopsDoc, qw, dw });
           parts.push(tf.mul(sparse.total, options.sparse.weight) as tf.Scalar);
@@ -243,7 +257,7 @@ function headGradients(
           const { steps, temperature, weight } = options.late;
           const perLateStep = steps.map((k) => {
             if (!Number.isInteger(k) || k < 1 || k > maxStep) throw new Error(`late objective: step ${k} is not a computed step (1…${maxStep})`);
-            return lateLoss(params, qStates[k - 1]!, x.qMask, dStates[k - 1]!, x.dMask, temperature);
+            return lateLoss(params, qStates[k - 1]!, x.qMask, dStates[docStep.paired(k) - 1]!, x.dMask, temperature);
           });
           const late = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
           record.late = late;

@@ -306,6 +306,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
       steps: t.lossSteps,
       stepWeights: t.lossStepWeights ?? t.lossSteps.map(() => 1),
       crossSteps: t.crossStepLoss,
+      ...(t.documentSteps ? { documentSteps: t.documentSteps } : {}),
     },
     ...(t.objectives?.subspaces
       ? {
@@ -552,6 +553,8 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     maxDocLength: t.maxDocLength,
     // The heads are validated on the hidden state they are trained on.
     headDepth: Math.max(...t.lossSteps),
+    // Fixed-depth documents are validated as they are trained and indexed.
+    ...(t.documentSteps ? { documentDepth: Math.max(...t.documentSteps) } : {}),
   };
   const runValidation = async (): Promise<ValidationResult> => {
     const v0 = performance.now();
@@ -561,7 +564,8 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     const summary = Object.entries(result.byDepth)
       .map(([d, r]) => `k=${d} acc@1 ${r.acc1.toFixed(3)} mrr ${r.mrr.toFixed(3)} ndcg@10 ${r.ndcg10.toFixed(3)}`)
       .join(" | ");
-    log(`step ${step} (epoch ${cursor.epoch}) validation (${result.pairs} pairs, ${result.dim}-d): ${summary}`);
+    const documents = result.documentDepth === undefined ? "" : `, documents at k=${result.documentDepth}`;
+    log(`step ${step} (epoch ${cursor.epoch}) validation (${result.pairs} pairs, ${result.dim}-d${documents}): ${summary}`);
     if (result.subspaces) {
       const probes = Object.entries(result.subspaces).map(([name, p]) => `${name} ${p.accuracy.toFixed(3)} (majority ${p.chance.toFixed(3)}, balanced ${p.balancedAccuracy.toFixed(3)})`);
       log(`step ${step} subspace probes, held-out accuracy: ${probes.join(" | ")}`);

@@ -37,6 +37,9 @@ export interface ValidationOptions {
   probes?: { values: Record<ProbeName, Float32Array>; ranges: SubspaceLossOptions["ranges"] };
   /** Depth whose hidden state the heads (late, sparse) are validated on; default the deepest of `depths`. */
   headDepth?: number;
+  /** Documents embedded at this one depth for every query depth, as an index at a fixed document depth holds them
+   * (training.documentSteps); it is also the documents' depth for the heads. Default: each depth on both sides. */
+  documentDepth?: number;
 }
 
 export interface DepthScores {
@@ -49,6 +52,8 @@ export interface ValidationResult {
   pairs: number;
   dim: number;
   byDepth: Record<string, DepthScores>;
+  /** The one depth the documents were embedded at (options.documentDepth), when fixed. */
+  documentDepth?: number;
   /** Per probed subspace: held-out probe accuracy against the majority-class rate (only when probes were given). */
   subspaces?: Record<ProbedSubspace, ProbeScore>;
   /** MaxSim over the late-interaction head's token vectors at `depth` (only for params with the head). */
@@ -77,7 +82,7 @@ function sparseTermWeights(params: Record<WeightName, tf.Tensor>, matrices: Toke
 }
 
 /**
- * MaxSim scores [queries, documents] (matrix order) of the late head's token vectors at `depth`: every text's vectors
+ * MaxSim scores [queries, documents] (matrix order) of the late head's token vectors at each side's depth: every text's vectors
  * padded to one length per side, then late-head.ts's chunked maxima (forward only), so memory stays bounded at 512
  * validation pairs of 128-token documents as in training.
  */
@@ -85,12 +90,12 @@ function lateScores(
   params: Record<WeightName, tf.Tensor>,
   queries: TokenMatrix[],
   docs: TokenMatrix[],
-  depth: number,
+  depths: { query: number; doc: number },
   lengths: { query: number; doc: number },
 ): Float32Array {
   // Each chunk in its own tidy: one tidy around every chunk's encoder pass would keep all their activations (attention
   // probabilities and FFN states of every step) alive at once — gigabytes at 512 pairs, beyond the wasm heap.
-  const vectors = (matrices: TokenMatrix[], length: number): [tf.Tensor3D, tf.Tensor2D][] =>
+  const vectors = (matrices: TokenMatrix[], length: number, depth: number): [tf.Tensor3D, tf.Tensor2D][] =>
     matrices.map((m) =>
       tf.tidy(() => {
         const ids = tf.tensor2d(m.ids, [m.rows, m.length], "int32");
@@ -100,8 +105,8 @@ function lateScores(
         return [tf.pad(v, [[0, 0], [0, length - m.length], [0, 0]]), tf.pad(mask, [[0, 0], [0, length - m.length]])] as [tf.Tensor3D, tf.Tensor2D];
       }),
     );
-  const queryParts = vectors(queries, lengths.query);
-  const docParts = vectors(docs, lengths.doc);
+  const queryParts = vectors(queries, lengths.query, depths.query);
+  const docParts = vectors(docs, lengths.doc, depths.doc);
   try {
     return tf.tidy(() => {
       const join = <T extends tf.Tensor>(parts: [tf.Tensor3D, tf.Tensor2D][], i: 0 | 1) => tf.concat(parts.map((p) => p[i]), 0) as T;
@@ -185,7 +190,8 @@ export function validate(
     return out;
   };
   const qEmb = embedAll(params, chunks(qOrder, (p) => p.query, opts.maxQueryLength), opts.depths, opts.dim);
-  const dEmb = embedAll(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), opts.depths, opts.dim);
+  const documentDepths = opts.documentDepth === undefined ? opts.depths : [opts.documentDepth];
+  const dEmb = embedAll(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), documentDepths, opts.dim);
   // qRow[i] / dRow[i]: where pair i's query / document sits in the embedding matrices.
   const qRow = new Int32Array(n);
   const dRow = new Int32Array(n);
@@ -212,7 +218,7 @@ export function validate(
   const dim = opts.dim;
   opts.depths.forEach((depth, di) => {
     const Q = qEmb[di] as Float32Array;
-    const D = dEmb[di] as Float32Array;
+    const D = dEmb[opts.documentDepth === undefined ? di : 0] as Float32Array;
     const ranks = ranksBy((i, j) => {
       const qo = (qRow[i] as number) * dim;
       const doff = (dRow[j] as number) * dim;
@@ -223,10 +229,11 @@ export function validate(
     byDepth[String(depth)] = scoreRanks(ranks);
   });
   const headDepth = opts.headDepth ?? Math.max(...opts.depths);
+  const docHeadDepth = opts.documentDepth ?? headDepth;
   let sparse: ValidationResult["sparse"];
   if ("sparse.bias" in params) {
     const q = sparseTermWeights(params, chunks(qOrder, (p) => p.query, opts.maxQueryLength), headDepth);
-    const d = sparseTermWeights(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), headDepth);
+    const d = sparseTermWeights(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), docHeadDepth);
     const V = q.V;
     // Each query as its non-zero terms: the dot product then costs its own terms, not the vocabulary.
     const queryTerms = Array.from({ length: n }, (_, row) => {
@@ -256,15 +263,16 @@ export function validate(
     const qChunks = chunks(qOrder, (p) => p.query, opts.maxQueryLength);
     const dChunks = chunks(dOrder, (p) => p.doc, opts.maxDocLength);
     const length = (matrices: TokenMatrix[]) => Math.max(...matrices.map((m) => m.length));
-    const scores = lateScores(params, qChunks, dChunks, depth, { query: length(qChunks), doc: length(dChunks) });
+    const scores = lateScores(params, qChunks, dChunks, { query: depth, doc: docHeadDepth }, { query: length(qChunks), doc: length(dChunks) });
     late = { depth, ...scoreRanks(ranksBy((i, j) => scores[(qRow[i] as number) * n + (dRow[j] as number)]!)) };
   }
-  if (!opts.probes) return { pairs: n, dim: opts.dim, byDepth, ...(late ? { late } : {}), ...(sparse ? { sparse } : {}) };
+  const fixedDocuments = opts.documentDepth === undefined ? {} : { documentDepth: opts.documentDepth };
+  if (!opts.probes) return { pairs: n, dim: opts.dim, byDepth, ...fixedDocuments, ...(late ? { late } : {}), ...(sparse ? { sparse } : {}) };
   // Full-width embeddings of every held-out query and document (one more forward pass, at the deepest depth only).
   const depth = Math.max(...opts.depths);
   const width = (params["out.proj.b"] as tf.Tensor).shape[0] as number;
   const [qFull] = embedAll(params, chunks(qOrder, (p) => p.query, opts.maxQueryLength), [depth], width);
-  const [dFull] = embedAll(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), [depth], width);
+  const [dFull] = embedAll(params, chunks(dOrder, (p) => p.doc, opts.maxDocLength), [opts.documentDepth ?? depth], width);
   const all = new Float32Array(2 * n * width);
   all.set(qFull as Float32Array);
   all.set(dFull as Float32Array, n * width);
@@ -278,6 +286,7 @@ export function validate(
     pairs: n,
     dim: opts.dim,
     byDepth,
+    ...fixedDocuments,
     subspaces: probeAccuracy(all, width, labels, opts.probes.values, opts.probes.ranges),
     ...(late ? { late } : {}),
     ...(sparse ? { sparse } : {}),

@@ -1,0 +1,192 @@
+/**
+ * Fixed-depth documents (training.documentSteps): documents supervised only at the depth the index embeds them at.
+ * The loss pairs every query step with the document steps (checked against the per-pair InfoNCE), the micro-batch
+ * gradients are those of that loss with the late head reading the documents' deepest document step, validation embeds
+ * the documents once at that depth, and the config refuses steps the model cannot run.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { weightNamesIn, type TaesrArchitecture, type WeightName } from "../../src/model/spec.js";
+import { initBackend } from "../src/backend.js";
+import type { EncodedBatch, TokenMatrix } from "../src/data/batches.js";
+import type { TextPair } from "../src/data/pairs.js";
+import { encode } from "../src/model/forward.js";
+import { initParams, mulberry32, type TaesrParams } from "../src/model/params.js";
+import { parseConfig } from "../src/train/config.js";
+import { lateLoss } from "../src/train/late-loss.js";
+import { contrastiveLoss, matryoshkaInfoNce, type ContrastiveLossOptions } from "../src/train/loss.js";
+import { microBatchGradients } from "../src/train/micro-batch.js";
+import { validate } from "../src/train/validate.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const value = (t: tf.Scalar) => t.dataSync()[0]!;
+
+const SMALL: TaesrArchitecture = {
+  vocabSize: 60,
+  hidden: 16,
+  heads: 4,
+  ffn: 32,
+  maxLength: 12,
+  outputDim: 8,
+  matryoshkaDims: [4, 8],
+  depths: { easy: 1, medium: 3, hard: 6 },
+  lateHead: { dim: 4 },
+};
+
+function randomMatrix(seed: number, rows: number, cols: number): tf.Tensor2D {
+  const rand = mulberry32(seed);
+  return tf.tensor2d(Array.from({ length: rows * cols }, () => rand() * 2 - 1), [rows, cols]);
+}
+
+function randomTokens(seed: number, rows: number, length: number): TokenMatrix {
+  const rand = mulberry32(seed);
+  const ids = new Int32Array(rows * length);
+  const mask = new Float32Array(rows * length);
+  let tokens = 0;
+  for (let r = 0; r < rows; r++) {
+    const len = Math.max(1, length - Math.floor(rand() * (length / 2)));
+    for (let c = 0; c < len; c++) {
+      ids[r * length + c] = 1 + Math.floor(rand() * (SMALL.vocabSize - 1));
+      mask[r * length + c] = 1;
+    }
+    tokens += len;
+  }
+  return { ids, mask, rows, length, tokens };
+}
+
+beforeAll(async () => {
+  await initBackend("wasm");
+});
+
+describe("contrastiveLoss with documentSteps", () => {
+  let qSteps: tf.Tensor2D[];
+  let dSteps: tf.Tensor2D[];
+  beforeAll(() => {
+    qSteps = [1, 2, 3].map((s) => randomMatrix(10 + s, 4, 8));
+    dSteps = [1, 2, 3].map((s) => randomMatrix(20 + s, 4, 8));
+  });
+  const base: ContrastiveLossOptions = { temperature: 0.1, symmetric: true, dims: [4, 8], steps: [1, 3], stepWeights: [1, 3] };
+  const pair = (qs: number, ds: number) => value(matryoshkaInfoNce(qSteps[qs - 1]!, dSteps[ds - 1]!, base));
+
+  it("pairs every query step with the one document step, by the query steps' weights, and needs no deeper documents", () => {
+    // Only step 1 of the documents is handed over: the caller encodes them no deeper.
+    const { total, perStep } = contrastiveLoss(qSteps, dSteps.slice(0, 1), { ...base, documentSteps: [1] });
+    expect(perStep.map(value)).toEqual([pair(1, 1), pair(3, 1)].map((v) => expect.closeTo(v, 6)));
+    expect(value(total)).toBeCloseTo((1 * pair(1, 1) + 3 * pair(3, 1)) / 4, 6);
+    // Not the same-step loss, and not the cross-step one either.
+    expect(Math.abs(value(total) - value(contrastiveLoss(qSteps, dSteps, base).total))).toBeGreaterThan(1e-4);
+    expect(Math.abs(value(total) - value(contrastiveLoss(qSteps, dSteps, { ...base, crossSteps: true }).total))).toBeGreaterThan(1e-4);
+  });
+
+  it("averages a query step's loss over several document steps", () => {
+    const { total, perStep } = contrastiveLoss(qSteps, dSteps, { ...base, documentSteps: [1, 2] });
+    const q1 = (pair(1, 1) + pair(1, 2)) / 2;
+    const q3 = (pair(3, 1) + pair(3, 2)) / 2;
+    expect(perStep.map(value)).toEqual([q1, q3].map((v) => expect.closeTo(v, 6)));
+    expect(value(total)).toBeCloseTo((q1 + 3 * q3) / 4, 6);
+  });
+
+  it("names the document step the forward pass did not compute", () => {
+    expect(() => contrastiveLoss(qSteps, dSteps.slice(0, 1), { ...base, documentSteps: [2] })).toThrow(/document recursion step 2 .* 1 steps/);
+  });
+});
+
+describe("microBatchGradients with documentSteps", () => {
+  let params: TaesrParams;
+  const batch: EncodedBatch = { queries: randomTokens(1, 4, 6), docs: randomTokens(2, 4, 12) };
+  const lossOptions: ContrastiveLossOptions = { temperature: 0.05, symmetric: true, dims: SMALL.matryoshkaDims, steps: [1, 3, 6], stepWeights: [1, 1, 1], documentSteps: [1] };
+  const late = { weight: 0.5, temperature: 0.1, steps: [6] };
+
+  beforeAll(() => {
+    params = initParams(SMALL, 5);
+  });
+  afterAll(() => Object.values(params).forEach((v) => v.dispose()));
+
+  const tensors = (m: TokenMatrix) => [tf.tensor2d(m.ids, [m.rows, m.length], "int32"), tf.tensor2d(m.mask, [m.rows, m.length], "float32")] as const;
+
+  it("are the gradients of the dense loss on 1-step documents plus the late loss against the documents' step-1 tokens", () => {
+    const names = weightNamesIn(params);
+    const want = tf.variableGrads(() => {
+      const [qIds, qMask] = tensors(batch.queries);
+      const [dIds, dMask] = tensors(batch.docs);
+      const q = encode(params, qIds, qMask, 6);
+      const d = encode(params, dIds, dMask, 1);
+      const dense = contrastiveLoss(q.embeddings, d.embeddings, lossOptions).total;
+      return tf.add(dense, tf.mul(lateLoss(params, q.states[5]!, qMask, d.states[0]!, dMask, late.temperature), late.weight)) as tf.Scalar;
+    }, names.map((n) => params[n]));
+    const got = microBatchGradients(params, lossOptions, [batch], { late });
+    expect(got.losses[0]).toBeCloseTo(value(want.value), 5);
+    for (const n of names) {
+      const a = got.gradSums[n as WeightName].dataSync();
+      const b = want.grads[params[n].name]!.dataSync();
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < b.length; i++) {
+        diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+        scale = Math.max(scale, Math.abs(b[i]!));
+      }
+      expect(diff / Math.max(scale, 1e-12), n).toBeLessThanOrEqual(1e-5);
+    }
+    // The late head and the shared block are trained (a head left without gradient would be a silent no-op).
+    expect(got.gradSums["late.proj.w" as WeightName].dataSync().some((g) => g !== 0)).toBe(true);
+    expect(got.gradSums["block.ffn.w1" as WeightName].dataSync().some((g) => g !== 0)).toBe(true);
+    Object.values(got.gradSums).forEach((g) => g.dispose());
+    Object.values(want.grads).forEach((g) => g.dispose());
+    want.value.dispose();
+  });
+
+  it("differ from the run that supervises documents at the query steps", () => {
+    const fixed = microBatchGradients(params, lossOptions, [batch]);
+    const { documentSteps: _, ...perStepDocs } = lossOptions;
+    const both = microBatchGradients(params, { ...perStepDocs, crossSteps: true }, [batch]);
+    expect(Math.abs(fixed.losses[0]! - both.losses[0]!)).toBeGreaterThan(1e-4);
+    [fixed, both].forEach((r) => Object.values(r.gradSums).forEach((g) => g.dispose()));
+  });
+});
+
+describe("validation with a fixed document depth", () => {
+  let params: TaesrParams;
+  // Word-per-token toy tokenizer over the small vocabulary.
+  const tokenizer = { padId: 0, encode: (t: string, o: { maxLength: number }) => t.split(" ").slice(0, o.maxLength).map((w) => 1 + (w.length * 7 + w.charCodeAt(0)) % (SMALL.vocabSize - 1)) };
+  const rand = mulberry32(9);
+  const word = () => "abcdefghij".slice(0, 1 + Math.floor(rand() * 9)) + String.fromCharCode(97 + Math.floor(rand() * 26));
+  const pairs: TextPair[] = Array.from({ length: 24 }, (_, i) => ({
+    query: Array.from({ length: 4 }, word).join(" "),
+    doc: Array.from({ length: 10 }, word).join(" ") + ` d${i}`,
+    source: "debian",
+    kind: "title->text",
+  }));
+  const opts = { depths: [1, 3, 6], dim: 8, maxQueryLength: 6, maxDocLength: 12 };
+
+  beforeAll(() => {
+    params = initParams(SMALL, 7);
+  });
+  afterAll(() => Object.values(params).forEach((v) => v.dispose()));
+
+  it("ranks every query depth against documents at that one depth, and says so", () => {
+    const fixed = validate(params, pairs, tokenizer, { ...opts, documentDepth: 1 });
+    const both = validate(params, pairs, tokenizer, opts);
+    expect(fixed.documentDepth).toBe(1);
+    expect(both.documentDepth).toBeUndefined();
+    // Depth 1 is the same comparison either way; deeper queries now meet 1-step documents.
+    expect(fixed.byDepth["1"]).toEqual(both.byDepth["1"]);
+    const deeperDiffer = ["3", "6"].some((k) => fixed.byDepth[k]!.mrr !== both.byDepth[k]!.mrr);
+    expect(deeperDiffer).toBe(true);
+    // The late head keeps its query depth and reads the documents at the fixed one.
+    expect(fixed.late?.depth).toBe(6);
+    expect(fixed.late?.mrr).not.toBe(both.late?.mrr);
+  });
+});
+
+describe("config", () => {
+  it("refuses a document step beyond the model's depth, and a repeated one", async () => {
+    const raw = JSON.parse(await readFile(path.join(here, "../configs/tiny.json"), "utf8")) as Record<string, any>;
+    expect(parseConfig({ ...raw, training: { ...raw["training"], documentSteps: [1] } }).training.documentSteps).toEqual([1]);
+    expect(() => parseConfig({ ...raw, training: { ...raw["training"], documentSteps: [7] } })).toThrow(/step 7 exceeds arch\.depths\.hard/);
+    expect(() => parseConfig({ ...raw, training: { ...raw["training"], documentSteps: [1, 1] } })).toThrow(/lists a step twice/);
+    expect(parseConfig(raw).training.documentSteps).toBeUndefined();
+  });
+});
