@@ -49,6 +49,7 @@ import {
   type InputRouter,
   type Route,
 } from "./router.js";
+import { checkPassageOptions, splitPassages, type PassageOptions } from "./passages.js";
 import { GRAPH_IO, type ArtifactManifest, type TaesrArchitecture } from "./spec.js";
 
 /** What the encoder needs from a tokenizer (`WordPieceTokenizer` from src/tokenizer satisfies it). */
@@ -109,6 +110,14 @@ export interface EmbedOptions {
    * ≤ it are dropped; default 0) and the most terms kept per text (default 256). Needs the sparse head.
    */
   sparse?: boolean | SparseOptions;
+  /**
+   * Embed each text as passages that fit the model's window and pool them (passages.ts): the returned vector is the
+   * normalised mean of the passages' unit vectors (at `dims`), so it covers a document past the first maxLength word
+   * pieces. Token vectors are the first passage's (the late rerank reads a document's opening); sparse terms are the
+   * largest weight of each term over the passages, cut again. A text that fits one passage embeds as without it.
+   * For documents going into an index (the manifest's retrieval.documentPassages); queries never need it.
+   */
+  passages?: PassageOptions;
 }
 
 export interface SparseOptions {
@@ -148,6 +157,8 @@ export interface EmbedResult {
   tokenVectors?: TokenVectors[];
   /** Only with `sparse`: each text's sparse terms, in input order (the head on h of the last step run). */
   sparse?: SparseTerms[];
+  /** Only with `passages`: how many passages each text was embedded as, and whether its end was left out. */
+  passages?: { count: number; truncated: boolean }[];
   timings: { tokenizeMs: number; inferenceMs: number };
 }
 
@@ -160,7 +171,11 @@ interface Plan {
   earlyExit: boolean;
   tokenVectors: boolean;
   sparse: Required<SparseOptions> | undefined;
+  passages: PassageOptions | undefined;
 }
+
+/** Passages per model call when documents are embedded as passages: bounds the tensors of one call. */
+const PASSAGE_BATCH = 32;
 
 interface Batch {
   ids: BigInt64Array;
@@ -290,7 +305,7 @@ export class TaesrEncoder {
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = this.queue.then(() => this.run(texts, plan));
+    const run = this.queue.then(() => (plan.passages ? this.runPassages(texts, plan, plan.passages) : this.run(texts, plan)));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -336,7 +351,12 @@ export class TaesrEncoder {
           `("${variantGraphs(this.manifest, this.variant).late}") was not given`,
       );
     }
-    return { dims, depth, router, earlyExit, tokenVectors, sparse: this.sparsePlan(options.sparse) };
+    const passages = options.passages;
+    if (passages !== undefined) {
+      if (typeof passages !== "object" || passages === null) throw new TypeError(`passages must be {maxPieces, maxPassages}, got ${typeof passages}`);
+      checkPassageOptions(passages, arch.maxLength);
+    }
+    return { dims, depth, router, earlyExit, tokenVectors, sparse: this.sparsePlan(options.sparse), passages: passages ? { ...passages } : undefined };
   }
 
   private sparsePlan(option: EmbedOptions["sparse"]): Required<SparseOptions> | undefined {
@@ -435,6 +455,62 @@ export class TaesrEncoder {
     };
   }
 
+  /**
+   * embed() with `passages`: every text split (passages.ts), the passages embedded PASSAGE_BATCH at a time with the
+   * same plan, then pooled back to one result row per text (see EmbedOptions.passages).
+   */
+  private async runPassages(texts: readonly string[], plan: Plan, options: PassageOptions): Promise<EmbedResult> {
+    const countPieces = (text: string) => this.tokenizer.encode(text, { maxLength: Number.MAX_SAFE_INTEGER }).length;
+    const split = texts.map((text) => splitPassages(text, countPieces, options));
+    const flat = split.flatMap((s, owner) => s.passages.map((text) => ({ owner, text })));
+    const passagePlan: Plan = { ...plan, passages: undefined };
+    const dims = plan.dims;
+    const sums = texts.map(() => new Float32Array(dims));
+    const tokenVectors: (TokenVectors | undefined)[] = texts.map(() => undefined);
+    const sparse: SparseTerms[] | undefined = plan.sparse ? texts.map(() => ({})) : undefined;
+    let depth = 0;
+    let requestedDepth = 0;
+    let route: EmbedRoute = "fixed";
+    const timings = { tokenizeMs: 0, inferenceMs: 0 };
+    for (let start = 0; start < flat.length; start += PASSAGE_BATCH) {
+      const part = flat.slice(start, start + PASSAGE_BATCH);
+      const result = await this.run(
+        part.map((p) => p.text),
+        passagePlan,
+      );
+      depth = Math.max(depth, result.depth);
+      requestedDepth = Math.max(requestedDepth, result.requestedDepth);
+      if (result.route !== "fixed") route = route === "fixed" ? result.route : hardestRoute(route, result.route);
+      timings.tokenizeMs += result.timings.tokenizeMs;
+      timings.inferenceMs += result.timings.inferenceMs;
+      part.forEach(({ owner }, i) => {
+        const vector = result.embeddings[i]!;
+        const sum = sums[owner]!;
+        for (let k = 0; k < dims; k++) sum[k] = sum[k]! + vector[k]!;
+        if (result.tokenVectors && tokenVectors[owner] === undefined) tokenVectors[owner] = result.tokenVectors[i];
+        if (sparse && result.sparse) {
+          const merged = sparse[owner]!;
+          for (const [term, weight] of Object.entries(result.sparse[i]!)) {
+            const id = Number(term);
+            if (!(merged[id]! >= weight)) merged[id] = weight;
+          }
+        }
+      });
+    }
+    const embeddings = sums.map((sum) => prefixNormalizeRows(sum, 1, dims, dims)[0]!);
+    return {
+      embeddings,
+      depth,
+      requestedDepth,
+      route,
+      earlyExit: depth < requestedDepth,
+      ...(plan.tokenVectors ? { tokenVectors: tokenVectors as TokenVectors[] } : {}),
+      ...(sparse ? { sparse: sparse.map((terms) => cutTerms(terms, plan.sparse!)) } : {}),
+      passages: split.map((s) => ({ count: s.passages.length, truncated: s.truncated })),
+      timings,
+    };
+  }
+
   /** Encodes and pads the batch to its longest row (at least 1, see the module doc on empty inputs). */
   private tokenize(texts: readonly string[]): Batch {
     const maxLength = this.architecture.maxLength;
@@ -509,6 +585,16 @@ export function topTerms(weights: Float32Array, rows: number, vocab: number, opt
     out.push(terms);
   }
   return out;
+}
+
+/** One text's terms cut like topTerms: weights above the threshold, the heaviest maxTerms (ties to the smaller id). */
+export function cutTerms(terms: SparseTerms, options: Required<SparseOptions>): SparseTerms {
+  const kept = Object.entries(terms)
+    .map(([id, weight]) => [Number(id), weight] as const)
+    .filter(([, weight]) => weight > options.threshold)
+    .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+    .slice(0, options.maxTerms);
+  return Object.fromEntries(kept);
 }
 
 /** max over rows of 1 − cos(a_r, b_r) for two row-major [rows, dims] matrices; a zero row counts as unconverged. */

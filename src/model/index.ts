@@ -88,6 +88,7 @@ export {
   type TokenCoverage,
 } from "./drift.js";
 export { queryFlops, type QueryFlops } from "./flops.js";
+export { checkPassageOptions, splitPassages, type PassageOptions, type SplitPassages } from "./passages.js";
 export { initializerToFloat32, readOnnxInitializers, weightsFromArtifactGraphs, type OnnxInitializer } from "./onnx-weights.js";
 export {
   BLOCK_ARCHITECTURES,
