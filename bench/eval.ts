@@ -79,7 +79,7 @@ import {
   type FusionMethod,
   type RankingList,
 } from "../src/retrieval/index.js";
-import { edgeVariantFor, lengthRuleOf, MODEL_VARIANTS, parseFastRemRouter, parseManifest, type ArtifactManifest, type ModelVariant, type RouterSpec } from "../src/model/index.js";
+import { edgeVariantFor, lengthRuleOf, MODEL_VARIANTS, parseFastRemRouter, parseManifest, type ArtifactManifest, type ModelVariant, type PassageOptions, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
@@ -166,6 +166,12 @@ const program = new Command()
   .option("--router-file <file>", "with --router fastrem: a FastREM router JSON (npm run train:router -- --out) instead of the manifest's")
   .option("--query-depth <d>", "queries only at this depth (documents stay at --depth)", choice(["1", "3", "6"] as const))
   .option("--document-depth <d>", "documents only at this depth (queries stay at --depth): the indexing cost against the same queries", choice(["1", "3", "6"] as const))
+  .option(
+    "--passages <spec>",
+    'documents embedded as passages and pooled (src/model/passages.ts), <maxPieces>x<maxPassages> such as 120x8; default "none": each document\'s first maxLength pieces, as the Worker indexes them',
+    parsePassages,
+    "none" as const,
+  )
   .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", positiveInteger)
   .option("--out <file>", "also write the JSON result here")
   .option("--run-file <file>", "also write the ranking (top 1000 per query) in TREC run format: qid Q0 docid rank score tag")
@@ -196,6 +202,7 @@ type Options = {
   routerFile?: string;
   queryDepth?: "1" | "3" | "6";
   documentDepth?: "1" | "3" | "6";
+  passages: PassageOptions | "none";
   limitQueries?: number;
   out?: string;
   runFile?: string;
@@ -263,6 +270,14 @@ function documentDepthOf(options: Pick<Options, "depth" | "documentDepth">, mani
   return options.depth === "auto" ? indexedDocumentDepth("auto", manifest) : undefined;
 }
 
+/** "--passages 120x8" → {maxPieces 120, maxPassages 8}; "none" as it is (checked against the model when it loads). */
+function parsePassages(value: string): PassageOptions | "none" {
+  if (value === "none") return value;
+  const match = /^(\d+)x(\d+)$/.exec(value);
+  if (!match) throw new InvalidArgumentError(`expected "none" or <maxPieces>x<maxPassages> such as 120x8, got "${value}"`);
+  return { maxPieces: Number(match[1]), maxPassages: Number(match[2]) };
+}
+
 /** The router depth auto uses for `--router`, given the artifact's validated manifest (and a --router-file router). */
 function chosenRouter(kind: Options["router"], manifest: ArtifactManifest, file: RouterSpec | undefined): RouterSpec {
   if (kind === "rule") return lengthRuleOf(manifest.router);
@@ -283,6 +298,7 @@ async function main(): Promise<void> {
   const servedVariant = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
   const quant = options.quant ?? servedVariant;
   const variant = quant === "binary" ? servedVariant : quant;
+  if (options.save && options.passages !== "none") throw new Error("--save needs the documents as the Worker indexes them: drop --passages");
   if (options.save && variant !== servedVariant) throw new Error(`--save needs the Worker's dense setting: --quant ${servedVariant}, the variant it runs this artifact in (got --quant ${quant})`);
   const routerFile = options.routerFile ? parseFastRemRouter(JSON.parse(await readFile(options.routerFile, "utf8"))) : undefined;
   const model = await openModel(modelDir, [variant], { router: (manifest) => chosenRouter(options.router, manifest, routerFile) });
@@ -308,6 +324,7 @@ async function main(): Promise<void> {
   let dims = options.dims;
   let context;
   let meanDocDepth: number | null = null;
+  let documentPassages: { maxPieces: number; maxPassages: number; meanPassages: number } | null = null;
   let sparseCut: { max_terms: number; mean_doc_terms: number } | undefined;
   if (options.encoder !== "taesr") {
     const peer = await openPeerSide(options.encoder, dataset);
@@ -333,13 +350,15 @@ async function main(): Promise<void> {
         );
       }
       const documentDepth = documentDepthOf(options, model.manifest);
-      const documentPass: CorpusPass = documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
+      const atDepth: CorpusPass = documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
+      const documentPass: CorpusPass = options.passages === "none" ? atDepth : { ...atDepth, passages: options.passages };
       // The learned sparse list, as the Worker fuses it: in fused modes of an artifact whose graphs include the head.
       const fused = mode === "hybrid" || mode === "late" || mode === "hybrid+late";
       const sparse = fused && options.sparse && encoder.hasSparse ? { ...SERVED_SPARSE_CUT, ...(options.sparseTerms ? { maxTerms: options.sparseTerms } : {}) } : undefined;
       if (sparse) console.error(`sparse: ${model.label} has the sparse head; hybrid fuses its learned terms as a third list (--no-sparse leaves them out)`);
       const corpus = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors, ...(sparse ? { sparse } : {}) });
       meanDocDepth = corpus.meanDocDepth;
+      documentPassages = documentPass.passages ? { ...documentPass.passages, meanPassages: corpus.meanPassages ?? 1 } : null;
       if (sparse && corpus.sparse) sparseCut = { max_terms: sparse.maxTerms, mean_doc_terms: Math.round((10 * corpus.sparse.postingCount) / Math.max(1, corpus.rows)) / 10 };
       inputs.dense = new DenseViews(corpus);
       // --query-depth: the queries alone at a fixed depth, against the same document vectors.
@@ -363,6 +382,7 @@ async function main(): Promise<void> {
       router: model.manifest.router.kind,
       queryDepth: options.queryDepth ?? null,
       meanDocDepth,
+      documentPassages,
     };
   }
 

@@ -19,7 +19,7 @@
  */
 import { progressBar } from "../progress.js";
 import type { BeirDocument } from "../../src/eval/beir.js";
-import { DEFAULT_SPARSE, type ArtifactManifest, type ModelVariant, type TaesrEncoder } from "../../src/model/index.js";
+import { DEFAULT_SPARSE, type ArtifactManifest, type ModelVariant, type PassageOptions, type TaesrEncoder } from "../../src/model/index.js";
 import {
   buildBm25Postings,
   documentText,
@@ -60,11 +60,14 @@ export function buildLexicalIndex(tokenizer: WordPieceTokenizer, corpus: readonl
   return { postings, stats, bytesPerDoc: bytes / Math.max(1, corpus.length) };
 }
 
-/** One corpus pass of the TAESR encoder: which graphs, how deep. */
+/** One corpus pass of the TAESR encoder: which graphs, how deep, and whether documents are embedded as passages. */
 export interface CorpusPass {
   variant: ModelVariant;
   depth: 1 | 3 | 6 | "auto";
   earlyExit: boolean;
+  /** Documents as pooled passages (encoder.ts `passages`; eval --passages); absent = each document's first maxLength
+   * pieces, as the Worker indexes them. */
+  passages?: PassageOptions;
 }
 
 /**
@@ -83,7 +86,8 @@ export function indexedDocumentPass(pass: CorpusPass, manifest: Pick<ArtifactMan
 
 export function passLabel(pass: CorpusPass): string {
   const depth = pass.depth === "auto" ? "auto (router)" : `depth ${pass.depth}`;
-  return `${pass.variant}, ${depth}, early exit ${pass.earlyExit ? "on" : "off"}`;
+  const passages = pass.passages ? `, passages of ≤ ${pass.passages.maxPieces} pieces (≤ ${pass.passages.maxPassages})` : "";
+  return `${pass.variant}, ${depth}, early exit ${pass.earlyExit ? "on" : "off"}${passages}`;
 }
 
 export interface DenseIndex {
@@ -94,6 +98,8 @@ export interface DenseIndex {
   rows: number;
   /** Mean recursion steps run per document (batch depth, TAESR only). */
   meanDocDepth: number | null;
+  /** Mean passages per document when documents were embedded as passages (CorpusPass.passages). */
+  meanPassages?: number;
   /** int8 token matrices per document (late interaction), when asked for. */
   tokens?: QuantizedTokenMatrix[];
   /** Mean stored bytes of a document's token matrix. */
@@ -130,6 +136,7 @@ export async function embedCorpus(
   const sparse = options.sparse ? new SparseIndex<number>() : undefined;
   let tokenBytes = 0;
   let depthSum = 0;
+  let passageSum = 0;
   const started = performance.now();
   const extras = [tokens ? "token vectors" : "", sparse ? "sparse terms" : ""].filter(Boolean).map((extra) => `, ${extra}`).join("");
   const bar = progressBar(`embedding corpus (${passLabel(pass)}${extras})`, corpus.length, "docs");
@@ -140,10 +147,12 @@ export async function embedCorpus(
       depth: pass.depth,
       earlyExit: pass.earlyExit,
       tokenVectors: Boolean(tokens),
+      ...(pass.passages ? { passages: pass.passages } : {}),
       ...(options.sparse ? { sparse: { ...options.sparse } } : {}),
     });
     result.embeddings.forEach((vector, i) => vectors.set(vector, (start + i) * fullDims));
     depthSum += result.depth * batch.length;
+    for (const p of result.passages ?? []) passageSum += p.count;
     if (sparse) {
       if (result.sparse?.length !== batch.length) throw new Error("the encoder returned no sparse terms (src/model/encoder.ts sparse; does the artifact have the sparse head?)");
       result.sparse.forEach((terms, i) => sparse.add(start + i, terms));
@@ -164,6 +173,7 @@ export async function embedCorpus(
     vectors,
     rows: corpus.length,
     meanDocDepth: depthSum / corpus.length,
+    ...(pass.passages ? { meanPassages: passageSum / corpus.length } : {}),
     ...(tokens ? { tokens, tokenBytesPerDoc: tokenBytes / corpus.length } : {}),
     ...(sparse ? { sparse, sparseBytesPerDoc: (8 * sparse.postingCount) / Math.max(1, corpus.length) } : {}),
     embedSeconds: (performance.now() - started) / 1000,

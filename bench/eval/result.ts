@@ -29,6 +29,8 @@ export interface ResultContext {
   router?: string;
   queryDepth?: string | null;
   meanDocDepth?: number | null;
+  /** Documents as passages (corpus-index.ts CorpusPass.passages), with the mean passages per document. */
+  documentPassages?: { maxPieces: number; maxPassages: number; meanPassages: number } | null;
 }
 
 export interface EvalResultJson {
@@ -72,6 +74,13 @@ export function evalResultJson(
     depth: context.depth,
     mean_depth: roundOrNull(outcome.mean_depth),
     ...(context.router !== undefined ? { router: context.router, query_depth: context.queryDepth ?? null, mean_doc_depth: roundOrNull(context.meanDocDepth ?? null) } : {}),
+    ...(context.documentPassages !== undefined
+      ? {
+          document_passages: context.documentPassages
+            ? { max_pieces: context.documentPassages.maxPieces, max_passages: context.documentPassages.maxPassages, mean: roundOrNull(context.documentPassages.meanPassages) }
+            : null,
+        }
+      : {}),
     quant: context.quant,
     model: context.model,
     encoder: context.encoder,

@@ -112,7 +112,7 @@ export interface EmbedOptions {
   sparse?: boolean | SparseOptions;
   /**
    * Embed each text as passages that fit the model's window and pool them (passages.ts): the returned vector is the
-   * normalised mean of the passages' unit vectors (at `dims`), so it covers a document past the first maxLength word
+   * mean of the passages' full-width unit vectors, cut to `dims` and normalised, so it covers a document past the first maxLength word
    * pieces. Token vectors are the first passage's (the late rerank reads a document's opening); sparse terms are the
    * largest weight of each term over the passages, cut again. A text that fits one passage embeds as without it.
    * For documents going into an index (the manifest's retrieval.documentPassages); queries never need it.
@@ -463,8 +463,10 @@ export class TaesrEncoder {
     const countPieces = (text: string) => this.tokenizer.encode(text, { maxLength: Number.MAX_SAFE_INTEGER }).length;
     const split = texts.map((text) => splitPassages(text, countPieces, options));
     const flat = split.flatMap((s, owner) => s.passages.map((text) => ({ owner, text })));
-    const passagePlan: Plan = { ...plan, passages: undefined };
-    const dims = plan.dims;
+    // Pooled at the full width, then cut to `dims`: a 128-d vector stored by the edge and the 128-d view of a 384-d one
+    // (the eval's) are then the same vector.
+    const dims = this.architecture.outputDim;
+    const passagePlan: Plan = { ...plan, dims, passages: undefined };
     const sums = texts.map(() => new Float32Array(dims));
     const tokenVectors: (TokenVectors | undefined)[] = texts.map(() => undefined);
     const sparse: SparseTerms[] | undefined = plan.sparse ? texts.map(() => ({})) : undefined;
@@ -497,7 +499,7 @@ export class TaesrEncoder {
         }
       });
     }
-    const embeddings = sums.map((sum) => prefixNormalizeRows(sum, 1, dims, dims)[0]!);
+    const embeddings = sums.map((sum) => prefixNormalizeRows(sum, 1, dims, plan.dims)[0]!);
     return {
       embeddings,
       depth,
