@@ -15,6 +15,7 @@ import { forward } from "../src/model/forward.js";
 import { initParams, initWeights, mulberry32, paramsFromWeights, type TaesrParams } from "../src/model/params.js";
 import { parseConfig } from "../src/train/config.js";
 import { microBatchGradients } from "../src/train/micro-batch.js";
+import { randomTokenMatrix } from "./support/random.js";
 
 const SMALL: TaesrArchitecture = {
   vocabSize: 50,
@@ -35,22 +36,6 @@ function perturbedParams(arch: TaesrArchitecture, seed: number): TaesrParams {
   return paramsFromWeights(arch, w);
 }
 
-function randomTokens(seed: number, rows: number, length: number, vocab: number): TokenMatrix {
-  const rand = mulberry32(seed);
-  const ids = new Int32Array(rows * length);
-  const mask = new Float32Array(rows * length);
-  let tokens = 0;
-  for (let r = 0; r < rows; r++) {
-    // Ragged rows, so padding (the attention bias) is part of what the recomputation must reproduce.
-    const len = Math.max(1, length - Math.floor(rand() * (length / 2)));
-    for (let c = 0; c < len; c++) {
-      ids[r * length + c] = 1 + Math.floor(rand() * (vocab - 1));
-      mask[r * length + c] = 1;
-    }
-    tokens += len;
-  }
-  return { ids, mask, rows, length, tokens };
-}
 
 /** Deep-supervision-like loss: every step's embedding enters non-linearly with its own weight. */
 function lossOf(params: TaesrParams, batch: TokenMatrix, steps: number, checkpoint: boolean): tf.Scalar {
@@ -95,7 +80,7 @@ function expectSameGradients(got: Record<WeightName, Float32Array>, want: Record
 
 describe("gradient checkpointing", () => {
   let params: TaesrParams;
-  const batch = randomTokens(3, 4, 10, SMALL.vocabSize);
+  const batch = randomTokenMatrix(3, 4, 10, SMALL.vocabSize);
 
   beforeAll(async () => {
     await initBackend("wasm");
@@ -124,8 +109,8 @@ describe("gradient checkpointing", () => {
 
   it("gives microBatchGradients the same gradients with the flag on", () => {
     const batches: EncodedBatch[] = [0, 1].map((i) => ({
-      queries: randomTokens(20 + i, 4, 6, SMALL.vocabSize),
-      docs: randomTokens(30 + i, 4, 12, SMALL.vocabSize),
+      queries: randomTokenMatrix(20 + i, 4, 6, SMALL.vocabSize),
+      docs: randomTokenMatrix(30 + i, 4, 12, SMALL.vocabSize),
     }));
     const lossOptions = { temperature: 0.05, symmetric: true, dims: SMALL.matryoshkaDims, steps: [1, 3, 6], stepWeights: [1, 1, 1] };
     const read = (r: ReturnType<typeof microBatchGradients>): Record<WeightName, Float32Array> => {
@@ -172,7 +157,7 @@ describe("gradient checkpointing", () => {
       depths: { easy: 1, medium: 3, hard: 6 },
     };
     const big = initParams(arch, 5);
-    const input = randomTokens(9, 32, 64, arch.vocabSize);
+    const input = randomTokenMatrix(9, 32, 64, arch.vocabSize);
     const pass = (checkpoint: boolean): void => {
       const { value, grads } = tf.variableGrads(() => lossOf(big, input, 6, checkpoint));
       value.dataSync(); // wait for the result like the trainer does

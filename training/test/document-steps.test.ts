@@ -1,7 +1,6 @@
 /**
- * Fixed-depth documents (training.documentSteps): documents supervised only at the depth the index embeds them at.
- * The loss pairs every query step with the document steps (checked against the per-pair InfoNCE), the micro-batch
- * gradients are those of that loss with the late head reading the documents' deepest document step, validation embeds
+ * Fixed-depth documents (training.documentSteps): documents supervised only at the depth the index embeds them at
+ * (the loss itself: loss.test.ts). The micro-batch gradients are those of that loss with the late head reading the documents' deepest document step, validation embeds
  * the documents once at that depth, and the config refuses steps the model cannot run.
  */
 import { readFile } from "node:fs/promises";
@@ -9,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { weightNamesIn, type TaesrArchitecture, type WeightName } from "../../src/model/spec.js";
+import { weightNamesIn, type WeightName } from "../../src/model/spec.js";
 import { initBackend } from "../src/backend.js";
 import type { EncodedBatch, TokenMatrix } from "../src/data/batches.js";
 import type { TextPair } from "../src/data/pairs.js";
@@ -17,86 +16,25 @@ import { encode } from "../src/model/forward.js";
 import { initParams, mulberry32, type TaesrParams } from "../src/model/params.js";
 import { parseConfig } from "../src/train/config.js";
 import { lateLoss } from "../src/train/late-loss.js";
-import { contrastiveLoss, matryoshkaInfoNce, type ContrastiveLossOptions } from "../src/train/loss.js";
+import { contrastiveLoss, type ContrastiveLossOptions } from "../src/train/loss.js";
 import { microBatchGradients } from "../src/train/micro-batch.js";
 import { validate } from "../src/train/validate.js";
+import { microArchitecture } from "./support/architectures.js";
+import { randomTokenMatrix } from "./support/random.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const value = (t: tf.Scalar) => t.dataSync()[0]!;
 
-const SMALL: TaesrArchitecture = {
-  vocabSize: 60,
-  hidden: 16,
-  heads: 4,
-  ffn: 32,
-  maxLength: 12,
-  outputDim: 8,
-  matryoshkaDims: [4, 8],
-  depths: { easy: 1, medium: 3, hard: 6 },
-  lateHead: { dim: 4 },
-};
-
-function randomMatrix(seed: number, rows: number, cols: number): tf.Tensor2D {
-  const rand = mulberry32(seed);
-  return tf.tensor2d(Array.from({ length: rows * cols }, () => rand() * 2 - 1), [rows, cols]);
-}
-
-function randomTokens(seed: number, rows: number, length: number): TokenMatrix {
-  const rand = mulberry32(seed);
-  const ids = new Int32Array(rows * length);
-  const mask = new Float32Array(rows * length);
-  let tokens = 0;
-  for (let r = 0; r < rows; r++) {
-    const len = Math.max(1, length - Math.floor(rand() * (length / 2)));
-    for (let c = 0; c < len; c++) {
-      ids[r * length + c] = 1 + Math.floor(rand() * (SMALL.vocabSize - 1));
-      mask[r * length + c] = 1;
-    }
-    tokens += len;
-  }
-  return { ids, mask, rows, length, tokens };
-}
+// depths 1/3/6 as the runs train them; a 4-d late head, so its document-side pairing is part of the gradients.
+const SMALL = microArchitecture({ vocabSize: 60, heads: 4, maxLength: 12, matryoshkaDims: [64, 384], depths: { easy: 1, medium: 3, hard: 6 }, lateHead: { dim: 4 } });
 
 beforeAll(async () => {
   await initBackend("wasm");
 });
 
-describe("contrastiveLoss with documentSteps", () => {
-  let qSteps: tf.Tensor2D[];
-  let dSteps: tf.Tensor2D[];
-  beforeAll(() => {
-    qSteps = [1, 2, 3].map((s) => randomMatrix(10 + s, 4, 8));
-    dSteps = [1, 2, 3].map((s) => randomMatrix(20 + s, 4, 8));
-  });
-  const base: ContrastiveLossOptions = { temperature: 0.1, symmetric: true, dims: [4, 8], steps: [1, 3], stepWeights: [1, 3] };
-  const pair = (qs: number, ds: number) => value(matryoshkaInfoNce(qSteps[qs - 1]!, dSteps[ds - 1]!, base));
-
-  it("pairs every query step with the one document step, by the query steps' weights, and needs no deeper documents", () => {
-    // Only step 1 of the documents is handed over: the caller encodes them no deeper.
-    const { total, perStep } = contrastiveLoss(qSteps, dSteps.slice(0, 1), { ...base, documentSteps: [1] });
-    expect(perStep.map(value)).toEqual([pair(1, 1), pair(3, 1)].map((v) => expect.closeTo(v, 6)));
-    expect(value(total)).toBeCloseTo((1 * pair(1, 1) + 3 * pair(3, 1)) / 4, 6);
-    // Not the same-step loss, and not the cross-step one either.
-    expect(Math.abs(value(total) - value(contrastiveLoss(qSteps, dSteps, base).total))).toBeGreaterThan(1e-4);
-    expect(Math.abs(value(total) - value(contrastiveLoss(qSteps, dSteps, { ...base, crossSteps: true }).total))).toBeGreaterThan(1e-4);
-  });
-
-  it("averages a query step's loss over several document steps", () => {
-    const { total, perStep } = contrastiveLoss(qSteps, dSteps, { ...base, documentSteps: [1, 2] });
-    const q1 = (pair(1, 1) + pair(1, 2)) / 2;
-    const q3 = (pair(3, 1) + pair(3, 2)) / 2;
-    expect(perStep.map(value)).toEqual([q1, q3].map((v) => expect.closeTo(v, 6)));
-    expect(value(total)).toBeCloseTo((q1 + 3 * q3) / 4, 6);
-  });
-
-  it("names the document step the forward pass did not compute", () => {
-    expect(() => contrastiveLoss(qSteps, dSteps.slice(0, 1), { ...base, documentSteps: [2] })).toThrow(/document recursion step 2 .* 1 steps/);
-  });
-});
-
 describe("microBatchGradients with documentSteps", () => {
   let params: TaesrParams;
-  const batch: EncodedBatch = { queries: randomTokens(1, 4, 6), docs: randomTokens(2, 4, 12) };
+  const batch: EncodedBatch = { queries: randomTokenMatrix(1, 4, 6, SMALL.vocabSize), docs: randomTokenMatrix(2, 4, 12, SMALL.vocabSize) };
   const lossOptions: ContrastiveLossOptions = { temperature: 0.05, symmetric: true, dims: SMALL.matryoshkaDims, steps: [1, 3, 6], stepWeights: [1, 1, 1], documentSteps: [1] };
   const late = { weight: 0.5, temperature: 0.1, steps: [6] };
 
@@ -159,7 +97,7 @@ describe("validation with a fixed document depth", () => {
     source: "debian",
     kind: "title->text",
   }));
-  const opts = { depths: [1, 3, 6], dim: 8, maxQueryLength: 6, maxDocLength: 12 };
+  const opts = { depths: [1, 3, 6], dim: 64, maxQueryLength: 6, maxDocLength: 12 };
 
   beforeAll(() => {
     params = initParams(SMALL, 7);

@@ -1,6 +1,7 @@
 /**
- * The deep-supervised contrastive loss: same-step pairs by default, and with `crossSteps` every (query step, document
- * step) pair, weighted by the product of the step weights — checked against the per-pair InfoNCE computed directly.
+ * The deep-supervised contrastive loss: same-step pairs by default, with `crossSteps` every (query step, document
+ * step) pair, weighted by the product of the step weights, and with `documentSteps` each query step against the
+ * documents' fixed steps — checked against the per-pair InfoNCE computed directly.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -47,5 +48,29 @@ describe("contrastiveLoss", () => {
 
   it("names the missing step when the forward pass returned fewer steps than the loss wants", () => {
     expect(() => contrastiveLoss(qSteps.slice(0, 2), dSteps, base)).toThrow(/query recursion step 3 .* 2 steps/);
+  });
+
+  describe("with documentSteps (documents supervised only where the index embeds them)", () => {
+    it("pairs every query step with the one document step, by the query steps' weights, and needs no deeper documents", () => {
+      // Only step 1 of the documents is handed over: the caller encodes them no deeper.
+      const { total, perStep } = contrastiveLoss(qSteps, dSteps.slice(0, 1), { ...base, documentSteps: [1] });
+      expect(perStep.map(value)).toEqual([pair(1, 1), pair(3, 1)].map((v) => expect.closeTo(v, 6)));
+      expect(value(total)).toBeCloseTo((1 * pair(1, 1) + 3 * pair(3, 1)) / 4, 6);
+      // Neither the same-step loss nor the cross-step one.
+      expect(Math.abs(value(total) - value(contrastiveLoss(qSteps, dSteps, base).total))).toBeGreaterThan(1e-4);
+      expect(Math.abs(value(total) - value(contrastiveLoss(qSteps, dSteps, { ...base, crossSteps: true }).total))).toBeGreaterThan(1e-4);
+    });
+
+    it("averages a query step's loss over several document steps", () => {
+      const { total, perStep } = contrastiveLoss(qSteps, dSteps, { ...base, documentSteps: [1, 2] });
+      const q1 = (pair(1, 1) + pair(1, 2)) / 2;
+      const q3 = (pair(3, 1) + pair(3, 2)) / 2;
+      expect(perStep.map(value)).toEqual([q1, q3].map((v) => expect.closeTo(v, 6)));
+      expect(value(total)).toBeCloseTo((q1 + 3 * q3) / 4, 6);
+    });
+
+    it("names the document step the forward pass did not compute", () => {
+      expect(() => contrastiveLoss(qSteps, dSteps.slice(0, 1), { ...base, documentSteps: [2] })).toThrow(/document recursion step 2 .* 1 steps/);
+    });
   });
 });
