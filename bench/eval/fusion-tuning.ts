@@ -211,6 +211,13 @@ export function recordedHeldOutQueries(adaptation: Readonly<Record<string, unkno
   return { ids: new Set(ids), ...(typeof fraction === "number" ? { fraction } : {}) };
 }
 
+/** The adaptation record of an artifact adapted with this dataset's own train qrels, when `dataset` is that split. */
+function trainedOnTheseQueries(manifest: AdaptationFacts, dataset: { name: string; split: string }): Record<string, unknown> | undefined {
+  const adaptation = manifest.adaptation;
+  const trained = adaptation !== undefined && adaptation["trainQrelsUsed"] === true && adaptation["corpus"] === dataset.name && dataset.split === "train";
+  return trained ? adaptation : undefined;
+}
+
 /**
  * The same choice as {@link fairTuningQueries} made before evaluating, for tools that rank only the queries they may
  * tune on (bench/document-depth.ts): the queries an adaptation held out by id when the artifact was trained on this
@@ -222,8 +229,8 @@ export function untrainedQueries<Q extends { id: string }>(
   manifest: AdaptationFacts,
   dataset: { name: string; split: string },
 ): { queries: readonly Q[]; note?: string } {
-  const adaptation = manifest.adaptation;
-  if (!adaptation || adaptation["trainQrelsUsed"] !== true || adaptation["corpus"] !== dataset.name || dataset.split !== "train") return { queries };
+  const adaptation = trainedOnTheseQueries(manifest, dataset);
+  if (!adaptation) return { queries };
   const recorded = recordedHeldOutQueries(adaptation);
   if (!recorded) {
     throw new Error(`the artifact was trained on ${dataset.name} train queries and records none it held out (adaptation.heldOutQueries): choose on another split`);
@@ -255,8 +262,8 @@ export function fairTuningQueries(
   manifest: AdaptationFacts,
   dataset: { name: string; split: string },
 ): { kept: readonly KeptLists[]; note?: string } {
-  const adaptation = manifest.adaptation;
-  if (!adaptation || adaptation["trainQrelsUsed"] !== true || adaptation["corpus"] !== dataset.name || dataset.split !== "train") return { kept };
+  const adaptation = trainedOnTheseQueries(manifest, dataset);
+  if (!adaptation) return { kept };
   const recorded = recordedHeldOutQueries(adaptation);
   if (recorded) {
     if (kept.some((k) => k.queryId === undefined)) throw new Error("fairTuningQueries: the kept lists carry no query ids (evaluate sets them): cannot select the held-out train queries");
