@@ -6,8 +6,8 @@
  * documents embedded at the router's depth ("auto", as the Worker indexed them until now) against each fixed depth of the
  * architecture, the queries as served (router depth, early exit), ranked as served (hybrid with the artifact's fusion,
  * the variant the edge runs, 128-d); for an artifact adapted on this split's queries, only the queries it held out
- * (fusion-tuning.ts untrainedQueries). The cheapest depth whose NDCG@10 is not below auto's by more than TIE_STANDARD_ERRORS paired standard
- * errors is chosen. `--save` writes it into the manifest (`retrieval.documentDepth`; the manifest is outside its own
+ * (fusion-tuning.ts untrainedQueries). The cheapest depth whose NDCG@10 is not below auto's by more than
+ * TIE_STANDARD_ERRORS paired standard errors is chosen. `--save` writes it into the manifest (`retrieval.documentDepth`; the manifest is outside its own
  * sha256 list) and the CHANGELOG, never from the test split; the indexer (workers/edge/src/indexer.ts) and the eval
  * then embed documents at it. Prints one JSON line.
  */
@@ -41,15 +41,15 @@ const DIMS = 128;
 async function main(): Promise<void> {
   if (options.save) assertSplitTunable(options.split);
   const modelDir = options.model ?? (await defaultArtifactDir());
-  const VARIANT = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
-  const model = await openModel(modelDir, [VARIANT]);
+  const variant = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
+  const model = await openModel(modelDir, [variant]);
   const loaded = await loadBeirDataset(options.dataset, options.split);
   const fair = untrainedQueries(loaded.queries, model.manifest, loaded);
   const dataset = { ...loaded, queries: [...fair.queries] };
   if (fair.note) console.error(`queries: ${fair.note}`);
-  const encoder = await model.encoder(VARIANT);
+  const encoder = await model.encoder(variant);
   const inputs: EvalInputs = { dataset, tokenizer: model.tokenizer, lexical: buildLexicalIndex(model.tokenizer, dataset.corpus) };
-  const queryPass: CorpusPass = { variant: VARIANT, depth: "auto", earlyExit: true };
+  const queryPass: CorpusPass = { variant, depth: "auto", earlyExit: true };
   inputs.queries = await encodeQueries(encoder, dataset.queries, queryPass, { tokenizer: model.tokenizer, ranking: "hybrid" });
   const tuned = model.manifest.retrieval?.fusion;
   const setting: EvalSetting = { mode: "hybrid", dims: DIMS, vectors: "float", projection: "matryoshka", fusion: tuned?.method ?? DEFAULT_FUSION, defaults: tuned };
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const depths = [...new Set(Object.values(model.manifest.architecture.depths))].sort((a, b) => a - b) as (1 | 3 | 6)[];
   const points: { depth: "auto" | number; ndcg10: number; perQuery: number[]; meanSteps: number }[] = [];
   for (const depth of ["auto" as const, ...depths]) {
-    const corpus = await embedCorpus(encoder, dataset.corpus, { variant: VARIANT, depth, earlyExit: true });
+    const corpus = await embedCorpus(encoder, dataset.corpus, { variant, depth, earlyExit: true });
     inputs.dense = new DenseViews(corpus);
     const outcome = evaluate(inputs, setting, { keepPerQuery: true });
     const meanSteps = corpus.meanDocDepth ?? Number.NaN;
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       meanStepsAuto: round4(auto.meanSteps),
       date: new Date().toISOString().slice(0, 10),
       dims: DIMS,
-      variant: VARIANT,
+      variant,
     };
     const record: TunedDocumentDepth = { depth: chosen.depth as number, tunedOn };
     const saved = await editManifest(
@@ -105,7 +105,7 @@ async function main(): Promise<void> {
       (before) =>
         `- document depth chosen: ${before.name}@${before.version}, ${tunedOn.date} — documents indexed at depth ${record.depth} ` +
         `(the router ran ${tunedOn.meanStepsAuto.toFixed(2)} steps); ${tunedOn.dataset} ${tunedOn.split} ` +
-        `(${tunedOn.queries} queries${fair.note ? `: ${fair.note}` : ""}; hybrid ${DIMS}-d ${VARIANT}) NDCG@10 ${tunedOn.ndcg10.toFixed(4)} vs ${tunedOn.ndcg10Auto.toFixed(4)} ` +
+        `(${tunedOn.queries} queries${fair.note ? `: ${fair.note}` : ""}; hybrid ${DIMS}-d ${variant}) NDCG@10 ${tunedOn.ndcg10.toFixed(4)} vs ${tunedOn.ndcg10Auto.toFixed(4)} ` +
         `(paired SE ${tunedOn.standardError.toFixed(4)}) (\`npm run eval:document-depth -- ${process.argv.slice(2).join(" ")}\`)`,
     );
     console.error(`saved document depth ${record.depth} into ${saved.manifest}${saved.changelog ? ` and ${saved.changelog}` : ""}`);

@@ -112,10 +112,10 @@ export interface EmbedOptions {
   sparse?: boolean | SparseOptions;
   /**
    * Embed each text as passages that fit the model's window and pool them (passages.ts): the returned vector is the
-   * mean of the passages' full-width unit vectors, cut to `dims` and normalised, so it covers a document past the first maxLength word
-   * pieces. Token vectors are the first passage's (the late rerank reads a document's opening); sparse terms are the
-   * largest weight of each term over the passages, cut again. A text that fits one passage embeds as without it.
-   * For documents going into an index (the manifest's retrieval.documentPassages); queries never need it.
+   * mean of the passages' full-width unit vectors, cut to `dims` and normalised, so it covers a document past its
+   * first maxLength word pieces. Token vectors are the first passage's (the late rerank reads a document's opening);
+   * sparse terms are each term's largest weight over the passages, cut again. A text that fits one passage embeds as
+   * without it. Meant for documents (`npm run eval -- --passages` measures it; the Worker indexes documents whole).
    */
   passages?: PassageOptions;
 }
@@ -476,10 +476,7 @@ export class TaesrEncoder {
     const timings = { tokenizeMs: 0, inferenceMs: 0 };
     for (let start = 0; start < flat.length; start += PASSAGE_BATCH) {
       const part = flat.slice(start, start + PASSAGE_BATCH);
-      const result = await this.run(
-        part.map((p) => p.text),
-        passagePlan,
-      );
+      const result = await this.run(part.map((p) => p.text), passagePlan);
       depth = Math.max(depth, result.depth);
       requestedDepth = Math.max(requestedDepth, result.requestedDepth);
       if (result.route !== "fixed") route = route === "fixed" ? result.route : hardestRoute(route, result.route);

@@ -4,7 +4,7 @@
  * The encoder reads at most `architecture.maxLength` (128) word pieces; a SciFact abstract is about 300. Embedded whole,
  * a document's vector says nothing about the rest, and a query that matches a later sentence cannot find it densely.
  * Split into passages that each fit the window, embedded one by one and pooled (encoder.ts `passages`), the vector
- * covers the whole document: measured on SciFact train with taesr-edge-small@0.3.0, dense-128 NDCG@10 0.281 → 0.309
+ * covers the whole document: measured on SciFact train with taesr-edge-small@0.3.0, dense-128 NDCG@10 0.281 → 0.300
  * with the mean of the passage vectors (README → Documents as passages).
  *
  * A passage is whole sentences packed up to `maxPieces` word pieces, with the document's heading in front of every
