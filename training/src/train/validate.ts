@@ -82,9 +82,9 @@ function sparseTermWeights(params: Record<WeightName, tf.Tensor>, matrices: Toke
 }
 
 /**
- * MaxSim scores [queries, documents] (matrix order) of the late head's token vectors at each side's depth: every text's vectors
- * padded to one length per side, then late-head.ts's chunked maxima (forward only), so memory stays bounded at 512
- * validation pairs of 128-token documents as in training.
+ * MaxSim scores [queries, documents] (matrix order) of the late head's token vectors at each side's depth: every
+ * text's vectors padded to one length per side, then late-head.ts's chunked maxima (forward only), so memory stays
+ * bounded at 512 validation pairs of 128-token documents as in training.
  */
 function lateScores(
   params: Record<WeightName, tf.Tensor>,
