@@ -6,7 +6,7 @@
  * documents embedded at the router's depth ("auto", as the Worker indexed them until now) against each fixed depth of the
  * architecture, the queries as served (router depth, early exit), ranked as served (hybrid with the artifact's fusion,
  * the variant the edge runs, 128-d); for an artifact adapted on this split's queries, only the queries it held out
- * (fusion-tuning.ts untrainedQueries). The cheapest depth whose NDCG@10 is not below auto's by more than
+ * (src/model/adaptation.ts untrainedQueries). The cheapest depth whose NDCG@10 is not below auto's by more than
  * TIE_STANDARD_ERRORS paired standard errors is chosen. `--save` writes it into the manifest (`retrieval.documentDepth`; the manifest is outside its own
  * sha256 list) and the CHANGELOG, never from the test split; the indexer (workers/edge/src/indexer.ts) and the eval
  * then embed documents at it. Prints one JSON line.
@@ -14,13 +14,13 @@
 import { Command } from "commander";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { edgeVariantFor, parseManifest, type TunedDocumentDepth } from "../src/model/index.js";
+import { edgeVariantFor, parseManifest, untrainedQueries, type TunedDocumentDepth } from "../src/model/index.js";
 import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
 import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, buildLexicalIndex, embedCorpus, type CorpusPass } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import { evaluate, type EvalInputs, type EvalSetting } from "./eval/evaluate.js";
-import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError, untrainedQueries } from "./eval/fusion-tuning.js";
+import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError } from "./eval/fusion-tuning.js";
 import { openModel } from "./eval/model.js";
 import { encodeQueries } from "./eval/queries.js";
 import { DEFAULT_FUSION } from "../src/retrieval/index.js";

@@ -35,7 +35,7 @@
  *
  * @module
  */
-import type { ArtifactVariant, TunedFusion } from "../../src/model/index.js";
+import { MIN_HELD_OUT_QUERIES, recordedHeldOutQueries, trainedOnTheseQueries, type AdaptationFacts, type ArtifactVariant, type TunedFusion } from "../../src/model/index.js";
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "../../src/retrieval/index.js";
 import type { EvalDataset } from "./dataset.js";
 import { mean } from "../../src/eval/metrics.js";
@@ -186,61 +186,7 @@ export function neverBelowComponents(result: FusionTuningResult): boolean {
 }
 
 /** The fewest queries a fusion may be tuned on: below it one query moves the mean by more than any weight step. */
-export const MIN_TUNING_QUERIES = 20;
-
-/** What {@link fairTuningQueries} needs from an artifact's manifest (ArtifactManifest satisfies it). */
-export interface AdaptationFacts {
-  adaptation?: Record<string, unknown>;
-  training?: Record<string, unknown>;
-}
-
-/**
- * The ids of the train queries an adaptation held out of its supervised pairs (manifest `adaptation.heldOutQueries`,
- * written by training/src/train/export.ts when the run set `holdoutQueries`); undefined for an artifact without them.
- * @throws Error when the record is there but malformed (a hand-edited manifest): tuning on a guessed set would be
- *   worse than refusing.
- */
-export function recordedHeldOutQueries(adaptation: Readonly<Record<string, unknown>>): { ids: ReadonlySet<string>; fraction?: number } | undefined {
-  const record = adaptation["heldOutQueries"];
-  if (record === undefined) return undefined;
-  const ids = typeof record === "object" && record !== null ? (record as Record<string, unknown>)["ids"] : undefined;
-  if (!Array.isArray(ids) || !ids.every((id): id is string => typeof id === "string")) {
-    throw new Error(`the manifest's adaptation.heldOutQueries has no "ids" array of query id strings: cannot tell which train queries the adaptation held out`);
-  }
-  const fraction = (record as Record<string, unknown>)["fraction"];
-  return { ids: new Set(ids), ...(typeof fraction === "number" ? { fraction } : {}) };
-}
-
-/** The adaptation record of an artifact adapted with this dataset's own train qrels, when `dataset` is that split. */
-function trainedOnTheseQueries(manifest: AdaptationFacts, dataset: { name: string; split: string }): Record<string, unknown> | undefined {
-  const adaptation = manifest.adaptation;
-  const trained = adaptation !== undefined && adaptation["trainQrelsUsed"] === true && adaptation["corpus"] === dataset.name && dataset.split === "train";
-  return trained ? adaptation : undefined;
-}
-
-/**
- * The same choice as {@link fairTuningQueries} made before evaluating, for tools that rank only the queries they may
- * tune on (bench/document-depth.ts): the queries an adaptation held out by id when the artifact was trained on this
- * dataset's train queries, else every query. Refuses an adaptation that used the train queries without recording the
- * held-out ids, rather than tune on queries it trained on.
- */
-export function untrainedQueries<Q extends { id: string }>(
-  queries: readonly Q[],
-  manifest: AdaptationFacts,
-  dataset: { name: string; split: string },
-): { queries: readonly Q[]; note?: string } {
-  const adaptation = trainedOnTheseQueries(manifest, dataset);
-  if (!adaptation) return { queries };
-  const recorded = recordedHeldOutQueries(adaptation);
-  if (!recorded) {
-    throw new Error(`the artifact was trained on ${dataset.name} train queries and records none it held out (adaptation.heldOutQueries): choose on another split`);
-  }
-  const held = queries.filter((q) => recorded.ids.has(q.id));
-  if (held.length < MIN_TUNING_QUERIES) {
-    throw new Error(`only ${held.length} of the ${dataset.name} train queries are among those the adaptation held out (need ${MIN_TUNING_QUERIES})`);
-  }
-  return { queries: held, note: `${held.length} of ${queries.length} ${dataset.name} train queries: those held out of the adaptation's supervised pairs by query id` };
-}
+export const MIN_TUNING_QUERIES = MIN_HELD_OUT_QUERIES;
 
 /**
  * The queries a fusion for this artifact may be tuned on. An artifact adapted with this dataset's own train qrels

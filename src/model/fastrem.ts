@@ -52,7 +52,7 @@
  */
 import { z } from "zod";
 import type { Route } from "./router.js";
-import type { FastRemRouterSpec, RouterRule } from "./spec.js";
+import { MODEL_VARIANTS, type FastRemRouterSpec, type RouterRule } from "./spec.js";
 
 /** Every feature the runtime can compute, in the order the trainer uses by default (see the module doc). */
 export const FASTREM_FEATURES = [
@@ -339,7 +339,7 @@ export const fastRemRouterSchema = z
       depths: z.array(z.number().int().positive()).min(1),
       documentDepth: z.union([z.literal("auto"), z.number().int().positive()]),
       dims: z.number().int().positive(),
-      variant: z.enum(["fp32", "int8"]),
+      variant: z.enum(MODEL_VARIANTS),
       earlyExit: z.boolean(),
       retrieval: z
         .object({

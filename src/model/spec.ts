@@ -489,7 +489,7 @@ export interface FastRemLabelling {
   /** Depth the documents were embedded at ("auto": the artifact's rule router, as the indexer does). */
   documentDepth: "auto" | number;
   dims: number;
-  variant: "fp32" | "int8";
+  variant: ModelVariant;
   earlyExit: boolean;
   /** The ranking the metric was taken on: absent = the dense list alone; hybrid = BM25 fused with it by this fusion
    * (the artifact's served default when the router was trained). */

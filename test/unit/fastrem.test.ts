@@ -413,4 +413,43 @@ describe("training the router end to end (tiny fixture)", () => {
     expect(json).toMatchObject({ router: "fastrem", query_depth: null });
     expect(typeof json["mean_depth"]).toBe("number");
   });
+
+  it("the CLI labels an adapted artifact only on the train queries it held out, against documents at its recorded depth, in its edge graphs", async () => {
+    // An artifact adapted on "beir-adapted"'s train qrels that held 24 of its 30 queries out, and trained documents at
+    // depth 1 — what `npm run train -- --adapt` records.
+    const adaptedDir = path.join(scratch, "artifacts", "taesr-adapted@0.0.0-test");
+    await cp(FIXTURE_MODEL, adaptedDir, { recursive: true });
+    const manifest = JSON.parse(await readFile(path.join(adaptedDir, "manifest.json"), "utf8")) as Record<string, unknown>;
+    const ids = Array.from({ length: 30 }, (_, i) => `q${i + 1}`);
+    const adapted = (heldOut: readonly string[]) => ({
+      ...manifest,
+      adaptation: { corpus: "beir-adapted", trainQrelsUsed: true, heldOutQueries: { fraction: 0.8, count: heldOut.length, ids: heldOut } },
+      retrieval: { documentDepth: { depth: 1, trainedWith: { documentSteps: [1] } } },
+    });
+    await writeFile(path.join(adaptedDir, "manifest.json"), JSON.stringify(adapted(ids.slice(0, 24)), null, 2));
+    const datasetDir = path.join(scratch, "beir-adapted");
+    await mkdir(path.join(datasetDir, "qrels"), { recursive: true });
+    await cp(path.join(FIXTURE_BEIR, "corpus.jsonl"), path.join(datasetDir, "corpus.jsonl"));
+    const docIds = (await readFile(path.join(FIXTURE_BEIR, "corpus.jsonl"), "utf8")).trim().split("\n").map((line) => (JSON.parse(line) as { _id: string })._id);
+    const topics = ["glaciers", "coral reefs", "vaccines", "volcanoes", "tides", "bread yeast"];
+    await writeFile(path.join(datasetDir, "queries.jsonl"), ids.map((id, i) => JSON.stringify({ _id: id, text: `what about ${topics[i % topics.length]} number ${i}` })).join("\n") + "\n");
+    await writeFile(path.join(datasetDir, "qrels", "train.tsv"), "query-id\tcorpus-id\tscore\n" + ids.map((id, i) => `${id}\t${docIds[i % docIds.length]}\t1`).join("\n") + "\n");
+
+    const tsx = path.join(root, "node_modules", ".bin", "tsx");
+    const cli = path.join(root, "training", "src", "router", "train-router.ts");
+    const args = ["--model", adaptedDir, "--dataset", datasetDir, "--extra", "none", "--folds", "2", "--epochs", "100"];
+    const trained = spawnSync(tsx, [cli, ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toMatch(/labelling 24 of 30 beir-adapted train queries: those held out/);
+    const printed = JSON.parse(trained.stdout) as { report: { examples: number }; router: FastRemRouterSpec };
+    expect(printed.report.examples).toBe(24);
+    expect(printed.router.trainedOn.sources).toEqual([{ dataset: "beir-adapted", split: "train", queries: 24 }]);
+    expect(printed.router.labelledBy).toMatchObject({ documentDepth: 1, variant: "int8w" });
+
+    // Too few held-out queries to choose on: refused, rather than labelled on queries the model trained on.
+    await writeFile(path.join(adaptedDir, "manifest.json"), JSON.stringify(adapted(ids.slice(0, 5)), null, 2));
+    const refused = spawnSync(tsx, [cli, ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/only 5 of the beir-adapted train queries are among those the adaptation held out \(need 20\)/);
+  });
 });

@@ -28,10 +28,9 @@ import {
   tuneFusion,
   tunedFusionRecord,
   tuningJson,
-  untrainedQueries,
   type TuningPoint,
 } from "../../bench/eval/fusion-tuning.js";
-import { parseManifest, type TunedFusion } from "../../src/model/index.js";
+import { parseManifest, untrainedQueries, type TunedFusion } from "../../src/model/index.js";
 import { adaptGroup, isHeldOut } from "../../training/src/data/pairs.js";
 import { combineRankings, fusionDefaultFor, resolveFusion, type RankedHit } from "../../src/retrieval/index.js";
 
@@ -276,7 +275,7 @@ describe("tuning an adapted model on queries it never trained on", () => {
   });
 });
 
-describe("untrainedQueries: the queries a tool may choose on before it evaluates (bench/document-depth.ts)", () => {
+describe("untrainedQueries (src/model/adaptation.ts): the queries a tool may choose on before it evaluates", () => {
   const queries = Array.from({ length: 60 }, (_, i) => ({ id: `q${i}`, text: `query ${i}` }));
   const heldIds = queries.slice(0, 25).map((q) => q.id);
   const adapted = { adaptation: { trainQrelsUsed: true, corpus: "scifact", heldOutQueries: { fraction: 0.15, ids: heldIds } } };

@@ -13,7 +13,7 @@
  *
  * Metric per query: NDCG@10 (what the goal is stated in) or RR (reciprocal rank of the first relevant document in the
  * full ranking; finer-grained, so fewer ties). Queries and documents go through the artifact's own encoder
- * (onnxruntime-node via src/model/encoder.ts), at the served width (128-d) and variant (int8).
+ * (onnxruntime-node via src/model/encoder.ts), at the served width (128-d) and variant (the edge's: int8w, or int8 for older artifacts).
  *
  * Retrieval the metric is taken on: the dense ranking alone (the default), or the hybrid ranking users are served —
  * BM25 over word pieces fused with the dense list by the artifact's fusion (its tuned `retrieval.fusion`), exactly as
@@ -25,7 +25,7 @@
  * @module
  */
 import { fastRemFeatureVector, type FastRemVocab } from "../../../src/model/fastrem.js";
-import type { TaesrEncoder } from "../../../src/model/index.js";
+import type { ModelVariant, TaesrEncoder } from "../../../src/model/index.js";
 import { ndcgAt, type Judgements } from "../../../src/eval/metrics.js";
 import {
   bm25Search,
@@ -72,7 +72,7 @@ export interface EmbedSetting {
   earlyExit: boolean;
   metric: LabelMetric;
   /** The encoder's graphs (recorded; the encoder passed in decides). */
-  variant: "fp32" | "int8";
+  variant: ModelVariant;
   /** The ranking the metric is taken on (module doc); absent = dense. */
   retrieval?: LabelRetrieval;
 }

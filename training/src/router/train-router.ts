@@ -28,7 +28,19 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { FASTREM_FEATURES, TaesrEncoder, fastRemFeatureVector, fastRemVocab, lengthRuleOf, type FastRemVocab } from "../../../src/model/index.js";
+import {
+  FASTREM_FEATURES,
+  MODEL_VARIANTS,
+  TaesrEncoder,
+  edgeVariantFor,
+  fastRemFeatureVector,
+  fastRemVocab,
+  lengthRuleOf,
+  parseManifest,
+  untrainedQueries,
+  type FastRemVocab,
+  type ModelVariant,
+} from "../../../src/model/index.js";
 import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault } from "../../../src/retrieval/index.js";
 import type { ArtifactManifest } from "../../../src/model/index.js";
@@ -78,7 +90,7 @@ interface Options {
   extraQueries: number;
   metric: LabelMetric;
   retrieval: "dense" | "hybrid";
-  variant: "int8" | "fp32";
+  variant?: ModelVariant;
   dims: number;
   folds: number;
   seed: number;
@@ -131,6 +143,26 @@ async function readLabels(
   return { sources, examples };
 }
 
+async function readManifestText(modelDir: string): Promise<string> {
+  try {
+    return await readFile(path.join(modelDir, "manifest.json"), "utf8");
+  } catch {
+    throw new Error(`no manifest.json in ${modelDir}: is this a model artifact directory (model-artifacts/<name>@<version>)?`);
+  }
+}
+
+/**
+ * The source's queries the artifact never trained on. An artifact adapted on this dataset's train qrels scores its
+ * trained queries well at every depth, so labels there would call depth 1 sufficient far more often than it is for a
+ * new query: only the queries the adaptation held out by id are labelled (src/model/adaptation.ts untrainedQueries,
+ * which refuses an adaptation that recorded none).
+ */
+function heldOutOfAdaptation(source: LabelSource, manifest: ArtifactManifest): LabelSource {
+  const { queries, note } = untrainedQueries(source.queries, manifest, { name: source.dataset, split: source.split });
+  if (note) console.error(`labelling ${note}`);
+  return { ...source, queries };
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name("npm run train:router --")
@@ -146,7 +178,7 @@ async function main(argv: string[]): Promise<void> {
         .choices(["dense", "hybrid"])
         .default("dense"),
     )
-    .addOption(new Option("--variant <name>", "graphs to label with (the edge serves int8)").choices(["int8", "fp32"]).default("int8"))
+    .addOption(new Option("--variant <name>", "graphs to label with (default: the ones the edge runs this artifact in, int8w or int8)").choices(MODEL_VARIANTS))
     .option("--dims <n>", "Matryoshka width to label at (the edge serves 128)", positiveInt, 128)
     .option("--folds <n>", "cross-validation folds (held-out accuracy, confidence choice)", positiveInt, 5)
     .option("--seed <n>", "seed of the folds and of the extra-pair sample", (v) => {
@@ -177,30 +209,28 @@ async function main(argv: string[]): Promise<void> {
   const modelDir = path.resolve(base, options.model);
   const datasetDir = options.dataset ? path.resolve(base, options.dataset) : path.join(sharedDatasetsDir(), "scifact");
 
-  const artifact = await readArtifactDir(modelDir, [options.variant]);
+  const variant = options.variant ?? edgeVariantFor(parseManifest(await readManifestText(modelDir)));
+  const artifact = await readArtifactDir(modelDir, [variant]);
   const manifest = artifact.manifest;
   const label = `${manifest.name}@${manifest.version}`;
   if (!manifest.architecture.matryoshkaDims.includes(options.dims)) {
     throw new Error(`--dims ${options.dims} is not one of ${label}'s Matryoshka widths (${manifest.architecture.matryoshkaDims.join(", ")})`);
   }
-  if (manifest.adaptation) {
-    // An adapted artifact may have trained on these very train queries (train qrels → pairs): labels on them are then
-    // optimistic about shallow depths. Still the right split to label on (never test), so only a warning.
-    console.error(`warning: ${label} is domain-adapted; if its adaptation used train qrels, the labels on those queries are optimistic`);
-  }
   const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
   const vocab = fastRemVocab(tokenizer);
-  // Documents are embedded as the index embeds them: depth auto under the length rule, whatever router the artifact
-  // ships now (re-training a FastREM artifact must not label against documents its own old router placed).
-  const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: withLengthRule(manifest), files: artifact.files, variant: options.variant, tokenizer });
+  // Documents are embedded as the index embeds them: at the artifact's recorded document depth, else depth auto under
+  // the length rule, whatever router the artifact ships now (re-training a FastREM artifact must not label against
+  // documents its own old router placed).
+  const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: withLengthRule(manifest), files: artifact.files, variant, tokenizer });
+  const documentDepth = manifest.retrieval?.documentDepth?.depth ?? "auto";
   const { easy, medium, hard } = manifest.architecture.depths;
   const setting: EmbedSetting = {
     dims: options.dims,
     depths: [easy, medium, hard],
-    documentDepth: "auto",
+    documentDepth,
     earlyExit: true,
     metric: options.metric,
-    variant: options.variant,
+    variant,
     // Hybrid labels use the fusion the artifact serves by default (its tuned one, else the built-in default).
     ...(options.retrieval === "hybrid" ? { retrieval: { mode: "hybrid" as const, fusion: servedFusion(manifest) } } : {}),
   };
@@ -214,7 +244,7 @@ async function main(argv: string[]): Promise<void> {
     for (const s of sources) assertLabellingSplit(s.split);
   } else {
     sources = [
-      await loadBeirSource(datasetDir, options.split, { limitQueries: options.limitQueries }),
+      heldOutOfAdaptation(await loadBeirSource(datasetDir, options.split, { limitQueries: options.limitQueries }), manifest),
       ...(await heldOutPairSources(options.extra, { ...heldOutSettings(manifest), perSource: options.extraQueries, seed: options.seed })),
     ];
     for (const s of sources) console.error(`labelling source ${s.dataset} (${s.split}): ${s.queries.length} queries, ${s.documents.length} documents`);
