@@ -375,6 +375,9 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(manifest.eval.heldOutValidation.documentDepth).toBe(1);
     const source = manifest.training.dataSources.adapt;
     expect(source.file).toBe("minibeir/corpus.jsonl");
+    // The preset mines by BM25 unless asked otherwise: no ranker in the derived config, BM25 in the record.
+    expect(manifest.training.config.data.sources.adapt.hardNegatives).not.toHaveProperty("ranker");
+    expect(source.hardNegatives).toMatchObject({ ranker: "BM25" });
     expect(source.use).toMatch(/IN-DOMAIN.*Supervised in-domain: 1 train queries/);
     expect(source.repeat).toBe(a.repeat);
 
@@ -410,6 +413,27 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
 
     // --resume finds no unfinished run: both have finished.
     await expect(chooseRunDir(runsDir, "taesr-test-minibeir", true)).rejects.toThrow(/no unfinished adaptation run/);
+  });
+
+  it("--hard-negatives dense mines the corpus's negatives with the base artifact and records it", async () => {
+    const lines: string[] = [];
+    const result = await adapt({
+      corpusDir: miniBeir,
+      from: baseDir,
+      artifactsDir,
+      runsDir: path.join(tmp, "runs-dense"),
+      ...quick,
+      hardNegatives: "dense",
+      log: (line) => lines.push(line),
+      overrides: { data: { sources: { debian: null, wordnet: null } }, training: { batchSize: 8, warmupSteps: 1, evalEvery: 1000, checkpointEvery: 1000 } },
+    });
+    expect(lines.find((l) => l.startsWith("adapt: "))).toMatch(/^adapt: \d+ hard negatives by dense taesr-test-small@0\.3\.0 \(0 pairs without one\) from \d+ documents/);
+    const manifest = JSON.parse(await readFile(path.join(result.exportDir!, "manifest.json"), "utf8"));
+    expect(manifest.training.config.data.sources.adapt.hardNegatives).toMatchObject({ ranker: "dense" });
+    expect(manifest.training.dataSources.adapt.hardNegatives).toMatchObject({ ranker: "dense taesr-test-small@0.3.0", none: 0 });
+    expect(manifest.training.dataSources.adapt.hardNegatives.mined).toBeGreaterThan(0);
+    const raw = JSON.parse(await readFile(result.configPath, "utf8"));
+    expect(raw.data.sources.adapt.hardNegatives.ranker).toBe("dense");
   });
 
   it("refuses an artifact of another architecture as initFrom", async () => {

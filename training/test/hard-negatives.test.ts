@@ -1,17 +1,30 @@
 /**
- * BM25 hard negatives end to end through the data path: mining (which document, never a positive, never a held-out
- * one), the batcher (negatives become extra document rows, a negative that is some row's positive is left out), the
+ * Hard negatives end to end through the data path: mining by BM25 and by an artifact's dense embeddings (which document,
+ * never a positive, never a held-out one), the batcher (negatives become extra document rows, a negative that is some row's positive is left out), the
  * loss (query→doc normalises over the negatives, doc→query ignores them), and per-kind oversampling.
  */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaesrEncoder } from "../../src/model/index.js";
+import { denseSearch, packMatrix } from "../../src/retrieval/dense.js";
+import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
+import { readArtifactDir } from "../../workers/origin/src/artifact-files.js";
+import { ortNode } from "../../workers/origin/src/ort-node.js";
 import { initBackend } from "../src/backend.js";
 import { PairBatcher, type BatchTokenizer } from "../src/data/batches.js";
-import { mineHardNegatives } from "../src/data/hard-negatives.js";
+import { openDenseRanker, type DenseRanker } from "../src/data/dense-negatives.js";
+import { bm25Ranker, mineHardNegatives } from "../src/data/hard-negatives.js";
 import { buildPairs, heldOutQueryIds, normKey, type AdaptRecord, type TextPair } from "../src/data/pairs.js";
+import { parseConfig } from "../src/train/config.js";
 import { infoNce } from "../src/train/loss.js";
 
+const here = path.dirname(fileURLToPath(import.meta.url));
+
 const terms = (text: string) => text.toLowerCase().match(/[a-z]+/g) ?? [];
+const bm25 = bm25Ranker(terms);
 
 function adaptPair(query: string, doc: string, group: string, kind = "train-query->text"): TextPair {
   return { query, doc, source: "adapt", kind, group };
@@ -22,9 +35,9 @@ describe("mineHardNegatives", () => {
   const lube = adaptPair("which oil for a chain", "Chain oil for a bicycle chain: wet lube in rain, dry lube in dust.", "adapt:lube");
   const bread = adaptPair("how to bake bread", "Knead the dough, let it rise, and bake the bread at high heat.", "adapt:bread");
 
-  it("picks a lexically close document that is not the pair's positive", () => {
+  it("picks a lexically close document that is not the pair's positive", async () => {
     const train = [chain, lube, bread].map((p) => ({ ...p }));
-    const stats = mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 1 }, terms, 7);
+    const stats = await mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 1 }, bm25, 7);
     // Bread shares no term with the other documents: no candidate, no negative.
     expect(stats).toEqual({ mined: 2, none: 1, indexed: 3 });
     expect(train[0]!.negative).toBe(lube.doc);
@@ -32,44 +45,120 @@ describe("mineHardNegatives", () => {
     expect(train[2]!.negative).toBeUndefined();
   });
 
-  it("never uses a document another pair marks relevant to the same query", () => {
+  it("never uses a document another pair marks relevant to the same query", async () => {
     // The same query judged relevant to two documents: neither may be its negative.
     const twin = adaptPair(chain.query, lube.doc, "adapt:lube");
     const oven = adaptPair("oven care", "How to clean an oven: soak the racks and wipe the walls.", "adapt:oven");
     const train = [{ ...chain }, twin, oven];
-    mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 5 }, terms, 7);
+    await mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 5 }, bm25, 7);
     expect(train[0]!.negative).toBe(oven.doc);
     expect(train[1]!.negative).toBe(oven.doc);
   });
 
-  it("indexes only the pairs it is given (the train side), and leaves a pair without a candidate alone", () => {
+  it("indexes only the pairs it is given (the train side), and leaves a pair without a candidate alone", async () => {
     const unrelated = adaptPair("quantum chromodynamics", "Quarks and gluons interact via the strong force.", "adapt:qcd");
     const train = [{ ...chain }, { ...unrelated }];
-    const stats = mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 3 }, terms, 1);
+    const stats = await mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 3 }, bm25, 1);
     expect(stats).toMatchObject({ mined: 0, none: 2, indexed: 2 });
     expect(train.every((p) => p.negative === undefined)).toBe(true);
   });
 
-  it("is deterministic in the seed and draws from the pool of the `depth` best", () => {
+  it("is deterministic in the seed and draws from the pool of the `depth` best", async () => {
     const docs = Array.from({ length: 8 }, (_, i) => adaptPair(`bicycle chain question ${i}`, `bicycle chain answer number ${i} text`, `adapt:${i}`));
-    const picks = (seed: number) => {
+    const picks = async (seed: number) => {
       const train = docs.map((p) => ({ ...p }));
-      mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 4 }, terms, seed);
+      await mineHardNegatives(train, "adapt", { kinds: ["train-query->text"], depth: 4 }, bm25, seed);
       return train.map((p) => p.negative);
     };
-    expect(picks(3)).toEqual(picks(3));
-    expect(new Set(picks(3)).size).toBeGreaterThan(1);
-    picks(3).forEach((negative, i) => expect(negative).not.toBe(docs[i]!.doc));
+    const picked = await picks(3);
+    expect(await picks(3)).toEqual(picked);
+    expect(new Set(picked).size).toBeGreaterThan(1);
+    picked.forEach((negative, i) => expect(negative).not.toBe(docs[i]!.doc));
   });
 
-  it("reports listed kinds the source lacks, and refuses a list of kinds it has none of", () => {
+  it("reports listed kinds the source lacks, and refuses a list of kinds it has none of", async () => {
     const train = [{ ...chain }, { ...lube }];
-    expect(mineHardNegatives(train, "adapt", { kinds: ["train-query->text", "title->text"], depth: 2 }, terms, 1).missingKinds).toEqual([
+    expect((await mineHardNegatives(train, "adapt", { kinds: ["train-query->text", "title->text"], depth: 2 }, bm25, 1)).missingKinds).toEqual([
       "title->text",
     ]);
-    expect(() => mineHardNegatives(train, "adapt", { kinds: ["title->txt"], depth: 2 }, terms, 1)).toThrow(
+    await expect(mineHardNegatives(train, "adapt", { kinds: ["title->txt"], depth: 2 }, bm25, 1)).rejects.toThrow(
       /no train pairs of kind "title->txt" \(its kinds: train-query->text\)/,
     );
+  });
+});
+
+describe("dense hard negatives (the artifact a run starts from ranks)", () => {
+  const artifactsDir = path.resolve(here, "../../model-artifacts");
+  let modelDir: string;
+  let ranker: DenseRanker;
+  // Documents every query shares words with, so that BM25 and the model both have candidates to rank.
+  const topics = ["bicycle chain", "bread dough", "oven racks", "garden soil", "coffee beans", "window glass"];
+  const pairs = topics.flatMap((topic, i) => [
+    adaptPair(`how do I look after the ${topic}`, `Looking after the ${topic}: clean it often and keep it dry (${i}).`, `adapt:${i}`),
+    adaptPair(`${topic} care`, `Notes on ${topic} care, step by step, from a workshop manual (${i}).`, `adapt:${i}b`, "title->text"),
+  ]);
+
+  beforeAll(async () => {
+    const bundled = JSON.parse(await readFile(path.join(artifactsDir, "bundled.json"), "utf8")) as { artifact: string };
+    modelDir = path.join(artifactsDir, bundled.artifact);
+    ranker = await openDenseRanker(modelDir);
+  });
+  afterAll(async () => ranker?.release());
+
+  it("ranks as the artifact is served: its fp32 embeddings, documents at its recorded depth, 128-d cosine", async () => {
+    const docs = pairs.map((p) => p.doc);
+    const queries = pairs.map((p) => p.query);
+    const ks = queries.map((_, i) => 1 + (i % 4));
+    const ranked = await ranker.rank(docs, queries, ks);
+
+    const artifact = await readArtifactDir(modelDir, ["fp32"]);
+    const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
+    const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant: "fp32", tokenizer });
+    try {
+      const documentDepth = artifact.manifest.retrieval?.documentDepth?.depth;
+      expect(documentDepth).toBe(1);
+      const matrix = packMatrix((await encoder.embed(docs, { dims: 128, depth: documentDepth })).embeddings, 128);
+      const expected = await Promise.all(
+        queries.map(async (query, i) => denseSearch(matrix, 128, (await encoder.embed([query], { dims: 128 })).embeddings[0]!, ks[i]!).map((hit) => hit.id)),
+      );
+      expect(ranked).toEqual(expected);
+      expect(ranked.map((r) => r.length)).toEqual(ks);
+    } finally {
+      await encoder.release();
+    }
+    await expect(ranker.rank(docs, queries, ks.slice(1))).rejects.toThrow(/12 queries but 11 result sizes/);
+  });
+
+  it("mines negatives that are never a positive, the same in every process that opens the artifact, and says which model ranked", async () => {
+    const mine = async (withRanker: DenseRanker) => {
+      const train = pairs.map((p) => ({ ...p }));
+      const stats = await mineHardNegatives(train, "adapt", { kinds: ["train-query->text", "title->text"], depth: 3 }, withRanker, 11);
+      return { stats, negatives: train.map((p) => p.negative) };
+    };
+    const first = await mine(ranker);
+    // A second opening of the artifact: what a data-parallel worker does. The fingerprint needs the same negatives.
+    const other = await openDenseRanker(modelDir);
+    try {
+      expect(await mine(other)).toEqual(first);
+    } finally {
+      await other.release();
+    }
+    const name = path.basename(modelDir);
+    expect(first.stats).toEqual({ ranker: `dense ${name}`, mined: pairs.length, none: 0, indexed: pairs.length });
+    first.negatives.forEach((negative, i) => {
+      expect(negative).toBeDefined();
+      expect(negative).not.toBe(pairs[i]!.doc);
+    });
+    // The BM25 stats keep their old shape (no ranker field), so existing runs keep their data fingerprints.
+    const lexical = await mineHardNegatives(pairs.map((p) => ({ ...p })), "adapt", { kinds: ["train-query->text"], depth: 3 }, bm25, 11);
+    expect(lexical).not.toHaveProperty("ranker");
+  });
+
+  it("is refused by the config without initFrom", async () => {
+    const raw = JSON.parse(await readFile(path.join(here, "../configs/tiny.json"), "utf8")) as Record<string, any>;
+    const withDense = { ...raw, data: { ...raw["data"], sources: { scifact: { maxPairs: 50, hardNegatives: { kinds: ["title->abstract"], ranker: "dense" } } } } };
+    expect(() => parseConfig(withDense)).toThrow(/"dense" ranks with the model the run starts from: it needs initFrom[\s\S]*data\.sources\.scifact\.hardNegatives\.ranker/);
+    expect(() => parseConfig({ ...withDense, initFrom: "../../model-artifacts/taesr-edge-small@0.3.0" })).not.toThrow();
   });
 });
 
@@ -154,7 +243,7 @@ describe("held-out train queries (holdoutQueries)", () => {
       { adapt: records },
       { seed: 3, validationFraction: 0.1, maxValidationPairs: 100, minDocChars: 10, sources: { adapt: { holdoutQueries: fraction } } },
     );
-    const stats = mineHardNegatives(set.train, "adapt", { kinds: ["title->text", "train-query->text"], depth: 5 }, terms, 7);
+    const stats = await mineHardNegatives(set.train, "adapt", { kinds: ["title->text", "train-query->text"], depth: 5 }, bm25, 7);
     expect(stats.mined).toBeGreaterThan(0);
     for (const p of set.train) expect(heldTexts.has(normKey(p.query)), p.query).toBe(false);
     // The held-out queries' documents are still trained on (title → text) and can be a negative for other queries.

@@ -1,6 +1,6 @@
 /**
  * `npm run train -- --config <file.json> [--resume] [--run-dir DIR] [--max-minutes N] [--export]`
- * `npm run train -- --adapt <corpus dir> [--from model-artifacts/<name>@<version>] [--name NAME] [--steps N]
+ * `npm run train -- --adapt <corpus dir> [--from model-artifacts/<name>@<version>] [--name NAME] [--steps N] [--hard-negatives bm25|dense]
  *    [--max-minutes N] [--run-dir DIR] [--resume]` — domain adaptation (train/adapt.ts): fine-tunes the base artifact
  *    (default: the bundled one) on a BEIR or JSONL corpus and exports <name>@<next minor> into model-artifacts/.
  *
@@ -10,7 +10,7 @@
  * @module
  */
 import path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { AdaptCorpusError } from "../data/adapt-corpus.js";
 import { adapt, type AdaptResult } from "../train/adapt.js";
 import { ConfigError } from "../train/config.js";
@@ -36,6 +36,12 @@ const program = new Command()
   .option("--from <artifact dir>", "--adapt: base artifact (default: the one model-artifacts/bundled.json names)")
   .option("--name <name>", "--adapt: artifact name (default: <base name without -small>-<corpus dir name>)")
   .option("--steps <n>", "--adapt: training steps (default: training/configs/adapt.json's)", positiveInteger)
+  .addOption(
+    new Option("--hard-negatives <ranker>", "--adapt: rank the corpus's hard negatives by BM25 or by the base artifact's dense embeddings (default: the preset's, bm25)").choices([
+      "bm25",
+      "dense",
+    ]),
+  )
   .option("--resume", "continue from the newest checkpoint in the run dir", false)
   .option("--run-dir <dir>", "run directory (default training/runs/<config name>)")
   .option("--max-minutes <n>", "stop with a checkpoint after this much training time", positiveNumber)
@@ -49,6 +55,7 @@ const opts = program.opts<{
   from?: string;
   name?: string;
   steps?: number;
+  hardNegatives?: "bm25" | "dense";
   resume: boolean;
   runDir?: string;
   maxMinutes?: number;
@@ -58,7 +65,9 @@ const opts = program.opts<{
 
 const base = process.env["INIT_CWD"] ?? process.cwd();
 if ((opts.config === undefined) === (opts.adapt === undefined)) program.error("error: pass exactly one of --config <file> or --adapt <dir>");
-if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps) !== undefined) program.error("error: --from, --name and --steps go with --adapt");
+if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps ?? opts.hardNegatives) !== undefined) {
+  program.error("error: --from, --name, --steps and --hard-negatives go with --adapt");
+}
 if (opts.adapt !== undefined && opts.export) program.error("error: --export goes with --config (an adaptation exports when it finishes)");
 /** The stdout summary of a run: the result without the per-update loss history (tests and curves read that). */
 function runSummary(result: TrainResult & Partial<Pick<AdaptResult, "configPath" | "artifact">>): Record<string, unknown> {
@@ -87,6 +96,7 @@ try {
           ...(opts.from !== undefined ? { from: path.resolve(base, opts.from) } : {}),
           ...(opts.name !== undefined ? { name: opts.name } : {}),
           ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
+          ...(opts.hardNegatives !== undefined ? { hardNegatives: opts.hardNegatives } : {}),
           ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
           ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
           resume: opts.resume,

@@ -8,7 +8,8 @@
  *    source, oversampled (`repeat`) so that it is about half the training stream beside the capped general sources
  *    (which keep the general ability), a share of its train queries held out by query id (the preset's
  *    `holdoutQueries`: their ids go into the manifest, and fusion weights are tuned on them; see data/pairs.ts
- *    isQueryHeldOut), and `export.version: "next"`. The derived config is written into the run
+ *    isQueryHeldOut), its hard negatives ranked by BM25 or, with `--hard-negatives dense`, by the base artifact
+ *    itself, and `export.version: "next"`. The derived config is written into the run
  *    directory (adapt-config.json), so `--resume` continues exactly that run.
  * 3. The trainer runs it and exports `<name>@<next minor>` (export.ts adds the manifest's `adaptation` record).
  * 4. A row goes into the artifacts directory's CHANGELOG.md with the held-out figures; the benchmark figures (SciFact
@@ -44,6 +45,9 @@ export interface AdaptOptions {
   name?: string;
   /** Training steps (default: the preset's). */
   steps?: number;
+  /** What ranks the corpus's hard negatives (default: the preset's, BM25): "dense" mines them with the base artifact's
+   * own embeddings (data/dense-negatives.ts). */
+  hardNegatives?: "bm25" | "dense";
   maxMinutes?: number;
   /** Run directory (default: <runsDir>/adapt-<name>, or -2, -3… when taken; see {@link chooseRunDir}). */
   runDir?: string;
@@ -211,6 +215,14 @@ async function deriveConfig(
     },
     export: { ...(preset["export"] as object), name: ctx.name, version: "next", outDir: rel(ctx.artifactsDir), force: false },
   };
+  const presetNegatives = data["sources"]?.["adapt"]?.["hardNegatives"] as Record<string, unknown> | undefined;
+  if (opts.hardNegatives !== undefined) {
+    if (!presetNegatives) throw new ConfigError(`--hard-negatives ${opts.hardNegatives}: the preset ${presetPath} mines no hard negatives for the corpus (data.sources.adapt.hardNegatives)`);
+    // Only a change is written, so a run without the option derives the same config (and resume key) as before.
+    if ((presetNegatives["ranker"] ?? "bm25") !== opts.hardNegatives) {
+      raw = deepMerge(raw, { data: { sources: { adapt: { hardNegatives: { ranker: opts.hardNegatives } } } } });
+    }
+  }
   const overrides = opts.overrides ?? {};
   const source = `${presetPath} (derived for ${ctx.corpusDir})`;
   const config = parseConfig(deepMerge(raw, overrides), source);

@@ -17,7 +17,7 @@ const positiveInt = z.number().int().positive();
  * supervised pairs of a corpus are a few percent of its pairs and would otherwise be seen about once per run. */
 const kindRepeatSchema = z.record(z.string().min(1), positiveInt);
 
-/** BM25-mined hard negatives (data/hard-negatives.ts) for the pairs of the listed kinds. */
+/** Mined hard negatives (data/hard-negatives.ts) for the pairs of the listed kinds. */
 const hardNegativesSchema = z
   .object({
     /** Pair kinds that get a mined negative (e.g. "title->text", "train-query->text"). */
@@ -25,6 +25,10 @@ const hardNegativesSchema = z
     /** The negative is drawn (seeded) from this many best-ranked non-positive documents: the very top hit is too often
      * an unjudged positive, a wider pool trades hardness for fewer false negatives. */
     depth: positiveInt.max(100).default(10),
+    /** What ranks the documents: "bm25" (the default: lexically close documents) or "dense" (the initFrom artifact's
+     * own embeddings, data/dense-negatives.ts: the documents the model starts out confusing). Optional rather than
+     * defaulted, so configs without it parse — and resume — as before. */
+    ranker: z.enum(["bm25", "dense"]).optional(),
   })
   .strict();
 
@@ -311,6 +315,15 @@ export const trainConfigSchema = z
         path: ["initEmbeddings"],
         message: "\"glove\" initialises a model from scratch; with initFrom the token embeddings come from that model (drop one of them)",
       });
+    }
+    for (const [name, source] of Object.entries(c.data.sources)) {
+      if (source?.hardNegatives?.ranker === "dense" && c.initFrom === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["data", "sources", name, "hardNegatives", "ranker"],
+          message: '"dense" ranks with the model the run starts from: it needs initFrom (a trained artifact directory)',
+        });
+      }
     }
     if (t.objectives?.sparse && !c.arch.sparseHead) {
       ctx.addIssue({ code: "custom", path: ["training", "objectives", "sparse"], message: "needs arch.sparseHead: true (the head it trains)" });

@@ -16,6 +16,7 @@ import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/i
 import type { BackendName } from "../backend.js";
 import { readAdaptCorpus, TRAIN_QRELS, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
 import { CORPUS_FILES } from "../data/corpora.js";
+import { BM25 } from "../data/hard-negatives.js";
 import { exportArtifact, nextMinorVersion } from "../export/artifact.js";
 import { buildPairs, heldOutQueryIds, normKey, QUERY_HOLDOUT_RULE, type PairStats } from "../data/pairs.js";
 import { isDirectory, readArtifactManifest } from "../model/artifact-weights.js";
@@ -80,6 +81,9 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
           ...(counts.repeat !== undefined ? { repeat: counts.repeat, trainPairsWithRepeats: counts.train } : {}),
           heldOutPairs: counts.validation,
           pairKinds: counts.kinds,
+          // Which ranker mined the negatives says what the run learnt from (BM25's lexical look-alikes or the start
+          // model's own confusions); the stats leave BM25 unnamed to keep old runs' fingerprints.
+          ...(counts.hardNegatives ? { hardNegatives: { ...counts.hardNegatives, ranker: counts.hardNegatives.ranker ?? BM25 } } : {}),
         },
       ];
     }),

@@ -20,7 +20,8 @@ import { labelRows } from "../data/subspace-labels.js";
 import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
 import { buildPairs, type PairInputs, type PairSet, type PairSource } from "../data/pairs.js";
 import { adaptRecords } from "../data/adapt-corpus.js";
-import { mineHardNegatives, type HardNegativeOptions } from "../data/hard-negatives.js";
+import { bm25Ranker, mineHardNegatives, type HardNegativeOptions } from "../data/hard-negatives.js";
+import { openDenseRanker, type DenseRanker } from "../data/dense-negatives.js";
 import { lexicalTerms } from "../../../src/retrieval/lexical.js";
 import { hashString } from "../data/random.js";
 import { isDirectory, loadArtifactWeights } from "../model/artifact-weights.js";
@@ -210,22 +211,39 @@ function pinGpuDevice(config: TrainConfig): void {
 }
 
 /**
- * Mines BM25 hard negatives for every source whose config asks for them, recording the counts in the pair stats (they
- * are part of the data fingerprint, so a resumed run with other negatives is refused).
+ * Mines hard negatives for every source whose config asks for them, recording the counts in the pair stats (they
+ * are part of the data fingerprint, so a resumed run with other negatives is refused). BM25 ranks unless the source
+ * asks for "dense", which ranks with the initFrom artifact (opened once, for every source that wants it).
  */
-function minePairNegatives(pairs: PairSet, config: TrainConfig, tokenizer: WordPieceTokenizer, log: (line: string) => void): void {
-  const terms = (text: string) => lexicalTerms(tokenizer.tokenize(text));
-  for (const [source, options] of Object.entries(config.data.sources) as [PairSource, { hardNegatives?: HardNegativeOptions } | undefined][]) {
-    if (!options?.hardNegatives) continue;
-    const t0 = performance.now();
-    const stats = mineHardNegatives(pairs.train, source, options.hardNegatives, terms, config.seed);
-    const bySource = pairs.stats.bySource[source];
-    if (bySource) bySource.hardNegatives = stats;
-    log(
-      `${source}: ${stats.mined} BM25 hard negatives (${stats.none} pairs without one) from ${stats.indexed} documents ` +
-        `in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
-        (stats.missingKinds ? `; no pairs of kind ${stats.missingKinds.join(", ")} to mine for` : ""),
-    );
+async function minePairNegatives(pairs: PairSet, loaded: LoadedConfig, tokenizer: WordPieceTokenizer, log: (line: string) => void): Promise<void> {
+  const { config } = loaded;
+  const bm25 = bm25Ranker((text: string) => lexicalTerms(tokenizer.tokenize(text)));
+  let dense: DenseRanker | undefined;
+  const denseRanker = async (): Promise<DenseRanker> => {
+    if (dense) return dense;
+    const dir = resolveFromConfig(loaded, config.initFrom!);
+    if (!(await isDirectory(dir))) {
+      throw new Error(`hardNegatives.ranker "dense" ranks with the initFrom artifact's ONNX graphs; ${dir} is not an artifact directory`);
+    }
+    dense = await openDenseRanker(dir);
+    return dense;
+  };
+  try {
+    for (const [source, options] of Object.entries(config.data.sources) as [PairSource, { hardNegatives?: HardNegativeOptions } | undefined][]) {
+      if (!options?.hardNegatives) continue;
+      const t0 = performance.now();
+      const ranker = options.hardNegatives.ranker === "dense" ? await denseRanker() : bm25;
+      const stats = await mineHardNegatives(pairs.train, source, options.hardNegatives, ranker, config.seed);
+      const bySource = pairs.stats.bySource[source];
+      if (bySource) bySource.hardNegatives = stats;
+      log(
+        `${source}: ${stats.mined} hard negatives by ${ranker.name} (${stats.none} pairs without one) from ${stats.indexed} documents ` +
+          `in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+          (stats.missingKinds ? `; no pairs of kind ${stats.missingKinds.join(", ")} to mine for` : ""),
+      );
+    }
+  } finally {
+    await dense?.release();
   }
 }
 
@@ -257,7 +275,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
     minDocChars: config.data.minDocChars,
     sources: config.data.sources,
   });
-  minePairNegatives(pairs, config, tokenizer, log);
+  await minePairNegatives(pairs, loaded, tokenizer, log);
   log(
     `pairs: ${pairs.stats.train} train, ${pairs.stats.validation} validation ` +
       `(${pairs.stats.duplicatesDropped} duplicates dropped) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
