@@ -361,7 +361,14 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
       supervision: expect.stringMatching(/^supervised in-domain: 1 train queries \(minibeir\/qrels\/train\.tsv only.*; 1 more held out by query id/),
       otherSources: ["debian", "wordnet"],
     });
-    expect(a.heldOutQueries).toEqual({ fraction: 0.15, rule: QUERY_HOLDOUT_RULE, count: 1, ids: ["q3"] });
+    const { retrieval, ...heldOut } = a.heldOutQueries;
+    expect(heldOut).toEqual({ fraction: 0.15, rule: QUERY_HOLDOUT_RULE, count: 1, ids: ["q3"] });
+    // q3 ("how vaccines train the immune system") ranked against all 12 documents by the exported artifact as served:
+    // BM25 puts d3 ("Vaccines … train the immune system") first; the random-weight model ranks it somewhere in 1…12.
+    expect(retrieval).toMatchObject({ queries: 1, documents: 12, dims: 128, variant: "int8w", documentDepth: 1, bm25: { ndcg10: 1, recall100: 1 } });
+    expect(retrieval.dense.recall100).toBe(1);
+    const atRanks = Array.from({ length: 10 }, (_, r) => Math.round((1 / Math.log2(r + 2)) * 1e4) / 1e4);
+    expect([0, ...atRanks]).toContain(retrieval.dense.ndcg10);
     expect(a.pairKinds).toEqual({ "title->text": 11, "train-query->text": 2 });
     expect(manifest.training.dataSources.adapt.pairKinds).toEqual(a.pairKinds);
     expect(a.repeat).toBeGreaterThan(1);
@@ -408,6 +415,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(rows[0]).toMatch(/^\| taesr-test-minibeir@0\.1\.0 \| 2026-01-02 \| domain adaptation of taesr-test-small@0\.3\.0 to "minibeir"/);
     expect(rows[0]).toContain("supervised in-domain: 1 train queries");
     expect(rows[0]).toMatch(/held-out MRR@128 at k=1\/3\/6: in-domain [0-9.]+ \/ [0-9.]+ \/ [0-9.]+/);
+    expect(rows[0]).toContain(`| 1 held-out train queries against all 12 documents (128-d int8w): NDCG@10 dense ${retrieval.dense.ndcg10}, BM25 1; benchmark figures: add after \`npm run eval\` |`);
     expect(rows[1]).toMatch(/^\| taesr-test-minibeir@0\.2\.0 \|.* ×4 \(100% of the stream\) \+ no general sources/);
     expect(rows[0]!.split(" | ")).toHaveLength(5);
 

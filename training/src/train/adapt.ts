@@ -12,8 +12,9 @@
  *    itself, and `export.version: "next"`. The derived config is written into the run
  *    directory (adapt-config.json), so `--resume` continues exactly that run.
  * 3. The trainer runs it and exports `<name>@<next minor>` (export.ts adds the manifest's `adaptation` record).
- * 4. A row goes into the artifacts directory's CHANGELOG.md with the held-out figures; the benchmark figures (SciFact
- *    test NDCG@10…) are left for a human to add after `npm run eval`.
+ * 4. A row goes into the artifacts directory's CHANGELOG.md with the held-out figures — the in-batch validation, and
+ *    the held-out train queries ranked against the whole corpus by the exported artifact (export.ts,
+ *    held-out-retrieval.ts); the benchmark figures (SciFact test NDCG@10…) are left for a human to add after `npm run eval`.
  *
  * @module
  */
@@ -26,6 +27,7 @@ import { buildPairs, heldOutQueryIds, type AdaptRecord, type PairSource } from "
 import { readArtifactManifest } from "../model/artifact-weights.js";
 import { ConfigError, parseConfig, type TrainConfig } from "./config.js";
 import { DEFAULT_RUNS_DIR, train, type TrainResult } from "./trainer.js";
+import type { HeldOutRetrieval } from "./held-out-retrieval.js";
 import type { ValidationResult } from "./validate.js";
 
 /** The repository's model-artifacts/ (the default home of base and adapted artifacts, and of CHANGELOG.md). */
@@ -290,7 +292,12 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   const size = (variant: "fp32" | "int8") =>
     formatBytes(Object.entries(manifest.files).reduce((n, [rel, f]) => (rel.startsWith(`${variant}/`) ? n + f.bytes : n), 0));
   const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\s+/g, " ");
-  return `| ${cell(`${manifest.name}@${manifest.version}`)} | ${date} | ${cell(what)} | — (not evaluated yet: add after \`npm run eval\`) | ${size("fp32")} · ${size("int8")} |`;
+  const retrieval = (a["heldOutQueries"] as Record<string, any> | undefined)?.["retrieval"] as HeldOutRetrieval | undefined;
+  const figures = retrieval
+    ? `${retrieval.queries} held-out train queries against all ${Number(retrieval.documents).toLocaleString("en-US")} documents (${retrieval.dims}-d ${retrieval.variant}): ` +
+      `NDCG@10 dense ${retrieval.dense.ndcg10}, BM25 ${retrieval.bm25.ndcg10}; benchmark figures: add after \`npm run eval\``
+    : "— (not evaluated yet: add after \`npm run eval\`)";
+  return `| ${cell(`${manifest.name}@${manifest.version}`)} | ${date} | ${cell(what)} | ${cell(figures)} | ${size("fp32")} · ${size("int8")} |`;
 }
 
 const CHANGELOG_HEADER = `# Model artifacts

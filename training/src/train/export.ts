@@ -11,6 +11,8 @@
  *
  * @module
  */
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import type { TaesrArchitecture } from "../../../src/model/spec.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import type { BackendName } from "../backend.js";
@@ -18,7 +20,9 @@ import { readAdaptCorpus, TRAIN_QRELS, type AdaptCorpusInfo } from "../data/adap
 import { CORPUS_FILES } from "../data/corpora.js";
 import { BM25 } from "../data/hard-negatives.js";
 import { exportArtifact, nextMinorVersion } from "../export/artifact.js";
-import { buildPairs, heldOutQueryIds, normKey, QUERY_HOLDOUT_RULE, type PairStats } from "../data/pairs.js";
+import { buildPairs, heldOutQueryIds, normKey, QUERY_HOLDOUT_RULE, type AdaptRecord, type PairStats } from "../data/pairs.js";
+import { manifestTextWithMember } from "../export/manifest-edit.js";
+import { heldOutRetrieval } from "./held-out-retrieval.js";
 import { isDirectory, readArtifactManifest } from "../model/artifact-weights.js";
 import { gloveProvenance } from "../model/glove-init.js";
 import { paramsToFloat32, type TaesrParams } from "../model/params.js";
@@ -62,6 +66,9 @@ export interface AdaptationSummary {
   record: Record<string, unknown>;
   /** Held-out figures on the corpus's own pairs. */
   inDomain: ValidationResult;
+  /** The corpus as read, and the train query ids held out of it (empty without holdoutQueries or train qrels). */
+  records: AdaptRecord[];
+  heldOutIds: string[];
 }
 
 /** The manifest's `training` record. */
@@ -143,7 +150,7 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
   // Ids, not only the rule: an evaluation then needs neither this code's hash nor the corpus to know which queries
   // the run never trained on (bench/eval/fusion-tuning.ts fairTuningQueries).
   const holdout = source.holdoutQueries ?? 0;
-  const heldOutIds = holdout > 0 ? heldOutQueryIds(corpus.records, holdout) : [];
+  const heldOutIds = holdout > 0 && info.trainQrels ? heldOutQueryIds(corpus.records, holdout) : [];
   const heldOut = heldOutIds.length > 0 ? `; ${heldOutIds.length} more held out by query id for tuning (adaptation.heldOutQueries)` : "";
   const supervision =
     trainQueries > 0
@@ -183,7 +190,7 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
     otherSources: Object.keys(input.pairs.bySource).filter((s) => s !== "adapt"),
     inDomainHeldOut: inDomain,
   };
-  return { corpus: info, note, record, inDomain };
+  return { corpus: info, note, record, inDomain, records: corpus.records, heldOutIds };
 }
 
 /**
@@ -221,5 +228,26 @@ export async function exportRun(input: ExportRunInput): Promise<string> {
     force: config.export.force,
   });
   input.log(`exported ${result.dir}`);
+  if (adaptation?.heldOutIds.length) await recordHeldOutRetrieval(result.dir, adaptation, input.log);
   return result.dir;
+}
+
+/**
+ * Ranks the adaptation corpus for its held-out train queries with the artifact just written (held-out-retrieval.ts)
+ * and adds the figures to the manifest's `adaptation.heldOutQueries.retrieval`. After the export, because it runs the
+ * exported graphs; the manifest is outside its own sha256 list, so the artifact's files do not change.
+ */
+async function recordHeldOutRetrieval(dir: string, adaptation: AdaptationSummary, log: (line: string) => void): Promise<void> {
+  const t0 = performance.now();
+  const retrieval = await heldOutRetrieval(dir, adaptation.records, adaptation.heldOutIds);
+  if (!retrieval) return;
+  const manifestPath = path.join(dir, "manifest.json");
+  const text = await readFile(manifestPath, "utf8");
+  const record = JSON.parse(text)["adaptation"] as Record<string, unknown>;
+  const heldOut = { ...(record["heldOutQueries"] as Record<string, unknown>), retrieval };
+  await writeFile(manifestPath, manifestTextWithMember(text, "adaptation", { ...record, heldOutQueries: heldOut }));
+  log(
+    `held-out train queries (${retrieval.queries}) against all ${retrieval.documents} documents, ${retrieval.dims}-d ${retrieval.variant}: ` +
+      `dense NDCG@10 ${retrieval.dense.ndcg10}, BM25 ${retrieval.bm25.ndcg10} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
 }
