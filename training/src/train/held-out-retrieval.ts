@@ -8,23 +8,13 @@
  *
  * @module
  */
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { ndcgAt, recallAt, type Judgements } from "../../../src/eval/metrics.js";
-import { TaesrEncoder, edgeVariantFor, parseManifest, type ModelVariant } from "../../../src/model/index.js";
+import type { ModelVariant } from "../../../src/model/index.js";
 import { bm25Search, buildBm25Postings } from "../../../src/retrieval/bm25.js";
-import { denseSearch, packMatrix } from "../../../src/retrieval/dense.js";
 import { documentText } from "../../../src/retrieval/documents.js";
 import { lexicalTerms } from "../../../src/retrieval/lexical.js";
-import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
-import { readArtifactDir } from "../../../workers/origin/src/artifact-files.js";
-import { ortNode } from "../../../workers/origin/src/ort-node.js";
 import type { AdaptRecord } from "../data/pairs.js";
-
-/** The width the edge searches (or the artifact's widest when it has no 128-d prefix). */
-const SERVED_DIMS = 128;
-/** Documents per encoder call, as the indexer batches them. */
-const DOCUMENT_BATCH = 16;
+import { openServedDense } from "../model/served-dense.js";
 
 export interface RankingFigures {
   ndcg10: number;
@@ -65,43 +55,27 @@ export async function heldOutRetrieval(artifactDir: string, records: readonly Ad
   }
   if (queries.size === 0) return undefined;
 
-  const manifest = parseManifest(await readFile(path.join(artifactDir, "manifest.json"), "utf8"));
-  const variant = edgeVariantFor(manifest);
-  const artifact = await readArtifactDir(artifactDir, [variant]);
-  const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);
-  const encoder = await TaesrEncoder.create({ ort: ortNode, manifest: artifact.manifest, files: artifact.files, variant, tokenizer });
-  const widths = manifest.architecture.matryoshkaDims;
-  const dims = widths.includes(SERVED_DIMS) ? SERVED_DIMS : Math.max(...widths);
-  const documentDepth = manifest.retrieval?.documentDepth?.depth ?? "auto";
+  const served = await openServedDense(artifactDir, "edge");
   const texts = records.map((r) => documentText(r));
   const ids = records.map((r) => r.id);
   const asked = [...queries.values()];
   let denseRankings: string[][];
   try {
-    const vectors: Float32Array[] = [];
-    for (let start = 0; start < texts.length; start += DOCUMENT_BATCH) {
-      vectors.push(...(await encoder.embed(texts.slice(start, start + DOCUMENT_BATCH), { dims, depth: documentDepth })).embeddings);
-    }
-    const matrix = packMatrix(vectors, dims);
-    denseRankings = [];
-    // One query per call: a batch runs at its hardest input's depth, and a search embeds its query alone.
-    for (const { text } of asked) {
-      const [vector] = (await encoder.embed([text], { dims })).embeddings;
-      denseRankings.push(denseSearch(matrix, dims, vector!, 100).map((hit) => ids[hit.id]!));
-    }
+    const matrix = await served.embedDocuments(texts);
+    denseRankings = (await served.search(matrix, asked.map((q) => q.text), 100)).map((rows) => rows.map((row) => ids[row]!));
   } finally {
-    await encoder.release();
+    await served.release();
   }
-  const terms = (text: string) => lexicalTerms(tokenizer.tokenize(text));
+  const terms = (text: string) => lexicalTerms(served.tokenizer.tokenize(text));
   const { postings, stats } = buildBm25Postings(texts.map(terms));
   const bm25Rankings = asked.map(({ text }) => bm25Search(terms(text), stats, postings, 100).map((hit) => ids[hit.id]!));
   const judgements = asked.map((q) => q.judgements);
   return {
     queries: asked.length,
     documents: records.length,
-    dims,
-    variant,
-    documentDepth,
+    dims: served.dims,
+    variant: served.variant,
+    documentDepth: served.documentDepth,
     dense: figures(denseRankings, judgements),
     bm25: figures(bm25Rankings, judgements),
   };
