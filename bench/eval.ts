@@ -81,7 +81,7 @@ import {
 } from "../src/retrieval/index.js";
 import { edgeVariantFor, lengthRuleOf, MODEL_VARIANTS, parseFastRemRouter, parseManifest, type ArtifactManifest, type ModelVariant, type PassageOptions, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass, type Projection } from "./eval/corpus-index.js";
+import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass, type PassageScoring, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import {
   evaluate,
@@ -172,6 +172,11 @@ const program = new Command()
     parsePassages,
     "none" as const,
   )
+  .addOption(
+    new Option("--passage-scoring <how>", "with --passages: a document's pooled vector, or its best passage (one stored vector per passage)")
+      .choices(["mean", "max"])
+      .default("mean"),
+  )
   .option("--limit-queries <n>", "evaluate only the first n judged queries (quick checks)", positiveInteger)
   .option("--out <file>", "also write the JSON result here")
   .option("--run-file <file>", "also write the ranking (top 1000 per query) in TREC run format: qid Q0 docid rank score tag")
@@ -203,6 +208,7 @@ type Options = {
   queryDepth?: "1" | "3" | "6";
   documentDepth?: "1" | "3" | "6";
   passages: PassageOptions | "none";
+  passageScoring: PassageScoring;
   limitQueries?: number;
   out?: string;
   runFile?: string;
@@ -299,6 +305,7 @@ async function main(): Promise<void> {
   const quant = options.quant ?? servedVariant;
   const variant = quant === "binary" ? servedVariant : quant;
   if (options.save && options.passages !== "none") throw new Error("--save needs the documents as the Worker indexes them: drop --passages");
+  if (options.passageScoring !== "mean" && options.passages === "none") throw new Error("--passage-scoring max scores a document by its best passage: give --passages (such as 120x8)");
   if (options.save && variant !== servedVariant) throw new Error(`--save needs the Worker's dense setting: --quant ${servedVariant}, the variant it runs this artifact in (got --quant ${quant})`);
   const routerFile = options.routerFile ? parseFastRemRouter(JSON.parse(await readFile(options.routerFile, "utf8"))) : undefined;
   const model = await openModel(modelDir, [variant], { router: (manifest) => chosenRouter(options.router, manifest, routerFile) });
@@ -324,7 +331,7 @@ async function main(): Promise<void> {
   let dims = options.dims;
   let context;
   let meanDocDepth: number | null = null;
-  let documentPassages: { maxPieces: number; maxPassages: number; meanPassages: number } | null = null;
+  let documentPassages: { maxPieces: number; maxPassages: number; meanPassages: number; scoring: PassageScoring } | null = null;
   let sparseCut: { max_terms: number; mean_doc_terms: number } | undefined;
   if (options.encoder !== "taesr") {
     const peer = await openPeerSide(options.encoder, dataset);
@@ -351,15 +358,15 @@ async function main(): Promise<void> {
       }
       const documentDepth = documentDepthOf(options, model.manifest);
       const atDepth: CorpusPass = documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
-      const documentPass: CorpusPass = options.passages === "none" ? atDepth : { ...atDepth, passages: options.passages };
+      const documentPass: CorpusPass = options.passages === "none" ? atDepth : { ...atDepth, passages: options.passages, passageScoring: options.passageScoring };
       // The learned sparse list, as the Worker fuses it: in fused modes of an artifact whose graphs include the head.
       const fused = mode === "hybrid" || mode === "late" || mode === "hybrid+late";
       const sparse = fused && options.sparse && encoder.hasSparse ? { ...SERVED_SPARSE_CUT, ...(options.sparseTerms ? { maxTerms: options.sparseTerms } : {}) } : undefined;
       if (sparse) console.error(`sparse: ${model.label} has the sparse head; hybrid fuses its learned terms as a third list (--no-sparse leaves them out)`);
       const corpus = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors, ...(sparse ? { sparse } : {}) });
       meanDocDepth = corpus.meanDocDepth;
-      documentPassages = documentPass.passages ? { ...documentPass.passages, meanPassages: corpus.meanPassages ?? 1 } : null;
-      if (sparse && corpus.sparse) sparseCut = { max_terms: sparse.maxTerms, mean_doc_terms: Math.round((10 * corpus.sparse.postingCount) / Math.max(1, corpus.rows)) / 10 };
+      documentPassages = documentPass.passages ? { ...documentPass.passages, meanPassages: corpus.meanPassages ?? 1, scoring: options.passageScoring } : null;
+      if (sparse && corpus.sparse) sparseCut = { max_terms: sparse.maxTerms, mean_doc_terms: Math.round((10 * corpus.sparse.postingCount) / Math.max(1, dataset.corpus.length)) / 10 };
       inputs.dense = new DenseViews(corpus);
       // --query-depth: the queries alone at a fixed depth, against the same document vectors.
       const queryPass: CorpusPass = options.queryDepth ? { ...pass, depth: Number(options.queryDepth) as 1 | 3 | 6 } : pass;

@@ -65,10 +65,15 @@ export interface CorpusPass {
   variant: ModelVariant;
   depth: 1 | 3 | 6 | "auto";
   earlyExit: boolean;
-  /** Documents as pooled passages (encoder.ts `passages`; eval --passages); absent = each document's first maxLength
+  /** Documents as passages (encoder.ts `passages`; eval --passages); absent = each document's first maxLength
    * pieces, as the Worker indexes them. */
   passages?: PassageOptions;
+  /** With `passages`: a document is its pooled vector ("mean", the default), or one row per passage and its best
+   * passage's score ("max": DenseIndex.owners; eval --passage-scoring). */
+  passageScoring?: PassageScoring;
 }
+
+export type PassageScoring = "mean" | "max";
 
 /**
  * The depth the Worker indexes documents at for a pass at `depth`: the manifest's chosen document depth
@@ -86,7 +91,9 @@ export function indexedDocumentPass(pass: CorpusPass, manifest: Pick<ArtifactMan
 
 export function passLabel(pass: CorpusPass): string {
   const depth = pass.depth === "auto" ? "auto (router)" : `depth ${pass.depth}`;
-  const passages = pass.passages ? `, passages of ≤ ${pass.passages.maxPieces} pieces (≤ ${pass.passages.maxPassages})` : "";
+  const passages = pass.passages
+    ? `, passages of ≤ ${pass.passages.maxPieces} pieces (≤ ${pass.passages.maxPassages}, ${pass.passageScoring === "max" ? "best passage" : "pooled"})`
+    : "";
   return `${pass.variant}, ${depth}, early exit ${pass.earlyExit ? "on" : "off"}${passages}`;
 }
 
@@ -96,6 +103,11 @@ export interface DenseIndex {
   /** rows × fullDims, row-major, unit-length rows. */
   vectors: Float32Array;
   rows: number;
+  /** When documents are stored as several rows (one per passage, CorpusPass.passageScoring "max"): each row's corpus
+   * index, rows of a document contiguous; absent = row i is document i. */
+  owners?: Int32Array;
+  /** The most rows any document has (1 without owners): a dense search takes this many times the rows it needs. */
+  maxRowsPerDoc: number;
   /** Mean recursion steps run per document (batch depth, TAESR only). */
   meanDocDepth: number | null;
   /** Mean passages per document when documents were embedded as passages (CorpusPass.passages). */
@@ -131,7 +143,22 @@ export async function embedCorpus(
   options: { tokenVectors?: boolean; sparse?: SparseCut } = {},
 ): Promise<DenseIndex> {
   const fullDims = encoder.architecture.outputDim;
-  const vectors = new Float32Array(corpus.length * fullDims);
+  const byPassage = pass.passages !== undefined && pass.passageScoring === "max";
+  // One row per document, or per passage (grown as passages arrive: their count is known only after the split).
+  let vectors = new Float32Array(corpus.length * fullDims);
+  let rows = 0;
+  const owners: number[] = [];
+  let maxRowsPerDoc = 1;
+  const addRow = (vector: Float32Array, owner: number) => {
+    if ((rows + 1) * fullDims > vectors.length) {
+      const grown = new Float32Array(Math.max(vectors.length * 2, (rows + 1) * fullDims));
+      grown.set(vectors);
+      vectors = grown;
+    }
+    vectors.set(vector, rows * fullDims);
+    owners.push(owner);
+    rows++;
+  };
   const tokens: QuantizedTokenMatrix[] | undefined = options.tokenVectors ? [] : undefined;
   const sparse = options.sparse ? new SparseIndex<number>() : undefined;
   let tokenBytes = 0;
@@ -147,10 +174,18 @@ export async function embedCorpus(
       depth: pass.depth,
       earlyExit: pass.earlyExit,
       tokenVectors: Boolean(tokens),
-      ...(pass.passages ? { passages: pass.passages } : {}),
+      ...(pass.passages ? { passages: pass.passages, passageVectors: byPassage } : {}),
       ...(options.sparse ? { sparse: { ...options.sparse } } : {}),
     });
-    result.embeddings.forEach((vector, i) => vectors.set(vector, (start + i) * fullDims));
+    if (byPassage) {
+      if (result.passageVectors?.length !== batch.length) throw new Error("the encoder returned no passage vectors (src/model/encoder.ts passageVectors)");
+      result.passageVectors.forEach((passageRows, i) => {
+        for (const vector of passageRows) addRow(vector, start + i);
+        maxRowsPerDoc = Math.max(maxRowsPerDoc, passageRows.length);
+      });
+    } else {
+      result.embeddings.forEach((vector, i) => addRow(vector, start + i));
+    }
     depthSum += result.depth * batch.length;
     for (const p of result.passages ?? []) passageSum += p.count;
     if (sparse) {
@@ -170,8 +205,10 @@ export async function embedCorpus(
   bar.stop();
   return {
     fullDims,
-    vectors,
-    rows: corpus.length,
+    vectors: vectors.subarray(0, rows * fullDims),
+    rows,
+    ...(byPassage ? { owners: Int32Array.from(owners) } : {}),
+    maxRowsPerDoc,
     meanDocDepth: depthSum / corpus.length,
     ...(pass.passages ? { meanPassages: passageSum / corpus.length } : {}),
     ...(tokens ? { tokens, tokenBytesPerDoc: tokenBytes / corpus.length } : {}),
@@ -187,7 +224,7 @@ export function denseIndexFromVectors(vectors: readonly Float32Array[], fullDims
     if (vector.length !== fullDims) throw new Error(`vector ${row} has ${vector.length} dimensions, expected ${fullDims}`);
     matrix.set(vector, row * fullDims);
   });
-  return { fullDims, vectors: matrix, rows: vectors.length, meanDocDepth: null, embedSeconds };
+  return { fullDims, vectors: matrix, rows: vectors.length, maxRowsPerDoc: 1, meanDocDepth: null, embedSeconds };
 }
 
 /** How 384 dimensions become fewer: the trained Matryoshka prefix, or a PCA fitted on this corpus. */

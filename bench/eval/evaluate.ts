@@ -25,6 +25,7 @@ import { averagePrecisionAt, mean, mrrAt, ndcgAt, percentile, recallAt } from ".
 import { queryFlops, type TaesrArchitecture } from "../../src/model/index.js";
 import {
   DEFAULT_RESCORE_FACTOR,
+  bestRowPerOwner,
   bm25Search,
   MAX_LATE_RERANK_DEPTH,
   combineRankings,
@@ -164,15 +165,15 @@ export function usesTokens(mode: EvalMode): boolean {
   return mode === "late" || mode === "hybrid+late";
 }
 
-/** Stored bytes per document of the dense side of a setting (PCA adds its mean and components, spread over the corpus). */
-export function denseBytesPerDoc(setting: Pick<EvalSetting, "dims" | "vectors" | "projection">, fullDims: number, docs: number): number {
+/** Stored bytes per document of the dense side of a setting (`rowsPerDoc` vectors each; PCA adds its mean and components, spread over the corpus). */
+export function denseBytesPerDoc(setting: Pick<EvalSetting, "dims" | "vectors" | "projection">, fullDims: number, docs: number, rowsPerDoc = 1): number {
   const sizes = compressedBytesPerVector(setting.dims);
   const vectors = {
     float: sizes.float32,
     int8: sizes.int8,
     binary: sizes.binary,
     "binary-rescore": sizes.binary + sizes.int8,
-  }[setting.vectors];
+  }[setting.vectors] * rowsPerDoc;
   const projection = setting.projection === "pca" ? (4 * (setting.dims * fullDims + fullDims)) / Math.max(1, docs) : 0;
   return vectors + projection;
 }
@@ -210,6 +211,11 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
   const bitRows = dense && (vectors === "binary" || vectors === "binary-rescore") ? dense.bits(projection, dims) : undefined;
   if (dense && projection === "pca") dense.pca(dims);
   const docTokens = dense?.index.tokens;
+  // Documents stored as passage rows are scored by their best row: enough rows that the CANDIDATES best documents
+  // are among them (src/retrieval/dense.ts bestRowPerOwner).
+  const owners = dense?.index.owners;
+  const rowsPerDoc = owners ? dense!.index.maxRowsPerDoc : 1;
+  const rowsNeeded = CANDIDATES * rowsPerDoc;
 
   const firstStageNdcg10: number[] = [];
   const firstStageRecall100: number[] = [];
@@ -226,13 +232,15 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
     const lists: KeptLists["lists"] = {};
     if (dense && encoded) {
       const q = dense.query(projection, dims, encoded.vector);
-      if (vectors === "float") lists.dense = denseSearch(floatMatrix!, dims, q, CANDIDATES);
-      else if (vectors === "int8") lists.dense = int8Search(int8Rows!, q, CANDIDATES);
-      else if (vectors === "binary") lists.dense = hammingSearch(bitRows!, dims, packSignBits(q, dims), CANDIDATES);
+      let rows: RankedHit<number>[];
+      if (vectors === "float") rows = denseSearch(floatMatrix!, dims, q, rowsNeeded);
+      else if (vectors === "int8") rows = int8Search(int8Rows!, q, rowsNeeded);
+      else if (vectors === "binary") rows = hammingSearch(bitRows!, dims, packSignBits(q, dims), rowsNeeded);
       else {
-        const candidates = hammingSearch(bitRows!, dims, packSignBits(q, dims), DEFAULT_RESCORE_FACTOR * BINARY_RESCORE_K);
-        lists.dense = rescoreInt8(candidates, int8Rows!, q, CANDIDATES);
+        const candidates = hammingSearch(bitRows!, dims, packSignBits(q, dims), DEFAULT_RESCORE_FACTOR * BINARY_RESCORE_K * rowsPerDoc);
+        rows = rescoreInt8(candidates, int8Rows!, q, rowsNeeded);
       }
+      lists.dense = owners ? bestRowPerOwner(rows, owners, CANDIDATES) : rows;
     }
     if (lexical) lists.lexical = bm25Search(lexicalTerms(tokenizer.tokenize(query.text)), lexical.stats, lexical.postings, CANDIDATES);
     if (sparse) {
@@ -286,7 +294,7 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
     architecture && depths.length === encoded.length && encoded.length > 0
       ? mean(encoded.map((q) => queryFlops(architecture, Math.min(Math.max(1, q.tokens ?? 1), architecture.maxLength), q.depth!).total))
       : null;
-  const denseBytes = dense ? denseBytesPerDoc(setting, dense.index.fullDims, dense.index.rows) : null;
+  const denseBytes = dense ? denseBytesPerDoc(setting, dense.index.fullDims, dataset.corpus.length, dense.index.rows / Math.max(1, dataset.corpus.length)) : null;
   const bm25Bytes = lexical ? lexical.bytesPerDoc : null;
   const lateBytes = usesTokens(mode) ? (dense?.index.tokenBytesPerDoc ?? null) : null;
   const sparseBytes = sparse ? inputs.dense?.index.sparseBytesPerDoc : undefined;

@@ -3,6 +3,7 @@
  * followed by every setting that produced them. The leading keys are those of the original eval CLI, in its order, so
  * scripts that read them keep working; what came later (vector format, projection, encoder, FLOPs, index bytes) follows.
  */
+import type { PassageScoring } from "./corpus-index.js";
 import type { EvalOutcome, EvalSetting } from "./evaluate.js";
 import { round4 } from "./evaluate.js";
 
@@ -30,7 +31,7 @@ export interface ResultContext {
   queryDepth?: string | null;
   meanDocDepth?: number | null;
   /** Documents as passages (corpus-index.ts CorpusPass.passages), with the mean passages per document. */
-  documentPassages?: { maxPieces: number; maxPassages: number; meanPassages: number } | null;
+  documentPassages?: { maxPieces: number; maxPassages: number; meanPassages: number; scoring: PassageScoring } | null;
 }
 
 export interface EvalResultJson {
@@ -77,7 +78,12 @@ export function evalResultJson(
     ...(context.documentPassages !== undefined
       ? {
           document_passages: context.documentPassages
-            ? { max_pieces: context.documentPassages.maxPieces, max_passages: context.documentPassages.maxPassages, mean: roundOrNull(context.documentPassages.meanPassages) }
+            ? {
+                max_pieces: context.documentPassages.maxPieces,
+                max_passages: context.documentPassages.maxPassages,
+                mean: roundOrNull(context.documentPassages.meanPassages),
+                scoring: context.documentPassages.scoring,
+              }
             : null,
         }
       : {}),

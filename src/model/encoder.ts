@@ -118,6 +118,11 @@ export interface EmbedOptions {
    * without it. Meant for documents (`npm run eval -- --passages` measures it; the Worker indexes documents whole).
    */
   passages?: PassageOptions;
+  /**
+   * With `passages`: also return each passage's own unit vector ({@link EmbedResult.passageVectors}), for an index
+   * that scores a document by its best passage instead of by the pooled vector.
+   */
+  passageVectors?: boolean;
 }
 
 export interface SparseOptions {
@@ -159,6 +164,8 @@ export interface EmbedResult {
   sparse?: SparseTerms[];
   /** Only with `passages`: how many passages each text was embedded as, and whether its end was left out. */
   passages?: { count: number; truncated: boolean }[];
+  /** Only with `passageVectors`: per text, one unit vector of `dims` components per passage, in passage order. */
+  passageVectors?: Float32Array[][];
   timings: { tokenizeMs: number; inferenceMs: number };
 }
 
@@ -172,6 +179,7 @@ interface Plan {
   tokenVectors: boolean;
   sparse: Required<SparseOptions> | undefined;
   passages: PassageOptions | undefined;
+  passageVectors: boolean;
 }
 
 /** Passages per model call when documents are embedded as passages: bounds the tensors of one call. */
@@ -356,7 +364,19 @@ export class TaesrEncoder {
       if (typeof passages !== "object" || passages === null) throw new TypeError(`passages must be {maxPieces, maxPassages}, got ${typeof passages}`);
       checkPassageOptions(passages, arch.maxLength);
     }
-    return { dims, depth, router, earlyExit, tokenVectors, sparse: this.sparsePlan(options.sparse), passages: passages ? { ...passages } : undefined };
+    const passageVectors = options.passageVectors ?? false;
+    if (typeof passageVectors !== "boolean") throw new TypeError(`passageVectors must be a boolean, got ${typeof passageVectors}`);
+    if (passageVectors && passages === undefined) throw new Error("passageVectors needs passages: the vectors are those of the passages a text is split into");
+    return {
+      dims,
+      depth,
+      router,
+      earlyExit,
+      tokenVectors,
+      sparse: this.sparsePlan(options.sparse),
+      passages: passages ? { ...passages } : undefined,
+      passageVectors,
+    };
   }
 
   private sparsePlan(option: EmbedOptions["sparse"]): Required<SparseOptions> | undefined {
@@ -466,8 +486,9 @@ export class TaesrEncoder {
     // Pooled at the full width, then cut to `dims`: a 128-d vector stored by the edge and the 128-d view of a 384-d one
     // (the eval's) are then the same vector.
     const dims = this.architecture.outputDim;
-    const passagePlan: Plan = { ...plan, dims, passages: undefined };
+    const passagePlan: Plan = { ...plan, dims, passages: undefined, passageVectors: false };
     const sums = texts.map(() => new Float32Array(dims));
+    const passageVectors: Float32Array[][] | undefined = plan.passageVectors ? texts.map(() => []) : undefined;
     const tokenVectors: (TokenVectors | undefined)[] = texts.map(() => undefined);
     const sparse: SparseTerms[] | undefined = plan.sparse ? texts.map(() => ({})) : undefined;
     let depth = 0;
@@ -486,6 +507,7 @@ export class TaesrEncoder {
         const vector = result.embeddings[i]!;
         const sum = sums[owner]!;
         for (let k = 0; k < dims; k++) sum[k] = sum[k]! + vector[k]!;
+        passageVectors?.[owner]!.push(prefixNormalizeRows(vector, 1, dims, plan.dims)[0]!);
         if (result.tokenVectors && tokenVectors[owner] === undefined) tokenVectors[owner] = result.tokenVectors[i];
         if (sparse && result.sparse) {
           const merged = sparse[owner]!;
@@ -506,6 +528,7 @@ export class TaesrEncoder {
       ...(plan.tokenVectors ? { tokenVectors: tokenVectors as TokenVectors[] } : {}),
       ...(sparse ? { sparse: sparse.map((terms) => cutTerms(terms, plan.sparse!)) } : {}),
       passages: split.map((s) => ({ count: s.passages.length, truncated: s.truncated })),
+      ...(passageVectors ? { passageVectors } : {}),
       timings,
     };
   }

@@ -55,3 +55,23 @@ export function denseSearch(matrix: Float32Array, dims: number, query: ArrayLike
   }
   return best.sorted().map(({ key, score }, index) => ({ id: key, score, rank: index + 1 }));
 }
+
+/**
+ * A ranking of rows turned into a ranking of their owners, for an index that stores several rows per document (one
+ * per passage) and scores a document by its best row: `owners[row]` is the row's document; each document keeps its
+ * first (best) row's score, the first `k` documents in order. Exact when `hits` is the top (k · the most rows any
+ * document has) rows: a document among the k best has fewer than that many rows above its best.
+ */
+export function bestRowPerOwner(hits: readonly RankedHit<number>[], owners: ArrayLike<number>, k: number): RankedHit<number>[] {
+  const seen = new Set<number>();
+  const out: RankedHit<number>[] = [];
+  for (const hit of hits) {
+    if (out.length >= k) break;
+    const owner = owners[hit.id];
+    if (owner === undefined) throw new RangeError(`row ${hit.id} has no owner (${owners.length} rows)`);
+    if (seen.has(owner)) continue;
+    seen.add(owner);
+    out.push({ id: owner, score: hit.score, rank: out.length + 1 });
+  }
+  return out;
+}

@@ -115,6 +115,30 @@ describe("npm run eval", () => {
     expect(refused.stderr).toContain("--no-sparse needs --mode hybrid");
   });
 
+  it("--passage-scoring max stores a vector per passage and scores a document by its best one", () => {
+    // Passages of ≤ 16 pieces split the fixture's documents; each passage row costs a stored vector.
+    const max = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--depth", "1", "--passages", "16x8", "--passage-scoring", "max"]);
+    expect(max.status, max.stderr).toBe(0);
+    const passages = max.json!.document_passages as { max_pieces: number; max_passages: number; mean: number; scoring: string };
+    expect(passages).toMatchObject({ max_pieces: 16, max_passages: 8, scoring: "max" });
+    expect(passages.mean).toBeGreaterThan(1);
+    // Every document is still ranked once (12 documents, all among the first 100).
+    expect(max.json).toMatchObject({ docs: 12, "recall@100": 1 });
+    const perVector = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--depth", "1"]).json!.index_bytes_per_doc as { dense: number };
+    expect((max.json!.index_bytes_per_doc as { dense: number }).dense).toBeCloseTo(perVector.dense * passages.mean, 1);
+
+    // A document that fits one passage is its own single row: best-passage scoring then ranks exactly as the index does.
+    const whole = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--depth", "1"]);
+    const onePassage = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--depth", "1", "--passages", "120x8", "--passage-scoring", "max"]);
+    expect(onePassage.status, onePassage.stderr).toBe(0);
+    expect((onePassage.json!.document_passages as { mean: number }).mean).toBe(1);
+    for (const key of METRIC_KEYS) expect(onePassage.json![key], key).toBeCloseTo(whole.json![key] as number, 4);
+
+    const refused = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--passage-scoring", "max"]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain("--passage-scoring max scores a document by its best passage: give --passages");
+  });
+
   it("rejects an option the mode would silently ignore", () => {
     const { status, stderr } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--sweep"]);
     expect(status).not.toBe(0);

@@ -106,6 +106,26 @@ describe("TaesrEncoder with passages", () => {
     pooled.embeddings[1]!.forEach((x, k) => expect(x).toBeCloseTo(alone.embeddings[0]![k]!, 5));
   });
 
+  it("returns each passage's own vector with passageVectors, and refuses them without passages", async () => {
+    const { encoder, tokenizer } = fixture;
+    const count = (t: string) => tokenizer.encode(t, { maxLength: 10_000 }).length;
+    const { passages } = splitPassages(long, count, options);
+    const direct = await encoder.embed(passages, { dims: 384, depth: 1 });
+    const result = await encoder.embed([long, "a short one"], { dims: 64, depth: 1, passages: options, passageVectors: true });
+    expect(result.passageVectors!.map((rows) => rows.length)).toEqual([passages.length, 1]);
+    result.passageVectors![0]!.forEach((vector, p) => {
+      // Each passage's full-width vector, its 64-d prefix normalised: the row a best-passage index stores.
+      const want = direct.embeddings[p]!.slice(0, 64);
+      const norm = Math.hypot(...want);
+      expect(vector).toHaveLength(64);
+      vector.forEach((x, k) => expect(x).toBeCloseTo(want[k]! / norm, 5));
+    });
+    // The pooled vector is still returned beside them.
+    expect(result.embeddings).toHaveLength(2);
+    expect(Math.hypot(...result.embeddings[0]!)).toBeCloseTo(1, 5);
+    await expect(encoder.embed([long], { passageVectors: true })).rejects.toThrow(/passageVectors needs passages/);
+  });
+
   it("cuts the merged sparse terms to maxTerms, and refuses bad passage options before running", async () => {
     const { encoder } = fixture;
     const r = await encoder.embed([long], { depth: 1, sparse: { threshold: 0, maxTerms: 5 }, passages: options });

@@ -16,6 +16,7 @@ import {
   bm25Search,
   combineRankings,
   convexCombinationFusion,
+  bestRowPerOwner,
   denseSearch,
   documentText,
   hybridWeights,
@@ -96,6 +97,22 @@ describe("dense", () => {
     const matrix = packMatrix([[0, 1], [1, 0], [0, 1]], 2);
     expect(denseSearch(matrix, 2, [0, 1], 10).map((hit) => hit.id)).toEqual([0, 2, 1]);
     expect(denseSearch(new Float32Array(0), 2, [0, 1], 5)).toEqual([]);
+  });
+
+  it("scores a document stored as several rows by its best row (bestRowPerOwner)", () => {
+    // Documents 0, 1, 2 as passage rows: 0 → rows 0, 1; 1 → rows 2, 3, 4; 2 → row 5.
+    const owners = Int32Array.from([0, 0, 1, 1, 1, 2]);
+    const matrix = packMatrix([[1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6], [-1, 0], [0.96, 0.28]], 2);
+    const rows = denseSearch(matrix, 2, [1, 0], 6);
+    // Rows by cosine with [1, 0]: 0 (1), 5 (0.96), 3 (0.8), 2 (0.6), 1 (0), 4 (−1).
+    const docs = bestRowPerOwner(rows, owners, 3);
+    expect(docs.map((hit) => hit.id)).toEqual([0, 2, 1]);
+    expect(docs.map((hit) => hit.rank)).toEqual([1, 2, 3]);
+    expect(docs[2]!.score).toBeCloseTo(0.8, 6);
+    // A document's weaker rows never outrank another's best, and k caps the documents, not the rows.
+    expect(bestRowPerOwner(rows, owners, 2).map((hit) => hit.id)).toEqual([0, 2]);
+    expect(bestRowPerOwner(denseSearch(matrix, 2, [0, 1], 6), owners, 3).map((hit) => hit.id)).toEqual([0, 1, 2]);
+    expect(() => bestRowPerOwner([{ id: 9, score: 1, rank: 1 }], owners, 1)).toThrow(/row 9 has no owner \(6 rows\)/);
   });
 
   it("rejects a query of the wrong width", () => {
