@@ -12,6 +12,8 @@
  *                   [--tune-fusion [--save]]   (hybrid: tune the fusion on this split; --save ships it in the manifest)
  *                   [--run-file run.txt]   (TREC run format, top 1000 per query, for checking with trec_eval)
  *                   [--router manifest|rule|fastrem [--router-file router.json]] [--query-depth 1|3|6] [--document-depth 1|3|6]
+ *                   [--passages <maxPieces>x<maxPassages> [--passage-scoring mean|max]]   (documents as passages: their
+ *                    pooled vector, or one stored vector per passage and a document's best passage as its score)
  *
  * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
  * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings — in hybrid mode including the
