@@ -1,7 +1,7 @@
 /**
  * `npm run train -- --config <file.json> [--resume] [--run-dir DIR] [--max-minutes N] [--export]`
- * `npm run train -- --adapt <corpus dir> [--from model-artifacts/<name>@<version>] [--name NAME] [--steps N] [--hard-negatives bm25|dense]
- *    [--max-minutes N] [--run-dir DIR] [--resume]` — domain adaptation (train/adapt.ts): fine-tunes the base artifact
+ * `npm run train -- --adapt <corpus dir> [--from model-artifacts/<name>@<version>] [--name NAME] [--steps N]
+ *    [--hard-negatives bm25|dense] [--max-minutes N] [--run-dir DIR] [--resume]` — domain adaptation (train/adapt.ts): fine-tunes the base artifact
  *    (default: the bundled one) on a BEIR or JSONL corpus and exports <name>@<next minor> into model-artifacts/.
  *
  * Relative --config / --run-dir paths are resolved against the directory npm was started from (INIT_CWD), so the

@@ -23,7 +23,8 @@
  *
  * @module
  * @example
- *   const stats = await mineHardNegatives(pairs.train, "adapt", { kinds: ["train-query->text"], depth: 10 }, bm25Ranker(terms), 42);
+ *   const options = { kinds: ["train-query->text"], depth: 10 };
+ *   const stats = await mineHardNegatives(pairs.train, "adapt", options, bm25Ranker(terms), 42);
  */
 import { bm25Search, buildBm25Postings } from "../../../src/retrieval/index.js";
 import { normKey, type PairSource, type TextPair } from "./pairs.js";
@@ -132,7 +133,13 @@ export async function mineHardNegatives(
     selected.map((pair) => options.depth + positivesOfPair(pair).size + 1),
   );
 
-  const stats: HardNegativeStats = { ...(ranker.name !== BM25 ? { ranker: ranker.name } : {}), mined: 0, none: 0, indexed: docs.length, ...(missingKinds.length > 0 ? { missingKinds } : {}) };
+  const stats: HardNegativeStats = {
+    ...(ranker.name !== BM25 ? { ranker: ranker.name } : {}),
+    mined: 0,
+    none: 0,
+    indexed: docs.length,
+    ...(missingKinds.length > 0 ? { missingKinds } : {}),
+  };
   for (const [index, pair] of selected.entries()) {
     const queryKey = normKey(pair.query);
     const positives = positivesOfPair(pair);

@@ -13,7 +13,8 @@
  *
  * Metric per query: NDCG@10 (what the goal is stated in) or RR (reciprocal rank of the first relevant document in the
  * full ranking; finer-grained, so fewer ties). Queries and documents go through the artifact's own encoder
- * (onnxruntime-node via src/model/encoder.ts), at the served width (128-d) and variant (the edge's: int8w, or int8 for older artifacts).
+ * (onnxruntime-node via src/model/encoder.ts), at the served width (128-d) and variant (the edge's: int8w, or int8
+ * for older artifacts).
  *
  * Retrieval the metric is taken on: the dense ranking alone (the default), or the hybrid ranking users are served —
  * BM25 over word pieces fused with the dense list by the artifact's fusion (its tuned `retrieval.fusion`), exactly as
