@@ -28,7 +28,7 @@ import { exportArtifact, nextMinorVersion } from "../src/export/artifact.js";
 import { loadArtifactWeights } from "../src/model/artifact-weights.js";
 import { initWeights, loadParams } from "../src/model/params.js";
 import { adapt, adaptedName, appendChangelogRow, changelogRow, chooseRunDir } from "../src/train/adapt.js";
-import { configDir, loadConfig, resolveFromConfig } from "../src/train/config.js";
+import { configDir, loadConfig, parseConfig, resolveFromConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
 
@@ -263,8 +263,16 @@ describe("the adaptation preset", () => {
     // Documents trained at the depth the base indexes them at, which the export then records.
     expect(config.training.documentSteps).toEqual([base.retrieval.documentDepth.depth]);
     expect(config.export).toMatchObject({ version: "next", force: false });
-    // SciFact: about 120 of its 809 train queries held out for tuning the fusion (bench/eval/fusion-tuning.ts).
+    // SciFact: about 120 of its 809 train queries held out for tuning the fusion (bench/eval/fusion-tuning.ts), and
+    // ranked against the whole corpus at each validation.
     expect(config.data.sources.adapt!.holdoutQueries).toBe(0.15);
+    expect(config.training.heldOutRetrieval).toBe(true);
+    // Without held-out queries there is nothing for the probe to rank: the config says so.
+    const raw = JSON.parse(await readFile(path.join(trainingDir, "configs/adapt.json"), "utf8"));
+    const { holdoutQueries: _dropped, ...adaptWithout } = raw.data.sources.adapt;
+    expect(() => parseConfig({ ...raw, data: { ...raw.data, sources: { ...raw.data.sources, adapt: adaptWithout } } })).toThrow(
+      /needs data\.sources\.adapt with holdoutQueries > 0[\s\S]*training\.heldOutRetrieval/,
+    );
   });
 });
 
@@ -442,6 +450,32 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(manifest.training.dataSources.adapt.hardNegatives.mined).toBeGreaterThan(0);
     const raw = JSON.parse(await readFile(result.configPath, "utf8"));
     expect(raw.data.sources.adapt.hardNegatives.ranker).toBe("dense");
+  });
+
+  it("ranks the held-out train queries at each validation with the weights of that step (training.heldOutRetrieval)", async () => {
+    const lines: string[] = [];
+    const result = await adapt({
+      corpusDir: miniBeir,
+      from: baseDir,
+      artifactsDir,
+      runsDir: path.join(tmp, "runs-probe"),
+      ...quick,
+      log: (line) => lines.push(line),
+      overrides: { data: { sources: { debian: null, wordnet: null } }, training: { batchSize: 8, warmupSteps: 1, evalEvery: 1, checkpointEvery: 1000 } },
+    });
+    const metrics = (await readFile(path.join(result.runDir, "metrics.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, any>);
+    const probes = metrics.filter((m) => m["type"] === "heldOutRetrieval");
+    // Steps 1 and 2 of 3; the last step's figure is the export's.
+    expect(probes.map((m) => m["step"])).toEqual([1, 2]);
+    for (const m of probes) expect(m).toMatchObject({ queries: 1, documents: 12, dims: 128, variant: "int8w", documentDepth: 1, bm25: { ndcg10: 1 } });
+    expect(lines.filter((l) => /^step \d held-out train queries \(1\) against all 12 documents, 128-d int8w: dense NDCG@10/.test(l))).toHaveLength(2);
+    // The scratch artifact is gone; the published one carries the final figure.
+    await expect(readFile(path.join(result.runDir, "held-out-probe", "held-out-probe@0.0.2", "manifest.json"))).rejects.toThrow();
+    const manifest = JSON.parse(await readFile(path.join(result.exportDir!, "manifest.json"), "utf8"));
+    expect(manifest.adaptation.heldOutQueries.retrieval).toMatchObject({ queries: 1, bm25: { ndcg10: 1 } });
   });
 
   it("refuses an artifact of another architecture as initFrom", async () => {

@@ -260,6 +260,11 @@ export const trainConfigSchema = z
         trainHeadsOnly: z.boolean().optional(),
         logEvery: positiveInt.default(10),
         evalEvery: positiveInt.default(500),
+        /** At each validation, also rank the adaptation corpus for the train queries the run holds out, with the current
+         * weights exported as the edge would serve them (held-out-probe.ts; ~20 s for SciFact): the curve that says
+         * whether more updates still pay. Needs the "adapt" source with holdoutQueries. Optional: configs without it
+         * parse and resume as before. */
+        heldOutRetrieval: z.boolean().optional(),
         checkpointEvery: positiveInt.default(500),
         keepCheckpoints: positiveInt.default(3),
       })
@@ -314,6 +319,13 @@ export const trainConfigSchema = z
         code: "custom",
         path: ["initEmbeddings"],
         message: "\"glove\" initialises a model from scratch; with initFrom the token embeddings come from that model (drop one of them)",
+      });
+    }
+    if (t.heldOutRetrieval && !(c.data.sources.adapt?.holdoutQueries! > 0)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["training", "heldOutRetrieval"],
+        message: "ranks the train queries an adaptation holds out: needs data.sources.adapt with holdoutQueries > 0",
       });
     }
     for (const [name, source] of Object.entries(c.data.sources)) {

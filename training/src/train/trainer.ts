@@ -49,6 +49,7 @@ import {
 import { AdamW, clipByGlobalNorm, learningRate } from "./optimizer.js";
 import { createProgress, type Progress } from "./progress.js";
 import { exportRun } from "./export.js";
+import { heldOutProbeFor, probeHeldOut } from "./held-out-probe.js";
 import { validate, type ValidationResult } from "./validate.js";
 import { createMetricsSink, type MetricsSink } from "./wandb-logger.js";
 
@@ -574,6 +575,32 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     // Fixed-depth documents are validated as they are trained and indexed.
     ...(t.documentSteps ? { documentDepth: Math.max(...t.documentSteps) } : {}),
   };
+  const probe = t.heldOutRetrieval ? await heldOutProbeFor(s.loaded) : undefined;
+  if (t.heldOutRetrieval && !probe) log("training.heldOutRetrieval: the adaptation corpus has no held-out train query with a judged document; no probe");
+  const probeHeldOutQueries = async (): Promise<void> => {
+    if (!probe) return;
+    const p0 = performance.now();
+    const documentSteps = t.documentSteps;
+    const retrieval = await probeHeldOut(
+      probe,
+      {
+        arch: s.arch,
+        weights: paramsToFloat32(s.params),
+        tokenizerJson: s.tokenizerJson,
+        ...(documentSteps?.length === 1 ? { documentDepth: documentSteps[0]! } : {}),
+        earlyExitEpsilon: config.export.earlyExitEpsilon,
+        router: config.export.router,
+      },
+      s.runDir,
+      step,
+    );
+    if (!retrieval) return;
+    await writeMetric({ type: "heldOutRetrieval", step, ...retrieval, seconds: round((performance.now() - p0) / 1000, 2) });
+    log(
+      `step ${step} held-out train queries (${retrieval.queries}) against all ${retrieval.documents} documents, ${retrieval.dims}-d ${retrieval.variant}: ` +
+        `dense NDCG@10 ${retrieval.dense.ndcg10} (recall@100 ${retrieval.dense.recall100}), BM25 ${retrieval.bm25.ndcg10}`,
+    );
+  };
   const runValidation = async (): Promise<ValidationResult> => {
     const v0 = performance.now();
     const probes = s.subspaces ? { values: probesToFloat32(s.subspaces.probes), ranges: s.subspaces.loss.ranges } : undefined;
@@ -706,7 +733,11 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
         windowObjectives = [];
       }
       // One validation when both triggers fall on the same step; the last step always gets the final one after the loop.
-      if ((step % t.evalEvery === 0 || crossedEpoch) && step < s.totalSteps) validation = await runValidation();
+      if ((step % t.evalEvery === 0 || crossedEpoch) && step < s.totalSteps) {
+        validation = await runValidation();
+        // The final step's figure comes from the export (export.ts), which ranks the artifact it publishes.
+        await probeHeldOutQueries();
+      }
       if (step % t.checkpointEvery === 0) await checkpoint();
     }
   } finally {
