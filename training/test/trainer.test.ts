@@ -210,7 +210,7 @@ describe("training (tiny config, wasm)", () => {
   });
 
   it("resumes from a checkpoint exactly where an uninterrupted run would be", async () => {
-    const config = await tinyConfig("resume", { checkpointEvery: 3, keepCheckpoints: 2 });
+    const config = await tinyConfig("resume", { checkpointEvery: 3, keepCheckpoints: 2, logEvery: 3 });
     const quiet = { progress: false, log: () => {} };
     const straight = await train({ config, runDir: path.join(tmp, "straight"), stopAfterSteps: 6, ...quiet });
     const first = await train({ config, runDir: path.join(tmp, "split"), stopAfterSteps: 3, ...quiet });
@@ -224,6 +224,9 @@ describe("training (tiny config, wasm)", () => {
     const b = await loadCheckpoint(path.join(tmp, "split", "checkpoints", "step-00000006"));
     expect(b.state.cursor).toEqual(a.state.cursor);
     expect(b.state.adamT).toBe(6);
+    // The last logged loss travels with the checkpoint, so an export after a resume records it.
+    expect(Object.keys(a.state.lastLoss ?? {})).toEqual(["1", "3", "6"]);
+    expect(b.state.lastLoss).toEqual(a.state.lastLoss);
     expect([...b.tensors.keys()]).toEqual([...a.tensors.keys()]);
     const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
     for (const [name, t] of a.tensors) expect(bytes(b.tensors.get(name)!.data).equals(bytes(t.data)), name).toBe(true);

@@ -32,6 +32,9 @@ export interface CheckpointState {
   probeAdamT?: number;
   /** Running totals carried across resumes (tokens seen, wall seconds spent training). */
   counters: { tokens: number; trainSeconds: number };
+  /** The last logged loss per supervised step, so an export after a resume records it too (absent in older
+   * checkpoints: the trainer then reads it back from the run's metrics.jsonl). */
+  lastLoss?: Record<string, number>;
   /** The validated config of the run; resume refuses a different one. */
   config: unknown;
   /** Fingerprint of the training pairs, so a resume on changed data fails loudly instead of silently drifting. */

@@ -522,6 +522,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
   let cursor: DataCursor = { epoch: 0, batch: 0 };
   let tokens = 0;
   let priorSeconds = 0;
+  let resumedLoss: Record<string, number> | undefined;
   const latest = await loadLatestCheckpoint(s.runDir);
   if (latest && (opts.resume || opts.exportOnly)) {
     const savedKey = resumeKey(latest.state.config as TrainConfig);
@@ -543,6 +544,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     cursor = latest.state.cursor;
     tokens = latest.state.counters.tokens;
     priorSeconds = latest.state.counters.trainSeconds;
+    resumedLoss = latest.state.lastLoss ?? (await lastLoggedLoss(metricsPath, step));
     log(`resumed from ${latest.dir} at step ${step} (epoch ${cursor.epoch}, batch ${cursor.batch})`);
   } else if (latest && !opts.resume) {
     throw new Error(`${s.runDir} already has checkpoints: pass --resume to continue it, or choose another --run-dir`);
@@ -633,6 +635,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       adamT: s.optimizer.t,
       ...(s.subspaces ? { probeAdamT: s.subspaces.optimizer.t } : {}),
       counters: { tokens, trainSeconds: priorSeconds + (performance.now() - loopStart) / 1000 },
+      ...(Object.keys(lastLoss).length > 0 ? { lastLoss } : {}),
       config,
       dataFingerprint: s.fingerprint,
       savedAt: new Date().toISOString(),
@@ -642,7 +645,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
   };
 
   const lossHistory: number[] = [];
-  let lastLoss: Record<string, number> = {};
+  let lastLoss: Record<string, number> = resumedLoss ?? {};
   let stoppedBy: TrainResult["stoppedBy"] = opts.exportOnly ? "export" : "done";
   let lastCheckpointStep = step;
   let validation: ValidationResult | undefined;
@@ -781,6 +784,26 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
   });
   await writeMetric({ type: "end", step, tokens, trainSeconds: result.trainSeconds, exportDir: result.exportDir });
   return result;
+}
+
+/**
+ * The per-step loss of the last "train" record at or before `step` in a run's metrics.jsonl: what a checkpoint written
+ * before CheckpointState.lastLoss existed lacks, so that an export after resuming it still records the final loss.
+ */
+async function lastLoggedLoss(metricsPath: string, step: number): Promise<Record<string, number> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(metricsPath, "utf8");
+  } catch {
+    return undefined;
+  }
+  let found: Record<string, number> | undefined;
+  for (const line of text.split("\n")) {
+    if (!line.includes('"lossByStep"')) continue;
+    const record = JSON.parse(line) as { type?: string; step?: number; lossByStep?: Record<string, number> };
+    if (record.type === "train" && record.step !== undefined && record.step <= step && record.lossByStep) found = record.lossByStep;
+  }
+  return found;
 }
 
 /** The session a gradient worker builds: the same config, tokenizer, pairs and model shape as rank 0. */
