@@ -109,16 +109,23 @@ export function pairedStandardError(a: readonly number[] | undefined, b: readonl
 }
 
 /**
- * The grid point to ship and the plain best: among the points that tie with the best (shortfall within
- * {@link TIE_STANDARD_ERRORS} paired standard errors) and score at least `floor` (the better component alone), the
- * largest lexical share, then the smallest sparse share (the list a search can skip reading), then the method listed
- * first in {@link TUNING_METHODS} (convex), then the higher NDCG@10. Pure, so the rule can be tested on a hand-made grid.
+ * The grid point to ship and the plain best (the highest NDCG@10; equal scores go to the method listed first in
+ * {@link TUNING_METHODS}, convex). Ties are the points of the best point's method that fall short of it by at most
+ * {@link TIE_STANDARD_ERRORS} paired standard errors and score at least `floor` (the better component alone); among
+ * them, the largest lexical share, then the smallest sparse share (the list a search can skip reading), then the higher
+ * NDCG@10. Only the best point's method, because a lexical share is a weight within one method — convex mixes
+ * min-max-normalised scores, RRF reciprocal ranks — and says nothing across them: an RRF point with more lexical
+ * weight is not the safer of two ties with a convex one. Pure, so the rule can be tested on a hand-made grid.
  */
 export function chooseFusion(grid: readonly TuningPoint[], floor = Number.NEGATIVE_INFINITY): { chosen: TuningPoint; best: TuningPoint } {
   if (grid.length === 0) throw new Error("the fusion tuning grid is empty");
   const methodOrder = (method: FusionMethod) => TUNING_METHODS.indexOf(method);
-  const best = grid.reduce((top, point) => (point["ndcg@10"] > top["ndcg@10"] ? point : top));
+  const best = grid.reduce((top, point) => {
+    const gain = point["ndcg@10"] - top["ndcg@10"];
+    return gain > 0 || (gain === 0 && methodOrder(point.method) < methodOrder(top.method)) ? point : top;
+  });
   const ties = grid.filter((point) => {
+    if (point.method !== best.method) return false;
     if (point["ndcg@10"] < floor && point !== best) return false;
     const shortfall = best["ndcg@10"] - point["ndcg@10"];
     return shortfall <= TIE_STANDARD_ERRORS * pairedStandardError(best.perQuery, point.perQuery);
@@ -128,8 +135,6 @@ export function chooseFusion(grid: readonly TuningPoint[], floor = Number.NEGATI
     if (share !== 0) return share > 0 ? point : pick;
     const sparse = sparseShare(point) - sparseShare(pick);
     if (sparse !== 0) return sparse < 0 ? point : pick;
-    const order = methodOrder(point.method) - methodOrder(pick.method);
-    if (order !== 0) return order < 0 ? point : pick;
     return point["ndcg@10"] > pick["ndcg@10"] ? point : pick;
   });
   return { chosen, best };

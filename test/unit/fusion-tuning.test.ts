@@ -90,7 +90,7 @@ describe("fusion tuner", () => {
     expect(neverBelowComponents(result)).toBe(true);
   });
 
-  it("breaks exact ties towards more lexical weight, then convex", () => {
+  it("breaks exact ties towards convex, then more lexical weight", () => {
     const flat: TuningPoint[] = [
       { method: "rrf", lexical: 1, dense: 0, "ndcg@10": 0.5 },
       { method: "convex", lexical: 0.3, dense: 0.7, "ndcg@10": 0.5 },
@@ -101,6 +101,17 @@ describe("fusion tuner", () => {
     // Without per-query figures any strict gain beats the tie rule.
     const gain = { method: "rrf" as const, lexical: 0.2, dense: 0.8, "ndcg@10": 0.5001 };
     expect(chooseFusion([...flat, gain])).toEqual({ chosen: gain, best: gain });
+  });
+
+  it("weighs lexical shares only within the best point's method (a convex and an RRF weight are not on one scale)", () => {
+    const best = { method: "convex" as const, lexical: 0.25, dense: 0.75, "ndcg@10": 0.69, perQuery: [0.7, 0.68] };
+    // Both within one paired standard error of the best: the convex one by 0.005 (SE 0.015), the RRF one by 0.01 (SE 0.03).
+    const convexTie = { method: "convex" as const, lexical: 0.4, dense: 0.6, "ndcg@10": 0.685, perQuery: [0.71, 0.66] };
+    const rrfTie = { method: "rrf" as const, lexical: 0.75, dense: 0.25, "ndcg@10": 0.68, perQuery: [0.72, 0.64] };
+    const { chosen } = chooseFusion([best, convexTie, rrfTie]);
+    expect(chosen).toMatchObject({ method: "convex", lexical: 0.4 });
+    // An RRF best keeps its ties among RRF points.
+    expect(chooseFusion([{ ...best, method: "rrf" }, convexTie, { ...rrfTie, lexical: 0.6, dense: 0.4 }]).chosen).toMatchObject({ method: "rrf", lexical: 0.6 });
   });
 
   it("counts a gain within one paired standard error as a tie (noise), a consistent gain as a win", () => {
