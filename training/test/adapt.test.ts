@@ -422,6 +422,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatch(/^\| taesr-test-minibeir@0\.1\.0 \| 2026-01-02 \| domain adaptation of taesr-test-small@0\.3\.0 to "minibeir"/);
     expect(rows[0]).toContain("supervised in-domain: 1 train queries");
+    expect(rows[0]).toMatch(/\(capped\); \d+ hard negatives by BM25; supervised in-domain/);
     expect(rows[0]).toMatch(/held-out MRR@128 at k=1\/3\/6: in-domain [0-9.]+ \/ [0-9.]+ \/ [0-9.]+/);
     expect(rows[0]).toContain(`| 1 held-out train queries against all 12 documents (128-d int8w): NDCG@10 dense ${retrieval.dense.ndcg10}, BM25 1; benchmark figures: add after \`npm run eval\` |`);
     expect(rows[1]).toMatch(/^\| taesr-test-minibeir@0\.2\.0 \|.* ×4 \(100% of the stream\) \+ no general sources/);

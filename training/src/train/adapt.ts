@@ -283,11 +283,13 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   const accumulation = Number(cfg["training"]?.["accumulationSteps"] ?? 1);
   const parallel = [workers > 1 ? `${workers} data-parallel processes` : "", accumulation > 1 ? `${accumulation} accumulated micro-batches` : ""].filter(Boolean);
   const volume = parallel.length > 0 ? `${t["steps"]} updates × ${parallel.join(" × ")}` : `${t["steps"]} steps`;
+  const mined = t["dataSources"]?.["adapt"]?.["hardNegatives"] as { ranker?: string; mined?: number } | undefined;
+  const negatives = mined?.mined ? `${Number(mined.mined).toLocaleString("en-US")} hard negatives by ${mined.ranker ?? "BM25"}; ` : "";
   const what =
     `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${volume} × ${cfg["training"]?.["batchSize"]} pairs ` +
     `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights; in-domain pairs ${kinds}` +
     `${Number(a["repeat"]) > 1 ? ` ×${a["repeat"]}` : ""} (${Math.round(Number(a["streamShare"] ?? 0) * 100)}% of the stream) + ` +
-    `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${a["supervision"]}; ` +
+    `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${negatives}${a["supervision"]}; ` +
     `held-out MRR@${mixed?.dim ?? inDomain?.dim} at k=${depths}: in-domain ${scores(inDomain)} (${inDomain?.pairs ?? 0} pairs), mixed ${scores(mixed)} (${mixed?.pairs ?? 0} pairs)`;
   const size = (variant: "fp32" | "int8") =>
     formatBytes(Object.entries(manifest.files).reduce((n, [rel, f]) => (rel.startsWith(`${variant}/`) ? n + f.bytes : n), 0));
