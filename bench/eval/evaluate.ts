@@ -165,7 +165,10 @@ export function usesTokens(mode: EvalMode): boolean {
   return mode === "late" || mode === "hybrid+late";
 }
 
-/** Stored bytes per document of the dense side of a setting (`rowsPerDoc` vectors each; PCA adds its mean and components, spread over the corpus). */
+/**
+ * Stored bytes per document of the dense side of a setting: `rowsPerDoc` vectors each (one per passage when documents
+ * are scored by their best passage); PCA adds its mean and components, spread over the corpus.
+ */
 export function denseBytesPerDoc(setting: Pick<EvalSetting, "dims" | "vectors" | "projection">, fullDims: number, docs: number, rowsPerDoc = 1): number {
   const sizes = compressedBytesPerVector(setting.dims);
   const vectors = {
