@@ -7,13 +7,12 @@
  *
  * @module
  */
-import { readFile } from "node:fs/promises";
-import path from "node:path";
-import { TaesrEncoder, edgeVariantFor, parseManifest, type ArtifactManifest, type ModelVariant } from "../../../src/model/index.js";
+import { TaesrEncoder, edgeVariantFor, type ArtifactManifest, type ModelVariant } from "../../../src/model/index.js";
 import { denseSearch, packMatrix } from "../../../src/retrieval/dense.js";
 import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
 import { readArtifactDir } from "../../../workers/origin/src/artifact-files.js";
 import { ortNode } from "../../../workers/origin/src/ort-node.js";
+import { readArtifactManifest } from "./artifact-weights.js";
 
 /** The width the edge searches; an artifact without it is ranked at its widest prefix. */
 const SERVED_DIMS = 128;
@@ -41,18 +40,7 @@ export interface ServedDense {
  * @throws Error when the directory is not a readable artifact.
  */
 export async function openServedDense(artifactDir: string, variant: ModelVariant | "edge", documentBatch = DOCUMENT_BATCH): Promise<ServedDense> {
-  let chosen: ModelVariant;
-  if (variant === "edge") {
-    let text: string;
-    try {
-      text = await readFile(path.join(artifactDir, "manifest.json"), "utf8");
-    } catch {
-      throw new Error(`no manifest.json in ${artifactDir}: is this a model artifact directory (model-artifacts/<name>@<version>)?`);
-    }
-    chosen = edgeVariantFor(parseManifest(text));
-  } else {
-    chosen = variant;
-  }
+  const chosen = variant === "edge" ? edgeVariantFor(await readArtifactManifest(artifactDir)) : variant;
   const artifact = await readArtifactDir(artifactDir, [chosen]);
   const { manifest } = artifact;
   const tokenizer = WordPieceTokenizer.fromJSON(artifact.tokenizerJson);

@@ -36,7 +36,6 @@ import {
   fastRemFeatureVector,
   fastRemVocab,
   lengthRuleOf,
-  parseManifest,
   untrainedQueries,
   type FastRemVocab,
   type ModelVariant,
@@ -45,6 +44,7 @@ import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault } from "../../../src/retrieval/index.js";
 import type { ArtifactManifest } from "../../../src/model/index.js";
 import { readArtifactDir } from "../../../workers/origin/src/artifact-files.js";
+import { readArtifactManifest } from "../model/artifact-weights.js";
 import { ortNode } from "../../../workers/origin/src/ort-node.js";
 import { sharedDatasetsDir } from "../data/corpora.js";
 import { DEFAULT_FIT } from "./fit.js";
@@ -143,14 +143,6 @@ async function readLabels(
   return { sources, examples };
 }
 
-async function readManifestText(modelDir: string): Promise<string> {
-  try {
-    return await readFile(path.join(modelDir, "manifest.json"), "utf8");
-  } catch {
-    throw new Error(`no manifest.json in ${modelDir}: is this a model artifact directory (model-artifacts/<name>@<version>)?`);
-  }
-}
-
 /**
  * The source's queries the artifact never trained on. An artifact adapted on this dataset's train qrels scores its
  * trained queries well at every depth, so labels there would call depth 1 sufficient far more often than it is for a
@@ -209,7 +201,7 @@ async function main(argv: string[]): Promise<void> {
   const modelDir = path.resolve(base, options.model);
   const datasetDir = options.dataset ? path.resolve(base, options.dataset) : path.join(sharedDatasetsDir(), "scifact");
 
-  const variant = options.variant ?? edgeVariantFor(parseManifest(await readManifestText(modelDir)));
+  const variant = options.variant ?? edgeVariantFor(await readArtifactManifest(modelDir));
   const artifact = await readArtifactDir(modelDir, [variant]);
   const manifest = artifact.manifest;
   const label = `${manifest.name}@${manifest.version}`;
