@@ -35,7 +35,7 @@
  *
  * @module
  */
-import { MIN_HELD_OUT_QUERIES, recordedHeldOutQueries, trainedOnTheseQueries, type AdaptationFacts, type ArtifactVariant, type TunedFusion } from "../../src/model/index.js";
+import { keepHeldOut, MIN_HELD_OUT_QUERIES, recordedHeldOutQueries, trainedOnTheseQueries, type AdaptationFacts, type ArtifactVariant, type TunedFusion } from "../../src/model/index.js";
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "../../src/retrieval/index.js";
 import type { EvalDataset } from "./dataset.js";
 import { mean } from "../../src/eval/metrics.js";
@@ -218,12 +218,7 @@ export function fairTuningQueries(
   const recorded = recordedHeldOutQueries(adaptation);
   if (recorded) {
     if (kept.some((k) => k.queryId === undefined)) throw new Error("fairTuningQueries: the kept lists carry no query ids (evaluate sets them): cannot select the held-out train queries");
-    const held = kept.filter((k) => recorded.ids.has(k.queryId!));
-    if (held.length < MIN_TUNING_QUERIES) {
-      throw new Error(
-        `the artifact was trained on ${dataset.name} train queries; only ${held.length} of ${kept.length} are among the ${recorded.ids.size} it held out by query id (need ${MIN_TUNING_QUERIES}): adapt with a larger holdoutQueries, or tune on another split`,
-      );
-    }
+    const held = keepHeldOut(kept, (k) => k.queryId!, recorded.ids, dataset.name);
     const share = recorded.fraction !== undefined ? `, ${Math.round(recorded.fraction * 100)}% by a hash of the id` : "";
     return {
       kept: held,

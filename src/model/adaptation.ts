@@ -59,9 +59,22 @@ export function untrainedQueries<Q extends { id: string }>(
   if (!recorded) {
     throw new Error(`the artifact was trained on ${dataset.name} train queries and records none it held out (adaptation.heldOutQueries): choose on another split`);
   }
-  const held = queries.filter((q) => recorded.ids.has(q.id));
-  if (held.length < MIN_HELD_OUT_QUERIES) {
-    throw new Error(`only ${held.length} of the ${dataset.name} train queries are among those the adaptation held out (need ${MIN_HELD_OUT_QUERIES})`);
-  }
+  const held = keepHeldOut(queries, (q) => q.id, recorded.ids, dataset.name);
   return { queries: held, note: `${held.length} of ${queries.length} ${dataset.name} train queries: those held out of the adaptation's supervised pairs by query id` };
+}
+
+/**
+ * The items (queries, or lists ranked for them) whose query the adaptation held out, at least {@link MIN_HELD_OUT_QUERIES}
+ * of them. One rule for every tool that chooses on them (untrainedQueries here, bench/eval/fusion-tuning.ts
+ * fairTuningQueries), so they refuse alike.
+ * @throws Error when fewer are held out.
+ */
+export function keepHeldOut<T>(items: readonly T[], queryIdOf: (item: T) => string, heldOutIds: ReadonlySet<string>, datasetName: string): T[] {
+  const held = items.filter((item) => heldOutIds.has(queryIdOf(item)));
+  if (held.length < MIN_HELD_OUT_QUERIES) {
+    throw new Error(
+      `only ${held.length} of the ${items.length} ${datasetName} train queries are among the ${heldOutIds.size} the adaptation held out by query id (need ${MIN_HELD_OUT_QUERIES}): adapt with a larger holdoutQueries, or choose on another split`,
+    );
+  }
+  return held;
 }

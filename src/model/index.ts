@@ -6,7 +6,7 @@
  * @module
  */
 export * from "./spec.js";
-export { MIN_HELD_OUT_QUERIES, recordedHeldOutQueries, trainedOnTheseQueries, untrainedQueries, type AdaptationFacts } from "./adaptation.js";
+export { keepHeldOut, MIN_HELD_OUT_QUERIES, recordedHeldOutQueries, trainedOnTheseQueries, untrainedQueries, type AdaptationFacts } from "./adaptation.js";
 export type { OrtLike, OrtSessionLike, OrtSessionOptions, OrtTensorConstructor, OrtTensorElementType, OrtTensorLike } from "./ort-seam.js";
 export { readFloat32 } from "./ort-seam.js";
 export {

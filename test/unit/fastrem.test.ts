@@ -450,6 +450,6 @@ describe("training the router end to end (tiny fixture)", () => {
     await writeFile(path.join(adaptedDir, "manifest.json"), JSON.stringify(adapted(ids.slice(0, 5)), null, 2));
     const refused = spawnSync(tsx, [cli, ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/only 5 of the beir-adapted train queries are among those the adaptation held out \(need 20\)/);
+    expect(refused.stderr).toMatch(/only 5 of the 30 beir-adapted train queries are among the 5 the adaptation held out by query id \(need 20\)/);
   });
 });

@@ -276,7 +276,7 @@ describe("tuning an adapted model on queries it never trained on", () => {
     it("refuses too few held-out queries, a malformed record, and kept lists without query ids", () => {
       expect(fairTuningQueries(kept.slice(10), withIds, { name: "scifact", split: "train" }).kept).toHaveLength(20);
       expect(() => fairTuningQueries(kept.slice(15), withIds, { name: "scifact", split: "train" })).toThrow(
-        /only 15 of 66 are among the 30 it held out by query id \(need 20\): adapt with a larger holdoutQueries/,
+        /only 15 of the 66 scifact train queries are among the 30 the adaptation held out by query id \(need 20\): adapt with a larger holdoutQueries/,
       );
       const malformed = { ...adapted, adaptation: { ...adapted.adaptation, heldOutQueries: { ids: [1, 2] } } };
       expect(() => fairTuningQueries(kept, malformed, { name: "scifact", split: "train" })).toThrow(/adaptation\.heldOutQueries has no "ids" array/);
@@ -304,7 +304,7 @@ describe("untrainedQueries (src/model/adaptation.ts): the queries a tool may cho
     expect(() => untrainedQueries(queries, { adaptation: { trainQrelsUsed: true, corpus: "scifact" } }, { name: "scifact", split: "train" })).toThrow(
       /records none it held out/,
     );
-    expect(() => untrainedQueries(queries.slice(10), adapted, { name: "scifact", split: "train" })).toThrow(/only 15 of the scifact train queries/);
+    expect(() => untrainedQueries(queries.slice(10), adapted, { name: "scifact", split: "train" })).toThrow(/only 15 of the 50 scifact train queries are among the 25 the adaptation held out/);
   });
 });
 
