@@ -526,6 +526,20 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(error?.stderr).toContain(`adapt corpus directory not found: ${missing}`);
   });
 
+  it("the CLI takes another preset with --preset, and refuses one it cannot read", async () => {
+    const missing = path.join(tmp, "no-such-preset.json");
+    const fail = (args: string[]) =>
+      run("npx", ["tsx", "src/cli/train.ts", ...args], { cwd: trainingDir }).then(
+        () => undefined,
+        (e: { code: number; stderr: string }) => e,
+      );
+    const unreadable = await fail(["--adapt", miniBeir, "--from", baseDir, "--preset", missing, "--run-dir", path.join(tmp, "runs-preset")]);
+    expect(unreadable?.code).toBe(2);
+    expect(unreadable?.stderr).toContain(`cannot read the adaptation preset ${missing}`);
+    const stray = await fail(["--config", "configs/tiny.json", "--preset", missing]);
+    expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives and --preset go with --adapt");
+  });
+
   it("the CHANGELOG row counts every process and accumulation step of an update", () => {
     const manifest = (training: Record<string, unknown>) =>
       ({

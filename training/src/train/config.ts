@@ -135,6 +135,9 @@ const lateObjectiveSchema = z
     /** Recursion steps whose hidden state the head is trained on, each one of training.lossSteps (their hidden states
      * are the ones computed); absent = the deepest of lossSteps. */
     steps: z.array(positiveInt).nonempty().optional(),
+    /** The head as the dense embedding's teacher (train/distill-loss.ts): total += weight · KL(late ‖ dense) over each
+     * micro-batch's documents; temperature of the teacher's softmax over mean MaxSim, absent = training.temperature. */
+    distill: z.object({ weight: z.number().positive(), temperature: z.number().positive().optional() }).strict().optional(),
   })
   .strict();
 
@@ -373,6 +376,13 @@ export const trainConfigSchema = z
           code: "custom",
           path: ["training", "objectives", "subspaces"],
           message: "the subspace objectives shape the encoder's embedding, which trainHeadsOnly keeps fixed (drop one of them)",
+        });
+      }
+      if (late?.distill) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["training", "objectives", "late", "distill"],
+          message: "distillation teaches the encoder's dense embedding, which trainHeadsOnly keeps fixed (drop one of them)",
         });
       }
     }

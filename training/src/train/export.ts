@@ -99,7 +99,10 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
     trainer: "training/src/train/trainer.ts",
     backend: input.backend,
     objective:
-      "symmetric in-batch InfoNCE at every Matryoshka prefix and every supervised recursion step (deep supervision)",
+      "symmetric in-batch InfoNCE at every Matryoshka prefix and every supervised recursion step (deep supervision)" +
+      (input.config.training.objectives?.late?.distill
+        ? "; the dense embedding also learns the late head's in-batch MaxSim ranking (KL to it as a fixed teacher: training.objectives.late.distill)"
+        : ""),
     ...(input.config.initEmbeddings === "glove" ? { initialisation: gloveProvenance() } : {}),
     dataSources,
     scifactCorpusUnsupervisedInDomain: input.pairs.bySource["scifact"] !== undefined,

@@ -22,6 +22,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { ParamTensors } from "../model/forward.js";
 import { lateTokenVectors, maxSimScores } from "../model/late-head.js";
+import type { DistillObjective } from "./distill-loss.js";
 import { infoNce } from "./loss.js";
 
 /** τ when the config names none (see the module doc for the measurement behind it). */
@@ -34,6 +35,19 @@ export interface LateObjective {
   temperature: number;
   /** 1-based recursion steps whose hidden state the head is trained on. */
   steps: readonly number[];
+  /** The head as the dense embedding's teacher (distill-loss.ts), on the mean of those steps' MaxSim. */
+  distill?: DistillObjective;
+}
+
+/** MaxSim [B, C] of queries hq [B,Tq,H] against documents hd [C≥B,Td,H] (positives first) through the head. */
+export function lateScores(params: ParamTensors, hq: tf.Tensor3D, qMask: tf.Tensor2D, hd: tf.Tensor3D, dMask: tf.Tensor2D): tf.Tensor2D {
+  return maxSimScores(lateTokenVectors(params, hq), qMask, lateTokenVectors(params, hd), dMask);
+}
+
+/** The late InfoNCE of a MaxSim matrix from {@link lateScores}. */
+export function lateRankingLoss(scores: tf.Tensor2D, temperature: number): tf.Scalar {
+  if (!(temperature > 0)) throw new Error(`late loss: temperature must be > 0, got ${temperature}`);
+  return infoNce(tf.mul(scores, 1 / temperature) as tf.Tensor2D, false);
 }
 
 /** The late InfoNCE for hidden states of queries hq [B,Tq,H] and documents hd [C≥B,Td,H] (positives first). */
@@ -45,19 +59,26 @@ export function lateLoss(
   dMask: tf.Tensor2D,
   temperature: number,
 ): tf.Scalar {
-  if (!(temperature > 0)) throw new Error(`late loss: temperature must be > 0, got ${temperature}`);
-  const scores = maxSimScores(lateTokenVectors(params, hq), qMask, lateTokenVectors(params, hd), dMask);
-  return infoNce(tf.mul(scores, 1 / temperature) as tf.Tensor2D, false);
+  return lateRankingLoss(lateScores(params, hq, qMask, hd, dMask), temperature);
 }
 
 /**
  * The `late` option of micro-batch.ts from `training.objectives.late` (undefined when off): temperature 0.1 and the
- * deepest supervised step unless the config names others.
+ * deepest supervised step unless the config names others; a distillation's teacher temperature defaults to the dense
+ * loss's (distill-loss.ts says why the two scales compare).
  */
 export function lateObjectiveOf(
-  objective: { weight: number; temperature?: number | undefined; steps?: number[] | undefined } | undefined,
-  lossSteps: readonly number[],
+  objective:
+    | { weight: number; temperature?: number | undefined; steps?: number[] | undefined; distill?: { weight: number; temperature?: number | undefined } | undefined }
+    | undefined,
+  training: { lossSteps: readonly number[]; temperature: number },
 ): LateObjective | undefined {
   if (!objective) return undefined;
-  return { weight: objective.weight, temperature: objective.temperature ?? DEFAULT_LATE_TEMPERATURE, steps: objective.steps ?? [Math.max(...lossSteps)] };
+  const { distill } = objective;
+  return {
+    weight: objective.weight,
+    temperature: objective.temperature ?? DEFAULT_LATE_TEMPERATURE,
+    steps: objective.steps ?? [Math.max(...training.lossSteps)],
+    ...(distill ? { distill: { weight: distill.weight, temperature: distill.temperature ?? training.temperature } } : {}),
+  };
 }

@@ -16,7 +16,8 @@ import type { TaesrParams } from "../model/params.js";
 import { sparseHead } from "../model/sparse-head.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
 import { sparseLoss, type SparseLossWeights } from "./sparse-loss.js";
-import { lateLoss, type LateObjective } from "./late-loss.js";
+import { distillLoss, teacherDistribution } from "./distill-loss.js";
+import { lateLoss, lateRankingLoss, lateScores, type LateObjective } from "./late-loss.js";
 import { labelRows } from "../data/subspace-labels.js";
 import { probeNames, subspaceLoss, type ProbeName, type SubspaceLossOptions, type SubspaceProbes } from "./subspace-loss.js";
 
@@ -139,14 +140,24 @@ export function microBatchGradients(
       let withLate = withSubspaces;
       if (options.late) {
         const { steps, temperature, weight } = options.late;
-        const perLateStep = steps.map((k) => {
+        const scoresPerStep = steps.map((k) => {
           if (!Number.isInteger(k) || k < 1 || k > maxStep) throw new Error(`late objective: step ${k} is not a computed step (1…${maxStep})`);
-          return lateLoss(params, q.states[k - 1]!, x.qMask, d.states[docStep.paired(k) - 1]!, x.dMask, temperature);
+          return lateScores(params, q.states[k - 1]!, x.qMask, d.states[docStep.paired(k) - 1]!, x.dMask);
         });
+        const perLateStep = scoresPerStep.map((scores) => lateRankingLoss(scores, temperature));
         const late = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
         // The sparse and subspace records already hold `dense` (and dispose that kept tensor before this one is read).
         lateTensors = { ...(options.sparse || options.subspaces ? {} : { dense: tf.keep(total) }), late: tf.keep(late) };
         withLate = tf.add(withSubspaces, tf.mul(late, weight)) as tf.Scalar;
+        const { distill } = options.late;
+        if (distill) {
+          const maxSim = (scoresPerStep.length === 1 ? scoresPerStep[0]! : tf.div(tf.addN(scoresPerStep), scoresPerStep.length)) as tf.Tensor2D;
+          const teacher = teacherDistribution(maxSim, x.qMask, distill.temperature);
+          const pairs = lossOptions.steps.map((k) => ({ q: q.embeddings[k - 1]!, d: d.embeddings[docStep.paired(k) - 1]! }));
+          const kl = distillLoss(teacher, pairs, { dims: lossOptions.dims, temperature: lossOptions.temperature });
+          lateTensors.distill = tf.keep(kl);
+          withLate = tf.add(withLate, tf.mul(kl, distill.weight)) as tf.Scalar;
+        }
       }
       if (!options.sparse) return withLate;
       const qw = sparseHead(params, q.states[maxStep - 1]!, x.qMask);
