@@ -43,14 +43,13 @@ beforeAll(async () => {
 });
 
 describe("distillation loss: values", () => {
-  it("the teacher is softmax(MaxSim / (real query tokens · τ)) per row", () => {
+  it("the teacher is softmax(MaxSim / τ) per row", () => {
     const maxSim = tf.tensor2d([[2.4, 1.2, -0.6], [0.5, 1.5, 1.0]]);
-    const qMask = tf.tensor2d([[1, 1, 1, 0], [1, 1, 0, 0]]);
-    const teacher = teacherDistribution(maxSim, qMask, 0.5);
-    const expected = [softmax([2.4 / 1.5, 1.2 / 1.5, -0.6 / 1.5]), softmax([0.5 / 1, 1.5 / 1, 1.0 / 1])];
+    const teacher = teacherDistribution(maxSim, 0.5);
+    const expected = [softmax([4.8, 2.4, -1.2]), softmax([1, 3, 2])];
     const got = teacher.arraySync();
     got.forEach((row, r) => row.forEach((p, c) => expect(p).toBeCloseTo(expected[r]![c]!, 6)));
-    expect(() => teacherDistribution(maxSim, qMask, 0)).toThrow(/temperature must be > 0/);
+    expect(() => teacherDistribution(maxSim, 0)).toThrow(/temperature must be > 0/);
   });
 
   it("KL(teacher ‖ student) matches the hand value, is 0 when the student agrees up to a row constant, and its gradient is softmax − p", () => {
@@ -76,7 +75,7 @@ describe("distillation loss: values", () => {
     // Three documents: the positives, then a hard negative every query is scored against.
     const dIds = tf.tensor2d([[3, 8, 9, 1, 5], [4, 6, 0, 0, 0], [2, 7, 11, 0, 0]], [3, 5], "int32");
     const dMask = tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]);
-    const teacherOf = (q: { states: tf.Tensor3D[] }, d: { states: tf.Tensor3D[] }) => teacherDistribution(lateScores(params, q.states[1]!, qMask, d.states[0]!, dMask), qMask, 0.2);
+    const teacherOf = (q: { states: tf.Tensor3D[] }, d: { states: tf.Tensor3D[] }) => teacherDistribution(lateScores(params, q.states[1]!, qMask, d.states[0]!, dMask), 0.5);
     const student = (q: { embeddings: tf.Tensor2D[] }, d: { embeddings: tf.Tensor2D[] }, teacher: tf.Tensor2D) =>
       distillLoss(teacher, [1, 2].map((k) => ({ q: q.embeddings[k - 1]!, d: d.embeddings[0]! })), { dims: [4, ARCH.outputDim], temperature: 0.1 });
     // As the trainer computes it: the teacher from the same forward pass, inside the tape.
@@ -112,19 +111,21 @@ describe("distillation loss: values", () => {
 describe("distillation in the config and the trainer", () => {
   const tmp = useTempDir("taesr-distill-");
 
-  it("config: late.distill takes a weight and an optional temperature (default: the dense τ); refused with trainHeadsOnly", async () => {
+  it("config: late.distill takes a weight and an optional temperature (default: the late objective's τ); refused with trainHeadsOnly", async () => {
     const raw = JSON.parse(await readFile(TINY_CONFIG, "utf8")) as Record<string, any>;
     const withHead = { ...raw, arch: { ...raw["arch"], lateHead: { dim: 16 } } };
     const late = { weight: 0.5, distill: { weight: 1 } };
     const parsed = parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late } } });
-    expect(lateObjectiveOf(parsed.training.objectives?.late, parsed.training)).toEqual({
+    expect(lateObjectiveOf(parsed.training.objectives?.late, parsed.training.lossSteps)).toEqual({
       weight: 0.5,
       temperature: 0.1,
       steps: [Math.max(...parsed.training.lossSteps)],
-      distill: { weight: 1, temperature: parsed.training.temperature },
+      distill: { weight: 1, temperature: 0.1 },
     });
+    const ownTau = parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, temperature: 0.3 } } } });
+    expect(lateObjectiveOf(ownTau.training.objectives?.late, ownTau.training.lossSteps)?.distill).toEqual({ weight: 1, temperature: 0.3 });
     const explicit = parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 2, temperature: 0.2 } } } } });
-    expect(lateObjectiveOf(explicit.training.objectives?.late, explicit.training)?.distill).toEqual({ weight: 2, temperature: 0.2 });
+    expect(lateObjectiveOf(explicit.training.objectives?.late, explicit.training.lossSteps)?.distill).toEqual({ weight: 2, temperature: 0.2 });
     expect(() => parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 0 } } } } })).toThrow(/distill/);
     expect(() => parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 1, tau: 1 } } } } })).toThrow(/tau/);
     expect(() =>

@@ -86,8 +86,8 @@ describe("late head: architecture and config", () => {
     expect(() => parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, temprature: 1 } } } })).toThrow(/temprature/);
     expect(() => parseConfig({ ...raw, arch: { ...raw["arch"], lateHead: { dim: 0 } } })).toThrow(/lateHead/);
     // Defaults: τ 0.1, the deepest supervised step.
-    expect(lateObjectiveOf({ weight: 0.5 }, { lossSteps: [1, 3, 6], temperature: 0.05 })).toEqual({ weight: 0.5, temperature: 0.1, steps: [6] });
-    expect(lateObjectiveOf(undefined, { lossSteps: [1], temperature: 0.05 })).toBeUndefined();
+    expect(lateObjectiveOf({ weight: 0.5 }, [1, 3, 6])).toEqual({ weight: 0.5, temperature: 0.1, steps: [6] });
+    expect(lateObjectiveOf(undefined, [1])).toBeUndefined();
   });
 });
 

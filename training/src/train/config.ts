@@ -136,7 +136,7 @@ const lateObjectiveSchema = z
      * are the ones computed); absent = the deepest of lossSteps. */
     steps: z.array(positiveInt).nonempty().optional(),
     /** The head as the dense embedding's teacher (train/distill-loss.ts): total += weight · KL(late ‖ dense) over each
-     * micro-batch's documents; temperature of the teacher's softmax over mean MaxSim, absent = training.temperature. */
+     * micro-batch's documents; temperature of the teacher's softmax over MaxSim, absent = the late objective's. */
     distill: z.object({ weight: z.number().positive(), temperature: z.number().positive().optional() }).strict().optional(),
   })
   .strict();

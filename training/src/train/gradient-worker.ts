@@ -60,7 +60,7 @@ async function handle(message: ToWorker): Promise<void> {
     {
       checkpoint: s.config.training.gradientCheckpointing,
       sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, message.step ?? 0),
-      late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training),
+      late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
       headsOnly: s.config.training.trainHeadsOnly ?? false,
     },

@@ -64,21 +64,22 @@ export function lateLoss(
 
 /**
  * The `late` option of micro-batch.ts from `training.objectives.late` (undefined when off): temperature 0.1 and the
- * deepest supervised step unless the config names others; a distillation's teacher temperature defaults to the dense
- * loss's (distill-loss.ts says why the two scales compare).
+ * deepest supervised step unless the config names others; a distillation's teacher temperature defaults to the late
+ * objective's own (distill-loss.ts says why).
  */
 export function lateObjectiveOf(
   objective:
     | { weight: number; temperature?: number | undefined; steps?: number[] | undefined; distill?: { weight: number; temperature?: number | undefined } | undefined }
     | undefined,
-  training: { lossSteps: readonly number[]; temperature: number },
+  lossSteps: readonly number[],
 ): LateObjective | undefined {
   if (!objective) return undefined;
   const { distill } = objective;
+  const temperature = objective.temperature ?? DEFAULT_LATE_TEMPERATURE;
   return {
     weight: objective.weight,
-    temperature: objective.temperature ?? DEFAULT_LATE_TEMPERATURE,
-    steps: objective.steps ?? [Math.max(...training.lossSteps)],
-    ...(distill ? { distill: { weight: distill.weight, temperature: distill.temperature ?? training.temperature } } : {}),
+    temperature,
+    steps: objective.steps ?? [Math.max(...lossSteps)],
+    ...(distill ? { distill: { weight: distill.weight, temperature: distill.temperature ?? temperature } } : {}),
   };
 }

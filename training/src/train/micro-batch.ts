@@ -152,7 +152,7 @@ export function microBatchGradients(
         const { distill } = options.late;
         if (distill) {
           const maxSim = (scoresPerStep.length === 1 ? scoresPerStep[0]! : tf.div(tf.addN(scoresPerStep), scoresPerStep.length)) as tf.Tensor2D;
-          const teacher = teacherDistribution(maxSim, x.qMask, distill.temperature);
+          const teacher = teacherDistribution(maxSim, distill.temperature);
           const pairs = lossOptions.steps.map((k) => ({ q: q.embeddings[k - 1]!, d: d.embeddings[docStep.paired(k) - 1]! }));
           const kl = distillLoss(teacher, pairs, { dims: lossOptions.dims, temperature: lossOptions.temperature });
           lateTensors.distill = tf.keep(kl);

@@ -377,7 +377,7 @@ async function trainStep(
     {
       checkpoint: s.config.training.gradientCheckpointing,
       sparse: sparseObjectiveAt(s.config.training.objectives?.sparse, step),
-      late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training),
+      late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
       headsOnly: s.config.training.trainHeadsOnly ?? false,
     },
