@@ -540,7 +540,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives and --preset go with --adapt");
   });
 
-  it("the CHANGELOG row counts every process and accumulation step of an update", () => {
+  it("the CHANGELOG row counts every process and accumulation step of an update, and names a distillation teacher", () => {
     const manifest = (training: Record<string, unknown>) =>
       ({
         name: "taesr-x",
@@ -553,5 +553,9 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(changelogRow(manifest({ workers: 2 }), "2026-11-26")).toContain("300 updates × 2 data-parallel processes × 64 pairs (4,234,535 tokens, 65 min, wasm)");
     expect(changelogRow(manifest({ workers: 2, accumulationSteps: 3 }), "2026-11-26")).toContain("300 updates × 2 data-parallel processes × 3 accumulated micro-batches × 64 pairs");
     expect(changelogRow(manifest({}), "2026-11-26")).toContain("300 steps × 64 pairs");
+    expect(changelogRow(manifest({}), "2026-11-26")).not.toContain("distilled");
+    expect(changelogRow(manifest({ objectives: { late: { weight: 0.5, distill: { weight: 1 } } } }), "2026-11-26")).toContain(
+      "dense embedding distilled from its late head (KL, weight 1); ",
+    );
   });
 });

@@ -14,7 +14,7 @@ const configFiles = (await readdir(configsDir)).filter((f) => f.endsWith(".json"
 
 describe("training/configs", () => {
   it("holds the configs the README and the artifacts' changelog name", () => {
-    expect(configFiles).toEqual(expect.arrayContaining(["tiny.json", "edge-small-v3.json", "edge-small-v3-sparse.json", "adapt.json"]));
+    expect(configFiles).toEqual(expect.arrayContaining(["tiny.json", "edge-small-v3.json", "edge-small-v3-sparse.json", "adapt.json", "adapt-distill.json"]));
   });
 
   it.each(configFiles)("%s validates and its tokenizer exists", async (file) => {

@@ -285,11 +285,14 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   const volume = parallel.length > 0 ? `${t["steps"]} updates × ${parallel.join(" × ")}` : `${t["steps"]} steps`;
   const mined = t["dataSources"]?.["adapt"]?.["hardNegatives"] as { ranker?: string; mined?: number } | undefined;
   const negatives = mined?.mined ? `${Number(mined.mined).toLocaleString("en-US")} hard negatives by ${mined.ranker ?? "BM25"}; ` : "";
+  // A teacher is training signal as much as the data is: the row names it.
+  const distill = cfg["training"]?.["objectives"]?.["late"]?.["distill"] as { weight?: number } | undefined;
+  const teacher = distill ? `dense embedding distilled from its late head (KL, weight ${distill.weight}); ` : "";
   const what =
     `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${volume} × ${cfg["training"]?.["batchSize"]} pairs ` +
     `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights; in-domain pairs ${kinds}` +
     `${Number(a["repeat"]) > 1 ? ` ×${a["repeat"]}` : ""} (${Math.round(Number(a["streamShare"] ?? 0) * 100)}% of the stream) + ` +
-    `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${negatives}${a["supervision"]}; ` +
+    `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${negatives}${teacher}${a["supervision"]}; ` +
     `held-out MRR@${mixed?.dim ?? inDomain?.dim} at k=${depths}: in-domain ${scores(inDomain)} (${inDomain?.pairs ?? 0} pairs), mixed ${scores(mixed)} (${mixed?.pairs ?? 0} pairs)`;
   const size = (variant: "fp32" | "int8") =>
     formatBytes(Object.entries(manifest.files).reduce((n, [rel, f]) => (rel.startsWith(`${variant}/`) ? n + f.bytes : n), 0));
