@@ -13,7 +13,7 @@ import { initBackend } from "../src/backend.js";
 import { encode } from "../src/model/forward.js";
 import { initWeights, paramsFromWeights, type TaesrWeights } from "../src/model/params.js";
 import { parseConfig } from "../src/train/config.js";
-import { distillLoss, klFromTeacher, teacherDistribution } from "../src/train/distill-loss.js";
+import { distillLoss, klFromTeacher, teacherDistribution, type Teacher } from "../src/train/distill-loss.js";
 import { lateObjectiveOf, lateScores } from "../src/train/late-loss.js";
 import { train } from "../src/train/trainer.js";
 import { microArchitecture } from "./support/architectures.js";
@@ -43,18 +43,36 @@ beforeAll(async () => {
 });
 
 describe("distillation loss: values", () => {
-  it("the teacher is softmax(MaxSim / τ) per row", () => {
+  it("the teacher is softmax(MaxSim / τ) per row, with its entropy", () => {
     const maxSim = tf.tensor2d([[2.4, 1.2, -0.6], [0.5, 1.5, 1.0]]);
     const teacher = teacherDistribution(maxSim, 0.5);
     const expected = [softmax([4.8, 2.4, -1.2]), softmax([1, 3, 2])];
-    const got = teacher.arraySync();
+    const got = teacher.probabilities.arraySync();
     got.forEach((row, r) => row.forEach((p, c) => expect(p).toBeCloseTo(expected[r]![c]!, 6)));
+    expect(teacher.entropy).toBeCloseTo(-expected.flat().reduce((a, p) => a + p * Math.log(p), 0), 5);
     expect(() => teacherDistribution(maxSim, 0)).toThrow(/temperature must be > 0/);
+  });
+
+  it("the lexical teacher adds α · (σ_late / σ_bm25) · BM25 to each row's logits; a row without any BM25 match keeps the head's", () => {
+    const maxSim = tf.tensor2d([[2.4, 1.2, -0.6], [0.5, 1.5, 1.0]]);
+    const bm25 = Float32Array.from([0, 2, 10, 0, 0, 0]);
+    const teacher = teacherDistribution(maxSim, 0.5, { scores: bm25, weight: 0.5 });
+    const std = (row: number[]) => {
+      const mean = row.reduce((a, v) => a + v, 0) / row.length;
+      return Math.sqrt(row.reduce((a, v) => a + (v - mean) ** 2, 0) / row.length);
+    };
+    const late = [4.8, 2.4, -1.2];
+    const scale = (0.5 * std(late)) / std([0, 2, 10]);
+    const expected = [softmax(late.map((v, c) => v + scale * bm25[c]!)), softmax([1, 3, 2])];
+    teacher.probabilities.arraySync().forEach((row, r) => row.forEach((p, c) => expect(p).toBeCloseTo(expected[r]![c]!, 6)));
+    // BM25 moves mass to the lexically matching third document (its late logit is the lowest of the row).
+    expect(teacher.probabilities.arraySync()[0]![2]!).toBeGreaterThan(softmax(late)[2]!);
+    expect(() => teacherDistribution(maxSim, 0.5, { scores: Float32Array.from([1, 2, 3]), weight: 1 })).toThrow(/3 lexical scores for a \[2, 3\] MaxSim matrix/);
   });
 
   it("KL(teacher ‖ student) matches the hand value, is 0 when the student agrees up to a row constant, and its gradient is softmax − p", () => {
     const p = [softmax([1, 0, -1]), softmax([0.2, 0.9, 0.1])];
-    const teacher = tf.tensor2d(p);
+    const teacher: Teacher = { probabilities: tf.tensor2d(p), entropy: -p.flat().reduce((a, v) => a + v * Math.log(v), 0) };
     const logits = [[0.3, 0.1, 0.5], [1.2, -0.4, 0.0]];
     const s = logits.map(softmax);
     const kl = p.map((row, r) => row.reduce((a, v, c) => a + v * Math.log(v / s[r]![c]!), 0));
@@ -76,7 +94,7 @@ describe("distillation loss: values", () => {
     const dIds = tf.tensor2d([[3, 8, 9, 1, 5], [4, 6, 0, 0, 0], [2, 7, 11, 0, 0]], [3, 5], "int32");
     const dMask = tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]);
     const teacherOf = (q: { states: tf.Tensor3D[] }, d: { states: tf.Tensor3D[] }) => teacherDistribution(lateScores(params, q.states[1]!, qMask, d.states[0]!, dMask), 0.5);
-    const student = (q: { embeddings: tf.Tensor2D[] }, d: { embeddings: tf.Tensor2D[] }, teacher: tf.Tensor2D) =>
+    const student = (q: { embeddings: tf.Tensor2D[] }, d: { embeddings: tf.Tensor2D[] }, teacher: Teacher) =>
       distillLoss(teacher, [1, 2].map((k) => ({ q: q.embeddings[k - 1]!, d: d.embeddings[0]! })), { dims: [4, ARCH.outputDim], temperature: 0.1 });
     // As the trainer computes it: the teacher from the same forward pass, inside the tape.
     const asTrained = (): tf.Scalar => {
@@ -94,7 +112,11 @@ describe("distillation loss: values", () => {
     expect(Array.from(analytic["out.proj.w"]).some((v) => v !== 0)).toBe(true);
     // Finite differences of the student alone: the teacher held at the unperturbed weights' distribution, as the
     // analytic gradient treats it.
-    const fixedTeacher = tf.tidy(() => teacherOf(encode(params, qIds, qMask, 2), encode(params, dIds, dMask, 1)));
+    let fixedTeacher!: Teacher;
+    tf.tidy(() => {
+      fixedTeacher = teacherOf(encode(params, qIds, qMask, 2), encode(params, dIds, dMask, 1));
+      tf.keep(fixedTeacher.probabilities);
+    });
     const lossAt = () => tf.tidy(() => student(encode(params, qIds, qMask, 2), encode(params, dIds, dMask, 1), fixedTeacher).dataSync()[0]!);
     const probes: [WeightName, number][] = [
       ["out.proj.w", 5],
@@ -126,6 +148,9 @@ describe("distillation in the config and the trainer", () => {
     expect(lateObjectiveOf(ownTau.training.objectives?.late, ownTau.training.lossSteps)?.distill).toEqual({ weight: 1, temperature: 0.3 });
     const explicit = parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 2, temperature: 0.2 } } } } });
     expect(lateObjectiveOf(explicit.training.objectives?.late, explicit.training.lossSteps)?.distill).toEqual({ weight: 2, temperature: 0.2 });
+    const withBm25 = parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 1, bm25: 0.5 } } } } });
+    expect(lateObjectiveOf(withBm25.training.objectives?.late, withBm25.training.lossSteps)?.distill).toEqual({ weight: 1, temperature: 0.1, bm25: 0.5 });
+    expect(() => parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 1, bm25: 0 } } } } })).toThrow(/bm25/);
     expect(() => parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 0 } } } } })).toThrow(/distill/);
     expect(() => parseConfig({ ...withHead, training: { ...raw["training"], objectives: { late: { ...late, distill: { weight: 1, tau: 1 } } } } })).toThrow(/tau/);
     expect(() =>
@@ -149,5 +174,21 @@ describe("distillation in the config and the trainer", () => {
     console.log(`distillation KL over 40 updates: ${kl.map((v) => v.toFixed(3)).join(" → ")}`);
     expect(kl.every((v) => v >= 0)).toBe(true);
     expect(kl[kl.length - 1]!).toBeLessThan(kl[0]!);
+  });
+
+  it("with the lexical teacher, a tiny run scores its batches by BM25, logs the KL and names both teachers in the manifest", async () => {
+    const config = await writeTinyConfig(tmp(), "distil-bm25", {
+      arch: { lateHead: { dim: 16 } },
+      training: { lossSteps: [1], batchSize: 16, steps: 20, logEvery: 10, checkpointEvery: 1000, objectives: { late: { weight: 1, distill: { weight: 1, bm25: 1 } } } },
+    });
+    const lines: string[] = [];
+    const result = await train({ config, runDir: path.join(tmp(), "distil-bm25"), ...QUIET_RUN, log: (line: string) => lines.push(line) });
+    expect(lines.some((l) => /distillation teacher: BM25 over \d+ training documents/.test(l))).toBe(true);
+    const manifest = JSON.parse(await readFile(path.join(result.exportDir!, "manifest.json"), "utf8"));
+    expect(manifest.training.objective).toMatch(/late head's in-batch MaxSim ranking fused with BM25 over the training documents \(α 1\)/);
+    const metrics = (await readFile(path.join(tmp(), "distil-bm25", "metrics.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+    const kl = metrics.filter((m) => m.type === "train").map((m) => (m.lossByObjective as Record<string, number>)["distill"]!);
+    expect(kl).toHaveLength(2);
+    expect(kl.every((v) => Number.isFinite(v) && v >= 0)).toBe(true);
   });
 });

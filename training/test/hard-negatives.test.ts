@@ -14,7 +14,9 @@ import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
 import { readArtifactDir } from "../../workers/origin/src/artifact-files.js";
 import { ortNode } from "../../workers/origin/src/ort-node.js";
 import { initBackend } from "../src/backend.js";
+import { bm25Search, buildBm25Postings } from "../../src/retrieval/index.js";
 import { PairBatcher, type BatchTokenizer } from "../src/data/batches.js";
+import { BatchBm25 } from "../src/data/lexical-scores.js";
 import { openDenseRanker, type DenseRanker } from "../src/data/dense-negatives.js";
 import { bm25Ranker, mineHardNegatives } from "../src/data/hard-negatives.js";
 import { buildPairs, heldOutQueryIds, normKey, type AdaptRecord, type TextPair } from "../src/data/pairs.js";
@@ -176,6 +178,31 @@ describe("PairBatcher with hard negatives", () => {
     expect(batch.docs.rows).toBe(4);
     // Row 3 is the surviving negative: 6 word tokens.
     expect(Array.from(batch.docs.mask.subarray(3 * batch.docs.length, 4 * batch.docs.length)).filter((m) => m === 1)).toHaveLength(6);
+  });
+
+  it("with a lexical scorer, a batch carries BM25 of every query against every document row, the negatives included", () => {
+    const pairs: TextPair[] = [
+      { ...adaptPair("clean bicycle chain", "Degrease the bicycle chain and dry it.", "a"), negative: "Chain oil for a bicycle: wet lube in rain." },
+      adaptPair("bake bread", "Knead the dough and bake the bread.", "b"),
+      adaptPair("oven care", "Soak the oven racks and wipe the walls.", "c"),
+    ];
+    const lexical = new BatchBm25(pairs, terms);
+    expect(lexical.documentCount).toBe(4);
+    const batch = new PairBatcher(pairs, tokenizer, { batchSize: 3, maxQueryLength: 8, maxDocLength: 8, seed: 1, lexical }).encode([0, 1, 2]);
+    const docs = [...pairs.map((p) => p.doc), pairs[0]!.negative!];
+    expect(batch.lexical).toHaveLength(3 * 4);
+    // The same scores BM25 search gives over the run's distinct training documents (ids in first-seen order).
+    const { postings, stats } = buildBm25Postings([pairs[0]!.doc, pairs[0]!.negative!, pairs[1]!.doc, pairs[2]!.doc].map(terms));
+    const corpusId = (doc: string) => [pairs[0]!.doc, pairs[0]!.negative!, pairs[1]!.doc, pairs[2]!.doc].indexOf(doc);
+    pairs.forEach((pair, row) => {
+      const byId = new Map(bm25Search(terms(pair.query), stats, postings, 10).map((hit) => [hit.id, hit.score]));
+      docs.forEach((doc, col) => expect(batch.lexical![row * 4 + col]!).toBeCloseTo(byId.get(corpusId(doc)) ?? 0, 5));
+    });
+    // The chain query matches its positive and its negative, nothing of the bread or oven documents.
+    expect(batch.lexical![0]!).toBeGreaterThan(batch.lexical![3]!);
+    expect(batch.lexical![3]!).toBeGreaterThan(0);
+    expect(batch.lexical![1]!).toBe(0);
+    expect(() => lexical.scores(["chain"], ["A document no pair has."])).toThrow(/not among the run's training documents/);
   });
 });
 

@@ -16,6 +16,7 @@
 import { createRng, deriveSeed, hashString, shuffleInPlace } from "./random.js";
 import { normKey, type PairSource, type TextPair } from "./pairs.js";
 import { visibleWords } from "./subspace-labels.js";
+import type { LexicalScorer } from "./lexical-scores.js";
 
 /** What the batcher needs from a tokenizer (WordPieceTokenizer satisfies it). */
 export interface BatchTokenizer {
@@ -39,6 +40,8 @@ export interface EncodedBatch {
   docs: TokenMatrix;
   /** The subspace probes' rows (options.probeRows): see {@link PairBatcher.probeSample}. */
   probe?: ProbeSample;
+  /** options.lexical's score of every query against every document row, row-major [queries.rows × docs.rows]. */
+  lexical?: Float32Array;
 }
 
 /** Texts for the subspace objectives (train/subspace-loss.ts): their tokens, and what the labels are derived from. */
@@ -57,6 +60,8 @@ export interface BatcherOptions {
   bucketWindow?: number;
   /** Rows of the subspace probes' sample added to each batch (absent or 0: none). */
   probeRows?: number;
+  /** Scores each batch's queries against its documents (the distillation teacher's lexical half; absent: none). */
+  lexical?: LexicalScorer;
 }
 
 export class PairBatcher {
@@ -145,6 +150,7 @@ export class PairBatcher {
       docs: this.pad(docTexts.map((text) => this.tokenizer.encode(text, { maxLength: this.options.maxDocLength }))),
     };
     if (this.options.probeRows) encoded.probe = this.probeSample(indices, this.options.probeRows);
+    if (this.options.lexical) encoded.lexical = this.options.lexical.scores(pairs.map((p) => p.query), docTexts);
     return encoded;
   }
 

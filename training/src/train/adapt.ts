@@ -286,8 +286,10 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   const mined = t["dataSources"]?.["adapt"]?.["hardNegatives"] as { ranker?: string; mined?: number } | undefined;
   const negatives = mined?.mined ? `${Number(mined.mined).toLocaleString("en-US")} hard negatives by ${mined.ranker ?? "BM25"}; ` : "";
   // A teacher is training signal as much as the data is: the row names it.
-  const distill = cfg["training"]?.["objectives"]?.["late"]?.["distill"] as { weight?: number } | undefined;
-  const teacher = distill ? `dense embedding distilled from its late head (KL, weight ${distill.weight}); ` : "";
+  const distill = cfg["training"]?.["objectives"]?.["late"]?.["distill"] as { weight?: number; bm25?: number } | undefined;
+  const teacher = distill
+    ? `dense embedding distilled from its late head${distill.bm25 !== undefined ? ` fused with BM25 (α ${distill.bm25})` : ""} (KL, weight ${distill.weight}); `
+    : "";
   const what =
     `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${volume} × ${cfg["training"]?.["batchSize"]} pairs ` +
     `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights; in-domain pairs ${kinds}` +

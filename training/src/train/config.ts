@@ -136,8 +136,12 @@ const lateObjectiveSchema = z
      * are the ones computed); absent = the deepest of lossSteps. */
     steps: z.array(positiveInt).nonempty().optional(),
     /** The head as the dense embedding's teacher (train/distill-loss.ts): total += weight · KL(late ‖ dense) over each
-     * micro-batch's documents; temperature of the teacher's softmax over MaxSim, absent = the late objective's. */
-    distill: z.object({ weight: z.number().positive(), temperature: z.number().positive().optional() }).strict().optional(),
+     * micro-batch's documents; temperature of the teacher's softmax over MaxSim, absent = the late objective's; bm25 = α
+     * makes BM25 over the run's training documents a second teacher, fused with the head's (absent: the head alone). */
+    distill: z
+      .object({ weight: z.number().positive(), temperature: z.number().positive().optional(), bm25: z.number().positive().optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 

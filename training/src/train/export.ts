@@ -71,6 +71,16 @@ export interface AdaptationSummary {
   heldOutIds: string[];
 }
 
+/** The manifest's words for `training.objectives.late.distill` (empty when the run had no teacher). */
+function distillationObjective(distill: { weight: number; bm25?: number | undefined } | undefined): string {
+  if (!distill) return "";
+  const teacher =
+    distill.bm25 !== undefined
+      ? `the late head's in-batch MaxSim ranking fused with BM25 over the training documents (α ${distill.bm25})`
+      : "the late head's in-batch MaxSim ranking";
+  return `; the dense embedding also learns ${teacher} (KL to it as a fixed teacher: training.objectives.late.distill)`;
+}
+
 /** The manifest's `training` record. */
 export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSummary): Record<string, unknown> {
   const dataSources = Object.fromEntries(
@@ -100,9 +110,7 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
     backend: input.backend,
     objective:
       "symmetric in-batch InfoNCE at every Matryoshka prefix and every supervised recursion step (deep supervision)" +
-      (input.config.training.objectives?.late?.distill
-        ? "; the dense embedding also learns the late head's in-batch MaxSim ranking (KL to it as a fixed teacher: training.objectives.late.distill)"
-        : ""),
+      distillationObjective(input.config.training.objectives?.late?.distill),
     ...(input.config.initEmbeddings === "glove" ? { initialisation: gloveProvenance() } : {}),
     dataSources,
     scifactCorpusUnsupervisedInDomain: input.pairs.bySource["scifact"] !== undefined,

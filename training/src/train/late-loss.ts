@@ -69,7 +69,12 @@ export function lateLoss(
  */
 export function lateObjectiveOf(
   objective:
-    | { weight: number; temperature?: number | undefined; steps?: number[] | undefined; distill?: { weight: number; temperature?: number | undefined } | undefined }
+    | {
+        weight: number;
+        temperature?: number | undefined;
+        steps?: number[] | undefined;
+        distill?: { weight: number; temperature?: number | undefined; bm25?: number | undefined } | undefined;
+      }
     | undefined,
   lossSteps: readonly number[],
 ): LateObjective | undefined {
@@ -80,6 +85,8 @@ export function lateObjectiveOf(
     weight: objective.weight,
     temperature,
     steps: objective.steps ?? [Math.max(...lossSteps)],
-    ...(distill ? { distill: { weight: distill.weight, temperature: distill.temperature ?? temperature } } : {}),
+    ...(distill
+      ? { distill: { weight: distill.weight, temperature: distill.temperature ?? temperature, ...(distill.bm25 !== undefined ? { bm25: distill.bm25 } : {}) } }
+      : {}),
   };
 }

@@ -152,7 +152,12 @@ export function microBatchGradients(
         const { distill } = options.late;
         if (distill) {
           const maxSim = (scoresPerStep.length === 1 ? scoresPerStep[0]! : tf.div(tf.addN(scoresPerStep), scoresPerStep.length)) as tf.Tensor2D;
-          const teacher = teacherDistribution(maxSim, distill.temperature);
+          let lexical: { scores: Float32Array; weight: number } | undefined;
+          if (distill.bm25 !== undefined) {
+            if (!batch.lexical) throw new Error("the lexical distillation teacher needs each batch's BM25 scores (PairBatcher options.lexical)");
+            lexical = { scores: batch.lexical, weight: distill.bm25 };
+          }
+          const teacher = teacherDistribution(maxSim, distill.temperature, lexical);
           const pairs = lossOptions.steps.map((k) => ({ q: q.embeddings[k - 1]!, d: d.embeddings[docStep.paired(k) - 1]! }));
           const kl = distillLoss(teacher, pairs, { dims: lossOptions.dims, temperature: lossOptions.temperature });
           lateTensors.distill = tf.keep(kl);

@@ -16,6 +16,7 @@ import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/i
 import { weightNames, weightNamesIn, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 import { initBackend, type BackendName } from "../backend.js";
 import { PairBatcher } from "../data/batches.js";
+import { BatchBm25 } from "../data/lexical-scores.js";
 import { labelRows } from "../data/subspace-labels.js";
 import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
 import { buildPairs, type PairInputs, type PairSet, type PairSource } from "../data/pairs.js";
@@ -248,6 +249,14 @@ async function minePairNegatives(pairs: PairSet, loaded: LoadedConfig, tokenizer
   }
 }
 
+/** BM25 over the run's training documents, for the lexical distillation teacher (data/lexical-scores.ts). */
+function lexicalTeacher(pairs: PairSet, tokenizer: WordPieceTokenizer, log: (line: string) => void): BatchBm25 {
+  const t0 = performance.now();
+  const lexical = new BatchBm25(pairs.train, (text: string) => lexicalTerms(tokenizer.tokenize(text)));
+  log(`distillation teacher: BM25 over ${lexical.documentCount} training documents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return lexical;
+}
+
 async function setUp(opts: TrainOptions): Promise<Session> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[taesr] ${line}\n`));
   const loaded = await loadConfig(opts.config);
@@ -282,12 +291,14 @@ async function setUp(opts: TrainOptions): Promise<Session> {
       `(${pairs.stats.duplicatesDropped} duplicates dropped) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
   const t = config.training;
+  const lexical = t.objectives?.late?.distill?.bm25 !== undefined ? lexicalTeacher(pairs, tokenizer, log) : undefined;
   const batcher = new PairBatcher(pairs.train, tokenizer, {
     batchSize: t.batchSize,
     maxQueryLength: t.maxQueryLength,
     maxDocLength: t.maxDocLength,
     seed: config.seed,
     ...(t.objectives?.subspaces ? { probeRows: t.objectives.subspaces.rows } : {}),
+    ...(lexical ? { lexical } : {}),
   });
   // Estimated once from the batcher's own draws, so every data-parallel rank and a resume get the same weights.
   const probeClassWeights =
