@@ -31,6 +31,11 @@
  * (data/lexical-scores.ts: the run's training documents as the index); a row whose query shares no term with any of
  * the batch's documents keeps the head's distribution.
  *
+ * Measured (README, the adapted model's row): continuing taesr-edge-scifact@0.7.0 for 240 updates on negatives it
+ * mined, α = 1 against the head alone gave held-out dense NDCG@10 0.516 vs 0.519 and SciFact test 0.472 vs 0.483 (length
+ * rule), with the KL 4–6× the head-alone one throughout: the fused teacher pulls the student further than it can follow.
+ * A smaller α is untried.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
