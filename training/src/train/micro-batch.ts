@@ -16,7 +16,7 @@ import type { TaesrParams } from "../model/params.js";
 import { sparseHead } from "../model/sparse-head.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
 import { sparseLoss, type SparseLossWeights } from "./sparse-loss.js";
-import { distillLoss, teacherDistribution } from "./distill-loss.js";
+import { distillLoss, teacherDistribution, type LexicalTeacher } from "./distill-loss.js";
 import { lateLoss, lateRankingLoss, lateScores, type LateObjective } from "./late-loss.js";
 import { labelRows } from "../data/subspace-labels.js";
 import { probeNames, subspaceLoss, type ProbeName, type SubspaceLossOptions, type SubspaceProbes } from "./subspace-loss.js";
@@ -152,7 +152,7 @@ export function microBatchGradients(
         const { distill } = options.late;
         if (distill) {
           const maxSim = (scoresPerStep.length === 1 ? scoresPerStep[0]! : tf.div(tf.addN(scoresPerStep), scoresPerStep.length)) as tf.Tensor2D;
-          let lexical: { scores: Float32Array; weight: number } | undefined;
+          let lexical: LexicalTeacher | undefined;
           if (distill.bm25 !== undefined) {
             if (!batch.lexical) throw new Error("the lexical distillation teacher needs each batch's BM25 scores (PairBatcher options.lexical)");
             lexical = { scores: batch.lexical, weight: distill.bm25 };
