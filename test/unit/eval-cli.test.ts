@@ -1,5 +1,5 @@
 /**
- * The evaluation CLIs as a user runs them (`tsx bench/eval.ts …`, `tsx bench/ablations.ts …`) with the bundled model on
+ * The evaluation CLIs as a user runs them (`tsx bench/eval.ts …`, `tsx bench/ablations.ts …`, `tsx bench/context-length.ts …`) with the bundled model on
  * a tiny BEIR fixture (test/fixtures/beir-tiny: 12 documents, 6 judged queries and one unjudged): the JSON printed last
  * on stdout carries the documented keys, the run and result files are written, --mode sparse fails with a message that
  * names the artifact, and the ablation writes its four report files.
@@ -143,6 +143,30 @@ describe("npm run eval", () => {
     const { status, stderr } = run("bench/eval.ts", ["--dataset", dataset, "--mode", "dense", "--sweep"]);
     expect(status).not.toBe(0);
     expect(stderr).toContain("--sweep needs --mode hybrid");
+  });
+});
+
+describe("npm run eval:context-length", () => {
+  it("ranks by BM25 over each document's first N pieces and over whole documents", () => {
+    const { status, json, stderr } = run("bench/context-length.ts", ["--dataset", dataset, "--cuts", "1000,2"]);
+    expect(status, stderr).toBe(0);
+    expect(json).toMatchObject({ dataset: "beir-tiny", split: "test", queries: 6, docs: 12, tokenizer: bundled, model_context: bundledManifest.architecture.maxLength });
+    const cuts = json!["cuts"] as { pieces: number; truncated_share: number; "ndcg@10": number }[];
+    // Sorted by length; two pieces cut every document, a thousand none, and reading more finds more.
+    expect(cuts.map((c) => [c.pieces, c.truncated_share])).toEqual([
+      [2, 1],
+      [1000, 0],
+    ]);
+    expect(cuts[1]!["ndcg@10"]).toBe((json!["whole_document"] as { "ndcg@10": number })["ndcg@10"]);
+    expect(cuts[0]!["ndcg@10"]).toBeLessThan(cuts[1]!["ndcg@10"]);
+    expect(stderr).toContain("first 2 pieces: BM25 NDCG@10");
+  });
+
+  it("refuses a cut that is not a positive integer", () => {
+    const { status, stderr, json } = run("bench/context-length.ts", ["--dataset", dataset, "--cuts", "2,x"]);
+    expect(status).not.toBe(0);
+    expect(json).toBeNull();
+    expect(stderr).toContain('expected comma-separated positive integers (word pieces), got "2,x"');
   });
 });
 
