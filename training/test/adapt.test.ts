@@ -479,6 +479,42 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(manifest.adaptation.heldOutQueries.retrieval).toMatchObject({ queries: 1, bm25: { ndcg10: 1 } });
   });
 
+  it("--max-length gives the adapted model a longer context: the base's positions tiled, documents read up to it", async () => {
+    const lines: string[] = [];
+    const longer = TINY_ARCH.maxLength * 2;
+    const result = await adapt({
+      corpusDir: miniBeir,
+      from: baseDir,
+      artifactsDir: path.join(tmp, "artifacts-long"),
+      runsDir: path.join(tmp, "runs-long"),
+      ...quick,
+      maxLength: longer,
+      log: (line) => lines.push(line),
+      overrides: { data: { sources: { debian: null, wordnet: null } }, training: { batchSize: 8, warmupSteps: 1, evalEvery: 1000, checkpointEvery: 1000 } },
+    });
+    expect(lines.join("\n")).toContain(`its ${TINY_ARCH.maxLength} positions tiled to ${longer}`);
+    const raw = JSON.parse(await readFile(result.configPath, "utf8"));
+    expect(raw.arch.maxLength).toBe(longer);
+    expect(raw.training.maxDocLength).toBe(longer);
+    expect(raw.training.maxQueryLength).toBe(TINY_ARCH.maxLength);
+    const manifest = JSON.parse(await readFile(path.join(result.exportDir!, "manifest.json"), "utf8"));
+    expect(manifest.architecture).toEqual({ ...TINY_ARCH, maxLength: longer });
+    // The exported graphs serve the longer context: the held-out queries were ranked with them after the export.
+    expect(manifest.adaptation.heldOutQueries.retrieval).toMatchObject({ queries: 1, documents: 12 });
+    // Three small updates from the tiled table: position p is still close to the base's row p mod 32.
+    const H = TINY_ARCH.hidden;
+    const positions = (await loadParams(result.finalParamsPath!)).weights["embed.position"];
+    expect(positions.length).toBe(longer * H);
+    const base = baseWeights["embed.position"];
+    let largest = 0;
+    for (let p = 0; p < longer; p++) {
+      for (let c = 0; c < H; c++) largest = Math.max(largest, Math.abs(positions[p * H + c]! - base[(p % TINY_ARCH.maxLength) * H + c]!));
+    }
+    expect(largest).toBeLessThan(5e-3);
+    const changelog = await readFile(path.join(tmp, "artifacts-long", "CHANGELOG.md"), "utf8");
+    expect(changelog).toContain(`from the base weights, documents read up to ${longer} word pieces; in-domain pairs`);
+  });
+
   it("refuses an artifact of another architecture as initFrom", async () => {
     const config = path.join(tmp, "init-wider.json");
     await writeFile(
@@ -537,7 +573,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(unreadable?.code).toBe(2);
     expect(unreadable?.stderr).toContain(`cannot read the adaptation preset ${missing}`);
     const stray = await fail(["--config", "configs/tiny.json", "--preset", missing]);
-    expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives and --preset go with --adapt");
+    expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives, --max-length and --preset go with --adapt");
   });
 
   it("the CHANGELOG row counts every process and accumulation step of an update, and names a distillation teacher", () => {

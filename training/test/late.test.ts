@@ -222,7 +222,7 @@ describe("late head in the trainer", () => {
     });
     const lines: string[] = [];
     const session = await prepareSession({ config, log: (l) => lines.push(l) });
-    expect(lines.join("\n")).toMatch(/which has no lateHead: late\.proj\.w start from the seed-7 initialisation/);
+    expect(lines.join("\n")).toMatch(/it has no lateHead: late\.proj\.w start from the seed-7 initialisation/);
     const scratch = initWeights(session.arch, 7);
     for (const name of weightNames(session.arch)) expect(session.params[name].dataSync(), name).toEqual(scratch[name]);
     const options = { depths: [1], dim: 128, maxQueryLength: 16, maxDocLength: 32 };

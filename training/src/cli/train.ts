@@ -42,6 +42,11 @@ const program = new Command()
       "dense",
     ]),
   )
+  .option(
+    "--max-length <pieces>",
+    "--adapt: the adapted model's context in word pieces, documents read up to it (default: the base's; longer tiles the base's position table)",
+    positiveInteger,
+  )
   .option("--preset <file>", "--adapt: the preset the run's config is derived from (default: training/configs/adapt.json)")
   .option("--resume", "continue from the newest checkpoint in the run dir", false)
   .option("--run-dir <dir>", "run directory (default training/runs/<config name>)")
@@ -57,6 +62,7 @@ const opts = program.opts<{
   name?: string;
   steps?: number;
   hardNegatives?: "bm25" | "dense";
+  maxLength?: number;
   preset?: string;
   resume: boolean;
   runDir?: string;
@@ -67,8 +73,8 @@ const opts = program.opts<{
 
 const base = process.env["INIT_CWD"] ?? process.cwd();
 if ((opts.config === undefined) === (opts.adapt === undefined)) program.error("error: pass exactly one of --config <file> or --adapt <dir>");
-if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps ?? opts.hardNegatives ?? opts.preset) !== undefined) {
-  program.error("error: --from, --name, --steps, --hard-negatives and --preset go with --adapt");
+if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps ?? opts.hardNegatives ?? opts.maxLength ?? opts.preset) !== undefined) {
+  program.error("error: --from, --name, --steps, --hard-negatives, --max-length and --preset go with --adapt");
 }
 if (opts.adapt !== undefined && opts.export) program.error("error: --export goes with --config (an adaptation exports when it finishes)");
 /** The stdout summary of a run: the result without the per-update loss history (tests and curves read that). */
@@ -99,6 +105,7 @@ try {
           ...(opts.name !== undefined ? { name: opts.name } : {}),
           ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
           ...(opts.hardNegatives !== undefined ? { hardNegatives: opts.hardNegatives } : {}),
+          ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
           ...(opts.preset !== undefined ? { preset: path.resolve(base, opts.preset) } : {}),
           ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
           ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),

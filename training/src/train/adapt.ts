@@ -9,7 +9,8 @@
  *    (which keep the general ability), a share of its train queries held out by query id (the preset's
  *    `holdoutQueries`: their ids go into the manifest, and fusion weights are tuned on them; see data/pairs.ts
  *    isQueryHeldOut), its hard negatives ranked by BM25 or, with `--hard-negatives dense`, by the base artifact
- *    itself, and `export.version: "next"`. The derived config is written into the run
+ *    itself, and `export.version: "next"`. `--max-length N` gives the adapted model an N-piece context (documents are
+ *    read up to it; the base's position table is tiled to it, model/context-length.ts). The derived config is written into the run
  *    directory (adapt-config.json), so `--resume` continues exactly that run.
  * 3. The trainer runs it and exports `<name>@<next minor>` (export.ts adds the manifest's `adaptation` record).
  * 4. A row goes into the artifacts directory's CHANGELOG.md with the held-out figures — the in-batch validation, and
@@ -50,6 +51,9 @@ export interface AdaptOptions {
   /** What ranks the corpus's hard negatives (default: the preset's, BM25): "dense" mines them with the base artifact's
    * own embeddings (data/dense-negatives.ts). */
   hardNegatives?: "bm25" | "dense";
+  /** The adapted model's context in word pieces (default: the base's). Documents are read up to it; a longer context
+   * than the base's extends its position table (model/context-length.ts). */
+  maxLength?: number;
   maxMinutes?: number;
   /** Run directory (default: <runsDir>/adapt-<name>, or -2, -3… when taken; see {@link chooseRunDir}). */
   runDir?: string;
@@ -189,7 +193,7 @@ async function deriveConfig(
     const ups = r.split(path.sep).filter((part) => part === "..").length;
     return ups >= ctx.runDir.split(path.sep).filter(Boolean).length ? p : r;
   };
-  const arch = ctx.base.architecture;
+  const arch = opts.maxLength !== undefined ? { ...ctx.base.architecture, maxLength: opts.maxLength } : ctx.base.architecture;
   const data = preset["data"] as Record<string, any>;
   const training = preset["training"] as Record<string, any>;
   const lossSteps = (training["lossSteps"] as number[] | undefined)?.filter((k) => k <= arch.depths.hard);
@@ -211,7 +215,8 @@ async function deriveConfig(
       ...(opts.steps !== undefined ? { steps: opts.steps, epochs: undefined } : {}),
       // A base artifact with a shorter context (tests, tiny models) caps the preset's lengths.
       maxQueryLength: Math.min(Number(training["maxQueryLength"]), arch.maxLength),
-      maxDocLength: Math.min(Number(training["maxDocLength"]), arch.maxLength),
+      // A context chosen for the run is there for the documents: they are read up to it.
+      maxDocLength: opts.maxLength ?? Math.min(Number(training["maxDocLength"]), arch.maxLength),
       // …and a shallower one the supervised steps.
       ...(lossSteps && training["lossStepWeights"] === undefined ? { lossSteps: lossSteps.length > 0 ? lossSteps : [arch.depths.hard] } : {}),
     },
@@ -290,9 +295,12 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   const teacher = distill
     ? `dense embedding distilled from its late head${distill.bm25 !== undefined ? ` fused with BM25 (α ${distill.bm25})` : ""} (KL, weight ${distill.weight}); `
     : "";
+  // The document cut shapes what the model learns (and what indexing costs): a row says it.
+  const maxDocLength = cfg["training"]?.["maxDocLength"] as number | undefined;
+  const readUpTo = maxDocLength !== undefined ? `, documents read up to ${maxDocLength} word pieces` : "";
   const what =
     `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${volume} × ${cfg["training"]?.["batchSize"]} pairs ` +
-    `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights; in-domain pairs ${kinds}` +
+    `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights${readUpTo}; in-domain pairs ${kinds}` +
     `${Number(a["repeat"]) > 1 ? ` ×${a["repeat"]}` : ""} (${Math.round(Number(a["streamShare"] ?? 0) * 100)}% of the stream) + ` +
     `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${negatives}${teacher}${a["supervision"]}; ` +
     `held-out MRR@${mixed?.dim ?? inDomain?.dim} at k=${depths}: in-domain ${scores(inDomain)} (${inDomain?.pairs ?? 0} pairs), mixed ${scores(mixed)} (${mixed?.pairs ?? 0} pairs)`;

@@ -27,6 +27,7 @@ import { lexicalTerms } from "../../../src/retrieval/lexical.js";
 import { hashString } from "../data/random.js";
 import { isDirectory, loadArtifactWeights } from "../model/artifact-weights.js";
 import { applyGloveInit } from "../model/glove-init.js";
+import { contextChangeRefusal, resizePositionTable } from "../model/context-length.js";
 import { initParams, initWeights, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams } from "../model/params.js";
 import { configDir, loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type CheckpointState, type DataCursor } from "./checkpoint.js";
@@ -133,9 +134,10 @@ function archField(a: TaesrArchitecture, key: keyof TaesrArchitecture): string |
 /**
  * The weights of `file` as trainable variables, after checking they were trained for this architecture. `file` is a
  * params file (final.taesr, a checkpoint's params) or an artifact directory, whose fp32 graphs are read back and whose
- * manifest gives the architecture. The one difference allowed: the config adds a head (sparseHead, lateHead) the source
- * lacks; the shared weights are loaded and the head's own weights get the seeded initialisation a fresh model of this
- * architecture would have (they are drawn last, so they are the same numbers).
+ * manifest gives the architecture. Two differences are allowed: the config adds a head (sparseHead, lateHead) the source
+ * lacks — the shared weights are loaded and the head's own weights get the seeded initialisation a fresh model of this
+ * architecture would have (they are drawn last, so they are the same numbers) — and a self-attention model's context
+ * (maxLength) changes: its position table is resized (model/context-length.ts).
  */
 export async function paramsFrom(file: string, arch: TaesrArchitecture, seed: number, log: (message: string) => void): Promise<TaesrParams> {
   let loaded;
@@ -148,21 +150,31 @@ export async function paramsFrom(file: string, arch: TaesrArchitecture, seed: nu
   const keys = [...new Set([...Object.keys(arch), ...Object.keys(source)])] as (keyof TaesrArchitecture)[];
   const differing = keys.filter((key) => archField(source, key) !== archField(arch, key));
   const added = differing.filter((key) => (ADDABLE_HEADS as readonly string[]).includes(key) && archField(source, key) === undefined);
-  const other = differing.filter((key) => !added.includes(key));
+  const other = differing.filter((key) => !added.includes(key) && key !== "maxLength");
   if (other.length > 0) {
     const show = (a: TaesrArchitecture) => other.map((key) => `${key} ${JSON.stringify(a[key])}`).join(", ");
     throw new Error(`initFrom: ${file} was trained with ${show(source)}, this config has ${show(arch)}`);
   }
-  if (added.length === 0) {
-    log(`initialised from ${file}`);
-    return paramsFromWeights(arch, loaded.weights);
-  }
-  const inSource = new Set(weightNames(source));
-  const fresh = weightNames(arch).filter((name) => !inSource.has(name));
-  const initial = initWeights(arch, seed);
   const weights = { ...loaded.weights };
-  for (const name of fresh) weights[name] = initial[name];
-  log(`initialised from ${file}, which has no ${added.join(" or ")}: ${fresh.join(", ")} start from the seed-${seed} initialisation`);
+  const notes: string[] = [];
+  if (source.maxLength !== arch.maxLength) {
+    const refusal = contextChangeRefusal(source, arch);
+    if (refusal) throw new Error(`initFrom: ${file} was trained with maxLength ${source.maxLength}, this config has ${arch.maxLength}; ${refusal}`);
+    weights["embed.position"] = resizePositionTable(weights["embed.position"], source.maxLength, arch.maxLength, arch.hidden);
+    notes.push(
+      arch.maxLength > source.maxLength
+        ? `its ${source.maxLength} positions tiled to ${arch.maxLength}`
+        : `its position table cut to the first ${arch.maxLength} of ${source.maxLength}`,
+    );
+  }
+  if (added.length > 0) {
+    const inSource = new Set(weightNames(source));
+    const fresh = weightNames(arch).filter((name) => !inSource.has(name));
+    const initial = initWeights(arch, seed);
+    for (const name of fresh) weights[name] = initial[name];
+    notes.push(`it has no ${added.join(" or ")}: ${fresh.join(", ")} start from the seed-${seed} initialisation`);
+  }
+  log(`initialised from ${file}${notes.length > 0 ? `; ${notes.join("; ")}` : ""}`);
   return paramsFromWeights(arch, weights);
 }
 
