@@ -38,22 +38,59 @@ export function bm25Scores<Id>(
   postings: ReadonlyMap<string, TermPostings<Id>>,
   params: Bm25Params = BM25_DEFAULTS,
 ): Map<Id, number> {
-  const { k1, b } = params;
   const scores = new Map<Id, number>();
-  // An empty or all-empty corpus has avgdl 0; fall back to 1 so length normalisation stays finite.
-  const avgDocLength = corpus.avgDocLength > 0 ? corpus.avgDocLength : 1;
   for (const [term, qtf] of termFrequencies(queryTerms)) {
     const stats = postings.get(term);
     if (!stats || stats.df <= 0) continue;
     const weight = qtf * bm25Idf(stats.df, corpus.docCount);
     for (const { docId, tf, docLength } of stats.postings) {
       if (tf <= 0) continue;
-      const norm = k1 * (1 - b + (b * docLength) / avgDocLength);
-      const contribution = (weight * tf * (k1 + 1)) / (tf + norm);
-      scores.set(docId, (scores.get(docId) ?? 0) + contribution);
+      scores.set(docId, (scores.get(docId) ?? 0) + termContribution(weight, tf, docLength, corpus, params));
     }
   }
   return scores;
+}
+
+/** One term's share of a document's score: its query weight (qtf · idf) saturated by tf and normalised by length. */
+function termContribution(weight: number, tf: number, docLength: number, corpus: Bm25CorpusStats, { k1, b }: Bm25Params): number {
+  // An empty or all-empty corpus has avgdl 0; fall back to 1 so length normalisation stays finite.
+  const avgDocLength = corpus.avgDocLength > 0 ? corpus.avgDocLength : 1;
+  const norm = k1 * (1 - b + (b * docLength) / avgDocLength);
+  return (weight * tf * (k1 + 1)) / (tf + norm);
+}
+
+/** A document as {@link bm25DocumentScore} reads it: its term counts and its length in terms. */
+export interface Bm25Document {
+  tf: ReadonlyMap<string, number>;
+  length: number;
+}
+
+/** A document's {@link Bm25Document} from its terms. */
+export function bm25Document(terms: readonly string[]): Bm25Document {
+  return { tf: termFrequencies(terms), length: terms.length };
+}
+
+/**
+ * The BM25 score of one document for a query whose term counts are `queryTf`: what {@link bm25Scores} gives that
+ * document, without walking any posting list — for scoring a few known documents against a large index.
+ * `documentFrequency` is the index's df of a term (0 when absent).
+ */
+export function bm25DocumentScore(
+  queryTf: ReadonlyMap<string, number>,
+  document: Bm25Document,
+  corpus: Bm25CorpusStats,
+  documentFrequency: (term: string) => number,
+  params: Bm25Params = BM25_DEFAULTS,
+): number {
+  let score = 0;
+  for (const [term, qtf] of queryTf) {
+    const tf = document.tf.get(term);
+    if (tf === undefined || tf <= 0) continue;
+    const df = documentFrequency(term);
+    if (df <= 0) continue;
+    score += termContribution(qtf * bm25Idf(df, corpus.docCount), tf, document.length, corpus, params);
+  }
+  return score;
 }
 
 /** The k best documents by BM25, best first; ties go to the smaller id. */

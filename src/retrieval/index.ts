@@ -8,7 +8,18 @@
 export * from "./types.js";
 export { TopK, type Scored } from "./topk.js";
 export { bestRowPerOwner, denseSearch, packMatrix, prefixNormalize } from "./dense.js";
-export { BM25_DEFAULTS, bm25Idf, bm25Scores, bm25Search, buildBm25Postings, termFrequencies, type InMemoryBm25 } from "./bm25.js";
+export {
+  BM25_DEFAULTS,
+  bm25Document,
+  bm25DocumentScore,
+  bm25Idf,
+  bm25Scores,
+  bm25Search,
+  buildBm25Postings,
+  termFrequencies,
+  type Bm25Document,
+  type InMemoryBm25,
+} from "./bm25.js";
 export { PackedBm25, type Bm25GlobalStats, type PackedBm25SearchOptions, type PackedPostings } from "./bm25-packed.js";
 export { LiveDenseIndex, LiveLexicalIndex, LiveSparseIndex, ensureCapacity, type LiveTermStats } from "./live-index.js";
 export {

@@ -12,6 +12,8 @@ import {
   THEORETICAL_MIN_SCORES,
   TopK,
   bm25Idf,
+  bm25Document,
+  bm25DocumentScore,
   bm25Scores,
   bm25Search,
   combineRankings,
@@ -195,6 +197,17 @@ describe("bm25", () => {
 
   it("counts term frequencies in first-seen order", () => {
     expect([...termFrequencies(["b", "a", "b"])]).toEqual([["b", 2], ["a", 1]]);
+  });
+
+  it("scores one document from its own terms exactly as the posting walk does", () => {
+    const df = (term: string) => postings.get(term)?.df ?? 0;
+    const query = termFrequencies(["cat", "dog", "cat", "zebra"]);
+    const walked = bm25Scores(["cat", "dog", "cat", "zebra"], corpus, postings);
+    expect(bm25DocumentScore(query, bm25Document(["cat", "x", "cat", "y"]), corpus, df)).toBe(walked.get("d1"));
+    expect(bm25DocumentScore(query, bm25Document(["a", "b", "cat", "c", "d", "e"]), corpus, df)).toBe(walked.get("d2"));
+    expect(bm25DocumentScore(query, bm25Document(["dog", "z"]), corpus, df)).toBe(walked.get("d3"));
+    // A term the index has never seen scores nothing, even when the document has it.
+    expect(bm25DocumentScore(termFrequencies(["zebra"]), bm25Document(["zebra"]), corpus, df)).toBe(0);
   });
 });
 

@@ -12,7 +12,7 @@
  *   const lexical = new BatchBm25(pairs.train, (text) => lexicalTerms(tokenizer.tokenize(text)));
  *   const scores = lexical.scores(["tau and memory"], ["Tau protein …", "Amyloid …"]); // Float32Array [1 × 2]
  */
-import { bm25Scores, buildBm25Postings, type InMemoryBm25 } from "../../../src/retrieval/index.js";
+import { bm25Document, bm25DocumentScore, buildBm25Postings, termFrequencies, type InMemoryBm25 } from "../../../src/retrieval/index.js";
 import { normKey, type TextPair } from "./pairs.js";
 
 /** What the batcher asks of a lexical scorer (data/batches.ts options.lexical). */
@@ -49,16 +49,23 @@ export class BatchBm25 implements LexicalScorer {
     return this.index.stats.docCount;
   }
 
+  /**
+   * Each document is scored from its own term counts against the index's statistics: walking the posting lists of a
+   * query's terms through the whole index instead cost 1.8 s per 64 × 128 batch over 26k SciFact documents, this 0.06 s
+   * (mostly reading the batch documents' terms).
+   */
   scores(queries: readonly string[], docs: readonly string[]): Float32Array {
-    const ids = docs.map((doc) => {
-      const id = this.idOf.get(normKey(doc));
-      if (id === undefined) throw new Error(`lexical teacher: a batch document is not among the run's training documents: "${doc.slice(0, 60)}…"`);
-      return id;
+    const documents = docs.map((doc) => {
+      if (!this.idOf.has(normKey(doc))) {
+        throw new Error(`lexical teacher: a batch document is not among the run's training documents: "${doc.slice(0, 60)}…"`);
+      }
+      return bm25Document(this.terms(doc));
     });
+    const documentFrequency = (term: string) => this.index.postings.get(term)?.df ?? 0;
     const out = new Float32Array(queries.length * docs.length);
     queries.forEach((query, row) => {
-      const byId = bm25Scores(this.terms(query), this.index.stats, this.index.postings);
-      ids.forEach((id, col) => (out[row * docs.length + col] = byId.get(id) ?? 0));
+      const queryTf = termFrequencies(this.terms(query));
+      documents.forEach((document, col) => (out[row * docs.length + col] = bm25DocumentScore(queryTf, document, this.index.stats, documentFrequency)));
     });
     return out;
   }
