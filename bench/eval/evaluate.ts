@@ -263,8 +263,10 @@ export function evaluate(inputs: EvalInputs, setting: EvalSetting, options: Eval
     if (mode === "hybrid+late") {
       const queryTokens = encoded!.tokenVectors;
       if (!queryTokens) throw new Error(`query ${query.id} has no token vectors (encode the queries with token vectors)`);
-      // MaxSim of the deepest prefix any setting reranks, once: tuning re-fuses it at every k and weight.
-      const maxSims = prefixMaxSims(firstStage, queryTokens, (id) => docTokens![id], MAX_LATE_RERANK_DEPTH);
+      // Tuning (kept lists) re-fuses at every k, so it scores the deepest prefix any setting reranks, once; otherwise
+      // only the setting's k, as the Worker does — the latency then measures the Worker's rerank, not the tuning's.
+      const depth = kept ? MAX_LATE_RERANK_DEPTH : setting.late!.k;
+      const maxSims = prefixMaxSims(firstStage, queryTokens, (id) => docTokens![id], depth);
       ranking = fuseLateInteraction(firstStage, maxSims, queryTokens.count, setting.late!);
       late = { firstStage, maxSims, queryTokens: queryTokens.count };
     }
