@@ -545,6 +545,15 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     );
   });
 
+  it("--max-length refuses a token-mixer base, before any pairing or mining", async () => {
+    const mixer = fileURLToPath(new URL("../../test/fixtures/taesr-mixer@0.0.0-test", import.meta.url));
+    const runsDir = path.join(tmp, "runs-mixer");
+    await expect(adapt({ corpusDir: miniBeir, from: mixer, artifactsDir, runsDir, ...quick, maxLength: 64 })).rejects.toThrow(
+      /--max-length 64: the source has a mlp_mixer block, whose token-mixing matrices are sized by maxLength/,
+    );
+    await expect(stat(runsDir)).rejects.toThrow();
+  });
+
   it("refuses a base that is not an artifact directory, before any training", async () => {
     await expect(adapt({ corpusDir: miniBeir, from: tmp, artifactsDir, runsDir: path.join(tmp, "runs-x"), ...quick })).rejects.toThrow(
       /base artifact: .* has no manifest\.json: is it a model artifact directory/,

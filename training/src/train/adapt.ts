@@ -26,6 +26,7 @@ import type { ArtifactManifest } from "../../../src/model/spec.js";
 import { AdaptCorpusError, readAdaptCorpus, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
 import { buildPairs, heldOutQueryIds, type AdaptRecord, type PairSource } from "../data/pairs.js";
 import { readArtifactManifest } from "../model/artifact-weights.js";
+import { contextChangeRefusal } from "../model/context-length.js";
 import { ConfigError, parseConfig, type TrainConfig } from "./config.js";
 import { DEFAULT_RUNS_DIR, train, type TrainResult } from "./trainer.js";
 import type { HeldOutRetrieval } from "./held-out-retrieval.js";
@@ -194,6 +195,9 @@ async function deriveConfig(
     return ups >= ctx.runDir.split(path.sep).filter(Boolean).length ? p : r;
   };
   const arch = opts.maxLength !== undefined ? { ...ctx.base.architecture, maxLength: opts.maxLength } : ctx.base.architecture;
+  // Refused here, before the corpus is paired and mined, rather than when the trainer loads the weights.
+  const refusal = arch.maxLength !== ctx.base.architecture.maxLength ? contextChangeRefusal(ctx.base.architecture, arch) : undefined;
+  if (refusal) throw new ConfigError(`--max-length ${arch.maxLength}: ${refusal}`);
   const data = preset["data"] as Record<string, any>;
   const training = preset["training"] as Record<string, any>;
   const lossSteps = (training["lossSteps"] as number[] | undefined)?.filter((k) => k <= arch.depths.hard);
