@@ -23,8 +23,8 @@ export interface LexicalScorer {
 
 export class BatchBm25 implements LexicalScorer {
   private readonly index: InMemoryBm25;
-  /** normKey(document) → its id in the index. */
-  private readonly idOf = new Map<string, number>();
+  /** normKey of every indexed document: a batch document must be one of them (its idf statistics include it). */
+  private readonly indexed = new Set<string>();
 
   constructor(
     pairs: readonly TextPair[],
@@ -33,8 +33,8 @@ export class BatchBm25 implements LexicalScorer {
     const documents: string[] = [];
     const add = (text: string) => {
       const key = normKey(text);
-      if (this.idOf.has(key)) return;
-      this.idOf.set(key, documents.length);
+      if (this.indexed.has(key)) return;
+      this.indexed.add(key);
       documents.push(text);
     };
     for (const pair of pairs) {
@@ -56,7 +56,7 @@ export class BatchBm25 implements LexicalScorer {
    */
   scores(queries: readonly string[], docs: readonly string[]): Float32Array {
     const documents = docs.map((doc) => {
-      if (!this.idOf.has(normKey(doc))) {
+      if (!this.indexed.has(normKey(doc))) {
         throw new Error(`lexical teacher: a batch document is not among the run's training documents: "${doc.slice(0, 60)}…"`);
       }
       return bm25Document(this.terms(doc));
