@@ -272,6 +272,11 @@ export const trainConfigSchema = z
          * whether more updates still pay. Needs the "adapt" source with holdoutQueries. Optional: configs without it
          * parse and resume as before. */
         heldOutRetrieval: z.boolean().optional(),
+        /** The same probe for a run that holds no queries out of an adaptation (a general run): a BEIR corpus directory
+         * (relative to this config file) with qrels/train.tsv, ranked at each validation and at the end for all its
+         * train queries, which such a run never trains on — the zero-shot figure a general model is chosen by. Not with
+         * heldOutRetrieval, and never the corpus the run adapts to (it trains on those queries). Optional. */
+        probeCorpus: z.string().min(1).optional(),
         checkpointEvery: positiveInt.default(500),
         keepCheckpoints: positiveInt.default(3),
       })
@@ -333,6 +338,13 @@ export const trainConfigSchema = z
         code: "custom",
         path: ["training", "heldOutRetrieval"],
         message: "ranks the train queries an adaptation holds out: needs data.sources.adapt with holdoutQueries > 0",
+      });
+    }
+    if (t.heldOutRetrieval && t.probeCorpus !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["training", "probeCorpus"],
+        message: "one retrieval probe per run: heldOutRetrieval already ranks the adaptation corpus for its held-out queries",
       });
     }
     for (const [name, source] of Object.entries(c.data.sources)) {

@@ -600,7 +600,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     // Fixed-depth documents are validated as they are trained and indexed.
     ...(t.documentSteps ? { documentDepth: Math.max(...t.documentSteps) } : {}),
   };
-  const probe = t.heldOutRetrieval ? await heldOutProbeFor(s.loaded) : undefined;
+  const probe = await heldOutProbeFor(s.loaded);
   if (t.heldOutRetrieval && !probe) log("training.heldOutRetrieval: the adaptation corpus has no held-out train query with a judged document; no probe");
   const probeHeldOutQueries = async (): Promise<void> => {
     if (!probe) return;
@@ -620,9 +620,9 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
       step,
     );
     if (!retrieval) return;
-    await writeMetric({ type: "heldOutRetrieval", step, ...retrieval, seconds: round((performance.now() - p0) / 1000, 2) });
+    await writeMetric({ type: "heldOutRetrieval", step, probe: probe.label, ...retrieval, seconds: round((performance.now() - p0) / 1000, 2) });
     log(
-      `step ${step} held-out train queries (${retrieval.queries}) against all ${retrieval.documents} documents, ${retrieval.dims}-d ${retrieval.variant}: ` +
+      `step ${step} ${probe.label} (${retrieval.queries}) against all ${retrieval.documents} documents, ${retrieval.dims}-d ${retrieval.variant}: ` +
         `dense NDCG@10 ${retrieval.dense.ndcg10} (recall@100 ${retrieval.dense.recall100}), BM25 ${retrieval.bm25.ndcg10}`,
     );
   };
@@ -787,6 +787,7 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
     return result;
   }
   result.validation = await runValidation();
+  if (probe?.atEnd) await probeHeldOutQueries();
   result.finalParamsPath = path.join(s.runDir, "final.taesr");
   await saveParams(result.finalParamsPath, s.params, s.arch, { step, tokens });
   result.exportDir = await exportRun({
