@@ -5,7 +5,7 @@
  * here, giving <name>@0.1.0 then <name>@0.2.0 with the manifest's adaptation record and CHANGELOG rows.
  */
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,6 +31,7 @@ import { adapt, adaptedName, appendChangelogRow, changelogRow, chooseRunDir } fr
 import { configDir, loadConfig, parseConfig, resolveFromConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
+import { writeJudgedBeir } from "./support/judged-beir.js";
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -47,11 +48,7 @@ let miniBeir: string;
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-adapt-"));
-  miniBeir = path.join(tmp, "minibeir");
-  await mkdir(path.join(miniBeir, "qrels"), { recursive: true });
-  for (const f of ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"]) await copyFile(path.join(beirTiny, f), path.join(miniBeir, f));
-  await writeFile(path.join(miniBeir, "qrels/train.tsv"), "query-id\tcorpus-id\tscore\nq3\td3\t1\nq6\td7\t1\nq5\td6\t2\nq7\td8\t0\nq7\tnope\t1\n");
-  await writeFile(path.join(miniBeir, "qrels/dev.tsv"), "query-id\tcorpus-id\tscore\nq2\td2\t1\n");
+  miniBeir = await writeJudgedBeir(tmp);
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });

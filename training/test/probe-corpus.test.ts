@@ -3,17 +3,14 @@
  * validation and after its last update, with the weights exported as the edge serves them; and the config errors:
  * with heldOutRetrieval, on a corpus without train qrels, on the corpus the run adapts to.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
+import { BEIR_TINY, writeJudgedBeir } from "./support/judged-beir.js";
 import { TINY_CONFIG, writeTinyConfig } from "./support/tiny-config.js";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const beirTiny = path.resolve(here, "../../test/fixtures/beir-tiny");
 
 let tmp: string;
 /** beir-tiny with train qrels: q3 → d3, q6 → d7, q5 → d6 judged relevant; q7's only judgements are score 0 or unknown. */
@@ -21,10 +18,7 @@ let judged: string;
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-probe-"));
-  judged = path.join(tmp, "judged");
-  await mkdir(path.join(judged, "qrels"), { recursive: true });
-  for (const f of ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"]) await copyFile(path.join(beirTiny, f), path.join(judged, f));
-  await writeFile(path.join(judged, "qrels/train.tsv"), "query-id\tcorpus-id\tscore\nq3\td3\t1\nq6\td7\t1\nq5\td6\t2\nq7\td8\t0\nq7\tnope\t1\n");
+  judged = await writeJudgedBeir(tmp, "judged");
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
@@ -57,7 +51,7 @@ describe("training.probeCorpus", () => {
   });
 
   it("refuses a corpus without judged train queries before the first update", async () => {
-    const config = await writeTinyConfig(tmp, "no-qrels", { training: { steps: 3, batchSize: 8, probeCorpus: beirTiny } });
+    const config = await writeTinyConfig(tmp, "no-qrels", { training: { steps: 3, batchSize: 8, probeCorpus: BEIR_TINY } });
     await expect(train({ config, runDir: path.join(tmp, "no-qrels-run"), progress: false, log: () => {} })).rejects.toThrow(
       /training\.probeCorpus: .*beir-tiny has no train query that judges one of its documents relevant \(qrels\/train\.tsv with score > 0\)/,
     );
