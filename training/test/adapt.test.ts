@@ -31,12 +31,11 @@ import { adapt, adaptedName, appendChangelogRow, changelogRow, chooseRunDir } fr
 import { configDir, loadConfig, parseConfig, resolveFromConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
-import { writeJudgedBeir } from "./support/judged-beir.js";
+import { BEIR_TINY, writeJudgedBeir } from "./support/judged-beir.js";
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const trainingDir = path.resolve(here, "..");
-const beirTiny = path.resolve(here, "../../test/fixtures/beir-tiny");
 const tokenizerPath = path.resolve(here, "../vocab/taesr-8k.json");
 
 /** training/configs/tiny.json's architecture with the 8k vocabulary made explicit (a manifest needs it). */
@@ -73,14 +72,14 @@ const pairOptions = (sources: PairBuildOptions["sources"], validationFraction = 
 
 describe("adapt corpus reader", () => {
   it("reads a BEIR directory whose only qrels are test qrels: documents, and not one query pair", async () => {
-    const { info, records } = await readAdaptCorpus(beirTiny);
+    const { info, records } = await readAdaptCorpus(BEIR_TINY);
     expect(info).toMatchObject({ name: "beir-tiny", layout: "beir", corpusFile: "corpus.jsonl", documents: 12, duplicateIds: 0 });
     expect(info.trainQrels).toBeUndefined();
     expect(records.every((r) => r.queries.length === 0)).toBe(true);
     const pairs = await buildPairs({ adapt: records }, pairOptions({ adapt: {} }, 0));
     // d11 has no title and every text is one sentence: 11 title → text pairs, nothing else.
     expect(pairs.stats.bySource["adapt"]?.kinds).toEqual({ "title->text": 11 });
-    const queries = new Set([...(await queryText(beirTiny)).values()].map(normKey));
+    const queries = new Set([...(await queryText(BEIR_TINY)).values()].map(normKey));
     expect(pairs.train.some((p) => queries.has(normKey(p.query)))).toBe(false);
   });
 
@@ -129,7 +128,7 @@ describe("adapt corpus reader", () => {
 
   it("fails clearly on a missing directory, no corpus file, malformed lines and missing fields", async () => {
     await expect(readAdaptCorpus(path.join(tmp, "absent"))).rejects.toThrow(`adapt corpus directory not found: ${path.join(tmp, "absent")}`);
-    await expect(readAdaptCorpus(path.join(beirTiny, "corpus.jsonl"))).rejects.toThrow(/is not a directory/);
+    await expect(readAdaptCorpus(path.join(BEIR_TINY, "corpus.jsonl"))).rejects.toThrow(/is not a directory/);
     const empty = path.join(tmp, "empty");
     await mkdir(empty, { recursive: true });
     await writeFile(path.join(empty, "README.txt"), "no corpus here");
