@@ -19,7 +19,8 @@
  *   documents, 32 requests in flight (`origin_query_texts_per_s`, `origin_document_texts_per_s`);
  * - training throughput (bench/train-throughput.ts): tokens/s of the edge-small training config with one process and
  *   with two data-parallel processes (`train_tokens_per_s_1proc`, `train_tokens_per_s_2proc`), and two with documents
- *   supervised at depth 1 only (`train_tokens_per_s_2proc_documents_depth1`).
+ *   supervised at depth 1 only (`train_tokens_per_s_2proc_documents_depth1`), then with the subspace objectives at
+ *   128-piece documents, the probes reading steps 1/3/6 or step 1 only (`train_tokens_per_s_2proc_subspaces`, `_step1`).
  */
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
@@ -236,11 +237,15 @@ async function main(): Promise<void> {
           train_tokens_per_s_1proc: training["1"]!.tokens_per_s,
           train_tokens_per_s_2proc: training["2"]!.tokens_per_s,
           train_tokens_per_s_2proc_documents_depth1: training["2_documents_depth1"]!.tokens_per_s,
+          train_tokens_per_s_2proc_subspaces: training["2_subspaces"]!.tokens_per_s,
+          train_tokens_per_s_2proc_subspaces_step1: training["2_subspaces_step1"]!.tokens_per_s,
           training_throughput: {
             by_processes: training,
             note:
               "training/configs/edge-small.json (wasm backend, batches of 64 pairs per process), first 2 updates excluded; " +
-              "2_documents_depth1: the same with training.documentSteps [1] (documents supervised only at the depth the index embeds them at)",
+              "2_documents_depth1: the same with training.documentSteps [1] (documents supervised only at the depth the index embeds them at); " +
+              "2_subspaces: that with documents up to 128 pieces and the subspace objectives (weight 0.1, probes reading steps 1/3/6); " +
+              "2_subspaces_step1: the probes reading step 1 only (objectives.subspaces.steps [1])",
           },
         }
       : {}),

@@ -2,7 +2,9 @@
  * Training throughput of the real trainer on this machine: real (unpadded) tokens per second of the edge-small
  * configuration (training/configs/edge-small.json: H 128, 4 heads, FFN 256, batches of 64 pairs), with one process and
  * with data-parallel processes (training/src/train/data-parallel.ts), and with the documents supervised at depth 1
- * only (`training.documentSteps: [1]`, the depth the index embeds them at; training/src/train/loss.ts) on both processes.
+ * only (`training.documentSteps: [1]`, the depth the index embeds them at; training/src/train/loss.ts) on both processes,
+ * then with the subspace objectives added at documents up to 128 pieces (the general runs' shape), their probes reading
+ * the lossSteps or only step 1 (`objectives.subspaces.steps`).
  *
  * Each setting runs a short training into a temporary directory; the first logged window (pair building, process
  * start-up, the backend's first kernels) is left out, so the figure is the steady state a long run sees.
@@ -45,6 +47,10 @@ export const THROUGHPUT_SETTINGS: readonly ThroughputSetting[] = [
   { key: "1", workers: 1 },
   { key: "2", workers: 2 },
   { key: "2_documents_depth1", workers: 2, training: { documentSteps: [1] } },
+  // The general runs' shape (edge-small-v5.json): documents up to 128 pieces beside three-piece glosses, and the
+  // subspace probes' 32 rows drawn from all of them each batch.
+  { key: "2_subspaces", workers: 2, training: { documentSteps: [1], maxDocLength: 128, objectives: { subspaces: { weight: 0.1 } } } },
+  { key: "2_subspaces_step1", workers: 2, training: { documentSteps: [1], maxDocLength: 128, objectives: { subspaces: { weight: 0.1, steps: [1] } } } },
 ];
 
 /**

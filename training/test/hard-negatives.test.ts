@@ -189,19 +189,21 @@ describe("PairBatcher with hard negatives", () => {
     const lexical = new BatchBm25(pairs, terms);
     expect(lexical.documentCount).toBe(4);
     const batch = new PairBatcher(pairs, tokenizer, { batchSize: 3, maxQueryLength: 8, maxDocLength: 8, seed: 1, lexical }).encode([0, 1, 2]);
-    const docs = [...pairs.map((p) => p.doc), pairs[0]!.negative!];
+    // The batcher orders a batch's pairs shortest query first (stable): bread (2 pieces), oven (2), chain (3).
+    const order = [1, 2, 0];
+    const docs = [...order.map((i) => pairs[i]!.doc), pairs[0]!.negative!];
     expect(batch.lexical).toHaveLength(3 * 4);
     // The same scores BM25 search gives over the run's distinct training documents (ids in first-seen order).
     const { postings, stats } = buildBm25Postings([pairs[0]!.doc, pairs[0]!.negative!, pairs[1]!.doc, pairs[2]!.doc].map(terms));
     const corpusId = (doc: string) => [pairs[0]!.doc, pairs[0]!.negative!, pairs[1]!.doc, pairs[2]!.doc].indexOf(doc);
-    pairs.forEach((pair, row) => {
-      const byId = new Map(bm25Search(terms(pair.query), stats, postings, 10).map((hit) => [hit.id, hit.score]));
+    order.forEach((i, row) => {
+      const byId = new Map(bm25Search(terms(pairs[i]!.query), stats, postings, 10).map((hit) => [hit.id, hit.score]));
       docs.forEach((doc, col) => expect(batch.lexical![row * 4 + col]!).toBeCloseTo(byId.get(corpusId(doc)) ?? 0, 5));
     });
-    // The chain query matches its positive and its negative, nothing of the bread or oven documents.
-    expect(batch.lexical![0]!).toBeGreaterThan(batch.lexical![3]!);
-    expect(batch.lexical![3]!).toBeGreaterThan(0);
-    expect(batch.lexical![1]!).toBe(0);
+    // The chain query (row 2) matches its positive (column 2) and its negative (3), nothing of the bread document (0).
+    expect(batch.lexical![2 * 4 + 2]!).toBeGreaterThan(batch.lexical![2 * 4 + 3]!);
+    expect(batch.lexical![2 * 4 + 3]!).toBeGreaterThan(0);
+    expect(batch.lexical![2 * 4 + 0]!).toBe(0);
     expect(() => lexical.scores(["chain"], ["A document no pair has."])).toThrow(/not among the run's training documents/);
   });
 });

@@ -46,8 +46,10 @@ export interface EncodedBatch {
 
 /** Texts for the subspace objectives (train/subspace-loss.ts): their tokens, and what the labels are derived from. */
 export interface ProbeSample {
+  /** The rows' tokens, shortest first: the sample mixes three-piece glosses with full-length abstracts, and the
+   * micro-batch runs it in length groups (train/length-groups.ts) rather than padding every gloss to the longest. */
   matrix: TokenMatrix;
-  /** Per row: the words the model sees (subspace-labels.ts visibleWords) and the pair's source. */
+  /** Per row, in the matrix's order: the words the model sees (subspace-labels.ts visibleWords) and the pair's source. */
   rows: { text: string; source: PairSource }[];
 }
 
@@ -135,7 +137,12 @@ export class PairBatcher {
    * of them). A negative equal to a document already in the batch is left out: it would be some row's positive.
    */
   encode(indices: readonly number[]): EncodedBatch {
-    const pairs = indices.map((i) => this.pairs[i] as TextPair);
+    // Pairs shortest query first, so the queries can run in length groups (train/length-groups.ts): queries run every
+    // recursion step, and padded to the batch's longest they cost about twice their tokens. The loss does not depend on
+    // the order of a batch's pairs.
+    const byQuery = indices.map((i) => ({ pair: this.pairs[i] as TextPair, tokens: this.tokenizer.encode((this.pairs[i] as TextPair).query, { maxLength: this.options.maxQueryLength }) }));
+    byQuery.sort((a, b) => a.tokens.length - b.tokens.length);
+    const pairs = byQuery.map((p) => p.pair);
     const docTexts = pairs.map((p) => p.doc);
     const taken = new Set(indices.map((i) => this.docKeys[i] as number));
     for (const pair of pairs) {
@@ -146,7 +153,7 @@ export class PairBatcher {
       docTexts.push(pair.negative);
     }
     const encoded: EncodedBatch = {
-      queries: this.pad(pairs.map((p) => this.tokenizer.encode(p.query, { maxLength: this.options.maxQueryLength }))),
+      queries: this.pad(byQuery.map((p) => p.tokens)),
       docs: this.pad(docTexts.map((text) => this.tokenizer.encode(text, { maxLength: this.options.maxDocLength }))),
     };
     if (this.options.probeRows) encoded.probe = this.probeSample(indices, this.options.probeRows);
@@ -163,14 +170,10 @@ export class PairBatcher {
    */
   probeSample(indices: readonly number[], count: number): ProbeSample {
     const rng = createRng(deriveSeed(this.options.seed, `probe:${indices.join(",")}`));
-    const rows: ProbeSample["rows"] = [];
-    const ids: number[][] = [];
-    for (let r = 0; r < count; r++) {
-      const { tokens, row } = this.drawProbeRow(rng);
-      ids.push(tokens);
-      rows.push(row);
-    }
-    return { matrix: this.pad(ids), rows };
+    const drawn = Array.from({ length: count }, () => this.drawProbeRow(rng));
+    // Stable sort: rows of equal length keep their draw order. The loss is a mean over rows, so order does not count.
+    drawn.sort((a, b) => a.tokens.length - b.tokens.length);
+    return { matrix: this.pad(drawn.map((d) => d.tokens)), rows: drawn.map((d) => d.row) };
   }
 
   /**

@@ -159,6 +159,11 @@ const subspaceObjectiveSchema = z
     /** Labelled texts per micro-batch, drawn uniformly from the training pairs (data/batches.ts probeSample): a batch's
      * own rows are mostly one source, since batches are cut from length-sorted windows. */
     rows: positiveInt.default(32),
+    /** Recursion steps whose embeddings the probes read, equally weighted; the probe rows run only to the deepest of
+     * them. Absent: training.lossSteps with their weights. The probe rows run with gradients to that depth, so at
+     * lossSteps [1, 3, 6] they cost more block work than all the run's documents at documentSteps [1]; [1] reads the
+     * subspaces at the depth the index embeds documents at and most queries are routed to. */
+    steps: z.array(positiveInt).nonempty().optional(),
     /** Each row's loss weighted by 1 / (classes · its class's share of the probe texts), so a rare label (procedural:
      * ~3 % of texts) is not learnt as "always no"; "none" = the unweighted mean (subspace-loss.ts explains the choice). */
     classBalance: z.enum(["inverse-frequency", "none"]).default("inverse-frequency"),
@@ -370,6 +375,15 @@ export const trainConfigSchema = z
     }
     if (t.documentSteps && new Set(t.documentSteps).size !== t.documentSteps.length) {
       ctx.addIssue({ code: "custom", path: ["training", "documentSteps"], message: "lists a step twice" });
+    }
+    const probeSteps = t.objectives?.subspaces?.steps ?? [];
+    for (const s of probeSteps) {
+      if (s > c.arch.depths.hard) {
+        ctx.addIssue({ code: "custom", path: ["training", "objectives", "subspaces", "steps"], message: `step ${s} exceeds arch.depths.hard (${c.arch.depths.hard})` });
+      }
+    }
+    if (new Set(probeSteps).size !== probeSteps.length) {
+      ctx.addIssue({ code: "custom", path: ["training", "objectives", "subspaces", "steps"], message: "lists a step twice" });
     }
     for (const s of late?.steps ?? []) {
       if (!t.lossSteps.includes(s)) {

@@ -11,7 +11,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { LATE_WEIGHT_NAMES, SPARSE_WEIGHT_NAMES, weightNamesIn, type WeightName } from "../../../src/model/spec.js";
 import type { EncodedBatch } from "../data/batches.js";
-import { encode, forward } from "../model/forward.js";
+import { encode } from "../model/forward.js";
+import { encodeInLengthGroups } from "./length-groups.js";
 import type { TaesrParams } from "../model/params.js";
 import { sparseHead } from "../model/sparse-head.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
@@ -117,10 +118,13 @@ export function microBatchGradients(
     let objectiveTensors: Record<string, tf.Tensor> = {};
     let subspaceTensors: Record<string, tf.Tensor> = {};
     let lateTensors: Record<string, tf.Tensor> = {};
+    let queryPositions = 0;
+    let probePositions = 0;
     const { value, grads } = tf.variableGrads(() => {
       const x = toTensors(batch);
       const encodeOptions = { checkpoint: options.checkpoint ?? false };
-      const q = encode(params, x.qIds, x.qMask, maxStep, undefined, encodeOptions);
+      const q = encodeInLengthGroups(params, batch.queries, maxStep, encodeOptions);
+      queryPositions = q.paddedPositions;
       const d = encode(params, x.dIds, x.dMask, docStep.deepest, undefined, encodeOptions);
       const { total, perStep: stepLosses } = contrastiveLoss(q.embeddings, d.embeddings, lossOptions);
       // variableGrads runs f inside a tidy; keep the per-step losses for logging (disposed below).
@@ -129,9 +133,9 @@ export function microBatchGradients(
       if (options.subspaces) {
         const sample = batch.probe;
         if (!sample) throw new Error("the subspace objectives need each batch's probe sample (PairBatcher options.probeRows)");
-        const p = sample.matrix;
-        const probeSteps = forward(params, tf.tensor2d(p.ids, [p.rows, p.length], "int32"), tf.tensor2d(p.mask, [p.rows, p.length]), maxStep, undefined, encodeOptions);
-        const sub = subspaceLoss(options.subspaces.probes, probeSteps, labelRows(sample.rows), options.subspaces.loss);
+        const probe = encodeInLengthGroups(params, sample.matrix, Math.max(...options.subspaces.loss.steps), encodeOptions);
+        probePositions = probe.paddedPositions;
+        const sub = subspaceLoss(options.subspaces.probes, probe.embeddings, labelRows(sample.rows), options.subspaces.loss);
         // With the sparse objective its record keeps `dense` (and disposes that kept tensor before this one is read).
         const dense = options.sparse ? {} : { dense: total };
         subspaceTensors = Object.fromEntries(Object.entries({ ...dense, subspaces: sub.total, ...sub.perSubspace }).map(([k, t]) => [k, tf.keep(t)]));
@@ -216,8 +220,7 @@ export function microBatchGradients(
     gradSums = addInto(gradSums, named, names);
     if (probes) auxGradSums = addInto(auxGradSums, auxNamed, probeNames());
     tokens += batch.queries.tokens + batch.docs.tokens + (batch.probe?.matrix.tokens ?? 0);
-    paddedTokens += batch.queries.rows * batch.queries.length + batch.docs.rows * batch.docs.length;
-    if (batch.probe) paddedTokens += batch.probe.matrix.rows * batch.probe.matrix.length;
+    paddedTokens += queryPositions + batch.docs.rows * batch.docs.length + probePositions;
   }
   return {
     gradSums: gradSums as Record<WeightName, tf.Tensor>,

@@ -261,6 +261,14 @@ async function minePairNegatives(pairs: PairSet, loaded: LoadedConfig, tokenizer
   }
 }
 
+/** The recursion steps the subspace probes read and their weights: objectives.subspaces.steps equally weighted, or
+ * the contrastive loss's steps with its weights. */
+function subspaceSteps(t: TrainConfig["training"]): [steps: readonly number[], weights: readonly number[]] {
+  const own = t.objectives?.subspaces?.steps;
+  if (own) return [own, own.map(() => 1)];
+  return [t.lossSteps, t.lossStepWeights ?? t.lossSteps.map(() => 1)];
+}
+
 /** BM25 over the run's training documents, for the lexical distillation teacher (data/lexical-scores.ts). */
 function lexicalTeacher(pairs: PairSet, tokenizer: WordPieceTokenizer, log: (line: string) => void): BatchBm25 {
   const t0 = performance.now();
@@ -352,7 +360,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
     },
     ...(t.objectives?.subspaces
       ? {
-          subspaces: createSubspaceObjective(t.objectives.subspaces, t.lossSteps, t.lossStepWeights ?? t.lossSteps.map(() => 1), {
+          subspaces: createSubspaceObjective(t.objectives.subspaces, ...subspaceSteps(t), {
             beta1: t.beta1,
             beta2: t.beta2,
             eps: t.adamEps,
