@@ -5,8 +5,9 @@
  *
  * The probe is a cosine classifier: one learned prototype per class (`aux.<subspace>.w`, [classes, width]), and the
  * logit of class c for a row is PROBE_SCALE · cos(slice, prototype_c) — the slice being the row's subspace components,
- * at each supervised recursion step (the contrastive loss's steps and step weights). The binary labels use two
- * prototypes and z = logit₁ − logit₀, for which BCE is exactly the two-class softmax cross-entropy. The first attempt —
+ * at each supervised recursion step (the contrastive loss's steps and step weights, or objectives.subspaces.steps
+ * equally weighted). The binary labels use two prototypes and z = logit₁ − logit₀, for which BCE is exactly the
+ * two-class softmax cross-entropy. The first attempt —
  * z = x·w + b on the batch's own rows — left held-out accuracy at the majority rate for all three probes after 60
  * updates of the tiny config, for two reasons (with both addressed, contextual reached 0.906 against a majority of 0.430):
  * - Untrained embeddings are anisotropic (every text's slice points nearly the same way: cosine 0.97 between unrelated
