@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 // Side effect: tfjs-core's Node build registers no gradients (see gradients.ts).
-import "./gradients.js";
+import { registerGradients } from "./gradients.js";
 
 export type BackendName = "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
 
@@ -85,6 +85,8 @@ export async function initBackend(preferred: BackendPreference = "auto"): Promis
   for (const [name, attempt] of chain.slice(start)) {
     if (await attempt()) {
       await tf.ready();
+      // A native attempt imports @tensorflow/tfjs even when it fails, and that registers tfjs's gradients over ours.
+      registerGradients(true);
       const simd = name === "wasm" ? ` (simd=${String(tf.env().getBool("WASM_HAS_SIMD_SUPPORT"))})` : "";
       process.stderr.write(`[taesr] tfjs backend: ${name}${simd}\n`);
       return name;

@@ -337,12 +337,24 @@ const CONFIGS: tf.GradConfig[] = [
 
 const REGISTERED = Symbol.for("taesr.gradients.registered");
 
-/** Registers every gradient above once per process (module duplicates included). */
-export function registerGradients(): void {
+/**
+ * Registers every gradient above once per process (module duplicates included); `force` registers them again.
+ * The gradient registry is global and the last registration of a kernel wins: importing @tensorflow/tfjs (which
+ * tfjs-node and tfjs-node-gpu do, even when their native library then fails to load) registers tfjs's own gradients
+ * over these — its GatherV2 needs UnsortedSegmentSum, which wasm lacks, and its BatchMatMul takes wasm's slow
+ * transposed paths. backend.ts forces them back once the backend is chosen.
+ */
+export function registerGradients(force = false): void {
   const g = globalThis as Record<symbol, unknown>;
-  if (g[REGISTERED]) return;
+  if (g[REGISTERED] && !force) return;
   for (const config of CONFIGS) tf.registerGradient(config);
   g[REGISTERED] = true;
+}
+
+/** Whether the engine's gradient for `kernelName` is this module's (false when another registration replaced it). */
+export function ownsGradient(kernelName: string): boolean {
+  const ours = CONFIGS.find((c) => c.kernelName === kernelName);
+  return ours !== undefined && tf.getGradient(kernelName)?.gradFunc === ours.gradFunc;
 }
 
 /** Kernel names with a registered gradient from this module (for diagnostics and tests). */

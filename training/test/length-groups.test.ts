@@ -1,6 +1,6 @@
 /**
  * Encoding in length groups (src/train/length-groups.ts): the cut is the cheapest one (against every possible cut), the
- * grouped encode gives one encode's embeddings and token states, the batcher orders queries and the probe sample
+ * grouped encode gives one encode's embeddings and token states in the matrix's own row order, the batcher orders queries and the probe sample
  * shortest first with each pair kept whole, and a micro-batch run on groups has the loss and gradients of every
  * objective (dense, late, sparse, subspaces) computed on the whole padded matrices — in fewer padded positions. Also
  * `objectives.subspaces.steps`: the probes read only the listed steps, and the config refuses steps the model lacks.
@@ -163,10 +163,21 @@ describe("encoding in length groups", () => {
     Object.values(subspaces.probes).forEach((v) => v.dispose());
   });
 
-  it("gives one encode's embeddings, and its states at every token", () => {
+  it("gives one encode's embeddings, and its states at every token, in the matrix's row order", () => {
     const sample = new PairBatcher(mixedPairs(), tokenizer, options).probeSample([2, 4, 6, 8, 10, 12, 14, 16], 24);
-    const m = sample.matrix;
-    tf.tidy(() => {
+    // Shortest first as the batcher orders it, and interleaved long / short (sorted, encoded, gathered back).
+    const interleaved = Array.from({ length: 24 }, (_, r) => (r % 2 === 0 ? 23 - r / 2 : (r - 1) / 2));
+    const rowsIn = (order: number[]): TokenMatrix => {
+      const src = sample.matrix;
+      const ids = new Int32Array(src.ids.length);
+      const mask = new Float32Array(src.mask.length);
+      order.forEach((from, r) => {
+        ids.set(src.ids.subarray(from * src.length, (from + 1) * src.length), r * src.length);
+        mask.set(src.mask.subarray(from * src.length, (from + 1) * src.length), r * src.length);
+      });
+      return { ...src, ids, mask };
+    };
+    for (const m of [sample.matrix, rowsIn(interleaved)]) tf.tidy(() => {
       const whole = encode(params, ...tensors(m), 6);
       const grouped = encodeInLengthGroups(params, m, 6);
       expect(grouped.paddedPositions).toBeLessThan(m.rows * m.length);
@@ -179,6 +190,7 @@ describe("encoding in length groups", () => {
         expect(maxAbsDiff(s, tf.mul(whole.states[k]!, mask).dataSync()) / maxAbs(s), `states, step ${k + 1}`).toBeLessThanOrEqual(1e-5);
       }
     });
+    expect(ascending(rowLengths(rowsIn(interleaved)))).toBe(false);
   });
 
   it("train every objective with the loss and gradients of the whole padded matrices, in fewer padded positions", () => {
@@ -186,6 +198,8 @@ describe("encoding in length groups", () => {
     const batch: EncodedBatch = batcher.encode([1, 2, 4, 6, 8, 10, 12, 14]);
     const sample = batch.probe!;
     expect(groupsOf(batch.queries).length).toBeGreaterThan(1);
+    // The documents follow their queries, so they are out of length order: sorted, grouped and gathered back.
+    expect(ascending(rowLengths(batch.docs))).toBe(false);
     const names = weightNamesIn(params);
     const variables = [...names.map((n) => params[n]), ...probeNames().map((n) => subspaces.probes[n])];
     const want = tf.variableGrads(() => {

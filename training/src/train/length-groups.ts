@@ -7,7 +7,9 @@
  *
  * Where it pays: the rows the training runs with gradients through all 6 steps — the queries (each batch is cut by
  * document length, so its queries range from 3 pieces to the query cap) and the subspace probes' sample (glosses
- * beside full-length abstracts). The batcher orders both shortest first (data/batches.ts), where cuts save most.
+ * beside full-length abstracts) — and long documents, whose attention grows with the square of the padded length.
+ * The rows are cut shortest first; the batcher already orders the queries and the probe sample that way
+ * (data/batches.ts), and any other order (the documents follow their queries) is sorted here and gathered back.
  *
  * @module
  */
@@ -73,6 +75,23 @@ function rowsOf(m: TokenMatrix, start: number, size: number, length: number): To
   return { ids, mask, rows: size, length, tokens };
 }
 
+/** Row order shortest first (stable: rows of equal length keep their order). */
+export function shortestFirst(m: TokenMatrix): number[] {
+  const lengths = rowLengths(m);
+  return lengths.map((_, r) => r).sort((a, b) => (lengths[a] as number) - (lengths[b] as number));
+}
+
+/** The matrix with its rows in `order` (row r of the result is row order[r] of `m`). */
+function permuteRows(m: TokenMatrix, order: readonly number[]): TokenMatrix {
+  const ids = new Int32Array(m.ids.length);
+  const mask = new Float32Array(m.mask.length);
+  order.forEach((from, r) => {
+    ids.set(m.ids.subarray(from * m.length, (from + 1) * m.length), r * m.length);
+    mask.set(m.mask.subarray(from * m.length, (from + 1) * m.length), r * m.length);
+  });
+  return { ...m, ids, mask };
+}
+
 /** The groups a matrix is encoded in: consecutive row ranges, each with its own padded length. */
 export function groupsOf(m: TokenMatrix, groupCost: number = GROUP_COST_POSITIONS): TokenMatrix[] {
   const lengths = rowLengths(m);
@@ -87,8 +106,9 @@ export function groupsOf(m: TokenMatrix, groupCost: number = GROUP_COST_POSITION
 }
 
 /**
- * encode (model/forward.ts) of a padded matrix, run group by group ({@link groupsOf}): the embeddings of every step
- * [rows, D] and the states [rows, m.length, H], the rows in the matrix's order. Also the positions it computed on.
+ * encode (model/forward.ts) of a padded matrix, run group by group ({@link groupsOf}) over its rows shortest first: the
+ * embeddings of every step [rows, D] and the states [rows, m.length, H], the rows in the matrix's own order (rows out of
+ * length order are put back by a gather, whose gradient is a scatter). Also the positions it computed on.
  */
 export function encodeInLengthGroups(
   params: TaesrParams,
@@ -97,6 +117,22 @@ export function encodeInLengthGroups(
   options: EncodeOptions = {},
   groupCost: number = GROUP_COST_POSITIONS,
 ): EncodeResult & { paddedPositions: number } {
+  const order = shortestFirst(m);
+  if (order.every((from, r) => from === r)) return encodeSorted(params, m, steps, options, groupCost);
+  const sorted = encodeSorted(params, permuteRows(m, order), steps, options, groupCost);
+  // back[r]: where row r of the matrix sits in the sorted one.
+  const back = new Int32Array(order.length);
+  order.forEach((from, r) => (back[from] = r));
+  const indices = tf.tensor1d(back, "int32");
+  return {
+    embeddings: sorted.embeddings.map((e) => tf.gather(e, indices)),
+    states: sorted.states.map((h) => tf.gather(h, indices)),
+    paddedPositions: sorted.paddedPositions,
+  };
+}
+
+/** {@link encodeInLengthGroups} of a matrix whose rows are already in the order they are cut in. */
+function encodeSorted(params: TaesrParams, m: TokenMatrix, steps: number, options: EncodeOptions, groupCost: number): EncodeResult & { paddedPositions: number } {
   const groups = groupsOf(m, groupCost);
   const paddedPositions = groups.reduce((sum, g) => sum + g.rows * g.length, 0);
   const tensors = (g: TokenMatrix) => [tf.tensor2d(g.ids, [g.rows, g.length], "int32"), tf.tensor2d(g.mask, [g.rows, g.length], "float32")] as const;

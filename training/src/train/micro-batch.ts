@@ -39,14 +39,15 @@ export interface MicroBatchResult {
   auxGradSums?: Record<ProbeName, tf.Tensor>;
 }
 
+/** The batch's padding masks, [rows, length] as padded: what the heads read beside the states. */
+function masksOf(batch: EncodedBatch): { qMask: tf.Tensor2D; dMask: tf.Tensor2D } {
+  const { queries: q, docs: d } = batch;
+  return { qMask: tf.tensor2d(q.mask, [q.rows, q.length], "float32"), dMask: tf.tensor2d(d.mask, [d.rows, d.length], "float32") };
+}
+
 function toTensors(batch: EncodedBatch): { qIds: tf.Tensor2D; qMask: tf.Tensor2D; dIds: tf.Tensor2D; dMask: tf.Tensor2D } {
   const { queries: q, docs: d } = batch;
-  return {
-    qIds: tf.tensor2d(q.ids, [q.rows, q.length], "int32"),
-    qMask: tf.tensor2d(q.mask, [q.rows, q.length], "float32"),
-    dIds: tf.tensor2d(d.ids, [d.rows, d.length], "int32"),
-    dMask: tf.tensor2d(d.mask, [d.rows, d.length], "float32"),
-  };
+  return { qIds: tf.tensor2d(q.ids, [q.rows, q.length], "int32"), dIds: tf.tensor2d(d.ids, [d.rows, d.length], "int32"), ...masksOf(batch) };
 }
 
 export interface MicroBatchOptions {
@@ -119,13 +120,16 @@ export function microBatchGradients(
     let subspaceTensors: Record<string, tf.Tensor> = {};
     let lateTensors: Record<string, tf.Tensor> = {};
     let queryPositions = 0;
+    let docPositions = 0;
     let probePositions = 0;
     const { value, grads } = tf.variableGrads(() => {
-      const x = toTensors(batch);
+      // The encoders run in length groups on the token matrices; the heads read the states under the full masks.
+      const x = masksOf(batch);
       const encodeOptions = { checkpoint: options.checkpoint ?? false };
       const q = encodeInLengthGroups(params, batch.queries, maxStep, encodeOptions);
       queryPositions = q.paddedPositions;
-      const d = encode(params, x.dIds, x.dMask, docStep.deepest, undefined, encodeOptions);
+      const d = encodeInLengthGroups(params, batch.docs, docStep.deepest, encodeOptions);
+      docPositions = d.paddedPositions;
       const { total, perStep: stepLosses } = contrastiveLoss(q.embeddings, d.embeddings, lossOptions);
       // variableGrads runs f inside a tidy; keep the per-step losses for logging (disposed below).
       perStepTensors = stepLosses.map((l) => tf.keep(l));
@@ -220,7 +224,7 @@ export function microBatchGradients(
     gradSums = addInto(gradSums, named, names);
     if (probes) auxGradSums = addInto(auxGradSums, auxNamed, probeNames());
     tokens += batch.queries.tokens + batch.docs.tokens + (batch.probe?.matrix.tokens ?? 0);
-    paddedTokens += queryPositions + batch.docs.rows * batch.docs.length + probePositions;
+    paddedTokens += queryPositions + docPositions + probePositions;
   }
   return {
     gradSums: gradSums as Record<WeightName, tf.Tensor>,
