@@ -19,7 +19,7 @@ import { initParams, mulberry32, type TaesrParams } from "../src/model/params.js
 import { sparseHead } from "../src/model/sparse-head.js";
 import { parseConfig } from "../src/train/config.js";
 import { lateLoss } from "../src/train/late-loss.js";
-import { encodeInLengthGroups, groupsOf, lengthGroups, rowLengths } from "../src/train/length-groups.js";
+import { encodeInLengthGroups, groupsOf, lengthGroups, permuteRows, rowLengths } from "../src/train/length-groups.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "../src/train/loss.js";
 import { microBatchGradients, type MicroBatchResult } from "../src/train/micro-batch.js";
 import { sparseLoss } from "../src/train/sparse-loss.js";
@@ -167,17 +167,8 @@ describe("encoding in length groups", () => {
     const sample = new PairBatcher(mixedPairs(), tokenizer, options).probeSample([2, 4, 6, 8, 10, 12, 14, 16], 24);
     // Shortest first as the batcher orders it, and interleaved long / short (sorted, encoded, gathered back).
     const interleaved = Array.from({ length: 24 }, (_, r) => (r % 2 === 0 ? 23 - r / 2 : (r - 1) / 2));
-    const rowsIn = (order: number[]): TokenMatrix => {
-      const src = sample.matrix;
-      const ids = new Int32Array(src.ids.length);
-      const mask = new Float32Array(src.mask.length);
-      order.forEach((from, r) => {
-        ids.set(src.ids.subarray(from * src.length, (from + 1) * src.length), r * src.length);
-        mask.set(src.mask.subarray(from * src.length, (from + 1) * src.length), r * src.length);
-      });
-      return { ...src, ids, mask };
-    };
-    for (const m of [sample.matrix, rowsIn(interleaved)]) tf.tidy(() => {
+    const shuffled = permuteRows(sample.matrix, interleaved);
+    for (const m of [sample.matrix, shuffled]) tf.tidy(() => {
       const whole = encode(params, ...tensors(m), 6);
       const grouped = encodeInLengthGroups(params, m, 6);
       expect(grouped.paddedPositions).toBeLessThan(m.rows * m.length);
@@ -190,7 +181,7 @@ describe("encoding in length groups", () => {
         expect(maxAbsDiff(s, tf.mul(whole.states[k]!, mask).dataSync()) / maxAbs(s), `states, step ${k + 1}`).toBeLessThanOrEqual(1e-5);
       }
     });
-    expect(ascending(rowLengths(rowsIn(interleaved)))).toBe(false);
+    expect(ascending(rowLengths(shuffled))).toBe(false);
   });
 
   it("train every objective with the loss and gradients of the whole padded matrices, in fewer padded positions", () => {

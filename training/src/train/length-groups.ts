@@ -82,7 +82,7 @@ export function shortestFirst(m: TokenMatrix): number[] {
 }
 
 /** The matrix with its rows in `order` (row r of the result is row order[r] of `m`). */
-function permuteRows(m: TokenMatrix, order: readonly number[]): TokenMatrix {
+export function permuteRows(m: TokenMatrix, order: readonly number[]): TokenMatrix {
   const ids = new Int32Array(m.ids.length);
   const mask = new Float32Array(m.mask.length);
   order.forEach((from, r) => {
