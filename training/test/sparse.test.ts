@@ -13,7 +13,7 @@ import { weightNames, WEIGHT_NAMES, type WeightName } from "../../src/model/spec
 import { initBackend } from "../src/backend.js";
 import { encode } from "../src/model/forward.js";
 import { initWeights, mulberry32, paramsFromWeights, type TaesrWeights } from "../src/model/params.js";
-import { maxLogits, sparseHead } from "../src/model/sparse-head.js";
+import { maxLogits, maxLogitsChunked, sparseHead } from "../src/model/sparse-head.js";
 import { parseConfig } from "../src/train/config.js";
 import { AdamW } from "../src/train/optimizer.js";
 import { flopsRegularizer, sparseLoss, warmedLambda } from "../src/train/sparse-loss.js";
@@ -121,7 +121,7 @@ describe("sparse head: value and gradients", () => {
     for (const v of Object.values(params)) v.dispose();
   });
 
-  it("maxLogits: the chunked custom gradient equals central finite differences for n, E and the bias", () => {
+  it("maxLogits: chunked and unchunked agree, and the custom gradient equals central finite differences for n, E and the bias", () => {
     const V = 7;
     const H = 4;
     const n0 = randomArray(21, B * T * H);
@@ -131,9 +131,18 @@ describe("sparse head: value and gradients", () => {
     const weighting = tf.tensor2d(randomArray(24, B * V), [B, V]);
     // Only rows with a real token: an empty row's max sits at −1e9 and its gradient is not informative in float32.
     const rowWeight = tf.tensor2d([[1], [1], [0]]);
-    const f = (n: tf.Tensor, e: tf.Tensor, b: tf.Tensor): tf.Scalar =>
-      tf.sum(tf.mul(tf.mul(maxLogits(n as tf.Tensor3D, e as tf.Tensor2D, b as tf.Tensor1D, maskBias), weighting), rowWeight)) as tf.Scalar;
-    expectInputGradientsMatch(f, [tf.tensor3d(n0, [B, T, H]), tf.tensor2d(e0, [V, H]), tf.tensor1d(b0)], 1e-3);
+    // One batch row per chunk in both passes (T·V logits forward, V·H scattered values backward).
+    const chunked = maxLogitsChunked(Math.max(T * V, V * H));
+    for (const op of [maxLogits, chunked]) {
+      const f = (n: tf.Tensor, e: tf.Tensor, b: tf.Tensor): tf.Scalar =>
+        tf.sum(tf.mul(tf.mul(op(n as tf.Tensor3D, e as tf.Tensor2D, b as tf.Tensor1D, maskBias), weighting), rowWeight)) as tf.Scalar;
+      expectInputGradientsMatch(f, [tf.tensor3d(n0, [B, T, H]), tf.tensor2d(e0, [V, H]), tf.tensor1d(b0)], 1e-3);
+    }
+    const [a, b] = tf.tidy(() => {
+      const args = [tf.tensor3d(n0, [B, T, H]), tf.tensor2d(e0, [V, H]), tf.tensor1d(b0), maskBias] as const;
+      return [maxLogits(...args).dataSync(), chunked(...args).dataSync()];
+    });
+    expect(Array.from(b)).toEqual(Array.from(a));
   });
 
   it("the whole head through the encoder: finite-difference check of d(Σ weighted w)/d(sparse.* and embed.token)", () => {

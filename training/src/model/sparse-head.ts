@@ -6,12 +6,15 @@
  * Memory: the logits z are [B,T,V] — 64 × 96 × 8192 floats = 200 MB for one document batch, kept (with the same again
  * for the max's mask) until the backward pass by autodiff. `maxLogits` is one custom-gradient node instead: its forward
  * runs the product in chunks of batch rows (≤ CHUNK_ELEMENTS logits alive at a time) and keeps only the max [B,V] and
- * its argmax over t [B,V]; its backward rebuilds each chunk's one-hot [rows,T,V] gradient from the argmax, also chunk by
- * chunk. The gradient of a max goes to its first maximising position only (tfjs's own Max splits ties; a tie between
+ * its argmax over t [B,V]; its backward scatter-adds into the argmax positions (dn) and gathers them (dE), also chunk
+ * by chunk. The gradient of a max goes to its first maximising position only (tfjs's own Max splits ties; a tie between
  * two real positions' float logits does not happen in practice, and padded positions sit 1e9 below every real one).
  *
- * Cost: the product is B·T·V·H multiply-adds forward and twice that backward — for T 96, V 8192, H 128 about the
- * FLOPs of the whole 6-step encoder again, which is the price SPLADE pays for a vocabulary-sized output.
+ * Cost: the product is B·T·V·H multiply-adds forward — for T 96, V 8192, H 128 about the FLOPs of the whole 6-step
+ * encoder again, which is the price SPLADE pays for a vocabulary-sized output — and B·V·H backward. The backward used
+ * to multiply a one-hot [B·T, V] gradient out, twice the forward's work: for 32 rows of 96 pieces it took 5.2–6.2 s
+ * against 1.6–2.9 s now (forward 0.86 s), on wasm beside a training run, with the same gradients to 6e-6. wasm's
+ * Gather is most of what is left.
  *
  * @example
  *   const w = sparseHead(params, states[states.length - 1], mask); // [B,V], ≥ 0
@@ -28,22 +31,26 @@ const CHUNK_ELEMENTS = 4 * 1024 * 1024;
 
 type GradArgs = Array<tf.Tensor | tf.GradSaveFunc>;
 
-/** Batch rows per chunk so that rows·T·V ≤ CHUNK_ELEMENTS (at least one row). */
-function rowsPerChunk(T: number, V: number): number {
-  return Math.max(1, Math.floor(CHUNK_ELEMENTS / Math.max(1, T * V)));
+/** Batch rows per chunk so that rows·perRow ≤ chunkElements (at least one row). */
+function rowsPerChunk(perRow: number, chunkElements: number): number {
+  return Math.max(1, Math.floor(chunkElements / Math.max(1, perRow)));
 }
+
+type MaxLogits = (n: tf.Tensor3D, table: tf.Tensor2D, bias: tf.Tensor1D, maskBias: tf.Tensor2D) => tf.Tensor2D;
 
 /**
  * m[b,v] = max_t (n[b,t,:] · E[v,:] + bias[v] + maskBias[b,t]) for n [B,T,H], E [V,H], bias [V], maskBias [B,T]
- * (0 on tokens, −1e9 on padding). Gradients for n, E and bias (maskBias comes from the data: zero).
+ * (0 on tokens, −1e9 on padding). Gradients for n, E and bias (maskBias comes from the data: zero). At most
+ * `chunkElements` logits (forward) or scattered values (backward) are alive at a time (tests pass a small number to run
+ * the multi-chunk path on small inputs).
  */
-export const maxLogits: (n: tf.Tensor3D, table: tf.Tensor2D, bias: tf.Tensor1D, maskBias: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
-  (...args: GradArgs) => {
+export function maxLogitsChunked(chunkElements: number): MaxLogits {
+  return tf.customGrad((...args: GradArgs) => {
     const [n, table, bias, maskBias, save] = args as [tf.Tensor3D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.GradSaveFunc];
     const [B, T, H] = n.shape;
     const V = table.shape[0];
     if (table.shape[1] !== H) throw new Error(`sparse head: hidden ${H} but the token table is [${table.shape.join(",")}]`);
-    const rows = rowsPerChunk(T, V);
+    const rows = rowsPerChunk(T * V, chunkElements);
     const maxes: tf.Tensor2D[] = [];
     const argmaxes: tf.Tensor2D[] = [];
     const tableT = tf.transpose(table); // [H,V]: wasm's untransposed matMul is the fast path (ops.ts)
@@ -70,34 +77,48 @@ export const maxLogits: (n: tf.Tensor3D, table: tf.Tensor2D, bias: tf.Tensor1D, 
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sn, stable, sarg, smaskBias] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
         const d = dy as tf.Tensor2D; // [B,V]
-        const positions = tf.reshape(tf.range(0, T, 1, "int32"), [1, T, 1]);
-        let dTableT: tf.Tensor2D | undefined; // [H,V], transposed once at the end
-        const dn: tf.Tensor2D[] = [];
-        for (let start = 0; start < B; start += rows) {
-          const r = Math.min(rows, B - start);
+        const nFlat = tf.reshape(sn, [B * T, H]) as tf.Tensor2D;
+        // Each (row, term) sends its gradient to one position, its argmax: scatter-add d·E into those positions (dn)
+        // and gather them for the table (dE[v] = Σ_b d[b,v]·n[b, argmax[b,v]]) — B·V·H work, where a one-hot
+        // [B·T, V] product costs B·T·V·H twice over. In chunks of rows, as the forward: [r·V, H] alive at a time.
+        const scatterRows = rowsPerChunk(V * H, chunkElements);
+        const dnParts: tf.Tensor2D[] = [];
+        let dTable: tf.Tensor2D | undefined;
+        for (let start = 0; start < B; start += scatterRows) {
+          const r = Math.min(scatterRows, B - start);
           const [dnChunk, dtChunk] = tf.tidy(() => {
-            // dz[b,t,v] = dy[b,v] where t = argmax[b,v], else 0
-            const hit = tf.equal(positions, tf.expandDims(tf.slice(sarg, [start, 0], [r, V]), 1)); // [r,T,V]
-            const dz = tf.reshape(tf.mul(tf.cast(hit, "float32"), tf.expandDims(tf.slice(d, [start, 0], [r, V]), 1)), [r * T, V]) as tf.Tensor2D;
-            const chunk = tf.reshape(tf.slice(sn, [start, 0, 0], [r, T, H]), [r * T, H]) as tf.Tensor2D;
-            return [tf.matMul(dz, stable), tf.matMul(tf.transpose(chunk), dz)] as [tf.Tensor2D, tf.Tensor2D];
+            const rowStart = tf.reshape(tf.mul(tf.range(0, r, 1, "int32"), tf.scalar(T, "int32")), [r, 1]);
+            const hit = tf.reshape(tf.add(tf.slice(sarg, [start, 0], [r, V]), rowStart), [r * V]); // row of the chunk's n
+            const dChunk = tf.slice(d, [start, 0], [r, V]);
+            const updates = tf.reshape(tf.mul(tf.expandDims(dChunk, 2), tf.expandDims(stable, 0)), [r * V, H]) as tf.Tensor2D;
+            const dn = tf.scatterND(tf.reshape(hit, [r * V, 1]), updates, [r * T, H]) as tf.Tensor2D;
+            const picked = tf.reshape(tf.gather(tf.slice(nFlat, [start * T, 0], [r * T, H]), hit, 0), [r, V * H]);
+            const weighted = tf.reshape(tf.mul(tf.reshape(picked, [r, V, H]), tf.expandDims(dChunk, 2)), [r, V * H]) as tf.Tensor2D;
+            // Σ over the chunk's rows as an untransposed product with ones, wasm's fast path (ops.ts)
+            const dt = tf.reshape(tf.matMul(tf.ones([1, r]) as tf.Tensor2D, weighted), [V, H]) as tf.Tensor2D;
+            return [dn, dt];
           });
-          dn.push(dnChunk);
-          if (dTableT) {
-            const sum = tf.add(dTableT, dtChunk) as tf.Tensor2D;
-            dTableT.dispose();
+          dnParts.push(dnChunk);
+          if (dTable) {
+            const sum = tf.add(dTable, dtChunk) as tf.Tensor2D;
+            dTable.dispose();
             dtChunk.dispose();
-            dTableT = sum;
+            dTable = sum;
           } else {
-            dTableT = dtChunk;
+            dTable = dtChunk;
           }
         }
-        const dnAll = tf.reshape(dn.length === 1 ? dn[0]! : tf.concat(dn, 0), [B, T, H]);
-        return [dnAll, tf.transpose(dTableT!), tf.sum(d, 0), tf.zerosLike(smaskBias)];
+        nFlat.dispose();
+        const dnAll = tf.reshape(dnParts.length === 1 ? dnParts[0]! : tf.concat(dnParts, 0), [B, T, H]);
+        if (dnParts.length > 1) for (const t of dnParts) t.dispose();
+        return [dnAll, dTable!, tf.sum(d, 0), tf.zerosLike(smaskBias)];
       },
     };
-  },
-) as unknown as (n: tf.Tensor3D, table: tf.Tensor2D, bias: tf.Tensor1D, maskBias: tf.Tensor2D) => tf.Tensor2D;
+  }) as unknown as MaxLogits;
+}
+
+/** {@link maxLogitsChunked} at CHUNK_ELEMENTS (16 MB of logits per chunk). */
+export const maxLogits: MaxLogits = maxLogitsChunked(CHUNK_ELEMENTS);
 
 /** Sparse term weights w [B,V] (≥ 0) of the final hidden states h [B,T,H] under mask [B,T] (spec.ts). */
 export function sparseHead(params: ParamTensors, h: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
