@@ -20,7 +20,8 @@
  * - training throughput (bench/train-throughput.ts): tokens/s of the edge-small training config with one process and
  *   with two data-parallel processes (`train_tokens_per_s_1proc`, `train_tokens_per_s_2proc`), and two with documents
  *   supervised at depth 1 only (`train_tokens_per_s_2proc_documents_depth1`), then with the subspace objectives at
- *   128-piece documents, the probes reading steps 1/3/6 or step 1 only (`train_tokens_per_s_2proc_subspaces`, `_step1`).
+ *   128-piece documents, the probes reading steps 1/3/6 or step 1 only (`train_tokens_per_s_2proc_subspaces`, `_step1`),
+ *   and with the late head and its distillation, the adapt preset's objectives (`train_tokens_per_s_2proc_late`).
  */
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
@@ -239,6 +240,7 @@ async function main(): Promise<void> {
           train_tokens_per_s_2proc_documents_depth1: training["2_documents_depth1"]!.tokens_per_s,
           train_tokens_per_s_2proc_subspaces: training["2_subspaces"]!.tokens_per_s,
           train_tokens_per_s_2proc_subspaces_step1: training["2_subspaces_step1"]!.tokens_per_s,
+          train_tokens_per_s_2proc_late: training["2_late"]!.tokens_per_s,
           training_throughput: {
             by_processes: training,
             note:

@@ -4,7 +4,8 @@
  * with data-parallel processes (training/src/train/data-parallel.ts), and with the documents supervised at depth 1
  * only (`training.documentSteps: [1]`, the depth the index embeds them at; training/src/train/loss.ts) on both processes,
  * then with the subspace objectives added at documents up to 128 pieces (the general runs' shape), their probes reading
- * the lossSteps or only step 1 (`objectives.subspaces.steps`).
+ * the lossSteps or only step 1 (`objectives.subspaces.steps`), and with the late-interaction head trained (the adapt
+ * preset's shape: `objectives.late` with its distillation into the dense embedding).
  *
  * Each setting runs a short training into a temporary directory; the first logged window (pair building, process
  * start-up, the backend's first kernels) is left out, so the figure is the steady state a long run sees.
@@ -35,10 +36,11 @@ interface TrainLine {
 
 const LOG_EVERY = 2;
 
-/** One measured setting: its key in the result, its process count, and overrides of the config's `training`. */
+/** One measured setting: its key in the result, its process count, and overrides of the config's `arch` and `training`. */
 export interface ThroughputSetting {
   key: string;
   workers: number;
+  arch?: Record<string, unknown>;
   training?: Record<string, unknown>;
 }
 
@@ -51,6 +53,14 @@ export const THROUGHPUT_SETTINGS: readonly ThroughputSetting[] = [
   // subspace probes' 32 rows drawn from all of them each batch.
   { key: "2_subspaces", workers: 2, training: { documentSteps: [1], maxDocLength: 128, objectives: { subspaces: { weight: 0.1 } } } },
   { key: "2_subspaces_step1", workers: 2, training: { documentSteps: [1], maxDocLength: 128, objectives: { subspaces: { weight: 0.1, steps: [1] } } } },
+  // The adapt preset's objectives (adapt-distill.json): MaxSim over every query token against every document token of
+  // the batch at each loss step, and the dense embedding distilled from it.
+  {
+    key: "2_late",
+    workers: 2,
+    arch: { lateHead: { dim: 32 } },
+    training: { documentSteps: [1], maxDocLength: 128, objectives: { late: { weight: 0.5, distill: { weight: 1 } } } },
+  },
 ];
 
 /**
@@ -68,9 +78,10 @@ export async function measureTrainingThroughput(
   const tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-train-bench-"));
   const out: Record<string, ThroughputFigure> = {};
   try {
-    for (const { key, workers, training } of settings) {
+    for (const { key, workers, arch, training } of settings) {
       const config = {
         ...base,
+        arch: { ...base["arch"], ...arch },
         name: `throughput-${key}`,
         tokenizer: path.resolve(path.dirname(configPath), base["tokenizer"] as unknown as string),
         training: { ...base["training"], ...training, workers, logEvery: LOG_EVERY, evalEvery: 1_000_000, checkpointEvery: 1_000_000 },
