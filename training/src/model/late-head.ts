@@ -14,8 +14,9 @@
  *
  * Cost: B·Tq·C·Td·dim multiply-adds forward, B·Tq·C·dim backward. The backward used to rebuild a one-hot [B·Tq, C·Td]
  * gradient and multiply it out (twice the forward's work, plus the one-hot itself): for the adapt preset's
- * 64 × 32 queries against 98 × 256 documents that took 6.6–6.9 s against 0.7–1.1 s now, forward included, on wasm
- * beside a training run, with the same gradients to 2e-6.
+ * 64 × 32 queries against 98 × 256 documents that took 6.4–9.6 s against 0.8–1.0 s now, forward included, on wasm
+ * beside a training run, with the same gradients to 2e-6; the node then peaks 51 MiB above its inputs (tf.profile),
+ * against 81 for the one-hot.
  *
  * @example
  *   const qv = lateTokenVectors(params, q.states[maxStep - 1]!); // [B,Tq,dim]
@@ -90,21 +91,41 @@ export function tokenMaximaChunked(chunkElements: number): TokenMaxima {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sq, sd, sarg, smaskBias] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
-        return tf.tidy(() => {
-          // Each (query token, document) pair sends its gradient to one document token, its argmax: gather those
-          // tokens for dq and scatter-add into them for dd — B·Tq·C·K work, where a one-hot [B·Tq, C·Td] product
-          // would cost B·Tq·C·Td·K twice over.
-          const dM = tf.reshape(dy, [B * Tq, C]) as tf.Tensor2D;
-          const q2 = tf.reshape(sq, [B * Tq, K]) as tf.Tensor2D;
-          const dFlat = tf.reshape(sd, [C * Td, K]) as tf.Tensor2D;
-          const docStart = tf.reshape(tf.mul(tf.range(0, C, 1, "int32"), tf.scalar(Td, "int32")), [1, C]);
-          const hit = tf.add(sarg, docStart) as tf.Tensor2D; // [B·Tq, C]: row of dFlat each pair's max read
-          const picked = tf.reshape(tf.gather(dFlat, tf.reshape(hit, [B * Tq * C]), 0), [B * Tq, C, K]) as tf.Tensor3D;
-          const dq = tf.matMul(tf.reshape(dM, [B * Tq, 1, C]) as tf.Tensor3D, picked); // Σ_c dM·d[argmax], batched
-          const updates = tf.reshape(tf.mul(tf.expandDims(q2, 1), tf.expandDims(dM, 2)), [B * Tq * C, K]) as tf.Tensor2D;
-          const dd = tf.scatterND(tf.reshape(hit, [B * Tq * C, 1]), updates, [C * Td, K]);
-          return [tf.reshape(dq, [B, Tq, K]), tf.reshape(dd, [C, Td, K]), tf.zerosLike(smaskBias)];
-        });
+        // Each (query token, document) pair sends its gradient to one document token, its argmax: gather those tokens
+        // for dq and scatter-add into them for dd — B·Tq·C·K work, where a one-hot [B·Tq, C·Td] product costs
+        // B·Tq·C·Td·K twice over. In chunks of documents: ~4 tensors of [B·Tq·c, K] alive at a time.
+        const backwardRows = docsPerChunk(4 * B * Tq, K, chunkElements);
+        const dM = tf.reshape(dy, [B * Tq, C]) as tf.Tensor2D;
+        const q2 = tf.reshape(sq, [B * Tq, K]) as tf.Tensor2D;
+        let dq: tf.Tensor2D | undefined;
+        const dd: tf.Tensor2D[] = [];
+        for (let start = 0; start < C; start += backwardRows) {
+          const c = Math.min(backwardRows, C - start);
+          const [dqChunk, ddChunk] = tf.tidy(() => {
+            const dFlat = tf.reshape(tf.slice(sd, [start, 0, 0], [c, Td, K]), [c * Td, K]) as tf.Tensor2D;
+            const docStart = tf.reshape(tf.mul(tf.range(0, c, 1, "int32"), tf.scalar(Td, "int32")), [1, c]);
+            const hit = tf.reshape(tf.add(tf.slice(sarg, [0, start], [B * Tq, c]), docStart), [B * Tq * c]); // row of dFlat
+            const dMc = tf.slice(dM, [0, start], [B * Tq, c]);
+            const picked = tf.reshape(tf.gather(dFlat, hit, 0), [B * Tq, c, K]) as tf.Tensor3D;
+            const dqc = tf.reshape(tf.matMul(tf.reshape(dMc, [B * Tq, 1, c]) as tf.Tensor3D, picked), [B * Tq, K]) as tf.Tensor2D; // Σ_c dM·d[argmax]
+            const updates = tf.reshape(tf.mul(tf.expandDims(q2, 1), tf.expandDims(dMc, 2)), [B * Tq * c, K]) as tf.Tensor2D;
+            return [dqc, tf.scatterND(tf.reshape(hit, [B * Tq * c, 1]), updates, [c * Td, K]) as tf.Tensor2D];
+          });
+          dd.push(ddChunk);
+          if (dq) {
+            const sum = tf.add(dq, dqChunk) as tf.Tensor2D;
+            dq.dispose();
+            dqChunk.dispose();
+            dq = sum;
+          } else {
+            dq = dqChunk;
+          }
+        }
+        dM.dispose();
+        q2.dispose();
+        const ddAll = tf.reshape(dd.length === 1 ? dd[0]! : tf.concat(dd, 0), [C, Td, K]);
+        if (dd.length > 1) for (const t of dd) t.dispose();
+        return [tf.reshape(dq!, [B, Tq, K]), ddAll, tf.zerosLike(smaskBias)];
       },
     };
   }) as unknown as TokenMaxima;
