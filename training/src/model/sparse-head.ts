@@ -12,9 +12,9 @@
  *
  * Cost: the product is B·T·V·H multiply-adds forward — for T 96, V 8192, H 128 about the FLOPs of the whole 6-step
  * encoder again, which is the price SPLADE pays for a vocabulary-sized output — and B·V·H backward. The backward used
- * to multiply a one-hot [B·T, V] gradient out, twice the forward's work: for 32 rows of 96 pieces it took 5.2–6.2 s
- * against 1.6–2.9 s now (forward 0.86 s), on wasm beside a training run, with the same gradients to 6e-6. wasm's
- * Gather is most of what is left. The backward's chunks hold a quarter of `chunkElements` per tensor: at 64 × 96
+ * to multiply a one-hot [B·T, V] gradient out, twice the forward's work: for 32 rows of 96 pieces forward + backward
+ * took 4.0–4.2 s against 2.5–2.7 s now (forward 0.86 s), on wasm beside a training run, with the same gradients to
+ * 8e-6. wasm's Gather is most of what is left. The backward's chunks hold a quarter of `chunkElements` per tensor: at 64 × 96
  * pieces the node's forward + backward peaks 71 MiB above its inputs (tf.profile), against 82 for the one-hot.
  *
  * @example
