@@ -14,8 +14,8 @@
  * encoder again, which is the price SPLADE pays for a vocabulary-sized output — and B·V·H backward. The backward used
  * to multiply a one-hot [B·T, V] gradient out, twice the forward's work: for 32 rows of 96 pieces forward + backward
  * took 4.0–4.2 s against 2.5–2.7 s now (forward 0.86 s), on wasm beside a training run, with the same gradients to
- * 8e-6. wasm's Gather is most of what is left. The backward's chunks hold a quarter of `chunkElements` per tensor: at 64 × 96
- * pieces the node's forward + backward peaks 71 MiB above its inputs (tf.profile), against 82 for the one-hot.
+ * 8e-6; wasm's Gather is most of what is left. The backward's chunks hold a quarter of `chunkElements` per tensor: at
+ * 64 × 96 pieces the node's forward + backward peaks 71 MiB above its inputs (tf.profile), against 82 for the one-hot.
  *
  * @example
  *   const w = sparseHead(params, states[states.length - 1], mask); // [B,V], ≥ 0
@@ -81,7 +81,7 @@ export function maxLogitsChunked(chunkElements: number): MaxLogits {
         const nFlat = tf.reshape(sn, [B * T, H]) as tf.Tensor2D;
         // Each (row, term) sends its gradient to one position, its argmax: scatter-add d·E into those positions (dn)
         // and gather them for the table (dE[v] = Σ_b d[b,v]·n[b, argmax[b,v]]) — B·V·H work, where a one-hot
-        // [B·T, V] product costs B·T·V·H twice over. In chunks of rows, as the forward: [r·V, H] alive at a time.
+        // [B·T, V] product costs B·T·V·H twice over. In chunks of rows, as the forward.
         const scatterRows = rowsPerChunk(4 * V * H, chunkElements); // ~4 tensors of [r·V, H] alive in a chunk
         const dnParts: tf.Tensor2D[] = [];
         let dTable: tf.Tensor2D | undefined;
@@ -93,8 +93,8 @@ export function maxLogitsChunked(chunkElements: number): MaxLogits {
             const dChunk = tf.slice(d, [start, 0], [r, V]);
             const updates = tf.reshape(tf.mul(tf.expandDims(dChunk, 2), tf.expandDims(stable, 0)), [r * V, H]) as tf.Tensor2D;
             const dn = tf.scatterND(tf.reshape(hit, [r * V, 1]), updates, [r * T, H]) as tf.Tensor2D;
-            const picked = tf.reshape(tf.gather(tf.slice(nFlat, [start * T, 0], [r * T, H]), hit, 0), [r, V * H]);
-            const weighted = tf.reshape(tf.mul(tf.reshape(picked, [r, V, H]), tf.expandDims(dChunk, 2)), [r, V * H]) as tf.Tensor2D;
+            const picked = tf.reshape(tf.gather(tf.slice(nFlat, [start * T, 0], [r * T, H]), hit, 0), [r, V, H]);
+            const weighted = tf.reshape(tf.mul(picked, tf.expandDims(dChunk, 2)), [r, V * H]) as tf.Tensor2D;
             // Σ over the chunk's rows as an untransposed product with ones, wasm's fast path (ops.ts)
             const dt = tf.reshape(tf.matMul(tf.ones([1, r]) as tf.Tensor2D, weighted), [V, H]) as tf.Tensor2D;
             return [dn, dt];
