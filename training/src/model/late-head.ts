@@ -26,7 +26,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ATTENTION_MASK_VALUE } from "../../../src/model/spec.js";
-import { layerNorm, matMul2d } from "./ops.js";
+import { addInto, layerNorm, matMul2d, rowsPerChunk } from "./ops.js";
 import type { ParamTensors } from "./forward.js";
 
 /** Similarities per chunk (B·Tq × c·Td): 4M floats = 16 MB, whatever the batch. */
@@ -34,10 +34,6 @@ const CHUNK_ELEMENTS = 4 * 1024 * 1024;
 
 type GradArgs = Array<tf.Tensor | tf.GradSaveFunc>;
 
-/** Document rows per chunk so that queryTokens·rows·Td ≤ chunkElements (at least one row). */
-function docsPerChunk(queryTokens: number, Td: number, chunkElements: number): number {
-  return Math.max(1, Math.floor(chunkElements / Math.max(1, queryTokens * Td)));
-}
 
 type TokenMaxima = (q: tf.Tensor3D, d: tf.Tensor3D, maskBias: tf.Tensor2D) => tf.Tensor3D;
 
@@ -65,7 +61,7 @@ export function tokenMaximaChunked(chunkElements: number): TokenMaxima {
     const [B, Tq, K] = q.shape;
     const [C, Td] = d.shape;
     if (d.shape[2] !== K) throw new Error(`MaxSim: query vectors have ${K} components, document vectors ${d.shape[2]}`);
-    const rows = docsPerChunk(B * Tq, Td, chunkElements);
+    const rows = rowsPerChunk(B * Tq * Td, chunkElements); // documents per chunk
     const q2d = tf.reshape(q, [B * Tq, K]) as tf.Tensor2D;
     const maxes: tf.Tensor2D[] = [];
     const argmaxes: tf.Tensor2D[] = [];
@@ -94,7 +90,7 @@ export function tokenMaximaChunked(chunkElements: number): TokenMaxima {
         // Each (query token, document) pair sends its gradient to one document token, its argmax: gather those tokens
         // for dq and scatter-add into them for dd — B·Tq·C·K work, where a one-hot [B·Tq, C·Td] product costs
         // B·Tq·C·Td·K twice over. In chunks of documents: ~4 tensors of [B·Tq·c, K] alive at a time.
-        const backwardRows = docsPerChunk(4 * B * Tq, K, chunkElements);
+        const backwardRows = rowsPerChunk(4 * B * Tq * K, chunkElements);
         const dM = tf.reshape(dy, [B * Tq, C]) as tf.Tensor2D;
         const q2 = tf.reshape(sq, [B * Tq, K]) as tf.Tensor2D;
         let dq: tf.Tensor2D | undefined;
@@ -112,14 +108,7 @@ export function tokenMaximaChunked(chunkElements: number): TokenMaxima {
             return [dqc, tf.scatterND(tf.reshape(hit, [B * Tq * c, 1]), updates, [c * Td, K]) as tf.Tensor2D];
           });
           dd.push(ddChunk);
-          if (dq) {
-            const sum = tf.add(dq, dqChunk) as tf.Tensor2D;
-            dq.dispose();
-            dqChunk.dispose();
-            dq = sum;
-          } else {
-            dq = dqChunk;
-          }
+          dq = addInto(dq, dqChunk);
         }
         dM.dispose();
         q2.dispose();

@@ -73,6 +73,20 @@ export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   return tf.reshape(gathered, [...ids.shape, width]);
 }
 
+/** Rows per chunk so that rows·perRow ≤ chunkElements (at least one row): how the heads' max nodes bound memory. */
+export function rowsPerChunk(perRow: number, chunkElements: number): number {
+  return Math.max(1, Math.floor(chunkElements / Math.max(1, perRow)));
+}
+
+/** A running sum over chunks: acc + next with both disposed (next alone when there is no acc yet). */
+export function addInto<T extends tf.Tensor>(acc: T | undefined, next: T): T {
+  if (!acc) return next;
+  const sum = tf.add(acc, next) as T;
+  acc.dispose();
+  next.dispose();
+  return sum;
+}
+
 /** Row vector of ones [1,n]: Σ over rows as an untransposed matMul, far faster on wasm than tf.sum(axis 0). */
 function sumRows(m: tf.Tensor2D): tf.Tensor2D {
   return tf.matMul(tf.ones([1, m.shape[0]]) as tf.Tensor2D, m);

@@ -24,7 +24,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ATTENTION_MASK_VALUE } from "../../../src/model/spec.js";
-import { layerNorm } from "./ops.js";
+import { addInto, layerNorm, rowsPerChunk } from "./ops.js";
 import type { ParamTensors } from "./forward.js";
 
 /** Logits per chunk (rows × T × V): 4M floats = 16 MB, whatever the batch. */
@@ -32,10 +32,6 @@ const CHUNK_ELEMENTS = 4 * 1024 * 1024;
 
 type GradArgs = Array<tf.Tensor | tf.GradSaveFunc>;
 
-/** Batch rows per chunk so that rows·perRow ≤ chunkElements (at least one row). */
-function rowsPerChunk(perRow: number, chunkElements: number): number {
-  return Math.max(1, Math.floor(chunkElements / Math.max(1, perRow)));
-}
 
 type MaxLogits = (n: tf.Tensor3D, table: tf.Tensor2D, bias: tf.Tensor1D, maskBias: tf.Tensor2D) => tf.Tensor2D;
 
@@ -100,14 +96,7 @@ export function maxLogitsChunked(chunkElements: number): MaxLogits {
             return [dn, dt];
           });
           dnParts.push(dnChunk);
-          if (dTable) {
-            const sum = tf.add(dTable, dtChunk) as tf.Tensor2D;
-            dTable.dispose();
-            dtChunk.dispose();
-            dTable = sum;
-          } else {
-            dTable = dtChunk;
-          }
+          dTable = addInto(dTable, dtChunk);
         }
         nFlat.dispose();
         const dnAll = tf.reshape(dnParts.length === 1 ? dnParts[0]! : tf.concat(dnParts, 0), [B, T, H]);
