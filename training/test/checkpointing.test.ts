@@ -16,6 +16,7 @@ import { initParams, initWeights, mulberry32, paramsFromWeights, type TaesrParam
 import { parseConfig } from "../src/train/config.js";
 import { microBatchGradients } from "../src/train/micro-batch.js";
 import { randomTokenMatrix } from "./support/random.js";
+import { peakTensorBuffers } from "./support/wasm-peak.js";
 
 const SMALL: TaesrArchitecture = {
   vocabSize: 50,
@@ -164,39 +165,8 @@ describe("gradient checkpointing", () => {
       value.dispose();
       Object.values(grads).forEach((g) => g.dispose());
     };
-    // Two peak figures. tf.profile's peakBytes is the largest tf.memory().numBytes seen after any kernel (customGrad ops
-    // and the kernels inside them included); tfjs 4.22 counts those bytes per tensor handle, so reshapes and the clones
-    // customGrad saves count again although they share one buffer. The buffers the wasm backend really holds are its
-    // _malloc/_free calls (one per data buffer): tracking them gives the peak of tensor memory in the wasm heap.
-    type WasmModule = { _malloc: (n: number) => number; _free: (p: number) => void; HEAPU8: Uint8Array };
-    const wasm = (tf.backend() as unknown as { wasm: WasmModule }).wasm;
-    const peakOf = async (checkpoint: boolean): Promise<{ buffers: number; handles: number; heap: number }> => {
-      const { _malloc: malloc, _free: free } = wasm;
-      const sizes = new Map<number, number>();
-      let live = 0;
-      let peak = 0;
-      wasm._malloc = (n: number): number => {
-        const p = malloc(n);
-        sizes.set(p >>> 0, n);
-        live += n;
-        peak = Math.max(peak, live);
-        return p;
-      };
-      wasm._free = (p: number): void => {
-        live -= sizes.get(p >>> 0) ?? 0;
-        sizes.delete(p >>> 0);
-        free(p);
-      };
-      const before = tf.memory().numBytes;
-      try {
-        const profile = await tf.profile(() => pass(checkpoint));
-        // The wasm heap only grows: measured first, the checkpointed pass's figure bounds its own need.
-        return { buffers: peak, handles: profile.peakBytes - before, heap: wasm.HEAPU8.length };
-      } finally {
-        wasm._malloc = malloc;
-        wasm._free = free;
-      }
-    };
+    // The wasm heap only grows: measured first, the checkpointed pass's figure bounds its own need.
+    const peakOf = (checkpoint: boolean) => peakTensorBuffers(() => pass(checkpoint));
     // Timed without the profiler's per-kernel bookkeeping, alternating, as CPU time as well as wall time: the box is
     // shared, and contention inflates wall time unevenly. Reported only; the assertion is about memory.
     const time = { plain: { wall: 0, cpu: 0 }, checkpointed: { wall: 0, cpu: 0 } };

@@ -262,6 +262,14 @@ export const trainConfigSchema = z
          * key, since it changes no number. */
         gradientCheckpointing: z.boolean().default(false),
         /**
+         * Gradient caching (train/gradient-cache.ts): encode a micro-batch's rows `rows` at a time — first without
+         * gradients to compute the loss and its gradient at the embeddings, then again with them — so a micro-batch, and
+         * with it every query's in-batch negatives, can grow past what one backward pass holds in memory. Same loss and
+         * gradients for one more forward pass of compute; not with the sparse objective or trainHeadsOnly. Not in the
+         * resume key (it changes no number beyond float rounding); optional, so older configs parse as before.
+         */
+        gradientCache: z.object({ rows: positiveInt }).strict().optional(),
+        /**
          * Train the heads alone: only the weights of the heads whose objective is set (sparse.*, late.proj.w) change;
          * the encoder, the token table (which the sparse head reads, tied) and the output projection stay what initFrom
          * gave, so a head joins a shipped model without moving its dense embeddings. The dense loss is not computed
@@ -392,6 +400,14 @@ export const trainConfigSchema = z
           path: ["training", "objectives", "late", "steps"],
           message: `step ${s} is not one of training.lossSteps [${t.lossSteps.join(", ")}] (the hidden states the run computes)`,
         });
+      }
+    }
+    if (t.gradientCache) {
+      if (t.objectives?.sparse) {
+        ctx.addIssue({ code: "custom", path: ["training", "gradientCache"], message: "does not cover objectives.sparse (drop one of them)" });
+      }
+      if (t.trainHeadsOnly) {
+        ctx.addIssue({ code: "custom", path: ["training", "gradientCache"], message: "has nothing to save with trainHeadsOnly, whose encoder runs without gradients (drop one of them)" });
       }
     }
     if (t.trainHeadsOnly) {

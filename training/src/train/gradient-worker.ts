@@ -63,6 +63,7 @@ async function handle(message: ToWorker): Promise<void> {
       late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
       headsOnly: s.config.training.trainHeadsOnly ?? false,
+      ...(s.config.training.gradientCache ? { gradientCache: s.config.training.gradientCache } : {}),
     },
   );
   const gradSums = {} as Record<WeightName, Float32Array>;

@@ -20,6 +20,7 @@ import { sparseLoss, type SparseLossWeights } from "./sparse-loss.js";
 import { distillLoss, teacherDistribution, type LexicalTeacher } from "./distill-loss.js";
 import { lateLoss, lateRankingLoss, lateScores, type LateObjective } from "./late-loss.js";
 import { labelRows } from "../data/subspace-labels.js";
+import { cachedMicroBatchGradients, type GradientCacheOptions } from "./gradient-cache.js";
 import { probeNames, subspaceLoss, type ProbeName, type SubspaceLossOptions, type SubspaceProbes } from "./subspace-loss.js";
 
 export interface MicroBatchResult {
@@ -66,6 +67,9 @@ export interface MicroBatchOptions {
   /** training.trainHeadsOnly (config.ts): differentiate only the weights of the heads whose objective is given, on
    * hidden states the encoder computed forward only; no dense loss. */
   headsOnly?: boolean;
+  /** training.gradientCache (gradient-cache.ts): the same loss and gradients with at most this many rows encoded
+   * with gradients at a time, for micro-batches whose backward pass would not fit. */
+  gradientCache?: GradientCacheOptions;
 }
 
 /**
@@ -73,7 +77,7 @@ export interface MicroBatchOptions {
  * step k itself when documents are supervised at the query steps; with fixed-depth documents (loss.ts documentSteps),
  * the deepest document step — the state the index computes a document's heads from.
  */
-function documentStepOf(lossOptions: ContrastiveLossOptions): { deepest: number; paired: (queryStep: number) => number } {
+export function documentStepOf(lossOptions: ContrastiveLossOptions): { deepest: number; paired: (queryStep: number) => number } {
   const fixed = lossOptions.documentSteps;
   if (!fixed) return { deepest: Math.max(...lossOptions.steps), paired: (k) => k };
   const deepest = Math.max(...fixed);
@@ -97,6 +101,7 @@ export function microBatchGradients(
 ): MicroBatchResult {
   if (batches.length === 0) throw new Error("microBatchGradients needs at least one batch");
   if (options.headsOnly) return headGradients(params, lossOptions, batches, options);
+  if (options.gradientCache) return cachedMicroBatchGradients(params, lossOptions, batches, options, options.gradientCache);
   const maxStep = Math.max(...lossOptions.steps);
   const docStep = documentStepOf(lossOptions);
   // The model's own weights (they depend on its block: spec.ts weightNames).
@@ -221,9 +226,10 @@ export function microBatchGradients(
       if (!name) throw new Error(`gradient for unknown variable ${varName}`);
       named[name] = g;
     }
-    gradSums = addInto(gradSums, named, names);
-    if (probes) auxGradSums = addInto(auxGradSums, auxNamed, probeNames());
-    tokens += batch.queries.tokens + batch.docs.tokens + (batch.probe?.matrix.tokens ?? 0);
+    gradSums = addInto(gradSums, named);
+    if (probes) auxGradSums = addInto(auxGradSums, auxNamed);
+    // The probe sample is encoded only when the subspace objective is trained.
+    tokens += batch.queries.tokens + batch.docs.tokens + (options.subspaces ? (batch.probe?.matrix.tokens ?? 0) : 0);
     paddedTokens += queryPositions + docPositions + probePositions;
   }
   return {
@@ -303,7 +309,7 @@ function headGradients(
         if (!name) throw new Error(`gradient for unknown variable ${varName}`);
         named[name] = g;
       }
-      gradSums = addInto(gradSums, named, names);
+      gradSums = addInto(gradSums, named);
     } finally {
       for (const t of [...Object.values(kept), ...qStates, ...dStates, ...Object.values(x)]) t.dispose();
     }
@@ -313,14 +319,23 @@ function headGradients(
   return { gradSums: gradSums as Record<WeightName, tf.Tensor>, losses, perStep: batches.map(() => []), tokens, paddedTokens, objectives };
 }
 
-/** sum + next, name by name (both disposed); `next` itself when there is no sum yet. */
-function addInto<N extends string>(sum: Record<N, tf.Tensor> | undefined, next: Record<N, tf.Tensor>, names: readonly N[]): Record<N, tf.Tensor> {
-  if (!sum) return next;
-  for (const name of names) {
-    const added = tf.add(sum[name], next[name]);
-    sum[name].dispose();
-    next[name].dispose();
-    sum[name] = added;
+/**
+ * sum + next, name by name (both disposed); `next` itself when there is no sum yet. A name with no gradient in `next`
+ * (null: a weight the loss does not reach, such as a head without its objective) adds nothing, so it stays out of the
+ * sums and the optimiser leaves that weight as it is (trainer.ts updates the weights the sums name).
+ */
+export function addInto<N extends string>(sum: Record<N, tf.Tensor> | undefined, next: Partial<Record<N, tf.Tensor | null>>): Record<N, tf.Tensor> {
+  const total = sum ?? ({} as Record<N, tf.Tensor>);
+  for (const [name, g] of Object.entries(next) as [N, tf.Tensor | null][]) {
+    if (!g) continue;
+    const before = total[name];
+    if (!before) {
+      total[name] = g;
+      continue;
+    }
+    total[name] = tf.add(before, g);
+    before.dispose();
+    g.dispose();
   }
-  return sum;
+  return total;
 }

@@ -411,6 +411,7 @@ async function trainStep(
       late: lateObjectiveOf(s.config.training.objectives?.late, s.config.training.lossSteps),
       ...(s.subspaces ? { subspaces: { probes: s.subspaces.probes, loss: s.subspaces.loss } } : {}),
       headsOnly: s.config.training.trainHeadsOnly ?? false,
+      ...(s.config.training.gradientCache ? { gradientCache: s.config.training.gradientCache } : {}),
     },
   );
   let results: WorkerResult[];
