@@ -21,7 +21,8 @@
  *   with two data-parallel processes (`train_tokens_per_s_1proc`, `train_tokens_per_s_2proc`), and two with documents
  *   supervised at depth 1 only (`train_tokens_per_s_2proc_documents_depth1`), then with the subspace objectives at
  *   128-piece documents, the probes reading steps 1/3/6 or step 1 only (`train_tokens_per_s_2proc_subspaces`, `_step1`),
- *   and with the late head and its distillation, the adapt preset's objectives (`train_tokens_per_s_2proc_late`).
+ *   and with the late head and its distillation, the adapt preset's objectives (`train_tokens_per_s_2proc_late`), also
+ *   at micro-batches of 128 pairs through the gradient cache (`train_tokens_per_s_2proc_late_cache128`).
  */
 import { Command, InvalidArgumentError } from "commander";
 import path from "node:path";
@@ -241,13 +242,16 @@ async function main(): Promise<void> {
           train_tokens_per_s_2proc_subspaces: training["2_subspaces"]!.tokens_per_s,
           train_tokens_per_s_2proc_subspaces_step1: training["2_subspaces_step1"]!.tokens_per_s,
           train_tokens_per_s_2proc_late: training["2_late"]!.tokens_per_s,
+          train_tokens_per_s_2proc_late_cache128: training["2_late_cache128"]!.tokens_per_s,
           training_throughput: {
             by_processes: training,
             note:
               "training/configs/edge-small.json (wasm backend, batches of 64 pairs per process), first 2 updates excluded; " +
               "2_documents_depth1: the same with training.documentSteps [1] (documents supervised only at the depth the index embeds them at); " +
               "2_subspaces: that with documents up to 128 pieces and the subspace objectives (weight 0.1, probes reading steps 1/3/6); " +
-              "2_subspaces_step1: the probes reading step 1 only (objectives.subspaces.steps [1])",
+              "2_subspaces_step1: the probes reading step 1 only (objectives.subspaces.steps [1]); " +
+              "2_late: documents up to 128 pieces with the late head (weight 0.5) and its distillation into the dense embedding; " +
+              "2_late_cache128: that at micro-batches of 128 pairs through training.gradientCache (32 rows at a time)",
           },
         }
       : {}),

@@ -5,7 +5,8 @@
  * only (`training.documentSteps: [1]`, the depth the index embeds them at; training/src/train/loss.ts) on both processes,
  * then with the subspace objectives added at documents up to 128 pieces (the general runs' shape), their probes reading
  * the lossSteps or only step 1 (`objectives.subspaces.steps`), and with the late-interaction head trained (the adapt
- * preset's shape: `objectives.late` with its distillation into the dense embedding).
+ * preset's shape: `objectives.late` with its distillation into the dense embedding), and that at micro-batches of 128
+ * pairs through the gradient cache (`training.gradientCache`).
  *
  * Each setting runs a short training into a temporary directory; the first logged window (pair building, process
  * start-up, the backend's first kernels) is left out, so the figure is the steady state a long run sees.
@@ -61,6 +62,20 @@ export const THROUGHPUT_SETTINGS: readonly ThroughputSetting[] = [
     arch: { lateHead: { dim: 32 } },
     training: { documentSteps: [1], maxDocLength: 128, objectives: { late: { weight: 0.5, distill: { weight: 1 } } } },
   },
+  // The same with micro-batches of 128 pairs through the gradient cache (training/src/train/gradient-cache.ts): twice
+  // the in-batch negatives, one more forward pass of the encoder per pair, and the all-pairs MaxSim over twice the rows.
+  {
+    key: "2_late_cache128",
+    workers: 2,
+    arch: { lateHead: { dim: 32 } },
+    training: {
+      documentSteps: [1],
+      maxDocLength: 128,
+      batchSize: 128,
+      gradientCache: { rows: 32 },
+      objectives: { late: { weight: 0.5, distill: { weight: 1 } } },
+    },
+  },
 ];
 
 /**
@@ -90,7 +105,8 @@ export async function measureTrainingThroughput(
       const file = path.join(tmp, `throughput-${key}.json`);
       await writeFile(file, JSON.stringify(config));
       const runDir = path.join(tmp, `run-${key}`);
-      log(`training throughput (${key}): ${workers} process(es), ${warmup} + ${timed} updates of ${workers} × 64 pairs`);
+      const batchSize = ((training?.["batchSize"] ?? base["training"]?.["batchSize"]) as number | undefined) ?? 64;
+      log(`training throughput (${key}): ${workers} process(es), ${warmup} + ${timed} updates of ${workers} × ${batchSize} pairs`);
       await train({ config: file, runDir, stopAfterSteps: warmup + timed, progress: false, log: () => {} });
       const lines = (await readFile(path.join(runDir, "metrics.jsonl"), "utf8"))
         .trim()
@@ -101,7 +117,6 @@ export async function measureTrainingThroughput(
       const last = lines.find((line) => line.step === warmup + timed);
       if (!first || !last) throw new Error(`training throughput: metrics of steps ${warmup} and ${warmup + timed} missing in ${runDir}`);
       const seconds = last.elapsedSec - first.elapsedSec;
-      const batchSize = (base["training"]?.["batchSize"] as number | undefined) ?? 64;
       out[key] = {
         tokens_per_s: Math.round((last.tokens - first.tokens) / seconds),
         pairs_per_s: Math.round(((timed * workers * batchSize) / seconds) * 10) / 10,

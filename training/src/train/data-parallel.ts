@@ -13,7 +13,8 @@
  * CUDA_VISIBLE_DEVICES, checked at start-up), where an all-reduce would replace the star once parameter traffic matters.
  *
  * Each micro-batch keeps its own in-batch negatives (gradients are averaged, embeddings are not gathered across ranks),
- * as in plain DistributedDataParallel without an all-gather.
+ * as in plain DistributedDataParallel without an all-gather; more negatives per query come from a larger micro-batch
+ * through the gradient cache (gradient-cache.ts), which needs no traffic between ranks.
  *
  * @module
  */
