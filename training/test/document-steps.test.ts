@@ -21,6 +21,7 @@ import { microBatchGradients } from "../src/train/micro-batch.js";
 import { validate } from "../src/train/validate.js";
 import { microArchitecture } from "./support/architectures.js";
 import { randomTokenMatrix } from "./support/random.js";
+import { wordTokenizer } from "./support/toy-text.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const value = (t: tf.Scalar) => t.dataSync()[0]!;
@@ -89,7 +90,7 @@ describe("microBatchGradients with documentSteps", () => {
 describe("validation with a fixed document depth", () => {
   let params: TaesrParams;
   // Word-per-token toy tokenizer over the small vocabulary.
-  const tokenizer = { padId: 0, encode: (t: string, o: { maxLength: number }) => t.split(" ").slice(0, o.maxLength).map((w) => 1 + (w.length * 7 + w.charCodeAt(0)) % (SMALL.vocabSize - 1)) };
+  const tokenizer = wordTokenizer(SMALL.vocabSize);
   const rand = mulberry32(9);
   const word = () => "abcdefghij".slice(0, 1 + Math.floor(rand() * 9)) + String.fromCharCode(97 + Math.floor(rand() * 26));
   const pairs: TextPair[] = Array.from({ length: 24 }, (_, i) => ({

@@ -23,20 +23,17 @@ import { microArchitecture } from "./support/architectures.js";
 import { randomArray, randomTokenMatrix } from "./support/random.js";
 import { writeTinyConfig } from "./support/tiny-config.js";
 import { QUIET_RUN, useTempDir } from "./support/tiny-run.js";
+import { randomWord, wordTokenizer } from "./support/toy-text.js";
 import { peakTensorBuffers } from "./support/wasm-peak.js";
 
 const VOCAB = 60;
-const tokenizer = {
-  padId: 0,
-  encode: (t: string, o: { maxLength: number }) => t.split(" ").slice(0, o.maxLength).map((w) => 1 + ((w.length * 7 + w.charCodeAt(0)) % (VOCAB - 1))),
-};
+const tokenizer = wordTokenizer(VOCAB);
 
 /** Queries of 1–20 words, documents of 2–12, half of the pairs with a hard negative, three sources. */
 function pairsWithNegatives(): TextPair[] {
   const rand = mulberry32(31);
   const sources: PairSource[] = ["debian", "wordnet", "scifact"];
-  const word = () => "abcdefghij".slice(0, 1 + Math.floor(rand() * 9)) + String.fromCharCode(97 + Math.floor(rand() * 26));
-  const words = (n: number) => Array.from({ length: n }, word).join(" ");
+  const words = (n: number) => Array.from({ length: n }, () => randomWord(rand)).join(" ");
   return Array.from({ length: 30 }, (_, i) => ({
     query: `q${i} ${words(Math.floor(rand() * 20))}`.trim(),
     doc: `d${i} ${words(1 + Math.floor(rand() * 11))}`,

@@ -26,6 +26,7 @@ import { sparseLoss } from "../src/train/sparse-loss.js";
 import { initProbes, probedRanges, probeNames, subspaceLoss, type SubspaceLossOptions } from "../src/train/subspace-loss.js";
 import { microArchitecture } from "./support/architectures.js";
 import { TINY_CONFIG } from "./support/tiny-config.js";
+import { randomWord, wordTokenizer } from "./support/toy-text.js";
 
 /** Cost of cutting rows of `lengths` into consecutive groups of `sizes`, each padded to its longest row. */
 function costOf(lengths: readonly number[], sizes: readonly number[], groupCost: number): number {
@@ -83,16 +84,13 @@ describe("lengthGroups", () => {
 
 /** Word-per-token toy tokenizer over a 60-piece vocabulary (0 = padding). */
 const VOCAB = 60;
-const tokenizer = {
-  padId: 0,
-  encode: (t: string, o: { maxLength: number }) => t.split(" ").slice(0, o.maxLength).map((w) => 1 + ((w.length * 7 + w.charCodeAt(0)) % (VOCAB - 1))),
-};
+const tokenizer = wordTokenizer(VOCAB);
 
 /** Queries of 1–3 or 17–32 words beside documents of 2–12, three sources: the mix a batch and the probe sample draw from. */
 function mixedPairs(): TextPair[] {
   const rand = mulberry32(23);
   const sources: PairSource[] = ["debian", "wordnet", "scifact"];
-  const word = () => "abcdefghij".slice(0, 1 + Math.floor(rand() * 9)) + String.fromCharCode(97 + Math.floor(rand() * 26));
+  const word = () => randomWord(rand);
   return Array.from({ length: 40 }, (_, i) => ({
     query: [`q${i}`, ...Array.from({ length: rand() < 0.5 ? Math.floor(rand() * 3) : 16 + Math.floor(rand() * 16) }, word)].join(" "),
     doc: [`d${i}`, ...Array.from({ length: 1 + Math.floor(rand() * 11) }, word)].join(" "),
