@@ -320,7 +320,7 @@ function headGradients(
 }
 
 /**
- * sum + next, name by name (both disposed); `next` itself when there is no sum yet. A name with no gradient in `next`
+ * sum + next, name by name (both disposed; a new record when there is no sum yet). A name with no gradient in `next`
  * (null: a weight the loss does not reach, such as a head without its objective) adds nothing, so it stays out of the
  * sums and the optimiser leaves that weight as it is (trainer.ts updates the weights the sums name).
  */
