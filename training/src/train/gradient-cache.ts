@@ -103,7 +103,7 @@ function representations(params: TaesrParams, chunks: readonly Chunk[], rows: nu
     tf.tidy(() => {
       const out = encodeOutputs(params, chunk, deepest, wanted, false);
       paddedPositions += out.paddedPositions;
-      return [...out.values.dense.values(), ...out.values.late.values()];
+      return flatten(out.values, wanted);
     }),
   );
   // back[r]: where row r of the matrix sits in the chunks' concatenation.
@@ -111,17 +111,10 @@ function representations(params: TaesrParams, chunks: readonly Chunk[], rows: nu
   chunks.flatMap((c) => c.rows).forEach((from, i) => (back[from] = i));
   const values = tf.tidy(() => {
     const indices = tf.tensor1d(back, "int32");
-    const joined = (i: number) => tf.gather(perChunk.length === 1 ? perChunk[0]![i]! : tf.concat(perChunk.map((t) => t[i]!), 0), indices);
-    const v: SideValues = { dense: new Map(), late: new Map() };
-    wanted.dense.forEach((k, i) => v.dense.set(k, joined(i) as tf.Tensor2D));
-    wanted.late.forEach((k, i) => v.late.set(k, joined(wanted.dense.length + i) as tf.Tensor3D));
-    return [...v.dense.values(), ...v.late.values()];
+    return perChunk[0]!.map((_, i) => tf.gather(perChunk.length === 1 ? perChunk[0]![i]! : tf.concat(perChunk.map((t) => t[i]!), 0), indices));
   });
   for (const t of perChunk.flat()) t.dispose();
-  const out: SideValues = { dense: new Map(), late: new Map() };
-  wanted.dense.forEach((k, i) => out.dense.set(k, values[i] as tf.Tensor2D));
-  wanted.late.forEach((k, i) => out.late.set(k, values[wanted.dense.length + i] as tf.Tensor3D));
-  return { values: out, paddedPositions };
+  return { values: unflatten(values, wanted), paddedPositions };
 }
 
 /** Tensors of a side in a fixed order (dense steps, then late steps): the leaves phase 2 differentiates. */
