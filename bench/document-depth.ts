@@ -17,7 +17,7 @@ import path from "node:path";
 import { edgeVariantFor, parseManifest, untrainedQueries, type TunedDocumentDepth } from "../src/model/index.js";
 import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, buildLexicalIndex, embedCorpus, type CorpusPass } from "./eval/corpus-index.js";
+import { DenseViews, buildLexicalIndex, embedCorpus, indexedDocumentPassages, type CorpusPass } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import { evaluate, type EvalInputs, type EvalSetting } from "./eval/evaluate.js";
 import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError } from "./eval/fusion-tuning.js";
@@ -55,9 +55,11 @@ async function main(): Promise<void> {
   const setting: EvalSetting = { mode: "hybrid", dims: DIMS, vectors: "float", projection: "matryoshka", fusion: tuned?.method ?? DEFAULT_FUSION, defaults: tuned };
 
   const depths = [...new Set(Object.values(model.manifest.architecture.depths))].sort((a, b) => a - b) as (1 | 3 | 6)[];
+  // Documents as the manifest has them indexed (whole, or as its chosen passages): only the depth varies.
+  const passages = indexedDocumentPassages(model.manifest);
   const points: { depth: "auto" | number; ndcg10: number; perQuery: number[]; meanSteps: number }[] = [];
   for (const depth of ["auto" as const, ...depths]) {
-    const corpus = await embedCorpus(encoder, dataset.corpus, { variant, depth, earlyExit: true });
+    const corpus = await embedCorpus(encoder, dataset.corpus, { variant, depth, earlyExit: true, ...(passages ? { passages, passageScoring: "mean" as const } : {}) });
     inputs.dense = new DenseViews(corpus);
     const outcome = evaluate(inputs, setting, { keepPerQuery: true });
     const meanSteps = corpus.meanDocDepth ?? Number.NaN;

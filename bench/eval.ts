@@ -12,8 +12,9 @@
  *                   [--tune-fusion [--save]]   (hybrid: tune the fusion on this split; --save ships it in the manifest)
  *                   [--run-file run.txt]   (TREC run format, top 1000 per query, for checking with trec_eval)
  *                   [--router manifest|rule|fastrem [--router-file router.json]] [--query-depth 1|3|6] [--document-depth 1|3|6]
- *                   [--passages <maxPieces>x<maxPassages> [--passage-scoring mean|max]]   (documents as passages: their
- *                    pooled vector, or one stored vector per passage and a document's best passage as its score)
+ *                   [--passages manifest|none|<maxPieces>x<maxPassages> [--passage-scoring mean|max]]   (documents as
+ *                    passages: their pooled vector, or one stored vector per passage and a document's best passage as its
+ *                    score; default as the Worker indexes them, the manifest's retrieval.documentPassages)
  *
  * Prints progress on stderr and one JSON object last on stdout: ndcg@10, mrr@10, recall@50, recall@100, map@100,
  * queries, docs, latency_ms {p50, p95} per query (encode + search), and the settings — in hybrid mode including the
@@ -83,7 +84,7 @@ import {
 } from "../src/retrieval/index.js";
 import { edgeVariantFor, lengthRuleOf, MODEL_VARIANTS, parseFastRemRouter, parseManifest, type ArtifactManifest, type ModelVariant, type PassageOptions, type RouterSpec } from "../src/model/index.js";
 import { defaultArtifactDir } from "./default-artifact.js";
-import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass, type PassageScoring, type Projection } from "./eval/corpus-index.js";
+import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, indexedDocumentPassages, type CorpusPass, type PassageScoring, type Projection } from "./eval/corpus-index.js";
 import { loadBeirDataset } from "./eval/dataset.js";
 import {
   evaluate,
@@ -170,9 +171,9 @@ const program = new Command()
   .option("--document-depth <d>", "documents only at this depth (queries stay at --depth): the indexing cost against the same queries", choice(["1", "3", "6"] as const))
   .option(
     "--passages <spec>",
-    'documents embedded as passages and pooled (src/model/passages.ts), <maxPieces>x<maxPassages> such as 120x8; default "none": each document\'s first maxLength pieces, as the Worker indexes them',
+    'documents embedded as passages and pooled (src/model/passages.ts), <maxPieces>x<maxPassages> such as 120x8; "none": each document\'s first maxLength pieces; default "manifest": as the Worker indexes them (the artifact\'s retrieval.documentPassages, else none)',
     parsePassages,
-    "none" as const,
+    "manifest" as const,
   )
   .addOption(
     new Option("--passage-scoring <how>", "with --passages: a document's pooled vector, or its best passage (one stored vector per passage)")
@@ -209,7 +210,7 @@ type Options = {
   routerFile?: string;
   queryDepth?: "1" | "3" | "6";
   documentDepth?: "1" | "3" | "6";
-  passages: PassageOptions | "none";
+  passages: PassageOptions | "none" | "manifest";
   passageScoring: PassageScoring;
   limitQueries?: number;
   out?: string;
@@ -278,11 +279,11 @@ function documentDepthOf(options: Pick<Options, "depth" | "documentDepth">, mani
   return options.depth === "auto" ? indexedDocumentDepth("auto", manifest) : undefined;
 }
 
-/** "--passages 120x8" → {maxPieces 120, maxPassages 8}; "none" as it is (checked against the model when it loads). */
-function parsePassages(value: string): PassageOptions | "none" {
-  if (value === "none") return value;
+/** "--passages 120x8" → {maxPieces 120, maxPassages 8}; "none" and "manifest" as they are (checked against the model when it loads). */
+function parsePassages(value: string): PassageOptions | "none" | "manifest" {
+  if (value === "none" || value === "manifest") return value;
   const match = /^(\d+)x(\d+)$/.exec(value);
-  if (!match) throw new InvalidArgumentError(`expected "none" or <maxPieces>x<maxPassages> such as 120x8, got "${value}"`);
+  if (!match) throw new InvalidArgumentError(`expected "manifest", "none" or <maxPieces>x<maxPassages> such as 120x8, got "${value}"`);
   return { maxPieces: Number(match[1]), maxPassages: Number(match[2]) };
 }
 
@@ -306,8 +307,8 @@ async function main(): Promise<void> {
   const servedVariant = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
   const quant = options.quant ?? servedVariant;
   const variant = quant === "binary" ? servedVariant : quant;
-  if (options.save && options.passages !== "none") throw new Error("--save needs the documents as the Worker indexes them: drop --passages");
-  if (options.passageScoring !== "mean" && options.passages === "none") throw new Error("--passage-scoring max scores a document by its best passage: give --passages (such as 120x8)");
+  if (options.save && options.passages !== "manifest") throw new Error("--save needs the documents as the Worker indexes them: drop --passages");
+  if (options.passageScoring !== "mean" && typeof options.passages !== "object") throw new Error("--passage-scoring max scores a document by its best passage: give --passages (such as 120x8)");
   if (options.save && variant !== servedVariant) throw new Error(`--save needs the Worker's dense setting: --quant ${servedVariant}, the variant it runs this artifact in (got --quant ${quant})`);
   const routerFile = options.routerFile ? parseFastRemRouter(JSON.parse(await readFile(options.routerFile, "utf8"))) : undefined;
   const model = await openModel(modelDir, [variant], { router: (manifest) => chosenRouter(options.router, manifest, routerFile) });
@@ -360,7 +361,8 @@ async function main(): Promise<void> {
       }
       const documentDepth = documentDepthOf(options, model.manifest);
       const atDepth: CorpusPass = documentDepth !== undefined ? { ...pass, depth: documentDepth } : pass;
-      const documentPass: CorpusPass = options.passages === "none" ? atDepth : { ...atDepth, passages: options.passages, passageScoring: options.passageScoring };
+      const passages = options.passages === "manifest" ? indexedDocumentPassages(model.manifest) : options.passages === "none" ? undefined : options.passages;
+      const documentPass: CorpusPass = passages === undefined ? atDepth : { ...atDepth, passages, passageScoring: options.passageScoring };
       // The learned sparse list, as the Worker fuses it: in fused modes of an artifact whose graphs include the head.
       const fused = mode === "hybrid" || mode === "late" || mode === "hybrid+late";
       const sparse = fused && options.sparse && encoder.hasSparse ? { ...SERVED_SPARSE_CUT, ...(options.sparseTerms ? { maxTerms: options.sparseTerms } : {}) } : undefined;

@@ -83,10 +83,27 @@ export function indexedDocumentDepth(depth: CorpusPass["depth"], manifest: Pick<
   return (depth === "auto" ? manifest.retrieval?.documentDepth?.depth : undefined) as 1 | 3 | 6 | undefined;
 }
 
-/** The pass documents are embedded with, as the Worker indexes them ({@link indexedDocumentDepth}). */
+/**
+ * The passages the Worker embeds documents as: the manifest's chosen ones (`retrieval.documentPassages`,
+ * bench/document-passages.ts), pooled into one vector; undefined → each document's first maxLength pieces.
+ */
+export function indexedDocumentPassages(manifest: Pick<ArtifactManifest, "retrieval">): PassageOptions | undefined {
+  const chosen = manifest.retrieval?.documentPassages;
+  return chosen ? { maxPieces: chosen.maxPieces, maxPassages: chosen.maxPassages } : undefined;
+}
+
+/**
+ * The pass documents are embedded with, as the Worker indexes them ({@link indexedDocumentDepth},
+ * {@link indexedDocumentPassages}); passages the pass already names are kept.
+ */
 export function indexedDocumentPass(pass: CorpusPass, manifest: Pick<ArtifactManifest, "retrieval">): CorpusPass {
   const depth = indexedDocumentDepth(pass.depth, manifest);
-  return depth === undefined ? pass : { ...pass, depth };
+  const passages = pass.passages ?? indexedDocumentPassages(manifest);
+  return {
+    ...pass,
+    ...(depth !== undefined ? { depth } : {}),
+    ...(passages !== undefined && pass.passages === undefined ? { passages, passageScoring: "mean" as const } : {}),
+  };
 }
 
 export function passLabel(pass: CorpusPass): string {

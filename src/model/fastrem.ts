@@ -338,6 +338,7 @@ export const fastRemRouterSchema = z
       metric: z.enum(["ndcg@10", "rr"]),
       depths: z.array(z.number().int().positive()).min(1),
       documentDepth: z.union([z.literal("auto"), z.number().int().positive()]),
+      documentPassages: z.object({ maxPieces: z.number().int().positive(), maxPassages: z.number().int().positive() }).strict().optional(),
       dims: z.number().int().positive(),
       variant: z.enum(MODEL_VARIANTS),
       earlyExit: z.boolean(),

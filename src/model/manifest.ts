@@ -114,6 +114,25 @@ const tunedDocumentDepthSchema = z.strictObject({
   .refine((d) => d.tunedOn !== undefined || d.trainedWith !== undefined, "needs tunedOn (a measured choice) or trainedWith (the depth the model was trained at)")
   .refine((d) => d.trainedWith === undefined || d.trainedWith.documentSteps[0] === d.depth, "trainedWith.documentSteps must be [depth]");
 
+const pairedNdcg = z.strictObject({ ndcg10: z.number().min(0).max(1), ndcg10Whole: z.number().min(0).max(1), standardError: z.number().nonnegative() });
+
+// maxPieces is checked against architecture.maxLength in the manifest's superRefine (checkPassageOptions' bounds).
+const tunedDocumentPassagesSchema = z.strictObject({
+  maxPieces: z.number().int().min(16),
+  maxPassages: z.number().int().min(1).max(64),
+  tunedOn: z.strictObject({
+    dataset: z.string().min(1),
+    split: validationSplit("document passages must not be chosen on the test split"),
+    queries: z.number().int().positive(),
+    dense: pairedNdcg,
+    hybrid: pairedNdcg,
+    meanPassages: z.number().min(1),
+    date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an ISO date (YYYY-MM-DD)"),
+    dims: positiveInt,
+    variant: z.enum(MODEL_VARIANTS),
+  }),
+});
+
 // The late rerank default, validated like the fusion: every reranked search fuses with these numbers.
 const tunedLateFusionSchema = z.strictObject({
   k: positiveInt.max(100),
@@ -197,7 +216,12 @@ const manifestSchema = z
     eval: z.record(z.string(), z.unknown()),
     adaptation: z.record(z.string(), z.unknown()).optional(),
     retrieval: z
-      .object({ fusion: tunedFusionSchema.optional(), late: tunedLateFusionSchema.optional(), documentDepth: tunedDocumentDepthSchema.optional() })
+      .object({
+        fusion: tunedFusionSchema.optional(),
+        late: tunedLateFusionSchema.optional(),
+        documentDepth: tunedDocumentDepthSchema.optional(),
+        documentPassages: tunedDocumentPassagesSchema.optional(),
+      })
       .optional(),
     drift: driftBaselineSchema.optional(),
   })
@@ -231,6 +255,10 @@ const manifestSchema = z
     const depths = Object.values(m.architecture.depths);
     if (m.retrieval?.documentDepth && !depths.includes(m.retrieval.documentDepth.depth)) {
       ctx.addIssue({ code: "custom", path: ["retrieval", "documentDepth", "depth"], message: `must be one of the architecture's depths (${depths.join(", ")})` });
+    }
+    const passages = m.retrieval?.documentPassages;
+    if (passages && passages.maxPieces > m.architecture.maxLength) {
+      ctx.addIssue({ code: "custom", path: ["retrieval", "documentPassages", "maxPieces"], message: `must be at most the architecture's maxLength (${m.architecture.maxLength})` });
     }
     if (m.drift && !m.architecture.matryoshkaDims.includes(m.drift.embedding.dims)) {
       ctx.addIssue({ code: "custom", path: ["drift", "embedding", "dims"], message: "must be one of architecture.matryoshkaDims" });

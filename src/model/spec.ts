@@ -343,6 +343,12 @@ export interface RetrievalDefaults {
    * depth): chosen as the cheapest depth whose hybrid NDCG@10 is not below the router's by more than the noise.
    */
   documentDepth?: TunedDocumentDepth;
+  /**
+   * Documents longer than the model's window indexed as passages pooled into one vector (src/model/passages.ts, the
+   * encoder's `passages` option), instead of their first maxLength word pieces: chosen where the dense list gains beyond
+   * the noise without the hybrid ranking losing beyond it. Costs the indexer one model pass per passage.
+   */
+  documentPassages?: TunedDocumentPassages;
 }
 
 /**
@@ -366,6 +372,32 @@ export interface TunedDocumentDepth {
     standardError: number;
     /** Mean recursion steps the router's depth ran per document. */
     meanStepsAuto: number;
+    date: string;
+    dims: number;
+    variant: ModelVariant;
+  };
+}
+
+/**
+ * `retrieval.documentPassages`, written by `npm run eval:document-passages -- --save` (bench/document-passages.ts). The
+ * indexer (edge and origin alike) and the eval then embed documents with these passage options; one pooled vector per
+ * document, so the stores hold what they held before.
+ */
+export interface TunedDocumentPassages {
+  /** Word pieces per passage, heading included (16 ≤ maxPieces ≤ architecture.maxLength). */
+  maxPieces: number;
+  /** Most passages per document (1–64); the rest of a longer document is not read. */
+  maxPassages: number;
+  tunedOn: {
+    dataset: string;
+    /** Never "test". */
+    split: string;
+    queries: number;
+    /** NDCG@10 with documents as passages and whole, and the standard error of their paired per-query difference. */
+    dense: { ndcg10: number; ndcg10Whole: number; standardError: number };
+    hybrid: { ndcg10: number; ndcg10Whole: number; standardError: number };
+    /** Mean passages per document of the tuning corpus: the indexer's model passes per document. */
+    meanPassages: number;
     date: string;
     dims: number;
     variant: ModelVariant;
@@ -488,6 +520,8 @@ export interface FastRemLabelling {
   depths: number[];
   /** Depth the documents were embedded at ("auto": the artifact's rule router, as the indexer does). */
   documentDepth: "auto" | number;
+  /** Passages the documents were embedded as (manifest retrieval.documentPassages), when the artifact chose them. */
+  documentPassages?: { maxPieces: number; maxPassages: number };
   dims: number;
   variant: ModelVariant;
   earlyExit: boolean;

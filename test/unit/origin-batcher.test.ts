@@ -131,13 +131,24 @@ describe("MicroBatcher", () => {
 });
 
 describe("the origin's batch key (workers/origin/src/app.ts)", () => {
-  it("round-trips every option, the sparse cut included, and separates requests that must not share a pass", async () => {
+  it("round-trips every option, the sparse cut and the passages included, and separates requests that must not share a pass", async () => {
     const { batchKey, parseBatchKey } = await import("../../workers/origin/src/app.js");
     const plain = { dims: 128, depth: 6, earlyExit: false, tokenVectors: true };
     const sparse = { ...plain, sparse: { threshold: 0.05, maxTerms: 256 } };
     expect(parseBatchKey(batchKey(plain))).toEqual(plain);
     expect(parseBatchKey(batchKey(sparse))).toEqual(sparse);
-    const keys = new Set([plain, sparse, { ...sparse, sparse: { threshold: 0.05, maxTerms: 128 } }, { ...sparse, sparse: { threshold: 0, maxTerms: 256 } }].map(batchKey));
-    expect(keys.size).toBe(4);
+    const passages = { ...sparse, passages: { maxPieces: 120, maxPassages: 8 } };
+    expect(parseBatchKey(batchKey(passages))).toEqual(passages);
+    const keys = new Set(
+      [
+        plain,
+        sparse,
+        { ...sparse, sparse: { threshold: 0.05, maxTerms: 128 } },
+        { ...sparse, sparse: { threshold: 0, maxTerms: 256 } },
+        passages,
+        { ...passages, passages: { maxPieces: 120, maxPassages: 4 } },
+      ].map(batchKey),
+    );
+    expect(keys.size).toBe(6);
   });
 });

@@ -2,7 +2,7 @@
  * Dense ranking with an exported artifact, the way the edge serves it, for the training side's own uses (mining hard
  * negatives with the start model, measuring an adaptation on its held-out queries): the ONNX graphs through
  * src/model/encoder.ts, documents in batches at the depth the index embeds them (the manifest's
- * `retrieval.documentDepth`, else the router's), each query alone at its router's depth (a batch runs at the depth of
+ * `retrieval.documentDepth`, else the router's) and as its passages when it chose them (`retrieval.documentPassages`), each query alone at its router's depth (a batch runs at the depth of
  * its hardest input, and a search embeds its query alone), cosine on the 128-d Matryoshka prefix the edge searches.
  *
  * @module
@@ -48,6 +48,8 @@ export async function openServedDense(artifactDir: string, variant: ModelVariant
   const widths = manifest.architecture.matryoshkaDims;
   const dims = widths.includes(SERVED_DIMS) ? SERVED_DIMS : Math.max(...widths);
   const documentDepth = manifest.retrieval?.documentDepth?.depth ?? "auto";
+  const chosenPassages = manifest.retrieval?.documentPassages;
+  const passages = chosenPassages ? { maxPieces: chosenPassages.maxPieces, maxPassages: chosenPassages.maxPassages } : undefined;
   return {
     manifest,
     tokenizer,
@@ -57,7 +59,7 @@ export async function openServedDense(artifactDir: string, variant: ModelVariant
     async embedDocuments(docs) {
       const vectors: Float32Array[] = [];
       for (let start = 0; start < docs.length; start += documentBatch) {
-        vectors.push(...(await encoder.embed(docs.slice(start, start + documentBatch), { dims, depth: documentDepth })).embeddings);
+        vectors.push(...(await encoder.embed(docs.slice(start, start + documentBatch), { dims, depth: documentDepth, ...(passages ? { passages } : {}) })).embeddings);
       }
       return packMatrix(vectors, dims);
     },

@@ -26,7 +26,7 @@
  * @module
  */
 import { fastRemFeatureVector, type FastRemVocab } from "../../../src/model/fastrem.js";
-import type { ModelVariant, TaesrEncoder } from "../../../src/model/index.js";
+import type { ModelVariant, PassageOptions, TaesrEncoder } from "../../../src/model/index.js";
 import { ndcgAt, type Judgements } from "../../../src/eval/metrics.js";
 import {
   bm25Search,
@@ -70,6 +70,8 @@ export interface EmbedSetting {
   depths: readonly number[];
   /** Depth the documents are embedded at ("auto" = the encoder's router, given the length rule by the CLI). */
   documentDepth: number | "auto";
+  /** Passages the documents are embedded as (manifest retrieval.documentPassages); absent = whole. */
+  documentPassages?: PassageOptions;
   earlyExit: boolean;
   metric: LabelMetric;
   /** The encoder's graphs (recorded; the encoder passed in decides). */
@@ -194,7 +196,7 @@ export async function labelSources(
     const matrix = new Float32Array(source.documents.length * dims);
     for (let start = 0; start < source.documents.length; start += DOCUMENT_BATCH) {
       const batch = source.documents.slice(start, start + DOCUMENT_BATCH).map((d) => documentText({ title: d.title ?? "", text: d.text }));
-      const result = await encoder.embed(batch, { dims, depth: documentDepth, earlyExit });
+      const result = await encoder.embed(batch, { dims, depth: documentDepth, earlyExit, ...(setting.documentPassages ? { passages: setting.documentPassages } : {}) });
       result.embeddings.forEach((v, i) => matrix.set(v, (start + i) * dims));
       onProgress?.({ phase: "documents", source: source.dataset, done: Math.min(start + DOCUMENT_BATCH, source.documents.length), total: source.documents.length });
     }

@@ -196,6 +196,7 @@ export function trainRouterFromExamples(
       metric: metricName,
       depths: [...context.depths],
       documentDepth: context.setting.documentDepth,
+      ...(context.setting.documentPassages ? { documentPassages: { ...context.setting.documentPassages } } : {}),
       dims: context.setting.dims,
       variant: context.setting.variant,
       earlyExit: context.setting.earlyExit,

@@ -220,6 +220,9 @@ async function main(argv: string[]): Promise<void> {
     dims: options.dims,
     depths: [easy, medium, hard],
     documentDepth,
+    ...(manifest.retrieval?.documentPassages
+      ? { documentPassages: { maxPieces: manifest.retrieval.documentPassages.maxPieces, maxPassages: manifest.retrieval.documentPassages.maxPassages } }
+      : {}),
     earlyExit: true,
     metric: options.metric,
     variant,

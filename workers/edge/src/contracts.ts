@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord, LateTuningRecord, Route } from "../../../src/model/index.js";
+import type { DriftBaseline, EmbedOptions, EmbedResult, EmbedRoute, FusionTuningRecord, LateTuningRecord, PassageOptions, Route } from "../../../src/model/index.js";
 import type { FusionDefault, LateFusionWeights, TokenMatrix } from "../../../src/retrieval/index.js";
 import type { DeadLetterStore } from "./dead-letters.js";
 import type { DriftMonitorApi } from "./drift-api.js";
@@ -102,6 +102,11 @@ export interface EdgeModel {
    * cheapest as good as the router's); absent → the router decides, as for queries.
    */
   documentDepth?: number;
+  /**
+   * The passages documents are embedded as, pooled into one vector (manifest `retrieval.documentPassages`, chosen on a
+   * validation split); absent → each document's first maxLength word pieces.
+   */
+  documentPassages?: PassageOptions;
 }
 
 /** A cached query embedding with the facts about how it was computed. */

@@ -20,6 +20,7 @@
  *   const { vectors, source } = await embedder.embed(texts, { dims: 128, depth: "auto" });
  */
 import { MAX_INPUT_CHARS } from "../../origin/src/contract.js";
+import type { PassageOptions } from "../../../src/model/index.js";
 import type { SparseVector, TokenMatrix } from "../../../src/retrieval/index.js";
 import type { EdgeModel, SparseInForce } from "./contracts.js";
 import { OriginUnavailableError, type OriginClient } from "./origin-client.js";
@@ -47,6 +48,11 @@ export interface DocumentEmbedOptions {
   tokenVectors?: boolean;
   /** Also return each text's sparse terms, cut with these options. */
   sparse?: SparseInForce;
+  /**
+   * Embed each text as these passages pooled into one vector (the model's `documentPassages`); absent → its first
+   * maxLength word pieces. Texts are cut to the origin's MAX_INPUT_CHARS on both paths, so both read the same text.
+   */
+  passages?: PassageOptions;
 }
 
 export interface DocumentEmbedder {
@@ -56,16 +62,27 @@ export interface DocumentEmbedder {
 /** The part of {@link OriginClient} document embedding uses (a test double implements just this). */
 export type OriginEmbedApi = Pick<OriginClient, "embed">;
 
+/**
+ * A document as the origin accepts it. Whole, the model reads at most maxLength (128) word pieces, far fewer than
+ * MAX_INPUT_CHARS characters make, so the cut changes nothing it sees; as passages it reads up to maxPassages ×
+ * maxPieces, which a document past MAX_INPUT_CHARS can exceed, so the edge cuts its own input the same way.
+ */
+function cutToOriginLimit(text: string): string {
+  return text.slice(0, MAX_INPUT_CHARS);
+}
+
 export function localEmbedder(model: EdgeModel): DocumentEmbedder {
   return {
     async embed(texts, options) {
       const tokenVectors = options.tokenVectors === true;
       const sparse = options.sparse;
-      const result = await model.embedder.embed(texts, {
+      const passages = options.passages;
+      const result = await model.embedder.embed(passages ? texts.map(cutToOriginLimit) : texts, {
         dims: options.dims,
         depth: options.depth,
         ...(tokenVectors ? { tokenVectors } : {}),
         ...(sparse ? { sparse: { ...sparse } } : {}),
+        ...(passages ? { passages: { ...passages } } : {}),
       });
       if (tokenVectors && result.tokenVectors?.length !== texts.length) throw new Error("the embedder returned no token vectors for the documents");
       if (sparse && result.sparse?.length !== texts.length) throw new Error("the embedder returned no sparse terms for the documents");
@@ -89,17 +106,13 @@ export function originFirstEmbedder(origin: OriginEmbedApi, model: EdgeModel, wa
     async embed(texts, options) {
       let answer;
       try {
-        // The model reads at most maxLength (128) word pieces, far fewer than MAX_INPUT_CHARS characters make, so
-        // cutting long documents to the origin's input limit changes nothing the model sees.
-        answer = await origin.embed(
-          texts.map((text) => text.slice(0, MAX_INPUT_CHARS)),
-          {
-            dims: options.dims,
-            ...(typeof options.depth === "number" ? { depth: options.depth } : {}),
-            ...(options.tokenVectors ? { tokenVectors: true } : {}),
-            ...(options.sparse ? { sparse: { threshold: options.sparse.threshold, maxTerms: options.sparse.maxTerms } } : {}),
-          },
-        );
+        answer = await origin.embed(texts.map(cutToOriginLimit), {
+          dims: options.dims,
+          ...(typeof options.depth === "number" ? { depth: options.depth } : {}),
+          ...(options.tokenVectors ? { tokenVectors: true } : {}),
+          ...(options.sparse ? { sparse: { threshold: options.sparse.threshold, maxTerms: options.sparse.maxTerms } } : {}),
+          ...(options.passages ? { passages: { maxPieces: options.passages.maxPieces, maxPassages: options.passages.maxPassages } } : {}),
+        });
       } catch (error) {
         if (!(error instanceof OriginUnavailableError)) throw error;
         warn(`origin unavailable (${error.reason}): embedding ${texts.length} documents with the edge model`);

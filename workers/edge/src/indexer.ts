@@ -8,7 +8,9 @@
  * Document-side embedding: title + "\n" + text (src/retrieval/documents.ts) at {@link DOCUMENT_EMBEDDING}. 128 dims are stored because search
  * serves 64 and 128 (a prefix of a stored unit vector renormalises to the 64-d embedding). Depth is the model's
  * `documentDepth` when its manifest chose one (bench/document-depth.ts: the router sends every document-length input to
- * the full depth, and for taesr-edge-small@0.2.0 depth 1 ranks as well at a fifth of the cost), else the router's. Batches of ≤ 16 documents are sorted by length first: a batch runs at the depth of its longest text and is
+ * the full depth, and for taesr-edge-small@0.2.0 depth 1 ranks as well at a fifth of the cost), else the router's. A
+ * model whose manifest chose `documentPassages` (bench/document-passages.ts) embeds each document longer than its window
+ * as passages pooled into one vector: one stored vector per document still, one model pass per passage. Batches of ≤ 16 documents are sorted by length first: a batch runs at the depth of its longest text and is
  * padded to it, so grouping similar lengths wastes the least compute.
  *
  * A model with a trained late-interaction head (`model.late`) also yields each document's token vectors, stored int8
@@ -135,6 +137,7 @@ async function embedAndStore(
       {
         dims: DOCUMENT_EMBEDDING.dims,
         depth: model.documentDepth ?? DOCUMENT_EMBEDDING.depth,
+        ...(model.documentPassages ? { passages: model.documentPassages } : {}),
         ...(tokenVectors ? { tokenVectors } : {}),
         ...(sparse ? { sparse } : {}),
       },

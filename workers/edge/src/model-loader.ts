@@ -61,6 +61,12 @@ export function lateInForce(manifest: ArtifactManifest): LateInForce | undefined
   return { dims: head.dim, k: tuned.k, weights: { ...tuned.weights }, source: "manifest", tunedOn: tuned.tunedOn };
 }
 
+/** The passages a manifest has documents indexed as (`retrieval.documentPassages`), as EdgeModel fields: none → whole. */
+export function documentPassagesOf(manifest: ArtifactManifest): Pick<EdgeModel, "documentPassages"> {
+  const chosen = manifest.retrieval?.documentPassages;
+  return chosen ? { documentPassages: { maxPieces: chosen.maxPieces, maxPassages: chosen.maxPassages } } : {};
+}
+
 /**
  * The sparse terms kept per text for a model with the sparse head: every weight above 0, at most 256 terms (the
  * encoder's defaults) — the cap bounds the postings one document adds. No manifest field tunes them yet.
@@ -156,5 +162,6 @@ export async function createEdgeModel(bundle: BundledModelModule): Promise<Loade
     ...(encoder.hasSparse ? { sparse: { ...DEFAULT_SPARSE } } : {}),
     drift: encoder.manifest.drift,
     ...(encoder.manifest.retrieval?.documentDepth ? { documentDepth: encoder.manifest.retrieval.documentDepth.depth } : {}),
+    ...documentPassagesOf(encoder.manifest),
   };
 }

@@ -52,6 +52,8 @@ export interface OriginEmbedCallOptions {
   tokenVectors?: boolean;
   /** Also each text's learned sparse terms, cut with these options (the origin's model must have the sparse head). */
   sparse?: { threshold: number; maxTerms: number };
+  /** Embed each text as these passages pooled into one vector (the model's documentPassages). */
+  passages?: { maxPieces: number; maxPassages: number };
 }
 
 export interface OriginEmbedding {
@@ -109,6 +111,7 @@ export class OriginClient {
       ...(options.depth === undefined ? {} : { depth: options.depth }),
       ...(options.tokenVectors ? { tokenVectors: true } : {}),
       ...(options.sparse ? { sparse: { threshold: options.sparse.threshold, maxTerms: options.sparse.maxTerms } } : {}),
+      ...(options.passages ? { passages: { maxPieces: options.passages.maxPieces, maxPassages: options.passages.maxPassages } } : {}),
     };
     const signal = AbortSignal.timeout(this.timeoutMs);
     let body: unknown;

@@ -54,18 +54,21 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
  */
 export function batchKey(options: OriginEmbedOptions): string {
   const sparse = options.sparse ? `${JSON.stringify(options.sparse.threshold)}/${options.sparse.maxTerms}` : "-";
-  return `${options.dims}:${options.depth}:${options.earlyExit ? 1 : 0}:${options.tokenVectors ? 1 : 0}:${sparse}`;
+  const passages = options.passages ? `${options.passages.maxPieces}x${options.passages.maxPassages}` : "-";
+  return `${options.dims}:${options.depth}:${options.earlyExit ? 1 : 0}:${options.tokenVectors ? 1 : 0}:${sparse}:${passages}`;
 }
 
 export function parseBatchKey(key: string): OriginEmbedOptions {
-  const [dims, depth, earlyExit, tokenVectors, sparse] = key.split(":");
+  const [dims, depth, earlyExit, tokenVectors, sparse, passages] = key.split(":");
   const [threshold, maxTerms] = sparse && sparse !== "-" ? sparse.split("/") : [];
+  const [maxPieces, maxPassages] = passages && passages !== "-" ? passages.split("x") : [];
   return {
     dims: Number(dims),
     depth: Number(depth),
     earlyExit: earlyExit === "1",
     tokenVectors: tokenVectors === "1",
     ...(threshold !== undefined && maxTerms !== undefined ? { sparse: { threshold: Number(threshold), maxTerms: Number(maxTerms) } } : {}),
+    ...(maxPieces !== undefined && maxPassages !== undefined ? { passages: { maxPieces: Number(maxPieces), maxPassages: Number(maxPassages) } } : {}),
   };
 }
 
@@ -172,6 +175,7 @@ function resolveOptions(
     earlyExit?: boolean | undefined;
     tokenVectors?: boolean | undefined;
     sparse?: { threshold: number; maxTerms: number } | undefined;
+    passages?: { maxPieces: number; maxPassages: number } | undefined;
   },
   model: OriginModel,
 ): OriginEmbedOptions {
@@ -186,6 +190,9 @@ function resolveOptions(
   if (request.sparse && !model.hasSparseHead) {
     issues.push({ path: "sparse", message: `${model.info.name}@${model.info.version} has no sparse head to make sparse terms` });
   }
+  if (request.passages && request.passages.maxPieces > model.maxLength) {
+    issues.push({ path: "passages.maxPieces", message: `maxPieces must be at most ${model.maxLength}, the word pieces ${model.info.name}@${model.info.version} reads per text` });
+  }
   if (issues.length > 0) {
     throw new ApiError(400, "invalid_request", `invalid embed request: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, issues);
   }
@@ -195,5 +202,6 @@ function resolveOptions(
     earlyExit: request.earlyExit ?? false,
     tokenVectors: request.tokenVectors ?? false,
     ...(request.sparse ? { sparse: { threshold: request.sparse.threshold, maxTerms: request.sparse.maxTerms } } : {}),
+    ...(request.passages ? { passages: { maxPieces: request.passages.maxPieces, maxPassages: request.passages.maxPassages } } : {}),
   };
 }

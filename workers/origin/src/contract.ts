@@ -16,6 +16,8 @@ export const MAX_INPUTS = 64;
 export const MAX_INPUT_CHARS = 8000;
 /** Most sparse terms a request may ask to keep per text (a vocabulary's worth would be a dense vector in disguise). */
 export const MAX_SPARSE_TERMS = 1024;
+/** Most passages a request may ask to split a text into (src/model/passages.ts checkPassageOptions' bound). */
+export const MAX_PASSAGES = 64;
 
 /**
  * dims and depth are checked against the loaded model after parsing (its Matryoshka widths, its deepest step count),
@@ -37,6 +39,15 @@ export const originEmbedRequestSchema = z.strictObject({
     .strictObject({
       threshold: z.number().min(0).finite(),
       maxTerms: z.number().int().positive().max(MAX_SPARSE_TERMS, `maxTerms must be at most ${MAX_SPARSE_TERMS}`),
+    })
+    .optional(),
+  /** Embed each text as passages of at most `maxPieces` word pieces (at most `maxPassages` of them) pooled into one
+   * vector, as the edge indexes documents for a model that chose them (manifest retrieval.documentPassages). maxPieces
+   * is checked against the model's maxLength after parsing. */
+  passages: z
+    .strictObject({
+      maxPieces: z.number().int().min(16),
+      maxPassages: z.number().int().min(1).max(MAX_PASSAGES, `maxPassages must be at most ${MAX_PASSAGES}`),
     })
     .optional(),
 });

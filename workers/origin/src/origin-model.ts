@@ -33,6 +33,8 @@ export interface OriginEmbedOptions {
   tokenVectors: boolean;
   /** Also the sparse head's terms, cut with these options (only for a model with the head). */
   sparse?: { threshold: number; maxTerms: number };
+  /** Embed each text as these passages pooled into one vector (src/model/passages.ts). */
+  passages?: { maxPieces: number; maxPassages: number };
 }
 
 /** What the origin's routes and batcher need from a model; tests wrap a real one to hold its batches. */
@@ -45,6 +47,8 @@ export interface OriginModel {
   readonly dims: readonly number[];
   /** The deepest recursion, and the default depth of a request. */
   readonly maxDepth: number;
+  /** Word pieces the model reads per text: the most a passage may hold. */
+  readonly maxLength: number;
   /** Whether the model has the late-interaction head, so a request may ask for token vectors. */
   readonly hasLateHead: boolean;
   /** Whether the model has the sparse head (and its graph loaded), so a request may ask for sparse terms. */
@@ -114,11 +118,12 @@ export async function loadOriginModel(options: LoadOriginModelOptions): Promise<
     providerFallback,
     dims: manifest.architecture.matryoshkaDims,
     maxDepth: manifest.architecture.depths.hard,
+    maxLength: manifest.architecture.maxLength,
     hasLateHead: manifest.architecture.lateHead !== undefined,
     hasSparseHead: encoder.hasSparse,
     async embed(texts, embedOptions) {
-      const { sparse, ...rest } = embedOptions;
-      const result = await encoder.embed(texts, { ...rest, ...(sparse ? { sparse: { ...sparse } } : {}) });
+      const { sparse, passages, ...rest } = embedOptions;
+      const result = await encoder.embed(texts, { ...rest, ...(sparse ? { sparse: { ...sparse } } : {}), ...(passages ? { passages: { ...passages } } : {}) });
       return {
         embeddings: result.embeddings,
         depth: result.depth,
