@@ -5,7 +5,6 @@
  * heap holds far less; the config refuses what it does not cover; a run with it trains as a run without.
  */
 import path from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTaesrConfig } from "../../src/model/taesr-config.js";
 import { weightNamesIn, type TaesrArchitecture } from "../../src/model/spec.js";

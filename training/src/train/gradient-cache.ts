@@ -29,8 +29,7 @@ import type { EncodedBatch, TokenMatrix } from "../data/batches.js";
 import { lateTokenVectors, maxSimScores } from "../model/late-head.js";
 import type { TaesrParams } from "../model/params.js";
 import { labelRows } from "../data/subspace-labels.js";
-import { distillLoss, teacherDistribution, type LexicalTeacher } from "./distill-loss.js";
-import { lateRankingLoss } from "./late-loss.js";
+import { lateObjectiveTerms } from "./late-loss.js";
 import { encodeInLengthGroups, shortestFirst } from "./length-groups.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
 import { addInto, documentStepOf, type MicroBatchOptions, type MicroBatchResult } from "./micro-batch.js";
@@ -217,23 +216,11 @@ export function cachedMicroBatchGradients(
       const record: Record<string, tf.Tensor> = { dense: dense.total };
       if (late) {
         const scoresPerStep = late.steps.map((k) => maxSimScores(qv.late.get(k)!, qMask, dv.late.get(docStep.paired(k))!, dMask));
-        const perLateStep = scoresPerStep.map((scores) => lateRankingLoss(scores, late.temperature));
-        const lateTotal = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
-        record.late = lateTotal;
-        total = tf.add(total, tf.mul(lateTotal, late.weight)) as tf.Scalar;
-        if (late.distill) {
-          const maxSim = (scoresPerStep.length === 1 ? scoresPerStep[0]! : tf.div(tf.addN(scoresPerStep), scoresPerStep.length)) as tf.Tensor2D;
-          let lexical: LexicalTeacher | undefined;
-          if (late.distill.bm25 !== undefined) {
-            if (!batch.lexical) throw new Error("the lexical distillation teacher needs each batch's BM25 scores (PairBatcher options.lexical)");
-            lexical = { scores: batch.lexical, weight: late.distill.bm25 };
-          }
-          const teacher = teacherDistribution(maxSim, late.distill.temperature, lexical);
-          const pairs = lossOptions.steps.map((k) => ({ q: qSteps[k - 1]!, d: dSteps[docStep.paired(k) - 1]! }));
-          const kl = distillLoss(teacher, pairs, { dims: lossOptions.dims, temperature: lossOptions.temperature });
-          record.distill = kl;
-          total = tf.add(total, tf.mul(kl, late.distill.weight)) as tf.Scalar;
-        }
+        const pairs = lossOptions.steps.map((k) => ({ q: qSteps[k - 1]!, d: dSteps[docStep.paired(k) - 1]! }));
+        const terms = lateObjectiveTerms(scoresPerStep, late, pairs, lossOptions, batch.lexical);
+        record.late = terms.late;
+        if (terms.distill) record.distill = terms.distill;
+        total = tf.add(total, terms.total) as tf.Scalar;
       }
       kept = Object.fromEntries(Object.entries(record).map(([k, t]) => [k, tf.keep(t)]));
       return total;

@@ -22,7 +22,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { ParamTensors } from "../model/forward.js";
 import { lateTokenVectors, maxSimScores } from "../model/late-head.js";
-import type { DistillObjective } from "./distill-loss.js";
+import { distillLoss, teacherDistribution, type DistillObjective, type LexicalTeacher } from "./distill-loss.js";
 import { infoNce } from "./loss.js";
 
 /** τ when the config names none (see the module doc for the measurement behind it). */
@@ -60,6 +60,44 @@ export function lateLoss(
   temperature: number,
 ): tf.Scalar {
   return lateRankingLoss(lateScores(params, hq, qMask, hd, dMask), temperature);
+}
+
+/** The late objective's terms of one micro-batch: its InfoNCE and, with `late.distill`, the distillation KL. */
+export interface LateTerms {
+  /** Mean over the late steps of the late InfoNCE (unweighted). */
+  late: tf.Scalar;
+  /** KL of the dense student to the MaxSim teacher (unweighted); absent without `late.distill`. */
+  distill?: tf.Scalar;
+  /** weight · late + distill.weight · distill: what the objective adds to the micro-batch's total. */
+  total: tf.Scalar;
+}
+
+/**
+ * The late objective from the MaxSim matrices of its steps (`scoresPerStep[i]` for `late.steps[i]`), and the dense
+ * (query, document) embeddings at each loss step for the distillation: the one definition micro-batch.ts (under the
+ * tape) and gradient-cache.ts (over cached outputs) both differentiate. `lexicalScores` are the batch's BM25 scores,
+ * needed when the teacher fuses them (`distill.bm25`).
+ */
+export function lateObjectiveTerms(
+  scoresPerStep: readonly tf.Tensor2D[],
+  late: LateObjective,
+  densePairs: readonly { q: tf.Tensor2D; d: tf.Tensor2D }[],
+  dense: { dims: readonly number[]; temperature: number },
+  lexicalScores: Float32Array | undefined,
+): LateTerms {
+  const meanOf = (xs: readonly tf.Tensor[]) => (xs.length === 1 ? xs[0]! : tf.div(tf.addN(xs as tf.Tensor[]), xs.length));
+  const lateTerm = meanOf(scoresPerStep.map((scores) => lateRankingLoss(scores, late.temperature))) as tf.Scalar;
+  let total = tf.mul(lateTerm, late.weight) as tf.Scalar;
+  if (!late.distill) return { late: lateTerm, total };
+  let lexical: LexicalTeacher | undefined;
+  if (late.distill.bm25 !== undefined) {
+    if (!lexicalScores) throw new Error("the lexical distillation teacher needs each batch's BM25 scores (PairBatcher options.lexical)");
+    lexical = { scores: lexicalScores, weight: late.distill.bm25 };
+  }
+  const teacher = teacherDistribution(meanOf(scoresPerStep) as tf.Tensor2D, late.distill.temperature, lexical);
+  const kl = distillLoss(teacher, densePairs, { dims: dense.dims, temperature: dense.temperature });
+  total = tf.add(total, tf.mul(kl, late.distill.weight)) as tf.Scalar;
+  return { late: lateTerm, distill: kl, total };
 }
 
 /**

@@ -17,8 +17,7 @@ import type { TaesrParams } from "../model/params.js";
 import { sparseHead } from "../model/sparse-head.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
 import { sparseLoss, type SparseLossWeights } from "./sparse-loss.js";
-import { distillLoss, teacherDistribution, type LexicalTeacher } from "./distill-loss.js";
-import { lateLoss, lateRankingLoss, lateScores, type LateObjective } from "./late-loss.js";
+import { lateLoss, lateObjectiveTerms, lateScores, type LateObjective } from "./late-loss.js";
 import { labelRows } from "../data/subspace-labels.js";
 import { cachedMicroBatchGradients, type GradientCacheOptions } from "./gradient-cache.js";
 import { probeNames, subspaceLoss, type ProbeName, type SubspaceLossOptions, type SubspaceProbes } from "./subspace-loss.js";
@@ -152,30 +151,17 @@ export function microBatchGradients(
       }
       let withLate = withSubspaces;
       if (options.late) {
-        const { steps, temperature, weight } = options.late;
+        const { steps } = options.late;
         const scoresPerStep = steps.map((k) => {
           if (!Number.isInteger(k) || k < 1 || k > maxStep) throw new Error(`late objective: step ${k} is not a computed step (1…${maxStep})`);
           return lateScores(params, q.states[k - 1]!, x.qMask, d.states[docStep.paired(k) - 1]!, x.dMask);
         });
-        const perLateStep = scoresPerStep.map((scores) => lateRankingLoss(scores, temperature));
-        const late = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
+        const pairs = lossOptions.steps.map((k) => ({ q: q.embeddings[k - 1]!, d: d.embeddings[docStep.paired(k) - 1]! }));
+        const terms = lateObjectiveTerms(scoresPerStep, options.late, pairs, lossOptions, batch.lexical);
         // The sparse and subspace records already hold `dense` (and dispose that kept tensor before this one is read).
-        lateTensors = { ...(options.sparse || options.subspaces ? {} : { dense: tf.keep(total) }), late: tf.keep(late) };
-        withLate = tf.add(withSubspaces, tf.mul(late, weight)) as tf.Scalar;
-        const { distill } = options.late;
-        if (distill) {
-          const maxSim = (scoresPerStep.length === 1 ? scoresPerStep[0]! : tf.div(tf.addN(scoresPerStep), scoresPerStep.length)) as tf.Tensor2D;
-          let lexical: LexicalTeacher | undefined;
-          if (distill.bm25 !== undefined) {
-            if (!batch.lexical) throw new Error("the lexical distillation teacher needs each batch's BM25 scores (PairBatcher options.lexical)");
-            lexical = { scores: batch.lexical, weight: distill.bm25 };
-          }
-          const teacher = teacherDistribution(maxSim, distill.temperature, lexical);
-          const pairs = lossOptions.steps.map((k) => ({ q: q.embeddings[k - 1]!, d: d.embeddings[docStep.paired(k) - 1]! }));
-          const kl = distillLoss(teacher, pairs, { dims: lossOptions.dims, temperature: lossOptions.temperature });
-          lateTensors.distill = tf.keep(kl);
-          withLate = tf.add(withLate, tf.mul(kl, distill.weight)) as tf.Scalar;
-        }
+        lateTensors = { ...(options.sparse || options.subspaces ? {} : { dense: tf.keep(total) }), late: tf.keep(terms.late) };
+        if (terms.distill) lateTensors.distill = tf.keep(terms.distill);
+        withLate = tf.add(withSubspaces, terms.total) as tf.Scalar;
       }
       if (!options.sparse) return withLate;
       const qw = sparseHead(params, q.states[maxStep - 1]!, x.qMask);
