@@ -115,7 +115,8 @@ export interface EmbedOptions {
    * mean of the passages' full-width unit vectors, cut to `dims` and normalised, so it covers a document past its
    * first maxLength word pieces. Token vectors are the first passage's (the late rerank reads a document's opening);
    * sparse terms are each term's largest weight over the passages, cut again. A text that fits one passage embeds as
-   * without it. Meant for documents (`npm run eval -- --passages` measures it; the Worker indexes documents whole).
+   * without it. Meant for documents (`npm run eval -- --passages` measures it; the Worker indexes documents so when the
+   * manifest chose `retrieval.documentPassages`).
    */
   passages?: PassageOptions;
   /**
