@@ -43,6 +43,7 @@ import {
   embedCorpus,
   indexedDocumentDepth,
   indexedDocumentPass,
+  indexedDocumentPassages,
   passLabel,
   type CorpusPass,
   type DenseIndex,
@@ -198,7 +199,7 @@ async function main(): Promise<void> {
   const runPass = async (pass: CorpusPass, tokenVectors = false, sparse = false): Promise<PassData> => {
     const encoder = await model.encoder(pass.variant);
     const documentPass = indexedDocumentPass(pass, model.manifest);
-    const documents = documentPass === pass ? "" : ` (documents at depth ${documentDepth}, the manifest's)`;
+    const documents = documentPass === pass ? "" : ` (documents as the Worker indexes them: ${passLabel(documentPass)})`;
     log(`corpus pass: ${passLabel(pass)}${documents}${tokenVectors ? " + token vectors" : ""}${sparse ? " + sparse terms" : ""}`);
     const cut = sparse ? { sparse: { ...SERVED_SPARSE_CUT } } : {};
     const index: DenseIndex = await embedCorpus(encoder, dataset.corpus, documentPass, { tokenVectors, ...cut });
@@ -348,6 +349,10 @@ async function main(): Promise<void> {
   const sizes = compressedBytesPerVector(BASE_DIMS);
   const references = dataset.name.toLowerCase() === "scifact" ? [...SCIFACT_PUBLISHED] : [];
   if (!references.length) notes.push(`Published reference figures are SciFact's; none are shown for ${dataset.name}.`);
+  const passages = indexedDocumentPassages(model.manifest);
+  if (passages) {
+    notes.push(`Every pass embeds documents as the manifest's passages (≤ ${passages.maxPieces} pieces, ≤ ${passages.maxPassages}, pooled: retrieval.documentPassages), as the Worker indexes them.`);
+  }
   notes.push(
     documentDepth !== undefined
       ? `Depth rows embed documents and queries at the same fixed depth with early exit off; the Worker indexes documents at the manifest's document depth (${documentDepth}) and routes queries (depth auto, early exit on), as the baseline and every other depth-auto pass do.`

@@ -98,12 +98,9 @@ export function indexedDocumentPassages(manifest: Pick<ArtifactManifest, "retrie
  */
 export function indexedDocumentPass(pass: CorpusPass, manifest: Pick<ArtifactManifest, "retrieval">): CorpusPass {
   const depth = indexedDocumentDepth(pass.depth, manifest);
-  const passages = pass.passages ?? indexedDocumentPassages(manifest);
-  return {
-    ...pass,
-    ...(depth !== undefined ? { depth } : {}),
-    ...(passages !== undefined && pass.passages === undefined ? { passages, passageScoring: "mean" as const } : {}),
-  };
+  const passages = pass.passages === undefined ? indexedDocumentPassages(manifest) : undefined;
+  if (depth === undefined && passages === undefined) return pass;
+  return { ...pass, ...(depth !== undefined ? { depth } : {}), ...(passages !== undefined ? { passages, passageScoring: "mean" as const } : {}) };
 }
 
 export function passLabel(pass: CorpusPass): string {
