@@ -12,17 +12,13 @@
  * then embed documents at it. Prints one JSON line.
  */
 import { Command } from "commander";
-import { readFile } from "node:fs/promises";
-import path from "node:path";
-import { edgeVariantFor, parseManifest, untrainedQueries, type TunedDocumentDepth } from "../src/model/index.js";
+import type { TunedDocumentDepth } from "../src/model/index.js";
 import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
-import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, buildLexicalIndex, embedCorpus, indexedDocumentPassages, type CorpusPass } from "./eval/corpus-index.js";
-import { loadBeirDataset } from "./eval/dataset.js";
 import { evaluate, type EvalInputs, type EvalSetting } from "./eval/evaluate.js";
-import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError } from "./eval/fusion-tuning.js";
-import { openModel } from "./eval/model.js";
+import { TIE_STANDARD_ERRORS, pairedStandardError } from "./eval/fusion-tuning.js";
 import { encodeQueries } from "./eval/queries.js";
+import { openTuningSplit } from "./eval/tuning-split.js";
 import { DEFAULT_FUSION } from "../src/retrieval/index.js";
 
 const program = new Command()
@@ -39,14 +35,7 @@ const round4 = (value: number) => Math.round(value * 1e4) / 1e4;
 const DIMS = 128;
 
 async function main(): Promise<void> {
-  if (options.save) assertSplitTunable(options.split);
-  const modelDir = options.model ?? (await defaultArtifactDir());
-  const variant = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
-  const model = await openModel(modelDir, [variant]);
-  const loaded = await loadBeirDataset(options.dataset, options.split);
-  const fair = untrainedQueries(loaded.queries, model.manifest, loaded);
-  const dataset = { ...loaded, queries: [...fair.queries] };
-  if (fair.note) console.error(`queries: ${fair.note}`);
+  const { modelDir, variant, model, dataset, queriesNote } = await openTuningSplit(options);
   const encoder = await model.encoder(variant);
   const inputs: EvalInputs = { dataset, tokenizer: model.tokenizer, lexical: buildLexicalIndex(model.tokenizer, dataset.corpus) };
   const queryPass: CorpusPass = { variant, depth: "auto", earlyExit: true };
@@ -76,7 +65,7 @@ async function main(): Promise<void> {
     dataset: dataset.name,
     split: options.split,
     queries: dataset.queries.length,
-    ...(fair.note ? { queries_note: fair.note } : {}),
+    ...(queriesNote ? { queries_note: queriesNote } : {}),
     rule: `cheapest depth whose hybrid NDCG@10 is within ${TIE_STANDARD_ERRORS} paired standard error of the router's depth ("auto") or above it`,
     auto: { "ndcg@10": round4(auto.ndcg10), mean_steps: round4(auto.meanSteps) },
     depths: judged.map((p) => ({ depth: p.depth, "ndcg@10": round4(p.ndcg10), standard_error: round4(p.standardError), mean_steps: round4(p.meanSteps) })),
@@ -107,7 +96,7 @@ async function main(): Promise<void> {
       (before) =>
         `- document depth chosen: ${before.name}@${before.version}, ${tunedOn.date} — documents indexed at depth ${record.depth} ` +
         `(the router ran ${tunedOn.meanStepsAuto.toFixed(2)} steps); ${tunedOn.dataset} ${tunedOn.split} ` +
-        `(${tunedOn.queries} queries${fair.note ? `: ${fair.note}` : ""}; hybrid ${DIMS}-d ${variant}) NDCG@10 ${tunedOn.ndcg10.toFixed(4)} vs ${tunedOn.ndcg10Auto.toFixed(4)} ` +
+        `(${tunedOn.queries} queries${queriesNote ? `: ${queriesNote}` : ""}; hybrid ${DIMS}-d ${variant}) NDCG@10 ${tunedOn.ndcg10.toFixed(4)} vs ${tunedOn.ndcg10Auto.toFixed(4)} ` +
         `(paired SE ${tunedOn.standardError.toFixed(4)}) (\`npm run eval:document-depth -- ${process.argv.slice(2).join(" ")}\`)`,
     );
     console.error(`saved document depth ${record.depth} into ${saved.manifest}${saved.changelog ? ` and ${saved.changelog}` : ""}`);

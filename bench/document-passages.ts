@@ -17,19 +17,15 @@
  * documents indexed from then on. Prints one JSON line.
  */
 import { Command, InvalidArgumentError } from "commander";
-import { readFile } from "node:fs/promises";
-import path from "node:path";
-import { checkPassageOptions, edgeVariantFor, parseManifest, untrainedQueries, type PassageOptions, type TunedDocumentPassages } from "../src/model/index.js";
+import { checkPassageOptions, type PassageOptions, type TunedDocumentPassages } from "../src/model/index.js";
 import { DEFAULT_FUSION, fusionDefaultFor, sparseWeight } from "../src/retrieval/index.js";
 import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
-import { defaultArtifactDir } from "./default-artifact.js";
 import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass } from "./eval/corpus-index.js";
-import { loadBeirDataset } from "./eval/dataset.js";
 import { evaluate, type EvalInputs, type EvalSetting } from "./eval/evaluate.js";
-import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError } from "./eval/fusion-tuning.js";
+import { TIE_STANDARD_ERRORS, pairedStandardError } from "./eval/fusion-tuning.js";
 import { passagesVerdict } from "./eval/passage-choice.js";
-import { openModel } from "./eval/model.js";
 import { encodeQueries } from "./eval/queries.js";
+import { openTuningSplit } from "./eval/tuning-split.js";
 
 function parsePassageSpec(value: string): PassageOptions {
   const match = /^(\d+)x(\d+)$/.exec(value);
@@ -57,15 +53,8 @@ interface Measured {
 }
 
 async function main(): Promise<void> {
-  if (options.save) assertSplitTunable(options.split);
-  const modelDir = options.model ?? (await defaultArtifactDir());
-  const variant = edgeVariantFor(parseManifest(await readFile(path.join(modelDir, "manifest.json"), "utf8")));
-  const model = await openModel(modelDir, [variant]);
+  const { modelDir, variant, model, dataset, queriesNote } = await openTuningSplit(options);
   checkPassageOptions(options.passages, model.manifest.architecture.maxLength);
-  const loaded = await loadBeirDataset(options.dataset, options.split);
-  const fair = untrainedQueries(loaded.queries, model.manifest, loaded);
-  const dataset = { ...loaded, queries: [...fair.queries] };
-  if (fair.note) console.error(`queries: ${fair.note}`);
   const encoder = await model.encoder(variant);
   const sparse = encoder.hasSparse ? SERVED_SPARSE_CUT : undefined;
   const inputs: EvalInputs = { dataset, tokenizer: model.tokenizer, lexical: buildLexicalIndex(model.tokenizer, dataset.corpus) };
@@ -114,7 +103,7 @@ async function main(): Promise<void> {
     dataset: dataset.name,
     split: options.split,
     queries: dataset.queries.length,
-    ...(fair.note ? { queries_note: fair.note } : {}),
+    ...(queriesNote ? { queries_note: queriesNote } : {}),
     rule: `passages when dense NDCG@10 gains more than ${TIE_STANDARD_ERRORS} paired standard error and hybrid loses no more than that`,
     passages: { max_pieces: options.passages.maxPieces, max_passages: options.passages.maxPassages, mean_per_document: round4(asPassages.meanPassages) },
     dense: denseGain,
@@ -148,7 +137,7 @@ async function main(): Promise<void> {
       (before) =>
         `- document passages chosen: ${before.name}@${before.version}, ${tunedOn.date} — documents indexed as passages of ≤ ${record.maxPieces} pieces ` +
         `(≤ ${record.maxPassages}, pooled; ${tunedOn.meanPassages.toFixed(2)} per document, as many model passes); ${tunedOn.dataset} ${tunedOn.split} ` +
-        `(${tunedOn.queries} queries${fair.note ? `: ${fair.note}` : ""}; ${DIMS}-d ${variant}) NDCG@10 dense ${tunedOn.dense.ndcg10.toFixed(4)} vs whole ` +
+        `(${tunedOn.queries} queries${queriesNote ? `: ${queriesNote}` : ""}; ${DIMS}-d ${variant}) NDCG@10 dense ${tunedOn.dense.ndcg10.toFixed(4)} vs whole ` +
         `${tunedOn.dense.ndcg10Whole.toFixed(4)} (paired SE ${tunedOn.dense.standardError.toFixed(4)}), hybrid ${tunedOn.hybrid.ndcg10.toFixed(4)} vs ` +
         `${tunedOn.hybrid.ndcg10Whole.toFixed(4)} (${tunedOn.hybrid.standardError.toFixed(4)}) (\`npm run eval:document-passages -- ${process.argv.slice(2).join(" ")}\`)`,
     );
