@@ -16,7 +16,7 @@
  * model switch re-embeds an index (README → Live model updates); saving into a model already serving applies to the
  * documents indexed from then on. Prints one JSON line.
  */
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import { checkPassageOptions, type PassageOptions, type TunedDocumentPassages } from "../src/model/index.js";
 import { DEFAULT_FUSION, fusionDefaultFor, sparseWeight } from "../src/retrieval/index.js";
 import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
@@ -26,12 +26,7 @@ import { TIE_STANDARD_ERRORS, pairedStandardError } from "./eval/fusion-tuning.j
 import { passagesVerdict } from "./eval/passage-choice.js";
 import { encodeQueries } from "./eval/queries.js";
 import { openTuningSplit } from "./eval/tuning-split.js";
-
-function parsePassageSpec(value: string): PassageOptions {
-  const match = /^(\d+)x(\d+)$/.exec(value);
-  if (!match) throw new InvalidArgumentError(`expected <maxPieces>x<maxPassages> such as 120x8, got "${value}"`);
-  return { maxPieces: Number(match[1]), maxPassages: Number(match[2]) };
-}
+import { passageSpec } from "./cli-options.js";
 
 const program = new Command()
   .name("npm run eval:document-passages --")
@@ -39,7 +34,7 @@ const program = new Command()
   .requiredOption("--dataset <dir>", "BEIR dataset directory")
   .option("--split <name>", "qrels split (never test with --save)", "train")
   .option("--model <dir>", "artifact directory (default: the one the Worker bundles)")
-  .option("--passages <spec>", "the passages to try, <maxPieces>x<maxPassages>", parsePassageSpec, { maxPieces: 120, maxPassages: 8 })
+  .option("--passages <spec>", "the passages to try, <maxPieces>x<maxPassages>", passageSpec, { maxPieces: 120, maxPassages: 8 })
   .option("--save", "write the choice into the manifest and CHANGELOG")
   .parse();
 const options = program.opts<{ dataset: string; split: string; model?: string; passages: PassageOptions; save?: boolean }>();

@@ -112,7 +112,7 @@ import {
   fairTuningQueries,
   tuningJson,
 } from "./eval/fusion-tuning.js";
-import { positiveInteger } from "./cli-options.js";
+import { passageSpec, positiveInteger } from "./cli-options.js";
 import { lateTuningJson, saveTunedLateFusion, tunedLateRecord, tuneLateFusion } from "./eval/late-tuning.js";
 
 function choice<T extends string>(allowed: readonly T[]) {
@@ -282,9 +282,8 @@ function documentDepthOf(options: Pick<Options, "depth" | "documentDepth">, mani
 /** "--passages 120x8" → {maxPieces 120, maxPassages 8}; "none" and "manifest" as they are (checked against the model when it loads). */
 function parsePassages(value: string): PassageOptions | "none" | "manifest" {
   if (value === "none" || value === "manifest") return value;
-  const match = /^(\d+)x(\d+)$/.exec(value);
-  if (!match) throw new InvalidArgumentError(`expected "manifest", "none" or <maxPieces>x<maxPassages> such as 120x8, got "${value}"`);
-  return { maxPieces: Number(match[1]), maxPassages: Number(match[2]) };
+  if (!/^\d+x\d+$/.test(value)) throw new InvalidArgumentError(`expected "manifest", "none" or <maxPieces>x<maxPassages> such as 120x8, got "${value}"`);
+  return passageSpec(value);
 }
 
 /** The router depth auto uses for `--router`, given the artifact's validated manifest (and a --router-file router). */
