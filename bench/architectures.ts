@@ -12,7 +12,7 @@
  * artifact is then scored with
  * - the trainer's held-out validation (the same held-out pairs for every block: the split is a hash of the pair), at the
  *   validation width (128-d) and every route depth;
- * - with --dataset, `npm run eval` in dense mode (int8 graphs, 128-d, depth auto with early exit: the Worker's setting),
+ * - with --dataset, `npm run eval` in dense mode (the edge variant's graphs, 128-d, depth auto with early exit: the Worker's setting),
  *   the same command for every artifact;
  * - parameters, artifact bytes (int8 variant) and encoder FLOPs of a 16-token query at depth 3 (src/model/flops.ts).
  * The budget is tiny on purpose (minutes on 2 cores): it ranks the blocks' early learning, not their final quality.
@@ -39,7 +39,7 @@ const program = new Command()
   .description("Train self_attention, mlp_mixer and hybrid with one config and budget, and compare them.")
   .option("--config <file>", "base training config (its arch.block is replaced)", path.join(repoRoot, "training/configs/tiny.json"))
   .option("--steps <n>", "updates per block", positiveInteger, 150)
-  .option("--dataset <dir>", "also evaluate each artifact on this BEIR folder with `npm run eval` (dense, int8, 128-d)")
+  .option("--dataset <dir>", "also evaluate each artifact on this BEIR folder with `npm run eval` (dense, 128-d, in the variant the Worker would run it)")
   .option("--split <name>", "qrels split for --dataset", "test")
   .option("--limit-queries <n>", "evaluate only the first n judged queries", positiveInteger)
   .option("--blocks <list>", "comma-separated blocks", BLOCK_ARCHITECTURES.join(","))
@@ -146,7 +146,7 @@ async function trainBlock(
     ),
   };
   if (options.dataset) {
-    log(`${variant}: npm run eval (dense, int8, 128-d) on ${options.dataset}`);
+    log(`${variant}: npm run eval (dense, 128-d, the edge variant) on ${options.dataset}`);
     out.beir = await runEval(result.exportDir!);
   }
   return out;
