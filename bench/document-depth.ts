@@ -13,7 +13,7 @@
  */
 import { Command } from "commander";
 import type { TunedDocumentDepth } from "../src/model/index.js";
-import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
+import { editManifest, manifestTextWithRetrievalDefault } from "../training/src/export/manifest-edit.js";
 import { DenseViews, buildLexicalIndex, embedCorpus, indexedDocumentPassages, type CorpusPass } from "./eval/corpus-index.js";
 import { evaluate, type EvalInputs, type EvalSetting } from "./eval/evaluate.js";
 import { TIE_STANDARD_ERRORS, pairedStandardError } from "./eval/fusion-tuning.js";
@@ -89,10 +89,7 @@ async function main(): Promise<void> {
     const saved = await editManifest(
       modelDir,
       "saving the document depth",
-      (text) => {
-        const raw = JSON.parse(text) as { retrieval?: Record<string, unknown> };
-        return manifestTextWithMember(text, "retrieval", { ...(raw.retrieval ?? {}), documentDepth: record });
-      },
+      (text) => manifestTextWithRetrievalDefault(text, "documentDepth", record),
       (before) =>
         `- document depth chosen: ${before.name}@${before.version}, ${tunedOn.date} — documents indexed at depth ${record.depth} ` +
         `(the router ran ${tunedOn.meanStepsAuto.toFixed(2)} steps); ${tunedOn.dataset} ${tunedOn.split} ` +

@@ -19,7 +19,7 @@
 import { Command } from "commander";
 import { checkPassageOptions, type PassageOptions, type TunedDocumentPassages } from "../src/model/index.js";
 import { DEFAULT_FUSION, fusionDefaultFor, sparseWeight } from "../src/retrieval/index.js";
-import { editManifest, manifestTextWithMember } from "../training/src/export/manifest-edit.js";
+import { editManifest, manifestTextWithRetrievalDefault } from "../training/src/export/manifest-edit.js";
 import { DenseViews, SERVED_SPARSE_CUT, buildLexicalIndex, embedCorpus, indexedDocumentDepth, type CorpusPass } from "./eval/corpus-index.js";
 import { evaluate, type EvalInputs, type EvalSetting } from "./eval/evaluate.js";
 import { TIE_STANDARD_ERRORS, pairedStandardError } from "./eval/fusion-tuning.js";
@@ -125,10 +125,7 @@ async function main(): Promise<void> {
     const saved = await editManifest(
       modelDir,
       "saving the document passages",
-      (text) => {
-        const raw = JSON.parse(text) as { retrieval?: Record<string, unknown> };
-        return manifestTextWithMember(text, "retrieval", { ...(raw.retrieval ?? {}), documentPassages: record });
-      },
+      (text) => manifestTextWithRetrievalDefault(text, "documentPassages", record),
       (before) =>
         `- document passages chosen: ${before.name}@${before.version}, ${tunedOn.date} — documents indexed as passages of ≤ ${record.maxPieces} pieces ` +
         `(≤ ${record.maxPassages}, pooled; ${tunedOn.meanPassages.toFixed(2)} per document, as many model passes); ${tunedOn.dataset} ${tunedOn.split} ` +

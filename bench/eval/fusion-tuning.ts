@@ -39,7 +39,7 @@ import { keepHeldOut, MIN_HELD_OUT_QUERIES, recordedHeldOutQueries, trainedOnThe
 import { BUILT_IN_FUSION_DEFAULT, type FusionDefault, type FusionMethod } from "../../src/retrieval/index.js";
 import type { EvalDataset } from "./dataset.js";
 import { mean } from "../../src/eval/metrics.js";
-import { editManifest, manifestTextWithMember } from "../../training/src/export/manifest-edit.js";
+import { editManifest, manifestTextWithRetrievalDefault } from "../../training/src/export/manifest-edit.js";
 import { adaptGroup, isHeldOut } from "../../training/src/data/pairs.js";
 import { keptNdcg10PerQuery, round4, type KeptLists } from "./evaluate.js";
 
@@ -288,19 +288,12 @@ export function tunedFusionRecord(result: FusionTuningResult, context: TuningCon
   };
 }
 
-/** manifest.json's object with `retrieval.fusion` set (other `retrieval` keys and every other field kept, in order). */
-export function withTunedFusion(raw: Readonly<Record<string, unknown>>, fusion: TunedFusion): Record<string, unknown> {
-  const retrieval = typeof raw.retrieval === "object" && raw.retrieval !== null ? (raw.retrieval as Record<string, unknown>) : {};
-  return { ...raw, retrieval: { ...retrieval, fusion } };
-}
-
 /**
  * manifest.json's text with `retrieval.fusion` set, changing only those lines (training/src/export/manifest-edit.ts
- * `manifestTextWithMember`): the exporter's own formatting is kept.
+ * `manifestTextWithRetrievalDefault`): the exporter's own formatting is kept.
  */
 export function manifestTextWithFusion(originalText: string, fusion: TunedFusion): string {
-  const raw = JSON.parse(originalText) as Record<string, unknown>;
-  return manifestTextWithMember(originalText, "retrieval", withTunedFusion(raw, fusion).retrieval);
+  return manifestTextWithRetrievalDefault(originalText, "fusion", fusion);
 }
 
 function describeFusion(fusion: FusionDefault): string {

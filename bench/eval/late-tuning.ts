@@ -21,7 +21,7 @@
 import type { ArtifactVariant, TunedLateFusion } from "../../src/model/index.js";
 import { fuseLateInteraction, type FusionDefault, type LateFusionWeights } from "../../src/retrieval/index.js";
 import { mean, ndcgAt } from "../../src/eval/metrics.js";
-import { editManifest, manifestTextWithMember } from "../../training/src/export/manifest-edit.js";
+import { editManifest, manifestTextWithRetrievalDefault } from "../../training/src/export/manifest-edit.js";
 import type { EvalDataset } from "./dataset.js";
 import { round4, type KeptLists } from "./evaluate.js";
 import { TIE_STANDARD_ERRORS, assertSplitTunable, pairedStandardError, type SaveNotes, type SavedTuning } from "./fusion-tuning.js";
@@ -138,9 +138,7 @@ export function tunedLateRecord(result: LateTuningResult, context: LateTuningCon
 
 /** manifest.json's text with `retrieval.late` set (other `retrieval` keys kept), changing only those lines. */
 export function manifestTextWithLateFusion(originalText: string, late: TunedLateFusion): string {
-  const raw = JSON.parse(originalText) as Record<string, unknown>;
-  const retrieval = typeof raw.retrieval === "object" && raw.retrieval !== null ? (raw.retrieval as Record<string, unknown>) : {};
-  return manifestTextWithMember(originalText, "retrieval", { ...retrieval, late });
+  return manifestTextWithRetrievalDefault(originalText, "late", late);
 }
 
 export function lateChangelogLine(label: string, late: TunedLateFusion, notes: SaveNotes = {}): string {

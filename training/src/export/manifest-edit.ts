@@ -70,3 +70,13 @@ export function manifestTextWithMember(originalText: string, key: string, value:
   };
   return spliced !== null && same(spliced) ? spliced : `${JSON.stringify(intended, null, 2)}\n`;
 }
+
+/**
+ * manifest.json's text with `retrieval.<key>` set (a tuned default: fusion, late, documentDepth, documentPassages),
+ * the other `retrieval` members kept in order; formatting kept as in {@link manifestTextWithMember}.
+ */
+export function manifestTextWithRetrievalDefault(originalText: string, key: string, value: unknown): string {
+  const raw = JSON.parse(originalText) as { retrieval?: unknown };
+  const retrieval = typeof raw.retrieval === "object" && raw.retrieval !== null ? (raw.retrieval as Record<string, unknown>) : {};
+  return manifestTextWithMember(originalText, "retrieval", { ...retrieval, [key]: value });
+}
