@@ -12,9 +12,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import cliProgress from "cli-progress";
-import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
+import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
 import { CORPUS_DOCUMENTS, type CorpusName } from "../data/corpora.js";
 import { trainVocab, type TrainProgress } from "../tokenizer/train-vocab.js";
+import { serializeTokenizer } from "../tokenizer/serialize.js";
 
 const CORPORA: CorpusName[] = ["debian", "wordnet", "scifact"];
 
@@ -33,12 +34,6 @@ async function* corpusTexts(limit: number | undefined): AsyncGenerator<string> {
   }
 }
 
-/** JSON with one vocabulary entry per line, so vocabulary changes diff readably in git. */
-function serialize(json: TokenizerJSON): string {
-  const { vocab, ...header } = json;
-  const head = JSON.stringify(header).slice(0, -1);
-  return `${head},"vocab":[\n${vocab.map((t) => JSON.stringify(t)).join(",\n")}\n]}\n`;
-}
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
@@ -85,7 +80,7 @@ async function main(argv: string[]): Promise<void> {
 
   const out = path.resolve(opts.out);
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, serialize(tokenizer));
+  writeFileSync(out, serializeTokenizer(tokenizer));
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   console.log(
     `Wrote ${out}: ${tokenizer.vocab.length} tokens (${stats.alphabetTokens} alphabet, ${stats.merges} merges, ` +

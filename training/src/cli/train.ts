@@ -1,7 +1,7 @@
 /**
  * `npm run train -- --config <file.json> [--resume] [--run-dir DIR] [--max-minutes N] [--export]`
  * `npm run train -- --adapt <corpus dir> [--from model-artifacts/<name>@<version>] [--name NAME] [--steps N]
- *    [--hard-negatives bm25|dense] [--preset FILE] [--max-minutes N] [--run-dir DIR] [--resume]` — domain adaptation (train/adapt.ts): fine-tunes the base artifact
+ *    [--hard-negatives bm25|dense] [--extend-vocab N] [--preset FILE] [--max-minutes N] [--run-dir DIR] [--resume]` — domain adaptation (train/adapt.ts): fine-tunes the base artifact
  *    (default: the bundled one) on a BEIR or JSONL corpus and exports <name>@<next minor> into model-artifacts/.
  *
  * Relative --config / --run-dir paths are resolved against the directory npm was started from (INIT_CWD), so the
@@ -47,6 +47,11 @@ const program = new Command()
     "--adapt: the adapted model's context in word pieces, documents read up to it (default: the base's; longer tiles the base's position table)",
     positiveInteger,
   )
+  .option(
+    "--extend-vocab <n>",
+    "--adapt: append up to n of the corpus's frequent words the base vocabulary fragments, as whole-word pieces with rows started from GloVe",
+    positiveInteger,
+  )
   .option("--preset <file>", "--adapt: the preset the run's config is derived from (default: training/configs/adapt.json)")
   .option("--resume", "continue from the newest checkpoint in the run dir", false)
   .option("--run-dir <dir>", "run directory (default training/runs/<config name>)")
@@ -63,6 +68,7 @@ const opts = program.opts<{
   steps?: number;
   hardNegatives?: "bm25" | "dense";
   maxLength?: number;
+  extendVocab?: number;
   preset?: string;
   resume: boolean;
   runDir?: string;
@@ -73,8 +79,8 @@ const opts = program.opts<{
 
 const base = process.env["INIT_CWD"] ?? process.cwd();
 if ((opts.config === undefined) === (opts.adapt === undefined)) program.error("error: pass exactly one of --config <file> or --adapt <dir>");
-if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps ?? opts.hardNegatives ?? opts.maxLength ?? opts.preset) !== undefined) {
-  program.error("error: --from, --name, --steps, --hard-negatives, --max-length and --preset go with --adapt");
+if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps ?? opts.hardNegatives ?? opts.maxLength ?? opts.extendVocab ?? opts.preset) !== undefined) {
+  program.error("error: --from, --name, --steps, --hard-negatives, --max-length, --extend-vocab and --preset go with --adapt");
 }
 if (opts.adapt !== undefined && opts.export) program.error("error: --export goes with --config (an adaptation exports when it finishes)");
 /** The stdout summary of a run: the result without the per-update loss history (tests and curves read that). */
@@ -106,6 +112,7 @@ try {
           ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
           ...(opts.hardNegatives !== undefined ? { hardNegatives: opts.hardNegatives } : {}),
           ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
+          ...(opts.extendVocab !== undefined ? { extendVocab: opts.extendVocab } : {}),
           ...(opts.preset !== undefined ? { preset: path.resolve(base, opts.preset) } : {}),
           ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
           ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),

@@ -10,8 +10,10 @@
  *    `holdoutQueries`: their ids go into the manifest, and fusion weights are tuned on them; see data/pairs.ts
  *    isQueryHeldOut), its hard negatives ranked by BM25 or, with `--hard-negatives dense`, by the base artifact
  *    itself, and `export.version: "next"`. `--max-length N` gives the adapted model an N-piece context (documents are
- *    read up to it; the base's position table is tiled to it, model/context-length.ts). The derived config is written into the run
- *    directory (adapt-config.json), so `--resume` continues exactly that run.
+ *    read up to it; the base's position table is tiled to it, model/context-length.ts). `--extend-vocab N` appends up to
+ *    N of the corpus's frequent words that the base's vocabulary fragments (tokenizer/extend-vocab.ts; the extended
+ *    tokenizer.json is written into the run directory, and the new rows start from GloVe, model/vocab-extension.ts).
+ *    The derived config is written into the run directory (adapt-config.json), so `--resume` continues exactly that run.
  * 3. The trainer runs it and exports `<name>@<next minor>` (export.ts adds the manifest's `adaptation` record).
  * 4. A row goes into the artifacts directory's CHANGELOG.md with the held-out figures — the in-batch validation, and
  *    the held-out train queries ranked against the whole corpus by the exported artifact (export.ts,
@@ -26,6 +28,9 @@ import type { ArtifactManifest } from "../../../src/model/spec.js";
 import { AdaptCorpusError, readAdaptCorpus, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
 import { buildPairs, heldOutQueryIds, type AdaptRecord, type PairSource } from "../data/pairs.js";
 import { readArtifactManifest } from "../model/artifact-weights.js";
+import { DEFAULT_MIN_FREQUENCY, extendVocabulary } from "../tokenizer/extend-vocab.js";
+import { serializeTokenizer } from "../tokenizer/serialize.js";
+import type { TokenizerJSON } from "../../../src/tokenizer/index.js";
 import { contextChangeRefusal } from "../model/context-length.js";
 import { ConfigError, parseConfig, type TrainConfig } from "./config.js";
 import { DEFAULT_RUNS_DIR, train, type TrainResult } from "./trainer.js";
@@ -37,6 +42,8 @@ export const DEFAULT_ARTIFACTS_DIR = fileURLToPath(new URL("../../../model-artif
 export const DEFAULT_ADAPT_PRESET = fileURLToPath(new URL("../../configs/adapt.json", import.meta.url));
 /** The derived config's file name inside the run directory. */
 export const ADAPT_CONFIG_FILE = "adapt-config.json";
+/** The extended tokenizer's file name inside the run directory (--extend-vocab). */
+export const EXTENDED_TOKENIZER_FILE = "tokenizer.json";
 /** More copies than this would mostly teach the model a small corpus by heart. */
 export const MAX_REPEAT = 32;
 
@@ -55,6 +62,10 @@ export interface AdaptOptions {
   /** The adapted model's context in word pieces (default: the base's). Documents are read up to it; a longer context
    * than the base's extends its position table (model/context-length.ts). */
   maxLength?: number;
+  /** Append up to this many of the corpus's frequent words that the base vocabulary fragments, as whole-word pieces
+   * with their own rows (tokenizer/extend-vocab.ts, model/vocab-extension.ts); the run's tokenizer is written beside its
+   * config. Default: the base's vocabulary unchanged. */
+  extendVocab?: number;
   maxMinutes?: number;
   /** Run directory (default: <runsDir>/adapt-<name>, or -2, -3… when taken; see {@link chooseRunDir}). */
   runDir?: string;
@@ -177,7 +188,16 @@ interface Derived {
 /** The run's config (see the module comment); paths are written relative to the run directory that will hold it. */
 async function deriveConfig(
   opts: AdaptOptions,
-  ctx: { runDir: string; baseDir: string; base: ArtifactManifest; corpusDir: string; artifactsDir: string; name: string },
+  ctx: {
+    runDir: string;
+    baseDir: string;
+    base: ArtifactManifest;
+    corpusDir: string;
+    artifactsDir: string;
+    name: string;
+    /** The run's own extended tokenizer (--extend-vocab) and its size; the base's otherwise. */
+    vocabulary?: { file: string; size: number };
+  },
   corpusRecords: AdaptRecord[],
 ): Promise<Derived> {
   const presetPath = path.resolve(opts.preset ?? DEFAULT_ADAPT_PRESET);
@@ -194,7 +214,11 @@ async function deriveConfig(
     const ups = r.split(path.sep).filter((part) => part === "..").length;
     return ups >= ctx.runDir.split(path.sep).filter(Boolean).length ? p : r;
   };
-  const arch = opts.maxLength !== undefined ? { ...ctx.base.architecture, maxLength: opts.maxLength } : ctx.base.architecture;
+  const arch = {
+    ...ctx.base.architecture,
+    ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
+    ...(ctx.vocabulary ? { vocabSize: ctx.vocabulary.size } : {}),
+  };
   // Refused here, before the corpus is paired and mined, rather than when the trainer loads the weights.
   const refusal = arch.maxLength !== ctx.base.architecture.maxLength ? contextChangeRefusal(ctx.base.architecture, arch) : undefined;
   if (refusal) throw new ConfigError(`--max-length ${arch.maxLength}: ${refusal}`);
@@ -208,8 +232,9 @@ async function deriveConfig(
   let raw: Record<string, unknown> = {
     ...preset,
     name: `adapt-${ctx.name}`.replace(/[^A-Za-z0-9._-]/g, "-"),
-    // The base artifact's tokenizer and architecture: its weights are only meaningful with exactly these.
-    tokenizer: rel(path.join(ctx.baseDir, ctx.base.tokenizer)),
+    // The base artifact's tokenizer and architecture: its weights are only meaningful with exactly these (or with the
+    // tokenizer extended from it, whose first entries are the base's).
+    tokenizer: rel(ctx.vocabulary?.file ?? path.join(ctx.baseDir, ctx.base.tokenizer)),
     initFrom: rel(ctx.baseDir),
     arch,
     data: { ...data, sources: { ...data["sources"], adapt: { ...data["sources"]?.["adapt"], dir: rel(ctx.corpusDir) } } },
@@ -302,9 +327,13 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   // The document cut shapes what the model learns (and what indexing costs): a row says it.
   const maxDocLength = cfg["training"]?.["maxDocLength"] as number | undefined;
   const readUpTo = maxDocLength !== undefined ? `, documents read up to ${maxDocLength} word pieces` : "";
+  const grown = a["vocabularyExtended"] as { from: number; to: number } | undefined;
+  const vocabulary = grown
+    ? `, vocabulary extended by ${(grown.to - grown.from).toLocaleString("en-US")} of the corpus's words (${grown.from.toLocaleString("en-US")} → ${grown.to.toLocaleString("en-US")} entries, new rows from GloVe)`
+    : "";
   const what =
     `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${volume} × ${cfg["training"]?.["batchSize"]} pairs ` +
-    `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights${readUpTo}; in-domain pairs ${kinds}` +
+    `(${Number(t["tokens"] ?? 0).toLocaleString("en-US")} tokens, ${wall}, ${t["backend"]}) from the base weights${readUpTo}${vocabulary}; in-domain pairs ${kinds}` +
     `${Number(a["repeat"]) > 1 ? ` ×${a["repeat"]}` : ""} (${Math.round(Number(a["streamShare"] ?? 0) * 100)}% of the stream) + ` +
     `${((a["otherSources"] ?? []) as string[]).join(" + ") || "no general sources"} (capped); ${negatives}${teacher}${a["supervision"]}; ` +
     `held-out MRR@${mixed?.dim ?? inDomain?.dim} at k=${depths}: in-domain ${scores(inDomain)} (${inDomain?.pairs ?? 0} pairs), mixed ${scores(mixed)} (${mixed?.pairs ?? 0} pairs)`;
@@ -349,6 +378,37 @@ export async function appendChangelogRow(artifactsDir: string, row: string): Pro
   return file;
 }
 
+/** The run's tokenizer for --extend-vocab: the base's with the corpus's fragmented words appended, in the run directory. */
+async function writeExtendedVocabulary(
+  baseDir: string,
+  base: ArtifactManifest,
+  records: AdaptRecord[],
+  add: number,
+  runDir: string,
+  log: (line: string) => void,
+): Promise<{ file: string; size: number }> {
+  const baseFile = path.join(baseDir, ...base.tokenizer.split("/"));
+  let baseJson: TokenizerJSON;
+  try {
+    baseJson = JSON.parse(await readFile(baseFile, "utf8")) as TokenizerJSON;
+  } catch (err) {
+    throw new ConfigError(`--extend-vocab: cannot read the base tokenizer ${baseFile}: ${(err as Error).message}`);
+  }
+  const { json, added, stats } = await extendVocabulary(
+    records.map((r) => `${r.title}\n${r.text}`),
+    baseJson,
+    { add },
+  );
+  const file = path.join(runDir, EXTENDED_TOKENIZER_FILE);
+  await writeFile(file, serializeTokenizer(json));
+  log(
+    `vocabulary: ${added.length} of the corpus's words appended to the base's ${baseJson.vocab.length} (${stats.candidates} fragmented words ` +
+      `occur ≥ ${DEFAULT_MIN_FREQUENCY} times; the added ones are ${((100 * stats.addedOccurrences) / Math.max(1, stats.occurrences)).toFixed(1)}% of its words), e.g. ` +
+      added.slice(0, 6).map((a) => `${a.word} (was ${a.basePieces.join(" ")})`).join(", "),
+  );
+  return { file, size: json.vocab.length };
+}
+
 /** Runs an adaptation (see the module comment). */
 export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[taesr] ${line}\n`));
@@ -378,8 +438,9 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
     // The saved config is the run's definition: re-deriving could differ (another preset, a changed repeat).
     log(`resuming ${runDir} with its ${ADAPT_CONFIG_FILE}`);
   } else {
-    const { raw, config } = await deriveConfig(opts, { runDir, baseDir, base, corpusDir, artifactsDir, name }, corpus.records);
     await mkdir(runDir, { recursive: true });
+    const vocabulary = opts.extendVocab !== undefined ? await writeExtendedVocabulary(baseDir, base, corpus.records, opts.extendVocab, runDir, log) : undefined;
+    const { raw, config } = await deriveConfig(opts, { runDir, baseDir, base, corpusDir, artifactsDir, name, ...(vocabulary ? { vocabulary } : {}) }, corpus.records);
     await writeFile(configPath, JSON.stringify(raw, null, 2) + "\n");
     const s = config.data.sources;
     const holdout = s.adapt?.holdoutQueries ?? 0;

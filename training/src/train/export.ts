@@ -134,6 +134,16 @@ async function describeBase(input: ExportRunInput): Promise<string> {
   return `${manifest.name}@${manifest.version}`;
 }
 
+/** The base artifact's vocabulary size when the run extended it (model/vocab-extension.ts), else undefined. */
+async function extendedFrom(input: ExportRunInput): Promise<number | undefined> {
+  const from = input.config.initFrom;
+  if (!from) return undefined;
+  const file = resolveFromConfig(input.loaded, from);
+  if (!(await isDirectory(file))) return undefined;
+  const size = (await readArtifactManifest(file)).architecture.vocabSize;
+  return size < input.arch.vocabSize ? size : undefined;
+}
+
 /**
  * The adaptation record of a run with the "adapt" source (undefined otherwise). The corpus is read again and its pairs
  * rebuilt alone with the run's options: the split is a hash of each pair's document id, independent of the seed and of
@@ -179,6 +189,7 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
     maxDocLength: config.training.maxDocLength,
   });
   const streamTrain = Object.values(input.pairs.bySource).reduce((n, s) => n + s.train, 0);
+  const baseVocabulary = await extendedFrom(input);
   const record: Record<string, unknown> = {
     base: await describeBase(input),
     corpus: info.name,
@@ -198,6 +209,7 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
     // held-out documents keep them, as the document split does for every query.
     ...(holdout > 0 && info.trainQrels ? { heldOutQueries: { fraction: holdout, rule: QUERY_HOLDOUT_RULE, count: heldOutIds.length, ids: heldOutIds } } : {}),
     supervision,
+    ...(baseVocabulary !== undefined ? { vocabularyExtended: { from: baseVocabulary, to: input.arch.vocabSize } } : {}),
     otherSources: Object.keys(input.pairs.bySource).filter((s) => s !== "adapt"),
     inDomainHeldOut: inDomain,
   };

@@ -13,7 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
-import { weightNames, weightNamesIn, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
+import { weightNames, weightNamesIn, type ArtifactManifest, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 import { initBackend, type BackendName } from "../backend.js";
 import { PairBatcher } from "../data/batches.js";
 import { BatchBm25 } from "../data/lexical-scores.js";
@@ -26,9 +26,11 @@ import { openDenseRanker, type DenseRanker } from "../data/dense-negatives.js";
 import { lexicalTerms } from "../../../src/retrieval/lexical.js";
 import { hashString } from "../data/random.js";
 import { isDirectory, loadArtifactWeights } from "../model/artifact-weights.js";
-import { applyGloveInit } from "../model/glove-init.js";
+import { applyGloveInit, loadGlove } from "../model/glove-init.js";
+import { extendedTokenRows } from "../model/vocab-extension.js";
+import { extendsVocabulary } from "../tokenizer/extend-vocab.js";
 import { contextChangeRefusal, resizePositionTable } from "../model/context-length.js";
-import { initParams, initWeights, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams } from "../model/params.js";
+import { initParams, initWeights, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams, type TaesrWeights } from "../model/params.js";
 import { configDir, loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type CheckpointState, type DataCursor } from "./checkpoint.js";
 import type { ContrastiveLossOptions } from "./loss.js";
@@ -139,7 +141,13 @@ function archField(a: TaesrArchitecture, key: keyof TaesrArchitecture): string |
  * architecture would have (they are drawn last, so they are the same numbers) — and a self-attention model's context
  * (maxLength) changes: its position table is resized (model/context-length.ts).
  */
-export async function paramsFrom(file: string, arch: TaesrArchitecture, seed: number, log: (message: string) => void): Promise<TaesrParams> {
+export async function paramsFrom(
+  file: string,
+  arch: TaesrArchitecture,
+  seed: number,
+  log: (message: string) => void,
+  vocabulary?: TokenizerJSON,
+): Promise<TaesrParams> {
   let loaded;
   try {
     loaded = (await isDirectory(file)) ? await loadArtifactWeights(file) : await loadParams(file);
@@ -150,13 +158,15 @@ export async function paramsFrom(file: string, arch: TaesrArchitecture, seed: nu
   const keys = [...new Set([...Object.keys(arch), ...Object.keys(source)])] as (keyof TaesrArchitecture)[];
   const differing = keys.filter((key) => archField(source, key) !== archField(arch, key));
   const added = differing.filter((key) => (ADDABLE_HEADS as readonly string[]).includes(key) && archField(source, key) === undefined);
-  const other = differing.filter((key) => !added.includes(key) && key !== "maxLength");
+  const grown = source.vocabSize < arch.vocabSize;
+  const other = differing.filter((key) => !added.includes(key) && key !== "maxLength" && !(key === "vocabSize" && grown));
   if (other.length > 0) {
     const show = (a: TaesrArchitecture) => other.map((key) => `${key} ${JSON.stringify(a[key])}`).join(", ");
     throw new Error(`initFrom: ${file} was trained with ${show(source)}, this config has ${show(arch)}`);
   }
   const weights = { ...loaded.weights };
   const notes: string[] = [];
+  if (grown) notes.push(await extendVocabularyRows(file, loaded, weights, arch, vocabulary));
   if (source.maxLength !== arch.maxLength) {
     const refusal = contextChangeRefusal(source, arch);
     if (refusal) throw new Error(`initFrom: ${file} was trained with maxLength ${source.maxLength}, this config has ${arch.maxLength}; ${refusal}`);
@@ -176,6 +186,54 @@ export async function paramsFrom(file: string, arch: TaesrArchitecture, seed: nu
   }
   log(`initialised from ${file}${notes.length > 0 ? `; ${notes.join("; ")}` : ""}`);
   return paramsFromWeights(arch, weights);
+}
+
+/**
+ * Appends rows for the words an extended vocabulary adds (model/vocab-extension.ts) to `weights` in place, after checking
+ * the config's tokenizer keeps every entry of the source's at its id. Only an artifact directory records the tokenizer
+ * its weights were trained with, so only one can be extended. Returns the log note.
+ */
+async function extendVocabularyRows(
+  file: string,
+  loaded: { architecture: TaesrArchitecture; manifest?: ArtifactManifest },
+  weights: TaesrWeights,
+  arch: TaesrArchitecture,
+  vocabulary: TokenizerJSON | undefined,
+): Promise<string> {
+  const from = loaded.architecture.vocabSize;
+  if (!loaded.manifest || !vocabulary) {
+    throw new Error(
+      `initFrom: ${file} has a ${from}-entry vocabulary and this config ${arch.vocabSize}; a vocabulary can only be extended from an ` +
+        "artifact directory (its tokenizer.json says which entries the rows belong to)",
+    );
+  }
+  const sourceTokenizer = path.join(file, ...loaded.manifest.tokenizer.split("/"));
+  let base: TokenizerJSON;
+  try {
+    base = JSON.parse(await readFile(sourceTokenizer, "utf8")) as TokenizerJSON;
+  } catch (error) {
+    throw new Error(`initFrom: cannot read ${sourceTokenizer}: ${(error as Error).message}`);
+  }
+  if (!extendsVocabulary(base.vocab, vocabulary.vocab)) {
+    throw new Error(
+      `initFrom: this config's tokenizer (${vocabulary.vocab.length} entries) does not keep the ${base.vocab.length} entries of ${sourceTokenizer} ` +
+        "at their ids; make it with `npm run -w training extend-vocab -- --base <artifact>` so the trained rows stay meaningful",
+    );
+  }
+  const rows = extendedTokenRows({
+    base,
+    extended: vocabulary.vocab,
+    hidden: arch.hidden,
+    table: weights["embed.token"],
+    glove: await loadGlove(),
+    ...(arch.sparseHead ? { sparseBias: weights["sparse.bias"] } : {}),
+  });
+  weights["embed.token"] = rows.table;
+  if (rows.sparseBias) weights["sparse.bias"] = rows.sparseBias;
+  return (
+    `vocabulary extended ${from} → ${arch.vocabSize}: ${rows.fromGlove} new rows from GloVe through a map fitted to its trained rows ` +
+    `(${rows.fit.words} whole words, R² ${rows.fit.r2.toFixed(3)}), ${rows.fromPieces} as the mean of their old pieces`
+  );
 }
 
 function dataFingerprint(pairs: PairSet): string {
@@ -332,7 +390,9 @@ async function setUp(opts: TrainOptions): Promise<Session> {
       `(${((totalSteps * t.workers * t.accumulationSteps) / batchesPerEpoch).toFixed(2)} epochs)`,
   );
 
-  const params = config.initFrom ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, config.seed, log) : initParams(arch, config.seed);
+  const params = config.initFrom
+    ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, config.seed, log, tokenizerJson)
+    : initParams(arch, config.seed);
   const optimizer = new AdamW(params, { beta1: t.beta1, beta2: t.beta2, eps: t.adamEps, weightDecay: t.weightDecay });
   log(`model: H=${arch.hidden} heads=${arch.heads} ffn=${arch.ffn} V=${arch.vocabSize} L=${arch.maxLength}, ${parameterCount(arch)} parameters`);
 
