@@ -5,10 +5,12 @@
  * the run's tokenizer, the grown table (old rows kept, new rows from the real GloVe), the manifest and CHANGELOG row,
  * and the refusals (a tokenizer that reorders the base's entries; a params file, which records no tokenizer).
  */
+import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../src/tokenizer/index.js";
 import { exportArtifact } from "../src/export/artifact.js";
@@ -20,6 +22,7 @@ import { adapt, EXTENDED_TOKENIZER_FILE } from "../src/train/adapt.js";
 import { train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
 
+const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tokenizerPath = path.resolve(here, "../vocab/taesr-8k.json");
 
@@ -230,6 +233,23 @@ describe("adaptation with --extend-vocab (tiny base artifact, real GloVe, wasm)"
     expect(added.length).toBe(2 * H);
     expect(Math.hypot(...added.subarray(0, H))).toBeGreaterThan(0);
   }, 240_000);
+
+  it("the extend-vocab CLI writes the extended tokenizer from a corpus directory, and exits non-zero with the reason", async () => {
+    const out = path.join(tmp, "cli", "extended.json");
+    const { stdout } = await run("npx", ["tsx", "src/cli/extend-vocab.ts", "--base", baseDir, "--corpus", corpusDir, "--add", "5", "--out", out, "--no-progress"], {
+      cwd: path.resolve(here, ".."),
+    });
+    expect(stdout).toMatch(/: 8192 \+ 2 = 8194 entries .* 8 texts/);
+    expect(stdout).toMatch(/Most frequent added: (myeloid|neutrophil) \(/);
+    const json = JSON.parse(await readFile(out, "utf8")) as TokenizerJSON;
+    expect(json.vocab.slice(8192).sort()).toEqual(["myeloid", "neutrophil"]);
+    const failure = await run("npx", ["tsx", "src/cli/extend-vocab.ts", "--base", path.join(tmp, "missing"), "--out", out], { cwd: path.resolve(here, "..") }).then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure?.code).toBe(1);
+    expect(failure?.stderr).toMatch(/extend-vocab: --base .*missing does not exist/);
+  }, 60_000);
 
   it("refuses a tokenizer that moves base entries, and a params file as the source", async () => {
     const base = JSON.parse(await readFile(tokenizerPath, "utf8")) as TokenizerJSON;

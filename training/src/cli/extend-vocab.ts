@@ -7,9 +7,11 @@
  * The words come from the shared training corpora (Debian, WordNet, the SciFact corpus — never queries) or, with
  * --corpus, from a user's corpus directory (BEIR or JSONL, as `npm run train -- --adapt` reads it; documents only).
  *
+ * Relative paths are resolved against the directory npm was started from (INIT_CWD), as `npm run train` does.
+ *
  * @example
- *   npm run -w training extend-vocab -- --base ../model-artifacts/taesr-edge-small@0.5.0 --add 8192 --out vocab/taesr-8k-ext8k.json
- *   npm run -w training extend-vocab -- --base ../model-artifacts/taesr-edge-small@0.5.0 --corpus ../../shared/datasets/scifact --add 4096 --out /tmp/sci.json
+ *   npm run extend-vocab -- --base model-artifacts/taesr-edge-small@0.5.0 --add 8192 --out training/vocab/taesr-8k-ext8k.json
+ *   npm run extend-vocab -- --base model-artifacts/taesr-edge-small@0.5.0 --corpus ../shared/datasets/scifact --add 4096 --out /tmp/sci.json
  *
  * @module
  */
@@ -95,13 +97,14 @@ async function main(argv: string[]): Promise<void> {
     .parse(argv);
   const opts = program.opts<{ base: string; out: string; add: number; minFrequency: number; corpus: string[]; progress: boolean }>();
 
-  const base = readBase(opts.base);
+  const cwd = process.env["INIT_CWD"] ?? process.cwd();
+  const base = readBase(path.resolve(cwd, opts.base));
   const bar = opts.progress ? new cliProgress.SingleBar({ format: "counting words {value} texts", hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
   let texts = 0;
   bar?.start(0, 0);
   const t0 = performance.now();
   const { json, added, stats } = await extendVocabulary(
-    documentTexts(opts.corpus, () => {
+    documentTexts(opts.corpus.map((dir) => path.resolve(cwd, dir)), () => {
       texts += 1;
       if (texts % 1000 === 0) bar?.update(texts);
     }),
@@ -111,7 +114,7 @@ async function main(argv: string[]): Promise<void> {
   bar?.update(texts);
   bar?.stop();
 
-  const out = path.resolve(opts.out);
+  const out = path.resolve(cwd, opts.out);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, serializeTokenizer(json));
   const pct = (n: number) => `${((100 * n) / stats.occurrences).toFixed(1)}%`;
