@@ -578,7 +578,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(unreadable?.code).toBe(2);
     expect(unreadable?.stderr).toContain(`cannot read the adaptation preset ${missing}`);
     const stray = await fail(["--config", "configs/tiny.json", "--preset", missing]);
-    expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives, --max-length and --preset go with --adapt");
+    expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives, --max-length, --extend-vocab and --preset go with --adapt");
   });
 
   it("the CHANGELOG row counts every process and accumulation step of an update, and names a distillation teacher", () => {
@@ -595,6 +595,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(changelogRow(manifest({ workers: 2, accumulationSteps: 3 }), "2026-11-26")).toContain("300 updates × 2 data-parallel processes × 3 accumulated micro-batches × 64 pairs");
     expect(changelogRow(manifest({}), "2026-11-26")).toContain("300 steps × 64 pairs");
     expect(changelogRow(manifest({}), "2026-11-26")).not.toContain("distilled");
+    expect(changelogRow(manifest({}), "2026-11-26")).not.toContain("vocabulary");
     expect(changelogRow(manifest({ objectives: { late: { weight: 0.5, distill: { weight: 1 } } } }), "2026-11-26")).toContain(
       "dense embedding distilled from its late head (KL, weight 1); ",
     );

@@ -378,15 +378,14 @@ export async function appendChangelogRow(artifactsDir: string, row: string): Pro
   return file;
 }
 
-/** The run's tokenizer for --extend-vocab: the base's with the corpus's fragmented words appended, in the run directory. */
-async function writeExtendedVocabulary(
+/** The run's tokenizer for --extend-vocab: the base's with the corpus's fragmented words appended. */
+async function extendedVocabulary(
   baseDir: string,
   base: ArtifactManifest,
   records: AdaptRecord[],
   add: number,
-  runDir: string,
   log: (line: string) => void,
-): Promise<{ file: string; size: number }> {
+): Promise<TokenizerJSON> {
   const baseFile = path.join(baseDir, ...base.tokenizer.split("/"));
   let baseJson: TokenizerJSON;
   try {
@@ -399,14 +398,12 @@ async function writeExtendedVocabulary(
     baseJson,
     { add },
   );
-  const file = path.join(runDir, EXTENDED_TOKENIZER_FILE);
-  await writeFile(file, serializeTokenizer(json));
   log(
     `vocabulary: ${added.length} of the corpus's words appended to the base's ${baseJson.vocab.length} (${stats.candidates} fragmented words ` +
       `occur ≥ ${DEFAULT_MIN_FREQUENCY} times; the added ones are ${((100 * stats.addedOccurrences) / Math.max(1, stats.occurrences)).toFixed(1)}% of its words), e.g. ` +
       added.slice(0, 6).map((a) => `${a.word} (was ${a.basePieces.join(" ")})`).join(", "),
   );
-  return { file, size: json.vocab.length };
+  return json;
 }
 
 /** Runs an adaptation (see the module comment). */
@@ -438,9 +435,12 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
     // The saved config is the run's definition: re-deriving could differ (another preset, a changed repeat).
     log(`resuming ${runDir} with its ${ADAPT_CONFIG_FILE}`);
   } else {
-    await mkdir(runDir, { recursive: true });
-    const vocabulary = opts.extendVocab !== undefined ? await writeExtendedVocabulary(baseDir, base, corpus.records, opts.extendVocab, runDir, log) : undefined;
+    const extended = opts.extendVocab !== undefined ? await extendedVocabulary(baseDir, base, corpus.records, opts.extendVocab, log) : undefined;
+    const vocabulary = extended ? { file: path.join(runDir, EXTENDED_TOKENIZER_FILE), size: extended.vocab.length } : undefined;
     const { raw, config } = await deriveConfig(opts, { runDir, baseDir, base, corpusDir, artifactsDir, name, ...(vocabulary ? { vocabulary } : {}) }, corpus.records);
+    // Only once the config is known to be valid: a refused run leaves no directory behind.
+    await mkdir(runDir, { recursive: true });
+    if (extended && vocabulary) await writeFile(vocabulary.file, serializeTokenizer(extended));
     await writeFile(configPath, JSON.stringify(raw, null, 2) + "\n");
     const s = config.data.sources;
     const holdout = s.adapt?.holdoutQueries ?? 0;
