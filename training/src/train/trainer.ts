@@ -138,8 +138,9 @@ function archField(a: TaesrArchitecture, key: keyof TaesrArchitecture): string |
  * params file (final.taesr, a checkpoint's params) or an artifact directory, whose fp32 graphs are read back and whose
  * manifest gives the architecture. Two differences are allowed: the config adds a head (sparseHead, lateHead) the source
  * lacks — the shared weights are loaded and the head's own weights get the seeded initialisation a fresh model of this
- * architecture would have (they are drawn last, so they are the same numbers) — and a self-attention model's context
- * (maxLength) changes: its position table is resized (model/context-length.ts).
+ * architecture would have (they are drawn last, so they are the same numbers) — a self-attention model's context
+ * (maxLength) changes: its position table is resized (model/context-length.ts) — and the config's tokenizer extends the
+ * artifact's (`vocabulary`, tokenizer/extend-vocab.ts): the new entries get rows (model/vocab-extension.ts).
  */
 export async function paramsFrom(
   file: string,
@@ -217,7 +218,7 @@ async function extendVocabularyRows(
   if (!extendsVocabulary(base.vocab, vocabulary.vocab)) {
     throw new Error(
       `initFrom: this config's tokenizer (${vocabulary.vocab.length} entries) does not keep the ${base.vocab.length} entries of ${sourceTokenizer} ` +
-        "at their ids; make it with `npm run -w training extend-vocab -- --base <artifact>` so the trained rows stay meaningful",
+        "at their ids; make it with `npm run extend-vocab -- --base <artifact>` so the trained rows stay meaningful",
     );
   }
   const rows = extendedTokenRows({
