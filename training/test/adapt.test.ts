@@ -32,6 +32,7 @@ import { configDir, loadConfig, parseConfig, resolveFromConfig } from "../src/tr
 import { train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
 import { BEIR_TINY, writeJudgedBeir } from "./support/judged-beir.js";
+import { exportTestBase } from "./support/tiny-artifact.js";
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -315,20 +316,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
 
   beforeAll(async () => {
     artifactsDir = path.join(tmp, "artifacts");
-    // A tiny base artifact exported the way a training run exports (random weights: what is tested is the plumbing).
-    const { dir } = await exportArtifact({
-      outDir: artifactsDir,
-      name: "taesr-test-small",
-      version: "0.3.0",
-      arch: TINY_ARCH,
-      weights: baseWeights,
-      tokenizerJson: await readFile(tokenizerPath, "utf8"),
-      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 32 },
-      earlyExitEpsilon: 0.002,
-      training: { note: "test base" },
-      eval: {},
-    });
-    baseDir = dir;
+    baseDir = await exportTestBase(artifactsDir, TINY_ARCH, baseWeights);
   });
 
   const quick = {

@@ -13,7 +13,6 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../src/tokenizer/index.js";
-import { exportArtifact } from "../src/export/artifact.js";
 import { GLOVE_DIMS, type GloveVectors } from "../src/model/glove-init.js";
 import { initWeights, loadParams, mulberry32, saveParams } from "../src/model/params.js";
 import { extendedTokenRows } from "../src/model/vocab-extension.js";
@@ -21,10 +20,11 @@ import { extendVocabulary, extendsVocabulary } from "../src/tokenizer/extend-voc
 import { adapt, EXTENDED_TOKENIZER_FILE } from "../src/train/adapt.js";
 import { train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
+import { exportTestBase, TEST_TOKENIZER } from "./support/tiny-artifact.js";
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const tokenizerPath = path.resolve(here, "../vocab/taesr-8k.json");
+const tokenizerPath = TEST_TOKENIZER;
 
 const LETTERS = "abcdefghijklmnopqrstuvwxyz".split("");
 /** Letters as word-initial and continuation pieces, plus a few longer pieces the tests split words into. */
@@ -161,19 +161,7 @@ describe("adaptation with --extend-vocab (tiny base artifact, real GloVe, wasm)"
 
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), "taesr-vocab-"));
-    const { dir } = await exportArtifact({
-      outDir: path.join(tmp, "artifacts"),
-      name: "taesr-test-small",
-      version: "0.3.0",
-      arch: ARCH,
-      weights: baseWeights,
-      tokenizerJson: await readFile(tokenizerPath, "utf8"),
-      router: { kind: "rule", easyMaxTokens: 8, mediumMaxTokens: 32 },
-      earlyExitEpsilon: 0.002,
-      training: { note: "test base" },
-      eval: {},
-    });
-    baseDir = dir;
+    baseDir = await exportTestBase(path.join(tmp, "artifacts"), ARCH, baseWeights);
     // Immunology notes: "neutrophil" and "myeloid" recur and the 8k vocabulary splits both.
     corpusDir = path.join(tmp, "immunology");
     await mkdir(corpusDir);

@@ -17,7 +17,8 @@
  */
 import { readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { collect, positiveInteger } from "./options.js";
 import cliProgress from "cli-progress";
 import type { TokenizerJSON } from "../../../src/tokenizer/index.js";
 import { parseManifest } from "../../../src/model/manifest.js";
@@ -27,18 +28,6 @@ import { DEFAULT_MIN_FREQUENCY, extendVocabulary } from "../tokenizer/extend-voc
 import { serializeTokenizer } from "../tokenizer/serialize.js";
 
 const SHARED_CORPORA: CorpusName[] = ["debian", "wordnet", "scifact"];
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  }
-  return n;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 /** The base tokenizer: a tokenizer JSON file, or the one an artifact directory's manifest names. */
 function readBase(base: string): { json: TokenizerJSON; file: string } {
@@ -89,8 +78,8 @@ async function main(argv: string[]): Promise<void> {
     .description("Append the frequent words a model's vocabulary fragments, as whole-word pieces, and write the tokenizer JSON.")
     .requiredOption("--base <dir|file>", "the model artifact directory (or tokenizer JSON) whose vocabulary is extended")
     .requiredOption("--out <file>", "where to write the extended tokenizer JSON")
-    .option("--add <n>", "append at most this many words", positiveInt, 8192)
-    .option("--min-frequency <n>", "fewest occurrences a word needs", positiveInt, DEFAULT_MIN_FREQUENCY)
+    .option("--add <n>", "append at most this many words", positiveInteger, 8192)
+    .option("--min-frequency <n>", "fewest occurrences a word needs", positiveInteger, DEFAULT_MIN_FREQUENCY)
     .option("--corpus <dir>", "read this corpus directory (BEIR or JSONL; repeatable) instead of the shared corpora", collect, [])
     .option("--no-progress", "no progress bar")
     .showHelpAfterError()

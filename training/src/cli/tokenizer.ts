@@ -10,7 +10,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { positiveInteger } from "./options.js";
 import cliProgress from "cli-progress";
 import { WordPieceTokenizer } from "../../../src/tokenizer/index.js";
 import { CORPUS_DOCUMENTS, type CorpusName } from "../data/corpora.js";
@@ -19,14 +20,6 @@ import { serializeTokenizer } from "../tokenizer/serialize.js";
 
 const CORPORA: CorpusName[] = ["debian", "wordnet", "scifact"];
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  }
-  return n;
-}
-
 /** Every corpus's title and text as one training text per record; `limit` applies per corpus. */
 async function* corpusTexts(limit: number | undefined): AsyncGenerator<string> {
   for (const name of CORPORA) {
@@ -34,15 +27,14 @@ async function* corpusTexts(limit: number | undefined): AsyncGenerator<string> {
   }
 }
 
-
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name("tokenizer")
     .description("Train the TAESR WordPiece vocabulary from the shared corpora (SciFact corpus only, never queries).")
     .requiredOption("--out <file>", "where to write the tokenizer JSON")
-    .option("--vocab-size <n>", "target vocabulary size, specials included", positiveInt, 8192)
-    .option("--min-frequency <n>", "minimum pair frequency to merge (also the minimum character frequency)", positiveInt, 3)
-    .option("--limit <n>", "read at most this many records per corpus (quick runs)", positiveInt)
+    .option("--vocab-size <n>", "target vocabulary size, specials included", positiveInteger, 8192)
+    .option("--min-frequency <n>", "minimum pair frequency to merge (also the minimum character frequency)", positiveInteger, 3)
+    .option("--limit <n>", "read at most this many records per corpus (quick runs)", positiveInteger)
     .showHelpAfterError()
     .parse(argv);
   const opts = program.opts<{ out: string; vocabSize: number; minFrequency: number; limit?: number }>();

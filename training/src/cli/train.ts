@@ -10,23 +10,12 @@
  * @module
  */
 import path from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
+import { positiveInteger, positiveNumber } from "./options.js";
 import { AdaptCorpusError } from "../data/adapt-corpus.js";
 import { adapt, type AdaptResult } from "../train/adapt.js";
 import { ConfigError } from "../train/config.js";
 import { train, type TrainResult } from "../train/trainer.js";
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
-  return n;
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
 
 const program = new Command()
   .name("train")

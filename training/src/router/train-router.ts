@@ -28,6 +28,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { positiveInteger } from "../cli/options.js";
 import {
   FASTREM_FEATURES,
   MODEL_VARIANTS,
@@ -60,12 +61,6 @@ import {
   writeRouter,
   type ExtraSource,
 } from "./router-training.js";
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
 
 function nonNegative(value: string): number {
   const n = Number(value);
@@ -163,7 +158,7 @@ async function main(argv: string[]): Promise<void> {
     .option("--dataset <dir>", "BEIR folder (default: <shared datasets>/scifact)")
     .option("--split <name>", "qrels split to label from (test is refused)", "train")
     .option("--extra <sources>", `held-out pairs to add: none or a list of ${EXTRA_SOURCES.join(",")}`, extraList, [...EXTRA_SOURCES] as ExtraSource[])
-    .option("--extra-queries <n>", "held-out pairs per extra source", positiveInt, 300)
+    .option("--extra-queries <n>", "held-out pairs per extra source", positiveInteger, 300)
     .addOption(new Option("--metric <name>", "per-query metric the labels compare").choices(["ndcg@10", "rr"]).default("ndcg@10"))
     .addOption(
       new Option("--retrieval <mode>", "ranking the metric is taken on: dense alone, or hybrid with the artifact's fusion (what the Worker serves)")
@@ -171,15 +166,15 @@ async function main(argv: string[]): Promise<void> {
         .default("dense"),
     )
     .addOption(new Option("--variant <name>", "graphs to label with (default: the ones the edge runs this artifact in, int8w or int8)").choices(MODEL_VARIANTS))
-    .option("--dims <n>", "Matryoshka width to label at (the edge serves 128)", positiveInt, 128)
-    .option("--folds <n>", "cross-validation folds (held-out accuracy, confidence choice)", positiveInt, 5)
+    .option("--dims <n>", "Matryoshka width to label at (the edge serves 128)", positiveInteger, 128)
+    .option("--folds <n>", "cross-validation folds (held-out accuracy, confidence choice)", positiveInteger, 5)
     .option("--seed <n>", "seed of the folds and of the extra-pair sample", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n)) throw new InvalidArgumentError("expected an integer");
       return n;
     }, 42)
     .option("--l2 <x>", "L2 strength on the weights", nonNegative, DEFAULT_FIT.l2)
-    .option("--epochs <n>", "gradient descent steps (full batch)", positiveInt, DEFAULT_FIT.epochs)
+    .option("--epochs <n>", "gradient descent steps (full batch)", positiveInteger, DEFAULT_FIT.epochs)
     .option("--lr <x>", "learning rate", nonNegative, DEFAULT_FIT.learningRate)
     .option("--max-loss <x>", "relative metric loss vs always depth 6 allowed when choosing the confidence", nonNegative, 0.01)
     .option("--confidence <x>", "fixed decision confidence in (0, 1] instead of choosing one", (v) => {
@@ -187,7 +182,7 @@ async function main(argv: string[]): Promise<void> {
       if (!(n > 0 && n <= 1)) throw new InvalidArgumentError("expected a number in (0, 1]");
       return n;
     })
-    .option("--limit-queries <n>", "label only the first n judged queries of the dataset (quick checks; not with --write)", positiveInt)
+    .option("--limit-queries <n>", "label only the first n judged queries of the dataset (quick checks; not with --write)", positiveInteger)
     .option("--out <file>", "also write the router JSON here (for npm run eval -- --router fastrem --router-file <file>)")
     .option("--labels-out <file>", "also write the labelled examples here (JSONL)")
     .option("--labels-in <file>", "fit from examples a previous --labels-out wrote (same artifact) instead of labelling again")
