@@ -2,7 +2,8 @@
  * training.trainHeadsOnly: a head joins a trained model without moving it. A tiny base run without heads, then a run
  * that adds the sparse head from it with only the head trained: every weight the base had comes out bit-identical (the
  * encoder, the tied token table, the output projection), the head's weights move, only the head's objectives are logged, and validation reports the head's own retrieval figures and sparsity. The config
- * refuses the combinations that cannot work.
+ * refuses the combinations that cannot work. The late head alone: its gradient is the late InfoNCE's through the fixed
+ * encoder, averaged over its steps and weighted, and no other weight gets one.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -16,7 +17,11 @@ import { validate } from "../src/train/validate.js";
 import { microArchitecture } from "./support/architectures.js";
 import { randomArray } from "./support/random.js";
 import { SPARSE_WEIGHT_NAMES, weightNamesIn } from "../../src/model/spec.js";
-import { initWeights, loadParams, paramsFromWeights } from "../src/model/params.js";
+import { PairBatcher } from "../src/data/batches.js";
+import { initWeights, loadParams, mulberry32, paramsFromWeights } from "../src/model/params.js";
+import { lateLoss } from "../src/train/late-loss.js";
+import { microBatchGradients } from "../src/train/micro-batch.js";
+import { randomWord, wordTokenizer } from "./support/toy-text.js";
 import { parseConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
 import { writeTinyConfig } from "./support/tiny-config.js";
@@ -67,6 +72,42 @@ describe("training.trainHeadsOnly", () => {
     for (const key of ["ndcg10", "mrr", "acc1", "nonZerosQuery", "nonZerosDoc"]) expect(Number.isFinite(evaluation["sparse"][key]), key).toBe(true);
     expect(evaluation["sparse"].nonZerosQuery).toBeGreaterThan(0);
   }, 1_200_000);
+
+  it("trains the late head alone: only late.proj.w gets a gradient, weight × the mean late InfoNCE of its steps through the fixed encoder", async () => {
+    await initBackend("wasm");
+    const arch = microArchitecture({ vocabSize: 60, heads: 4, maxLength: 32, matryoshkaDims: [64, 384], depths: { easy: 1, medium: 3, hard: 6 }, lateHead: { dim: 4 } });
+    const params = paramsFromWeights(arch, initWeights(arch, 5));
+    const rand = mulberry32(17);
+    const words = (n: number) => Array.from({ length: n }, () => randomWord(rand)).join(" ");
+    const pairs = Array.from({ length: 8 }, (_, i) => ({ query: `q${i} ${words(3 + (i % 5))}`, doc: `d${i} ${words(4 + (i % 7))}`, source: "wordnet" as const, kind: "title->text" }));
+    const batch = new PairBatcher(pairs, wordTokenizer(60), { batchSize: 8, maxQueryLength: 16, maxDocLength: 16, seed: 3 }).encode([0, 1, 2, 3, 4, 5, 6, 7]);
+    const lossOptions = { temperature: 0.05, symmetric: true, dims: arch.matryoshkaDims, steps: [1, 3, 6], stepWeights: [1, 1, 1], documentSteps: [1] };
+    const late = { weight: 0.5, temperature: 0.1, steps: [3, 6] };
+    const got = microBatchGradients(params, lossOptions, [batch], { headsOnly: true, late });
+    expect(weightNamesIn(got.gradSums)).toEqual(["late.proj.w"]);
+
+    // By hand: the encoder outside the tape, documents at step 1 (documentSteps), queries at steps 3 and 6.
+    const q = batch.queries;
+    const d = batch.docs;
+    const [qIds, qMask] = [tf.tensor2d(q.ids, [q.rows, q.length], "int32"), tf.tensor2d(q.mask, [q.rows, q.length])];
+    const [dIds, dMask] = [tf.tensor2d(d.ids, [d.rows, d.length], "int32"), tf.tensor2d(d.mask, [d.rows, d.length])];
+    const qStates = encode(params, qIds, qMask, 6).states;
+    const dStates = encode(params, dIds, dMask, 1).states;
+    const { value, grads } = tf.variableGrads(() => {
+      const perStep = late.steps.map((k) => lateLoss(params, qStates[k - 1]!, qMask, dStates[0]!, dMask, late.temperature));
+      return tf.mul(tf.div(tf.addN(perStep), perStep.length), late.weight) as tf.Scalar;
+    }, [params["late.proj.w"]]);
+    expect(got.losses[0]).toBeCloseTo(value.dataSync()[0]!, 5);
+    expect(got.objectives[0]!["late"]).toBeCloseTo(value.dataSync()[0]! / late.weight, 5);
+    const want = grads[params["late.proj.w"].name]!.dataSync();
+    const have = got.gradSums["late.proj.w"].dataSync();
+    let scale = 0;
+    for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]!));
+    expect(scale).toBeGreaterThan(0);
+    for (let i = 0; i < want.length; i++) expect(Math.abs(have[i]! - want[i]!) / scale).toBeLessThan(1e-5);
+    tf.dispose([qIds, qMask, dIds, dMask, ...qStates, ...dStates, value, ...Object.values(grads), ...Object.values(got.gradSums)]);
+    Object.values(params).forEach((v) => v.dispose());
+  });
 
   it("the config names what a heads-only run needs", async () => {
     const raw = JSON.parse(await readFile(path.join(here, "../configs/tiny.json"), "utf8")) as Record<string, any>;

@@ -17,7 +17,7 @@ import type { TaesrParams } from "../model/params.js";
 import { sparseHead } from "../model/sparse-head.js";
 import { contrastiveLoss, type ContrastiveLossOptions } from "./loss.js";
 import { sparseLoss, type SparseLossWeights } from "./sparse-loss.js";
-import { lateLoss, lateObjectiveTerms, lateScores, type LateObjective } from "./late-loss.js";
+import { lateObjectiveTerms, lateScores, type LateObjective } from "./late-loss.js";
 import { labelRows } from "../data/subspace-labels.js";
 import { cachedMicroBatchGradients, type GradientCacheOptions } from "./gradient-cache.js";
 import { probeNames, subspaceLoss, type ProbeName, type SubspaceLossOptions, type SubspaceProbes } from "./subspace-loss.js";
@@ -269,14 +269,14 @@ function headGradients(
           parts.push(tf.mul(sparse.total, options.sparse.weight) as tf.Scalar);
         }
         if (options.late) {
-          const { steps, temperature, weight } = options.late;
-          const perLateStep = steps.map((k) => {
+          const scoresPerStep = options.late.steps.map((k) => {
             if (!Number.isInteger(k) || k < 1 || k > maxStep) throw new Error(`late objective: step ${k} is not a computed step (1…${maxStep})`);
-            return lateLoss(params, qStates[k - 1]!, x.qMask, dStates[docStep.paired(k) - 1]!, x.dMask, temperature);
+            return lateScores(params, qStates[k - 1]!, x.qMask, dStates[docStep.paired(k) - 1]!, x.dMask);
           });
-          const late = perLateStep.length === 1 ? perLateStep[0]! : (tf.div(tf.addN(perLateStep), perLateStep.length) as tf.Scalar);
-          record.late = late;
-          parts.push(tf.mul(late, weight) as tf.Scalar);
+          // No dense pairs: the config refuses distillation with trainHeadsOnly (the dense embedding stays fixed).
+          const terms = lateObjectiveTerms(scoresPerStep, options.late, [], lossOptions, undefined);
+          record.late = terms.late;
+          parts.push(terms.total);
         }
         kept = Object.fromEntries(Object.entries(record).map(([k, t]) => [k, tf.keep(t)]));
         return parts.length === 1 ? parts[0]! : (tf.addN(parts) as tf.Scalar);
