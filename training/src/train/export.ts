@@ -124,24 +124,18 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
   };
 }
 
-/** "<name>@<version>" of the artifact the run started from, its path when initFrom is a params file, or "none". */
-async function describeBase(input: ExportRunInput): Promise<string> {
+/** The base the run started from: its description — "<name>@<version>" of an artifact, the path of a params file, or
+ * "none" — and, when the run extended an artifact's vocabulary (model/vocab-extension.ts), that vocabulary's size. */
+async function describeBase(input: ExportRunInput): Promise<{ description: string; extendedFrom?: number }> {
   const from = input.config.initFrom;
-  if (!from) return input.config.initEmbeddings === "glove" ? "none (GloVe token embeddings, other weights random)" : "none (random initialisation)";
+  if (!from) {
+    return { description: input.config.initEmbeddings === "glove" ? "none (GloVe token embeddings, other weights random)" : "none (random initialisation)" };
+  }
   const file = resolveFromConfig(input.loaded, from);
-  if (!(await isDirectory(file))) return from;
+  if (!(await isDirectory(file))) return { description: from };
   const manifest = await readArtifactManifest(file);
-  return `${manifest.name}@${manifest.version}`;
-}
-
-/** The base artifact's vocabulary size when the run extended it (model/vocab-extension.ts), else undefined. */
-async function extendedFrom(input: ExportRunInput): Promise<number | undefined> {
-  const from = input.config.initFrom;
-  if (!from) return undefined;
-  const file = resolveFromConfig(input.loaded, from);
-  if (!(await isDirectory(file))) return undefined;
-  const size = (await readArtifactManifest(file)).architecture.vocabSize;
-  return size < input.arch.vocabSize ? size : undefined;
+  const size = manifest.architecture.vocabSize;
+  return { description: `${manifest.name}@${manifest.version}`, ...(size < input.arch.vocabSize ? { extendedFrom: size } : {}) };
 }
 
 /**
@@ -189,9 +183,9 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
     maxDocLength: config.training.maxDocLength,
   });
   const streamTrain = Object.values(input.pairs.bySource).reduce((n, s) => n + s.train, 0);
-  const baseVocabulary = await extendedFrom(input);
+  const base = await describeBase(input);
   const record: Record<string, unknown> = {
-    base: await describeBase(input),
+    base: base.description,
     corpus: info.name,
     corpusLayout: info.layout,
     corpusFile: info.corpusFile,
@@ -209,7 +203,7 @@ export async function adaptationSummary(input: ExportRunInput): Promise<Adaptati
     // held-out documents keep them, as the document split does for every query.
     ...(holdout > 0 && info.trainQrels ? { heldOutQueries: { fraction: holdout, rule: QUERY_HOLDOUT_RULE, count: heldOutIds.length, ids: heldOutIds } } : {}),
     supervision,
-    ...(baseVocabulary !== undefined ? { vocabularyExtended: { from: baseVocabulary, to: input.arch.vocabSize } } : {}),
+    ...(base.extendedFrom !== undefined ? { vocabularyExtended: { from: base.extendedFrom, to: input.arch.vocabSize } } : {}),
     otherSources: Object.keys(input.pairs.bySource).filter((s) => s !== "adapt"),
     inDomainHeldOut: inDomain,
   };
