@@ -78,6 +78,41 @@ describe("mineHardNegatives", () => {
     picked.forEach((negative, i) => expect(negative).not.toBe(docs[i]!.doc));
   });
 
+  it("perCopy gives each copy of a repeated pair its own negative from the pool, the shared pick first", async () => {
+    const docs = Array.from({ length: 6 }, (_, i) => adaptPair(`bicycle chain question ${i}`, `bicycle chain answer number ${i} text`, `adapt:${i}`));
+    const options = { kinds: ["train-query->text"], depth: 3 };
+    // The first pair oversampled 5 times (more copies than its pool of 3), the second twice, two more once.
+    const layout = [0, 1, 0, 2, 0, 1, 0, 3, 0];
+    const copies = () => {
+      const originals = docs.map((p) => ({ ...p }));
+      return layout.map((i) => originals[i]!);
+    };
+    const shared = copies();
+    await mineHardNegatives(shared, "adapt", options, bm25, 5);
+    expect(new Set(shared.filter((p) => p.query === docs[0]!.query).map((p) => p.negative)).size).toBe(1);
+
+    const train = copies();
+    const stats = await mineHardNegatives(train, "adapt", { ...options, perCopy: true }, bm25, 5);
+    expect(stats).toMatchObject({ mined: 4, none: 0, indexed: 4, copyNegatives: 9 });
+
+    const copiesOfFirst = [0, 2, 4, 6, 8].map((i) => train[i]!);
+    expect(copiesOfFirst.every((p) => p.query === docs[0]!.query && p.doc === docs[0]!.doc)).toBe(true);
+    // Distinct objects, so the batcher sees each copy's own negative; the first is the one shared mode picks.
+    expect(new Set(copiesOfFirst).size).toBe(5);
+    expect(copiesOfFirst[0]!.negative).toBe(shared[0]!.negative);
+    const firstNegatives = copiesOfFirst.map((p) => p.negative);
+    expect(new Set(firstNegatives.slice(0, 3)).size).toBe(3);
+    // Past the pool the order starts over.
+    expect(firstNegatives.slice(3)).toEqual(firstNegatives.slice(0, 2));
+    expect(firstNegatives.every((n) => n !== undefined && n !== docs[0]!.doc)).toBe(true);
+    expect(train[5]!.negative).not.toBe(train[1]!.negative);
+    expect(train[3]!.negative).toBe(shared[3]!.negative);
+
+    const trainAgain = copies();
+    await mineHardNegatives(trainAgain, "adapt", { ...options, perCopy: true }, bm25, 5);
+    expect(trainAgain.map((p) => p.negative)).toEqual(train.map((p) => p.negative));
+  });
+
   it("reports listed kinds the source lacks, and refuses a list of kinds it has none of", async () => {
     const train = [{ ...chain }, { ...lube }];
     expect((await mineHardNegatives(train, "adapt", { kinds: ["train-query->text", "title->text"], depth: 2 }, bm25, 1)).missingKinds).toEqual([

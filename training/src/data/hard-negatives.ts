@@ -28,13 +28,15 @@
  */
 import { bm25Search, buildBm25Postings } from "../../../src/retrieval/index.js";
 import { normKey, type PairSource, type TextPair } from "./pairs.js";
-import { deriveSeed, hashString } from "./random.js";
+import { createRng, deriveSeed, hashString, shuffleInPlace } from "./random.js";
 
 export interface HardNegativeOptions {
   kinds: readonly string[];
   depth: number;
   /** Which ranker the trainer builds for this source (the caller passes it to {@link mineHardNegatives}); default bm25. */
   ranker?: "bm25" | "dense" | undefined;
+  /** Each copy of a repeated pair gets its own negative (see {@link mineHardNegatives}); default: copies share one. */
+  perCopy?: boolean | undefined;
 }
 
 /** Ranks a source's mining documents for its queries. */
@@ -73,6 +75,8 @@ export interface HardNegativeStats {
   indexed: number;
   /** Listed kinds the source has no train pairs of (a corpus without train qrels has no "train-query->text"). */
   missingKinds?: string[];
+  /** With `perCopy`: negatives set over every copy of the mined pairs (absent otherwise, so fingerprints keep). */
+  copyNegatives?: number;
 }
 
 interface IndexedDoc {
@@ -86,12 +90,14 @@ function groupOf(pair: TextPair): string {
 
 /**
  * Sets `negative` on the distinct train pairs of `source` whose kind is listed (repeated copies share the object, so
- * they share the negative). A listed kind the source lacks is reported in the stats (one preset serves corpora with
+ * they share the negative). With `perCopy`, each further copy in `train` is replaced, in place, by a clone with its
+ * own negative: a seeded order of the pool, one document per copy, starting over only when the copies outnumber the
+ * pool (copy 0 keeps the first, which is the shared mode's pick). A listed kind the source lacks is reported in the stats (one preset serves corpora with
  * and without train qrels); when it lacks every listed kind the call throws, since a typo would otherwise train
  * without the negatives the config asks for.
  */
 export async function mineHardNegatives(
-  train: readonly TextPair[],
+  train: TextPair[],
   source: PairSource,
   options: HardNegativeOptions,
   ranker: NegativeRanker,
@@ -140,6 +146,17 @@ export async function mineHardNegatives(
     indexed: docs.length,
     ...(missingKinds.length > 0 ? { missingKinds } : {}),
   };
+  const copiesOf = new Map<TextPair, number[]>();
+  if (options.perCopy) {
+    const wanted = new Set(selected);
+    for (const [position, pair] of train.entries()) {
+      if (!wanted.has(pair)) continue;
+      const positions = copiesOf.get(pair);
+      if (positions) positions.push(position);
+      else copiesOf.set(pair, [position]);
+    }
+    stats.copyNegatives = 0;
+  }
   for (const [index, pair] of selected.entries()) {
     const queryKey = normKey(pair.query);
     const positives = positivesOfPair(pair);
@@ -151,9 +168,20 @@ export async function mineHardNegatives(
       stats.none++;
       continue;
     }
-    const pick = hashString(`${queryKey}\u0000${groupOf(pair)}`, deriveSeed(seed, "hard-negative")) % candidates.length;
+    const pairSeed = hashString(`${queryKey}\u0000${groupOf(pair)}`, deriveSeed(seed, "hard-negative"));
+    const pick = pairSeed % candidates.length;
     pair.negative = (candidates[pick] as IndexedDoc).text;
     stats.mined++;
+    if (!options.perCopy) continue;
+    // The shared mode's pick first, the rest of the pool in a seeded order after it.
+    const rest = candidates.filter((_, i) => i !== pick);
+    shuffleInPlace(rest, createRng(pairSeed));
+    const order = [candidates[pick] as IndexedDoc, ...rest];
+    const positions = copiesOf.get(pair) ?? [];
+    for (const [copy, position] of positions.entries()) {
+      if (copy > 0) train[position] = { ...pair, negative: (order[copy % order.length] as IndexedDoc).text };
+    }
+    stats.copyNegatives! += Math.max(positions.length, 1);
   }
   return stats;
 }

@@ -205,7 +205,7 @@ export interface PairStats {
       repeat?: number;
       uniqueTrain?: number;
       /** Set by the trainer when the source mines hard negatives (data/hard-negatives.ts). */
-      hardNegatives?: { ranker?: string; mined: number; none: number; indexed: number; missingKinds?: string[] };
+      hardNegatives?: { ranker?: string; mined: number; none: number; indexed: number; missingKinds?: string[]; copyNegatives?: number };
       /**
        * With `holdoutQueries` > 0 only: the query ids the hash held out (`queries`; ids sharing a held-out text are
        * withheld too but not counted), and the train-side query pairs withheld (`pairs`, before caps and repeats).

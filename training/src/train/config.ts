@@ -29,6 +29,10 @@ const hardNegativesSchema = z
      * own embeddings, data/dense-negatives.ts: the documents the model starts out confusing). Optional rather than
      * defaulted, so configs without it parse — and resume — as before. */
     ranker: z.enum(["bm25", "dense"]).optional(),
+    /** Each copy of an oversampled pair (repeat, kindRepeat) gets its own negative — distinct draws from the pool while
+     * it lasts — instead of all copies sharing one: a query seen 8 times a run then meets 8 close wrong documents, at no
+     * extra compute. Optional: absent (shared) leaves every existing config, and run, as it was. */
+    perCopy: z.boolean().optional(),
   })
   .strict();
 

@@ -310,7 +310,9 @@ async function minePairNegatives(pairs: PairSet, loaded: LoadedConfig, tokenizer
       const bySource = pairs.stats.bySource[source];
       if (bySource) bySource.hardNegatives = stats;
       log(
-        `${source}: ${stats.mined} hard negatives by ${ranker.name} (${stats.none} pairs without one) from ${stats.indexed} documents ` +
+        `${source}: ${stats.mined} hard negatives by ${ranker.name} (${stats.none} pairs without one` +
+          (stats.copyNegatives !== undefined ? `; ${stats.copyNegatives} over their copies` : "") +
+          `) from ${stats.indexed} documents ` +
           `in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
           (stats.missingKinds ? `; no pairs of kind ${stats.missingKinds.join(", ")} to mine for` : ""),
       );
