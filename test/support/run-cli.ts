@@ -23,3 +23,13 @@ export function runCli(script: string, args: readonly string[]): Promise<CliResu
     child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** The JSON object a CLI prints as its last stdout line (the eval tools' result), or null when that line is not JSON. */
+export function lastJsonLine(stdout: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(stdout.trim().split("\n").pop() ?? "");
+    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}

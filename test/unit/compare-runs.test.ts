@@ -4,7 +4,6 @@
  * runs it on the tiny BEIR fixture — JSON last on stdout, a clear message and exit 1 for a broken run, a run of other
  * queries, and an adapted model's held-out set too small to compare on.
  */
-import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,9 +11,9 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { compareRuns, parseRunFile } from "../../bench/eval/run-comparison.js";
 import { MIN_HELD_OUT_QUERIES } from "../../src/model/index.js";
+import { lastJsonLine, runCli } from "../support/run-cli.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const tsx = path.join(root, "node_modules", ".bin", "tsx");
 const dataset = path.join(root, "test", "fixtures", "beir-tiny");
 const scratch = mkdtempSync(path.join(os.tmpdir(), "compare-runs-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -74,15 +73,9 @@ describe("compareRuns", () => {
   });
 });
 
-function cli(args: string[]): { status: number | null; stderr: string; json: Record<string, unknown> | null } {
-  const result = spawnSync(tsx, [path.join(root, "bench/compare-runs.ts"), ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
-  let json: Record<string, unknown> | null = null;
-  try {
-    json = JSON.parse(result.stdout.trim().split("\n").pop() ?? "") as Record<string, unknown>;
-  } catch {
-    json = null;
-  }
-  return { status: result.status, stderr: result.stderr, json };
+async function cli(args: string[]): Promise<{ status: number | null; stderr: string; json: Record<string, unknown> | null }> {
+  const { code, stdout, stderr } = await runCli("bench/compare-runs.ts", args);
+  return { status: code, stderr, json: lastJsonLine(stdout) };
 }
 
 describe("npm run eval:compare", () => {
@@ -94,9 +87,9 @@ describe("npm run eval:compare", () => {
   writeFileSync(fileA, `${runLines(worse)}\n`);
   writeFileSync(fileB, `${runLines(perfect)}\n`);
 
-  it("prints the comparison as JSON last on stdout and writes --out", () => {
+  it("prints the comparison as JSON last on stdout and writes --out", async () => {
     const out = path.join(scratch, "compare.json");
-    const { status, stderr, json } = cli(["--dataset", dataset, fileA, fileB, "--out", out]);
+    const { status, stderr, json } = await cli(["--dataset", dataset, fileA, fileB, "--out", out]);
     expect(status, stderr).toBe(0);
     expect(json).toMatchObject({ dataset: "beir-tiny", split: "test", queries: 6, missing: { a: 0, b: 0 }, better: 2, worse: 0 });
     const ndcg = (json!.metrics as Record<string, { a: number; b: number; diff: number }>)["ndcg@10"]!;
@@ -106,26 +99,26 @@ describe("npm run eval:compare", () => {
     expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(json);
   });
 
-  it("exits 1 with a message for a broken run, a missing file, and a run of other queries", () => {
+  it("exits 1 with a message for a broken run, a missing file, and a run of other queries", async () => {
     const broken = path.join(scratch, "broken.run");
     writeFileSync(broken, "q1 Q0 d1 1 0.5 t\nq2 d2 1 0.4\n");
-    let result = cli(["--dataset", dataset, fileA, broken]);
+    let result = await cli(["--dataset", dataset, fileA, broken]);
     expect(result.status).toBe(1);
     expect(result.json).toBeNull();
     expect(result.stderr).toContain(`eval:compare failed: ${broken}: line 2 has 4 fields`);
 
-    result = cli(["--dataset", dataset, fileA, path.join(scratch, "nowhere.run")]);
+    result = await cli(["--dataset", dataset, fileA, path.join(scratch, "nowhere.run")]);
     expect(result.status).toBe(1);
     expect(result.stderr).toContain("cannot read the run at");
 
     const other = path.join(scratch, "other.run");
     writeFileSync(other, `${runLines({ z1: ["d1"], z2: ["d2"] })}\n`);
-    result = cli(["--dataset", dataset, fileA, other]);
+    result = await cli(["--dataset", dataset, fileA, other]);
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/ranks none of the 6 judged queries compared \(a run of another split or dataset\?\)/);
   });
 
-  it("--held-out-of keeps an adapted model's held-out train queries, and refuses too few of them", () => {
+  it("--held-out-of keeps an adapted model's held-out train queries, and refuses too few of them", async () => {
     // A copy of the fixture with train qrels, and a model adapted on it that held out two of its queries.
     const trainDataset = path.join(scratch, "beir-tiny");
     cpSync(dataset, trainDataset, { recursive: true });
@@ -137,17 +130,17 @@ describe("npm run eval:compare", () => {
       JSON.stringify({ adaptation: { corpus: "beir-tiny", trainQrelsUsed: true, heldOutQueries: { fraction: 0.3, ids: ["q1", "q4"] } } }),
     );
     // On the test split the model trained on nothing: every judged query is compared.
-    const onTest = cli(["--dataset", trainDataset, "--held-out-of", model, fileA, fileB]);
+    const onTest = await cli(["--dataset", trainDataset, "--held-out-of", model, fileA, fileB]);
     expect(onTest.status, onTest.stderr).toBe(0);
     expect(onTest.json).toMatchObject({ queries: 6 });
     expect(onTest.json).not.toHaveProperty("query_set");
 
-    const onTrain = cli(["--dataset", trainDataset, "--split", "train", "--held-out-of", model, fileA, fileB]);
+    const onTrain = await cli(["--dataset", trainDataset, "--split", "train", "--held-out-of", model, fileA, fileB]);
     expect(onTrain.status).toBe(1);
     expect(onTrain.stderr).toContain(`only 2 of the 6 beir-tiny train queries are among the 2 the adaptation held out by query id (need ${MIN_HELD_OUT_QUERIES})`);
 
     writeFileSync(path.join(model, "manifest.json"), "{ not json");
-    const broken = cli(["--dataset", trainDataset, "--split", "train", "--held-out-of", model, fileA, fileB]);
+    const broken = await cli(["--dataset", trainDataset, "--split", "train", "--held-out-of", model, fileA, fileB]);
     expect(broken.status).toBe(1);
     expect(broken.stderr).toContain(`${path.join(model, "manifest.json")} is not valid JSON`);
   });
