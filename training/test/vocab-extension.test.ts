@@ -18,7 +18,7 @@ import { initWeights, loadParams, mulberry32, saveParams } from "../src/model/pa
 import { extendedTokenRows } from "../src/model/vocab-extension.js";
 import { extendVocabulary, extendsVocabulary } from "../src/tokenizer/extend-vocab.js";
 import { adapt, EXTENDED_TOKENIZER_FILE } from "../src/train/adapt.js";
-import { train } from "../src/train/trainer.js";
+import { prepareSession, train } from "../src/train/trainer.js";
 import { tinyArchitecture } from "./support/architectures.js";
 import { exportTestBase, TEST_TOKENIZER } from "./support/tiny-artifact.js";
 
@@ -238,6 +238,55 @@ describe("adaptation with --extend-vocab (tiny base artifact, real GloVe, wasm)"
     expect(failure?.code).toBe(1);
     expect(failure?.stderr).toMatch(/extend-vocab: --base .*missing does not exist/);
   }, 60_000);
+
+  it("a gradient worker's session leaves initFrom unread (rank 0 sends the weights), and two processes update as one", async () => {
+    const base = JSON.parse(await readFile(tokenizerPath, "utf8")) as TokenizerJSON;
+    const extendedPath = path.join(tmp, "extended-2.json");
+    await writeFile(extendedPath, JSON.stringify({ ...base, vocab: [...base.vocab, "myeloid", "neutrophil"] }));
+    const configFile = async (name: string, training: Record<string, unknown>) => {
+      const file = path.join(tmp, `${name}.json`);
+      await writeFile(
+        file,
+        JSON.stringify({
+          name,
+          tokenizer: extendedPath,
+          initFrom: baseDir,
+          arch: { ...ARCH, vocabSize: 8194 },
+          data: { sources: { wordnet: { maxPairs: 64 } } },
+          training: { batchSize: 8, steps: 2, lr: 1e-3, maxQueryLength: 16, maxDocLength: 32, evalEvery: 1000, checkpointEvery: 1000, ...training },
+          export: { name: "x", version: "next", outDir: path.join(tmp, "unused") },
+        }),
+      );
+      return file;
+    };
+    const file = await configFile("worker-session", { workers: 2 });
+    const rank0Lines: string[] = [];
+    const rank0 = await prepareSession({ config: file, log: (line) => rank0Lines.push(line) });
+    const workerLines: string[] = [];
+    const worker = await prepareSession({ config: file, log: (line) => workerLines.push(line), weightsFromRank0: true });
+    try {
+      expect(rank0Lines.join("\n")).toMatch(/vocabulary extended 8192 → 8194/);
+      expect(workerLines.join("\n")).not.toMatch(/vocabulary extended|initialised from/);
+      const rank0Table = rank0.params["embed.token"].dataSync();
+      const workerTable = worker.params["embed.token"].dataSync();
+      expect(workerTable.length).toBe(rank0Table.length);
+      expect(rank0Table.subarray(0, 8192 * ARCH.hidden)).toEqual(baseWeights["embed.token"]);
+      expect(workerTable.subarray(0, 8192 * ARCH.hidden)).not.toEqual(baseWeights["embed.token"]);
+    } finally {
+      for (const session of [rank0, worker]) for (const variable of Object.values(session.params)) variable.dispose();
+    }
+
+    const parallel = await train({ config: file, runDir: path.join(tmp, "worker-session"), progress: false, log: () => {} });
+    const accumulated = await train({
+      config: await configFile("worker-session-acc", { workers: 1, accumulationSteps: 2 }),
+      runDir: path.join(tmp, "worker-session-acc"),
+      progress: false,
+      log: () => {},
+    });
+    expect(parallel.lossHistory).toEqual(accumulated.lossHistory);
+    const tables = await Promise.all([parallel, accumulated].map(async (r) => (await loadParams(r.finalParamsPath!)).weights["embed.token"]));
+    expect(Buffer.from(tables[0]!.buffer).equals(Buffer.from(tables[1]!.buffer))).toBe(true);
+  }, 240_000);
 
   it("refuses a tokenizer that moves base entries, and a params file as the source", async () => {
     const base = JSON.parse(await readFile(tokenizerPath, "utf8")) as TokenizerJSON;

@@ -38,7 +38,7 @@ function loadWeights(s: Session, weights: Record<WeightName, Float32Array>): voi
 
 async function handle(message: ToWorker): Promise<void> {
   if (message.type === "init") {
-    session = await prepareSession({ config: message.configPath, log: () => {} });
+    session = await prepareSession({ config: message.configPath, log: () => {}, weightsFromRank0: true });
     reply({ type: "ready", fingerprint: session.fingerprint, backend: session.backend, device: process.env["CUDA_VISIBLE_DEVICES"] });
     return;
   }

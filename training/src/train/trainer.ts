@@ -74,6 +74,11 @@ export interface TrainOptions {
   progress?: boolean;
   /** Diagnostic lines (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * The session is a gradient worker's: rank 0 sends it the weights with every update, so its own are placeholders of
+   * the right shapes and `initFrom` is not read (for a vocabulary-extending run that read loads GloVe, ~1 GB).
+   */
+  weightsFromRank0?: boolean;
 }
 
 export interface TrainResult {
@@ -393,7 +398,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
       `(${((totalSteps * t.workers * t.accumulationSteps) / batchesPerEpoch).toFixed(2)} epochs)`,
   );
 
-  const params = config.initFrom
+  const params = config.initFrom && !opts.weightsFromRank0
     ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, config.seed, log, tokenizerJson)
     : initParams(arch, config.seed);
   const optimizer = new AdamW(params, { beta1: t.beta1, beta2: t.beta2, eps: t.adamEps, weightDecay: t.weightDecay });
