@@ -8,6 +8,7 @@
  * trec_eval reads them: by score, then document id (src/eval/metrics.ts orderRun), whatever their rank column says.
  */
 import { mean, mrrAt, ndcgAt, orderRun, recallAt, type Judgements, type ScoredDocument } from "../../src/eval/metrics.js";
+import type { WordPieceTokenizer } from "../../src/tokenizer/index.js";
 import { round4 } from "./evaluate.js";
 import { pairedStandardError } from "./fusion-tuning.js";
 
@@ -96,4 +97,47 @@ export function compareRuns(a: Run, b: Run, queryIds: readonly string[], qrels: 
   }
   const missing = (run: Run) => queryIds.filter((id) => !run.has(id)).length;
   return { queries: queryIds.length, missing: { a: missing(a), b: missing(b) }, metrics, better, worse };
+}
+
+/** Words shorter than this are function words and abbreviations, whose splitting says nothing about the vocabulary. */
+const CONTENT_WORD_CHARS = 4;
+/** A word the tokenizer cuts into at least this many pieces is fragmented: its meaning is not in any one row. */
+const FRAGMENTED_PIECES = 3;
+
+/**
+ * The share of a text's content words (≥ 4 characters, with a letter) that `tokenizer` cuts into ≥ 3 word pieces —
+ * the words a model must assemble from fragments ("thrombo ##cyto ##penia"), where a small model's embedding is
+ * weakest and BM25, which matches the fragments exactly, is strongest. 0 for a text without content words.
+ */
+export function fragmentedShare(text: string, tokenizer: WordPieceTokenizer): number {
+  const words: string[][] = [];
+  for (const piece of tokenizer.tokenize(text)) {
+    if (piece.startsWith("##") && words.length > 0) words[words.length - 1]!.push(piece);
+    else words.push([piece]);
+  }
+  const content = words.filter((pieces) => {
+    const word = pieces.map((p) => p.replace(/^##/, "")).join("");
+    return word.length >= CONTENT_WORD_CHARS && /\p{L}/u.test(word);
+  });
+  return content.length === 0 ? 0 : content.filter((pieces) => pieces.length >= FRAGMENTED_PIECES).length / content.length;
+}
+
+export interface QueryGroup {
+  /** The group's range of the grouping value, e.g. "0.000–0.083". */
+  range: string;
+  ids: string[];
+}
+
+/**
+ * Queries split into `count` groups of (nearly) equal size by a per-query value, lowest first; equal values may fall
+ * on both sides of a boundary (the order is by value, then query id, so the split is deterministic).
+ */
+export function groupByQuantile(values: ReadonlyMap<string, number>, count: number): QueryGroup[] {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`groups must be a whole number ≥ 1, got ${count}`);
+  const ordered = [...values].sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  if (ordered.length < 2 * count) throw new Error(`${ordered.length} queries cannot make ${count} groups of at least 2`);
+  return Array.from({ length: count }, (_, g) => {
+    const slice = ordered.slice(Math.round((g * ordered.length) / count), Math.round(((g + 1) * ordered.length) / count));
+    return { range: `${slice[0]![1].toFixed(3)}–${slice[slice.length - 1]![1].toFixed(3)}`, ids: slice.map(([id]) => id) };
+  });
 }

@@ -2,15 +2,17 @@
  * `npm run eval:compare`: TREC runs parsed as trec_eval reads them (score order, ties by document id) with bad lines
  * refused by line number, the paired comparison's figures checked against a hand computation, and the CLI as a user
  * runs it on the tiny BEIR fixture — JSON last on stdout, a clear message and exit 1 for a broken run, a run of other
- * queries, and an adapted model's held-out set too small to compare on.
+ * queries, and an adapted model's held-out set too small to compare on; queries grouped by how fragmented their words
+ * are under the 8k vocabulary.
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { compareRuns, parseRunFile } from "../../bench/eval/run-comparison.js";
+import { compareRuns, fragmentedShare, groupByQuantile, parseRunFile } from "../../bench/eval/run-comparison.js";
 import { MIN_HELD_OUT_QUERIES } from "../../src/model/index.js";
+import { WordPieceTokenizer } from "../../src/tokenizer/index.js";
 import { lastJsonLine, runCli } from "../support/run-cli.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -73,6 +75,31 @@ describe("compareRuns", () => {
   });
 });
 
+describe("queries grouped by fragmentation", () => {
+  const tokenizer = WordPieceTokenizer.fromJSON(JSON.parse(readFileSync(path.join(root, "training", "vocab", "taesr-8k.json"), "utf8")));
+
+  it("counts the content words (≥ 4 characters) cut into ≥ 3 pieces", () => {
+    // thr ##omb ##ocyt ##ope ##ni ##a; rare.
+    expect(fragmentedShare("Thrombocytopenia is rare", tokenizer)).toBe(0.5);
+    // bi ##c ##ycl ##e among clean, bicycle, chain (how, to, a are too short to count).
+    expect(fragmentedShare("how to clean a bicycle chain", tokenizer)).toBeCloseTo(1 / 3, 12);
+    // neutroph ##ils and myel ##oid: two pieces each is not fragmented.
+    expect(fragmentedShare("Neutrophils and myeloid", tokenizer)).toBe(0);
+    expect(fragmentedShare("the cat sat", tokenizer)).toBe(0);
+  });
+
+  it("splits queries into equal groups by value, lowest first, ties by query id", () => {
+    const values = new Map([["a", 0.5], ["b", 0.1], ["c", 0.3], ["d", 0.1], ["e", 0.9], ["f", 0]]);
+    expect(groupByQuantile(values, 3)).toEqual([
+      { range: "0.000–0.100", ids: ["f", "b"] },
+      { range: "0.100–0.300", ids: ["d", "c"] },
+      { range: "0.500–0.900", ids: ["a", "e"] },
+    ]);
+    expect(() => groupByQuantile(values, 4)).toThrow(/6 queries cannot make 4 groups of at least 2/);
+    expect(() => groupByQuantile(values, 0)).toThrow(/groups must be a whole number ≥ 1, got 0/);
+  });
+});
+
 async function cli(args: string[]): Promise<{ status: number | null; stderr: string; json: Record<string, unknown> | null }> {
   const { code, stdout, stderr } = await runCli("bench/compare-runs.ts", args);
   return { status: code, stderr, json: lastJsonLine(stdout) };
@@ -116,6 +143,20 @@ describe("npm run eval:compare", () => {
     result = await cli(["--dataset", dataset, fileA, other]);
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/ranks none of the 6 judged queries compared \(a run of another split or dataset\?\)/);
+  });
+
+  it("--by-fragmentation compares again within groups of queries, the groups covering every query once", async () => {
+    const tokenizer = path.join(root, "training", "vocab", "taesr-8k.json");
+    const { status, stderr, json } = await cli(["--dataset", dataset, "--by-fragmentation", tokenizer, "--groups", "2", fileA, fileB]);
+    expect(status, stderr).toBe(0);
+    const groups = (json!.by_fragmentation as { tokenizer: string; groups: Array<{ fragmented_share: string; queries: number }> }).groups;
+    expect(groups.map((g) => g.queries)).toEqual([3, 3]);
+    expect(groups[0]!.fragmented_share).toMatch(/^0\.\d{3}–\d\.\d{3}$/);
+    expect(stderr).toMatch(/fragmented share [\d.–]+ \(3 queries\): NDCG@10 A/);
+
+    const missing = await cli(["--dataset", dataset, "--by-fragmentation", path.join(scratch, "none.json"), fileA, fileB]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain("cannot read the tokenizer at");
   });
 
   it("--held-out-of keeps an adapted model's held-out train queries, and refuses too few of them", async () => {
