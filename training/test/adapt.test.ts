@@ -566,7 +566,7 @@ describe("adaptation end to end (tiny base artifact, wasm)", () => {
     expect(unreadable?.code).toBe(2);
     expect(unreadable?.stderr).toContain(`cannot read the adaptation preset ${missing}`);
     const stray = await fail(["--config", "configs/tiny.json", "--preset", missing]);
-    expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives, --max-length, --extend-vocab and --preset go with --adapt");
+    expect(stray?.stderr).toContain("--from, --name, --steps, --hard-negatives, --max-length, --extend-vocab, --new-rows-first and --preset go with --adapt");
   });
 
   it("the CHANGELOG row counts every process and accumulation step of an update, and names a distillation teacher", () => {

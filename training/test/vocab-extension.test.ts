@@ -239,27 +239,30 @@ describe("adaptation with --extend-vocab (tiny base artifact, real GloVe, wasm)"
     expect(failure?.stderr).toMatch(/extend-vocab: --base .*missing does not exist/);
   }, 60_000);
 
-  it("a gradient worker's session leaves initFrom unread (rank 0 sends the weights), and two processes update as one", async () => {
+  /** A run config from the base artifact with its vocabulary extended by two words (or as it was, `extended: false`). */
+  async function extendedConfig(name: string, training: Record<string, unknown>, extended = true): Promise<string> {
     const base = JSON.parse(await readFile(tokenizerPath, "utf8")) as TokenizerJSON;
     const extendedPath = path.join(tmp, "extended-2.json");
     await writeFile(extendedPath, JSON.stringify({ ...base, vocab: [...base.vocab, "myeloid", "neutrophil"] }));
-    const configFile = async (name: string, training: Record<string, unknown>) => {
-      const file = path.join(tmp, `${name}.json`);
-      await writeFile(
-        file,
-        JSON.stringify({
-          name,
-          tokenizer: extendedPath,
-          initFrom: baseDir,
-          arch: { ...ARCH, vocabSize: 8194 },
-          data: { sources: { wordnet: { maxPairs: 64 } } },
-          training: { batchSize: 8, steps: 2, lr: 1e-3, maxQueryLength: 16, maxDocLength: 32, evalEvery: 1000, checkpointEvery: 1000, ...training },
-          export: { name: "x", version: "next", outDir: path.join(tmp, "unused") },
-        }),
-      );
-      return file;
-    };
-    const file = await configFile("worker-session", { workers: 2 });
+    const file = path.join(tmp, `${name}.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        name,
+        tokenizer: extended ? extendedPath : tokenizerPath,
+        initFrom: baseDir,
+        arch: { ...ARCH, vocabSize: extended ? 8194 : 8192 },
+        // The immunology notes: every pair holds both added words, so their rows get gradients.
+        data: { sources: { adapt: { dir: path.relative(tmp, corpusDir) } }, validationFraction: 0.1 },
+        training: { batchSize: 8, steps: 2, lr: 1e-3, warmupSteps: 1, maxQueryLength: 16, maxDocLength: 32, evalEvery: 1000, checkpointEvery: 1000, ...training },
+        export: { name: "x", version: "next", outDir: path.join(tmp, "unused") },
+      }),
+    );
+    return file;
+  }
+
+  it("a gradient worker's session leaves initFrom unread (rank 0 sends the weights), and two processes update as one", async () => {
+    const file = await extendedConfig("worker-session", { workers: 2 });
     const rank0Lines: string[] = [];
     const rank0 = await prepareSession({ config: file, log: (line) => rank0Lines.push(line) });
     const workerLines: string[] = [];
@@ -278,7 +281,7 @@ describe("adaptation with --extend-vocab (tiny base artifact, real GloVe, wasm)"
 
     const parallel = await train({ config: file, runDir: path.join(tmp, "worker-session"), progress: false, log: () => {} });
     const accumulated = await train({
-      config: await configFile("worker-session-acc", { workers: 1, accumulationSteps: 2 }),
+      config: await extendedConfig("worker-session-acc", { workers: 1, accumulationSteps: 2 }),
       runDir: path.join(tmp, "worker-session-acc"),
       progress: false,
       log: () => {},
@@ -286,6 +289,36 @@ describe("adaptation with --extend-vocab (tiny base artifact, real GloVe, wasm)"
     expect(parallel.lossHistory).toEqual(accumulated.lossHistory);
     const tables = await Promise.all([parallel, accumulated].map(async (r) => (await loadParams(r.finalParamsPath!)).weights["embed.token"]));
     expect(Buffer.from(tables[0]!.buffer).equals(Buffer.from(tables[1]!.buffer))).toBe(true);
+  }, 240_000);
+
+  it("newRowsFirst: only the added rows learn for the first updates, then every weight, with the optimizer restarted", async () => {
+    const initial = await prepareSession({ config: await extendedConfig("new-rows-initial", {}), log: () => {} });
+    const initialTable = initial.params["embed.token"].dataSync().slice();
+    for (const variable of Object.values(initial.params)) variable.dispose();
+    const H = ARCH.hidden;
+
+    const lines: string[] = [];
+    const frozen = await train({ config: await extendedConfig("new-rows", { newRowsFirst: 2 }), runDir: path.join(tmp, "new-rows"), progress: false, log: (line) => lines.push(line) });
+    expect(lines.join("\n")).toMatch(/updates 1–2: only the 2 token rows the vocabulary extension added learn/);
+    const after = (await loadParams(frozen.finalParamsPath!)).weights;
+    for (const [name, values] of Object.entries(baseWeights)) {
+      const trained = name === "embed.token" ? after[name].subarray(0, 8192 * H) : after[name as keyof typeof after];
+      expect(Buffer.from(trained.buffer, trained.byteOffset, trained.byteLength).equals(Buffer.from(values.buffer, values.byteOffset, values.byteLength)), name).toBe(true);
+    }
+    const added = after["embed.token"].subarray(8192 * H);
+    expect(added).not.toEqual(initialTable.subarray(8192 * H));
+
+    const thawLines: string[] = [];
+    const thawed = await train({ config: await extendedConfig("new-rows-thaw", { newRowsFirst: 2, steps: 3 }), runDir: path.join(tmp, "new-rows-thaw"), progress: false, log: (line) => thawLines.push(line) });
+    expect(thawLines.join("\n")).toMatch(/update 3: every weight learns from here on \(optimizer moments restarted, learning rate warming up again\)/);
+    const thawedWeights = (await loadParams(thawed.finalParamsPath!)).weights;
+    expect(thawedWeights["embed.token"].subarray(0, 8192 * H)).not.toEqual(baseWeights["embed.token"]);
+    expect(thawedWeights["out.proj.w"]).not.toEqual(baseWeights["out.proj.w"]);
+
+    await expect(train({ config: await extendedConfig("new-rows-none", { newRowsFirst: 2 }, false), runDir: path.join(tmp, "new-rows-none"), progress: false, log: () => {} })).rejects.toThrow(
+      /training\.newRowsFirst: the tokenizer \(8192 entries\) adds no rows to initFrom's 8192/,
+    );
+    await expect(adapt({ corpusDir, from: baseDir, newRowsFirst: 2, progress: false, log: () => {} })).rejects.toThrow(/--new-rows-first goes with --extend-vocab/);
   }, 240_000);
 
   it("refuses a tokenizer that moves base entries, and a params file as the source", async () => {

@@ -41,6 +41,7 @@ const program = new Command()
     "--adapt: append up to n of the corpus's frequent words the base vocabulary fragments, as whole-word pieces with rows started from GloVe",
     positiveInteger,
   )
+  .option("--new-rows-first <n>", "--adapt with --extend-vocab: train only the added rows for the first n updates (then every weight)", positiveInteger)
   .option("--preset <file>", "--adapt: the preset the run's config is derived from (default: training/configs/adapt.json)")
   .option("--resume", "continue from the newest checkpoint in the run dir", false)
   .option("--run-dir <dir>", "run directory (default training/runs/<config name>)")
@@ -58,6 +59,7 @@ const opts = program.opts<{
   hardNegatives?: "bm25" | "dense";
   maxLength?: number;
   extendVocab?: number;
+  newRowsFirst?: number;
   preset?: string;
   resume: boolean;
   runDir?: string;
@@ -68,8 +70,8 @@ const opts = program.opts<{
 
 const base = process.env["INIT_CWD"] ?? process.cwd();
 if ((opts.config === undefined) === (opts.adapt === undefined)) program.error("error: pass exactly one of --config <file> or --adapt <dir>");
-if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps ?? opts.hardNegatives ?? opts.maxLength ?? opts.extendVocab ?? opts.preset) !== undefined) {
-  program.error("error: --from, --name, --steps, --hard-negatives, --max-length, --extend-vocab and --preset go with --adapt");
+if (opts.adapt === undefined && (opts.from ?? opts.name ?? opts.steps ?? opts.hardNegatives ?? opts.maxLength ?? opts.extendVocab ?? opts.newRowsFirst ?? opts.preset) !== undefined) {
+  program.error("error: --from, --name, --steps, --hard-negatives, --max-length, --extend-vocab, --new-rows-first and --preset go with --adapt");
 }
 if (opts.adapt !== undefined && opts.export) program.error("error: --export goes with --config (an adaptation exports when it finishes)");
 /** The stdout summary of a run: the result without the per-update loss history (tests and curves read that). */
@@ -102,6 +104,7 @@ try {
           ...(opts.hardNegatives !== undefined ? { hardNegatives: opts.hardNegatives } : {}),
           ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
           ...(opts.extendVocab !== undefined ? { extendVocab: opts.extendVocab } : {}),
+          ...(opts.newRowsFirst !== undefined ? { newRowsFirst: opts.newRowsFirst } : {}),
           ...(opts.preset !== undefined ? { preset: path.resolve(base, opts.preset) } : {}),
           ...(opts.runDir !== undefined ? { runDir: path.resolve(base, opts.runDir) } : {}),
           ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),

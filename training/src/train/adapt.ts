@@ -66,6 +66,8 @@ export interface AdaptOptions {
    * with their own rows (tokenizer/extend-vocab.ts, model/vocab-extension.ts); the run's tokenizer is written beside its
    * config. Default: the base's vocabulary unchanged. */
   extendVocab?: number;
+  /** With extendVocab: the first N updates train only the added rows (config training.newRowsFirst). */
+  newRowsFirst?: number;
   maxMinutes?: number;
   /** Run directory (default: <runsDir>/adapt-<name>, or -2, -3… when taken; see {@link chooseRunDir}). */
   runDir?: string;
@@ -242,6 +244,7 @@ async function deriveConfig(
       ...training,
       objectives: Object.keys(objectives).length > 0 ? objectives : undefined,
       ...(opts.steps !== undefined ? { steps: opts.steps, epochs: undefined } : {}),
+      ...(opts.newRowsFirst !== undefined ? { newRowsFirst: opts.newRowsFirst } : {}),
       // A base artifact with a shorter context (tests, tiny models) caps the preset's lengths.
       maxQueryLength: Math.min(Number(training["maxQueryLength"]), arch.maxLength),
       // A context chosen for the run is there for the documents: they are read up to it.
@@ -329,7 +332,9 @@ export function changelogRow(manifest: ArtifactManifest, date: string): string {
   const readUpTo = maxDocLength !== undefined ? `, documents read up to ${maxDocLength} word pieces` : "";
   const grown = a["vocabularyExtended"] as { from: number; to: number } | undefined;
   const vocabulary = grown
-    ? `, vocabulary extended by ${(grown.to - grown.from).toLocaleString("en-US")} of the corpus's words (${grown.from.toLocaleString("en-US")} → ${grown.to.toLocaleString("en-US")} entries, new rows from GloVe)`
+    ? `, vocabulary extended by ${(grown.to - grown.from).toLocaleString("en-US")} of the corpus's words (${grown.from.toLocaleString("en-US")} → ${grown.to.toLocaleString("en-US")} entries, new rows from GloVe` +
+      (cfg["training"]?.["newRowsFirst"] !== undefined ? `, trained alone for the first ${cfg["training"]["newRowsFirst"]} updates` : "") +
+      ")"
     : "";
   const what =
     `domain adaptation of ${a["base"]} to "${a["corpus"]}" (${Number(a["documents"]).toLocaleString("en-US")} documents): ${volume} × ${cfg["training"]?.["batchSize"]} pairs ` +
@@ -410,6 +415,9 @@ async function extendedVocabulary(
 export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[taesr] ${line}\n`));
   const corpusDir = path.resolve(opts.corpusDir);
+  if (opts.newRowsFirst !== undefined && opts.extendVocab === undefined) {
+    throw new ConfigError("--new-rows-first goes with --extend-vocab: without an extended vocabulary there are no new rows to train first");
+  }
   const corpus = await readAdaptCorpus(corpusDir);
   const artifactsDir = path.resolve(opts.artifactsDir ?? DEFAULT_ARTIFACTS_DIR);
   let baseDir: string;

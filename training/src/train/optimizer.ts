@@ -70,6 +70,18 @@ export class AdamW {
     });
   }
 
+  /**
+   * Starts over: moments zero, t = 0. For weights that sat out updates (training.newRowsFirst): Adam's bias correction
+   * assumes every update fed the moments, so weights joining at t = N with empty moments would step ~3× too far for
+   * hundreds of updates; restarting everyone gives each the corrected first steps of a fresh run.
+   */
+  reset(): void {
+    tf.tidy(() => {
+      for (const t of [...Object.values(this.m), ...Object.values(this.v)]) t.assign(tf.zerosLike(t));
+    });
+    this.t = 0;
+  }
+
   dispose(): void {
     for (const t of [...Object.values(this.m), ...Object.values(this.v)]) t.dispose();
   }

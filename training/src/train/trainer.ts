@@ -12,6 +12,7 @@ import { appendFile, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
+import { parseManifest } from "../../../src/model/manifest.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import { weightNames, weightNamesIn, type ArtifactManifest, type TaesrArchitecture, type WeightName } from "../../../src/model/spec.js";
 import { initBackend, type BackendName } from "../backend.js";
@@ -242,6 +243,44 @@ async function extendVocabularyRows(
   );
 }
 
+/** After training.newRowsFirst the whole model starts learning: its learning rate ramps up again over warmupSteps. */
+function rewarm(step: number, newRows: Session["newRows"], warmupSteps: number): number {
+  if (!newRows || step < newRows.updates || warmupSteps === 0) return 1;
+  return Math.min(1, (step - newRows.updates + 1) / warmupSteps);
+}
+
+/** The vocabulary size of the artifact a run starts from, which training.newRowsFirst needs to be smaller than the run's. */
+async function initFromVocabSize(dir: string, arch: TaesrArchitecture): Promise<number> {
+  if (!(await isDirectory(dir))) {
+    throw new Error(`training.newRowsFirst: initFrom ${dir} is not an artifact directory (only an artifact's vocabulary can be extended)`);
+  }
+  const from = parseManifest(await readFile(path.join(dir, "manifest.json"), "utf8")).architecture.vocabSize;
+  if (from >= arch.vocabSize) {
+    throw new Error(`training.newRowsFirst: the tokenizer (${arch.vocabSize} entries) adds no rows to initFrom's ${from}; it needs a vocabulary extended with \`npm run extend-vocab\``);
+  }
+  return from;
+}
+
+/**
+ * During training.newRowsFirst: the update's gradients cut to the rows the vocabulary extension added — embed.token
+ * rows and sparse.bias entries from `from` on — with every other gradient disposed (a weight without one is left
+ * unchanged by AdamW).
+ */
+function newRowsOnly(grads: Record<string, tf.Tensor>, from: number): Record<string, tf.Tensor> {
+  const kept: Record<string, tf.Tensor> = {};
+  for (const [name, g] of Object.entries(grads)) {
+    if (name === "embed.token" || name === "sparse.bias") {
+      kept[name] = tf.tidy(() => {
+        const rows = g.shape[0]!;
+        const mask = tf.concat([tf.zeros([from]), tf.ones([rows - from])]);
+        return tf.mul(g, g.rank === 2 ? tf.reshape(mask, [rows, 1]) : mask);
+      });
+    }
+    g.dispose();
+  }
+  return kept;
+}
+
 function dataFingerprint(pairs: PairSet): string {
   let h = hashString(JSON.stringify(pairs.stats));
   // The negative joins the hash only when there is one, so runs without negatives keep their fingerprints.
@@ -266,6 +305,9 @@ interface Session {
   lossOptions: ContrastiveLossOptions;
   /** The subspace probes and their optimiser (training.objectives.subspaces; training-only, never exported). */
   subspaces?: SubspaceObjective;
+  /** training.newRowsFirst on rank 0: the vocabulary size of initFrom (rows from here on are new) and the updates
+   * in which only they learn. */
+  newRows?: { from: number; updates: number };
   fingerprint: string;
   log: (line: string) => void;
 }
@@ -402,6 +444,8 @@ async function setUp(opts: TrainOptions): Promise<Session> {
     ? await paramsFrom(resolveFromConfig(loaded, config.initFrom), arch, config.seed, log, tokenizerJson)
     : initParams(arch, config.seed);
   const optimizer = new AdamW(params, { beta1: t.beta1, beta2: t.beta2, eps: t.adamEps, weightDecay: t.weightDecay });
+  const newRows = t.newRowsFirst !== undefined && !opts.weightsFromRank0 ? { from: await initFromVocabSize(resolveFromConfig(loaded, config.initFrom!), arch), updates: t.newRowsFirst } : undefined;
+  if (newRows) log(`updates 1–${newRows.updates}: only the ${arch.vocabSize - newRows.from} token rows the vocabulary extension added learn`);
   log(`model: H=${arch.hidden} heads=${arch.heads} ffn=${arch.ffn} V=${arch.vocabSize} L=${arch.maxLength}, ${parameterCount(arch)} parameters`);
 
   return {
@@ -436,6 +480,7 @@ async function setUp(opts: TrainOptions): Promise<Session> {
           }, config.seed, probeClassWeights),
         }
       : {}),
+    ...(newRows ? { newRows } : {}),
     fingerprint: dataFingerprint(pairs),
     log,
   };
@@ -520,7 +565,8 @@ async function trainStep(
     });
     localSum.dispose();
   }
-  const clipped = clipByGlobalNorm(s.subspaces ? { ...mean, ...probeMean } : mean, s.config.training.clipNorm);
+  const learning = s.newRows && step < s.newRows.updates ? newRowsOnly({ ...mean, ...probeMean }, s.newRows.from) : s.subspaces ? { ...mean, ...probeMean } : mean;
+  const clipped = clipByGlobalNorm(learning, s.config.training.clipNorm);
   // A non-finite loss or gradient would poison the moments for good: skip the update and let the log show it.
   const skipped = !Number.isFinite(loss) || !Number.isFinite(clipped.norm);
   if (!skipped) {
@@ -780,7 +826,14 @@ async function run(s: Session, opts: TrainOptions, sink: MetricsSink): Promise<T
         break;
       }
       const { microBatches, next } = takeMicroBatches(s, cursor, microBatchesPerUpdate);
-      const lr = learningRate(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: s.totalSteps, minLrRatio: t.minLrRatio });
+      if (s.newRows && step === s.newRows.updates) {
+        // Every other weight sat the first updates out: all moments restart, so each weight gets a fresh run's
+        // bias-corrected first steps (optimizer.ts reset), and the learning rate warms up again.
+        s.optimizer.reset();
+        s.subspaces?.optimizer.reset();
+        log(`update ${step + 1}: every weight learns from here on (optimizer moments restarted, learning rate warming up again)`);
+      }
+      const lr = learningRate(step, { lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: s.totalSteps, minLrRatio: t.minLrRatio }) * rewarm(step, s.newRows, t.warmupSteps);
       let outcome: StepOutcome;
       try {
         outcome = await trainStep(s, microBatches, lr, pool, step);
