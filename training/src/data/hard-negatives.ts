@@ -92,9 +92,9 @@ function groupOf(pair: TextPair): string {
  * Sets `negative` on the distinct train pairs of `source` whose kind is listed (repeated copies share the object, so
  * they share the negative). With `perCopy`, each further copy in `train` is replaced, in place, by a clone with its
  * own negative: a seeded order of the pool, one document per copy, starting over only when the copies outnumber the
- * pool (copy 0 keeps the first, which is the shared mode's pick). A listed kind the source lacks is reported in the stats (one preset serves corpora with
- * and without train qrels); when it lacks every listed kind the call throws, since a typo would otherwise train
- * without the negatives the config asks for.
+ * pool (copy 0 keeps the first, which is the shared mode's pick). A listed kind the source lacks is reported in the
+ * stats (one preset serves corpora with and without train qrels); when it lacks every listed kind the call throws,
+ * since a typo would otherwise train without the negatives the config asks for.
  */
 export async function mineHardNegatives(
   train: TextPair[],
