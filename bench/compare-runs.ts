@@ -57,33 +57,32 @@ async function readRun(file: string): Promise<Run> {
   return parseRunFile(await readText(file, "the run"), file);
 }
 
-async function adaptationFacts(dir: string): Promise<AdaptationFacts> {
-  const file = path.join(dir, "manifest.json");
-  let manifest: unknown;
+async function readJson(file: string, what: string): Promise<unknown> {
+  const text = await readText(file, what);
   try {
-    manifest = JSON.parse(await readText(file, "the model's manifest"));
-  } catch (error) {
-    throw error instanceof SyntaxError ? new Error(`${file} is not valid JSON`) : error;
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${file} is not valid JSON`);
   }
+}
+
+/** An artifact's manifest.json as a plain object: the adaptation record and the tokenizer's file name are read from it. */
+async function manifestOf(dir: string): Promise<AdaptationFacts & { tokenizer?: unknown }> {
+  const file = path.join(dir, "manifest.json");
+  const manifest = await readJson(file, "the model's manifest");
   if (typeof manifest !== "object" || manifest === null) throw new Error(`${file} is not a manifest object`);
-  return manifest as AdaptationFacts;
+  return manifest as AdaptationFacts & { tokenizer?: unknown };
 }
 
 /** A tokenizer from its JSON file, or from the file an artifact directory's manifest names. */
 async function loadTokenizer(where: string): Promise<WordPieceTokenizer> {
   let file = where;
   if ((await stat(where).catch(() => undefined))?.isDirectory()) {
-    const manifest = (await adaptationFacts(where)) as { tokenizer?: unknown };
-    if (typeof manifest.tokenizer !== "string") throw new Error(`${path.join(where, "manifest.json")} names no tokenizer file`);
-    file = path.join(where, manifest.tokenizer);
+    const { tokenizer } = await manifestOf(where);
+    if (typeof tokenizer !== "string") throw new Error(`${path.join(where, "manifest.json")} names no tokenizer file`);
+    file = path.join(where, tokenizer);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(await readText(file, "the tokenizer"));
-  } catch (error) {
-    throw error instanceof SyntaxError ? new Error(`${file} is not valid JSON`) : error;
-  }
-  return WordPieceTokenizer.fromJSON(json as TokenizerJSON);
+  return WordPieceTokenizer.fromJSON((await readJson(file, "the tokenizer")) as TokenizerJSON);
 }
 
 async function main(): Promise<void> {
@@ -91,7 +90,7 @@ async function main(): Promise<void> {
   let queries: readonly BeirQuery[] = dataset.queries;
   const notes: string[] = [];
   for (const dir of options.heldOutOf ?? []) {
-    const kept = untrainedQueries(queries, await adaptationFacts(dir), dataset);
+    const kept = untrainedQueries(queries, await manifestOf(dir), dataset);
     queries = kept.queries;
     if (kept.note) notes.push(`${path.basename(path.resolve(dir))}: ${kept.note}`);
   }
