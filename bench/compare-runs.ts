@@ -20,14 +20,14 @@
  * closes that gap. Give both runs' comparison one fixed tokenizer, so the groups hold the same queries.
  */
 import { Command } from "commander";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { BeirQuery } from "../src/eval/beir.js";
 import { untrainedQueries, type AdaptationFacts } from "../src/model/index.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../src/tokenizer/index.js";
 import { positiveInteger } from "./cli-options.js";
-import { loadBeirDataset } from "./eval/dataset.js";
-import { COMPARED_METRICS, compareRuns, fragmentedShare, groupByQuantile, parseRunFile, type Run } from "./eval/run-comparison.js";
+import { loadBeirDataset, readText } from "./eval/dataset.js";
+import { COMPARED_METRICS, compareRuns, fragmentedShare, groupByQuantile, parseRunFile, type MetricComparison, type Run, type RunComparison } from "./eval/run-comparison.js";
 
 const program = new Command()
   .name("npm run eval:compare --")
@@ -44,14 +44,6 @@ const program = new Command()
 
 const options = program.opts<{ dataset: string; split: string; heldOutOf?: string[]; byFragmentation?: string; groups: number; out?: string }>();
 const [runAFile, runBFile] = program.args as [string, string];
-
-async function readText(file: string, what: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch {
-    throw new Error(`cannot read ${what} at ${file}`);
-  }
-}
 
 async function readRun(file: string): Promise<Run> {
   return parseRunFile(await readText(file, "the run"), file);
@@ -85,6 +77,11 @@ async function loadTokenizer(where: string): Promise<WordPieceTokenizer> {
   return WordPieceTokenizer.fromJSON((await readJson(file, "the tokenizer")) as TokenizerJSON);
 }
 
+/** "A 0.5154  B 0.5077  B − A -0.0078 (paired SE 0.0076)": one metric of a comparison, for the stderr lines. */
+function sideBySide(m: MetricComparison): string {
+  return `A ${m.a.toFixed(4)}  B ${m.b.toFixed(4)}  B − A ${m.diff >= 0 ? "+" : ""}${m.diff.toFixed(4)} (paired SE ${m.paired_se.toFixed(4)})`;
+}
+
 async function main(): Promise<void> {
   const dataset = await loadBeirDataset(options.dataset, options.split);
   let queries: readonly BeirQuery[] = dataset.queries;
@@ -97,7 +94,7 @@ async function main(): Promise<void> {
   const [runA, runB] = [await readRun(runAFile), await readRun(runBFile)];
   const names = { a: runAFile, b: runBFile };
   const comparison = compareRuns(runA, runB, queries.map((q) => q.id), dataset.qrels, names);
-  let byFragmentation: { tokenizer: string; groups: Array<{ fragmented_share: string } & ReturnType<typeof compareRuns>> } | undefined;
+  let byFragmentation: { tokenizer: string; groups: Array<{ fragmented_share: string } & RunComparison> } | undefined;
   if (options.byFragmentation !== undefined) {
     const tokenizer = await loadTokenizer(options.byFragmentation);
     const shares = new Map(queries.map((q) => [q.id, fragmentedShare(q.text, tokenizer)]));
@@ -118,16 +115,11 @@ async function main(): Promise<void> {
 
   for (const note of notes) console.error(`queries: ${note}`);
   for (const metric of COMPARED_METRICS) {
-    const m = comparison.metrics[metric];
-    console.error(`${metric.padEnd(10)} A ${m.a.toFixed(4)}  B ${m.b.toFixed(4)}  B − A ${m.diff >= 0 ? "+" : ""}${m.diff.toFixed(4)} (paired SE ${m.paired_se.toFixed(4)})`);
+    console.error(`${metric.padEnd(10)} ${sideBySide(comparison.metrics[metric])}`);
   }
   console.error(`${comparison.queries} queries: NDCG@10 higher in B for ${comparison.better}, lower for ${comparison.worse}`);
   for (const group of byFragmentation?.groups ?? []) {
-    const m = group.metrics["ndcg@10"];
-    console.error(
-      `fragmented share ${group.fragmented_share} (${group.queries} queries): NDCG@10 A ${m.a.toFixed(4)}  B ${m.b.toFixed(4)}  ` +
-        `B − A ${m.diff >= 0 ? "+" : ""}${m.diff.toFixed(4)} (paired SE ${m.paired_se.toFixed(4)})`,
-    );
+    console.error(`fragmented share ${group.fragmented_share} (${group.queries} queries): NDCG@10 ${sideBySide(group.metrics["ndcg@10"])}`);
   }
   if (options.out) await writeFile(options.out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));

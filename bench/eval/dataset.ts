@@ -19,7 +19,8 @@ export interface EvalDataset {
   qrels: Map<string, Map<string, number>>;
 }
 
-async function readText(file: string, what: string): Promise<string> {
+/** A file's text, or an error that names what was missing and where. */
+export async function readText(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch {
