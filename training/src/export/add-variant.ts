@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { access, readFile, rm, writeFile, mkdir } from "node:fs/promises";
+import { readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { appendChangelogLine } from "../../../src/model/changelog.js";
 import { parseManifest, variantGraphs, type ArtifactVariant } from "../../../src/model/manifest.js";
@@ -25,6 +25,7 @@ import type { ArtifactManifest } from "../../../src/model/spec.js";
 import { loadArtifactWeights } from "../model/artifact-weights.js";
 import { buildEmbedGraph, buildLateGraph, buildSparseGraph, buildStepGraph, VARIANT_GRAPHS, type Weights } from "../onnx/taesr-graphs.js";
 import { MANIFEST_FILE, sha256Hex, variantPaths } from "./artifact.js";
+import { pathExists } from "../path-exists.js";
 
 /** Variants this tool can add: those that came after the first artifacts (fp32 and int8 are in every one). */
 export const ADDABLE_VARIANTS = ["int4", "int8w"] as const;
@@ -86,12 +87,6 @@ export interface AddedVariant {
   line: string;
 }
 
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 /**
  * Adds `variant` to the artifact in `dir` (see the module comment).
@@ -120,7 +115,7 @@ export async function addVariant(dir: string, variant: string, options: AddVaria
   for (const [kind, rel] of Object.entries(paths) as Array<[keyof typeof paths, string]>) {
     if (rel in manifest.files || built.has(rel)) continue;
     const target = path.join(dir, ...rel.split("/"));
-    if (await exists(target)) throw new Error(`${target} exists but is not in the manifest; remove it or check where it came from`);
+    if (await pathExists(target)) throw new Error(`${target} exists but is not in the manifest; remove it or check where it came from`);
     built.set(rel, build[kind](weights));
   }
 
@@ -177,7 +172,7 @@ export async function addVariant(dir: string, variant: string, options: AddVaria
     `${ratio}× smaller than fp32 (${bytes.fp32!.toLocaleString("en-US")} B; int8 ${bytes.int8!.toLocaleString("en-US")} B); ` +
     `existing files unchanged (\`${options.command ?? `npm run export -- --add-variant ${added} --artifact ${dir}`}\`)`;
   const changelogPath = path.join(path.dirname(path.resolve(dir)), "CHANGELOG.md");
-  const hasChangelog = await exists(changelogPath);
+  const hasChangelog = await pathExists(changelogPath);
   if (hasChangelog) await writeFile(changelogPath, appendChangelogLine(await readFile(changelogPath, "utf8"), line));
   return {
     dir,

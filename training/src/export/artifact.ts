@@ -22,7 +22,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
   blockOf,
@@ -40,6 +40,7 @@ import {
 } from "../../../src/model/spec.js";
 import { parameterCount } from "../model/params.js";
 import { buildEmbedGraph, buildLateGraph, buildSparseGraph, buildStepGraph, VARIANT_GRAPHS, type Variant } from "../onnx/taesr-graphs.js";
+import { pathExists } from "../path-exists.js";
 
 export interface ExportArtifactOptions {
   outDir: string;
@@ -120,14 +121,6 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function checkWeights(arch: TaesrArchitecture, weights: Record<WeightName, Float32Array>): void {
   const shapes = weightShapes(arch);
@@ -172,7 +165,7 @@ export async function exportArtifact(options: ExportArtifactOptions): Promise<Ex
   checkWeights(arch, options.weights);
 
   const dir = path.join(outDir, artifactDirName(name, version));
-  if ((await exists(dir)) && !options.force) {
+  if ((await pathExists(dir)) && !options.force) {
     throw new Error(`exportArtifact: ${dir} already exists; a published version is immutable (bump the version or pass force)`);
   }
 
@@ -208,7 +201,7 @@ export async function exportArtifact(options: ExportArtifactOptions): Promise<Ex
       await writeFile(target, bytes);
     }
     await writeFile(path.join(staging, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
-    if (await exists(dir)) {
+    if (await pathExists(dir)) {
       // Only reachable with force (checked above).
       await rm(dir, { recursive: true, force: true });
     }

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ArtifactManifest } from "../../../src/model/spec.js";
@@ -36,6 +36,7 @@ import { ConfigError, parseConfig, type TrainConfig } from "./config.js";
 import { DEFAULT_RUNS_DIR, train, type TrainResult } from "./trainer.js";
 import type { HeldOutRetrieval } from "./held-out-retrieval.js";
 import type { ValidationResult } from "./validate.js";
+import { pathExists } from "../path-exists.js";
 
 /** The repository's model-artifacts/ (the default home of base and adapted artifacts, and of CHANGELOG.md). */
 export const DEFAULT_ARTIFACTS_DIR = fileURLToPath(new URL("../../../model-artifacts/", import.meta.url));
@@ -130,14 +131,6 @@ export function chooseRepeat(config: TrainConfig, adaptTrainPairs: number): numb
   return Math.min(MAX_REPEAT, Math.max(1, Math.round(general / adaptTrainPairs)));
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The run directory when none is given. A fresh run takes the first free one of adapt-<name>, adapt-<name>-2, …, so a
@@ -147,10 +140,10 @@ async function exists(p: string): Promise<boolean> {
 export async function chooseRunDir(runsDir: string, name: string, resume: boolean): Promise<string> {
   const candidate = (i: number) => path.join(runsDir, i === 1 ? `adapt-${name}` : `adapt-${name}-${i}`);
   let last = 0;
-  while (await exists(candidate(last + 1))) last++;
+  while (await pathExists(candidate(last + 1))) last++;
   if (!resume) return candidate(last + 1);
   for (let i = last; i >= 1; i--) {
-    if (!(await exists(path.join(candidate(i), "final.taesr")))) return candidate(i);
+    if (!(await pathExists(path.join(candidate(i), "final.taesr")))) return candidate(i);
   }
   throw new Error(`--resume: no unfinished adaptation run of ${name} under ${runsDir} (every adapt-${name}* run has finished)`);
 }
@@ -439,7 +432,7 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
       (q ? `, ${q.queries} train queries (${q.pairs} positives) from qrels/train.tsv` : ", no train qrels (unsupervised)"),
   );
 
-  if (opts.resume && (await exists(configPath))) {
+  if (opts.resume && (await pathExists(configPath))) {
     // The saved config is the run's definition: re-deriving could differ (another preset, a changed repeat).
     log(`resuming ${runDir} with its ${ADAPT_CONFIG_FILE}`);
   } else {
