@@ -75,6 +75,7 @@ describe("procedural label", () => {
 describe("contextual label and batch rows", () => {
   it("is the source's index, shared by a pair's query and document", () => {
     expect([contextualLabel("debian"), contextualLabel("wordnet"), contextualLabel("scifact"), contextualLabel("adapt")]).toEqual([0, 1, 2, 3]);
+    expect(contextualLabel("biomed")).toBe(contextualLabel("wordnet"));
     expect(() => contextualLabel("reddit" as never)).toThrow(/unknown pair source "reddit"; expected one of debian, wordnet, scifact, adapt/);
     expect(subspaceLabel("Preheat the oven!", "wordnet")).toEqual({ temporal: 0, procedural: 1, contextual: 1 });
   });

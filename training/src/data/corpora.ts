@@ -19,6 +19,7 @@ import { createReadStream, existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { BiomedRecord } from "./biomed-corpus.js";
 
 export interface DebianPackageRecord {
   /** Package name. */
@@ -146,13 +147,12 @@ function expectStringArray(record: Record<string, unknown>, field: string, where
   return v as string[];
 }
 
-/** Typed records of one corpus: each JSONL object is checked by `parse` (which names the failing record). */
+/** Typed records of one corpus file: each JSONL object is checked by `parse` (which names the failing record). */
 async function* readRecords<T>(
-  name: CorpusName,
+  file: string,
   options: ReadOptions,
   parse: (record: Record<string, unknown>, where: string) => T,
 ): AsyncGenerator<T> {
-  const file = corpusPath(name);
   let n = 0;
   for await (const value of readJsonl<unknown>(file, options)) {
     n++;
@@ -162,16 +162,16 @@ async function* readRecords<T>(
   }
 }
 
-export function readDebianPackages(options: ReadOptions = {}): AsyncGenerator<DebianPackageRecord> {
-  return readRecords("debian", options, (r, where) => ({
+export async function* readDebianPackages(options: ReadOptions = {}): AsyncGenerator<DebianPackageRecord> {
+  yield* readRecords(corpusPath("debian"), options, (r, where) => ({
     id: expectString(r, "id", where),
     title: expectString(r, "title", where),
     text: expectString(r, "text", where),
   }));
 }
 
-export function readWordNetSynsets(options: ReadOptions = {}): AsyncGenerator<WordNetSynsetRecord> {
-  return readRecords("wordnet", options, (r, where) => ({
+export async function* readWordNetSynsets(options: ReadOptions = {}): AsyncGenerator<WordNetSynsetRecord> {
+  yield* readRecords(corpusPath("wordnet"), options, (r, where) => ({
     id: expectString(r, "id", where),
     pos: expectString(r, "pos", where),
     terms: expectStringArray(r, "terms", where),
@@ -181,12 +181,63 @@ export function readWordNetSynsets(options: ReadOptions = {}): AsyncGenerator<Wo
 }
 
 /** The SciFact corpus (abstracts) only — never the queries. */
-export function readSciFactCorpus(options: ReadOptions = {}): AsyncGenerator<SciFactDocumentRecord> {
-  return readRecords("scifact", options, (r, where) => ({
+export async function* readSciFactCorpus(options: ReadOptions = {}): AsyncGenerator<SciFactDocumentRecord> {
+  yield* readRecords(corpusPath("scifact"), options, (r, where) => ({
     _id: expectString(r, "_id", where),
     title: expectString(r, "title", where),
     text: expectString(r, "text", where),
   }));
+}
+
+/** Where the biomed corpus and the Debian packages it is built from are kept: training/.cache/biomed (gitignored). */
+export const BIOMED_CACHE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", ".cache", "biomed");
+
+/** The biomed corpus file a config's `data.sources.biomed` reads when it names none. */
+export function defaultBiomedFile(): string {
+  return path.join(BIOMED_CACHE_DIR, "biomed.jsonl");
+}
+
+/** What the corpus was built from, written beside it (`<corpus>.provenance.json`) and copied into the manifest. */
+export interface BiomedProvenance {
+  packages: { package: string; version: string; sha256: string }[];
+  records: { goTerms: number; genes: number };
+  builtBy: string;
+}
+
+export function biomedProvenancePath(corpusFile: string): string {
+  return corpusFile.replace(/\.jsonl$/, "") + ".provenance.json";
+}
+
+/** The provenance beside a biomed corpus file, or undefined when it is missing or unreadable. */
+export function readBiomedProvenance(corpusFile: string): BiomedProvenance | undefined {
+  try {
+    return JSON.parse(readFileSync(biomedProvenancePath(corpusFile), "utf8")) as BiomedProvenance;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The biomedical corpus file `npm run -w training corpus:biomed` writes (data/biomed-corpus.ts): Gene Ontology terms
+ * and human genes. Not part of the shared datasets: it is built from two Debian packages on the machine that trains.
+ */
+export async function* readBiomedCorpus(file: string, options: ReadOptions = {}): AsyncGenerator<BiomedRecord> {
+  if (!existsSync(file)) {
+    throw new Error(`The biomed corpus ${file} does not exist: build it with \`npm run -w training corpus:biomed -- --out ${file}\` (needs apt-get, dpkg-deb and Debian's package index).`);
+  }
+  yield* readRecords(file, options, (r, where) => {
+    const kind = expectString(r, "kind", where);
+    if (kind !== "go-term" && kind !== "gene") throw new Error(`${where}: field "kind" must be "go-term" or "gene", got ${JSON.stringify(kind)}`);
+    const name = r["name"] === undefined ? undefined : expectString(r, "name", where);
+    return {
+      id: expectString(r, "id", where),
+      kind,
+      title: expectString(r, "title", where),
+      ...(name !== undefined ? { name } : {}),
+      text: expectString(r, "text", where),
+      synonyms: expectStringArray(r, "synonyms", where),
+    };
+  });
 }
 
 /** Debian packages: title = short description, text = long description. */

@@ -6,6 +6,9 @@
  * - WordNet synsets: the synset's terms → definition; each usage example (≤ 2) → definition.
  * - SciFact corpus (titles and abstracts only, never queries or qrels; unsupervised in-domain use, declared in the
  *   manifest): title → abstract; one sentence (chosen by hash) → the rest of the abstract.
+ * - Biomedical annotation data (data/biomed-corpus.ts; `npm run -w training corpus:biomed` writes it): Gene Ontology
+ *   term → definition and one synonym → definition; human gene symbol → full name and GO annotations, one alias →
+ *   the same, full name → annotations.
  * - A user's corpus for domain adaptation (adapt-corpus.ts, `--adapt`): title → text; up to two sentences (chosen by
  *   hash) → the rest of the text; and, when the corpus ships qrels/train.tsv, each judged train query → its document.
  *   With `holdoutQueries` a share of the train queries, chosen by a hash of the query id, gives no train-side pair
@@ -20,12 +23,14 @@
  *
  * @module
  */
+import type { BiomedRecord } from "./biomed-corpus.js";
 import { createRng, deriveSeed, hashString, hashUnit, shuffleInPlace } from "./random.js";
 
-export type PairSource = "debian" | "wordnet" | "scifact" | "adapt";
+export type PairSource = "debian" | "wordnet" | "scifact" | "adapt" | "biomed";
 
-/** Every source, in the order buildPairs reads them (the order is part of the pair set: dedup keeps the first). */
-export const PAIR_SOURCES: readonly PairSource[] = ["debian", "wordnet", "scifact", "adapt"];
+/** Every source, in the order buildPairs reads them (the order is part of the pair set: dedup keeps the first; a new
+ * source goes last, so the pairs of every earlier configuration stay what they were). */
+export const PAIR_SOURCES: readonly PairSource[] = ["debian", "wordnet", "scifact", "adapt", "biomed"];
 
 export interface TextPair {
   query: string;
@@ -170,6 +175,38 @@ export function* adaptPairs(r: AdaptRecord): Generator<TextPair> {
   }
 }
 
+/** One synonym of a record, chosen by a hash of its id (a property of the data), that is not its title again. */
+function pickSynonym(id: string, title: string, synonyms: readonly string[]): string | undefined {
+  const candidates = synonyms.map(cleanText).filter((s) => s.length >= 2 && normKey(s) !== normKey(title));
+  if (candidates.length === 0) return undefined;
+  return candidates[Math.floor(hashUnit(id, 13) * candidates.length)];
+}
+
+/**
+ * A GO term: its name → its definition, and one synonym → the definition. A gene: its symbol → its full name and
+ * annotations, one alias symbol → the same, and its full name → the annotations alone (the name is not in that
+ * document, so the pair asks what the gene does, not how it is spelt). All pairs of a record share its group.
+ */
+export function* biomedPairs(r: BiomedRecord): Generator<TextPair> {
+  const group = `biomed:${r.id}`;
+  const title = cleanText(r.title ?? "");
+  const text = cleanText(r.text ?? "");
+  if (!title) return;
+  const synonym = pickSynonym(r.id, title, r.synonyms ?? []);
+  if (r.kind === "go-term") {
+    if (!text) return;
+    yield { query: title, doc: text, source: "biomed", kind: "term->definition", group };
+    if (synonym) yield { query: synonym, doc: text, source: "biomed", kind: "synonym->definition", group };
+    return;
+  }
+  const name = cleanText(r.name ?? "");
+  if (!name) return;
+  const doc = text ? `${name}. ${text}` : name;
+  yield { query: title, doc, source: "biomed", kind: "symbol->gene", group };
+  if (synonym) yield { query: synonym, doc, source: "biomed", kind: "alias->gene", group };
+  if (text) yield { query: name, doc: text, source: "biomed", kind: "name->annotations", group };
+}
+
 export interface PairSourceOptions {
   maxPairs?: number | undefined;
   /** Copies of each train pair in the stream (default 1): oversamples a small source. Validation keeps one copy. */
@@ -231,6 +268,7 @@ export type PairInputs = Partial<{
   wordnet: AsyncIterable<WordnetRecord> | Iterable<WordnetRecord>;
   scifact: AsyncIterable<ScifactRecord> | Iterable<ScifactRecord>;
   adapt: AsyncIterable<AdaptRecord> | Iterable<AdaptRecord>;
+  biomed: AsyncIterable<BiomedRecord> | Iterable<BiomedRecord>;
 }>;
 
 const BUILDERS: { [S in PairSource]: (r: never, o: PairSourceOptions) => Generator<TextPair> } = {
@@ -238,6 +276,7 @@ const BUILDERS: { [S in PairSource]: (r: never, o: PairSourceOptions) => Generat
   wordnet: wordnetPairs as (r: never) => Generator<TextPair>,
   scifact: ((r: ScifactRecord, o: PairSourceOptions) => scifactPairs(r, o.sentencesPerDoc)) as (r: never, o: PairSourceOptions) => Generator<TextPair>,
   adapt: adaptPairs as (r: never) => Generator<TextPair>,
+  biomed: biomedPairs as (r: never) => Generator<TextPair>,
 };
 
 /** Salt of the validation hash: fixed forever so the held-out slice never moves between runs. */

@@ -16,7 +16,9 @@
  *   procedure nouns (instructions, tutorial, recipe, procedure, protocol) and "use(d) … to <verb>". A bare verb gloss
  *   ("cause to move", WordNet's verb definitions) is not procedural: the instruction verbs must take a determiner or
  *   pronoun object.
- * - contextual (4-way): the pair's source — debian, wordnet, scifact, adapt (PAIR_SOURCES order). It is the only
+ * - contextual (4-way): the pair's source — debian, wordnet, scifact, adapt (CONTEXT_CLASSES order); biomed pairs
+ *   (Gene Ontology definitions, gene descriptions) are glossary text like WordNet's and take its class, so the probe
+ *   keeps its four classes (a weight shape in every checkpoint and artifact). It is the only
  *   "where does this text come from" signal every pair has, and query and document share it, so the subspace learns a
  *   property of both sides. The pair kind (title → text, sentence → rest…) was rejected: it differs between the two
  *   sides of one pair and is mostly text length, which the probe would learn instead of context.
@@ -25,7 +27,7 @@
  *
  * @module
  */
-import { PAIR_SOURCES, type PairSource } from "./pairs.js";
+import type { PairSource } from "./pairs.js";
 
 /** The labels of one text. */
 export interface SubspaceLabel {
@@ -36,7 +38,10 @@ export interface SubspaceLabel {
 }
 
 /** Classes of the contextual label, in label order. */
-export const CONTEXT_CLASSES: readonly PairSource[] = PAIR_SOURCES;
+export const CONTEXT_CLASSES: readonly PairSource[] = ["debian", "wordnet", "scifact", "adapt"];
+
+/** Sources that share another's class (see the module doc). */
+const SHARED_CLASS: Partial<Record<PairSource, PairSource>> = { biomed: "wordnet" };
 
 const MONTHS_UNAMBIGUOUS = "January|February|April|June|July|August|September|October|November|December";
 const MONTH_ABBREV = "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec";
@@ -114,7 +119,7 @@ export function isProcedural(text: string): boolean {
 
 /** The contextual class of a source; throws for a name outside PAIR_SOURCES (a new source needs a class). */
 export function contextualLabel(source: PairSource): number {
-  const index = CONTEXT_CLASSES.indexOf(source);
+  const index = CONTEXT_CLASSES.indexOf(SHARED_CLASS[source] ?? source);
   if (index < 0) throw new Error(`contextual label: unknown pair source ${JSON.stringify(source)}; expected one of ${CONTEXT_CLASSES.join(", ")}`);
   return index;
 }

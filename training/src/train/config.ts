@@ -10,6 +10,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { BLOCK_ARCHITECTURES } from "../../../src/model/spec.js";
+import { defaultBiomedFile } from "../data/corpora.js";
 
 const positiveInt = z.number().int().positive();
 
@@ -45,6 +46,18 @@ const sourceSchema = z
     repeat: positiveInt.optional(),
     /** SciFact only: sentence → rest-of-abstract pairs per abstract (default 1). */
     sentencesPerDoc: positiveInt.max(8).optional(),
+    kindRepeat: kindRepeatSchema.optional(),
+    hardNegatives: hardNegativesSchema.optional(),
+  })
+  .strict();
+
+/** The biomed corpus (data/biomed-corpus.ts; built by `npm run -w training corpus:biomed`). */
+const biomedSourceSchema = z
+  .object({
+    /** The corpus file (relative to this config file); default training/.cache/biomed/biomed.jsonl. */
+    file: z.string().min(1).optional(),
+    maxPairs: positiveInt.optional(),
+    repeat: positiveInt.optional(),
     kindRepeat: kindRepeatSchema.optional(),
     hardNegatives: hardNegativesSchema.optional(),
   })
@@ -199,6 +212,7 @@ export const trainConfigSchema = z
             wordnet: sourceSchema.optional(),
             scifact: sourceSchema.optional(),
             adapt: adaptSourceSchema.optional(),
+            biomed: biomedSourceSchema.optional(),
           })
           .strict()
           .refine((s) => Object.values(s).some((v) => v !== undefined), "enable at least one source"),
@@ -487,6 +501,12 @@ const configDirs = new WeakMap<TrainConfig, string>();
 /** The directory of the file `config` was loaded from (undefined for a config parsed from an object). */
 export function configDir(config: TrainConfig): string | undefined {
   return configDirs.get(config);
+}
+
+/** The biomed corpus file a config reads: data.sources.biomed.file against the config's directory, else the default. */
+export function biomedFile(config: TrainConfig): string {
+  const file = config.data.sources.biomed?.file;
+  return file === undefined ? defaultBiomedFile() : path.resolve(configDir(config) ?? process.cwd(), file);
 }
 
 /** A validated config plus the directory its relative paths are resolved against. */

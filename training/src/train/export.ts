@@ -17,7 +17,7 @@ import type { TaesrArchitecture } from "../../../src/model/spec.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import type { BackendName } from "../backend.js";
 import { readAdaptCorpus, TRAIN_QRELS, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
-import { CORPUS_FILES } from "../data/corpora.js";
+import { CORPUS_FILES, readBiomedProvenance } from "../data/corpora.js";
 import { BM25 } from "../data/hard-negatives.js";
 import { exportArtifact, nextMinorVersion } from "../export/artifact.js";
 import { buildPairs, heldOutQueryIds, normKey, QUERY_HOLDOUT_RULE, type AdaptRecord, type PairStats } from "../data/pairs.js";
@@ -26,7 +26,7 @@ import { heldOutRetrieval } from "./held-out-retrieval.js";
 import { isDirectory, readArtifactManifest } from "../model/artifact-weights.js";
 import { gloveProvenance } from "../model/glove-init.js";
 import { paramsToFloat32, type TaesrParams } from "../model/params.js";
-import { resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
+import { biomedFile, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { validate, type ValidationResult } from "./validate.js";
 
 export interface ExportRunInput {
@@ -52,6 +52,10 @@ const SOURCE_NOTES: Record<string, string> = {
   scifact:
     "SciFact corpus titles and abstracts only, used UNSUPERVISED IN-DOMAIN (title → abstract; one sentence → rest of abstract). " +
     "No SciFact queries or qrels (train or test) were used; report zero-shot numbers beside this model's.",
+  biomed:
+    "Gene Ontology terms (term → definition; synonym → definition) and human protein-coding genes (symbol or alias → " +
+    "full name and GO annotations; full name → annotations), from Debian's r-bioc-go.db and r-bioc-org.hs.eg.db " +
+    "(npm run -w training corpus:biomed). No SciFact text.",
 };
 
 /** The pair kind adapt-corpus queries produce (pairs.ts adaptPairs). */
@@ -91,7 +95,10 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
         {
           file: adapt
             ? `${adapt.corpus.name}/${adapt.corpus.corpusFile}`
-            : `shared/datasets/${CORPUS_FILES[source as keyof typeof CORPUS_FILES]}`,
+            : source === "biomed"
+              ? path.basename(biomedFile(input.config))
+              : `shared/datasets/${CORPUS_FILES[source as keyof typeof CORPUS_FILES]}`,
+          ...(source === "biomed" ? { builtFrom: readBiomedProvenance(biomedFile(input.config)) ?? "unknown (no provenance file beside the corpus)" } : {}),
           use: adapt ? adapt.note : SOURCE_NOTES[source],
           // Unique pairs; a repeated source also says how often each appears in the stream.
           trainPairs: counts.uniqueTrain ?? counts.train,

@@ -19,7 +19,7 @@ import { initBackend, type BackendName } from "../backend.js";
 import { PairBatcher } from "../data/batches.js";
 import { BatchBm25 } from "../data/lexical-scores.js";
 import { labelRows } from "../data/subspace-labels.js";
-import { CORPUS_FILES, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
+import { CORPUS_FILES, readBiomedCorpus, readDebianPackages, readSciFactCorpus, readWordNetSynsets } from "../data/corpora.js";
 import { buildPairs, type PairInputs, type PairSet, type PairSource } from "../data/pairs.js";
 import { adaptRecords } from "../data/adapt-corpus.js";
 import { bm25Ranker, mineHardNegatives, type HardNegativeOptions } from "../data/hard-negatives.js";
@@ -32,7 +32,7 @@ import { extendedTokenRows } from "../model/vocab-extension.js";
 import { extendsVocabulary } from "../tokenizer/extend-vocab.js";
 import { contextChangeRefusal, resizePositionTable } from "../model/context-length.js";
 import { initParams, initWeights, loadParams, parameterCount, paramsFromWeights, paramsToFloat32, saveParams, type TaesrParams, type TaesrWeights } from "../model/params.js";
-import { configDir, loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
+import { biomedFile, configDir, loadConfig, resolveFromConfig, type LoadedConfig, type TrainConfig } from "./config.js";
 import { loadLatestCheckpoint, restoreVariables, saveCheckpoint, type CheckpointState, type DataCursor } from "./checkpoint.js";
 import type { ContrastiveLossOptions } from "./loss.js";
 import { GradientWorkerError, GradientWorkerPool, type WorkerResult } from "./data-parallel.js";
@@ -109,6 +109,7 @@ function openSources(config: TrainConfig): PairInputs {
   if (s.scifact) inputs.scifact = readSciFactCorpus();
   // Relative to the config file, like every path in a config (the CLI's --adapt writes one beside its run).
   if (s.adapt) inputs.adapt = adaptRecords(path.resolve(configDir(config) ?? process.cwd(), s.adapt.dir));
+  if (s.biomed) inputs.biomed = readBiomedCorpus(biomedFile(config));
   return inputs;
 }
 
