@@ -87,7 +87,6 @@ export interface AddedVariant {
   line: string;
 }
 
-
 /**
  * Adds `variant` to the artifact in `dir` (see the module comment).
  * @throws Error when the variant is unknown or already present, a file is in the way, or the fp32 graphs fail their

@@ -121,7 +121,6 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-
 function checkWeights(arch: TaesrArchitecture, weights: Record<WeightName, Float32Array>): void {
   const shapes = weightShapes(arch);
   const names = weightNames(arch);

@@ -131,7 +131,6 @@ export function chooseRepeat(config: TrainConfig, adaptTrainPairs: number): numb
   return Math.min(MAX_REPEAT, Math.max(1, Math.round(general / adaptTrainPairs)));
 }
 
-
 /**
  * The run directory when none is given. A fresh run takes the first free one of adapt-<name>, adapt-<name>-2, …, so a
  * second adaptation of the same corpus does not collide with the first; --resume takes the newest one that has not
