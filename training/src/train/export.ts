@@ -17,7 +17,7 @@ import type { TaesrArchitecture } from "../../../src/model/spec.js";
 import { WordPieceTokenizer, type TokenizerJSON } from "../../../src/tokenizer/index.js";
 import type { BackendName } from "../backend.js";
 import { readAdaptCorpus, TRAIN_QRELS, type AdaptCorpusInfo } from "../data/adapt-corpus.js";
-import { CORPUS_FILES, readBiomedProvenance } from "../data/corpora.js";
+import { CORPUS_FILES, readBiomedProvenance, type BiomedProvenance } from "../data/corpora.js";
 import { BM25 } from "../data/hard-negatives.js";
 import { exportArtifact, nextMinorVersion } from "../export/artifact.js";
 import { buildPairs, heldOutQueryIds, normKey, QUERY_HOLDOUT_RULE, type AdaptRecord, type PairStats } from "../data/pairs.js";
@@ -85,6 +85,19 @@ function distillationObjective(distill: { weight: number; bm25?: number | undefi
   return `; the dense embedding also learns ${teacher} (KL to it as a fixed teacher: training.objectives.late.distill)`;
 }
 
+/**
+ * Where a source's pairs came from: the adaptation corpus, the biomedical file built on this machine (with what it was
+ * built from, since it is not shipped), or a shared corpus.
+ */
+function sourceOrigin(source: string, config: TrainConfig, adapt: AdaptationSummary | undefined): { file: string; builtFrom?: BiomedProvenance | string } {
+  if (adapt) return { file: `${adapt.corpus.name}/${adapt.corpus.corpusFile}` };
+  if (source === "biomed") {
+    const file = biomedFile(config);
+    return { file: path.basename(file), builtFrom: readBiomedProvenance(file) ?? "unknown (no provenance file beside the corpus)" };
+  }
+  return { file: `shared/datasets/${CORPUS_FILES[source as keyof typeof CORPUS_FILES]}` };
+}
+
 /** The manifest's `training` record. */
 export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSummary): Record<string, unknown> {
   const dataSources = Object.fromEntries(
@@ -93,12 +106,7 @@ export function trainingRecord(input: ExportRunInput, adaptation?: AdaptationSum
       return [
         source,
         {
-          file: adapt
-            ? `${adapt.corpus.name}/${adapt.corpus.corpusFile}`
-            : source === "biomed"
-              ? path.basename(biomedFile(input.config))
-              : `shared/datasets/${CORPUS_FILES[source as keyof typeof CORPUS_FILES]}`,
-          ...(source === "biomed" ? { builtFrom: readBiomedProvenance(biomedFile(input.config)) ?? "unknown (no provenance file beside the corpus)" } : {}),
+          ...sourceOrigin(source, input.config, adapt),
           use: adapt ? adapt.note : SOURCE_NOTES[source],
           // Unique pairs; a repeated source also says how often each appears in the stream.
           trainPairs: counts.uniqueTrain ?? counts.train,
