@@ -80,8 +80,8 @@ function run(script: string, args: string[]): { status: number | null; stderr: s
 }
 
 /**
- * Eight reports that share a title and ~170 word pieces of boilerplate and differ only in a last sentence past the
- * model's 128-piece window; each query asks about one last sentence.
+ * Eight reports that share a title and ~155–175 word pieces of boilerplate (with the 16k or the 8k vocabulary) and differ
+ * only in a last sentence past the model's 128-piece window; each query asks about one last sentence.
  */
 function boilerplateCorpus(dir: string): void {
   const filler =
@@ -98,7 +98,7 @@ function boilerplateCorpus(dir: string): void {
     ["Rainbows appear when sunlight is refracted by raindrops.", "how do rainbows form"],
   ];
   mkdirSync(path.join(dir, "qrels"), { recursive: true });
-  writeFileSync(path.join(dir, "corpus.jsonl"), endings.map(([end], i) => JSON.stringify({ _id: `d${i}`, title: "Council report", text: filler.repeat(4) + end })).join("\n") + "\n");
+  writeFileSync(path.join(dir, "corpus.jsonl"), endings.map(([end], i) => JSON.stringify({ _id: `d${i}`, title: "Council report", text: filler.repeat(3) + end })).join("\n") + "\n");
   writeFileSync(path.join(dir, "queries.jsonl"), endings.map(([, query], i) => JSON.stringify({ _id: `q${i}`, text: query })).join("\n") + "\n");
   const qrels = ["query-id\tcorpus-id\tscore", ...endings.map((_, i) => `q${i}\td${i}\t1`)].join("\n") + "\n";
   for (const split of ["train", "test"]) writeFileSync(path.join(dir, "qrels", `${split}.tsv`), qrels);
@@ -122,7 +122,7 @@ describe("npm run eval:document-passages", () => {
     const result = chosen.json as { chosen: string; dense: { ndcg10: number; ndcg10Whole: number }; hybrid: { ndcg10: number; ndcg10Whole: number }; passages: { mean_per_document: number } };
     expect(result.chosen).toBe("passages");
     // Whole, every report reads as the same boilerplate, so all eight tie (NDCG@10 0.494 by id order); as passages each
-    // one's last sentence counts. (0.5.0 gained over 0.2 here, 0.9.0 0.15: the margin is the model’s, the tie is not.)
+    // one's last sentence counts, in a last passage that is mostly that sentence.
     expect(result.dense.ndcg10).toBeGreaterThan(result.dense.ndcg10Whole + 0.1);
     expect(result.passages.mean_per_document).toBeGreaterThan(1);
     const saved = parseManifest(readFileSync(path.join(model, "manifest.json"), "utf8")).retrieval?.documentPassages;
