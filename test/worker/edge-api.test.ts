@@ -194,7 +194,7 @@ describe("POST /v1/search", () => {
 
   it("takes the fusion and its weights per request", async () => {
     const h = await seeded();
-    // The fused scores themselves, so without the late rerank the bundled model applies by default.
+    // The fused scores themselves, so without a late rerank (which a bundled model with a tuned late weight applies by default).
     const search = async (extra: Record<string, unknown>) =>
       json<SearchBody>(await h.request("/v1/search", { method: "POST", json: { query: "glacier", rerank: false, ...extra } }));
     // The default reads the learned sparse list exactly when the bundled model has the head and its tuned weight for
