@@ -123,7 +123,7 @@ describe("npm run eval:document-passages", () => {
     expect(result.chosen).toBe("passages");
     // Whole, every report reads as the same boilerplate, so all eight tie (NDCG@10 0.494 by id order); as passages each
     // one's last sentence counts, in a last passage that is mostly that sentence.
-    expect(result.dense.ndcg10).toBeGreaterThan(result.dense.ndcg10Whole + 0.1);
+    expect(result.dense.ndcg10).toBeGreaterThan(result.dense.ndcg10Whole + 0.2);
     expect(result.passages.mean_per_document).toBeGreaterThan(1);
     const saved = parseManifest(readFileSync(path.join(model, "manifest.json"), "utf8")).retrieval?.documentPassages;
     expect(saved).toMatchObject({ maxPieces: 120, maxPassages: 8, tunedOn: { dataset: "reports", split: "train", queries: 8, dense: { ndcg10: result.dense.ndcg10 } } });
